@@ -1,0 +1,65 @@
+"""CNN Lab: entry point. Page config, navigation and the home page.
+
+Run with ``streamlit run app.py``. Nothing here imports TensorFlow: pages that need it
+import it lazily, so the home page and the Convolution lab open in about a second.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+st.set_page_config(page_title="CNN Lab", page_icon="🧠", layout="wide")
+
+#: (file, title, icon, what the page teaches) — the home page and the sidebar use this list.
+PAGES: list[tuple[str, str, str, str]] = [
+    (
+        "pages/convolution_lab.py",
+        "Convolution lab",
+        ":material/grid_on:",
+        "Slide a kernel over a real image. See how padding, stride and dilation set the "
+        "output size, check the arithmetic cell by cell, and stack filters into a Conv2D layer.",
+    ),
+    (
+        "pages/train_mnist.py",
+        "Train on MNIST",
+        ":material/draw:",
+        "Build a convnet layer by layer, train it on handwritten digits in the background with "
+        "live curves, then test it on digits you draw and see why convnets beat dense networks.",
+    ),
+    (
+        "pages/classify.py",
+        "Classify with ResNet50",
+        ":material/photo_camera:",
+        "Upload a photo or take one with your camera: watch each preprocessing step, read "
+        "ResNet50's top-5 guesses and see where it looked with Grad-CAM.",
+    ),
+    (
+        "pages/feature_maps.py",
+        "Feature maps",
+        ":material/layers:",
+        "Open any layer of your trained convnet, ResNet50 or VGG19 and see its activations "
+        "and filters on your own image: edges first, abstract patterns deeper.",
+    ),
+]
+
+
+def home() -> None:
+    st.title("CNN Lab")
+    st.markdown(
+        "Learn how **convolutional neural networks** see, by doing it: every number on these "
+        "pages is computed from real images, real data and real Keras models."
+    )
+    for page, (_, title, icon, teaches) in zip(pages[1:], PAGES, strict=True):
+        with st.container(border=True):
+            st.page_link(page, label=title, icon=icon)
+            st.caption(teaches)
+    st.caption(
+        "Start with the Convolution lab (no deep learning library needed), then train your "
+        "own network on MNIST and look inside it on the Feature maps page."
+    )
+
+
+pages = [st.Page(home, title="Home", icon=":material/home:", default=True)] + [
+    st.Page(path, title=title, icon=icon) for path, title, icon, _ in PAGES
+]
+st.navigation(pages).run()

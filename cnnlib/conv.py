@@ -1,0 +1,302 @@
+"""Hand-made 2-D convolution (cross-correlation, as Keras ``Conv2D``) with NumPy.
+
+Shapes follow Keras: images are (H, W) or (H, W, C), kernels (kh, kw), (kh, kw, C) or
+(kh, kw, C, F). Padding is "valid", "same" (TensorFlow's split: the odd extra row/column
+goes to the bottom/right), "full" (every partial overlap) or an explicit number of zero
+rows/columns on each side. No TensorFlow here: tests compare against ``tf.nn.conv2d``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from cnnlib.errors import InvalidArgumentError
+
+PaddingMode = Literal["valid", "same", "full"]
+Padding = PaddingMode | int | tuple[int, int]
+IntOrPair = int | tuple[int, int]
+
+PADDING_MODES: tuple[str, ...] = ("valid", "same", "full")
+
+
+def _pair(value: IntOrPair, name: str, *, minimum: int) -> tuple[int, int]:
+    if isinstance(value, bool):
+        raise InvalidArgumentError(f"{name} must be an integer or a pair of integers, not a bool.")
+    if isinstance(value, int | np.integer):
+        pair = (int(value), int(value))
+    elif isinstance(value, tuple | list) and len(value) == 2:
+        if not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in value):
+            raise InvalidArgumentError(f"{name} must hold integers, got {value!r}.")
+        pair = (int(value[0]), int(value[1]))
+    else:
+        raise InvalidArgumentError(
+            f"{name} must be an integer or a pair of integers, got {value!r}."
+        )
+    if min(pair) < minimum:
+        raise InvalidArgumentError(f"{name} must be at least {minimum}, got {value!r}.")
+    return pair
+
+
+def effective_kernel_size(k: int, dilation: int = 1) -> int:
+    """Span of a dilated kernel in pixels: d·(k − 1) + 1."""
+    return dilation * (k - 1) + 1
+
+
+def pad_amounts(
+    n: int, k: int, *, padding: PaddingMode | int, stride: int = 1, dilation: int = 1
+) -> tuple[int, int]:
+    """Zero rows (or columns) added (before, after) along one axis of length ``n``.
+
+    "same" follows TensorFlow: the output has ⌈n/s⌉ cells and the total padding
+    max((o − 1)·s + d·(k − 1) + 1 − n, 0) is split with the odd extra one *after*.
+    """
+    n, k = int(n), int(k)
+    if n < 1 or k < 1:
+        raise InvalidArgumentError(
+            f"Input size and kernel size must be at least 1, got {n} and {k}."
+        )
+    (stride, _), (dilation, _) = (
+        _pair(stride, "stride", minimum=1),
+        _pair(dilation, "dilation", minimum=1),
+    )
+    k_eff = effective_kernel_size(k, dilation)
+    if isinstance(padding, str):
+        if padding == "valid":
+            return 0, 0
+        if padding == "full":
+            return k_eff - 1, k_eff - 1
+        if padding == "same":
+            out = -(-n // stride)
+            total = max((out - 1) * stride + k_eff - n, 0)
+            return total // 2, total - total // 2
+        raise InvalidArgumentError(
+            f"Padding must be 'valid', 'same', 'full' or a number of pixels, got {padding!r}."
+        )
+    (p, _) = _pair(padding, "padding", minimum=0)
+    return p, p
+
+
+def output_size(
+    n: int, k: int, *, padding: PaddingMode | int = "valid", stride: int = 1, dilation: int = 1
+) -> int:
+    """Output length along one axis: ⌊(n + p_before + p_after − d·(k − 1) − 1)/s⌋ + 1.
+
+    Raises ``InvalidArgumentError`` when the (dilated) kernel does not fit in the padded input.
+    """
+    before, after = pad_amounts(n, k, padding=padding, stride=stride, dilation=dilation)
+    k_eff = effective_kernel_size(k, dilation)
+    padded = n + before + after
+    if padded < k_eff:
+        raise InvalidArgumentError(
+            f"The kernel spans {k_eff} pixels (size {k}, dilation {dilation}) but the padded input "
+            f"is only {padded} pixels wide. Use a smaller kernel or dilation, or more padding."
+        )
+    return (padded - k_eff) // stride + 1
+
+
+def dropped_cells(
+    n: int, k: int, *, padding: PaddingMode | int = "valid", stride: int = 1, dilation: int = 1
+) -> int:
+    """How many trailing padded rows/columns no kernel position reaches (lost to the floor)."""
+    before, after = pad_amounts(n, k, padding=padding, stride=stride, dilation=dilation)
+    o = output_size(n, k, padding=padding, stride=stride, dilation=dilation)
+    return n + before + after - ((o - 1) * stride + effective_kernel_size(k, dilation))
+
+
+def _as_hwc(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 2:
+        return x[:, :, None]
+    if x.ndim == 3:
+        return x
+    raise InvalidArgumentError(
+        f"The image must be 2-D (H, W) or 3-D (H, W, C); got shape {x.shape}."
+    )
+
+
+def _as_kernel4(kernel: np.ndarray, channels: int) -> np.ndarray:
+    """(kh, kw) | (kh, kw, C) | (kh, kw, C, F) → (kh, kw, C, F) float32.
+
+    A 2-D kernel on a C-channel image is used for every channel (one filter spanning all
+    channels, as a Conv2D filter does).
+    """
+    k = np.asarray(kernel, dtype=np.float32)
+    if k.ndim == 2:
+        k = np.repeat(k[:, :, None], channels, axis=2)
+    if k.ndim == 3:
+        k = k[..., None]
+    if k.ndim != 4:
+        raise InvalidArgumentError(
+            f"The kernel must be (kh, kw), (kh, kw, C) or (kh, kw, C, F); got shape {k.shape}."
+        )
+    if min(k.shape) < 1:
+        raise InvalidArgumentError(f"The kernel has an empty dimension: shape {k.shape}.")
+    if k.shape[2] != channels:
+        raise InvalidArgumentError(
+            f"The kernel has {k.shape[2]} input channels but the image has {channels}. "
+            "They must match."
+        )
+    if not np.all(np.isfinite(k)):
+        raise InvalidArgumentError(
+            "The kernel contains NaN or infinite values; use finite numbers."
+        )
+    return k
+
+
+def _padding_pairs(
+    shape: tuple[int, int], ksize: tuple[int, int], padding: Padding, stride, dilation
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    if isinstance(padding, tuple | list):
+        ph, pw = _pair(padding, "padding", minimum=0)
+        per_axis: tuple = (ph, pw)
+    else:
+        per_axis = (padding, padding)
+    return tuple(
+        pad_amounts(shape[a], ksize[a], padding=per_axis[a], stride=stride[a], dilation=dilation[a])
+        for a in (0, 1)
+    )  # type: ignore[return-value]
+
+
+#: Elements of the im2col matrix (or accumulator) handled per band of output rows, so that
+#: each band stays in the CPU cache.
+_BAND_ELEMENTS = 1 << 18
+
+
+def _phases(xp: np.ndarray, sh: int, sw: int, rows: int, cols: int) -> np.ndarray:
+    """Polyphase split of the padded image: (sh, sw, C, rows·cols) float32, zero-filled.
+
+    Phase (a, b) holds ``xp[a::sh, b::sw]`` channel-first, so that a stride-s convolution
+    becomes a sum of stride-1 reads at constant offsets in one flat, contiguous array.
+    """
+    c = xp.shape[2]
+    ph = np.zeros((sh, sw, c, rows, cols), dtype=np.float32)
+    for a in range(sh):
+        for b in range(sw):
+            part = xp[a::sh, b::sw]
+            ph[a, b, :, : part.shape[0], : part.shape[1]] = part.transpose(2, 0, 1)
+    return ph.reshape(sh, sw, c, rows * cols)
+
+
+def _conv_padded(
+    xp: np.ndarray,
+    k4: np.ndarray,
+    ho: int,
+    wo: int,
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+) -> np.ndarray:
+    """Valid cross-correlation of the padded image ``xp`` (Hp, Wp, C) → (ho, wo, F) float32.
+
+    Output row r, column q, tap (i, j) reads ``xp[r·sh + i·dh, q·sw + j·dw]``, which is
+    element (r + i·dh // sh, q + j·dw // sw) of phase (i·dh % sh, j·dw % sw). On a grid
+    ``width`` columns wide, every tap is then one contiguous slice; the few columns past
+    ``wo`` are computed and cropped.
+    """
+    kh, kw, c, f = k4.shape
+    (sh, sw), (dh, dw) = stride, dilation
+    width = -(-xp.shape[1] // sw)
+    rows = -(-xp.shape[0] // sh) + 1  # one spare row: the last taps read past the end
+    flat = _phases(xp, sh, sw, rows, width)
+    taps = [
+        ((i * dh) % sh, (j * dw) % sw, (i * dh) // sh * width + (j * dw) // sw)
+        for i in range(kh)
+        for j in range(kw)
+    ]
+    weights = k4.reshape(kh * kw, c, f)
+    n_total = ho * width
+    out = np.empty((n_total, f), dtype=np.float32)
+    band = max(width, _BAND_ELEMENTS // (len(taps) * c) if c * f > 1 else _BAND_ELEMENTS)
+    for n0 in range(0, n_total, band):
+        n1 = min(n_total, n0 + band)
+        if c * f == 1:
+            # One channel, one filter: multiply-accumulate one contiguous slice per tap.
+            acc = np.zeros(n1 - n0, dtype=np.float32)
+            tmp = np.empty_like(acc)
+            for t, (a, b, off) in enumerate(taps):
+                w = weights[t, 0, 0]
+                if w != 0.0:
+                    np.multiply(flat[a, b, 0, n0 + off : n1 + off], w, out=tmp)
+                    acc += tmp
+            out[n0:n1, 0] = acc
+        else:
+            # im2col, one contiguous row copy per tap and channel, then one matrix product.
+            cols = np.empty((len(taps) * c, n1 - n0), dtype=np.float32)
+            for t, (a, b, off) in enumerate(taps):
+                cols[t * c : (t + 1) * c] = flat[a, b, :, n0 + off : n1 + off]
+            np.matmul(cols.T, weights.reshape(-1, f), out=out[n0:n1])
+    return out.reshape(ho, width, f)[:, :wo]
+
+
+def conv2d(
+    x: np.ndarray,
+    kernel: np.ndarray,
+    *,
+    padding: Padding = "valid",
+    stride: IntOrPair = 1,
+    dilation: IntOrPair = 1,
+) -> np.ndarray:
+    """Cross-correlate an image with a kernel exactly as Keras ``Conv2D`` (no flip, no bias).
+
+    x: (H, W) or (H, W, C). kernel: (kh, kw), (kh, kw, C) or (kh, kw, C, F).
+    Returns float32 (H′, W′) for a 2-D or 3-D kernel, (H′, W′, F) for a 4-D one, where
+    H′ = ``output_size(H, kh, ...)``. Only the output positions the stride visits are computed.
+    Raises ``InvalidArgumentError`` (a ``ValueError``) for bad shapes or arguments.
+    """
+    xs = _as_hwc(x)
+    if not np.all(np.isfinite(xs)):
+        raise InvalidArgumentError("The image contains NaN or infinite values.")
+    k4 = _as_kernel4(kernel, xs.shape[2])
+    squeeze = np.ndim(kernel) < 4
+    sh, sw = _pair(stride, "stride", minimum=1)
+    dh, dw = _pair(dilation, "dilation", minimum=1)
+    kh, kw = k4.shape[:2]
+    (pt, pb), (pl, pr) = _padding_pairs(xs.shape[:2], (kh, kw), padding, (sh, sw), (dh, dw))
+    h_pad, w_pad = xs.shape[0] + pt + pb, xs.shape[1] + pl + pr
+    keh, kew = effective_kernel_size(kh, dh), effective_kernel_size(kw, dw)
+    if h_pad < keh or w_pad < kew:
+        raise InvalidArgumentError(
+            f"The kernel spans {keh}×{kew} pixels (size {kh}×{kw}, dilation {dh}×{dw}) but the "
+            f"padded image is only {h_pad}×{w_pad}. Use a smaller kernel or dilation, or more "
+            "padding."
+        )
+    ho, wo = (h_pad - keh) // sh + 1, (w_pad - kew) // sw + 1
+    xp = np.pad(xs, ((pt, pb), (pl, pr), (0, 0))) if pt or pb or pl or pr else xs
+    out = _conv_padded(xp, k4, ho, wo, (sh, sw), (dh, dw))
+    return out[:, :, 0] if squeeze else out
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """Rectified linear unit, max(x, 0), same shape and dtype."""
+    return np.maximum(x, 0)
+
+
+def _pool(x: np.ndarray, pool: int, stride: int | None, reduce) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim not in (2, 3):
+        raise InvalidArgumentError(f"Pooling needs (H, W) or (H, W, C); got shape {x.shape}.")
+    (p, _) = _pair(pool, "pool size", minimum=1)
+    (s, _) = _pair(stride if stride is not None else p, "pool stride", minimum=1)
+    h, w = x.shape[:2]
+    if h < p or w < p:
+        raise InvalidArgumentError(f"A {p}×{p} pool does not fit in a {h}×{w} map.")
+    ho, wo = (h - p) // s + 1, (w - p) // s + 1
+    windows = as_strided(
+        x,
+        shape=(ho, wo, p, p, *x.shape[2:]),
+        strides=(s * x.strides[0], s * x.strides[1], x.strides[0], x.strides[1], *x.strides[2:]),
+        writeable=False,
+    )
+    return reduce(windows, axis=(2, 3))
+
+
+def max_pool2d(x: np.ndarray, pool: int = 2, stride: int | None = None) -> np.ndarray:
+    """Max pooling, "valid" as Keras ``MaxPooling2D``: (H, W[, C]) → (⌊(H−p)/s⌋+1, ..., [C])."""
+    return _pool(x, pool, stride, np.max)
+
+
+def avg_pool2d(x: np.ndarray, pool: int = 2, stride: int | None = None) -> np.ndarray:
+    """Average pooling, "valid" as Keras ``AveragePooling2D``; shapes as ``max_pool2d``."""
+    return _pool(x, pool, stride, np.mean)

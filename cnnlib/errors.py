@@ -1,0 +1,35 @@
+"""The project's own exception types.
+
+Pages catch ``CNNLabError`` at their boundary and show its message to the learner; the
+message itself says what was wrong and what to do.
+"""
+
+from __future__ import annotations
+
+
+class CNNLabError(Exception):
+    """Base class: an error whose message is meant for the learner."""
+
+
+class InvalidImageError(CNNLabError, ValueError):
+    """The input is not a usable image (empty, not an image, truncated, too large, ...)."""
+
+
+class InvalidArgumentError(CNNLabError, ValueError):
+    """An argument is out of range or of the wrong shape (kernel, stride, padding, ...)."""
+
+
+class DataUnavailableError(CNNLabError, RuntimeError):
+    """A dataset could not be found or read from any source."""
+
+
+class CorruptDataError(CNNLabError, ValueError):
+    """A data file exists but its content is not what its format promises."""
+
+
+class WeightsUnavailableError(CNNLabError, RuntimeError):
+    """Pretrained weights could not be downloaded or loaded from a local file."""
+
+
+class InvalidModelError(CNNLabError, ValueError):
+    """A layer stack or an uploaded model file cannot be built or loaded."""

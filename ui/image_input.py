@@ -1,0 +1,79 @@
+"""The one image picker used by every page that takes a photo: sample, upload or camera.
+
+All three routes go through ``cnnlib.images.load_image``, so a bad file gets the same
+learner-friendly message everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+from PIL import Image
+
+from cnnlib import images, samples
+from cnnlib.errors import InvalidImageError
+
+
+@dataclass(frozen=True)
+class PickedImage:
+    """An image the learner chose, as 8-bit RGB, and where it came from (for captions)."""
+
+    image: Image.Image
+    label: str
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _sample(name: str) -> Image.Image:
+    return samples.load_sample(name)
+
+
+def load_uploaded(file) -> PickedImage:
+    """Decode one ``UploadedFile`` (or camera photo); raises ``InvalidImageError`` naming it."""
+    return PickedImage(images.load_image(file, name=f"“{file.name}”"), file.name)
+
+
+def pick_images(
+    key: str,
+    *,
+    default_sample: str = "cat (chelsea)",
+    multiple: bool = False,
+    sources: tuple[str, ...] = ("Sample", "Upload", "Camera"),
+) -> list[PickedImage]:
+    """Widgets to choose images; returns the decoded ones (bad files are reported, skipped).
+
+    ``key`` prefixes the widget keys so several pages (or two pickers) do not collide.
+    """
+    source = st.radio("Image source", sources, horizontal=True, key=f"{key}_source")
+    picked: list[PickedImage] = []
+    if source == "Sample":
+        names = samples.sample_names()
+        index = names.index(default_sample) if default_sample in names else 0
+        name = st.selectbox("Sample image", names, index=index, key=f"{key}_sample")
+        picked.append(PickedImage(_sample(name), name))
+    elif source == "Upload":
+        files = st.file_uploader(
+            "Upload " + ("images" if multiple else "an image"),
+            type=images.UPLOAD_TYPES,
+            accept_multiple_files=multiple,
+            key=f"{key}_upload",
+        )
+        for file in (files or []) if multiple else ([files] if files else []):
+            try:
+                picked.append(load_uploaded(file))
+            except InvalidImageError as err:
+                st.error(str(err), icon="⚠️")
+        if not files:
+            st.info("Upload a JPEG, PNG, WebP, BMP, GIF or TIFF image to continue.")
+    else:
+        shot = st.camera_input("Take a photo", key=f"{key}_camera")
+        if shot is not None:
+            try:
+                picked.append(
+                    PickedImage(images.load_image(shot, name="The camera photo"), "camera")
+                )
+            except InvalidImageError as err:
+                st.error(str(err), icon="⚠️")
+        else:
+            st.info("Allow camera access in your browser and take a photo.")
+    return picked
