@@ -1,0 +1,216 @@
+"""MNIST presets and layer stacks: summaries against the models Keras builds.
+
+Keras' own ``count_params()`` and layer output shapes are the reference for every number
+``summarize_stack`` computes without TensorFlow.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from cnnlib.errors import InvalidModelError
+from cnnlib.models import (
+    MNIST_PRESETS,
+    PRESET_TRAINING,
+    LayerSpec,
+    build_from_stack,
+    build_tutorial_convnet,
+    preset_stack,
+    stack_param_count,
+    summarize_stack,
+)
+from tests.conftest import ROOT
+
+keras = pytest.importorskip("keras")
+
+
+def assert_summary_matches_keras(specs, model, input_shape=(28, 28, 1), num_classes=10):
+    rows = summarize_stack(specs, input_shape, num_classes, max_params=None)
+    assert len(model.layers) == len(rows)
+    for row, layer in zip(rows, model.layers, strict=True):
+        assert layer.name == row.name
+        assert tuple(layer.output.shape[1:]) == row.output_shape, row.name
+        assert layer.count_params() == row.params, (row.name, row.formula)
+        assert f"= {row.params:,}" in row.formula or row.formula.startswith("0 ")
+    assert sum(r.params for r in rows) == model.count_params()
+
+
+def test_tutorial_convnet_has_the_tutorials_counts():
+    model = build_tutorial_convnet()
+    assert model.count_params() == 93_322
+    before_flatten = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Flatten):
+            break
+        before_flatten += layer.count_params()
+    assert before_flatten == 55_744
+    rows = summarize_stack(preset_stack("Tutorial convnet"))
+    assert rows[0].output_shape == (26, 26, 32)
+    assert rows[0].formula == "(3·3·1 + 1)·32 = 320"
+    assert rows[0].shape_formula == "⌊(28 − 3)/1⌋ + 1 = 26"
+    flatten = next(i for i, r in enumerate(rows) if r.kind == "Flatten")
+    assert sum(r.params for r in rows[:flatten]) == 55_744
+    assert rows[flatten].output_shape == (576,)
+
+
+@pytest.mark.parametrize("name", list(MNIST_PRESETS))
+def test_every_preset_summary_equals_the_built_model(name):
+    model = MNIST_PRESETS[name]()
+    assert model.input_shape == (None, 28, 28, 1)
+    assert model.output_shape == (None, 10)
+    assert model.layers[-1].get_config()["activation"] == "softmax"
+    assert not model.compiled
+    assert_summary_matches_keras(preset_stack(name), model)
+    assert set(PRESET_TRAINING[name]) >= {"optimizer", "learning_rate", "batch_size", "epochs"}
+
+
+def _random_stack(rng: random.Random) -> list[LayerSpec]:
+    specs: list[LayerSpec] = []
+    for _ in range(rng.randint(1, 4)):
+        specs.append(
+            LayerSpec.conv2d(
+                rng.choice([1, 4, 8]),
+                rng.choice([1, 2, 3, 5]),
+                strides=rng.choice([1, 1, 2, 3]),
+                padding=rng.choice(["valid", "same"]),
+                activation=rng.choice(["relu", "tanh", "linear"]),
+            )
+        )
+        if rng.random() < 0.5:
+            specs.append(
+                LayerSpec.max_pool(
+                    rng.choice([2, 3]),
+                    strides=rng.choice([None, 1, 2]),
+                    padding=rng.choice(["valid", "same"]),
+                )
+            )
+        if rng.random() < 0.3:
+            specs.append(rng.choice([LayerSpec.batch_norm(), LayerSpec.dropout(0.1)]))
+    specs.append(LayerSpec.flatten())
+    if rng.random() < 0.5:
+        specs += [LayerSpec.dense(rng.choice([3, 16])), LayerSpec.batch_norm()]
+    specs.append(LayerSpec.dense(7, activation="softmax"))
+    return specs
+
+
+def test_random_valid_stacks_match_keras():
+    rng = random.Random(20261122)
+    checked = 0
+    for _ in range(200):
+        specs = _random_stack(rng)
+        input_shape = (rng.choice([9, 17, 28]), rng.choice([9, 17, 28]), rng.choice([1, 3]))
+        try:
+            summarize_stack(specs, input_shape, num_classes=7)
+        except InvalidModelError as err:
+            assert "would reach 0" in str(err)
+            continue
+        assert_summary_matches_keras(
+            specs, build_from_stack(specs, input_shape, num_classes=7), input_shape, 7
+        )
+        checked += 1
+        if checked == 8:
+            break
+    assert checked == 8
+
+
+def _message(specs, **kwargs) -> str:
+    with pytest.raises(InvalidModelError) as err:
+        summarize_stack(specs, **kwargs)
+    return str(err.value)
+
+
+def test_a_spatial_size_reaching_zero_names_the_layer():
+    specs = [
+        LayerSpec.conv2d(8, 3),  # 26
+        LayerSpec.max_pool(2),  # 13
+        LayerSpec.conv2d(8, 5, strides=2),  # 5
+        LayerSpec.max_pool(2),  # 2
+        LayerSpec.conv2d(8, 3),  # does not fit
+        LayerSpec.flatten(),
+        LayerSpec.dense(10, activation="softmax"),
+    ]
+    message = _message(specs)
+    assert message.startswith("Layer 5 (Conv2D 8 × 3×3, relu)")
+    assert "2×2" in message and "reach 0" in message
+    with pytest.raises(InvalidModelError, match="Layer 5"):
+        build_from_stack(specs)  # validated before anything is built
+
+
+def test_dense_on_an_image_tensor_names_the_layer():
+    message = _message([LayerSpec.conv2d(4, 3), LayerSpec.dense(10, activation="softmax")])
+    assert message.startswith("Layer 2 (Dense 10, softmax)")
+    assert "26×26×4" in message and "Flatten" in message
+
+
+def test_conv_after_flatten_names_the_layer():
+    message = _message(
+        [LayerSpec.flatten(), LayerSpec.conv2d(4, 3), LayerSpec.dense(10, activation="softmax")]
+    )
+    assert message.startswith("Layer 2 (Conv2D") and "flat vector of 784" in message
+
+
+@pytest.mark.parametrize(
+    "last",
+    [LayerSpec.dense(5, activation="softmax"), LayerSpec.dense(10), LayerSpec.dropout(0.2)],
+)
+def test_the_output_layer_must_be_dense_10_softmax(last):
+    message = _message([LayerSpec.flatten(), LayerSpec.dense(32), last])
+    assert message.startswith("Layer 3 (") and "Dense(10, softmax)" in message
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        (LayerSpec.conv2d(0, 3), "filters"),
+        (LayerSpec.conv2d(8, 3, strides=0), "stride"),
+        (LayerSpec.conv2d(8, 3, padding="full"), "padding"),
+        (LayerSpec.conv2d(8, 3, activation="gelu?"), "activation"),
+        (LayerSpec.dropout(1.0), "dropout rate"),
+        (LayerSpec("Conv3D"), "unknown kind"),
+    ],
+)
+def test_bad_layer_settings_are_refused(spec, fragment):
+    message = _message([spec, LayerSpec.flatten(), LayerSpec.dense(10, activation="softmax")])
+    assert message.startswith("Layer 1") and fragment in message
+
+
+def test_empty_and_oversized_stacks_are_refused():
+    assert "empty" in _message([])
+    huge = [LayerSpec.flatten(), LayerSpec.dense(4096), LayerSpec.dense(10, activation="softmax")]
+    message = _message(huge, input_shape=(64, 64, 3))
+    assert message.startswith("Layer 2 (Dense 4096, relu)") and "parameters" in message
+    assert stack_param_count(huge, (64, 64, 3)) == (64 * 64 * 3 + 1) * 4096 + 4097 * 10
+
+
+def test_spec_dicts_round_trip_and_presets_are_fresh_copies():
+    for spec in preset_stack("Dropout convnet"):
+        assert LayerSpec(**spec.to_dict()) == spec
+    stack = preset_stack("Tutorial convnet")
+    stack.pop()
+    assert len(preset_stack("Tutorial convnet")) == len(stack) + 1
+    with pytest.raises(InvalidModelError, match="Unknown preset"):
+        preset_stack("ResNet")
+
+
+def test_seeded_builds_start_from_the_same_weights():
+    specs = preset_stack("Fast convnet (default)")
+    a, b = build_from_stack(specs, seed=5), build_from_stack(specs, seed=5)
+    c = build_from_stack(specs, seed=6)
+    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+    assert not np.array_equal(a.get_weights()[0], c.get_weights()[0])
+
+
+def test_summaries_do_not_import_tensorflow():
+    code = (
+        "import sys; from cnnlib.models import summarize_stack, preset_stack;"
+        "rows = summarize_stack(preset_stack('Tutorial convnet'));"
+        "assert sum(r.params for r in rows) == 93322;"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TF imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
