@@ -26,6 +26,7 @@ __all__ = [
     "most_confident_mistakes",
     "per_class_accuracy",
     "predict_probabilities",
+    "smooth_curve",
 ]
 
 #: Keras clips probabilities to [eps, 1 - eps] before the log in its cross-entropy.
@@ -123,6 +124,25 @@ def most_confident_mistakes(
     confidence = p[wrong, predicted[wrong]]
     order = np.lexsort((wrong, -confidence))
     return wrong[order[: max(0, count)]].astype(np.int64)
+
+
+def smooth_curve(values: list[float] | np.ndarray, weight: float = 0.8) -> np.ndarray:
+    """Exponential moving average of a noisy curve, bias-corrected (as TensorBoard draws it).
+
+    ``weight`` in [0, 1): 0 returns the values unchanged, closer to 1 smooths more. The first
+    points are not pulled towards 0: each is divided by 1 − weight^(i+1). NaNs are skipped.
+    """
+    if not 0.0 <= weight < 1.0:
+        raise InvalidArgumentError(f"The smoothing weight must be in [0, 1), got {weight}.")
+    values = np.asarray(values, dtype=np.float64)
+    out = np.empty_like(values)
+    average, count = 0.0, 0
+    for i, value in enumerate(values):
+        if np.isfinite(value):
+            average = weight * average + (1.0 - weight) * value
+            count += 1
+        out[i] = average / (1.0 - weight**count) if count else np.nan
+    return out
 
 
 def predict_probabilities(model: Any, x: np.ndarray, *, batch_size: int = 512) -> np.ndarray:

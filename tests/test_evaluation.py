@@ -17,6 +17,7 @@ from cnnlib.evaluation import (
     evaluation_from_probabilities,
     most_confident_mistakes,
     per_class_accuracy,
+    smooth_curve,
 )
 
 # Six samples, three classes, worked out by hand:
@@ -112,3 +113,15 @@ def test_evaluate_model_agrees_with_keras(mnist_dir):
     assert ev.accuracy == pytest.approx(acc, abs=1e-6)
     assert ev.accuracy > 0.5  # a real, trained model, not chance
     assert ev.confusion.sum() == 500 and ev.probabilities.shape == (500, 10)
+
+
+def test_smooth_curve_is_a_bias_corrected_moving_average():
+    np.testing.assert_allclose(smooth_curve([1.0, 2.0, 3.0], 0.0), [1.0, 2.0, 3.0])
+    # Constant input stays constant (bias correction: no pull towards 0 at the start).
+    np.testing.assert_allclose(smooth_curve([5.0] * 4, 0.9), [5.0] * 4)
+    # By hand, weight 0.5: a1 = 0.5, a2 = 0.5·0.5 + 0.5·3 = 1.75 → 0.5/0.5 = 1, 1.75/0.75.
+    np.testing.assert_allclose(smooth_curve([1.0, 3.0], 0.5), [1.0, 1.75 / 0.75])
+    smoothed = smooth_curve([1.0, np.nan, 1.0], 0.5)
+    np.testing.assert_allclose(smoothed, [1.0, 1.0, 1.0])
+    with pytest.raises(InvalidArgumentError):
+        smooth_curve([1.0], 1.0)
