@@ -17,6 +17,7 @@ from cnnlib.errors import InvalidArgumentError, InvalidModelError
 
 __all__ = [
     "ACTIVATIONS",
+    "BN_MOMENTUM",
     "LAYER_KINDS",
     "MAX_STACK_PARAMS",
     "LayerSpec",
@@ -38,6 +39,10 @@ ACTIVATIONS: tuple[str, ...] = ("relu", "linear", "sigmoid", "tanh", "softmax")
 PADDINGS: tuple[str, ...] = ("valid", "same")
 #: Largest stack (in parameters) the editor accepts: bigger ones would not train here.
 MAX_STACK_PARAMS = 5_000_000
+#: Momentum of BatchNormalization's moving mean and variance. Keras' default 0.99 needs
+#: hundreds of batches before the moving statistics fit; trainings here are short (a few
+#: hundred batches, or a few dozen on a subset), so they follow the batches faster.
+BN_MOMENTUM = 0.9
 #: Editor limits per layer (filters, units, kernel or pool size, stride).
 MAX_FILTERS, MAX_UNITS, MAX_WINDOW, MAX_STRIDE = 512, 4096, 15, 8
 
@@ -358,7 +363,8 @@ def build_from_stack(
 ):
     """The uncompiled ``keras.Sequential`` for a stack, validated first by ``summarize_stack``.
 
-    Layers are named as in the summary ("conv2d_1", "dense_2", ...). With ``seed``, weight
+    Layers are named as in the summary ("conv2d_1", "dense_2", ...); BatchNormalization uses
+    momentum ``BN_MOMENTUM``. With ``seed``, weight
     initializers and dropout are seeded per layer (seed + layer index), so two builds with
     the same seed start from the same weights without touching Keras' global random state.
     """
@@ -392,7 +398,7 @@ def build_from_stack(
                 spec.rate, seed=None if seed is None else seed + i, name=row.name
             )
         elif spec.kind == "BatchNormalization":
-            layer = keras.layers.BatchNormalization(name=row.name)
+            layer = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=row.name)
         elif spec.kind == "Flatten":
             layer = keras.layers.Flatten(name=row.name)
         else:
