@@ -1,0 +1,697 @@
+"""The Convolution lab's logic: settings (and their URL form), output-size explanations,
+the arithmetic behind one output cell, the small-grid view and the filter bank.
+
+Pure NumPy; the page only lays out what these functions return. TensorFlow is imported
+only inside ``tensorflow_check`` (the page calls it when the learner asks).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from cnnlib import kernels
+from cnnlib.conv import (
+    PADDING_MODES,
+    conv2d,
+    dropped_cells,
+    effective_kernel_size,
+    output_size,
+    pad_amounts,
+)
+from cnnlib.errors import InvalidArgumentError
+
+#: Strides and dilations the lab offers.
+STRIDES: tuple[int, ...] = (1, 2, 3, 4)
+DILATIONS: tuple[int, ...] = (1, 2, 3)
+#: Largest explicit padding the lab offers (zero rows/columns on each side).
+MAX_EXPLICIT_PADDING = 10
+#: Kernel name meaning "the matrix the learner typed" (not a preset).
+CUSTOM = "custom"
+#: Largest kernel weight accepted from the editor or the URL (in absolute value).
+MAX_WEIGHT = 1e6
+
+Padding = str | int
+
+
+@dataclass(frozen=True)
+class LabSettings:
+    """What a shared link restores: image, colour mode, kernel and convolution arguments.
+
+    ``kernel_name`` is a preset name or ``CUSTOM``; ``kernel`` is the (kh, kw) matrix as
+    nested tuples (hashable). ``padding`` is "valid", "same", "full" or an int p ≥ 0.
+    """
+
+    image: str = "cat (chelsea)"
+    grayscale: bool = True
+    kernel_name: str = "vertical edges"
+    kernel: tuple[tuple[float, ...], ...] = ()
+    padding: Padding = "valid"
+    stride: int = 1
+    dilation: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.kernel:
+            object.__setattr__(self, "kernel", kernel_tuple(kernels.preset(self.kernel_name)))
+
+    @property
+    def kernel_array(self) -> np.ndarray:
+        """The kernel as (kh, kw) float32."""
+        return np.array(self.kernel, dtype=np.float32)
+
+
+def kernel_tuple(kernel: np.ndarray) -> tuple[tuple[float, ...], ...]:
+    """(kh, kw) array → nested tuples of Python floats (float32 values), hashable."""
+    k = np.asarray(kernel, dtype=np.float32)
+    return tuple(tuple(float(v) for v in row) for row in k)
+
+
+DEFAULTS = LabSettings()
+
+
+def _number_text(v: float) -> str:
+    return np.format_float_positional(np.float32(v), unique=True, trim="-")
+
+
+def kernel_to_text(kernel: np.ndarray) -> str:
+    """(kh, kw) kernel → "a,b,c;d,e,f" (rows split by ';'), shortest text that round-trips."""
+    k = np.asarray(kernel, dtype=np.float32)
+    return ";".join(",".join(_number_text(v) for v in row) for row in k)
+
+
+def check_kernel(kernel: np.ndarray) -> np.ndarray:
+    """A 2-D kernel as (kh, kw) float32 after checking its size (1–7 each side) and values.
+
+    Raises ``InvalidArgumentError`` naming the problem.
+    """
+    k = np.asarray(kernel, dtype=np.float64)
+    top = kernels.MAX_KERNEL_SIZE
+    if k.ndim != 2 or not (1 <= k.shape[0] <= top and 1 <= k.shape[1] <= top):
+        raise InvalidArgumentError(
+            f"The kernel must have 1 to {top} rows and 1 to {top} columns; got shape {k.shape}."
+        )
+    if not np.all(np.isfinite(k)):
+        raise InvalidArgumentError("The kernel holds a value that is not a finite number.")
+    if np.abs(k).max() > MAX_WEIGHT:
+        raise InvalidArgumentError(
+            f"Kernel weights must lie between −{MAX_WEIGHT:g} and {MAX_WEIGHT:g}."
+        )
+    return k.astype(np.float32)
+
+
+def kernel_from_text(text: str) -> np.ndarray:
+    """Parse "a,b,c;d,e,f" into a (kh, kw) float32 kernel; raises ``InvalidArgumentError``."""
+    rows = [r for r in str(text).strip().strip(";").split(";")]
+    try:
+        values = [[float(v) for v in row.split(",")] for row in rows]
+    except ValueError:
+        raise InvalidArgumentError(
+            "The kernel must be numbers separated by ',' with rows separated by ';'."
+        ) from None
+    if len({len(r) for r in values}) != 1:
+        raise InvalidArgumentError("Every kernel row must have the same number of values.")
+    return check_kernel(np.array(values))
+
+
+def kernel_from_table(values) -> np.ndarray:
+    """The editor's table (rows of numbers; empty cells allowed) → (kh, kw) float32.
+
+    Empty cells (None or NaN) count as 0; other problems raise ``InvalidArgumentError``.
+    """
+    try:
+        k = np.array(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError("Every kernel cell must be a number.") from None
+    k = np.where(np.isnan(k), 0.0, k)
+    return check_kernel(k)
+
+
+def matching_preset(kernel: np.ndarray) -> str | None:
+    """The name of the preset equal to ``kernel`` (same shape and values), or None."""
+    k = np.asarray(kernel, dtype=np.float32)
+    for name, (p, _) in kernels.PRESETS.items():
+        if p.shape == k.shape and np.array_equal(p, k):
+            return name
+    return None
+
+
+def padding_to_text(padding: Padding) -> str:
+    return padding if isinstance(padding, str) else str(int(padding))
+
+
+def parse_padding(text: str) -> Padding:
+    """ "valid" | "same" | "full" | an integer 0–10 → padding; raises ``InvalidArgumentError``."""
+    t = str(text).strip().lower()
+    if t in PADDING_MODES:
+        return t
+    try:
+        p = int(t)
+    except ValueError:
+        p = -1
+    if not 0 <= p <= MAX_EXPLICIT_PADDING:
+        raise InvalidArgumentError(
+            f"padding must be valid, same, full or a whole number 0–{MAX_EXPLICIT_PADDING}."
+        )
+    return p
+
+
+def _parse_choice(text: str, choices: Sequence[int], name: str) -> int:
+    try:
+        v = int(str(text).strip())
+    except ValueError:
+        v = None
+    if v not in choices:
+        raise InvalidArgumentError(f"{name} must be one of {', '.join(str(c) for c in choices)}.")
+    return v
+
+
+def _parse_bool(text: str) -> bool:
+    t = str(text).strip().lower()
+    if t in ("1", "true", "yes", "on"):
+        return True
+    if t in ("0", "false", "no", "off"):
+        return False
+    raise InvalidArgumentError("gray must be 1 (grayscale) or 0 (RGB).")
+
+
+def settings_to_query(settings: LabSettings) -> dict[str, str]:
+    """The URL query parameters that restore ``settings`` (kernel by name, or its matrix)."""
+    params = {
+        "image": settings.image,
+        "gray": "1" if settings.grayscale else "0",
+        "kernel": settings.kernel_name,
+        "padding": padding_to_text(settings.padding),
+        "stride": str(settings.stride),
+        "dilation": str(settings.dilation),
+    }
+    if settings.kernel_name == CUSTOM:
+        params["k"] = kernel_to_text(settings.kernel_array)
+    return params
+
+
+def settings_from_query(
+    params: Mapping[str, str | Sequence[str]], image_names: Sequence[str]
+) -> tuple[LabSettings, list[str]]:
+    """Read settings from URL query parameters; bad values fall back to the defaults.
+
+    Returns the settings and one learner-facing notice per parameter that was ignored
+    (each names the parameter). Unknown parameters are ignored silently.
+    """
+    notices: list[str] = []
+    s = DEFAULTS
+
+    def get(name: str) -> str | None:
+        v = params.get(name)
+        if v is None:
+            return None
+        if isinstance(v, str):
+            return v
+        return str(v[-1]) if len(v) else ""
+
+    def bad(name: str, value: str, why: str, default: object) -> None:
+        notices.append(
+            f"The link's `{name}={value}` was not used ({why}); using the default "
+            f"`{default}` instead."
+        )
+
+    if (v := get("image")) is not None:
+        if v in image_names:
+            s = replace(s, image=v)
+        else:
+            bad("image", v, "there is no built-in image of that name", DEFAULTS.image)
+    if (v := get("gray")) is not None:
+        try:
+            s = replace(s, grayscale=_parse_bool(v))
+        except InvalidArgumentError as err:
+            bad("gray", v, str(err).rstrip("."), "1" if DEFAULTS.grayscale else "0")
+    if (v := get("padding")) is not None:
+        try:
+            s = replace(s, padding=parse_padding(v))
+        except InvalidArgumentError as err:
+            bad("padding", v, str(err).rstrip("."), DEFAULTS.padding)
+    for name, choices in (("stride", STRIDES), ("dilation", DILATIONS)):
+        if (v := get(name)) is not None:
+            try:
+                s = replace(s, **{name: _parse_choice(v, choices, name)})
+            except InvalidArgumentError as err:
+                bad(name, v, str(err).rstrip("."), getattr(DEFAULTS, name))
+    name, matrix = get("kernel"), get("k")
+    if name is not None and name != CUSTOM and name not in kernels.PRESETS:
+        bad("kernel", name, "there is no preset of that name", DEFAULTS.kernel_name)
+    elif name is not None and name != CUSTOM:
+        s = replace(s, kernel_name=name, kernel=kernel_tuple(kernels.preset(name)))
+    elif matrix is not None:
+        try:
+            k = kernel_from_text(matrix)
+            s = replace(s, kernel_name=CUSTOM, kernel=kernel_tuple(k))
+        except InvalidArgumentError as err:
+            bad("k", matrix, str(err).rstrip("."), DEFAULTS.kernel_name)
+    elif name == CUSTOM:
+        bad("kernel", name, "a custom kernel needs its matrix in `k`", DEFAULTS.kernel_name)
+    return s, notices
+
+
+# ----------------------------------------------------------------------------- output size
+
+
+def _frac(num: int, den: int) -> str:
+    """num/den as a short decimal (exact when it terminates within 3 digits)."""
+    v = num / den
+    return f"{v:g}" if abs(v * 1000 - round(v * 1000)) < 1e-9 else f"{v:.3f}…"
+
+
+@dataclass(frozen=True)
+class AxisSize:
+    """How one axis (height or width) of the output gets its length, with every number used."""
+
+    axis: str
+    n: int
+    k: int
+    padding: Padding
+    stride: int
+    dilation: int
+    before: int
+    after: int
+    out: int
+    dropped: int
+
+    @property
+    def k_eff(self) -> int:
+        """Span of the dilated kernel, d·(k − 1) + 1."""
+        return effective_kernel_size(self.k, self.dilation)
+
+    @property
+    def padded(self) -> int:
+        return self.n + self.before + self.after
+
+    @property
+    def numerator(self) -> int:
+        """i + p_before + p_after − d·(k − 1) − 1."""
+        return self.padded - self.k_eff
+
+    def formula_latex(self) -> str:
+        """The output-size formula, then the same with this axis's numbers filled in."""
+        d, k, s = self.dilation, self.k, self.stride
+        general = (
+            r"o = \left\lfloor \frac{i + p_\text{before} + p_\text{after} - d\,(k-1) - 1}{s}"
+            r"\right\rfloor + 1"
+        )
+        filled = (
+            rf"\left\lfloor \frac{{{self.n} + {self.before} + {self.after} - {d}\cdot({k}-1)"
+            rf" - 1}}{{{s}}} \right\rfloor + 1"
+        )
+        if s == 1:
+            steps = rf"{self.numerator} + 1"
+        else:
+            steps = (
+                rf"\left\lfloor \frac{{{self.numerator}}}{{{s}}} \right\rfloor + 1"
+                rf" = \lfloor {_frac(self.numerator, s)} \rfloor + 1"
+            )
+        return rf"{general} \;=\; {filled} = {steps} = \mathbf{{{self.out}}}"
+
+    def same_rule_latex(self) -> str | None:
+        """TensorFlow's "same" rule with numbers (None unless padding is "same")."""
+        if self.padding != "same":
+            return None
+        n, s, k, d = self.n, self.stride, self.k, self.dilation
+        total = self.before + self.after
+        return (
+            rf"o = \left\lceil \frac{{i}}{{s}} \right\rceil = \left\lceil \frac{{{n}}}{{{s}}}"
+            rf"\right\rceil = {self.out};\quad p_\text{{total}} = \max\big((o-1)\,s + d\,(k-1)"
+            rf" + 1 - i,\ 0\big) = \max({self.out - 1}\cdot{s} + {d}\cdot{k - 1} + 1 - {n},"
+            rf"\ 0) = {total} \;\Rightarrow\; p_\text{{before}} = \lfloor {total}/2 \rfloor"
+            rf" = {self.before},\ p_\text{{after}} = {self.after}"
+        )
+
+    def dropped_image_cells(self) -> range:
+        """Image rows/columns (0-based) that no kernel position reads, lost to the floor."""
+        last_read = (self.out - 1) * self.stride + self.k_eff - 1  # in padded coordinates
+        first, stop = last_read + 1 - self.before, self.n
+        return range(max(first, 0), max(stop, 0))
+
+    def dropped_text(self) -> str | None:
+        """A sentence pointing out what the floor drops on this axis (None when nothing)."""
+        if self.dropped == 0:
+            return None
+        unit = "row" if self.axis == "height" else "column"
+        image = self.dropped_image_cells()
+        pad = self.dropped - len(image)
+        last = (self.out - 1) * self.stride + self.k_eff - 1
+        parts = []
+        if len(image):
+            which = (
+                f"image {unit} {image.start}"
+                if len(image) == 1
+                else f"image {unit}s {image.start}–{image.stop - 1}"
+            )
+            parts.append(which + " (counting from 0)")
+        if pad:
+            parts.append(f"{pad} padding {unit}{'s' if pad != 1 else ''}")
+        return (
+            f"{self.axis.capitalize()}: the floor drops {self.dropped} {unit}"
+            f"{'s' if self.dropped != 1 else ''}. The last kernel position ends at padded "
+            f"{unit} {last} of {self.padded} (0–{self.padded - 1}), so "
+            f"{' and '.join(parts)} {'is' if self.dropped == 1 else 'are'} never read."
+        )
+
+
+def axis_size(
+    axis: str, n: int, k: int, *, padding: Padding, stride: int = 1, dilation: int = 1
+) -> AxisSize:
+    """Every number behind ``output_size`` for one axis; raises when the kernel does not fit."""
+    before, after = pad_amounts(n, k, padding=padding, stride=stride, dilation=dilation)
+    out = output_size(n, k, padding=padding, stride=stride, dilation=dilation)
+    drop = dropped_cells(n, k, padding=padding, stride=stride, dilation=dilation)
+    return AxisSize(axis, n, k, padding, stride, dilation, before, after, out, drop)
+
+
+def output_sizes(
+    shape: tuple[int, int], ksize: tuple[int, int], *, padding: Padding, stride: int, dilation: int
+) -> tuple[AxisSize, AxisSize]:
+    """``axis_size`` for height and width of an (H, W) image and a (kh, kw) kernel."""
+    return (
+        axis_size("height", shape[0], ksize[0], padding=padding, stride=stride, dilation=dilation),
+        axis_size("width", shape[1], ksize[1], padding=padding, stride=stride, dilation=dilation),
+    )
+
+
+# ---------------------------------------------------------------------- one output cell
+
+
+@dataclass(frozen=True)
+class CellExplanation:
+    """The arithmetic behind output cell (row, col).
+
+    rows (kh,) and cols (kw,) are the input coordinates each tap reads (outside 0..H−1 or
+    0..W−1 means a padding zero); patch, kernel and products are (kh, kw, C) float64.
+    """
+
+    row: int
+    col: int
+    rows: np.ndarray
+    cols: np.ndarray
+    inside: np.ndarray
+    patch: np.ndarray
+    kernel: np.ndarray
+    products: np.ndarray
+
+    @property
+    def total(self) -> float:
+        """Σ patch ⊙ kernel over the taps and channels."""
+        return float(self.products.sum())
+
+    @property
+    def channel_sums(self) -> np.ndarray:
+        """(C,) sum of the products in each input channel."""
+        return self.products.sum(axis=(0, 1))
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        """(top, left, bottom, right) input coordinates spanned by the taps (inclusive)."""
+        return int(self.rows[0]), int(self.cols[0]), int(self.rows[-1]), int(self.cols[-1])
+
+
+def explain_cell(
+    x: np.ndarray,
+    kernel: np.ndarray,
+    *,
+    padding: Padding,
+    stride: int,
+    dilation: int,
+    row: int,
+    col: int,
+) -> CellExplanation:
+    """Patch, kernel, products and sum behind output (row, col) of ``conv2d`` (2-D kernel).
+
+    x: (H, W) or (H, W, C); kernel: (kh, kw), used for every channel as ``conv2d`` does.
+    """
+    xs = np.asarray(x, dtype=np.float32)
+    xs = xs[:, :, None] if xs.ndim == 2 else xs
+    k = check_kernel(kernel)
+    (kh, kw), (h, w) = k.shape, xs.shape[:2]
+    sh, sw = output_sizes((h, w), (kh, kw), padding=padding, stride=stride, dilation=dilation)
+    if not (0 <= row < sh.out and 0 <= col < sw.out):
+        raise InvalidArgumentError(
+            f"Output position ({row}, {col}) is outside the {sh.out}×{sw.out} output."
+        )
+    rows = row * stride - sh.before + dilation * np.arange(kh)
+    cols = col * stride - sw.before + dilation * np.arange(kw)
+    inside = ((rows >= 0) & (rows < h))[:, None] & ((cols >= 0) & (cols < w))[None, :]
+    patch = np.zeros((kh, kw, xs.shape[2]), dtype=np.float64)
+    rr, cc = np.clip(rows, 0, h - 1), np.clip(cols, 0, w - 1)
+    patch[:] = xs[rr[:, None], cc[None, :]]
+    patch[~inside] = 0.0
+    k3 = np.repeat(k.astype(np.float64)[:, :, None], xs.shape[2], axis=2)
+    return CellExplanation(row, col, rows, cols, inside, patch, k3, patch * k3)
+
+
+# ----------------------------------------------------------------------- small-grid view
+
+
+@dataclass(frozen=True)
+class SmallGrid:
+    """A tiny n×n input and k×k kernel under the lab's padding, stride and dilation.
+
+    Coordinates are in the padded grid (size ``padded``): the image occupies rows and
+    columns ``before .. before + n − 1``.
+    """
+
+    n: int
+    k: int
+    padding: Padding
+    stride: int
+    dilation: int
+    before: int
+    after: int
+    out: int
+
+    @property
+    def padded(self) -> int:
+        return self.n + self.before + self.after
+
+    @property
+    def positions(self) -> int:
+        """Number of output cells (row-major order is the stepping order)."""
+        return self.out * self.out
+
+    def output_cell(self, position: int) -> tuple[int, int]:
+        """Output (row, col) of step ``position`` (row-major)."""
+        if not 0 <= position < self.positions:
+            raise InvalidArgumentError(f"Step must be 0–{self.positions - 1}, got {position}.")
+        return divmod(position, self.out)
+
+    def feeds(self, position: int) -> list[tuple[int, int]]:
+        """Padded (row, col) of the k·k input cells that feed step ``position``, tap order."""
+        r, c = self.output_cell(position)
+        return [
+            (r * self.stride + i * self.dilation, c * self.stride + j * self.dilation)
+            for i in range(self.k)
+            for j in range(self.k)
+        ]
+
+    def is_padding(self, row: int, col: int) -> bool:
+        """Whether padded cell (row, col) is a padding zero rather than an image cell."""
+        lo, hi = self.before, self.before + self.n
+        return not (lo <= row < hi and lo <= col < hi)
+
+    def equation(self, position: int) -> str:
+        """LaTeX of step ``position``: y[r, c] = Σ w[i, j]·x[…] with padding cells as 0."""
+        r, c = self.output_cell(position)
+        terms = []
+        for t, (pr, pc) in enumerate(self.feeds(position)):
+            i, j = divmod(t, self.k)
+            if self.is_padding(pr, pc):
+                terms.append(rf"w_{{{i}{j}}}\cdot 0")
+            else:
+                terms.append(rf"w_{{{i}{j}}}\,x_{{{pr - self.before},{pc - self.before}}}")
+        return rf"y_{{{r},{c}}} = " + " + ".join(terms)
+
+    def coverage(self) -> np.ndarray:
+        """(padded, padded) int: how many output cells read each padded cell (0 = unused)."""
+        counts = np.zeros((self.padded, self.padded), dtype=int)
+        for p in range(self.positions):
+            for r, c in self.feeds(p):
+                counts[r, c] += 1
+        return counts
+
+
+def small_grid(n: int, k: int, *, padding: Padding, stride: int, dilation: int) -> SmallGrid:
+    """The small-grid view's geometry; raises ``InvalidArgumentError`` when k does not fit."""
+    try:
+        size = axis_size("height", n, k, padding=padding, stride=stride, dilation=dilation)
+    except InvalidArgumentError:
+        k_eff = effective_kernel_size(k, dilation)
+        raise InvalidArgumentError(
+            f"A {k}×{k} kernel with dilation {dilation} spans {k_eff}×{k_eff} cells, more than "
+            f"the padded {n}×{n} grid. Make the grid bigger, the kernel smaller, or add padding."
+        ) from None
+    return SmallGrid(n, k, padding, stride, dilation, size.before, size.after, size.out)
+
+
+# --------------------------------------------------------------------------- filter bank
+
+
+def filter_bank(kernel_list: Sequence[np.ndarray], channels: int) -> np.ndarray:
+    """Stack 2-D kernels into one Conv2D weight tensor (kh, kw, C, F) float32.
+
+    Smaller kernels are zero-padded (centred) to the largest height and width, since one
+    layer has one kernel size; each 2-D kernel is used for all ``channels``.
+    """
+    if not kernel_list:
+        raise InvalidArgumentError("Choose at least one kernel for the filter bank.")
+    ks = [check_kernel(k) for k in kernel_list]
+    kh, kw = max(k.shape[0] for k in ks), max(k.shape[1] for k in ks)
+    stack = np.stack([kernels.resize_kernel(k, (kh, kw)) for k in ks], axis=-1)  # (kh, kw, F)
+    return np.ascontiguousarray(
+        np.repeat(stack[:, :, None, :], int(channels), axis=2), dtype=np.float32
+    )
+
+
+def conv_layer_params(kh: int, kw: int, channels: int, filters: int) -> tuple[int, int]:
+    """(weights, biases) of a Conv2D layer: kh·kw·C·F weights and F biases."""
+    return kh * kw * channels * filters, filters
+
+
+def keras_layers(
+    filters: int,
+    ksize: tuple[int, int],
+    in_shape: tuple[int, int],
+    *,
+    padding: Padding,
+    stride: int,
+    dilation: int,
+) -> tuple[str, str | None]:
+    """Keras code for the same layer (no bias), and a note when Keras cannot build it.
+
+    "full" and explicit padding become ``ZeroPadding2D`` then ``padding="valid"``: Keras'
+    ``Conv2D`` only knows "valid" and "same". Keras refuses strides > 1 together with
+    dilation_rate > 1 (``tf.nn.conv2d`` and ``conv2d`` compute it).
+    """
+    kh, kw = ksize
+    lines = []
+    mode = padding if padding in ("valid", "same") else "valid"
+    if mode != padding:
+        (pt, pb), (pl, pr) = (
+            pad_amounts(in_shape[0], kh, padding=padding, stride=stride, dilation=dilation),
+            pad_amounts(in_shape[1], kw, padding=padding, stride=stride, dilation=dilation),
+        )
+        lines.append(f"keras.layers.ZeroPadding2D((({pt}, {pb}), ({pl}, {pr}))),")
+    lines.append(
+        f'keras.layers.Conv2D({filters}, ({kh}, {kw}), strides={stride}, padding="{mode}", '
+        f"dilation_rate={dilation}, use_bias=False),"
+    )
+    note = None
+    if stride > 1 and dilation > 1:
+        note = (
+            "Keras' Conv2D layer refuses strides > 1 together with dilation_rate > 1; "
+            "tf.nn.conv2d and this lab compute it (every stride-th position of the dilated "
+            "kernel)."
+        )
+    return "\n".join(lines), note
+
+
+def display_map(a: np.ndarray, max_side: int, *, how: str = "absmax") -> tuple[np.ndarray, int]:
+    """Shrink an (H, W) or (H, W, C) array for drawing only: returns (array, f).
+
+    f = ⌈max(H, W) / max_side⌉; each f×f block becomes one cell holding the value of largest
+    magnitude (``how="absmax"``: thin edges and signs survive) or the block mean
+    (``how="mean"``, for images). f = 1 returns ``a`` unchanged. Edge blocks are padded by
+    repeating the last row/column. Cell (i, j) stands for input cells (i·f…, j·f…).
+    """
+    a = np.asarray(a)
+    h, w = a.shape[:2]
+    f = max(1, -(-max(h, w) // int(max_side)))
+    if f == 1:
+        return a, 1
+    hb, wb = -(-h // f), -(-w // f)
+    pad = [(0, hb * f - h), (0, wb * f - w)] + [(0, 0)] * (a.ndim - 2)
+    blocks = np.pad(a, pad, mode="edge").reshape(hb, f, wb, f, *a.shape[2:])
+    blocks = np.moveaxis(blocks, 2, 1).reshape(hb, wb, f * f, *a.shape[2:])
+    if how == "mean":
+        return blocks.mean(axis=2, dtype=np.float32), f
+    if how != "absmax":
+        raise InvalidArgumentError(f"how must be 'absmax' or 'mean', got {how!r}.")
+    idx = np.abs(blocks).argmax(axis=2)[:, :, None]
+    return np.take_along_axis(blocks, idx, axis=2)[:, :, 0], f
+
+
+def symmetric_limit(arr: np.ndarray) -> float:
+    """max |value| of ``arr`` (1.0 for an all-zero array), for a colour scale centred on 0."""
+    m = float(np.max(np.abs(arr))) if np.size(arr) else 0.0
+    return m if m > 0 and math.isfinite(m) else 1.0
+
+
+# ------------------------------------------------------------------------ TensorFlow check
+
+
+@dataclass(frozen=True)
+class TensorFlowCheck:
+    """Our output against ``tf.nn.conv2d`` on the same input: shapes and max |difference|."""
+
+    ours_shape: tuple[int, ...]
+    tf_shape: tuple[int, ...]
+    max_abs_diff: float
+    max_abs_value: float
+    tf_seconds: float
+    tf_version: str
+
+
+def _tf_padding(shape, ksize, padding: Padding, stride: int, dilation: int):
+    if padding in ("valid", "same"):
+        return padding.upper()
+    pads = [
+        pad_amounts(shape[a], ksize[a], padding=padding, stride=stride, dilation=dilation)
+        for a in (0, 1)
+    ]
+    return [[0, 0], list(pads[0]), list(pads[1]), [0, 0]]
+
+
+def tensorflow_conv2d(
+    x: np.ndarray, kernel: np.ndarray, *, padding: Padding, stride: int, dilation: int
+) -> np.ndarray:
+    """The same convolution computed by ``tf.nn.conv2d`` (imports TensorFlow; slow first call).
+
+    x (H, W) or (H, W, C); kernel (kh, kw), (kh, kw, C) or (kh, kw, C, F). Returns (H′, W′, F)
+    float32; "full" and explicit padding become TensorFlow's explicit padding list.
+    """
+    import tensorflow as tf
+
+    xs = np.asarray(x, dtype=np.float32)
+    xs = xs[:, :, None] if xs.ndim == 2 else xs
+    k = np.asarray(kernel, dtype=np.float32)
+    if k.ndim == 2:
+        k = np.repeat(k[:, :, None], xs.shape[2], axis=2)
+    if k.ndim == 3:
+        k = k[..., None]
+    pad = _tf_padding(xs.shape[:2], k.shape[:2], padding, stride, dilation)
+    y = tf.nn.conv2d(xs[None], k, strides=stride, padding=pad, dilations=dilation)
+    return y.numpy()[0]
+
+
+def tensorflow_check(
+    x: np.ndarray, kernel: np.ndarray, *, padding: Padding, stride: int, dilation: int
+) -> TensorFlowCheck:
+    """Run ``conv2d`` and ``tf.nn.conv2d`` on the same input and compare (imports TensorFlow)."""
+    import tensorflow as tf
+
+    ours = conv2d(x, kernel, padding=padding, stride=stride, dilation=dilation)
+    ours = ours[:, :, None] if ours.ndim == 2 else ours
+    start = time.perf_counter()
+    theirs = tensorflow_conv2d(x, kernel, padding=padding, stride=stride, dilation=dilation)
+    seconds = time.perf_counter() - start
+    if ours.shape != theirs.shape:
+        diff = math.inf
+    else:
+        diff = float(np.max(np.abs(ours.astype(np.float64) - theirs))) if ours.size else 0.0
+    return TensorFlowCheck(
+        tuple(ours.shape),
+        tuple(theirs.shape),
+        diff,
+        float(np.max(np.abs(theirs))) if theirs.size else 0.0,
+        seconds,
+        tf.__version__,
+    )

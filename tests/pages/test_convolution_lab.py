@@ -1,0 +1,256 @@
+"""The Convolution lab page under AppTest: every preset, every padding, stride and dilation,
+uploads (good and bad), URL parameters (good and bad), the kernel buttons, the small grid
+and the TensorFlow check. Never an exception, and the shapes shown equal ``output_size``.
+
+AppTest drives ``st.file_uploader`` directly (``FileUploader.set_value``), so uploads are
+tested here as well as through the real file chooser in tests/e2e.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from cnnlib import conv, images, kernels, lab, samples
+from tests.conftest import ROOT
+from tests.test_images import _jpeg, bad_uploads, photo
+
+PAGE = str(ROOT / "pages" / "convolution_lab.py")
+SHAPE = re.compile(r"→ output \*\*(\d+)×(\d+)\*\*")
+TIMEOUT = 60
+
+
+def _run(at: AppTest) -> AppTest:
+    at.run(timeout=TIMEOUT)
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _lab(**query: str) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.query_params.update(query)
+    return _run(at)
+
+
+def _shown(at: AppTest) -> tuple[int, int]:
+    texts = [m.value for m in at.markdown if SHAPE.search(m.value)]
+    assert len(texts) == 1, [m.value for m in at.markdown]
+    h, w = SHAPE.search(texts[0]).groups()
+    return int(h), int(w)
+
+
+def _input_array(name: str, side: int = 256, gray: bool = True) -> np.ndarray:
+    img = samples.load_sample(name)
+    return images.to_array(images.downscale(img, side) if side else img, grayscale=gray)
+
+
+def _expected(x: np.ndarray, ksize, padding, stride: int, dilation: int) -> tuple[int, int]:
+    return tuple(
+        conv.output_size(n, k, padding=padding, stride=stride, dilation=dilation)
+        for n, k in zip(x.shape[:2], ksize, strict=True)
+    )
+
+
+def _latex(at: AppTest) -> list[str]:
+    return [e.value.strip("$\n") for e in at.latex]
+
+
+def _errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def test_default_page():
+    at = _lab()
+    x = _input_array(lab.DEFAULTS.image)
+    assert _shown(at) == _expected(x, (3, 3), "valid", 1, 1)
+    assert _errors(at) == [] and not at.warning
+    assert at.query_params == lab.settings_to_query(lab.DEFAULTS)
+    assert any("Sum of the 9 products" in m.value and "equal" in m.value for m in at.markdown)
+    # The filter bank: 4 default kernels, the largest 5×5, as one (H′, W′, 4) layer.
+    bank = conv.conv2d(x, lab.filter_bank([kernels.preset(n) for n in
+                                            ("vertical edges", "gaussian blur")], 1))  # fmt: skip
+    h, w = bank.shape[:2]
+    assert any(f"into **({h}, {w}, 4)**" in m.value for m in at.markdown)
+    assert any("Conv2D(4, (5, 5)" in c.value for c in at.code)
+
+
+def test_every_preset():
+    at = _lab()
+    at.selectbox(key="lab_side").set_value(128)
+    x = _input_array(lab.DEFAULTS.image, 128)
+    for name in kernels.PRESETS:
+        at.selectbox(key="lab_preset").set_value(name)
+        _run(at)
+        ksize = kernels.preset(name).shape
+        assert _shown(at) == _expected(x, ksize, "valid", 1, 1), name
+        assert at.query_params["kernel"] == name
+        assert at.data_editor[0].value.shape == ksize
+
+
+@pytest.mark.parametrize(
+    ("padding", "stride", "dilation"),
+    [("valid", 2, 1), ("same", 1, 1), ("same", 2, 2), ("full", 1, 2), (2, 3, 1), (0, 4, 3)],
+)
+def test_every_padding_with_stride_and_dilation(padding, stride, dilation):
+    at = _lab(kernel="gaussian blur", image="coins")
+    at.radio(key="lab_padding").set_value(padding if isinstance(padding, str) else "explicit")
+    _run(at)
+    if not isinstance(padding, str):
+        at.number_input(key="lab_p").set_value(padding)
+    at.radio(key="lab_stride").set_value(stride)
+    at.radio(key="lab_dilation").set_value(dilation)
+    _run(at)
+    x = _input_array("coins")
+    assert _shown(at) == _expected(x, (5, 5), padding, stride, dilation)
+    assert at.query_params["padding"] == str(padding)
+    assert at.query_params["stride"] == str(stride)
+    assert at.query_params["dilation"] == str(dilation)
+    sizes = lab.output_sizes(x.shape, (5, 5), padding=padding, stride=stride, dilation=dilation)
+    latex = _latex(at)
+    for size in sizes:
+        assert size.formula_latex() in latex
+        if size.dropped:
+            assert any(size.dropped_text() == i.value for i in at.info)
+    assert (padding == "same") == any(r"\left\lceil" in v for v in latex)
+
+
+def test_photo_upload_in_rgb():
+    at = _lab()
+    at.radio(key="lab_source").set_value("Upload")
+    _run(at)
+    at.file_uploader(key="lab_upload").set_value(
+        ("holiday.jpg", _jpeg(photo((640, 480)), quality=90), "image/jpeg")
+    )
+    at.toggle(key="lab_gray").set_value(False)
+    _run(at)
+    assert _errors(at) == []
+    assert any("(holiday.jpg)" in m.value and "192×256×3" in m.value for m in at.markdown)
+    assert _shown(at) == (190, 254)
+    assert any("Sum of the 27 products" in m.value for m in at.markdown)  # 3×3 × 3 channels
+    assert at.query_params["gray"] == "0"
+
+
+@pytest.mark.parametrize("name", list(bad_uploads()))
+def test_bad_uploads_show_a_message(name):
+    data, words = bad_uploads()[name]
+    at = _lab()
+    at.radio(key="lab_source").set_value("Upload")
+    _run(at)
+    at.file_uploader(key="lab_upload").set_value((name, data, "application/octet-stream"))
+    _run(at)
+    assert any(words in e and name in e for e in _errors(at)), _errors(at)
+    assert not [m for m in at.markdown if SHAPE.search(m.value)]  # nothing computed
+
+
+def test_one_pixel_upload():
+    """A 1×1 image: a 3×3 kernel does not fit without padding (friendly error); with "same"
+    padding the output is 1×1 and pooling is skipped with a note."""
+    from PIL import Image
+
+    from tests.test_images import _png
+
+    at = _lab()
+    at.radio(key="lab_source").set_value("Upload")
+    _run(at)
+    at.file_uploader(key="lab_upload").set_value(
+        ("dot.png", _png(Image.new("RGB", (1, 1), (9, 9, 9))), "image/png")
+    )
+    _run(at)
+    assert any("kernel spans 3 pixels" in e for e in _errors(at)), _errors(at)
+    at.radio(key="lab_padding").set_value("same")
+    _run(at)
+    assert _shown(at) == (1, 1)
+    assert any("Pooling skipped" in i.value for i in at.info)
+
+
+def test_bad_url_parameters_fall_back_with_notices():
+    at = _lab(stride="9", kernel="blurry", padding="half", dilation="2")
+    notices = [w.value for w in at.warning]
+    assert len(notices) == 3
+    for name in ("stride", "kernel", "padding"):
+        assert any(f"`{name}=" in n for n in notices), notices
+    x = _input_array(lab.DEFAULTS.image)
+    assert _shown(at) == _expected(x, (3, 3), "valid", 1, 2)  # the good dilation is kept
+    assert at.query_params["stride"] == "1" and at.query_params["dilation"] == "2"
+
+
+def test_custom_kernel_from_the_url_and_the_buttons():
+    at = _lab(k="0,0;0,0", padding="same", gray="0", image="rocket")
+    assert at.selectbox(key="lab_preset").value == lab.CUSTOM
+    x = _input_array("rocket", gray=False)
+    assert _shown(at) == x.shape[:2]
+    at.button(key="lab_normalize").click()
+    _run(at)
+    assert any("all-zero kernel" in e for e in _errors(at))
+    at.button(key="lab_randomize").click()
+    _run(at)
+    assert _errors(at) == []
+    k = lab.kernel_from_text(at.query_params["k"])
+    assert k.shape == (2, 2) and np.abs(k).max() <= 1
+    at.selectbox(key="lab_kh").set_value(7)
+    _run(at)
+    assert lab.kernel_from_text(at.query_params["k"]).shape == (7, 2)
+    at.button(key="lab_normalize").click()
+    _run(at)
+    assert abs(float(lab.kernel_from_text(at.query_params["k"]).sum()) - 1) < 1e-3 or (
+        abs(float(np.abs(lab.kernel_from_text(at.query_params["k"])).sum()) - 1) < 1e-3
+    )
+    at.selectbox(key="lab_preset").set_value("sharpen")
+    _run(at)
+    assert at.query_params["kernel"] == "sharpen" and "k" not in at.query_params
+
+
+def test_editing_a_cell_makes_a_custom_kernel():
+    at = _lab(kernel="identity")
+    editor = f"lab_editor_{at.session_state['lab_editor_v']}"
+    at.session_state[editor] = {
+        "edited_rows": {1: {"1": 2.0}, 0: {"2": None}},
+        "added_rows": [],
+        "deleted_rows": [],
+    }
+    _run(at)
+    np.testing.assert_array_equal(
+        lab.kernel_from_text(at.query_params["k"]), [[0, 0, 0], [0, 2, 0], [0, 0, 0]]
+    )
+    assert at.query_params["kernel"] == lab.CUSTOM
+    assert any("Sum of the 9 products" in m.value and "equal" in m.value for m in at.markdown)
+
+
+def test_under_the_hood_and_small_grid():
+    at = _lab(stride="2", padding="same")
+    at.slider(key="lab_row").set_value(0)
+    at.slider(key="lab_col").set_value(0)
+    _run(at)
+    text = next(m.value for m in at.markdown if m.value.startswith("Output (0, 0) reads"))
+    # Stride 2 "same" on 170×256 needs one padding row/column, added after (bottom/right).
+    assert "rows **0, 1, 2**" in text and "columns **0, 1, 2**" in text
+    at.button(key="lab_next").click()
+    _run(at)
+    assert at.slider(key="lab_step").value == 1
+    grid = lab.small_grid(5, 3, padding="same", stride=2, dilation=1)
+    assert grid.equation(1) in _latex(at)
+    at.button(key="lab_prev").click().run(timeout=TIMEOUT)
+    at.button(key="lab_prev").click().run(timeout=TIMEOUT)
+    assert at.slider(key="lab_step").value == grid.positions - 1  # wraps around
+    at.toggle(key="lab_play").set_value(True)
+    _run(at)
+    assert at.slider(key="lab_step").value == 0  # each run while playing advances one step
+    at.radio(key="lab_dilation").set_value(3)
+    at.selectbox(key="lab_grid_n").set_value(3)
+    at.radio(key="lab_padding").set_value("valid")
+    _run(at)
+    assert any("Make the grid bigger" in i.value for i in at.info)
+
+
+def test_tensorflow_check_on_request():
+    at = _lab(kernel="sobel y", stride="2", dilation="2", padding="full")
+    assert not any(m.label == "max |difference|" for m in at.metric)  # not before asked
+    at.button(key="lab_tf").click()
+    _run(at)
+    diff = next(m for m in at.metric if m.label == "max |difference|")
+    assert float(diff.value) < 1e-5
+    shapes = {m.label: m.value for m in at.metric}
+    assert shapes["Our shape"] == shapes["TensorFlow's shape"]

@@ -1,0 +1,276 @@
+"""cnnlib.lab: URL settings, output-size explanations, one cell by hand, the small grid,
+the filter bank and drawing helpers — checked against cnnlib.conv and TensorFlow."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from cnnlib import conv, kernels, lab, samples
+from cnnlib.errors import InvalidArgumentError
+
+IMAGES = samples.sample_names()
+
+
+# ------------------------------------------------------------------------------ settings
+
+
+def test_default_settings_round_trip():
+    params = lab.settings_to_query(lab.DEFAULTS)
+    assert params == {
+        "image": "cat (chelsea)",
+        "gray": "1",
+        "kernel": "vertical edges",
+        "padding": "valid",
+        "stride": "1",
+        "dilation": "1",
+    }
+    settings, notices = lab.settings_from_query(params, IMAGES)
+    assert settings == lab.DEFAULTS and notices == []
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        lab.LabSettings(image="moon", grayscale=False, kernel_name="sobel y", padding="same"),
+        lab.LabSettings(padding=3, stride=4, dilation=3, kernel_name="gaussian blur"),
+        lab.LabSettings(
+            kernel_name=lab.CUSTOM,
+            kernel=lab.kernel_tuple(np.array([[0.1, -2.5], [1 / 3, 7]], np.float32)),
+            padding="full",
+            stride=2,
+        ),
+    ],
+)
+def test_settings_round_trip_through_the_url(settings):
+    params = lab.settings_to_query(settings)
+    back, notices = lab.settings_from_query(params, IMAGES)
+    assert notices == []
+    assert back == settings
+    np.testing.assert_array_equal(back.kernel_array, settings.kernel_array)
+
+
+@pytest.mark.parametrize(
+    ("params", "name"),
+    [
+        ({"stride": "9"}, "stride"),
+        ({"stride": "two"}, "stride"),
+        ({"dilation": "0"}, "dilation"),
+        ({"padding": "half"}, "padding"),
+        ({"padding": "-1"}, "padding"),
+        ({"padding": "11"}, "padding"),
+        ({"gray": "maybe"}, "gray"),
+        ({"image": "no such photo"}, "image"),
+        ({"kernel": "blurry"}, "kernel"),
+        ({"kernel": "custom"}, "kernel"),
+        ({"kernel": "custom", "k": "1,2;3"}, "k"),
+        ({"k": "1,x;3,4"}, "k"),
+        ({"k": "nan,1;1,1"}, "k"),
+        ({"k": ";".join([",".join(["1"] * 8)] * 8)}, "k"),
+        ({"k": "1e9"}, "k"),
+    ],
+)
+def test_bad_url_values_fall_back_with_a_notice_naming_them(params, name):
+    settings, notices = lab.settings_from_query(params, IMAGES)
+    assert len(notices) == 1
+    assert f"`{name}=" in notices[0] and "default" in notices[0]
+    assert settings == lab.DEFAULTS
+
+
+def test_good_values_survive_beside_bad_ones():
+    settings, notices = lab.settings_from_query(
+        {"stride": "3", "dilation": "7", "kernel": "emboss", "extra": "ignored", "gray": ["0"]},
+        IMAGES,
+    )
+    assert (settings.stride, settings.dilation, settings.kernel_name) == (3, 1, "emboss")
+    assert settings.grayscale is False
+    assert len(notices) == 1 and "`dilation=7`" in notices[0]
+
+
+def test_kernel_text_and_table():
+    k = np.array([[1 / 9, -2.0, 0.0], [3.5, 1e-3, -0.25]], np.float32)
+    assert lab.kernel_to_text(np.array([[1, 0], [-2, 0.5]])) == "1,0;-2,0.5"
+    np.testing.assert_array_equal(lab.kernel_from_text(lab.kernel_to_text(k)), k)
+    np.testing.assert_array_equal(
+        lab.kernel_from_table([[1.0, None], [np.nan, 2.0]]), np.array([[1, 0], [0, 2]])
+    )
+    with pytest.raises(InvalidArgumentError, match="same number"):
+        lab.kernel_from_text("1,2;3")
+    with pytest.raises(InvalidArgumentError, match="finite"):
+        lab.kernel_from_table([[np.inf]])
+    with pytest.raises(InvalidArgumentError, match="1 to 7"):
+        lab.check_kernel(np.ones((1, 8)))
+    assert lab.matching_preset(kernels.preset("laplacian")) == "laplacian"
+    assert lab.matching_preset(np.ones((2, 2))) is None
+
+
+# --------------------------------------------------------------------------- output size
+
+
+@pytest.mark.parametrize(
+    ("n", "k", "padding", "stride", "dilation"),
+    list(
+        itertools.product((5, 8, 28), (1, 2, 3, 5), ("valid", "same", "full", 2), (1, 2, 3), (1, 2))
+    ),
+)
+def test_axis_size_agrees_with_conv(n, k, padding, stride, dilation):
+    try:
+        out = conv.output_size(n, k, padding=padding, stride=stride, dilation=dilation)
+    except InvalidArgumentError:
+        with pytest.raises(InvalidArgumentError):
+            lab.axis_size("height", n, k, padding=padding, stride=stride, dilation=dilation)
+        return
+    size = lab.axis_size("height", n, k, padding=padding, stride=stride, dilation=dilation)
+    assert size.out == out
+    assert size.numerator // stride + 1 == out
+    assert (size.before, size.after) == conv.pad_amounts(
+        n, k, padding=padding, stride=stride, dilation=dilation
+    )
+    assert size.formula_latex().endswith(rf"\mathbf{{{out}}}")
+    # Dropped cells: exactly the padded cells after the last kernel position.
+    assert size.dropped == size.padded - ((out - 1) * stride + size.k_eff)
+    dropped_image = size.dropped_image_cells()
+    assert len(dropped_image) <= size.dropped
+    assert all(0 <= i < n for i in dropped_image)
+    assert (size.dropped_text() is None) == (size.dropped == 0)
+    assert (size.same_rule_latex() is None) == (padding != "same")
+
+
+def test_formula_and_dropped_text_show_the_numbers():
+    h, w = lab.output_sizes((7, 28), (3, 3), padding="valid", stride=2, dilation=1)
+    assert (h.out, w.out) == (3, 13)
+    assert r"\left\lfloor \frac{7 + 0 + 0 - 1\cdot(3-1) - 1}{2} \right\rfloor + 1" in (
+        h.formula_latex()
+    )
+    assert h.dropped == 0
+    assert w.dropped == 1
+    text = w.dropped_text()
+    assert "image column 27" in text and "never read" in text
+    same = lab.axis_size("width", 6, 4, padding="same")
+    assert (same.before, same.after) == (1, 2)
+    assert r"\lceil \frac{6}{1}" in same.same_rule_latex().replace(r"\left", "")
+
+
+# -------------------------------------------------------------------------- one cell
+
+
+@pytest.mark.parametrize(
+    ("padding", "stride", "dilation", "channels", "ksize"),
+    [
+        ("valid", 1, 1, 1, (3, 3)),
+        ("same", 2, 1, 3, (3, 3)),
+        ("full", 1, 2, 1, (2, 4)),
+        (2, 3, 2, 3, (5, 5)),
+        ("same", 2, 3, 1, (4, 3)),
+    ],
+)
+def test_explain_cell_adds_up_to_conv2d(padding, stride, dilation, channels, ksize):
+    rng = np.random.default_rng(5)
+    x = rng.random((11, 13, channels), dtype=np.float32)
+    x = x[:, :, 0] if channels == 1 else x
+    k = rng.standard_normal(ksize).astype(np.float32)
+    y = conv.conv2d(x, k, padding=padding, stride=stride, dilation=dilation)
+    for row, col in itertools.product(range(y.shape[0]), range(y.shape[1])):
+        e = lab.explain_cell(
+            x, k, padding=padding, stride=stride, dilation=dilation, row=row, col=col
+        )
+        assert e.products.shape == (*ksize, channels)
+        assert e.total == pytest.approx(float(y[row, col]), rel=1e-4, abs=1e-5)
+        assert np.all(e.patch[~e.inside] == 0)
+        assert e.channel_sums.sum() == pytest.approx(e.total)
+
+
+def test_explain_cell_rejects_positions_outside():
+    with pytest.raises(InvalidArgumentError, match="outside"):
+        lab.explain_cell(np.ones((5, 5)), np.ones((3, 3)), padding="valid", stride=1,
+                         dilation=1, row=3, col=0)  # fmt: skip
+
+
+# --------------------------------------------------------------------------- small grid
+
+
+@pytest.mark.parametrize(
+    ("n", "k", "padding", "stride", "dilation"),
+    [(5, 3, "valid", 1, 1), (5, 3, "same", 2, 1), (5, 3, 1, 1, 2), (6, 2, "full", 3, 1),
+     (7, 3, "same", 2, 3)],
+)  # fmt: skip
+def test_small_grid_feeds_match_the_convolution(n, k, padding, stride, dilation):
+    g = lab.small_grid(n, k, padding=padding, stride=stride, dilation=dilation)
+    assert g.out == conv.output_size(n, k, padding=padding, stride=stride, dilation=dilation)
+    rng = np.random.default_rng(1)
+    x = rng.random((n, n), dtype=np.float32)
+    w = rng.standard_normal((k, k)).astype(np.float32)
+    y = conv.conv2d(x, w, padding=padding, stride=stride, dilation=dilation)
+    xp = np.pad(x, ((g.before, g.after), (g.before, g.after)))
+    for p in range(g.positions):
+        r, c = g.output_cell(p)
+        feeds = g.feeds(p)
+        value = sum(w.flat[t] * xp[i, j] for t, (i, j) in enumerate(feeds))
+        assert value == pytest.approx(float(y[r, c]), rel=1e-4, abs=1e-5)
+        assert all(xp[i, j] == 0 for i, j in feeds if g.is_padding(i, j))
+        assert g.equation(p).startswith(f"y_{{{r},{c}}} = ")
+    assert g.coverage().sum() == g.positions * k * k
+
+
+def test_small_grid_that_does_not_fit():
+    with pytest.raises(InvalidArgumentError, match="Make the grid bigger"):
+        lab.small_grid(5, 3, padding="valid", stride=1, dilation=3)
+    with pytest.raises(InvalidArgumentError, match="Step must be"):
+        lab.small_grid(5, 3, padding="valid", stride=1, dilation=1).feeds(9)
+
+
+# -------------------------------------------------------------------------- filter bank
+
+
+def test_filter_bank_is_one_conv2d_layer():
+    names = ["vertical edges", "gaussian blur", "laplacian"]
+    k4 = lab.filter_bank([kernels.preset(n) for n in names], 3)
+    assert k4.shape == (5, 5, 3, 3) and k4.dtype == np.float32
+    x = np.random.default_rng(2).random((12, 10, 3), dtype=np.float32)
+    maps = conv.conv2d(x, k4, padding="same", stride=2)
+    assert maps.shape == (6, 5, 3)
+    for i, name in enumerate(names):
+        one = conv.conv2d(x, kernels.resize_kernel(kernels.preset(name), (5, 5)), padding="same",
+                          stride=2)  # fmt: skip
+        np.testing.assert_allclose(maps[:, :, i], one, rtol=1e-5, atol=1e-6)
+    assert lab.conv_layer_params(5, 5, 3, 3) == (225, 3)
+    with pytest.raises(InvalidArgumentError, match="at least one"):
+        lab.filter_bank([], 1)
+
+
+def test_keras_layers_code():
+    code, note = lab.keras_layers(4, (3, 3), (28, 28), padding="same", stride=1, dilation=1)
+    assert code == (
+        'keras.layers.Conv2D(4, (3, 3), strides=1, padding="same", dilation_rate=1, '
+        "use_bias=False),"
+    )
+    assert note is None
+    code, note = lab.keras_layers(2, (3, 5), (9, 9), padding="full", stride=2, dilation=2)
+    assert code.startswith("keras.layers.ZeroPadding2D(((4, 4), (8, 8))),")
+    assert "Keras' Conv2D layer refuses" in note
+
+
+def test_display_map_keeps_the_strongest_values():
+    y = np.zeros((10, 7), np.float32)
+    y[3, 4], y[9, 6] = -5.0, 2.0
+    view, f = lab.display_map(y, 4)
+    assert f == 3 and view.shape == (4, 3)
+    assert view.min() == -5.0 and view.max() == 2.0
+    same, f1 = lab.display_map(y, 10)
+    assert f1 == 1 and same is y
+    img = np.ones((8, 8, 3), np.float32)
+    mean, f2 = lab.display_map(img, 4, how="mean")
+    assert f2 == 2 and mean.shape == (4, 4, 3) and np.allclose(mean, 1.0)
+    assert lab.symmetric_limit(np.zeros(3)) == 1.0
+    assert lab.symmetric_limit(np.array([-3.0, 2.0])) == 3.0
+
+
+def test_tensorflow_check_agrees():
+    x = np.random.default_rng(4).random((20, 17, 3), dtype=np.float32)
+    check = lab.tensorflow_check(x, kernels.preset("sobel x"), padding="full", stride=2,
+                                 dilation=2)  # fmt: skip
+    expected = tuple(conv.output_size(n, 3, padding="full", stride=2, dilation=2) for n in (20, 17))
+    assert check.ours_shape == check.tf_shape == (*expected, 1)
+    assert check.max_abs_diff < 1e-4 * max(1.0, check.max_abs_value)
