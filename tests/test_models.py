@@ -21,6 +21,7 @@ from cnnlib.models import (
     build_from_stack,
     build_tutorial_convnet,
     preset_stack,
+    stack_multiply_adds,
     stack_param_count,
     summarize_stack,
 )
@@ -96,6 +97,15 @@ def _random_stack(rng: random.Random) -> list[LayerSpec]:
         specs += [LayerSpec.dense(rng.choice([3, 16])), LayerSpec.batch_norm()]
     specs.append(LayerSpec.dense(7, activation="softmax"))
     return specs
+
+
+def test_multiply_adds_per_image():
+    # Tutorial: 26·26·32·9 + 11·11·64·288 + 3·3·64·576 + 576·64 + 64·10.
+    assert stack_multiply_adds(preset_stack("Tutorial convnet")) == 2_794_240
+    rows = summarize_stack(preset_stack("Fast convnet (default)"))
+    assert rows[0].multiply_adds == 14 * 14 * 32 * 9 and rows[1].multiply_adds == 0
+    fast = stack_multiply_adds(preset_stack("Fast convnet (default)"))
+    assert fast < stack_multiply_adds(preset_stack("Tutorial convnet")) / 1.5
 
 
 def test_random_valid_stacks_match_keras():

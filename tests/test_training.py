@@ -75,19 +75,20 @@ def wait_for(predicate, timeout=60.0):
     return False
 
 
-def test_training_on_2000_real_digits_reaches_90_percent(digits):
+def test_training_on_4000_real_digits_reaches_92_percent(digits):
     (x, y), test = digits
     config = TrainConfig(
-        optimizer="adam", learning_rate=3e-3, batch_size=32, epochs=2, train_size=2000, seed=1
+        optimizer="adam", learning_rate=3e-3, batch_size=32, epochs=2, train_size=4000, seed=1
     )
     job = TrainingJob(small_model, ((x, y), test), config, slots=TrainingSlots(2)).start()
     progress = job.wait(120)
     assert progress.state == "finished", progress.error
-    assert progress.train_samples == 1800 and progress.val_samples == 200
+    assert progress.train_samples == 3600 and progress.val_samples == 400
     assert progress.test_samples == 2000
-    # Measured: about 93-95% on the 2,000 held-out digits; chance is 10%.
-    assert progress.test_accuracy >= 0.90
-    assert len(progress.val_accuracy) == 2 and progress.val_accuracy[-1] >= 0.85
+    # Measured on the 2,000 held-out digits: 94.6% with seed 1 (92.2-94.6% over seeds 0-7;
+    # 2,000 training digits gave 88-92%, too close to the bar). Chance is 10%.
+    assert progress.test_accuracy >= 0.92
+    assert len(progress.val_accuracy) == 2 and progress.val_accuracy[-1] >= 0.88
     predictions = job.model.predict(test[0][:50, :, :, None] / 255.0, verbose=0)
     assert (predictions.argmax(1) == test[1][:50]).mean() >= 0.8
     assert progress.device.startswith(("CPU", "GPU")) and progress.tf_version

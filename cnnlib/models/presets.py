@@ -36,6 +36,7 @@ _STACKS: dict[str, tuple[LayerSpec, ...]] = {
         _conv(64, 3, strides=2, padding="same"),
         _bn(),
         _flat(),
+        _dense(128),
         _dense(10, activation="softmax"),
     ),
     "Tutorial convnet": (
@@ -76,9 +77,10 @@ _STACKS: dict[str, tuple[LayerSpec, ...]] = {
 #: One sentence per preset for the page.
 PRESET_DESCRIPTIONS: dict[str, str] = {
     "Fast convnet (default)": (
-        "Two 3×3 convolutions with stride 2 (each halves the image, so no pooling is needed), "
-        "batch normalization after each, and a softmax output: few multiplications per image, "
-        "quick to train."
+        "Two 3×3 convolutions with stride 2 (each halves the image, so no pooling is needed) "
+        "and batch normalization after each, then Dense(128) and the softmax output: fewer "
+        "multiplications per image than the tutorial convnet, trained with adam, batch 256 "
+        "and a learning rate that decays to zero (cosine)."
     ),
     "Tutorial convnet": (
         "The tutorials' network: Conv2D(32) → MaxPool → Conv2D(64) → MaxPool → Conv2D(64) → "
@@ -104,9 +106,10 @@ PRESET_DESCRIPTIONS: dict[str, str] = {
 PRESET_TRAINING: dict[str, dict[str, Any]] = {
     "Fast convnet (default)": {
         "optimizer": "adam",
-        "learning_rate": 3e-3,
+        "learning_rate": 2e-3,
         "batch_size": 256,
-        "epochs": 3,
+        "epochs": 4,
+        "lr_schedule": "cosine",
     },
     "Tutorial convnet": {
         "optimizer": "rmsprop",
@@ -145,7 +148,8 @@ def _builder(name: str, model_name: str) -> Callable[..., Any]:
 
 
 def build_fast_convnet(*, seed: int | None = None):
-    """The app's default recipe: two stride-2 3×3 convolutions with batch normalization.
+    """The app's default recipe: two stride-2 3×3 convolutions with batch normalization,
+    Dense(128), Dense(10, softmax); train it with ``PRESET_TRAINING[DEFAULT_PRESET]``.
 
     Uncompiled ``keras.Sequential``, (28, 28, 1) → 10 softmax. ``seed`` fixes the initial
     weights without touching Keras' global random state.

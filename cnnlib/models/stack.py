@@ -23,6 +23,7 @@ __all__ = [
     "LayerSpec",
     "SummaryRow",
     "build_from_stack",
+    "stack_multiply_adds",
     "stack_param_count",
     "summarize_stack",
 ]
@@ -167,6 +168,9 @@ class SummaryRow:
     formula: str  #: how ``params`` is computed, e.g. "(3·3·1 + 1)·32 = 320"
     shape_formula: str = ""  #: how the spatial size is computed, e.g. "⌊(28 − 3)/1⌋ + 1 = 26"
     description: str = field(default="")
+    #: Multiply-adds per image in the forward pass (Conv2D: H′·W′·k·k·C_in·F, Dense:
+    #: n_in·units; other layers' few element-wise operations are not counted).
+    multiply_adds: int = 0
 
 
 def _layer_error(index: int, spec: LayerSpec, problem: str) -> InvalidModelError:
@@ -267,6 +271,7 @@ def summarize_stack(
         counters[spec.kind] = counters.get(spec.kind, 0) + 1
         name = f"{_SNAKE[spec.kind]}_{counters[spec.kind]}"
         shape_formula = ""
+        macs = 0
         if spec.kind in ("Conv2D", "MaxPooling2D"):
             if len(shape) != 3:
                 raise _layer_error(
@@ -283,6 +288,7 @@ def summarize_stack(
                 k, f = spec.kernel_size, spec.filters
                 params = (k * k * c + 1) * f
                 formula = f"({k}·{k}·{c} + 1)·{f} = {params:,}"
+                macs = oh * ow * k * k * c * f
                 shape = (oh, ow, f)
             else:
                 params, formula = 0, "0 (no weights: takes the maximum of each window)"
@@ -304,6 +310,7 @@ def summarize_stack(
                 )
             params = (shape[0] + 1) * spec.units
             formula = f"({shape[0]:,} + 1)·{spec.units} = {params:,}"
+            macs = shape[0] * spec.units
             shape = (spec.units,)
         elif spec.kind == "BatchNormalization":
             c = shape[-1]
@@ -320,6 +327,7 @@ def summarize_stack(
                 formula=formula,
                 shape_formula=shape_formula,
                 description=spec.describe(),
+                multiply_adds=macs,
             )
         )
     last = specs[-1]
@@ -341,6 +349,16 @@ def summarize_stack(
             "filters, or pool before it.",
         )
     return rows
+
+
+def stack_multiply_adds(
+    specs: list[LayerSpec],
+    input_shape: tuple[int, int, int] = (28, 28, 1),
+    num_classes: int = 10,
+) -> int:
+    """Multiply-adds per image in the forward pass of a valid stack (Conv2D and Dense)."""
+    rows = summarize_stack(specs, input_shape, num_classes, max_params=None)
+    return sum(r.multiply_adds for r in rows)
 
 
 def stack_param_count(
