@@ -529,8 +529,9 @@ def tile_grid(
     tile_px: int,
     gap: int = 3,
 ) -> np.ndarray:
-    """Compose RGB tiles (h, w, 3) uint8 into one image, each upscaled (nearest) to fit a
-    ``tile_px`` square, with an optional label above each. Returns (H, W, 3) uint8 on white.
+    """Compose RGB tiles (h, w, 3) uint8 into one image, each resized to fit a ``tile_px``
+    square (enlarged pixel by pixel, shrunk by averaging), with an optional label above each.
+    Returns (H, W, 3) uint8 on white.
     """
     if not tiles:
         raise InvalidArgumentError("There is nothing to show: the grid has no tiles.")
@@ -546,7 +547,9 @@ def tile_grid(
         h, w = tile.shape[:2]
         scale = tile_px / max(h, w)
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        img = Image.fromarray(np.ascontiguousarray(tile)).resize(size, Image.Resampling.NEAREST)
+        # Enlarge with crisp pixels (each cell stays a square); shrink by averaging (no aliasing).
+        resample = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.BOX
+        img = Image.fromarray(np.ascontiguousarray(tile)).resize(size, resample)
         x0, y0 = gap + c * cell_w, gap + r * cell_h + label_h
         canvas.paste(img, (x0 + (tile_px - size[0]) // 2, y0 + (tile_px - size[1]) // 2))
         if draw is not None and labels is not None:

@@ -1,0 +1,260 @@
+"""The Feature-maps page under AppTest, for each model source: the session's MNIST model on a
+drawn digit (every layer), a test-set digit, the quick training, uploaded .keras files (bad
+and good), ResNet50 and VGG19 from local weights files (random weights, so the page must say
+they are not ImageNet's), and the missing-weights message.
+
+The forward pass must run once per (model, image): reruns that only change a layer or a
+display option reuse the stored activations (checked by object identity and pass counts).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from cnnlib import features as F
+from cnnlib.models.pretrained import RESNET50, VGG19_NOTOP
+from tests.conftest import ROOT
+from tests.imagenet_weights import resnet50_weights_file
+from ui import features_view as fv
+from ui import state
+
+PAGE = str(ROOT / "pages" / "feature_maps.py")
+SESSION, QUICK, UPLOAD = "Your model from the MNIST page", "Quick-train a convnet", "Upload"
+RESNET, VGG = "ResNet50 (ImageNet)", "VGG19 without its classifier (ImageNet)"
+
+
+def _run(target) -> AppTest:
+    """Run the app (or the app of a widget just changed); fail on any exception."""
+    at = target.run(timeout=180)
+    at = at if isinstance(at, AppTest) else target
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _page(**session) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    for key, value in session.items():
+        at.session_state[key] = value
+    return _run(at)
+
+
+def _layer_box(at: AppTest):
+    return next(s for s in at.selectbox if s.label.startswith("Layer ("))
+
+
+def _captions(at: AppTest) -> list[str]:
+    return [c for img in at.get("image") for c in img.captions]
+
+
+def _acts(at: AppTest) -> F.ActivationSet:
+    return at.session_state[fv._ACTIVATIONS][1]
+
+
+def _hierarchy(at: AppTest):
+    return next(d.value for d in at.dataframe if "receptive field" in d.value.columns)
+
+
+@pytest.fixture(scope="module")
+def tutorial_model():
+    from cnnlib.models import build_tutorial_convnet
+
+    return build_tutorial_convnet(seed=0)
+
+
+@pytest.fixture(scope="module")
+def drawn_digit():
+    digit = np.zeros((28, 28), np.float32)
+    digit[5:23, 13:16] = 1.0  # a "1"
+    return digit
+
+
+def test_session_model_every_layer_on_a_drawn_digit(tutorial_model, drawn_digit):
+    at = _page(**{state.TRAINED_MODEL: tutorial_model, state.DRAWN_DIGIT: drawn_digit})
+    assert at.radio(key="fm_model_source").value == SESSION
+    assert at.radio(key="fm_input_mnist").value == "Digit drawn on the MNIST page"
+    box = _layer_box(at)
+    layers = F.list_layers(tutorial_model)
+    assert len(box.options) == len(layers) == 8
+    assert box.options[0].endswith("Conv2D · 26×26×32") and "Dense · 10" in box.options[-1]
+    # The class scores are the model's own prediction for this digit.
+    expected = tutorial_model.predict(drawn_digit[None, :, :, None], verbose=0)[0]
+    answer = next(m.value for m in at.markdown if m.value.startswith("**The model's answer:**"))
+    assert f"answer:** {int(np.argmax(expected))} (" in answer
+    acts = _acts(at)
+    view = at.session_state[fv._VIEWS][f"session:{id(tutorial_model)}"]
+    # Walk through every layer: maps for spatial layers, a bar chart for vectors.
+    for i, info in enumerate(layers):
+        _run(_layer_box(at).select_index(i))
+        if info.spatial:
+            assert any(c.startswith(f"{info.name}: maps 1–") for c in _captions(at)), info.name
+        else:
+            charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+            bars = [c["data"][0] for c in charts if c["data"][0]["type"] == "bar"]
+            assert any(len(b["x"]) == info.channels for b in bars), info.name
+        stats = acts.stats(info.name)
+        top = F.top_channel(stats)
+        assert any(f"activating {'channel' if info.spatial else 'unit'}:** {top} of" in m.value
+                   for m in at.markdown)  # fmt: skip
+    # Display options rerun the page without another forward pass.
+    _run(_layer_box(at).select_index(2))
+    _run(at.radio(key="fm_order").set_value("Channel number"))
+    _run(at.radio(key="fm_scale").set_value("One range for the whole layer"))
+    _run(at.selectbox(key="fm_per_page").set_value(32))
+    assert _acts(at) is acts and view.extractor.forward_passes == 1
+    # Filters: the first layer's 32 kernels, and one filter of any conv layer.
+    assert any(c.startswith("Each square is one filter") for c in _captions(at))
+    assert any("3×3 weights for each of its 32 input channels" in c.value for c in at.caption)
+    # Spatial hierarchy: one stage per map size, receptive fields by hand: 3, 4, 8, 10, 18.
+    table = _hierarchy(at)
+    assert list(table["map size"]) == ["26×26", "13×13", "11×11", "5×5", "3×3"]
+    assert list(table["receptive field"]) == ["3 px", "4 px", "8 px", "10 px", "18 px"]
+
+
+def test_a_test_set_digit_and_an_mnist_photo(tutorial_model, mnist_dir, monkeypatch):
+    monkeypatch.setenv("CNNLAB_DATA_DIR", str(mnist_dir))
+    at = _page(**{state.TRAINED_MODEL: tutorial_model})
+    radio = at.radio(key="fm_input_mnist")
+    assert radio.value == "Digit from the MNIST test set"  # nothing drawn in this session
+    first = _acts(at)
+    _run(at.number_input(key="fm_test_index").set_value(7))
+    assert any("This digit is labelled" in c.value for c in at.caption)
+    assert _acts(at) is not first  # a new image: one new forward pass
+    _run(radio.set_value("Photo (sample, upload or camera)"))
+    assert any("MNIST-style" in c.value for c in at.caption)
+    assert _layer_box(at).options
+
+
+def test_quick_training_then_every_view(mnist_dir, monkeypatch):
+    monkeypatch.setenv("CNNLAB_DATA_DIR", str(mnist_dir))
+    monkeypatch.setattr(fv, "QUICK_IMAGES", 600)
+    monkeypatch.setattr(fv, "QUICK_EPOCHS", 1)
+    at = _page()
+    assert at.radio(key="fm_model_source").value == QUICK
+    assert not [s for s in at.selectbox if s.label.startswith("Layer (")]
+    _run(at.button(key="fm_quick_start").click())
+    deadline = time.monotonic() + 150
+    while not [s for s in at.selectbox if s.label.startswith("Layer (")]:
+        assert time.monotonic() < deadline, "the quick training did not finish"
+        assert not at.error, [e.value for e in at.error]
+        time.sleep(0.5)
+        _run(at)
+    assert any(
+        c.value.startswith("Quick-trained tutorial convnet: 540 training") for c in at.caption
+    )
+    assert len(_layer_box(at).options) == 8
+    assert len(_hierarchy(at)) == 5
+
+
+def test_uploaded_keras_files_bad_and_good(tutorial_model):
+    from cnnlib.training import save_model_bytes
+
+    at = _page()
+    _run(at.radio(key="fm_model_source").set_value(UPLOAD))
+    assert any("Upload a `.keras` file" in i.value for i in at.info)
+    _run(
+        at.file_uploader(key="fm_model_upload").set_value(
+            ("bad.keras", b"not a model", "application/octet-stream")
+        )
+    )
+    assert any("“bad.keras”" in e.value and ".keras" in e.value for e in at.error)
+    assert not [s for s in at.selectbox if s.label.startswith("Layer (")]
+
+    good = save_model_bytes(tutorial_model)
+    _run(
+        at.file_uploader(key="fm_model_upload").set_value(
+            ("mine.keras", good, "application/octet-stream")
+        )
+    )
+    assert not at.error
+    assert len(_layer_box(at).options) == 8
+    assert any(c.value.startswith("mine.keras: 8 layers, input 28×28×1") for c in at.caption)
+
+
+def test_uploaded_model_without_an_image_input_is_explained():
+    import keras
+
+    from cnnlib.training import save_model_bytes
+
+    inp = keras.Input((10,))
+    model = keras.Model(inp, keras.layers.Dense(2)(inp))
+    at = _page()
+    _run(at.radio(key="fm_model_source").set_value(UPLOAD))
+    _run(
+        at.file_uploader(key="fm_model_upload").set_value(
+            ("vector.keras", save_model_bytes(model), "application/octet-stream")
+        )
+    )
+    assert any("fixed-size image input" in e.value for e in at.error)
+
+
+@pytest.mark.slow
+def test_resnet50_from_a_local_weights_file(monkeypatch):
+    monkeypatch.setenv(RESNET50.env_var, str(resnet50_weights_file()))
+    at = _page()
+    _run(at.radio(key="fm_model_source").set_value(RESNET))
+    # Random weights from a file that is not Keras' official one: said, not hidden.
+    assert any("not** Keras' official ImageNet" in w.value for w in at.warning)
+    box = _layer_box(at)
+    assert len(box.options) == 176
+    assert box.value == "conv1_relu"
+    acts = _acts(at)
+    # The widest layer (2048 channels of 7×7), in pages of channels.
+    _run(_layer_box(at).set_value("conv5_block3_out"))
+    assert any(c.startswith("conv5_block3_out: maps 1–64 of 2048") for c in _captions(at))
+    pager = at.get("pagination")[0]
+    assert pager.num_pages == 32
+    _run(pager.set_value(3))
+    assert any(c.startswith("conv5_block3_out: maps 129–192 of 2048") for c in _captions(at))
+    _run(at.radio(key="fm_scale").set_value("One range for the whole layer"))
+    assert _acts(at) is acts
+    table = _hierarchy(at)
+    assert list(table["receptive field"]) == ["7 px", "35 px", "99 px", "291 px", "483 px"]
+    assert any("swapped back to RGB" in c for c in _captions(at))
+
+
+@pytest.fixture(scope="module")
+def vgg19_weights(tmp_path_factory):
+    import keras
+
+    model = keras.applications.VGG19(weights=None, include_top=False, input_shape=(224, 224, 3))
+    path = tmp_path_factory.mktemp("vgg19") / "vgg19_notop.weights.h5"
+    model.save_weights(path)
+    return path
+
+
+@pytest.mark.slow
+def test_vgg19_from_a_local_weights_file(vgg19_weights, drawn_digit, monkeypatch):
+    monkeypatch.setenv(VGG19_NOTOP.env_var, str(vgg19_weights))
+    at = _page(**{state.DRAWN_DIGIT: drawn_digit})
+    _run(at.radio(key="fm_model_source").set_value(VGG))
+    assert any("not** Keras' official ImageNet" in w.value for w in at.warning)
+    assert at.radio(key="fm_input_imagenet").value == "Photo (sample, upload or camera)"
+    assert len(_layer_box(at).options) == 21
+    table = _hierarchy(at)
+    assert list(table["receptive field"]) == [
+        "5 px",
+        "14 px",
+        "48 px",
+        "116 px",
+        "252 px",
+        "268 px",
+    ]
+    # The drawn digit, prepared for VGG19 (224×224, BGR, means subtracted).
+    _run(at.radio(key="fm_input_imagenet").set_value("Digit drawn on the MNIST page"))
+    assert any("RGB → BGR" in c.value for c in at.caption)
+    assert not [m for m in at.markdown if m.value.startswith("**The model's answer")]
+
+
+def test_missing_weights_are_named_and_nothing_is_faked(tmp_path, monkeypatch):
+    monkeypatch.setenv(VGG19_NOTOP.env_var, str(tmp_path / "nowhere" / VGG19_NOTOP.file_name))
+    at = _page()
+    _run(at.radio(key="fm_model_source").set_value(VGG))
+    message = " ".join(e.value for e in at.error)
+    assert VGG19_NOTOP.env_var in message and VGG19_NOTOP.file_name in message
+    assert not [s for s in at.selectbox if s.label.startswith("Layer (")]
+    assert any("random weights" in c.value for c in at.caption)
