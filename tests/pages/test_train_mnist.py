@@ -1,0 +1,162 @@
+"""The Train-on-MNIST page under AppTest, on the shared real MNIST test files (fallback split).
+
+Rendering, the exact summary against Keras, an impossible stack, and a real (tiny) training
+started from the page: queued behind a full slot, refused a second Start, untouched by widget
+clicks, finished, tested, and handed to the other pages.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from cnnlib import training
+from tests.conftest import ROOT
+from ui import state
+
+PAGE = str(ROOT / "pages" / "train_mnist.py")
+
+
+@pytest.fixture
+def mnist_env(mnist_dir, monkeypatch):
+    """Only the shared MNIST test files, no download, a fresh dataset cache."""
+    from cnnlib import data
+
+    monkeypatch.setenv("CNNLAB_DATA_DIR", str(mnist_dir))
+    monkeypatch.setenv("KERAS_HOME", str(mnist_dir / "no-such-keras-home"))
+
+    def offline(name):
+        raise data.DataUnavailableError("offline (test)")
+
+    monkeypatch.setattr(data, "downloader", offline)
+    st.cache_data.clear()
+    yield
+    st.cache_data.clear()
+
+
+def _run(at: AppTest) -> AppTest:
+    at.run(timeout=180)
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _page() -> AppTest:
+    return _run(AppTest.from_file(PAGE, default_timeout=180))
+
+
+def _texts(elements) -> list[str]:
+    return [e.value for e in elements]
+
+
+def test_renders_with_the_labelled_fallback_and_an_exact_summary(mnist_env):
+    keras = pytest.importorskip("keras")
+    from cnnlib.models import DEFAULT_PRESET, MNIST_PRESETS
+
+    at = _page()
+    infos = " ".join(_texts(at.info))
+    assert "Fallback data" in infos and "8,000 for training / 2,000 for testing" in infos
+    assert "t10k" not in infos or "missing" in infos
+    assert not at.button(key="mnist_start").disabled
+    table = at.dataframe[0].value
+    model = MNIST_PRESETS[DEFAULT_PRESET]()
+    # Row 0 is the input; then one row per Keras layer, same shapes, same counts.
+    assert table["Layer"].tolist()[1:] == [layer.name for layer in model.layers]
+    shapes = [" × ".join(str(d) for d in layer.output.shape[1:]) for layer in model.layers]
+    assert table["Output shape"].tolist()[1:] == shapes
+    counts = [layer.count_params() for layer in model.layers]
+    assert table["Parameters"].tolist()[1:] == counts
+    total = model.count_params()
+    assert [m.value for m in at.metric if m.label == "Total parameters"] == [f"{total:,}"]
+    assert isinstance(model, keras.Model)
+
+
+def test_the_tutorial_preset_shows_93322_parameters(mnist_env):
+    at = _page()
+    at.selectbox(key="mnist_preset").select("Tutorial convnet")
+    _run(at)
+    assert [m.value for m in at.metric if m.label == "Total parameters"] == ["93,322"]
+    # Its training settings came with it (the tutorials' rmsprop, batch 64, 5 epochs).
+    assert at.selectbox(key="mnist_optimizer").value == "rmsprop"
+    assert at.selectbox(key="mnist_batch").value == 64
+    assert at.number_input(key="mnist_epochs").value == 5
+
+
+def test_an_impossible_stack_is_refused_naming_the_layer(mnist_env):
+    at = _page()
+    layers = list(at.session_state["mnist_stack"])
+    index = next(i for i, (_, spec) in enumerate(layers) if spec.kind == "Flatten")
+    at.button(key=f"mnist_remove{layers[index][0]}").click()
+    _run(at)
+    errors = " ".join(_texts(at.error))
+    # The layer after the removed Flatten is now a Dense layer on a 3-D tensor.
+    assert "cannot be built" in errors and f"Layer {index + 1} (Dense" in errors
+    assert "Add a Flatten layer before it" in errors
+    assert at.button(key="mnist_start").disabled
+    # "Add layer" offers the place before the output layer; put Flatten back where it was.
+    assert at.selectbox(key="mnist_add_position").value == len(layers) - 1
+    at.selectbox(key="mnist_add_kind").select("Flatten")
+    at.selectbox(key="mnist_add_position").select(index + 1)
+    at.button(key="mnist_add").click()
+    _run(at)
+    assert [s.kind for _, s in at.session_state["mnist_stack"]] == [s.kind for _, s in layers]
+    assert not at.error and not at.button(key="mnist_start").disabled
+
+
+def test_a_tiny_training_from_the_page(mnist_env, monkeypatch):
+    """Queued behind a full slot → runs → widget clicks and a second Start do not disturb
+    it → finishes → test accuracy, confusion matrix, model in session state."""
+    slots = training.TrainingSlots(1)
+    monkeypatch.setattr(training, "_DEFAULT_SLOTS", slots)
+    blocker, cancelled = object(), threading.Event()
+    assert slots.acquire(blocker, cancelled)  # another session's training holds the slot
+
+    at = _page()
+    at.slider(key="mnist_train_size_mnist").set_value(1000)
+    at.number_input(key="mnist_epochs").set_value(1)
+    at.selectbox(key="mnist_batch").select(32)  # 900 training images → 29 steps
+    at.button(key="mnist_start").click()
+    _run(at)
+    job = at.session_state[state.TRAINING_JOB]
+    assert job.snapshot().state == "queued"
+    assert any("Waiting for a free training slot" in t for t in _texts(at.info))
+
+    slots.release(blocker)
+    deadline = time.monotonic() + 120
+    while job.snapshot().state == "queued" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    # Clicks elsewhere while it trains: other widgets, another preset, the same Start again.
+    at.slider(key="mnist_pen").set_value(30)
+    at.selectbox(key="mnist_preset").select("Dense baseline")
+    _run(at)
+    at.button(key="mnist_start").click()
+    _run(at)
+    assert at.session_state[state.TRAINING_JOB] is job
+    if not job.done:
+        assert any("already running" in t for t in _texts(at.warning))
+    assert job.snapshot().state in ("running", "finished")
+
+    while not job.done and time.monotonic() < deadline:
+        time.sleep(0.5)
+        _run(at)
+    progress = job.snapshot()
+    assert progress.state == "finished", progress.error
+    _run(at)
+    metrics = {m.label: m.value for m in at.metric}
+    accuracy = float(metrics["Test accuracy"].rstrip("%")) / 100
+    assert accuracy > 0.5  # 900 real digits, one epoch: far above chance (10 %)
+    assert metrics["Test images"] == "2,000"
+    assert accuracy == pytest.approx(progress.test_accuracy, abs=5e-5)
+    model = at.session_state[state.TRAINED_MODEL]
+    assert model is job.model and model.output_shape == (None, 10)
+    assert "Fast convnet (default)" in at.session_state[state.TRAINED_MODEL_INFO]
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    heatmaps = [c for c in charts if c["data"][0]["type"] == "heatmap"]
+    assert len(heatmaps) == 1
+    assert int(np.sum(heatmaps[0]["data"][0]["z"])) == 2000
+    assert any("Finished" in t for t in [p.proto.text for p in at.get("progress")])

@@ -1,0 +1,246 @@
+"""The layer-stack editor: start from a preset, then add, remove, reorder and tune layers.
+
+The stack lives in ``st.session_state`` as a list of ``[uid, LayerSpec]``; each layer's
+widgets are keyed by its uid, so moving a layer moves its settings with it. The editor only
+edits specs; ``cnnlib.models.summarize_stack`` judges them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+import streamlit as st
+
+from cnnlib.models import (
+    ACTIVATIONS,
+    DEFAULT_PRESET,
+    LAYER_KINDS,
+    MNIST_PRESETS,
+    PRESET_DESCRIPTIONS,
+    LayerSpec,
+    SummaryRow,
+    preset_stack,
+)
+from cnnlib.models.stack import MAX_FILTERS, MAX_STRIDE, MAX_UNITS, MAX_WINDOW, PADDINGS
+
+#: A fresh layer of each kind, as the "Add layer" button inserts it.
+NEW_LAYER: dict[str, LayerSpec] = {
+    "Conv2D": LayerSpec.conv2d(32, 3),
+    "MaxPooling2D": LayerSpec.max_pool(2),
+    "Dropout": LayerSpec.dropout(0.25),
+    "BatchNormalization": LayerSpec.batch_norm(),
+    "Flatten": LayerSpec.flatten(),
+    "Dense": LayerSpec.dense(64),
+}
+
+
+def _keys(prefix: str) -> tuple[str, str, str]:
+    return f"{prefix}_stack", f"{prefix}_next_uid", f"{prefix}_preset"
+
+
+def _load_preset(prefix: str, on_preset: Callable[[str], None] | None = None) -> None:
+    stack_key, uid_key, preset_key = _keys(prefix)
+    start = st.session_state.get(uid_key, 0)
+    specs = preset_stack(st.session_state[preset_key])
+    st.session_state[stack_key] = [[start + i, spec] for i, spec in enumerate(specs)]
+    st.session_state[uid_key] = start + len(specs)
+    st.session_state[f"{prefix}_add_position"] = max(len(specs), 1)
+    if on_preset is not None:
+        on_preset(st.session_state[preset_key])
+
+
+def _reset_position(prefix: str) -> None:
+    """After the stack changed, offer "before the output layer" again."""
+    st.session_state[f"{prefix}_add_position"] = max(len(st.session_state[_keys(prefix)[0]]), 1)
+
+
+def _move(prefix: str, index: int, step: int) -> None:
+    stack = st.session_state[_keys(prefix)[0]]
+    target = index + step
+    if 0 <= target < len(stack):
+        stack[index], stack[target] = stack[target], stack[index]
+
+
+def _remove(prefix: str, index: int) -> None:
+    stack = st.session_state[_keys(prefix)[0]]
+    if 0 <= index < len(stack):
+        del stack[index]
+    _reset_position(prefix)
+
+
+def _add(prefix: str) -> None:
+    stack_key, uid_key, _ = _keys(prefix)
+    stack = st.session_state[stack_key]
+    kind = st.session_state[f"{prefix}_add_kind"]
+    position = st.session_state[f"{prefix}_add_position"]
+    uid = st.session_state.get(uid_key, 0)
+    st.session_state[uid_key] = uid + 1
+    stack.insert(min(max(position - 1, 0), len(stack)), [uid, NEW_LAYER[kind]])
+    _reset_position(prefix)
+
+
+def current_stack(prefix: str) -> list[LayerSpec]:
+    """The stack being edited (the default preset until the learner changes it)."""
+    stack_key, _, preset_key = _keys(prefix)
+    if stack_key not in st.session_state:
+        st.session_state.setdefault(preset_key, DEFAULT_PRESET)
+        _load_preset(prefix)
+    return [spec for _, spec in st.session_state[stack_key]]
+
+
+def _layer_widgets(prefix: str, uid: int, spec: LayerSpec) -> LayerSpec:
+    """The widgets of one layer's parameters; returns the spec with their current values."""
+    k = f"{prefix}_layer{uid}"
+    if spec.kind == "Conv2D":
+        c = st.columns(5)
+        filters = c[0].number_input("Filters", 1, MAX_FILTERS, spec.filters, key=f"{k}_filters")
+        kernel = c[1].number_input("Kernel", 1, MAX_WINDOW, spec.kernel_size, key=f"{k}_kernel")
+        stride = c[2].number_input("Stride", 1, MAX_STRIDE, spec.stride, key=f"{k}_stride")
+        padding = c[3].selectbox(
+            "Padding", PADDINGS, PADDINGS.index(spec.padding), key=f"{k}_padding"
+        )
+        activation = c[4].selectbox(
+            "Activation", ACTIVATIONS, ACTIVATIONS.index(spec.activation), key=f"{k}_act"
+        )
+        return spec.with_changes(
+            filters=int(filters),
+            kernel_size=int(kernel),
+            strides=int(stride),
+            padding=padding,
+            activation=activation,
+        )
+    if spec.kind == "MaxPooling2D":
+        c = st.columns(5)
+        pool = c[0].number_input("Pool size", 1, MAX_WINDOW, spec.pool_size, key=f"{k}_pool")
+        stride = c[1].number_input("Stride", 1, MAX_STRIDE, spec.stride, key=f"{k}_stride")
+        padding = c[2].selectbox(
+            "Padding", PADDINGS, PADDINGS.index(spec.padding), key=f"{k}_padding"
+        )
+        return spec.with_changes(pool_size=int(pool), strides=int(stride), padding=padding)
+    if spec.kind == "Dropout":
+        rate = st.slider("Rate", 0.0, 0.9, float(spec.rate), 0.05, key=f"{k}_rate")
+        return spec.with_changes(rate=float(rate))
+    if spec.kind == "Dense":
+        c = st.columns(5)
+        units = c[0].number_input("Units", 1, MAX_UNITS, spec.units, key=f"{k}_units")
+        activation = c[1].selectbox(
+            "Activation", ACTIVATIONS, ACTIVATIONS.index(spec.activation), key=f"{k}_act"
+        )
+        return spec.with_changes(units=int(units), activation=activation)
+    st.caption(
+        "No parameters: normalizes each channel."
+        if spec.kind == "BatchNormalization"
+        else "No parameters: reshapes the feature maps into one vector."
+    )
+    return spec
+
+
+def stack_editor(
+    prefix: str,
+    *,
+    disabled: bool = False,
+    on_preset: Callable[[str], None] | None = None,
+) -> list[LayerSpec]:
+    """Preset picker and per-layer editor; returns the edited stack (not yet validated).
+
+    ``on_preset(name)`` is called when the learner picks another preset (e.g. to load its
+    training settings).
+    """
+    current_stack(prefix)
+    stack_key, _, preset_key = _keys(prefix)
+    names = list(MNIST_PRESETS)
+    st.selectbox(
+        "Start from a preset",
+        names,
+        key=preset_key,
+        on_change=_load_preset,
+        args=(prefix, on_preset),
+        disabled=disabled,
+        help="Choosing a preset replaces the layers below.",
+    )
+    st.caption(PRESET_DESCRIPTIONS.get(st.session_state[preset_key], ""))
+    stack = st.session_state[stack_key]
+    for index, (uid, spec) in enumerate(stack):
+        with st.container(border=True):
+            head, params, buttons = st.columns([3, 10, 2], vertical_alignment="center")
+            head.markdown(f"**{index + 1}. {spec.kind}**")
+            with params:
+                stack[index] = [uid, _layer_widgets(prefix, uid, spec)]
+            with buttons.container(horizontal=True, horizontal_alignment="right", gap=None):
+                st.button(
+                    ":material/arrow_upward:",
+                    key=f"{prefix}_up{uid}",
+                    on_click=_move,
+                    args=(prefix, index, -1),
+                    disabled=disabled or index == 0,
+                    help="Move this layer up",
+                    type="tertiary",
+                )
+                st.button(
+                    ":material/arrow_downward:",
+                    key=f"{prefix}_down{uid}",
+                    on_click=_move,
+                    args=(prefix, index, 1),
+                    disabled=disabled or index == len(stack) - 1,
+                    help="Move this layer down",
+                    type="tertiary",
+                )
+                st.button(
+                    ":material/close:",
+                    key=f"{prefix}_remove{uid}",
+                    on_click=_remove,
+                    args=(prefix, index),
+                    disabled=disabled,
+                    help="Remove this layer",
+                    type="tertiary",
+                )
+    kind_col, pos_col, add_col, _ = st.columns([3, 2, 2, 6], vertical_alignment="bottom")
+    kind_col.selectbox("Layer kind", LAYER_KINDS, key=f"{prefix}_add_kind", disabled=disabled)
+    positions = list(range(1, len(stack) + 2))
+    position_key = f"{prefix}_add_position"
+    if st.session_state.get(position_key) not in positions:
+        st.session_state[position_key] = max(len(stack), 1)  # before the output layer
+    pos_col.selectbox("At position", positions, key=position_key, disabled=disabled)
+    add_col.button(
+        "Add layer", key=f"{prefix}_add", on_click=_add, args=(prefix,), disabled=disabled
+    )
+    return [spec for _, spec in stack]
+
+
+def summary_table(rows: list[SummaryRow], input_shape: tuple[int, ...]) -> pd.DataFrame:
+    """The summary as a table: one row per layer plus the input, shapes as "26 × 26 × 32"."""
+
+    def shape_text(shape: tuple[int, ...]) -> str:
+        return " × ".join(str(d) for d in shape)
+
+    records = [
+        {
+            "Layer": "input",
+            "Kind": "Input",
+            "Output shape": shape_text(input_shape),
+            "Size arithmetic": "",
+            "Parameters": 0,
+            "Parameter arithmetic": "",
+        }
+    ]
+    for row in rows:
+        records.append(
+            {
+                "Layer": row.name,
+                "Kind": row.description or row.kind,
+                "Output shape": shape_text(row.output_shape),
+                "Size arithmetic": row.shape_formula,
+                "Parameters": row.params,
+                "Parameter arithmetic": row.formula,
+            }
+        )
+    return pd.DataFrame.from_records(records)
+
+
+def stack_label(prefix: str) -> str:
+    """The preset's name if the stack is unchanged, else "Your stack (edited from …)"."""
+    preset = st.session_state.get(_keys(prefix)[2], DEFAULT_PRESET)
+    if current_stack(prefix) == preset_stack(preset):
+        return preset
+    return f"Your stack (edited from {preset})"
