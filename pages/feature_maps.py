@@ -225,8 +225,10 @@ def _heatmap(values: np.ndarray, zmin: float, zmax: float, *, height: int = 380)
 
 
 def _show_png(image: np.ndarray, caption: str) -> None:
-    """A composed (H, W, 3) uint8 image at its own size (narrowed to fit the column)."""
-    st.image(F.to_png(image), caption=caption, width=int(image.shape[1]))
+    """A composed (H, W, 3) uint8 image: small ones at their own size, wide ones fitted to
+    the column's width."""
+    width = "stretch" if image.shape[1] > 700 else int(image.shape[1])
+    st.image(F.to_png(image), caption=caption, width=width)
 
 
 def _stats_line(stats: F.MapStats, *, zeros: str = "zeros") -> None:

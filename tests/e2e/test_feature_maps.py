@@ -1,0 +1,89 @@
+"""The Feature-maps page in a real browser: upload a small MNIST convnet saved as ``.keras``,
+see it run on a real test-set digit, pick a layer in the picker and see its grid of maps;
+switch to the other views; upload a file that is not a Keras model and read the message.
+
+(ResNet50 and VGG19 from local weights files are tested under AppTest in
+``tests/pages/test_feature_maps.py``.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.e2e.conftest import screenshot, wait_idle
+
+
+@pytest.fixture(scope="module")
+def small_model_file(tmp_path_factory, mnist_dir):
+    """The tutorials' convnet, trained one quick epoch on 2,000 real MNIST test digits."""
+    from cnnlib import data
+    from cnnlib.models import build_tutorial_convnet
+
+    images = data.read_idx(mnist_dir / "t10k-images-idx3-ubyte.gz")[:2000]
+    labels = data.read_idx(mnist_dir / "t10k-labels-idx1-ubyte.gz")[:2000]
+    model = build_tutorial_convnet(seed=0)
+    model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy")
+    model.fit(data.to_model_input(images), labels.astype(np.int64), epochs=1, verbose=0)
+    path = tmp_path_factory.mktemp("model") / "my_convnet.keras"
+    model.save(path)
+    return path
+
+
+def _open(page, app_url):
+    page.goto(app_url)
+    wait_idle(page)
+    page.locator('[data-testid="stSidebarNav"]').get_by_text("Feature maps").click()
+    wait_idle(page)
+    page.get_by_text("Model", exact=True).wait_for()
+    page.get_by_text("Upload", exact=True).click()
+    wait_idle(page)
+
+
+def _upload(page, path):
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(path))
+
+
+def _no_exception(page):
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_pick_a_layer_of_an_uploaded_convnet_and_see_its_maps(
+    app_url, page, tmp_path, small_model_file
+):
+    _open(page, app_url)
+    _upload(page, small_model_file)
+    page.get_by_text("Layer (8 in this model", exact=False).wait_for(timeout=120_000)
+    wait_idle(page, timeout=120_000)
+    assert page.get_by_text("This digit is labelled", exact=False).count() == 1
+    assert page.get_by_text("The model's answer:", exact=False).count() == 1
+    # The picker lists each layer with its type and output shape; pick the second conv layer.
+    page.locator('[data-testid="stSelectbox"]').filter(has_text="Layer (8").click()
+    option = page.get_by_role("option").filter(has_text="Conv2D · 11×11×64")
+    assert option.count() == 1
+    option.click()
+    wait_idle(page)
+    grid = page.locator('[data-testid="stImage"]').filter(has_text="maps 1–64 of 64, each 11×11")
+    grid.wait_for()
+    box = grid.locator("img").bounding_box()
+    assert box is not None and box["width"] > 600 and box["height"] > 200
+    _no_exception(page)
+    page.set_viewport_size({"width": 1400, "height": 2400})
+    screenshot(page, tmp_path, "feature_maps_grid")
+    page.get_by_role("tab", name="Filters").click()
+    page.get_by_text("First convolutional layer", exact=False).wait_for()
+    page.get_by_role("tab", name="Spatial hierarchy").click()
+    page.get_by_text("each cell sees 18 px", exact=False).wait_for()
+    _no_exception(page)
+    screenshot(page, tmp_path, "feature_maps_hierarchy")
+
+
+def test_an_upload_that_is_not_a_keras_model_gets_a_message(app_url, page, tmp_path):
+    _open(page, app_url)
+    bad = tmp_path / "notes.keras"
+    bad.write_bytes(b"these are my notes, not a model")
+    _upload(page, bad)
+    page.get_by_text("not a .keras model file", exact=False).wait_for()
+    wait_idle(page)
+    _no_exception(page)
+    screenshot(page, tmp_path, "feature_maps_bad_upload")
