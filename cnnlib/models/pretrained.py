@@ -205,7 +205,11 @@ def _keras_download(spec: WeightsSpec) -> Path:
     try:
         return Path(
             keras.utils.get_file(
-                spec.file_name, spec.origin, cache_subdir="models", file_hash=spec.md5
+                spec.file_name,
+                spec.origin,
+                cache_subdir=keras_cache_dir().name,
+                cache_dir=str(keras_cache_dir().parent),
+                file_hash=spec.md5,
             )
         )
     except Exception as err:  # URL errors, hash mismatch, unwritable cache, ...

@@ -1,0 +1,164 @@
+"""The Classify page under AppTest, with ResNet50 loaded from a local weights file
+(``CNNLAB_RESNET50_WEIGHTS``; random weights, so the page must say they are not ImageNet's):
+sample, upload of several files with one bad, camera, crop, Grad-CAM controls, and the
+missing-weights path (message, preprocessing still shown, no predictions).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from cnnlib import imagenet, samples
+from cnnlib.models.pretrained import RESNET50
+from tests.conftest import ROOT
+from tests.imagenet_weights import missing_weights_file, resnet50_weights_file
+
+PAGE = str(ROOT / "pages" / "classify.py")
+
+
+@pytest.fixture
+def local_weights(monkeypatch):
+    monkeypatch.setenv(RESNET50.env_var, str(resnet50_weights_file()))
+
+
+def _run(at: AppTest) -> AppTest:
+    at.run(timeout=180)
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _page() -> AppTest:
+    return _run(AppTest.from_file(PAGE, default_timeout=180))
+
+
+def _image_captions(at: AppTest) -> list[str]:
+    return [c for img in at.get("image") for c in img.captions]
+
+
+def _charts(at: AppTest) -> list[dict]:
+    return [json.loads(e.proto.spec) for e in at.get("plotly_chart")]
+
+
+def _bar_labels(chart: dict) -> list[str]:
+    return list(chart["data"][0]["y"])
+
+
+def _jpeg(name: str) -> bytes:
+    buf = io.BytesIO()
+    samples.load_sample(name).save(buf, "JPEG", quality=92)
+    return buf.getvalue()
+
+
+def test_sample_photo_every_step_top5_and_grad_cam(local_weights):
+    at = _page()
+    headers = [h.value for h in at.subheader]
+    assert len(headers) == 5 and headers[0].startswith("1 ·") and headers[4].startswith("5 ·")
+    # Honest about the weights: a warning, and no claim of ImageNet predictions.
+    assert any("not** Keras' official ImageNet" in w.value for w in at.warning)
+    assert not any("Top-5 of ImageNet's" in m.value for m in at.markdown)
+    assert any("unverified weights" in m.value for m in at.markdown)
+    # Steps: shapes and the subtracted means come from the real computation.
+    steps = imagenet.pipeline_steps(samples.load_sample("cat (chelsea)"))
+    code = at.code[0].value
+    assert "(224, 224, 3)" in code and "(1, 224, 224, 3)" in code
+    table = at.dataframe[0].value
+    np.testing.assert_allclose(table["subtracted (ImageNet mean)"], steps.subtracted_bgr, atol=1e-3)
+    assert any("Original: 451×300" in c for c in _image_captions(at))
+    assert any("squashed from 451×300" in c for c in _image_captions(at))
+    # Top-5 chart and inference time, Grad-CAM overlay and the map alone.
+    charts = _charts(at)
+    assert len(charts) == 2
+    assert len(_bar_labels(charts[0])) == 5
+    assert any(c.value.startswith("Inference (one forward pass") for c in at.caption)
+    assert any(c.startswith("Grad-CAM overlay for") for c in _image_captions(at))
+    assert "7×7 Grad-CAM from conv5_block3_out" in charts[1]["layout"]["title"]["text"]
+
+
+def test_grad_cam_class_choice_opacity_and_crop(local_weights):
+    at = _page()
+    labels = _bar_labels(_charts(at)[0])
+    at.radio(key="classify_cam_class").set_value(2)
+    at.slider(key="classify_opacity").set_value(0.8)
+    _run(at)
+    third = labels[2].rsplit(" (", 1)[0]
+    assert any(
+        c.startswith(f"Grad-CAM overlay for “{third}”") and "opacity 0.80" in c
+        for c in _image_captions(at)
+    )
+    at.toggle(key="classify_crop").set_value(True)
+    _run(at)
+    assert any("centre square 300×300 (from x=75, y=0)" in c for c in _image_captions(at))
+
+
+def test_upload_several_files_one_bad(local_weights):
+    at = _page()
+    at.radio(key="classify_source").set_value("Upload")
+    _run(at)
+    assert any("Upload a JPEG" in i.value for i in at.info)
+    at.file_uploader(key="classify_upload").set_value(
+        [
+            ("coffee.jpg", _jpeg("coffee cup"), "image/jpeg"),
+            ("broken.jpg", b"not really a jpeg", "image/jpeg"),
+            ("rocket.jpg", _jpeg("rocket"), "image/jpeg"),
+        ]
+    )
+    _run(at)
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "broken.jpg" in errors[0]
+    assert any(h.value == "2 photos" for h in at.subheader)
+    charts = _charts(at)
+    assert len(charts) == 2 + 2  # one compact chart per good photo, then the detail view
+    at.selectbox(key="classify_detail").set_value(1)
+    _run(at)
+    assert any("Original: 640×427" in c for c in _image_captions(at))
+
+
+def test_camera_photo(local_weights):
+    at = _page()
+    at.radio(key="classify_source").set_value("Camera")
+    _run(at)
+    assert not at.get("plotly_chart")
+    at.camera_input(key="classify_camera").set_value(
+        ("photo.jpg", _jpeg("astronaut"), "image/jpeg")
+    )
+    _run(at)
+    assert not at.error
+    assert any("Original: 512×512" in c for c in _image_captions(at))
+    assert len(_bar_labels(_charts(at)[0])) == 5
+
+
+def test_missing_weights_message_steps_still_shown(monkeypatch):
+    monkeypatch.setenv(RESNET50.env_var, str(missing_weights_file()))
+    at = _page()
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1
+    for needed in (RESNET50.file_name, RESNET50.env_var, str(missing_weights_file())):
+        assert needed in errors[0]
+    headers = [h.value for h in at.subheader]
+    assert [h[:1] for h in headers] == ["1", "2", "3", "4"]
+    assert at.dataframe and at.code
+    assert not at.get("plotly_chart")  # no predictions without weights
+    assert any("No predictions" in i.value for i in at.info)
+
+
+def test_camera_photo_that_is_not_an_image(local_weights):
+    at = _page()
+    at.radio(key="classify_source").set_value("Camera")
+    _run(at)
+    at.camera_input(key="classify_camera").set_value(("photo.jpg", b"\xff\xd8 junk", "image/jpeg"))
+    _run(at)
+    assert any("camera photo" in e.value for e in at.error)
+    assert not at.get("plotly_chart")
+
+
+def test_grayscale_sample_is_classified(local_weights):
+    at = _page()
+    at.selectbox(key="classify_sample").set_value("camera man")
+    _run(at)
+    assert len(_bar_labels(_charts(at)[0])) == 5
+    assert any("Original: 512×512" in c for c in _image_captions(at))

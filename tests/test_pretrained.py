@@ -1,0 +1,194 @@
+"""cnnlib.models.pretrained: where the weights come from, honesty about them, thread safety.
+
+No network: weights files are made here from ``weights=None`` models and loaded through the
+real code paths (the environment variables and Keras' cache).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import os
+import threading
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from cnnlib.errors import WeightsUnavailableError
+from cnnlib.models import pretrained
+from cnnlib.models.pretrained import (
+    RESNET50,
+    VGG19,
+    VGG19_NOTOP,
+    file_md5,
+    keras_cache_dir,
+    load_resnet50,
+    load_vgg19,
+)
+from tests.imagenet_weights import missing_weights_file, resnet50_reference
+
+
+@pytest.fixture
+def clean_env(monkeypatch, tmp_path):
+    """No weights env vars, and an empty Keras cache in a temp folder."""
+    for var in (RESNET50.env_var, VGG19.env_var):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
+    return tmp_path
+
+
+def _assert_same_weights(a, b) -> None:
+    wa, wb = a.get_weights(), b.get_weights()
+    assert len(wa) == len(wb)
+    for x, y in zip(wa, wb, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_specs_are_keras_own_files():
+    """File names and MD5s are the ones keras.applications downloads and checks."""
+    from keras.src.applications import resnet, vgg19
+
+    assert RESNET50.md5 == resnet.WEIGHTS_HASHES["resnet50"][0]
+    assert RESNET50.origin == resnet.BASE_WEIGHTS_PATH + RESNET50.file_name
+    source = inspect.getsource(vgg19)
+    for spec in (VGG19, VGG19_NOTOP):
+        assert spec.md5 in source and spec.file_name in source
+        assert spec.origin.endswith(spec.file_name)
+    assert spec.origin in (vgg19.WEIGHTS_PATH, vgg19.WEIGHTS_PATH_NO_TOP)
+
+
+def test_resnet50_from_env_file_is_loaded_and_not_called_imagenet(clean_env, monkeypatch):
+    reference, path = resnet50_reference()
+    monkeypatch.setenv(RESNET50.env_var, str(path))
+    pm = load_resnet50()
+    assert pm.input_shape == (None, 224, 224, 3)
+    assert tuple(pm.model.output_shape) == (None, 1000)
+    _assert_same_weights(pm.model, reference)
+    assert pm.weights_path == path
+    assert RESNET50.env_var in pm.weights_source and str(path) in pm.weights_source
+    # Random weights in a file named like Keras' official one are still not ImageNet's.
+    assert pm.imagenet_verified is False
+    assert pm.load_seconds > 0
+
+
+def test_keras_cache_route_verifies_the_checksum(clean_env, monkeypatch):
+    """A file in Keras' cache is used without downloading; 'verified' means the MD5 matches."""
+    _, path = resnet50_reference()
+    cache = keras_cache_dir()
+    assert cache == clean_env / "keras-home" / "models"
+    cache.mkdir(parents=True)
+    (cache / RESNET50.file_name).symlink_to(path)
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("must not download")
+
+    monkeypatch.setattr("keras.src.utils.file_utils.urlretrieve", no_network)
+    # Pretend this file were Keras' official one (its MD5 is the expected MD5).
+    monkeypatch.setattr(pretrained, "RESNET50", dataclasses.replace(RESNET50, md5=file_md5(path)))
+    pm = load_resnet50()
+    assert pm.imagenet_verified is True
+    assert "Keras' cache" in pm.weights_source
+
+
+def test_missing_env_file_names_the_file_and_both_ways(clean_env, monkeypatch):
+    monkeypatch.setenv(RESNET50.env_var, str(missing_weights_file()))
+    with pytest.raises(WeightsUnavailableError) as info:
+        load_resnet50()
+    message = str(info.value)
+    assert str(missing_weights_file()) in message
+    assert RESNET50.file_name in message
+    assert RESNET50.env_var in message
+    assert str(keras_cache_dir()) in message
+    assert RESNET50.origin in message
+
+
+def test_failed_download_names_the_file_and_both_ways(clean_env, monkeypatch):
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure on https://example.invalid: no network")
+
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    with pytest.raises(WeightsUnavailableError) as info:
+        load_resnet50()
+    message = str(info.value)
+    assert "could not be downloaded" in message and "no network" in message
+    assert RESNET50.file_name in message and RESNET50.env_var in message
+    assert str(keras_cache_dir()) in message
+
+
+def test_real_keras_download_failure_is_caught(clean_env, monkeypatch):
+    """Keras' own get_file, with its download refused: the learner gets our message."""
+    import urllib.error
+
+    def refused(*args, **kwargs):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr("keras.src.utils.file_utils.urlretrieve", refused)
+    with pytest.raises(WeightsUnavailableError, match=VGG19_NOTOP.file_name):
+        load_vgg19()
+    assert not (keras_cache_dir() / VGG19_NOTOP.file_name).exists()
+
+
+def test_a_file_that_is_not_weights_gives_a_clear_message(clean_env, monkeypatch, tmp_path):
+    bogus = tmp_path / "weights.h5"
+    bogus.write_text("this is not an HDF5 file")
+    monkeypatch.setenv(VGG19.env_var, str(bogus))
+    with pytest.raises(WeightsUnavailableError) as info:
+        load_vgg19()
+    assert "could not be loaded into VGG19" in str(info.value)
+    assert VGG19_NOTOP.file_name in str(info.value)
+
+
+def test_vgg19_notop_from_keras3_weights_file(clean_env, monkeypatch, tmp_path):
+    """VGG19 without top, from a Keras 3 ``.weights.h5`` file: Feature-maps' extractor."""
+    reference = keras.applications.VGG19(weights=None, include_top=False, input_shape=(224, 224, 3))
+    path = tmp_path / "vgg19_notop.weights.h5"
+    reference.save_weights(path)
+    monkeypatch.setenv(VGG19.env_var, str(path))
+    pm = load_vgg19()
+    assert pm.spec is VGG19_NOTOP
+    assert tuple(pm.model.output_shape) == (None, 7, 7, 512)
+    _assert_same_weights(pm.model, reference)
+    assert pm.imagenet_verified is False
+    x = np.random.default_rng(0).uniform(-120, 130, (1, 224, 224, 3)).astype(np.float32)
+    np.testing.assert_allclose(pm.predict(x), reference(x).numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_weights_none_is_random_and_says_so(clean_env):
+    pm = load_vgg19(weights=None)
+    assert pm.weights_path is None and pm.imagenet_verified is False
+    assert "random" in pm.weights_source and "not ImageNet" in pm.weights_source
+
+
+def test_cached_builds_once_across_threads():
+    pm = pretrained.PretrainedModel(
+        object(),
+        RESNET50,
+        weights_source="test",
+        weights_path=None,
+        imagenet_verified=False,
+        load_seconds=0.0,
+    )
+    calls = []
+
+    def build():
+        calls.append(1)
+        return object()
+
+    results = []
+    threads = [
+        threading.Thread(target=lambda: results.append(pm.cached("k", build))) for _ in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len({id(r) for r in results}) == 1
+
+
+def test_keras_cache_dir_follows_keras_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    assert keras_cache_dir() == tmp_path / "models"
+    monkeypatch.delenv("KERAS_HOME")
+    assert keras_cache_dir() == Path(os.path.expanduser("~")) / ".keras" / "models"
