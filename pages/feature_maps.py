@@ -33,21 +33,22 @@ st.markdown(
 
 SESSION, QUICK, UPLOAD = "Your model from the MNIST page", "Quick-train a convnet", "Upload"
 RESNET, VGG = "ResNet50 (ImageNet)", "VGG19 without its classifier (ImageNet)"
-PHOTO, DRAWN, TEST = (
-    "Photo (sample, upload or camera)",
-    "Digit drawn on the MNIST page",
-    ("Digit from the MNIST test set"),
-)
+PHOTO, DRAWN = "Photo (sample, upload or camera)", "Digit drawn on the MNIST page"
+TEST = {
+    "mnist": "Digit from the MNIST test set",
+    "fashion_mnist": "Image from the Fashion-MNIST test set",
+}
 
 
 def _mnist_class_names() -> tuple[str, ...]:
+    """The class names the MNIST page trained its model with (digits or Fashion-MNIST)."""
     from cnnlib.data import CLASS_NAMES
 
-    info = st.session_state.get(state.TRAINED_MODEL_INFO)
-    text = str(info).lower() if info is not None else ""
-    if isinstance(info, dict) and info.get("class_names"):
-        return tuple(info["class_names"])
-    return tuple(CLASS_NAMES["fashion_mnist" if "fashion" in text else "mnist"])
+    names = st.session_state.get(state.TRAINED_MODEL_CLASSES)
+    if names:
+        return tuple(str(n) for n in names)
+    info = str(st.session_state.get(state.TRAINED_MODEL_INFO, "")).lower()
+    return tuple(CLASS_NAMES["fashion_mnist" if "fashion" in info else "mnist"])
 
 
 # ----------------------------------------------------------------------------- model source
@@ -162,16 +163,26 @@ def choose_model() -> fv.ModelView | None:
 # ----------------------------------------------------------------------------- input
 
 
+def _test_dataset(view: fv.ModelView) -> str:
+    """The test set matching the model: Fashion-MNIST for a model trained on it, else MNIST."""
+    from cnnlib.data import CLASS_NAMES
+
+    fashion = view.class_names == tuple(CLASS_NAMES["fashion_mnist"])
+    return "fashion_mnist" if fashion else "mnist"
+
+
 def choose_input(view: fv.ModelView) -> fv.PreparedInput | None:
     drawn = st.session_state.get(state.DRAWN_DIGIT)
-    options = [PHOTO] + ([DRAWN] if drawn is not None else []) + [TEST]
-    default = PHOTO if view.preprocessing == "imagenet" else (DRAWN if drawn is not None else TEST)
+    dataset = _test_dataset(view)
+    test = TEST[dataset]
+    options = [PHOTO] + ([DRAWN] if drawn is not None else []) + [test]
+    default = PHOTO if view.preprocessing == "imagenet" else (DRAWN if drawn is not None else test)
     kind = st.radio(
         "Input",
         options,
         index=options.index(default),
         horizontal=True,
-        key=f"fm_input_{view.preprocessing}",
+        key=f"fm_input_{view.preprocessing}" + ("_fashion" if dataset == "fashion_mnist" else ""),
     )
     with friendly_errors():
         if kind == PHOTO:
@@ -185,20 +196,23 @@ def choose_input(view: fv.ModelView) -> fv.PreparedInput | None:
             return fv.prepare_input(view, image=picked[0].image, crop=crop)
         if kind == DRAWN:
             return fv.prepare_input(view, digit=drawn)
-        return _test_digit(view)
+        return _test_image(view, dataset)
     return None
 
 
-def _test_digit(view: fv.ModelView) -> fv.PreparedInput | None:
+def _test_image(view: fv.ModelView, dataset: str) -> fv.PreparedInput | None:
     from ui.datasets import load_for_page
 
-    ds = load_for_page("mnist")
+    ds = load_for_page(dataset)
     if not ds.available:
         st.error(ds.error, icon="⚠️")
         return None
     n = len(ds.x_test)
-    index = st.number_input(f"Test image number (0 to {n - 1:,})", 0, n - 1, 0, key="fm_test_index")
-    st.caption(f"{ds.source}. This digit is labelled **{ds.class_names[ds.y_test[index]]}**.")
+    index = st.number_input(
+        f"Test image number (0 to {n - 1:,})", 0, n - 1, 0, key=f"fm_test_index_{dataset}"
+    )
+    what = "digit" if dataset == "mnist" else "image"
+    st.caption(f"{ds.source}. This {what} is labelled **{ds.class_names[ds.y_test[index]]}**.")
     return fv.prepare_input(view, digit=ds.x_test[index].astype(np.float32) / 255.0)
 
 

@@ -13,3 +13,6 @@ TRAINED_MODEL_INFO = "mnist_trained_model_info"
 #: The last digit drawn (or uploaded) on the MNIST page, preprocessed: (28, 28) float32 in [0, 1],
 #: light digit on dark background, as MNIST.
 DRAWN_DIGIT = "mnist_drawn_digit"
+#: Class names of ``TRAINED_MODEL``'s outputs (tuple/list of str, e.g. digits or Fashion-MNIST's
+#: 10 names), set by the MNIST page with the model.
+TRAINED_MODEL_CLASSES = "mnist_page_model_classes"

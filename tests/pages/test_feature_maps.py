@@ -121,12 +121,23 @@ def test_a_test_set_digit_and_an_mnist_photo(tutorial_model, mnist_dir, monkeypa
     radio = at.radio(key="fm_input_mnist")
     assert radio.value == "Digit from the MNIST test set"  # nothing drawn in this session
     first = _acts(at)
-    _run(at.number_input(key="fm_test_index").set_value(7))
+    _run(at.number_input(key="fm_test_index_mnist").set_value(7))
     assert any("This digit is labelled" in c.value for c in at.caption)
     assert _acts(at) is not first  # a new image: one new forward pass
     _run(radio.set_value("Photo (sample, upload or camera)"))
     assert any("MNIST-style" in c.value for c in at.caption)
     assert _layer_box(at).options
+
+
+def test_a_fashion_model_gets_fashion_images_and_names(tutorial_model, fashion_dir):
+    from cnnlib.data import CLASS_NAMES
+
+    names = CLASS_NAMES["fashion_mnist"]
+    at = _page(**{state.TRAINED_MODEL: tutorial_model, state.TRAINED_MODEL_CLASSES: names})
+    assert at.radio(key="fm_input_mnist_fashion").value == "Image from the Fashion-MNIST test set"
+    assert any("This image is labelled" in c.value for c in at.caption)
+    scores = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
+    assert scores["x"] == list(names)
 
 
 def test_quick_training_then_every_view(mnist_dir, monkeypatch):
