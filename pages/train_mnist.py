@@ -112,14 +112,18 @@ def _adopt_finished_training() -> None:
     with st.spinner("Testing the trained model on the test images…"):
         evaluation = evaluate_model(job.model, run["x_test"], run["y_test"])
     ss[EVALUATION] = (run["id"], evaluation)
-    how = "stopped by you" if progress.state == "stopped" else "finished"
-    epochs = len(progress.train_loss) or progress.epoch
+    if progress.state == "stopped":
+        how = f"stopped by you during epoch {progress.epoch} of {progress.epochs}"
+    elif progress.stopped_early:
+        how = f"stopped early after epoch {len(progress.train_loss)}, best epoch kept"
+    else:
+        how = f"{progress.epochs} epoch{'s' * (progress.epochs != 1)}"
     ss[state.TRAINED_MODEL] = job.model
     ss[state.TRAINED_MODEL_INFO] = (
-        f"{run['recipe']} trained on {run['source']} for {epochs} epoch"
-        f"{'s' * (epochs != 1)} ({how}): test accuracy {evaluation.accuracy:.1%}"
+        f"{run['recipe']} trained on {run['source']} ({how}): test accuracy "
+        f"{evaluation.accuracy:.1%}"
     )
-    ss["mnist_page_model_classes"] = run["class_names"]
+    ss[state.TRAINED_MODEL_CLASSES] = list(run["class_names"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -358,7 +362,7 @@ def results_section() -> None:
             st.info("Train a model (tab ② Train) to see its test results here.", icon="ℹ️")
             return
         evaluation, run = previous
-        st.caption("Results of the previous training (the new one is not finished yet).")
+        st.caption("Results of the previous training: the latest one has no model (yet).")
     else:
         evaluation = done[1]
         ss["mnist_page_previous_results"] = (evaluation, run)
@@ -436,7 +440,7 @@ def draw_section() -> None:
         "in 28 × 28."
     )
     source = st.radio(
-        "Digit", ("Draw", "Upload a photo"), horizontal=True, key="mnist_digit_source"
+        "Digit", ("Draw", "Upload a photo"), horizontal=True, key="mnist_draw_or_upload"
     )
     left, right = st.columns([1, 2], gap="large")
     image = None
@@ -456,7 +460,7 @@ def draw_section() -> None:
             image = result.image_data
             st.caption("Use the canvas toolbar to undo or clear.")
         else:
-            picked = pick_images("mnist_digit", sources=("Upload", "Camera"))
+            picked = pick_images("mnist_photo", sources=("Upload", "Camera"))
             if picked:
                 image = picked[0].image
                 st.image(image, caption=picked[0].label, width=240)
@@ -489,7 +493,7 @@ def draw_section() -> None:
             if model is None:
                 st.info("Train a model (tab ② Train) to see what it reads in your digit.", icon="ℹ️")
                 return
-            classes = ss.get("mnist_page_model_classes") or datasets.CLASS_NAMES["mnist"]
+            classes = ss.get(state.TRAINED_MODEL_CLASSES) or datasets.CLASS_NAMES["mnist"]
             probabilities = predict_probabilities(model, prepared.digit[None])[0]
             best = int(np.argmax(probabilities))
             st.markdown(
@@ -519,10 +523,11 @@ def experiment_section(ds: PageDataset, rows) -> None:
     )
     n_max = len(ds.x_train) if ds.available else 1000
     size = c[1].slider(
-        "Training images", min(500, n_max), min(n_max, 20_000), min(4000, n_max), step=500,
+        "Training images (each model)", min(500, n_max), min(n_max, 20_000), min(4000, n_max),
+        step=500,
         key="mnist_exp_size",
     )  # fmt: skip
-    epochs = c[2].number_input("Epochs", 1, 10, 3, key="mnist_exp_epochs")
+    epochs = c[2].number_input("Epochs (each model)", 1, 10, 3, key="mnist_exp_epochs")
     max_shift = c[3].slider("Largest shift (pixels)", 2, 12, 8, key="mnist_exp_shift")
     direction = c[4].selectbox("Direction", DIRECTIONS, key="mnist_exp_direction")
     start = st.button(
@@ -631,7 +636,8 @@ st.markdown(
 )
 _init_settings()
 dataset = dataset_section()
-_adopt_finished_training()
+with friendly_errors("The trained model could not be tested: "):
+    _adopt_finished_training()
 
 tab_model, tab_train, tab_results, tab_draw, tab_experiment = st.tabs(
     ["① Model", "② Train", "③ Results", "④ Draw a digit", "⑤ Dense vs convnet"]

@@ -76,6 +76,42 @@ def test_renders_with_the_labelled_fallback_and_an_exact_summary(mnist_env):
     assert isinstance(model, keras.Model)
 
 
+def test_nothing_available_says_what_was_tried_and_the_builder_still_works(tmp_path, monkeypatch):
+    from cnnlib import data
+
+    monkeypatch.setenv("CNNLAB_DATA_DIR", str(tmp_path))  # an empty folder
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+
+    def offline(name):
+        raise data.DataUnavailableError("offline (test)")
+
+    monkeypatch.setattr(data, "downloader", offline)
+    st.cache_data.clear()
+    try:
+        at = _page()
+    finally:
+        st.cache_data.clear()
+    warning = " ".join(_texts(at.warning))
+    assert "MNIST digits is not available" in warning
+    assert str(tmp_path) in warning and "CNNLAB_DATA_DIR" in warning  # what was tried
+    assert "To get the data" in warning  # how to get it
+    assert at.button(key="mnist_start").disabled
+    assert at.button(key="mnist_exp_start").disabled
+    assert at.button(key="mnist_data_retry")  # look again after adding the files
+    assert [m.value for m in at.metric if m.label == "Total parameters"]  # builder works
+
+
+def test_fashion_mnist_from_debian(mnist_env, fashion_dir):
+    at = _page()
+    at.radio(key="mnist_dataset").set_value("fashion_mnist")
+    _run(at)
+    assert "Fashion-MNIST (full dataset): 60,000 training images, 10,000 test images" in [
+        c.value for c in at.caption
+    ]
+    assert at.slider(key="mnist_train_size_fashion_mnist").value == 12_000
+    assert not at.button(key="mnist_start").disabled
+
+
 def test_the_tutorial_preset_shows_93322_parameters(mnist_env):
     at = _page()
     at.selectbox(key="mnist_preset").select("Tutorial convnet")
@@ -155,8 +191,19 @@ def test_a_tiny_training_from_the_page(mnist_env, monkeypatch):
     model = at.session_state[state.TRAINED_MODEL]
     assert model is job.model and model.output_shape == (None, 10)
     assert "Fast convnet (default)" in at.session_state[state.TRAINED_MODEL_INFO]
+    assert at.session_state[state.TRAINED_MODEL_CLASSES] == [str(d) for d in range(10)]
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     heatmaps = [c for c in charts if c["data"][0]["type"] == "heatmap"]
     assert len(heatmaps) == 1
     assert int(np.sum(heatmaps[0]["data"][0]["z"])) == 2000
     assert any("Finished" in t for t in [p.proto.text for p in at.get("progress")])
+
+
+def test_draw_tab_switches_to_photo_upload_without_errors(mnist_env):
+    at = _page()
+    assert any("Draw a digit in the black square" in t for t in _texts(at.info))
+    at.radio(key="mnist_draw_or_upload").set_value("Upload a photo")
+    _run(at)
+    assert at.radio(key="mnist_photo_source").value == "Upload"
+    assert any("Upload a JPEG, PNG" in t for t in _texts(at.info))
+    assert state.DRAWN_DIGIT not in at.session_state
