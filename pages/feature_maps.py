@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
+from PIL import Image
 
 from cnnlib import features as F
 from cnnlib.errors import CNNLabError
@@ -238,11 +239,16 @@ def _heatmap(values: np.ndarray, zmin: float, zmax: float, *, height: int = 380)
     return fig
 
 
-def _show_png(image: np.ndarray, caption: str) -> None:
-    """A composed (H, W, 3) uint8 image: small ones at their own size, wide ones fitted to
-    the column's width."""
-    width = "stretch" if image.shape[1] > 700 else int(image.shape[1])
-    st.image(F.to_png(image), caption=caption, width=width)
+def _show_png(image: np.ndarray | Image.Image, caption: str) -> None:
+    """A composed image ((H, W, 3) uint8 or PIL), sent as PNG: wide ones fitted to the
+    column's width with the caption below; small ones at their own size, the caption beside
+    them as a line of text (an image caption is only as wide as its image)."""
+    pixels = image.width if isinstance(image, Image.Image) else int(image.shape[1])
+    if pixels > 700:
+        st.image(F.to_png(image), caption=caption, width="stretch", output_format="PNG")
+    else:
+        st.image(F.to_png(image), width=pixels, output_format="PNG")
+        st.caption(caption)
 
 
 def _stats_line(stats: F.MapStats, *, zeros: str = "zeros") -> None:
@@ -354,12 +360,14 @@ def activation_view(view: fv.ModelView, acts: F.ActivationSet, info: F.LayerInfo
     left.plotly_chart(_heatmap(act[:, :, chosen], float(lo), float(hi)), key="fm_enlarged")
     with right:
         st.markdown(f"**Channel {chosen}** of {info.name} ({info.kind})")
-        _stats_line(stats.of(chosen), zeros="exact zeros (switched off by ReLU)")
+        zeros = "exact zeros (switched off by the ReLU)" if info.relu else "exact zeros"
+        _stats_line(stats.of(chosen), zeros=zeros)
         rf = view.fields.get(info.name)
         if rf is not None:
             st.caption(
                 f"Each cell of this {info.output_shape[0]}×{info.output_shape[1]} map sees "
-                f"{rf.label} of the {view.input_shape[0]}×{view.input_shape[1]} input."
+                f"{rf.describe(view.input_shape[:2])} of the "
+                f"{view.input_shape[0]}×{view.input_shape[1]} input."
             )
         if info.has_filters:
             st.caption(f"Its filter's weights are in the **Filters** tab (filter {chosen}).")
@@ -387,7 +395,9 @@ def filters_view(view: fv.ModelView, acts: F.ActivationSet, current: F.LayerInfo
 
     st.markdown("**One filter of any convolutional layer**")
     c1, c2 = st.columns(2)
-    layer_index = conv_names.index(current.name) if current.name in conv_names else 0
+    # The conv layer behind the chosen layer: itself, or the last one before it.
+    before = [n for n in conv_names if view.layer(n).index <= current.index]
+    layer_index = conv_names.index(before[-1]) if before else 0
     layer = c1.selectbox(
         "Conv layer",
         conv_names,
@@ -452,8 +462,8 @@ def hierarchy_view(view: fv.ModelView, acts: F.ActivationSet, preview) -> None:
         lo, hi = float(step.map.min()), float(step.map.max())
         tile = F.tile_grid([F.colorize(step.map, lo, hi)], columns=1, tile_px=160, gap=0)
         sh, sw = step.size
-        rf = step.receptive_field.label if step.receptive_field else "unknown"
-        col.image(F.to_png(tile), width="stretch")
+        rf = step.receptive_field.describe((h, w)) if step.receptive_field else "unknown"
+        col.image(F.to_png(tile), width="stretch", output_format="PNG")
         col.caption(
             f"**{step.layer}**  \n{sh}×{sw} map, channel {step.channel} of {step.channels}"
             f"  \neach cell sees {rf}"

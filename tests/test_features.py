@@ -7,6 +7,8 @@ Keras' own ``model.summary`` for shapes, receptive fields computed by hand (and 
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -73,6 +75,8 @@ def test_layers_match_model_summary(tiny):
     assert conv_info.has_filters and conv_info.spatial and conv_info.channels == 2
     assert conv_info.label == "conv · Conv2D · 6×6×2"
     assert layers[-1].output_shape == (3,) and not layers[-1].spatial
+    # Zeros mean "switched off by a ReLU" only after one.
+    assert [info.relu for info in layers] == [False, False, True, False, False, False]
 
 
 def test_activations_equal_hand_convolution_from_one_forward_pass(tiny, image):
@@ -164,18 +168,32 @@ def test_colorize_and_activation_grid():
     act = np.zeros((4, 4, 3), np.float32)
     act[:, :, 0] = np.arange(16).reshape(4, 4)  # ramp 0..15
     act[:, :, 1] = np.arange(16).reshape(4, 4) / 15.0  # same ramp, 15× smaller
-    per_map = F.activation_grid(act, [0, 1], columns=2, tile_px=8, labels=False)
-    shared = F.activation_grid(act, [0, 1], scale="shared", columns=2, tile_px=8, labels=False)
+
+    def rgb(image):
+        return np.asarray(image.convert("RGB"))
+
+    per_map = rgb(F.activation_grid(act, [0, 1], columns=2, tile_px=8, labels=False))
+    shared = rgb(F.activation_grid(act, [0, 1], scale="shared", columns=2, tile_px=8, labels=False))
     assert per_map.shape == shared.shape == (3 + 8 + 3, 3 + 2 * (8 + 3), 3)
+    # Each 4×4 map is enlarged cell by cell: 2×2 pixels per cell; the corners are the ramp's
+    # ends, the darkest and brightest viridis colours.
+    assert tuple(per_map[3, 3]) == (68, 1, 84) and tuple(per_map[10, 10]) == (253, 231, 37)
+    np.testing.assert_array_equal(per_map[3:5, 3:5], np.broadcast_to(per_map[3, 3], (2, 2, 3)))
     tile = slice(3, 11)
     left, right = (slice(3, 11), slice(14, 22))
     # Per map: both ramps span the full colour scale; shared: the small one stays dark.
     np.testing.assert_array_equal(per_map[tile, left], per_map[tile, right])
     assert shared[tile, right].mean() < shared[tile, left].mean()
     labelled = F.activation_grid(act, [2, 0, 1], columns=3, tile_px=16)
-    assert labelled.shape[0] > 16 + 6 and labelled.dtype == np.uint8
+    assert labelled.mode == "P" and labelled.height > 16 + 6
     png = F.to_png(labelled)
-    assert Image.open(__import__("io").BytesIO(png)).size == labelled.shape[1::-1]
+    assert Image.open(io.BytesIO(png)).size == labelled.size
+    # Maps larger than the tile are shrunk by averaging: a 2×2 checkerboard of 0/1 blocks on
+    # a 4×4 map shown in 2×2 pixels averages each 2×2 block exactly.
+    big = np.zeros((4, 4, 1), np.float32)
+    big[:2, :2] = big[2:, 2:] = 1.0
+    shrunk = rgb(F.activation_grid(big, [0], tile_px=2, labels=False))[3:5, 3:5]
+    assert tuple(shrunk[0, 0]) == (253, 231, 37) and tuple(shrunk[0, 1]) == (68, 1, 84)
     with pytest.raises(InvalidArgumentError):
         F.activation_grid(np.zeros(4), [0])
 
@@ -219,6 +237,8 @@ def test_receptive_field_chain_by_hand():
     assert [f.size for f in fields] == [(3, 3), (4, 4), (12, 12), (12, 20)]
     assert [f.jump for f in fields] == [(1, 1), (2, 2), (2, 2), (2, 2)]
     assert fields[-1].label == "12×20 px" and fields[0].label == "3 px"
+    assert fields[2].describe((28, 28)) == "12 px"
+    assert fields[2].describe((10, 10)) == "12 px, more than the whole 10×10 image"
 
 
 def test_receptive_fields_of_a_branching_graph():
@@ -251,6 +271,7 @@ def test_tutorial_convnet_stages_and_receptive_fields():
     sizes = [next(i for i in layers if i.name == s).output_shape[:2] for s in stages]
     assert sizes == [(26, 26), (13, 13), (11, 11), (5, 5), (3, 3)]
     assert [fields[s].size[0] for s in stages] == [3, 4, 8, 10, 18]
+    assert [info.relu for info in layers if info.kind == "Conv2D"] == [True, True, True]
     assert fields[layers[-1].name].whole_input
 
     digit = np.zeros((28, 28), np.float32)

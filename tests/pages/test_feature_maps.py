@@ -48,7 +48,8 @@ def _layer_box(at: AppTest):
 
 
 def _captions(at: AppTest) -> list[str]:
-    return [c for img in at.get("image") for c in img.captions]
+    """Image captions, and the captions written beside small images."""
+    return [c for img in at.get("image") for c in img.captions] + [c.value for c in at.caption]
 
 
 def _acts(at: AppTest) -> F.ActivationSet:
