@@ -48,7 +48,8 @@ __all__ = [
 
 OPTIMIZERS: tuple[str, ...] = ("adam", "rmsprop", "sgd")
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
-#: At most this many points in the per-batch curves (older points are averaged, not dropped).
+#: At most this many points in the per-batch curves: each point is the mean over a window of
+#: batches, the window chosen before training so that the whole run fits.
 MAX_CURVE_POINTS = 300
 #: Terminal states of a job.
 FINAL_STATES = ("finished", "stopped", "failed")
@@ -281,6 +282,8 @@ def _as_images(x: np.ndarray, what: str) -> np.ndarray:
         )
     if x.dtype != np.uint8:
         x = x.astype(np.float32, copy=False)
+        if not np.isfinite(x).all():
+            raise InvalidArgumentError(f"The {what} images contain NaN or infinite values.")
     return x
 
 
@@ -345,16 +348,26 @@ def _prepare(data, config: TrainConfig, rng: np.random.Generator) -> _Prepared:
 def _train_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, epochs: int, rng):
     """A tf.data pipeline of ``epochs`` passes over (x, y), each in a fresh seeded order.
 
-    The orders are drawn here from the job's own NumPy generator (no global seed); uint8
-    pixels are scaled to [0, 1] per batch, so the images are stored once, small.
+    Each epoch's order is a stateless shuffle keyed by a number from the job's own NumPy
+    generator and the epoch (no global seed, nothing shared between threads); uint8 pixels
+    are scaled to [0, 1] per batch, so the images are stored once, small.
     """
     import tensorflow as tf
 
     n = len(x)
-    orders = np.stack([rng.permutation(n) for _ in range(epochs)]).astype(np.int32)
-    x_t, y_t = tf.constant(x), tf.constant(y)
+    key = int(rng.integers(0, 2**31 - 1))
+    with tf.device("/CPU:0"):  # the input pipeline runs on the CPU, even with a GPU
+        x_t, y_t = tf.constant(x), tf.constant(y)
     scale = x.dtype == np.uint8
 
+    # Plain TensorFlow ops: no AutoGraph conversion needed.
+    @tf.autograph.experimental.do_not_convert
+    def batches(epoch):
+        seed = tf.stack([tf.constant(key, tf.int64), epoch])
+        order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=seed)
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+
+    @tf.autograph.experimental.do_not_convert
     def gather(idx):
         images = tf.gather(x_t, idx)
         if scale:
@@ -362,8 +375,8 @@ def _train_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, epochs: int, r
         return images, tf.gather(y_t, idx)
 
     return (
-        tf.data.Dataset.from_tensor_slices(orders)
-        .flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
+        tf.data.Dataset.range(epochs)
+        .flat_map(batches)
         .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(2)
     )
@@ -499,6 +512,9 @@ class _Worker:
             message = str(exc) or type(exc).__name__
             if not isinstance(exc, InvalidArgumentError | InvalidModelError):
                 message = f"Training failed: {type(exc).__name__}: {message}"
+                if len(message) > 600:
+                    message = message[:600] + " …"
+            self.model = None  # a failed training leaves no model to use
             self.update(state="failed", error=message)
         finally:
             if acquired:
@@ -558,6 +574,13 @@ class _Worker:
                 shuffle=False,  # the dataset is already in a seeded random order
                 verbose=0,
             )
+            if recorder.diverged is not None:
+                epoch, step = recorder.diverged
+                raise InvalidArgumentError(
+                    f"The loss became infinite or NaN at epoch {epoch}, batch {step}: the "
+                    f"learning rate {config.learning_rate:g} is too high for {config.optimizer}. "
+                    "Lower it (e.g. ten times) and train again."
+                )
             recorder.restore_best()
             self.update(train_seconds=time.perf_counter() - t0, eta_seconds=0.0)
             trained = recorder.batches_done > 0
@@ -607,6 +630,7 @@ class _ProgressMixin:
         self.bad_epochs = 0
         self.val_seconds = 0.0
         self.batches_done = 0
+        self.diverged: tuple[int, int] | None = None  #: (epoch, batch) where the loss blew up
 
     # Keras calls these in the training thread.
     def on_train_begin(self, logs=None):
@@ -622,9 +646,12 @@ class _ProgressMixin:
 
     def on_train_batch_end(self, batch, logs=None):
         self.batches_done += 1
+        step = batch + 1
         if self.worker.stop_event.is_set():
             self.model.stop_training = True
-        step = batch + 1
+        if logs and not math.isfinite(float(logs.get("loss", 0.0))) and self.diverged is None:
+            self.diverged = (self.epoch + 1, step)
+            self.model.stop_training = True
         samples = min(step * self.config.batch_size, self.n_train)
         now = time.perf_counter()
         ips = samples / max(now - self.epoch_start, 1e-9)
