@@ -39,6 +39,7 @@ __all__ = [
     "channel_stats",
     "colorize",
     "conv_layer_names",
+    "default_layer",
     "digit_input",
     "digit_to_image",
     "filter_grid",
@@ -189,6 +190,18 @@ def _ends_with_relu(layer) -> bool:
         return True
     activation = getattr(layer, "activation", None)
     return getattr(activation, "__name__", "") == "relu"
+
+
+def default_layer(layers: Sequence[LayerInfo]) -> str:
+    """The layer to show first: the first feature maps after a ReLU (what the first filters
+    found), else the first Conv2D, else the first layer."""
+    for test in (lambda i: i.spatial and i.relu, lambda i: i.has_filters):
+        found = next((info for info in layers if test(info)), None)
+        if found is not None:
+            return found.name
+    if not layers:
+        raise InvalidModelError("This model has no layer whose activations can be shown.")
+    return layers[0].name
 
 
 def model_input_shape(model) -> tuple[int, int, int]:

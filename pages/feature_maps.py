@@ -511,13 +511,15 @@ def main() -> None:
     except CNNLabError as err:
         st.error(str(err), icon="⚠️")
         return
+    except Exception as err:  # e.g. an uploaded model whose layers fail on this input
+        st.error(f"The model could not run on this image ({type(err).__name__}: {err}).", icon="⚠️")
+        return
     with right:
         show_scores(view, acts)
 
     st.subheader("Layers")
     names = [info.name for info in view.layers]
-    stages = F.stage_layers(view.layers)
-    default = names.index(stages[0]) if stages else 0
+    default = names.index(F.default_layer(view.layers))
     name = st.selectbox(
         f"Layer ({len(names)} in this model: type and output shape)",
         names,

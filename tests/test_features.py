@@ -75,6 +75,8 @@ def test_layers_match_model_summary(tiny):
     assert conv_info.has_filters and conv_info.spatial and conv_info.channels == 2
     assert conv_info.label == "conv · Conv2D · 6×6×2"
     assert layers[-1].output_shape == (3,) and not layers[-1].spatial
+    assert F.default_layer(layers) == "relu"  # the first maps after a ReLU
+    assert F.default_layer(layers[:2]) == "conv"
     # Zeros mean "switched off by a ReLU" only after one.
     assert [info.relu for info in layers] == [False, False, True, False, False, False]
 
