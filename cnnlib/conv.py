@@ -8,10 +8,12 @@ rows/columns on each side. No TensorFlow here: tests compare against ``tf.nn.con
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from cnnlib.errors import InvalidArgumentError
 
@@ -164,6 +166,38 @@ def _padding_pairs(
 #: each band stays in the CPU cache.
 _BAND_ELEMENTS = 1 << 18
 
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_state: dict[str, object] = {}
+
+
+@contextmanager
+def _single_threaded_blas() -> Iterator[None]:
+    """Run BLAS on one thread inside the block (process-wide, reference-counted).
+
+    The band products here, (n × kh·kw·C)·(kh·kw·C × F), are thin and memory-bound: extra
+    OpenBLAS threads barely help on an idle machine and, because they spin while waiting,
+    slow them down several times over on a busy one (512×512×3 with 8 3×3 filters: 17 ms on
+    one thread, 72 ms on two, while other processes ran). Concurrent calls share one limit;
+    the original thread count returns when the last one leaves.
+    """
+    global _blas_users
+    with _blas_lock:
+        if _blas_users == 0:
+            if "controller" not in _blas_state:
+                from threadpoolctl import ThreadpoolController
+
+                _blas_state["controller"] = ThreadpoolController()
+            _blas_state["limiter"] = _blas_state["controller"].limit(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_state.pop("limiter").restore_original_limits()
+
 
 def _phases(xp: np.ndarray, sh: int, sw: int, rows: int, cols: int) -> np.ndarray:
     """Polyphase split of the padded image: (sh, sw, C, rows·cols) float32, zero-filled.
@@ -208,11 +242,10 @@ def _conv_padded(
     weights = k4.reshape(kh * kw, c, f)
     n_total = ho * width
     out = np.empty((n_total, f), dtype=np.float32)
-    band = max(width, _BAND_ELEMENTS // (len(taps) * c) if c * f > 1 else _BAND_ELEMENTS)
-    for n0 in range(0, n_total, band):
-        n1 = min(n_total, n0 + band)
-        if c * f == 1:
-            # One channel, one filter: multiply-accumulate one contiguous slice per tap.
+    if c * f == 1:
+        # One channel, one filter: multiply-accumulate one contiguous slice per tap.
+        for n0 in range(0, n_total, _BAND_ELEMENTS):
+            n1 = min(n_total, n0 + _BAND_ELEMENTS)
             acc = np.zeros(n1 - n0, dtype=np.float32)
             tmp = np.empty_like(acc)
             for t, (a, b, off) in enumerate(taps):
@@ -221,12 +254,18 @@ def _conv_padded(
                     np.multiply(flat[a, b, 0, n0 + off : n1 + off], w, out=tmp)
                     acc += tmp
             out[n0:n1, 0] = acc
-        else:
-            # im2col, one contiguous row copy per tap and channel, then one matrix product.
-            cols = np.empty((len(taps) * c, n1 - n0), dtype=np.float32)
+        return out.reshape(ho, width, f)[:, :wo]
+    # im2col, one contiguous row copy per tap and channel, then one matrix product per band.
+    band = min(n_total, max(width, _BAND_ELEMENTS // (len(taps) * c)))
+    w2 = weights.reshape(-1, f)
+    buffer = np.empty((len(taps) * c, band), dtype=np.float32)
+    with _single_threaded_blas():
+        for n0 in range(0, n_total, band):
+            n1 = min(n_total, n0 + band)
+            cols = buffer[:, : n1 - n0]
             for t, (a, b, off) in enumerate(taps):
                 cols[t * c : (t + 1) * c] = flat[a, b, :, n0 + off : n1 + off]
-            np.matmul(cols.T, weights.reshape(-1, f), out=out[n0:n1])
+            np.matmul(cols.T, w2, out=out[n0:n1])
     return out.reshape(ho, width, f)[:, :wo]
 
 
@@ -243,6 +282,8 @@ def conv2d(
     x: (H, W) or (H, W, C). kernel: (kh, kw), (kh, kw, C) or (kh, kw, C, F).
     Returns float32 (H′, W′) for a 2-D or 3-D kernel, (H′, W′, F) for a 4-D one, where
     H′ = ``output_size(H, kh, ...)``. Only the output positions the stride visits are computed.
+    Stride > 1 together with dilation > 1 is computed too (``tf.nn.conv2d`` agrees; only
+    Keras' ``Conv2D`` layer refuses that combination).
     Raises ``InvalidArgumentError`` (a ``ValueError``) for bad shapes or arguments.
     """
     xs = _as_hwc(x)
@@ -273,7 +314,8 @@ def relu(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0)
 
 
-def _pool(x: np.ndarray, pool: int, stride: int | None, reduce) -> np.ndarray:
+def _pool(x: np.ndarray, pool: int, stride: int | None, kind: str) -> np.ndarray:
+    """Pooling as a running max/sum over the pool's p×p offsets, each a strided slice."""
     x = np.asarray(x)
     if x.ndim not in (2, 3):
         raise InvalidArgumentError(f"Pooling needs (H, W) or (H, W, C); got shape {x.shape}.")
@@ -283,20 +325,27 @@ def _pool(x: np.ndarray, pool: int, stride: int | None, reduce) -> np.ndarray:
     if h < p or w < p:
         raise InvalidArgumentError(f"A {p}×{p} pool does not fit in a {h}×{w} map.")
     ho, wo = (h - p) // s + 1, (w - p) // s + 1
-    windows = as_strided(
-        x,
-        shape=(ho, wo, p, p, *x.shape[2:]),
-        strides=(s * x.strides[0], s * x.strides[1], x.strides[0], x.strides[1], *x.strides[2:]),
-        writeable=False,
-    )
-    return reduce(windows, axis=(2, 3))
+    dtype = x.dtype if kind == "max" or np.issubdtype(x.dtype, np.floating) else np.float64
+    acc = np.array(x[: s * (ho - 1) + 1 : s, : s * (wo - 1) + 1 : s], dtype=dtype)
+    for i in range(p):
+        for j in range(p):
+            if i == j == 0:
+                continue
+            part = x[i : i + s * (ho - 1) + 1 : s, j : j + s * (wo - 1) + 1 : s]
+            if kind == "max":
+                np.maximum(acc, part, out=acc)
+            else:
+                acc += part
+    if kind == "avg":
+        acc /= p * p
+    return acc
 
 
 def max_pool2d(x: np.ndarray, pool: int = 2, stride: int | None = None) -> np.ndarray:
     """Max pooling, "valid" as Keras ``MaxPooling2D``: (H, W[, C]) → (⌊(H−p)/s⌋+1, ..., [C])."""
-    return _pool(x, pool, stride, np.max)
+    return _pool(x, pool, stride, "max")
 
 
 def avg_pool2d(x: np.ndarray, pool: int = 2, stride: int | None = None) -> np.ndarray:
     """Average pooling, "valid" as Keras ``AveragePooling2D``; shapes as ``max_pool2d``."""
-    return _pool(x, pool, stride, np.mean)
+    return _pool(x, pool, stride, "avg")

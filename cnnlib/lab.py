@@ -607,16 +607,39 @@ def display_map(a: np.ndarray, max_side: int, *, how: str = "absmax") -> tuple[n
     f = max(1, -(-max(h, w) // int(max_side)))
     if f == 1:
         return a, 1
-    hb, wb = -(-h // f), -(-w // f)
-    pad = [(0, hb * f - h), (0, wb * f - w)] + [(0, 0)] * (a.ndim - 2)
-    blocks = np.pad(a, pad, mode="edge").reshape(hb, f, wb, f, *a.shape[2:])
-    blocks = np.moveaxis(blocks, 2, 1).reshape(hb, wb, f * f, *a.shape[2:])
-    if how == "mean":
-        return blocks.mean(axis=2, dtype=np.float32), f
-    if how != "absmax":
+    if how not in ("absmax", "mean"):
         raise InvalidArgumentError(f"how must be 'absmax' or 'mean', got {how!r}.")
-    idx = np.abs(blocks).argmax(axis=2)[:, :, None]
-    return np.take_along_axis(blocks, idx, axis=2)[:, :, 0], f
+    hb, wb = -(-h // f), -(-w // f)
+    if (hb * f, wb * f) != (h, w):
+        pad = [(0, hb * f - h), (0, wb * f - w)] + [(0, 0)] * (a.ndim - 2)
+        a = np.pad(a, pad, mode="edge")
+    parts = [a[i::f, j::f] for i in range(f) for j in range(f)]  # each (hb, wb, ...)
+    if how == "mean":
+        total = np.array(parts[0], dtype=np.float32)
+        for part in parts[1:]:
+            total += part
+        return total / (f * f), f
+    hi, lo = np.array(parts[0]), np.array(parts[0])
+    for part in parts[1:]:
+        np.maximum(hi, part, out=hi)
+        np.minimum(lo, part, out=lo)
+    return np.where(hi >= -lo, hi, lo), f
+
+
+def lookup_table(stops: Sequence[tuple[float, Sequence[float]]], n: int = 256) -> np.ndarray:
+    """A colour scale given as (position in [0, 1], (r, g, b) 0–255) stops → (n, 3) uint8."""
+    pos = np.array([p for p, _ in stops], dtype=np.float64)
+    rgb = np.array([c for _, c in stops], dtype=np.float64)
+    t = np.linspace(0.0, 1.0, n)
+    table = np.stack([np.interp(t, pos, rgb[:, i]) for i in range(3)], axis=-1)
+    return np.clip(np.round(table), 0, 255).astype(np.uint8)
+
+
+def colorize(a: np.ndarray, table: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """(H, W) values → (H, W, 3) uint8 colours: lo maps to table[0], hi to table[-1]."""
+    span = hi - lo if hi > lo else 1.0
+    idx = np.clip((np.asarray(a, dtype=np.float32) - lo) * ((len(table) - 1) / span), 0, None)
+    return table[np.minimum(np.rint(idx).astype(np.intp), len(table) - 1)]
 
 
 def symmetric_limit(arr: np.ndarray) -> float:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from PIL import Image
 
 from cnnlib import conv, images, kernels, lab, samples
 from cnnlib.errors import CNNLabError, InvalidArgumentError
@@ -30,7 +31,7 @@ SIDES: dict[int, str] = {
 }
 PADDING_CHOICES = ["valid", "same", "full", "explicit"]
 YOUR_KERNEL = "your kernel (above)"
-BANK_DEFAULT = ["vertical edges", "horizontal edges", "laplacian", "gaussian blur"]
+BANK_DEFAULT = ["vertical edges", "horizontal edges", "laplacian", "box blur"]
 FIG_HEIGHT = 360
 #: Longest side drawn for the input and the main output, and for the smaller maps: bigger
 #: arrays are drawn block-reduced (``lab.display_map``) so the page stays fast to send.
@@ -58,6 +59,7 @@ def _widget_values(settings: lab.LabSettings) -> dict[str, object]:
         "lab_bank": BANK_DEFAULT,
         "lab_grid_n": 5,
         "lab_grid_k": 3,
+        "lab_scale": "sign",
     }
 
 
@@ -141,13 +143,46 @@ def _prepared(token: str, side: int, gray: bool, _img) -> np.ndarray:
 
 
 def _summary(a: np.ndarray, max_side: int) -> dict[str, object]:
-    """What the page draws of a map: its drawable view, shape and value range."""
+    """What the page draws of the main map: its drawable view, shape and value range."""
     return {"view": lab.display_map(a, max_side), "shape": a.shape, "text": _range_text(a)}
+
+
+def _jpeg_uri(rgb: np.ndarray, quality: int = 92) -> str:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=quality, subsampling=0)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _thumb(a: np.ndarray, scale: str) -> dict[str, object]:
+    """A smaller map drawn as a colour-mapped JPEG (a few KB instead of a float per cell;
+    hover gives positions, the caption the value range)."""
+    view, f = lab.display_map(a, THUMB_MAX)
+    if scale == "magnitude":
+        name, lo, hi, view = MAGNITUDE_SCALE, 0.0, lab.symmetric_limit(a), np.abs(view)
+    else:
+        m = lab.symmetric_limit(a)
+        name, lo, hi = SIGN_SCALE, -m, m
+    return {
+        "uri": _jpeg_uri(lab.colorize(view, LUTS[name], lo, hi)),
+        "f": f,
+        "size": view.shape,
+        "shape": a.shape,
+        "text": _range_text(a),
+        "scale": (name, lo, hi),
+    }
 
 
 @st.cache_data(show_spinner=False, max_entries=24)
 def _convolved(
-    token: str, side: int, gray: bool, kernel, padding, stride: int, dilation: int, _x
+    token: str,
+    side: int,
+    gray: bool,
+    kernel,
+    padding,
+    stride: int,
+    dilation: int,
+    scale: str,
+    _x,
 ) -> dict[str, object]:
     """conv2d of the prepared image, then ReLU and 2×2 pooling (or why pooling cannot run)."""
     y = conv.conv2d(
@@ -156,11 +191,11 @@ def _convolved(
     out: dict[str, object] = {
         "y": y,
         "out": _summary(y, VIEW_MAX),
-        "relu": _summary(conv.relu(y), THUMB_MAX),
+        "relu": _thumb(conv.relu(y), "magnitude"),
     }
     try:
-        out["max"] = _summary(conv.max_pool2d(y, 2), THUMB_MAX)
-        out["avg"] = _summary(conv.avg_pool2d(y, 2), THUMB_MAX)
+        out["max"] = _thumb(conv.max_pool2d(y, 2), scale)
+        out["avg"] = _thumb(conv.avg_pool2d(y, 2), scale)
     except InvalidArgumentError as err:
         out["pool_error"] = str(err)
     return out
@@ -168,12 +203,21 @@ def _convolved(
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _bank(
-    token: str, side: int, gray: bool, kernel4_bytes: bytes, shape, padding, stride, dilation, _x
+    token: str,
+    side: int,
+    gray: bool,
+    kernel4_bytes: bytes,
+    shape,
+    padding,
+    stride: int,
+    dilation: int,
+    scale: str,
+    _x,
 ) -> tuple[tuple[int, ...], list[dict[str, object]]]:
-    """The filter bank's (H′, W′, F) output shape and a summary of each map."""
+    """The filter bank's (H′, W′, F) output shape and each map drawn small."""
     k4 = np.frombuffer(kernel4_bytes, dtype=np.float32).reshape(shape)
     maps = conv.conv2d(_x, k4, padding=padding, stride=stride, dilation=dilation)
-    return maps.shape, [_summary(maps[:, :, i], THUMB_MAX) for i in range(maps.shape[2])]
+    return maps.shape, [_thumb(maps[:, :, i], scale) for i in range(maps.shape[2])]
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -185,9 +229,7 @@ def _input_jpeg(token: str, side: int, gray: bool, _x) -> tuple[str, float, floa
     """
     img = images.to_image(_x)
     shown = images.downscale(img, VIEW_MAX)
-    buf = io.BytesIO()
-    shown.save(buf, format="JPEG", quality=92)
-    uri = "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    uri = _jpeg_uri(np.asarray(shown.convert("RGB")))
     return uri, img.width / shown.width, img.height / shown.height
 
 
@@ -196,7 +238,29 @@ def _input_jpeg(token: str, side: int, gray: bool, _x) -> tuple[str, float, floa
 # add_shape, make_subplots) cost most of a rerun; ``_plot`` wraps them without re-validation.
 
 AXIS = {"showgrid": False, "zeroline": False, "constrain": "domain"}
-SIGN_SCALE = "RdBu_r"
+SIGN_SCALE, MAGNITUDE_SCALE, GRAY_SCALE = "RdBu_r", "Viridis", "gray"
+
+
+def _lookup_table(name: str) -> np.ndarray:
+    import plotly.colors as pc
+
+    stops = [
+        (pos, pc.hex_to_rgb(c) if c.startswith("#") else pc.unlabel_rgb(c))
+        for pos, c in pc.get_colorscale(name)
+    ]
+    return lab.lookup_table(stops)
+
+
+def _colorscale(name: str) -> list:
+    import plotly.colors as pc
+
+    return [[float(pos), color] for pos, color in pc.get_colorscale(name)]
+
+
+#: Colour scales spelled out (plotly.js alone does not know "RdBu_r" or "gray"), and the
+#: same scales as 256-colour tables for the JPEG thumbnails.
+SCALES = {name: _colorscale(name) for name in (SIGN_SCALE, MAGNITUDE_SCALE, GRAY_SCALE)}
+LUTS = {name: _lookup_table(name) for name in (SIGN_SCALE, MAGNITUDE_SCALE)}
 
 
 def _axes(n: int = 1, gap: float = 0.06, widths: list[float] | None = None) -> dict:
@@ -260,7 +324,7 @@ def _image_trace(x: np.ndarray, x0: float = 0, y0: float = 0, f: int = 1) -> dic
             "y0": y0,
             "dx": f,
             "dy": f,
-            "colorscale": "gray",
+            "colorscale": SCALES[GRAY_SCALE],
             "zmin": 0.0,
             "zmax": 1.0,
             "showscale": False,
@@ -294,9 +358,41 @@ def _map_trace(view: tuple[np.ndarray, int], scale: str, name: str = "value") ->
         "colorbar": {"thickness": 12},
     }
     if scale == "magnitude":
-        return {**trace, "z": np.abs(y), "colorscale": "Viridis", "zmin": 0.0}
+        return {**trace, "z": np.abs(y), "colorscale": SCALES[MAGNITUDE_SCALE], "zmin": 0.0}
     m = lab.symmetric_limit(y)
-    return {**trace, "z": y, "colorscale": SIGN_SCALE, "zmin": -m, "zmax": m}
+    return {**trace, "z": y, "colorscale": SCALES[SIGN_SCALE], "zmin": -m, "zmax": m}
+
+
+def _thumb_figure(t: dict, title: str, height: int) -> dict:
+    """A JPEG thumbnail from ``_thumb`` with its colour bar (an invisible marker trace)."""
+    f = t["f"]
+    name, lo, hi = t["scale"]
+    image = {
+        "type": "image",
+        "source": t["uri"],
+        "x0": (f - 1) / 2,
+        "y0": (f - 1) / 2,
+        "dx": f,
+        "dy": f,
+        "hovertemplate": "row %{y:.0f}, col %{x:.0f}<extra></extra>",
+    }
+    bar = {
+        "type": "scatter",
+        "x": [None],
+        "y": [None],
+        "mode": "markers",
+        "showlegend": False,
+        "hoverinfo": "skip",
+        "marker": {
+            "color": [lo, hi],
+            "colorscale": SCALES[name],
+            "cmin": lo,
+            "cmax": hi,
+            "showscale": True,
+            "colorbar": {"thickness": 12},
+        },
+    }
+    return _figure([image, bar], title, height=height)
 
 
 def _drawn_note(f: int) -> str:
@@ -322,7 +418,7 @@ def _numbers_fig(expl: lab.CellExplanation, ch: int, label: str) -> dict:
                 "yaxis": f"y{suffix}",
                 "zmin": -m,
                 "zmax": m,
-                "colorscale": SIGN_SCALE,
+                "colorscale": SCALES[SIGN_SCALE],
                 "showscale": False,
                 "texttemplate": f"%{{z:{fmt}}}",
                 "textfont": {"size": 11},
@@ -425,7 +521,7 @@ def _grid_figure(g: lab.SmallGrid, position: int) -> dict:
             "xref": f"x{suffix} domain",
             "yref": f"y{suffix} domain",
             "x": 0.5,
-            "y": 1.0,
+            "y": 1.03,
             "yanchor": "bottom",
             "showarrow": False,
         }
@@ -652,17 +748,6 @@ for text in dropped:
 # 3 · output -----------------------------------------------------------------------------
 st.header("3 · Output feature map", divider="gray")
 kernel_key = lab.kernel_tuple(kernel)
-res = _convolved(token, side, bool(gray), kernel_key, padding, int(stride), int(dilation), x)
-y = res["y"]
-out_h, out_w = y.shape
-for key, top in (("lab_row", out_h - 1), ("lab_col", out_w - 1)):
-    if key not in ss or ss[key] > top:
-        ss[key] = top // 2
-row, col = int(ss.lab_row), int(ss.lab_col)
-expl = lab.explain_cell(
-    x, kernel, padding=padding, stride=stride, dilation=dilation, row=row, col=col
-)
-
 scale = st.radio(
     "Colour scale",
     ["sign", "magnitude"],
@@ -673,6 +758,18 @@ scale = st.radio(
     horizontal=True,
     key="lab_scale",
 )
+res = _convolved(token, side, bool(gray), kernel_key, padding, int(stride), int(dilation), scale, x)
+y = res["y"]
+out_h, out_w = y.shape
+for key, top in (("lab_row", out_h - 1), ("lab_col", out_w - 1)):
+    # Assigned on every run: when the output size changes, the slider is a new widget and
+    # keeps the position only if it is set here (clamped to the new size).
+    ss[key] = min(int(ss.get(key, top // 2)), top)
+row, col = int(ss.lab_row), int(ss.lab_col)
+expl = lab.explain_cell(
+    x, kernel, padding=padding, stride=stride, dilation=dilation, row=row, col=col
+)
+
 c1, c2 = st.columns(2)
 with c1:
     top, left, bottom, right = expl.box
@@ -702,8 +799,8 @@ with c2:
 c1, c2, c3 = st.columns(3)
 with c1:
     relu = res["relu"]
-    _plot(_figure([_map_trace(relu["view"], "magnitude", "ReLU")], f"ReLU: {out_h}×{out_w}", 300))
-    st.caption(f"max(0, x): negatives become 0. {relu['text']}.{_drawn_note(relu['view'][1])}")
+    _plot(_thumb_figure(relu, f"ReLU: {out_h}×{out_w}", 300))
+    st.caption(f"max(0, x): negatives become 0. {relu['text']}.{_drawn_note(relu['f'])}")
 if "pool_error" in res:
     c2.info(f"Pooling skipped: {res['pool_error']}")
 else:
@@ -711,11 +808,8 @@ else:
         pooled = res[key]
         with column:
             title = f"2×2 {what} pool: {out_h}×{out_w} → {pooled['shape'][0]}×{pooled['shape'][1]}"
-            trace = _map_trace(pooled["view"], scale, f"{what} pool")
-            _plot(_figure([trace], title, height=300))
-            st.caption(
-                f"Each 2×2 block → its {what}. {pooled['text']}.{_drawn_note(pooled['view'][1])}"
-            )
+            _plot(_thumb_figure(pooled, title, 300))
+            st.caption(f"Each 2×2 block → its {what}. {pooled['text']}.{_drawn_note(pooled['f'])}")
 
 # 4 · under the hood ---------------------------------------------------------------------
 st.header("4 · Under the hood: one output value by hand", divider="gray")
@@ -837,6 +931,7 @@ else:
             padding,
             int(stride),
             int(dilation),
+            scale,
             x,
         )
     except CNNLabError as err:
@@ -865,10 +960,9 @@ else:
             cols = st.columns(per_row)
             for i in range(start, min(start + per_row, f)):
                 with cols[i - start]:
-                    view = summaries[i]["view"]
-                    trace = _map_trace(view, scale, bank_names[i])
-                    _plot(_figure([trace], f"filter {i}: {bank_names[i]}", height=260))
-                    st.caption(summaries[i]["text"] + _drawn_note(view[1]))
+                    thumb = summaries[i]
+                    _plot(_thumb_figure(thumb, f"filter {i}: {bank_names[i]}", 260))
+                    st.caption(thumb["text"] + _drawn_note(thumb["f"]))
 
 # 7 · trust ------------------------------------------------------------------------------
 with st.expander("Trust, but verify: the same convolution in TensorFlow"):

@@ -6,18 +6,17 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qs, urlparse
 
-from cnnlib import samples
+from playwright.sync_api import expect
+
+from cnnlib import images, lab, samples
 from cnnlib.conv import output_size
 from tests.e2e.conftest import screenshot, wait_idle
 
-SHAPE = re.compile(r"→ output (\d+)×(\d+)")
 
-
-def _output_shape(page) -> tuple[int, int]:
-    text = page.locator('[data-testid="stMarkdownContainer"]', has_text="→ output").first
-    match = SHAPE.search(text.inner_text())
-    assert match, text.inner_text()
-    return int(match.group(1)), int(match.group(2))
+def _expect_output(page, h: int, w: int) -> None:
+    """Wait (a rerun may still be on its way) until the page states output h×w."""
+    shape = page.locator('[data-testid="stMarkdownContainer"]', has_text="→ output").first
+    expect(shape).to_contain_text(f"→ output {h}×{w}", timeout=60_000)
 
 
 def _no_exception(page) -> None:
@@ -26,20 +25,22 @@ def _no_exception(page) -> None:
 
 def _choose(page, label: str, option: str) -> None:
     """Pick ``option`` in the selectbox labelled ``label``."""
-    page.get_by_role("combobox", name=label, exact=True).click()
-    page.get_by_role("option", name=option, exact=True).click()
+    wait_idle(page)
+    page.get_by_role("combobox", name=label, exact=True).click(timeout=60_000)
+    page.get_by_role("option", name=option, exact=True).click(timeout=60_000)
     wait_idle(page)
 
 
 def _radio(page, label: str, option: str) -> None:
+    wait_idle(page)
     group = page.get_by_role("radiogroup", name=label, exact=True)
     group.locator('[data-testid="stRadioOption"]').filter(
         has_text=re.compile(rf"^{re.escape(option)}$")
-    ).click()
+    ).click(timeout=60_000)
     wait_idle(page)
 
 
-def _open_lab(page, app_url: str, query: str = "") -> None:
+def _open_lab(page, app_url: str) -> None:
     """Open the lab through the home page, as a visitor does, in a tall window (the page is
     long and Streamlit scrolls inside its own container, so a tall viewport shows it all).
 
@@ -50,35 +51,37 @@ def _open_lab(page, app_url: str, query: str = "") -> None:
     page.set_viewport_size({"width": 1400, "height": 5200})
     page.goto(app_url)
     wait_idle(page)
-    page.goto(f"{app_url}/convolution_lab{query}")
-    # The first run imports plotly, pandas and scikit-image: slow on a busy machine.
-    page.get_by_text("→ output").first.wait_for(timeout=180_000)
+    page.goto(f"{app_url}/convolution_lab")
+    # The first run imports plotly, pandas and scikit-image: slow on a busy machine. The
+    # page's last line means the whole run has been drawn.
+    page.get_by_text("Share this setup").first.wait_for(timeout=180_000)
     wait_idle(page)
 
 
 def test_kernel_and_stride_change_the_output(app_url, page, tmp_path):
+    img = images.downscale(samples.load_sample(lab.DEFAULTS.image), 256)
+    h_in, w_in = images.to_array(img, grayscale=True).shape
     _open_lab(page, app_url)
     _no_exception(page)
-    h0, w0 = _output_shape(page)
+    _expect_output(page, h_in - 2, w_in - 2)  # the default 3×3 kernel, valid padding
     screenshot(page, tmp_path, "conv_lab_default")
 
-    _choose(page, "Kernel", "gaussian blur")  # 3×3 → 5×5 under "valid" padding
-    h1, w1 = _output_shape(page)
-    assert (h1, w1) == (h0 - 2, w0 - 2)
+    _choose(page, "Kernel", "gaussian blur")  # 5×5
+    _expect_output(page, h_in - 4, w_in - 4)
 
     _radio(page, "Stride", "2")
-    h2, w2 = _output_shape(page)
-    h_in, w_in = h0 + 2, w0 + 2  # the default 3×3 kernel, valid padding
-    assert (h2, w2) == (output_size(h_in, 5, stride=2), output_size(w_in, 5, stride=2))
+    h2, w2 = output_size(h_in, 5, stride=2), output_size(w_in, 5, stride=2)
+    _expect_output(page, h2, w2)
     _no_exception(page)
+    expect(page).to_have_url(re.compile(r"stride=2"), timeout=30_000)
     query = parse_qs(urlparse(page.url).query)
     assert query["stride"] == ["2"] and query["kernel"] == ["gaussian blur"]
     screenshot(page, tmp_path, "conv_lab_gauss_stride2")
 
     # The link restores the configuration in a fresh session.
     page.goto(page.url)
-    wait_idle(page)
-    assert _output_shape(page) == (h2, w2)
+    page.get_by_text("Share this setup").first.wait_for(timeout=180_000)
+    _expect_output(page, h2, w2)
     _no_exception(page)
 
 
@@ -90,18 +93,17 @@ def test_upload_through_the_file_chooser(app_url, page, tmp_path):
     with page.expect_file_chooser() as chooser:
         page.get_by_role("button", name=re.compile("Browse files|Upload")).first.click()
     chooser.value.set_files(str(photo))
-    page.get_by_text("(coffee.jpg)").first.wait_for()
+    page.get_by_text("(coffee.jpg)").first.wait_for(timeout=60_000)
+    _expect_output(page, 169, 254)  # 171×256 input, 3×3 kernel, valid padding
     wait_idle(page)
     _no_exception(page)
-    assert _output_shape(page) == (169, 254)  # 171×256 input, 3×3 kernel, valid padding
     screenshot(page, tmp_path, "conv_lab_upload")
 
     bad = tmp_path / "notes.png"
     bad.write_bytes(b"this is not an image")
-    with page.expect_file_chooser() as chooser:
-        page.get_by_role("button", name=re.compile("Browse files|Upload")).first.click()
-    chooser.value.set_files(str(bad))
-    page.get_by_text("is not an image").first.wait_for()
+    # Replace the file through the uploader's input (the chooser was exercised above).
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(bad))
+    page.get_by_text("is not an image").first.wait_for(timeout=60_000)
     wait_idle(page)
     _no_exception(page)
     screenshot(page, tmp_path, "conv_lab_bad_upload")

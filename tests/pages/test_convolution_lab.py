@@ -69,12 +69,10 @@ def test_default_page():
     assert _errors(at) == [] and not at.warning
     assert at.query_params == lab.settings_to_query(lab.DEFAULTS)
     assert any("Sum of the 9 products" in m.value and "equal" in m.value for m in at.markdown)
-    # The filter bank: 4 default kernels, the largest 5×5, as one (H′, W′, 4) layer.
-    bank = conv.conv2d(x, lab.filter_bank([kernels.preset(n) for n in
-                                            ("vertical edges", "gaussian blur")], 1))  # fmt: skip
-    h, w = bank.shape[:2]
+    # The filter bank: 4 default 3×3 kernels as one (H′, W′, 4) layer.
+    h, w = _shown(at)
     assert any(f"into **({h}, {w}, 4)**" in m.value for m in at.markdown)
-    assert any("Conv2D(4, (5, 5)" in c.value for c in at.code)
+    assert any("Conv2D(4, (3, 3)" in c.value for c in at.code)
 
 
 def test_every_preset():
@@ -217,6 +215,19 @@ def test_editing_a_cell_makes_a_custom_kernel():
     )
     assert at.query_params["kernel"] == lab.CUSTOM
     assert any("Sum of the 9 products" in m.value and "equal" in m.value for m in at.markdown)
+
+
+def test_under_the_hood_position_survives_size_changes():
+    at = _lab()
+    at.slider(key="lab_row").set_value(150)
+    _run(at)
+    at.radio(key="lab_stride").set_value(2)
+    _run(at)
+    top = at.slider(key="lab_row").max
+    assert at.slider(key="lab_row").value == top  # clamped to the smaller output
+    at.radio(key="lab_stride").set_value(1)
+    _run(at)
+    assert at.slider(key="lab_row").value == top  # and kept when it grows again
 
 
 def test_under_the_hood_and_small_grid():
