@@ -446,6 +446,7 @@ def draw_section() -> None:
     image = None
     with left:
         if source == "Draw":
+            # Above the canvas: its toolbar floats over whatever sits right above it.
             width = st.slider("Pen width", 8, 40, 20, key="mnist_pen")
             result = st_canvas(
                 stroke_width=width,

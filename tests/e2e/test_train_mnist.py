@@ -104,6 +104,22 @@ def test_live_training_stop_results_and_drawing(app_url, page, tmp_path):
     assert all(t.startswith("Training") for t in texts)
     screenshot(page, tmp_path, "train_mnist_live")
 
+    # Clicks elsewhere do not stop or freeze it: edit the model, open another page, come back.
+    _tab(page, "① Model")
+    page.get_by_role("button", name="Add layer").click()
+    wait_idle(page)
+    page.locator('[data-testid="stSidebar"]').get_by_role("link", name="Home").click()
+    page.get_by_text("Learn how").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(1500)
+    page.locator('[data-testid="stSidebar"]').get_by_text("Train on MNIST").click()
+    page.get_by_text("Train a convnet on MNIST").first.wait_for(timeout=60_000)
+    _tab(page, "② Train")
+    for _ in range(120):
+        page.wait_for_timeout(500)
+        if page.evaluate(LIVE_POINTS) > counts[-1] and _progress_text(page).startswith("Training"):
+            break
+    assert page.evaluate(LIVE_POINTS) > counts[-1], "the training did not go on"
+
     page.get_by_role("button", name="Stop training").click()
     page.get_by_text(re.compile(r"^Stopped ·")).wait_for(timeout=60_000)
     wait_idle(page)
