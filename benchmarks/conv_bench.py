@@ -127,7 +127,7 @@ def bench_page(rounds: int) -> list[tuple[str, float]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=15, help="timed runs per conv case")
+    parser.add_argument("--repeats", type=int, default=25, help="timed runs per conv case")
     parser.add_argument("--rounds", type=int, default=4, help="paddings in the page benchmark")
     args = parser.parse_args()
 

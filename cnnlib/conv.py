@@ -214,7 +214,7 @@ def _phases(xp: np.ndarray, sh: int, sw: int, rows: int, cols: int) -> np.ndarra
     return ph.reshape(sh, sw, c, rows * cols)
 
 
-def _conv_padded(
+def _conv_single(
     xp: np.ndarray,
     k4: np.ndarray,
     ho: int,
@@ -222,14 +222,15 @@ def _conv_padded(
     stride: tuple[int, int],
     dilation: tuple[int, int],
 ) -> np.ndarray:
-    """Valid cross-correlation of the padded image ``xp`` (Hp, Wp, C) → (ho, wo, F) float32.
+    """One channel, one filter: valid cross-correlation of the padded ``xp`` (Hp, Wp, 1)
+    → (ho, wo, 1) float32, as one multiply-accumulate of a contiguous slice per tap.
 
     Output row r, column q, tap (i, j) reads ``xp[r·sh + i·dh, q·sw + j·dw]``, which is
     element (r + i·dh // sh, q + j·dw // sw) of phase (i·dh % sh, j·dw % sw). On a grid
     ``width`` columns wide, every tap is then one contiguous slice; the few columns past
     ``wo`` are computed and cropped.
     """
-    kh, kw, c, f = k4.shape
+    kh, kw, _, _ = k4.shape
     (sh, sw), (dh, dw) = stride, dilation
     width = -(-xp.shape[1] // sw)
     rows = -(-xp.shape[0] // sh) + 1  # one spare row: the last taps read past the end
@@ -239,34 +240,67 @@ def _conv_padded(
         for i in range(kh)
         for j in range(kw)
     ]
-    weights = k4.reshape(kh * kw, c, f)
+    weights = k4.reshape(kh * kw)
     n_total = ho * width
-    out = np.empty((n_total, f), dtype=np.float32)
-    if c * f == 1:
-        # One channel, one filter: multiply-accumulate one contiguous slice per tap.
-        for n0 in range(0, n_total, _BAND_ELEMENTS):
-            n1 = min(n_total, n0 + _BAND_ELEMENTS)
-            acc = np.zeros(n1 - n0, dtype=np.float32)
-            tmp = np.empty_like(acc)
-            for t, (a, b, off) in enumerate(taps):
-                w = weights[t, 0, 0]
-                if w != 0.0:
-                    np.multiply(flat[a, b, 0, n0 + off : n1 + off], w, out=tmp)
-                    acc += tmp
-            out[n0:n1, 0] = acc
-        return out.reshape(ho, width, f)[:, :wo]
-    # im2col, one contiguous row copy per tap and channel, then one matrix product per band.
-    band = min(n_total, max(width, _BAND_ELEMENTS // (len(taps) * c)))
-    w2 = weights.reshape(-1, f)
-    buffer = np.empty((len(taps) * c, band), dtype=np.float32)
+    out = np.empty(n_total, dtype=np.float32)
+    for n0 in range(0, n_total, _BAND_ELEMENTS):
+        n1 = min(n_total, n0 + _BAND_ELEMENTS)
+        acc = np.zeros(n1 - n0, dtype=np.float32)
+        tmp = np.empty_like(acc)
+        for t, (a, b, off) in enumerate(taps):
+            if weights[t] != 0.0:
+                np.multiply(flat[a, b, 0, n0 + off : n1 + off], weights[t], out=tmp)
+                acc += tmp
+        out[n0:n1] = acc
+    return out.reshape(ho, width, 1)[:, :wo]
+
+
+def _conv_im2col(
+    x: np.ndarray,
+    k4: np.ndarray,
+    pads: tuple[tuple[int, int], tuple[int, int]],
+    ho: int,
+    wo: int,
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+) -> np.ndarray:
+    """Several channels or filters: (H, W, C) → (ho, wo, F) float32.
+
+    One channel-first, zero-padded copy of the image (only the rows and columns some tap
+    reads), then, per band of output rows, im2col with one strided slice per tap — it reads
+    only the positions the stride visits — and one matrix product (kh·kw·C → F).
+    """
+    (pt, _), (pl, _) = pads
+    h, w, c = x.shape
+    kh, kw, _, f = k4.shape
+    (sh, sw), (dh, dw) = stride, dilation
+    hp, wp = (ho - 1) * sh + (kh - 1) * dh + 1, (wo - 1) * sw + (kw - 1) * dw + 1
+    xcf = np.zeros((c, hp, wp), dtype=np.float32)
+    rows, cols = max(0, min(h, hp - pt)), max(0, min(w, wp - pl))
+    if rows and cols:
+        xcf[:, pt : pt + rows, pl : pl + cols] = x[:rows, :cols].transpose(2, 0, 1)
+    k = kh * kw * c
+    w2 = k4.reshape(k, f)
+    out = np.empty((ho * wo, f), dtype=np.float32)
+    band = max(1, min(ho, _BAND_ELEMENTS // (k * wo)))  # output rows per band
+    buffer = np.empty((k, band * wo), dtype=np.float32)
     with _single_threaded_blas():
-        for n0 in range(0, n_total, band):
-            n1 = min(n_total, n0 + band)
-            cols = buffer[:, : n1 - n0]
-            for t, (a, b, off) in enumerate(taps):
-                cols[t * c : (t + 1) * c] = flat[a, b, :, n0 + off : n1 + off]
-            np.matmul(cols.T, w2, out=out[n0:n1])
-    return out.reshape(ho, width, f)[:, :wo]
+        for r0 in range(0, ho, band):
+            r1 = min(ho, r0 + band)
+            n = (r1 - r0) * wo
+            grid = buffer[:, :n].reshape(k, r1 - r0, wo)
+            t = 0
+            for i in range(kh):
+                top = i * dh + r0 * sh
+                for j in range(kw):
+                    grid[t : t + c] = xcf[
+                        :,
+                        top : top + sh * (r1 - r0 - 1) + 1 : sh,
+                        j * dw : j * dw + sw * (wo - 1) + 1 : sw,
+                    ]
+                    t += c
+            np.matmul(buffer[:, :n].T, w2, out=out[r0 * wo : r1 * wo])
+    return out.reshape(ho, wo, f)
 
 
 def conv2d(
@@ -304,8 +338,11 @@ def conv2d(
             "padding."
         )
     ho, wo = (h_pad - keh) // sh + 1, (w_pad - kew) // sw + 1
-    xp = np.pad(xs, ((pt, pb), (pl, pr), (0, 0))) if pt or pb or pl or pr else xs
-    out = _conv_padded(xp, k4, ho, wo, (sh, sw), (dh, dw))
+    if k4.shape[2] * k4.shape[3] == 1:
+        xp = np.pad(xs, ((pt, pb), (pl, pr), (0, 0))) if pt or pb or pl or pr else xs
+        out = _conv_single(xp, k4, ho, wo, (sh, sw), (dh, dw))
+    else:
+        out = _conv_im2col(xs, k4, ((pt, pb), (pl, pr)), ho, wo, (sh, sw), (dh, dw))
     return out[:, :, 0] if squeeze else out
 
 

@@ -27,7 +27,7 @@ SIDES: dict[int, str] = {
     256: "256 px (fast)",
     512: "512 px",
     1024: "1024 px (slow)",
-    0: "original size",
+    0: "original size (slow for big photos)",
 }
 PADDING_CHOICES = ["valid", "same", "full", "explicit"]
 YOUR_KERNEL = "your kernel (above)"
@@ -130,9 +130,14 @@ def _step(delta: int, positions: int) -> None:
 
 
 def _image_token(picked) -> str:
+    """A short cache key for the chosen image: the sample's name or the upload's file id."""
     if ss.lab_source == "Sample":
         return f"sample:{picked.label}"
-    return "upload:" + hashlib.sha1(picked.image.tobytes()).hexdigest()
+    widget = ss.get("lab_upload" if ss.lab_source == "Upload" else "lab_camera")
+    file_id = getattr(widget, "file_id", None)
+    if file_id:
+        return f"{ss.lab_source}:{file_id}"
+    return "pixels:" + hashlib.sha1(picked.image.tobytes()).hexdigest()
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -257,10 +262,15 @@ def _colorscale(name: str) -> list:
     return [[float(pos), color] for pos, color in pc.get_colorscale(name)]
 
 
-#: Colour scales spelled out (plotly.js alone does not know "RdBu_r" or "gray"), and the
-#: same scales as 256-colour tables for the JPEG thumbnails.
-SCALES = {name: _colorscale(name) for name in (SIGN_SCALE, MAGNITUDE_SCALE, GRAY_SCALE)}
-LUTS = {name: _lookup_table(name) for name in (SIGN_SCALE, MAGNITUDE_SCALE)}
+@st.cache_resource(show_spinner=False)
+def _colour_tables() -> tuple[dict[str, list], dict[str, np.ndarray]]:
+    """Colour scales spelled out (plotly.js alone does not know "RdBu_r" or "gray"), and the
+    same scales as 256-colour tables for the JPEG thumbnails (built once per process)."""
+    scales = {name: _colorscale(name) for name in (SIGN_SCALE, MAGNITUDE_SCALE, GRAY_SCALE)}
+    return scales, {name: _lookup_table(name) for name in (SIGN_SCALE, MAGNITUDE_SCALE)}
+
+
+SCALES, LUTS = _colour_tables()
 
 
 def _axes(n: int = 1, gap: float = 0.06, widths: list[float] | None = None) -> dict:
@@ -556,6 +566,7 @@ class _PlainFigure(go.Figure):
         return self._plain
 
 
+@st.cache_resource(show_spinner=False)
 def _streamlit_template() -> dict:
     import plotly.io as pio
 

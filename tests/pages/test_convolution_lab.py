@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from cnnlib import conv, images, kernels, lab, samples
 from tests.conftest import ROOT
-from tests.test_images import _jpeg, bad_uploads, photo
+from tests.test_images import _jpeg, bad_uploads, odd_but_valid_uploads, photo
 
 PAGE = str(ROOT / "pages" / "convolution_lab.py")
 SHAPE = re.compile(r"→ output \*\*(\d+)×(\d+)\*\*")
@@ -141,6 +141,22 @@ def test_bad_uploads_show_a_message(name):
     _run(at)
     assert any(words in e and name in e for e in _errors(at)), _errors(at)
     assert not [m for m in at.markdown if SHAPE.search(m.value)]  # nothing computed
+
+
+def test_odd_but_valid_uploads_are_convolved():
+    """CMYK, 16-bit, palette with transparency, animated GIF, EXIF-rotated: each is read as
+    RGB (the rotation applied) and convolved; shapes equal output_size."""
+    at = _lab(padding="same", stride="2")
+    at.radio(key="lab_source").set_value("Upload")
+    _run(at)
+    for name, (data, (w, h)) in odd_but_valid_uploads().items():
+        if name == "dot.png":
+            continue  # test_one_pixel_upload
+        at.file_uploader(key="lab_upload").set_value((name, data, "application/octet-stream"))
+        _run(at)
+        assert _errors(at) == [], (name, _errors(at))
+        assert any(f"**{h}×{w}** ({name})" in m.value for m in at.markdown), name
+        assert _shown(at) == (-(-h // 2), -(-w // 2)), name
 
 
 def test_one_pixel_upload():
