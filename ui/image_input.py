@@ -28,9 +28,27 @@ def _sample(name: str) -> Image.Image:
     return samples.load_sample(name)
 
 
-def load_uploaded(file) -> PickedImage:
-    """Decode one ``UploadedFile`` (or camera photo); raises ``InvalidImageError`` naming it."""
-    return PickedImage(images.load_image(file, name=f"“{file.name}”"), file.name)
+#: Session key of the decoded uploads, by Streamlit file id (so reruns do not decode again).
+_DECODED = "image_input_decoded"
+_DECODED_MAX = 8
+
+
+def load_uploaded(file, *, name: str | None = None, label: str | None = None) -> PickedImage:
+    """Decode one ``UploadedFile`` (or camera photo); raises ``InvalidImageError`` naming it.
+
+    Decoded images are kept per session by the file's id (a few at most), so a rerun that
+    only changes a setting does not decode the same upload again.
+    """
+    file_id = getattr(file, "file_id", None)
+    cache: dict = st.session_state.setdefault(_DECODED, {})
+    if file_id is not None and file_id in cache:
+        return cache[file_id]
+    picked = PickedImage(images.load_image(file, name=name or f"“{file.name}”"), label or file.name)
+    if file_id is not None:
+        while len(cache) >= _DECODED_MAX:
+            cache.pop(next(iter(cache)))
+        cache[file_id] = picked
+    return picked
 
 
 def pick_images(
@@ -69,9 +87,7 @@ def pick_images(
         shot = st.camera_input("Take a photo", key=f"{key}_camera")
         if shot is not None:
             try:
-                picked.append(
-                    PickedImage(images.load_image(shot, name="The camera photo"), "camera")
-                )
+                picked.append(load_uploaded(shot, name="The camera photo", label="camera"))
             except InvalidImageError as err:
                 st.error(str(err), icon="⚠️")
         else:

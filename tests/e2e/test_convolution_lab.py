@@ -43,10 +43,6 @@ def _radio(page, label: str, option: str) -> None:
 def _open_lab(page, app_url: str) -> None:
     """Open the lab through the home page, as a visitor does, in a tall window (the page is
     long and Streamlit scrolls inside its own container, so a tall viewport shows it all).
-
-    The home page comes first because a server whose very first request is a deep link runs
-    ``pages/convolution_lab.py`` in Streamlit's old pages-folder mode (without app.py); see
-    the lead's note on renaming ``pages/``.
     """
     page.set_viewport_size({"width": 1400, "height": 5200})
     page.goto(app_url)
@@ -56,6 +52,31 @@ def _open_lab(page, app_url: str) -> None:
     # page's last line means the whole run has been drawn.
     page.get_by_text("Share this setup").first.wait_for(timeout=180_000)
     wait_idle(page)
+
+
+def test_shared_link_as_a_fresh_servers_first_request(app_url, page, tmp_path):
+    """A teacher's link opened first on a just-started server: app.py still runs (the
+    navigation shows the pages' titles, not the pages/ folder's file names) and the link's
+    settings are applied. This test must stay first in the module: its server is fresh."""
+    img = images.downscale(samples.load_sample("coffee cup"), 256)
+    h_in, w_in = images.to_array(img, grayscale=True).shape
+    page.set_viewport_size({"width": 1400, "height": 5200})
+    page.goto(
+        f"{app_url}/convolution_lab?image=coffee%20cup&kernel=sobel%20x&stride=2&padding=same"
+    )
+    page.get_by_text("Share this setup").first.wait_for(timeout=180_000)
+    wait_idle(page)
+    nav = page.locator('[data-testid="stSidebarNav"]')
+    expect(nav).to_contain_text("Convolution lab")
+    expect(nav).to_contain_text("Classify with ResNet50")
+    assert "convolution lab" not in nav.inner_text()  # the pages/ folder's own listing
+    _expect_output(
+        page,
+        output_size(h_in, 3, padding="same", stride=2),
+        output_size(w_in, 3, padding="same", stride=2),
+    )
+    _no_exception(page)
+    screenshot(page, tmp_path, "conv_lab_deep_link")
 
 
 def test_kernel_and_stride_change_the_output(app_url, page, tmp_path):
