@@ -87,12 +87,16 @@ def main() -> int:
             for page in (2, 3, pager.num_pages):
                 pager = at.get("pagination")[0]
                 rows.append((layer, f"page {page} of channels", _timed_run(pager.set_value(page))))
-        for scale in ("One range for the whole layer", "Each map its own range"):
-            rows.append((layer, f"colour scale: {scale}", _timed_run(at.radio(key="fm_scale").set_value(scale))))  # fmt: skip
-        for order in ("Channel number", "Mean activation, highest first"):
-            rows.append((layer, f"order: {order}", _timed_run(at.radio(key="fm_order").set_value(order))))  # fmt: skip
-        for per_page in (128, 256, 64):
-            rows.append((layer, f"{per_page} maps per page", _timed_run(at.selectbox(key="fm_per_page").set_value(per_page))))  # fmt: skip
+        changes = [
+            *((f"colour scale: {v}", "radio", "fm_scale", v)
+              for v in ("One range for the whole layer", "Each map its own range")),
+            *((f"order: {v}", "radio", "fm_order", v)
+              for v in ("Channel number", "Mean activation, highest first")),
+            *((f"{v} maps per page", "selectbox", "fm_per_page", v) for v in (128, 256, 64)),
+        ]  # fmt: skip
+        for what, kind, key, value in changes:
+            widget = getattr(at, kind)(key=key)  # looked up in the current element tree
+            rows.append((layer, what, _timed_run(widget.set_value(value))))
 
     acts = at.session_state["features_activations"][1]
     grid_times = []
