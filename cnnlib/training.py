@@ -127,6 +127,18 @@ class TrainConfig:
     def with_changes(self, **changes: Any) -> TrainConfig:
         return replace(self, **changes)
 
+    @classmethod
+    def for_preset(cls, preset: str, **overrides: Any) -> TrainConfig:
+        """The settings a preset is meant to be trained with (``PRESET_TRAINING``), every
+        field included (e.g. the fast recipe's cosine schedule), then ``overrides``."""
+        from cnnlib.models.presets import PRESET_TRAINING
+
+        if preset not in PRESET_TRAINING:
+            raise InvalidArgumentError(
+                f"Unknown preset {preset!r}; choose one of {', '.join(PRESET_TRAINING)}."
+            )
+        return cls(**{**PRESET_TRAINING[preset], **overrides})
+
 
 @dataclass
 class TrainingProgress:
@@ -148,6 +160,7 @@ class TrainingProgress:
     eta_seconds: float | None = None
     elapsed_seconds: float = 0.0  #: since the job left the queue
     train_seconds: float = 0.0  #: time spent in the training loop (with validation)
+    callback_seconds: float = 0.0  #: of which in the live-progress callback
     batch_epoch: list[float] = field(default_factory=list)
     batch_loss: list[float] = field(default_factory=list)
     batch_accuracy: list[float] = field(default_factory=list)
@@ -630,6 +643,7 @@ class _ProgressMixin:
         self.bad_epochs = 0
         self.val_seconds = 0.0
         self.batches_done = 0
+        self.own_seconds = 0.0  #: time spent in this callback (its cost to training)
         self.diverged: tuple[int, int] | None = None  #: (epoch, batch) where the loss blew up
 
     # Keras calls these in the training thread.
@@ -645,6 +659,17 @@ class _ProgressMixin:
         self.worker.update(epoch=epoch + 1, step=0)
 
     def on_train_batch_end(self, batch, logs=None):
+        t0 = time.perf_counter()
+        self._batch_end(batch, logs)
+        self.own_seconds += time.perf_counter() - t0
+
+    def on_epoch_end(self, epoch, logs=None):
+        t0 = time.perf_counter()
+        self._epoch_end(epoch, logs)
+        self.own_seconds += time.perf_counter() - t0
+        self.worker.update(callback_seconds=self.own_seconds)
+
+    def _batch_end(self, batch, logs) -> None:
         self.batches_done += 1
         step = batch + 1
         if self.worker.stop_event.is_set():
@@ -690,7 +715,7 @@ class _ProgressMixin:
     def on_test_end(self, logs=None):
         self.val_seconds += time.perf_counter() - self.test_start
 
-    def on_epoch_end(self, epoch, logs=None):
+    def _epoch_end(self, epoch, logs) -> None:
         logs = logs or {}
         now = time.perf_counter()
         w = self.worker

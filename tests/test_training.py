@@ -313,6 +313,17 @@ def test_save_and_load_model_bytes_round_trip(tmp_path):
         load_model_bytes(buffer.getvalue())
 
 
+def test_config_for_a_preset_keeps_every_recipe_field():
+    from cnnlib.models import DEFAULT_PRESET, PRESET_TRAINING
+
+    config = TrainConfig.for_preset(DEFAULT_PRESET, epochs=1, seed=7)
+    recipe = PRESET_TRAINING[DEFAULT_PRESET]
+    assert config.lr_schedule == recipe["lr_schedule"] == "cosine"
+    assert config.batch_size == recipe["batch_size"] and config.epochs == 1 and config.seed == 7
+    with pytest.raises(InvalidArgumentError, match="Unknown preset"):
+        TrainConfig.for_preset("VGG")
+
+
 def test_default_slots_limit_comes_from_the_environment(monkeypatch):
     import cnnlib.training as training
 
