@@ -297,7 +297,7 @@ class AxisSize:
         """The output-size formula, then the same with this axis's numbers filled in."""
         d, k, s = self.dilation, self.k, self.stride
         general = (
-            r"o = \left\lfloor \frac{i + p_\text{before} + p_\text{after} - d\,(k-1) - 1}{s}"
+            r"o &= \left\lfloor \frac{i + p_\text{before} + p_\text{after} - d\,(k-1) - 1}{s}"
             r"\right\rfloor + 1"
         )
         filled = (
@@ -311,7 +311,11 @@ class AxisSize:
                 rf"\left\lfloor \frac{{{self.numerator}}}{{{s}}} \right\rfloor + 1"
                 rf" = \lfloor {_frac(self.numerator, s)} \rfloor + 1"
             )
-        return rf"{general} \;=\; {filled} = {steps} = \mathbf{{{self.out}}}"
+        # Two lines (aligned at "="), so the filled-in numbers fit a narrow column.
+        return (
+            rf"\begin{{aligned}} {general} \\ &= {filled} = {steps} = \mathbf{{{self.out}}}"
+            r" \end{aligned}"
+        )
 
     def same_rule_latex(self) -> str | None:
         """TensorFlow's "same" rule with numbers (None unless padding is "same")."""
@@ -320,11 +324,13 @@ class AxisSize:
         n, s, k, d = self.n, self.stride, self.k, self.dilation
         total = self.before + self.after
         return (
-            rf"o = \left\lceil \frac{{i}}{{s}} \right\rceil = \left\lceil \frac{{{n}}}{{{s}}}"
-            rf"\right\rceil = {self.out};\quad p_\text{{total}} = \max\big((o-1)\,s + d\,(k-1)"
-            rf" + 1 - i,\ 0\big) = \max({self.out - 1}\cdot{s} + {d}\cdot{k - 1} + 1 - {n},"
-            rf"\ 0) = {total} \;\Rightarrow\; p_\text{{before}} = \lfloor {total}/2 \rfloor"
-            rf" = {self.before},\ p_\text{{after}} = {self.after}"
+            rf"\begin{{aligned}} o &= \left\lceil \frac{{i}}{{s}} \right\rceil"
+            rf" = \left\lceil \frac{{{n}}}{{{s}}}\right\rceil = {self.out} \\"
+            rf" p_\text{{total}} &= \max\big((o-1)\,s + d\,(k-1) + 1 - i,\ 0\big)"
+            rf" = \max({self.out - 1}\cdot{s} + {d}\cdot{k - 1} + 1 - {n},\ 0) = {total} \\"
+            rf" p_\text{{before}} &= \lfloor {total}/2 \rfloor = {self.before},"
+            rf"\quad p_\text{{after}} = {total} - {self.before} = {self.after}"
+            r" \end{aligned}"
         )
 
     def dropped_image_cells(self) -> range:

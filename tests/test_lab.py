@@ -128,7 +128,7 @@ def test_axis_size_agrees_with_conv(n, k, padding, stride, dilation):
     assert (size.before, size.after) == conv.pad_amounts(
         n, k, padding=padding, stride=stride, dilation=dilation
     )
-    assert size.formula_latex().endswith(rf"\mathbf{{{out}}}")
+    assert size.formula_latex().endswith(rf"\mathbf{{{out}}} \end{{aligned}}")
     # Dropped cells: exactly the padded cells after the last kernel position.
     assert size.dropped == size.padded - ((out - 1) * stride + size.k_eff)
     dropped_image = size.dropped_image_cells()
