@@ -51,6 +51,17 @@ W = 72
 OVERHEAD_LIMIT = 0.05
 
 
+def cpu_name() -> str:
+    """The CPU's model name (Linux), or the architecture."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
 def peak_mib() -> float:
     """Peak resident memory of this process so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -226,7 +237,7 @@ def main() -> int:
         f"{' (QUICK: reduced run, not the benchmark)' if args.quick else ''}"
     )
     print(
-        f"Machine: {platform.machine()}, {cores} cores, {fast['device']}, TensorFlow "
+        f"Machine: {cpu_name()}, {cores} cores, {fast['device']}, TensorFlow "
         f"{fast['tf_version']}, Python {platform.python_version()}"
     )
     print(f"Fast recipe: {DEFAULT_PRESET}, {config}")

@@ -35,6 +35,8 @@ import numpy as np
 from cnnlib.errors import InvalidArgumentError, InvalidModelError
 
 __all__ = [
+    "FINAL_STATES",
+    "LR_SCHEDULES",
     "MAX_CURVE_POINTS",
     "OPTIMIZERS",
     "TrainConfig",
