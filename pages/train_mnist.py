@@ -21,7 +21,14 @@ from cnnlib.models import (
     build_from_stack,
     summarize_stack,
 )
-from cnnlib.training import OPTIMIZERS, TrainConfig, TrainingJob, default_slots, save_model_bytes
+from cnnlib.training import (
+    LR_SCHEDULES,
+    OPTIMIZERS,
+    TrainConfig,
+    TrainingJob,
+    default_slots,
+    save_model_bytes,
+)
 from ui import state
 from ui import training_view as view
 from ui.datasets import PageDataset, forget, load_for_page
@@ -64,6 +71,7 @@ def _apply_preset_training(preset: str) -> None:
         ss["mnist_batch"] = int(settings["batch_size"])
     if "epochs" in settings:
         ss["mnist_epochs"] = int(settings["epochs"])
+    ss["mnist_lr_schedule"] = settings.get("lr_schedule", "constant")
 
 
 def _init_settings() -> None:
@@ -192,6 +200,7 @@ def _config_from_widgets(ds: PageDataset) -> TrainConfig:
     return TrainConfig(
         optimizer=ss["mnist_optimizer"],
         learning_rate=float(ss["mnist_lr"]),
+        lr_schedule=ss["mnist_lr_schedule"],
         batch_size=int(ss["mnist_batch"]),
         epochs=int(ss["mnist_epochs"]),
         train_size=int(ss[f"mnist_train_size_{ds.name}"]),
@@ -203,7 +212,7 @@ def _config_from_widgets(ds: PageDataset) -> TrainConfig:
 
 def settings_section(ds: PageDataset) -> None:
     lrs = sorted(set(LEARNING_RATES) | {float(ss["mnist_lr"])})
-    c = st.columns(4)
+    c = st.columns(5)
     c[0].selectbox(
         "Optimizer",
         OPTIMIZERS,
@@ -213,6 +222,13 @@ def settings_section(ds: PageDataset) -> None:
     c[1].select_slider("Learning rate", lrs, key="mnist_lr", format_func=lambda v: f"{v:g}")
     c[2].selectbox("Batch size", BATCH_SIZES, key="mnist_batch")
     c[3].number_input("Epochs", 1, 50, key="mnist_epochs")
+    c[4].selectbox(
+        "Learning-rate schedule",
+        LR_SCHEDULES,
+        key="mnist_lr_schedule",
+        help="constant: the same rate every batch; cosine: decays smoothly to 0 by the last "
+        "epoch (the fast recipe's choice).",
+    )
     c = st.columns(4)
     if ds.available:
         n = len(ds.x_train)

@@ -255,18 +255,15 @@ def start_quick_training() -> None:
     (``cnnlib.training.TrainingJob``); the job handle lives in this session's state.
     Raises ``DataUnavailableError`` when MNIST cannot be found."""
     from cnnlib.errors import DataUnavailableError
-    from cnnlib.models import MNIST_PRESETS, PRESET_TRAINING
+    from cnnlib.models import MNIST_PRESETS
     from cnnlib.training import TrainConfig, TrainingJob
     from ui.datasets import load_for_page
 
     ds = load_for_page("mnist")
     if not ds.available:
         raise DataUnavailableError(ds.error)
-    recipe = PRESET_TRAINING[QUICK_PRESET]
-    config = TrainConfig(
-        optimizer=recipe["optimizer"],
-        learning_rate=recipe["learning_rate"],
-        batch_size=recipe["batch_size"],
+    config = TrainConfig.for_preset(
+        QUICK_PRESET,
         epochs=QUICK_EPOCHS,
         train_size=min(QUICK_IMAGES, len(ds.x_train)),
         validation_split=0.1,
