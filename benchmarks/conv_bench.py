@@ -28,6 +28,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.targets import report_targets  # noqa: E402
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from cnnlib import conv  # noqa: E402
@@ -156,13 +158,7 @@ def main() -> int:
         ("conv_stride2_over_stride1", stride_ratio, STRIDE_LIMIT),
         ("lab_rerun_after_stride_change_ms", rerun, RERUN_LIMIT_MS),
     ]
-    print()
-    failed = False
-    for name, value, limit in targets:
-        ok = value <= limit
-        failed |= not ok
-        print(f"TARGET {name} {value:.2f} <= {limit:g} {'PASS' if ok else 'FAIL'}")
-    return 1 if failed else 0
+    return report_targets(targets)
 
 
 if __name__ == "__main__":

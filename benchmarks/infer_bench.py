@@ -43,6 +43,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.targets import report_targets  # noqa: E402
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 APP_RATIO_LIMIT = 0.5
@@ -181,18 +183,13 @@ def main() -> int:
     print(f"{'importing Keras/TensorFlow, fresh process':60s} {float(fresh_import_s):9.2f} s")
     print(f"{'peak RSS, fresh process: load + classify + Grad-CAM':60s} {peak_mb:9.0f} MB")
 
-    targets = [
-        ("app_path_vs_model_predict", app_ratio, APP_RATIO_LIMIT, f"{app_ratio:.2f}"),
-        ("grad_cam_vs_inference", cam_ratio, GRAD_CAM_RATIO_LIMIT, f"{cam_ratio:.2f}"),
-        ("peak_memory_mb", peak_mb, MEMORY_LIMIT_MB, f"{peak_mb:.0f}"),
-    ]
-    print()
-    failed = False
-    for name, value, limit, shown in targets:
-        ok = value <= limit
-        failed |= not ok
-        print(f"TARGET {name} {shown} <= {limit:g} {'PASS' if ok else 'FAIL'}")
-    return 1 if failed else 0
+    return report_targets(
+        [
+            ("app_path_vs_model_predict", app_ratio, APP_RATIO_LIMIT),
+            ("grad_cam_vs_inference", cam_ratio, GRAD_CAM_RATIO_LIMIT),
+            ("peak_memory_mb", peak_mb, MEMORY_LIMIT_MB),
+        ]
+    )
 
 
 if __name__ == "__main__":

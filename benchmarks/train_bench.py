@@ -38,9 +38,9 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import numpy as np
 
+from benchmarks.targets import report_targets
 from cnnlib.data import load_dataset, to_model_input
 from cnnlib.models import DEFAULT_PRESET, PRESET_TRAINING, build_fast_convnet
 from cnnlib.training import TrainConfig, TrainingJob, TrainingSlots, _prepare
@@ -278,19 +278,15 @@ def main() -> int:
         + " of the fit time"
     )
     print("Peak memory (maxrss): " + ", ".join(f"{k} {v:,.0f} MiB" for k, v in mem.items()))
-    print()
-    targets = [
-        ("time_to_reference_accuracy_ratio", ratio, RATIO_LIMIT),
-        ("live_progress_overhead", overhead, OVERHEAD_LIMIT),
-        ("callback_share_of_fit_time", callback_share, OVERHEAD_LIMIT),
-    ]
-    failed = False
-    for name, value, limit in targets:
-        ok = value <= limit
-        failed |= not ok
-        print(f"TARGET {name} {value:.3f} <= {limit} {'PASS' if ok else 'FAIL'}")
     del tf
-    return 1 if failed else 0
+    return report_targets(
+        [
+            ("time_to_reference_accuracy_ratio", ratio, RATIO_LIMIT),
+            ("live_progress_overhead", overhead, OVERHEAD_LIMIT),
+            ("callback_share_of_fit_time", callback_share, OVERHEAD_LIMIT),
+        ],
+        digits=3,
+    )
 
 
 if __name__ == "__main__":

@@ -8,8 +8,12 @@ switch to the other views; upload a file that is not a Keras model and read the 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+from playwright.sync_api import expect
 
 from tests.e2e.conftest import screenshot, wait_idle
 
@@ -44,6 +48,19 @@ def _upload(page, path):
     page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(path))
 
 
+def _open_dropdown(page, picker) -> None:
+    """Click a selectbox until its list shows (the first click after an upload only moves
+    the focus away from the file uploader)."""
+    for _ in range(3):
+        picker.click()
+        try:
+            page.get_by_role("listbox").wait_for(timeout=3_000)
+            return
+        except PlaywrightTimeoutError:
+            continue
+    raise AssertionError("the selectbox's list did not open")
+
+
 def _no_exception(page):
     assert page.locator('[data-testid="stException"]').count() == 0
 
@@ -55,12 +72,13 @@ def test_pick_a_layer_of_an_uploaded_convnet_and_see_its_maps(
     _upload(page, small_model_file)
     page.get_by_text("Layer (8 in this model", exact=False).wait_for(timeout=120_000)
     wait_idle(page, timeout=120_000)
-    assert page.get_by_text("This digit is labelled", exact=False).count() == 1
-    assert page.get_by_text("The model's answer:", exact=False).count() == 1
+    expect(page.get_by_text("This digit is labelled", exact=False)).to_have_count(1)
+    expect(page.get_by_text("The model's answer:", exact=False)).to_have_count(1)
     # The picker lists each layer with its type and output shape; pick the second conv layer.
-    page.locator('[data-testid="stSelectbox"]').filter(has_text="Layer (8").click()
+    picker = page.get_by_role("combobox", name=re.compile(r"^Layer \(8 in this model"))
     option = page.get_by_role("option").filter(has_text="Conv2D · 11×11×64")
-    assert option.count() == 1
+    _open_dropdown(page, picker)
+    expect(option).to_have_count(1)  # the dropdown lists every layer with type and shape
     option.click()
     wait_idle(page)
     grid = page.locator('[data-testid="stImage"]').filter(has_text="maps 1–64 of 64, each 11×11")

@@ -13,6 +13,7 @@ import re
 
 import numpy as np
 from PIL import Image
+from playwright.sync_api import expect
 
 from cnnlib.data import read_idx
 from tests.conftest import SHARED_MNIST
@@ -171,7 +172,7 @@ def test_live_training_stop_results_and_drawing(app_url, page, tmp_path):
     reads = page.get_by_text(re.compile(r"^The model reads \S+ with probability"))
     reads.wait_for(timeout=30_000)
     wait_idle(page)
-    assert page.get_by_text("What the model sees: 28 × 28").count() == 1
+    expect(page.get_by_text("What the model sees: 28 × 28")).to_have_count(1)
     probabilities = page.locator('[data-testid="stPlotlyChart"]').filter(has_text="probability")
     assert probabilities.count() >= 1
     _no_exception(page)
@@ -209,7 +210,7 @@ def test_dense_vs_convnet_experiment(app_url, page, tmp_path):
     chart = page.locator('[data-testid="stPlotlyChart"]').filter(
         has_text="shift of the test digits"
     )
-    assert chart.count() == 1
+    expect(chart).to_have_count(1, timeout=60_000)  # drawn just after the text
     _no_exception(page)
     screenshot(page, tmp_path, "train_mnist_experiment")
     assert np.isfinite(shares).all()
