@@ -79,9 +79,10 @@ def test_upload_photos_through_the_file_chooser_one_bad(app_url, page, tmp_path)
     chooser.value.set_files([str(cat), str(bad), str(cup)])
     _expect_results(page)
     errors = page.locator('[data-testid="stAlertContentError"]')
-    assert errors.count() == 1 and "notes.jpg" in errors.first.inner_text()
-    assert page.get_by_text("2 photos", exact=True).count() == 1
-    assert page.get_by_text("Original: 451×300", exact=False).count() >= 1
+    expect(errors).to_have_count(1)
+    expect(errors.first).to_contain_text("notes.jpg")
+    expect(page.get_by_text("2 photos", exact=True)).to_have_count(1)
+    expect(page.get_by_text("Original: 451×300", exact=False).first).to_be_visible()
     _full_screenshot(page, tmp_path, "classify_upload")
 
 

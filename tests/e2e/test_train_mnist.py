@@ -83,7 +83,7 @@ def _digit_png(index: int) -> bytes:
 
 def test_live_training_stop_results_and_drawing(app_url, page, tmp_path):
     _open_page(page, app_url)
-    assert page.get_by_text("Fallback data:").count() == 1  # the labelled test-set split
+    expect(page.get_by_text("Fallback data:")).to_have_count(1)  # the labelled test-set split
 
     # Train: the default recipe on 8,000 images for up to 50 epochs (Stop ends it long before).
     _tab(page, "② Train")
@@ -134,7 +134,7 @@ def test_live_training_stop_results_and_drawing(app_url, page, tmp_path):
     accuracy = page.locator('[data-testid="stMetric"]', has_text="Test accuracy")
     value = float(re.search(r"([\d.]+)%", accuracy.inner_text()).group(1))
     assert value > 50.0, value  # trained on real digits (a few epochs at most): not chance
-    assert page.get_by_text("stopped by you").count() >= 1
+    expect(page.get_by_text("stopped by you").first).to_be_visible()
     # Click the diagonal cell "true 1, predicted 1" of the confusion matrix.
     heatmap = page.locator('[data-testid="stPlotlyChart"]').filter(
         has=page.locator(".hm, .heatmaplayer")
@@ -174,7 +174,7 @@ def test_live_training_stop_results_and_drawing(app_url, page, tmp_path):
     wait_idle(page)
     expect(page.get_by_text("What the model sees: 28 × 28")).to_have_count(1)
     probabilities = page.locator('[data-testid="stPlotlyChart"]').filter(has_text="probability")
-    assert probabilities.count() >= 1
+    expect(probabilities.first).to_be_visible()
     _no_exception(page)
     screenshot(page, tmp_path, "train_mnist_draw")
 
