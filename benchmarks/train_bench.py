@@ -193,7 +193,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="reduced run to check the script")
     parser.add_argument(
-        "--repeats", type=int, default=2, help="bare-fit/job pairs for the overhead (default 2)"
+        "--repeats", type=int, default=3, help="bare-fit/job pairs for the overhead (default 3)"
     )
     args = parser.parse_args()
 

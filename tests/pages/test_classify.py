@@ -15,10 +15,8 @@ from streamlit.testing.v1 import AppTest
 
 from cnnlib import imagenet, samples
 from cnnlib.models.pretrained import RESNET50
-from tests.conftest import ROOT
 from tests.imagenet_weights import missing_weights_file, resnet50_weights_file
-
-PAGE = str(ROOT / "pages" / "classify.py")
+from tests.pages.apptest import open_page, run_checked
 
 
 @pytest.fixture
@@ -26,14 +24,11 @@ def local_weights(monkeypatch):
     monkeypatch.setenv(RESNET50.env_var, str(resnet50_weights_file()))
 
 
-def _run(at: AppTest) -> AppTest:
-    at.run(timeout=180)
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+_run = run_checked
 
 
 def _page() -> AppTest:
-    return _run(AppTest.from_file(PAGE, default_timeout=180))
+    return open_page("classify")
 
 
 def _image_captions(at: AppTest) -> list[str]:

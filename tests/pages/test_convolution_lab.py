@@ -15,24 +15,19 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from cnnlib import conv, images, kernels, lab, samples
-from tests.conftest import ROOT
+from tests.pages.apptest import open_page, run_checked
 from tests.test_images import _jpeg, bad_uploads, odd_but_valid_uploads, photo
 
-PAGE = str(ROOT / "pages" / "convolution_lab.py")
 SHAPE = re.compile(r"→ output \*\*(\d+)×(\d+)\*\*")
 TIMEOUT = 60
 
 
-def _run(at: AppTest) -> AppTest:
-    at.run(timeout=TIMEOUT)
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+def _run(target) -> AppTest:
+    return run_checked(target, TIMEOUT)
 
 
 def _lab(**query: str) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-    at.query_params.update(query)
-    return _run(at)
+    return open_page("convolution_lab", timeout=TIMEOUT, query=query)
 
 
 def _shown(at: AppTest) -> tuple[int, int]:

@@ -18,29 +18,20 @@ from streamlit.testing.v1 import AppTest
 
 from cnnlib import features as F
 from cnnlib.models.pretrained import RESNET50, VGG19_NOTOP
-from tests.conftest import ROOT
 from tests.imagenet_weights import resnet50_weights_file
+from tests.pages.apptest import open_page, run_checked
 from ui import features_view as fv
 from ui import state
 
-PAGE = str(ROOT / "pages" / "feature_maps.py")
 SESSION, QUICK, UPLOAD = "Your model from the MNIST page", "Quick-train a convnet", "Upload"
 RESNET, VGG = "ResNet50 (ImageNet)", "VGG19 without its classifier (ImageNet)"
 
 
-def _run(target) -> AppTest:
-    """Run the app (or the app of a widget just changed); fail on any exception."""
-    at = target.run(timeout=180)
-    at = at if isinstance(at, AppTest) else target
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+_run = run_checked
 
 
 def _page(**session) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=180)
-    for key, value in session.items():
-        at.session_state[key] = value
-    return _run(at)
+    return open_page("feature_maps", session=session)
 
 
 def _layer_box(at: AppTest):

@@ -17,10 +17,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from cnnlib import training
-from tests.conftest import ROOT
+from tests.pages.apptest import open_page, run_checked
 from ui import state
-
-PAGE = str(ROOT / "pages" / "train_mnist.py")
 
 
 @pytest.fixture
@@ -40,14 +38,11 @@ def mnist_env(mnist_dir, monkeypatch):
     st.cache_data.clear()
 
 
-def _run(at: AppTest) -> AppTest:
-    at.run(timeout=180)
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+_run = run_checked
 
 
 def _page() -> AppTest:
-    return _run(AppTest.from_file(PAGE, default_timeout=180))
+    return open_page("train_mnist")
 
 
 def _texts(elements) -> list[str]:

@@ -1,0 +1,32 @@
+"""The page tests' one way to run a page under AppTest and fail on any exception."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+
+
+def run_checked(target: Any, timeout: float = 180) -> AppTest:
+    """Run an ``AppTest`` (or the app of a widget just changed); fail on any exception."""
+    at = target.run(timeout=timeout)
+    at = at if isinstance(at, AppTest) else target
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def open_page(
+    page: str,
+    *,
+    timeout: float = 180,
+    query: dict[str, str] | None = None,
+    session: dict[str, Any] | None = None,
+) -> AppTest:
+    """Run ``pages/<page>.py`` once, with optional URL query and session state."""
+    at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=timeout)
+    at.query_params.update(query or {})
+    for key, value in (session or {}).items():
+        at.session_state[key] = value
+    return run_checked(at, timeout)
