@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from cnnlib import colormaps
 from cnnlib.errors import InvalidArgumentError, InvalidModelError
 
 __all__ = [
@@ -507,17 +508,10 @@ _DIVERGING = np.array(
 _LEVELS = 256
 
 
-def _lut(anchors: np.ndarray) -> np.ndarray:
-    x = np.linspace(0.0, 1.0, len(anchors))
-    t = np.linspace(0.0, 1.0, _LEVELS + 1)
-    return (
-        np.stack([np.interp(t, x, anchors[:, k]) for k in range(3)], axis=1)
-        .round()
-        .astype(np.uint8)
-    )
-
-
-_LUTS = {"viridis": _lut(_VIRIDIS), "diverging": _lut(_DIVERGING)}
+_LUTS = {
+    name: colormaps.lookup_table(colormaps.evenly_spaced(anchors), _LEVELS + 1)
+    for name, anchors in (("viridis", _VIRIDIS), ("diverging", _DIVERGING))
+}
 
 
 def colorize(
@@ -530,12 +524,8 @@ def colorize(
 
     A flat range (hi ≤ lo) gives the colour of ``lo`` (viridis) or of the middle (diverging).
     """
-    v = np.asarray(values, dtype=np.float32)
-    if hi > lo:
-        t = np.clip((v - lo) / (hi - lo), 0.0, 1.0)
-    else:
-        t = np.full(v.shape, 0.5 if cmap == "diverging" else 0.0, dtype=np.float32)
-    return _LUTS[cmap][np.rint(t * _LEVELS).astype(np.intp)]
+    flat = 0.5 if cmap == "diverging" else 0.0
+    return colormaps.colorize(values, _LUTS[cmap], lo, hi, flat=flat)
 
 
 def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:

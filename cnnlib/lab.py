@@ -632,22 +632,6 @@ def display_map(a: np.ndarray, max_side: int, *, how: str = "absmax") -> tuple[n
     return np.where(hi >= -lo, hi, lo), f
 
 
-def lookup_table(stops: Sequence[tuple[float, Sequence[float]]], n: int = 256) -> np.ndarray:
-    """A colour scale given as (position in [0, 1], (r, g, b) 0–255) stops → (n, 3) uint8."""
-    pos = np.array([p for p, _ in stops], dtype=np.float64)
-    rgb = np.array([c for _, c in stops], dtype=np.float64)
-    t = np.linspace(0.0, 1.0, n)
-    table = np.stack([np.interp(t, pos, rgb[:, i]) for i in range(3)], axis=-1)
-    return np.clip(np.round(table), 0, 255).astype(np.uint8)
-
-
-def colorize(a: np.ndarray, table: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """(H, W) values → (H, W, 3) uint8 colours: lo maps to table[0], hi to table[-1]."""
-    span = hi - lo if hi > lo else 1.0
-    idx = np.clip((np.asarray(a, dtype=np.float32) - lo) * ((len(table) - 1) / span), 0, None)
-    return table[np.minimum(np.rint(idx).astype(np.intp), len(table) - 1)]
-
-
 def symmetric_limit(arr: np.ndarray) -> float:
     """max |value| of ``arr`` (1.0 for an all-zero array), for a colour scale centred on 0."""
     m = float(np.max(np.abs(arr))) if np.size(arr) else 0.0

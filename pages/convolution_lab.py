@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
-from cnnlib import conv, images, kernels, lab, samples
+from cnnlib import colormaps, conv, images, kernels, lab, samples
 from cnnlib.errors import CNNLabError, InvalidArgumentError
 from ui.entrypoint import run_through_entrypoint
 from ui.image_input import pick_images
@@ -171,7 +171,7 @@ def _thumb(a: np.ndarray, scale: str) -> dict[str, object]:
         m = lab.symmetric_limit(a)
         name, lo, hi = SIGN_SCALE, -m, m
     return {
-        "uri": _jpeg_uri(lab.colorize(view, LUTS[name], lo, hi)),
+        "uri": _jpeg_uri(colormaps.colorize(view, LUTS[name], lo, hi)),
         "f": f,
         "size": view.shape,
         "shape": a.shape,
@@ -256,7 +256,7 @@ def _lookup_table(name: str) -> np.ndarray:
         (pos, pc.hex_to_rgb(c) if c.startswith("#") else pc.unlabel_rgb(c))
         for pos, c in pc.get_colorscale(name)
     ]
-    return lab.lookup_table(stops)
+    return colormaps.lookup_table(stops)
 
 
 def _colorscale(name: str) -> list:
