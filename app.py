@@ -8,33 +8,37 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ui.keras_runtime import keep_keras_state_between_runs
+
 st.set_page_config(page_title="CNN Lab", page_icon="🧠", layout="wide")
+# Process-wide setup, idempotent: Streamlit's end-of-run hook must leave Keras alone.
+keep_keras_state_between_runs()
 
 #: (file, title, icon, what the page teaches) — the home page and the sidebar use this list.
 PAGES: list[tuple[str, str, str, str]] = [
     (
-        "pages/convolution_lab.py",
+        "app_pages/convolution_lab.py",
         "Convolution lab",
         ":material/grid_on:",
         "Slide a kernel over a real image. See how padding, stride and dilation set the "
         "output size, check the arithmetic cell by cell, and stack filters into a Conv2D layer.",
     ),
     (
-        "pages/train_mnist.py",
+        "app_pages/train_mnist.py",
         "Train on MNIST",
         ":material/draw:",
         "Build a convnet layer by layer, train it on handwritten digits in the background with "
         "live curves, then test it on digits you draw and see why convnets beat dense networks.",
     ),
     (
-        "pages/classify.py",
+        "app_pages/classify.py",
         "Classify with ResNet50",
         ":material/photo_camera:",
         "Upload a photo or take one with your camera: watch each preprocessing step, read "
         "ResNet50's top-5 guesses and see where it looked with Grad-CAM.",
     ),
     (
-        "pages/feature_maps.py",
+        "app_pages/feature_maps.py",
         "Feature maps",
         ":material/layers:",
         "Open any layer of your trained convnet, ResNet50 or VGG19 and see its activations "

@@ -7,7 +7,7 @@ Run from the repository root: ``python benchmarks/conv_bench.py`` (about 1–2 m
    ("same", stride 1; stride 2; dilation 2) and a 2048×2048 grayscale image with one 3×3 and
    one 7×7 filter. Ours and TensorFlow's runs alternate; each time is the minimum of N runs
    (the least disturbed one on a shared machine), the median is printed beside it.
-2. The page: ``pages/convolution_lab.py`` under Streamlit's AppTest with the 512×512 RGB
+2. The page: ``app_pages/convolution_lab.py`` under Streamlit's AppTest with the 512×512 RGB
    astronaut photo; each measurement is ``at.run()`` right after changing the stride widget,
    to a (padding, stride) pair not computed before (so nothing comes from the cache).
 
@@ -116,7 +116,7 @@ def bench_page(rounds: int) -> list[tuple[str, float]]:
     """(change, ms) for each stride change on the 512×512 RGB astronaut photo."""
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(ROOT / "pages" / "convolution_lab.py"), default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "app_pages" / "convolution_lab.py"), default_timeout=120)
     at.query_params.update({"image": "astronaut", "gray": "0"})
     at.run(timeout=120)
     at.selectbox(key="lab_side").set_value(512)

@@ -5,7 +5,7 @@ Run from the repository root: ``python benchmarks/features_bench.py`` (about 1�
 ResNet50 is built with random weights (``weights=None``: this machine cannot download
 ImageNet's), saved to a temporary file and loaded by the page through
 ``CNNLAB_RESNET50_WEIGHTS`` — the app's real loading path; speed does not depend on the
-weights' values. Under Streamlit's AppTest, ``pages/feature_maps.py`` runs the sample cat photo
+weights' values. Under Streamlit's AppTest, ``app_pages/feature_maps.py`` runs the sample cat photo
 through every layer once (the reference: one forward pass of the multi-output extractor,
 timed alone too), then each measured rerun changes one display option only — the page of
 channels, the colour scale, the order, the maps per page, the layer — and must do no
@@ -74,7 +74,7 @@ def main() -> int:
     forward = min(passes)
     del model, extractor
 
-    at = AppTest.from_file(str(ROOT / "pages" / "feature_maps.py"), default_timeout=300)
+    at = AppTest.from_file(str(ROOT / "app_pages" / "feature_maps.py"), default_timeout=300)
     _timed_run(at)
     first = _timed_run(at.radio(key="fm_model_source").set_value(RESNET))  # load + first pass
 

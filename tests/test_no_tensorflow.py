@@ -18,7 +18,7 @@ SCRIPT = textwrap.dedent(
     at = AppTest.from_file("app.py", default_timeout=120).run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.title[0].value == "CNN Lab"
-    at.switch_page("pages/convolution_lab.py").run(timeout=120)
+    at.switch_page("app_pages/convolution_lab.py").run(timeout=120)
     assert not at.exception, [e.value for e in at.exception]
     assert any("→ output" in m.value for m in at.markdown)
     at.radio(key="lab_stride").set_value(2).run(timeout=120)

@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import sys
 import threading
 
+_LOG = logging.getLogger(__name__)
+
 _LOCK = threading.Lock()
-_state = {"patched": False, "frozen": False}
+_state: dict = {"patched": False, "frozen": False, "streamlit_hook": None}
 
 
 def _clean_problem_modules_without_keras() -> None:
@@ -45,12 +48,27 @@ def keep_keras_state_between_runs() -> bool:
         try:
             from streamlit.runtime.scriptrunner import script_runner
         except ImportError:
+            script_runner = None
+        if script_runner is None or not hasattr(script_runner, "_clean_problem_modules"):
+            _LOG.warning(
+                "Streamlit's end-of-run cleanup hook (script_runner._clean_problem_modules) "
+                "is gone: check whether this Streamlit still clears the Keras session after "
+                "each run (tests/pages/test_keras_runtime.py) before relying on ui.keras_runtime."
+            )
             return False
-        if not hasattr(script_runner, "_clean_problem_modules"):
-            return False
+        _state["streamlit_hook"] = script_runner._clean_problem_modules
         script_runner._clean_problem_modules = _clean_problem_modules_without_keras
         _state["patched"] = True
         return True
+
+
+def streamlit_cleanup_hook():
+    """Streamlit's own end-of-run cleanup function (before the replacement), or None."""
+    if _state["streamlit_hook"] is not None:
+        return _state["streamlit_hook"]
+    from streamlit.runtime.scriptrunner import script_runner
+
+    return getattr(script_runner, "_clean_problem_modules", None)
 
 
 def freeze_imported_objects() -> None:

@@ -26,7 +26,7 @@ from cnnlib.models.pretrained import (
     load_resnet50,
     load_vgg19,
 )
-from ui.keras_runtime import freeze_imported_objects, keep_keras_state_between_runs
+from ui.keras_runtime import freeze_imported_objects
 
 
 @dataclass(frozen=True)
@@ -69,10 +69,6 @@ def _spinner_text(spec: WeightsSpec) -> str:
 
 
 def _get(spec: WeightsSpec, loader) -> Loaded:
-    # Streamlit's end-of-run keras.backend.clear_session() would empty TensorFlow's kernel
-    # cache, making the first forward pass of every rerun 0.5–4 s instead of ~0.1 s (measured
-    # under AppTest and in the browser); see ui.keras_runtime.
-    keep_keras_state_between_runs()
     freeze_imported_objects()
     keys = (os.environ.get(spec.env_var, "").strip(), os.environ.get("KERAS_HOME", ""))
     try:

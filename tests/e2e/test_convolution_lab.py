@@ -56,8 +56,8 @@ def _open_lab(page, app_url: str) -> None:
 
 def test_shared_link_as_a_fresh_servers_first_request(app_url, page, tmp_path):
     """A teacher's link opened first on a just-started server: app.py still runs (the
-    navigation shows the pages' titles, not the pages/ folder's file names) and the link's
-    settings are applied. This test must stay first in the module: its server is fresh."""
+    navigation shows the pages' titles, no "Page not found" dialog) and the link's settings
+    are applied. This test must stay first in the module: its server is fresh."""
     img = images.downscale(samples.load_sample("coffee cup"), 256)
     h_in, w_in = images.to_array(img, grayscale=True).shape
     page.set_viewport_size({"width": 1400, "height": 5200})
@@ -69,7 +69,8 @@ def test_shared_link_as_a_fresh_servers_first_request(app_url, page, tmp_path):
     nav = page.locator('[data-testid="stSidebarNav"]')
     expect(nav).to_contain_text("Convolution lab")
     expect(nav).to_contain_text("Classify with ResNet50")
-    assert "convolution lab" not in nav.inner_text()  # the pages/ folder's own listing
+    assert "convolution lab" not in nav.inner_text()  # a legacy folder listing's names
+    expect(page.get_by_text("Page not found")).to_have_count(0)
     _expect_output(
         page,
         output_size(h_in, 3, padding="same", stride=2),

@@ -7,6 +7,10 @@ from typing import Any
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
+from ui.keras_runtime import keep_keras_state_between_runs
+
+# app.py applies this once per process; AppTest runs a page file without app.py.
+keep_keras_state_between_runs()
 
 
 def run_checked(target: Any, timeout: float = 180) -> AppTest:
@@ -24,8 +28,8 @@ def open_page(
     query: dict[str, str] | None = None,
     session: dict[str, Any] | None = None,
 ) -> AppTest:
-    """Run ``pages/<page>.py`` once, with optional URL query and session state."""
-    at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=timeout)
+    """Run ``app_pages/<page>.py`` once, with optional URL query and session state."""
+    at = AppTest.from_file(str(ROOT / "app_pages" / f"{page}.py"), default_timeout=timeout)
     at.query_params.update(query or {})
     for key, value in (session or {}).items():
         at.session_state[key] = value

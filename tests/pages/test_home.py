@@ -20,6 +20,6 @@ def test_home_links_every_page():
 
 def test_home_opens_the_convolution_lab():
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
-    at.switch_page("pages/convolution_lab.py").run(timeout=60)
+    at.switch_page("app_pages/convolution_lab.py").run(timeout=60)
     assert not at.exception
     assert at.title[0].value == "Convolution lab"

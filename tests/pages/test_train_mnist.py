@@ -202,23 +202,3 @@ def test_draw_tab_switches_to_photo_upload_without_errors(mnist_env):
     assert at.radio(key="mnist_photo_source").value == "Upload"
     assert any("Upload a JPEG, PNG" in t for t in _texts(at.info))
     assert state.DRAWN_DIGIT not in at.session_state
-
-
-def test_streamlit_no_longer_clears_keras_after_each_run(monkeypatch):
-    """After ``keep_keras_state_between_runs`` Streamlit's end-of-run hook leaves Keras alone
-    (it used to call ``keras.backend.clear_session()`` and a full GC after every rerun)."""
-    import sys
-    import types
-
-    from streamlit.runtime.scriptrunner import script_runner
-
-    from ui.keras_runtime import keep_keras_state_between_runs
-
-    calls = []
-    fake = types.SimpleNamespace(
-        backend=types.SimpleNamespace(clear_session=lambda: calls.append(1))
-    )
-    monkeypatch.setitem(sys.modules, "keras", fake)
-    assert keep_keras_state_between_runs()
-    script_runner._clean_problem_modules()
-    assert calls == []

@@ -17,14 +17,11 @@ from cnnlib import features as F
 from cnnlib.errors import CNNLabError
 from ui import features_view as fv
 from ui import keras_runtime, state
-from ui.entrypoint import run_through_entrypoint
 from ui.errors import friendly_errors
 from ui.image_input import pick_images
 
-run_through_entrypoint()  # a deep link on a fresh server runs app.py first
 
 # Background training and Keras models must survive Streamlit's end-of-run cleanup.
-keras_runtime.keep_keras_state_between_runs()
 keras_runtime.freeze_imported_objects()
 
 st.title("Feature maps")

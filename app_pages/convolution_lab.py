@@ -18,10 +18,8 @@ from PIL import Image
 
 from cnnlib import colormaps, conv, images, kernels, lab, samples
 from cnnlib.errors import CNNLabError, InvalidArgumentError
-from ui.entrypoint import run_through_entrypoint
 from ui.image_input import pick_images
 
-run_through_entrypoint()  # a deep link on a fresh server runs app.py first
 
 ss = st.session_state
 #: Downscale choices: longest side in pixels (0 = keep the original size).

@@ -16,11 +16,9 @@ from PIL import Image
 
 from cnnlib import imagenet
 from ui import pretrained
-from ui.entrypoint import run_through_entrypoint
 from ui.errors import friendly_errors
 from ui.image_input import PickedImage, pick_images
 
-run_through_entrypoint()  # a deep link on a fresh server runs app.py first
 
 st.title("Classify with ResNet50")
 st.markdown(

@@ -32,13 +32,11 @@ from cnnlib.training import (
 from ui import state
 from ui import training_view as view
 from ui.datasets import PageDataset, forget, load_for_page
-from ui.entrypoint import run_through_entrypoint
 from ui.errors import friendly_errors
 from ui.image_input import pick_images
-from ui.keras_runtime import freeze_imported_objects, keep_keras_state_between_runs
+from ui.keras_runtime import freeze_imported_objects
 from ui.stack_editor import current_stack, stack_editor, stack_label, summary_table
 
-run_through_entrypoint()  # a deep link on a fresh server runs app.py first
 
 # Page-local session keys (what crosses pages is in ui.state).
 RUN = "mnist_page_run"  #: dict describing the run of state.TRAINING_JOB (dataset, test set, …)
@@ -647,7 +645,6 @@ def experiment_progress(polling: bool) -> None:
 # The page
 # --------------------------------------------------------------------------------------------
 
-keep_keras_state_between_runs()
 st.title("Train a convnet on MNIST")
 st.markdown(
     "Build a convolutional network, train it on handwritten digits while you watch the "
