@@ -19,7 +19,6 @@ from ui import pretrained
 from ui.errors import friendly_errors
 from ui.image_input import PickedImage, pick_images
 
-
 st.title("Classify with ResNet50")
 st.markdown(
     "ResNet50 is a 50-layer convolutional network trained on ImageNet's 1000 classes. "

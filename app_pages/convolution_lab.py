@@ -20,7 +20,6 @@ from cnnlib import colormaps, conv, images, kernels, lab, samples
 from cnnlib.errors import CNNLabError, InvalidArgumentError
 from ui.image_input import pick_images
 
-
 ss = st.session_state
 #: Downscale choices: longest side in pixels (0 = keep the original size).
 SIDES: dict[int, str] = {

@@ -20,7 +20,6 @@ from ui import keras_runtime, state
 from ui.errors import friendly_errors
 from ui.image_input import pick_images
 
-
 # Background training and Keras models must survive Streamlit's end-of-run cleanup.
 keras_runtime.freeze_imported_objects()
 

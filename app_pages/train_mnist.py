@@ -37,7 +37,6 @@ from ui.image_input import pick_images
 from ui.keras_runtime import freeze_imported_objects
 from ui.stack_editor import current_stack, stack_editor, stack_label, summary_table
 
-
 # Page-local session keys (what crosses pages is in ui.state).
 RUN = "mnist_page_run"  #: dict describing the run of state.TRAINING_JOB (dataset, test set, …)
 EVALUATION = "mnist_page_evaluation"  #: (run id, cnnlib.evaluation.Evaluation)
