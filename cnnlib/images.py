@@ -8,6 +8,7 @@ returns a plain 8-bit RGB image whatever the file's mode (RGBA, LA, P, CMYK, 16-
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from typing import BinaryIO
 
@@ -145,3 +146,25 @@ def to_image(arr: np.ndarray) -> Image.Image:
     """(H, W) or (H, W, 3) array in [0, 1] (clipped) → 8-bit PIL image."""
     a = np.clip(np.asarray(arr, dtype=np.float32), 0.0, 1.0)
     return Image.fromarray((a * 255.0 + 0.5).astype(np.uint8))
+
+
+def letterbox(img: Image.Image, *, max_aspect: float = 3.0, fill: int = 128) -> Image.Image:
+    """``img`` padded with grey bars (centred) so that neither side exceeds ``max_aspect``
+    times the other: an 8 × 3000 strip becomes 1000 × 3000, a 3000 × 8 one 3000 × 1000.
+
+    Images already within the ratio are returned unchanged. The padding is ``fill`` (0–255)
+    in every colour channel (opaque); the mode of ``img`` is kept.
+    """
+    if max_aspect < 1:
+        raise InvalidImageError(f"max_aspect must be at least 1, got {max_aspect}.")
+    w, h = img.size
+    if w < 1 or h < 1:
+        raise InvalidImageError(f"The image has no pixels ({w}×{h}).")
+    width = max(w, math.ceil(h / max_aspect))
+    height = max(h, math.ceil(w / max_aspect))
+    if (width, height) == (w, h):
+        return img
+    colour = tuple(255 if band == "A" else fill for band in img.getbands())  # opaque bars
+    canvas = Image.new(img.mode, (width, height), colour[0] if len(colour) == 1 else colour)
+    canvas.paste(img, ((width - w) // 2, (height - h) // 2))
+    return canvas

@@ -149,3 +149,36 @@ def test_downscale_and_conversions():
     assert np.array_equal(np.asarray(back), np.asarray(small))
     with pytest.raises(InvalidImageError):
         images.downscale(img, 0)
+
+
+@pytest.mark.parametrize(
+    ("size", "mode", "padded"),
+    [
+        ((8, 3000), "RGB", (1000, 3000)),
+        ((3000, 8), "L", (3000, 1000)),
+        ((3001, 8), "RGBA", (3001, 1001)),  # rounded up: never beyond 3 : 1
+        ((300, 200), "RGB", (300, 200)),  # within the ratio: unchanged
+    ],
+)
+def test_letterbox_bounds_the_aspect_ratio_and_keeps_the_pixels(size, mode, padded):
+    rng = np.random.default_rng(0)
+    w, h = size
+    bands = len(Image.new(mode, (1, 1)).getbands())
+    pixels = rng.integers(0, 256, (h, w, bands), dtype=np.uint8).squeeze(-1 if bands == 1 else ())
+    img = Image.fromarray(pixels, mode)
+    out = images.letterbox(img, max_aspect=3.0)
+    assert out.size == padded and out.mode == mode
+    if padded == size:
+        assert out is img
+        return
+    arr = np.asarray(out)
+    left, top = (padded[0] - w) // 2, (padded[1] - h) // 2
+    np.testing.assert_array_equal(arr[top : top + h, left : left + w], pixels)  # centred, intact
+    bar = arr[:top] if top else arr[:, :left]
+    colour = [128] * bands if mode != "RGBA" else [128, 128, 128, 255]
+    assert (bar.reshape(-1, bands) == colour).all()  # grey, opaque bars
+
+
+def test_letterbox_refuses_a_ratio_below_one():
+    with pytest.raises(InvalidImageError, match="max_aspect"):
+        images.letterbox(Image.new("RGB", (4, 4)), max_aspect=0.5)

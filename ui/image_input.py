@@ -1,13 +1,15 @@
 """The one image picker used by every page that takes a photo: sample, upload or camera.
 
 All three routes go through ``cnnlib.images.load_image``, so a bad file gets the same
-learner-friendly message everywhere.
+learner-friendly message everywhere. ``show_image`` is the one way to show a learner's image:
+any size and aspect ratio.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import streamlit as st
 from PIL import Image
 
@@ -62,12 +64,16 @@ def pick_images(
 
     ``key`` prefixes the widget keys so several pages (or two pickers) do not collide.
     """
-    source = st.radio("Image source", sources, horizontal=True, key=f"{key}_source")
+    source = st.radio(
+        "Image source", sources, horizontal=True, key=f"{key}_source", persist_state="session"
+    )
     picked: list[PickedImage] = []
     if source == "Sample":
         names = samples.sample_names()
         index = names.index(default_sample) if default_sample in names else 0
-        name = st.selectbox("Sample image", names, index=index, key=f"{key}_sample")
+        name = st.selectbox(
+            "Sample image", names, index=index, key=f"{key}_sample", persist_state="session"
+        )
         picked.append(PickedImage(_sample(name), name))
     elif source == "Upload":
         files = st.file_uploader(
@@ -93,3 +99,26 @@ def pick_images(
         else:
             st.info("Allow camera access in your browser and take a photo.")
     return picked
+
+
+#: Longest side sent to the browser, and the most one side of a shown image may exceed the other.
+SHOW_MAX_SIDE = 1600
+SHOW_MAX_ASPECT = 3.0
+
+
+def show_image(
+    img: Image.Image | np.ndarray,
+    *,
+    width: int | str = "stretch",
+    caption: str | None = None,
+) -> None:
+    """Show a learner's image at ``width`` (pixels or "stretch"), whatever its shape.
+
+    ``img``: a PIL image, or an (H, W) / (H, W, C) array, uint8 or float in [0, 1] (clipped).
+    Extreme strips (8 × 3000, 3000 × 8) are letterboxed with grey bars to at most 3 : 1, so
+    they neither vanish nor shrink to zero pixels; very large images are sent downscaled.
+    """
+    if isinstance(img, np.ndarray):
+        img = Image.fromarray(img) if img.dtype == np.uint8 else images.to_image(img)
+    img = images.downscale(images.letterbox(img, max_aspect=SHOW_MAX_ASPECT), SHOW_MAX_SIDE)
+    st.image(img, caption=caption, width=width)

@@ -2,7 +2,8 @@
 
 The stack lives in ``st.session_state`` as a list of ``[uid, LayerSpec]``; each layer's
 widgets are keyed by its uid, so moving a layer moves its settings with it. The editor only
-edits specs; ``cnnlib.models.summarize_stack`` judges them.
+edits specs; ``cnnlib.models.summarize_stack`` judges them. Every widget persists its value
+for the session (``persist_state="session"``), so the stack survives a visit to another page.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from cnnlib.models import (
     preset_stack,
 )
 from cnnlib.models.stack import MAX_FILTERS, MAX_STRIDE, MAX_UNITS, MAX_WINDOW, PADDINGS
+
+#: Widget values survive page switches (the stack itself is plain session state).
+KEEP = {"persist_state": "session"}
 
 #: A fresh layer of each kind, as the "Add layer" button inserts it.
 NEW_LAYER: dict[str, LayerSpec] = {
@@ -94,14 +98,18 @@ def _layer_widgets(prefix: str, uid: int, spec: LayerSpec) -> LayerSpec:
     k = f"{prefix}_layer{uid}"
     if spec.kind == "Conv2D":
         c = st.columns(5)
-        filters = c[0].number_input("Filters", 1, MAX_FILTERS, spec.filters, key=f"{k}_filters")
-        kernel = c[1].number_input("Kernel", 1, MAX_WINDOW, spec.kernel_size, key=f"{k}_kernel")
-        stride = c[2].number_input("Stride", 1, MAX_STRIDE, spec.stride, key=f"{k}_stride")
+        filters = c[0].number_input(
+            "Filters", 1, MAX_FILTERS, spec.filters, key=f"{k}_filters", **KEEP
+        )
+        kernel = c[1].number_input(
+            "Kernel", 1, MAX_WINDOW, spec.kernel_size, key=f"{k}_kernel", **KEEP
+        )
+        stride = c[2].number_input("Stride", 1, MAX_STRIDE, spec.stride, key=f"{k}_stride", **KEEP)
         padding = c[3].selectbox(
-            "Padding", PADDINGS, PADDINGS.index(spec.padding), key=f"{k}_padding"
+            "Padding", PADDINGS, PADDINGS.index(spec.padding), key=f"{k}_padding", **KEEP
         )
         activation = c[4].selectbox(
-            "Activation", ACTIVATIONS, ACTIVATIONS.index(spec.activation), key=f"{k}_act"
+            "Activation", ACTIVATIONS, ACTIVATIONS.index(spec.activation), key=f"{k}_act", **KEEP
         )
         return spec.with_changes(
             filters=int(filters),
@@ -112,20 +120,22 @@ def _layer_widgets(prefix: str, uid: int, spec: LayerSpec) -> LayerSpec:
         )
     if spec.kind == "MaxPooling2D":
         c = st.columns(5)
-        pool = c[0].number_input("Pool size", 1, MAX_WINDOW, spec.pool_size, key=f"{k}_pool")
-        stride = c[1].number_input("Stride", 1, MAX_STRIDE, spec.stride, key=f"{k}_stride")
+        pool = c[0].number_input(
+            "Pool size", 1, MAX_WINDOW, spec.pool_size, key=f"{k}_pool", **KEEP
+        )
+        stride = c[1].number_input("Stride", 1, MAX_STRIDE, spec.stride, key=f"{k}_stride", **KEEP)
         padding = c[2].selectbox(
-            "Padding", PADDINGS, PADDINGS.index(spec.padding), key=f"{k}_padding"
+            "Padding", PADDINGS, PADDINGS.index(spec.padding), key=f"{k}_padding", **KEEP
         )
         return spec.with_changes(pool_size=int(pool), strides=int(stride), padding=padding)
     if spec.kind == "Dropout":
-        rate = st.slider("Rate", 0.0, 0.9, float(spec.rate), 0.05, key=f"{k}_rate")
+        rate = st.slider("Rate", 0.0, 0.9, float(spec.rate), 0.05, key=f"{k}_rate", **KEEP)
         return spec.with_changes(rate=float(rate))
     if spec.kind == "Dense":
         c = st.columns(5)
-        units = c[0].number_input("Units", 1, MAX_UNITS, spec.units, key=f"{k}_units")
+        units = c[0].number_input("Units", 1, MAX_UNITS, spec.units, key=f"{k}_units", **KEEP)
         activation = c[1].selectbox(
-            "Activation", ACTIVATIONS, ACTIVATIONS.index(spec.activation), key=f"{k}_act"
+            "Activation", ACTIVATIONS, ACTIVATIONS.index(spec.activation), key=f"{k}_act", **KEEP
         )
         return spec.with_changes(units=int(units), activation=activation)
     st.caption(
@@ -158,6 +168,7 @@ def stack_editor(
         args=(prefix, on_preset),
         disabled=disabled,
         help="Choosing a preset replaces the layers below.",
+        **KEEP,
     )
     st.caption(PRESET_DESCRIPTIONS.get(st.session_state[preset_key], ""))
     stack = st.session_state[stack_key]
@@ -196,12 +207,14 @@ def stack_editor(
                     type="tertiary",
                 )
     kind_col, pos_col, add_col, _ = st.columns([3, 2, 2, 6], vertical_alignment="bottom")
-    kind_col.selectbox("Layer kind", LAYER_KINDS, key=f"{prefix}_add_kind", disabled=disabled)
+    kind_col.selectbox(
+        "Layer kind", LAYER_KINDS, key=f"{prefix}_add_kind", disabled=disabled, **KEEP
+    )
     positions = list(range(1, len(stack) + 2))
     position_key = f"{prefix}_add_position"
     if st.session_state.get(position_key) not in positions:
         st.session_state[position_key] = max(len(stack), 1)  # before the output layer
-    pos_col.selectbox("At position", positions, key=position_key, disabled=disabled)
+    pos_col.selectbox("At position", positions, key=position_key, disabled=disabled, **KEEP)
     add_col.button(
         "Add layer", key=f"{prefix}_add", on_click=_add, args=(prefix,), disabled=disabled
     )

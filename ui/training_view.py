@@ -1,7 +1,8 @@
 """Drawing a training and its results: progress text, live curves, confusion matrix, galleries.
 
 Figures are built from the result objects of ``cnnlib.training`` / ``cnnlib.evaluation`` /
-``cnnlib.experiments``; nothing here computes a metric.
+``cnnlib.experiments``; nothing here computes a metric. The ``show_*`` functions draw one
+section of the Train-on-MNIST page each; the page keeps the widgets.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from cnnlib.evaluation import smooth_curve
+from ui.image_input import show_image
+from ui.stack_editor import summary_table
 
 LOSS_COLOR, ACC_COLOR, VAL_COLOR = "#1f77b4", "#2ca02c", "#d62728"
 
@@ -239,3 +242,194 @@ def image_gallery(
             cols, images[start : start + columns], captions[start : start + columns], strict=False
         ):
             col.image(upscale(image, factor), caption=caption, clamp=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Page sections
+# --------------------------------------------------------------------------------------------
+
+
+def show_dataset(ds) -> None:
+    """A ``ui.datasets.PageDataset``'s source line, fallback notice or why it is missing."""
+    if ds.fallback:
+        st.info(ds.notice, icon="ℹ️")
+    elif not ds.available:
+        st.warning(
+            f"**{ds.title} is not available**, so training is off; the model builder below "
+            f"still works.\n\n{ds.error}",
+            icon="⚠️",
+        )
+    else:
+        st.caption(ds.source)
+
+
+def show_summary(rows, input_shape: tuple[int, ...]) -> None:
+    """The stack's summary table (``cnnlib.models.SummaryRow`` list) and its total."""
+    st.dataframe(
+        summary_table(rows, input_shape),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "Layer": st.column_config.TextColumn(width="small"),
+            "Kind": st.column_config.TextColumn(width="medium"),
+            "Parameters": st.column_config.NumberColumn(format="localized", width="small"),
+            "Parameter arithmetic": st.column_config.TextColumn(width="large"),
+        },
+    )
+    st.metric("Total parameters", f"{sum(r.params for r in rows):,}")
+
+
+def show_status(p, slot_limit: int) -> None:
+    """Where the training stands: queued, failed, or a progress bar with its line."""
+    if p.state == "queued":
+        st.info(
+            f"Waiting for a free training slot: this server trains at most {slot_limit} "
+            f"model{'s' * (slot_limit != 1)} at once. Your place in the queue: "
+            f"{p.queue_position or 1}. It starts by itself.",
+            icon="⏳",
+        )
+    elif p.state == "failed":
+        st.error(p.error or "The training failed.", icon="⚠️")
+    else:
+        label = {
+            "running": "Training",
+            "stopping": "Stopping after this batch…",
+            "finished": "Finished",
+            "stopped": "Stopped",
+        }.get(p.state, p.state)
+        st.progress(p.fraction, text=f"**{label}** · {progress_line(p)}")
+
+
+def show_live(p, *, recipe: str = "", has_model: bool = True) -> None:
+    """The live curves and the facts of the run (sizes, device, early stopping)."""
+    if p.batch_loss or p.val_loss:
+        st.plotly_chart(curves_figure(p), key="mnist_live_curves", config={"displaylogo": False})
+    facts = [recipe] if recipe else []
+    if p.train_samples:
+        facts.append(
+            f"{p.train_samples:,} training images, {p.val_samples:,} for validation"
+            + (f", {p.test_samples:,} test images" if p.test_samples else "")
+        )
+    if p.device:
+        facts.append(f"device: {p.device}")
+    if p.tf_version:
+        facts.append(f"TensorFlow {p.tf_version}")
+    if facts:
+        st.caption(" · ".join(facts))
+    if p.done and p.state == "stopped" and not has_model:
+        st.warning("Stopped before the first batch: nothing was learned, so there is no model.")
+    if p.stopped_early and p.best_epoch:
+        st.caption(
+            f"Early stopping: the validation loss stopped improving; the weights of epoch "
+            f"{p.best_epoch} were kept."
+        )
+
+
+def how_it_ended(p) -> str:
+    """ "3 epochs", "stopped by you during epoch 2 of 5" or "stopped early after epoch 4"."""
+    if p.state == "stopped":
+        return f"stopped by you during epoch {p.epoch} of {p.epochs}"
+    if p.stopped_early:
+        return f"stopped early after epoch {len(p.train_loss)}, best epoch kept"
+    return f"{p.epochs} epoch{'s' * (p.epochs != 1)}"
+
+
+def show_test_metrics(evaluation) -> None:
+    """Accuracy, loss, number of test images and mistakes of a ``cnnlib.evaluation.Evaluation``."""
+    c = st.columns(4)
+    c[0].metric("Test accuracy", f"{evaluation.accuracy:.2%}")
+    c[1].metric("Test loss", f"{evaluation.loss:.4f}")
+    c[2].metric("Test images", f"{len(evaluation.labels):,}")
+    c[3].metric("Mistakes", f"{int((evaluation.predictions != evaluation.labels).sum()):,}")
+
+
+def show_per_class(evaluation, class_names: Sequence[str]) -> None:
+    st.subheader("Accuracy per class")
+    st.plotly_chart(per_class_figure(evaluation.per_class, class_names), key="mnist_per_class")
+
+
+def show_mistakes(evaluation, x_test: np.ndarray, class_names: Sequence[str]) -> None:
+    """The 16 most confident mistakes, captioned "true → predicted (probability)"."""
+    st.subheader("Most confident mistakes")
+    st.caption("Test images the model got wrong while being most sure of its answer.")
+    worst = evaluation.confident_mistakes(16)
+    if not len(worst):
+        st.success("No mistakes on the test images.")
+        return
+    captions = [
+        f"{class_names[evaluation.labels[i]]} → {class_names[evaluation.predictions[i]]} "
+        f"({evaluation.probabilities[i, evaluation.predictions[i]]:.0%})"
+        for i in worst
+    ]
+    image_gallery(x_test[worst], captions)
+
+
+def show_cell(
+    evaluation, cell: tuple[int, int], x_test: np.ndarray, class_names: Sequence[str]
+) -> None:
+    """The test images of one confusion-matrix cell (true, predicted): the first 32."""
+    true_class, predicted = cell
+    indices = evaluation.cell(true_class, predicted)
+    shown = indices[:32]
+    st.markdown(
+        f"**True {class_names[true_class]}, predicted {class_names[predicted]}: "
+        f"{len(indices):,} test image{'s' * (len(indices) != 1)}**"
+        + (f" (the first {len(shown)} shown)" if len(indices) > len(shown) else "")
+    )
+    if len(shown):
+        captions = [f"#{i} · {evaluation.probabilities[i, predicted]:.0%}" for i in shown]
+        image_gallery(x_test[shown], captions)
+
+
+def show_prepared_digit(prepared) -> None:
+    """A ``cnnlib.digits.PreparedDigit``: the 28 × 28 input, and the cropped step below."""
+    show_image(upscale(prepared.digit, 6), width=168, caption="What the model sees: 28 × 28")
+    with st.expander("The steps"):
+        show_image(
+            upscale(prepared.scaled, 4),
+            width=4 * prepared.scaled.shape[1],
+            caption=f"Cropped and scaled to fit 20 × 20: {prepared.scaled.shape[1]} × "
+            f"{prepared.scaled.shape[0]}"
+            + (" (inverted: it was dark on light)" if prepared.inverted else ""),
+        )
+
+
+def show_reading(probabilities: np.ndarray, class_names: Sequence[str]) -> None:
+    """What the model reads in a drawn digit: the best class and all probabilities."""
+    best = int(np.argmax(probabilities))
+    st.markdown(
+        f"The model reads **{class_names[best]}** with probability **{probabilities[best]:.1%}**."
+    )
+    st.plotly_chart(probabilities_figure(probabilities, class_names), key="mnist_probabilities")
+
+
+def show_experiment_progress(p) -> None:
+    """A running ``TranslationExperiment``'s progress bar (model i of n, then measuring)."""
+    t = p.training
+    step = f" · {progress_line(t)}" if t is not None and t.state == "running" else ""
+    if p.current is None:  # both trained: measuring
+        fraction, text = 1.0, f"**{p.phase}…**"
+    else:
+        fraction = (p.current + (t.fraction if t is not None else 0.0)) / len(p.models)
+        text = f"**{p.phase}** (model {p.current + 1} of {len(p.models)}){step}"
+    st.progress(min(1.0, fraction), text=text)
+    if t is not None and t.state == "queued":
+        st.info("Waiting for a free training slot on this server…", icon="⏳")
+
+
+def show_translation(result, *, size: int, epochs: int) -> None:
+    """The experiment's result: accuracy-against-shift chart, table and one sentence."""
+    st.plotly_chart(translation_figure(result), key="mnist_translation")
+    names = list(result.accuracies)
+    table = {"shift (pixels)": list(result.shifts)}
+    table.update({name: [f"{a:.1%}" for a in result.accuracies[name]] for name in names})
+    st.dataframe(table, hide_index=True)
+    mid = min(4, result.shifts[-1])
+    i = list(result.shifts).index(mid) if mid in result.shifts else len(result.shifts) - 1
+    parts = [f"{name} {result.accuracies[name][i]:.0%}" for name in names]
+    st.markdown(
+        f"Both were trained on {size:,} centred images for {epochs} "
+        f"epoch{'s' * (epochs != 1)} and tested on the same {result.test_size:,} test digits. "
+        f"Shifted by {result.shifts[i]} pixels ({result.direction} direction): "
+        f"{', '.join(parts)}."
+    )

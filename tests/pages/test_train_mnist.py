@@ -7,6 +7,7 @@ clicks, finished, tested, and handed to the other pages.
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import time
@@ -17,6 +18,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from cnnlib import training
+from tests.conftest import ROOT
 from tests.pages.apptest import open_page, run_checked
 from ui import state
 
@@ -202,3 +204,57 @@ def test_draw_tab_switches_to_photo_upload_without_errors(mnist_env):
     assert at.radio(key="mnist_photo_source").value == "Upload"
     assert any("Upload a JPEG, PNG" in t for t in _texts(at.info))
     assert state.DRAWN_DIGIT not in at.session_state
+
+
+def _strip_png(width: int, height: int) -> bytes:
+    """A dark stroke on light paper, ``width`` × ``height`` pixels (PNG)."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (width, height), (235, 235, 235))
+    ImageDraw.Draw(img).line([(0, 0), (width - 1, height - 1)], fill=(20, 20, 20), width=4)
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("size", [(8, 3000), (3000, 8)])
+def test_an_extreme_photo_of_a_digit_is_shown(mnist_env, size):
+    """An 8 × 3000 or 3000 × 8 upload is shown letterboxed (``st.image`` used to raise)."""
+    at = _page()
+    at.radio(key="mnist_draw_or_upload").set_value("Upload a photo")
+    _run(at)
+    name = f"strip_{size[0]}x{size[1]}.png"
+    at.file_uploader(key="mnist_photo_upload").set_value((name, _strip_png(*size), "image/png"))
+    _run(at)
+    shown = [img for img in at.get("image") if name in img.captions]
+    assert len(shown) == 1
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_settings_survive_a_visit_to_another_page(mnist_env, fashion_dir):
+    """Dataset, preset, an edited layer and the hyperparameters, after Home → Convolution lab
+    → back (``persist_state="session"``; without it the dataset went back to MNIST)."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    _run(at)
+    _run(at.switch_page("app_pages/train_mnist.py"))
+    at.radio(key="mnist_dataset").set_value("fashion_mnist")
+    at.selectbox(key="mnist_preset").select("Tutorial convnet")
+    _run(at)
+    uid = at.session_state["mnist_stack"][0][0]
+    at.number_input(key=f"mnist_layer{uid}_filters").set_value(17)
+    at.selectbox(key="mnist_optimizer").select("sgd")
+    at.number_input(key="mnist_epochs").set_value(7)
+    at.slider(key="mnist_train_size_fashion_mnist").set_value(3000)
+    at.radio(key="mnist_draw_or_upload").set_value("Upload a photo")
+    _run(at)
+    _run(at.switch_page("app_pages/convolution_lab.py"))
+    assert not [r for r in at.radio if r.key == "mnist_dataset"]  # really elsewhere
+    _run(at.switch_page("app_pages/train_mnist.py"))
+    assert at.radio(key="mnist_dataset").value == "fashion_mnist"
+    assert at.selectbox(key="mnist_preset").value == "Tutorial convnet"
+    assert at.number_input(key=f"mnist_layer{uid}_filters").value == 17
+    assert at.session_state["mnist_stack"][0][1].filters == 17
+    assert at.selectbox(key="mnist_optimizer").value == "sgd"
+    assert at.number_input(key="mnist_epochs").value == 7
+    assert at.slider(key="mnist_train_size_fashion_mnist").value == 3000
+    assert at.radio(key="mnist_draw_or_upload").value == "Upload a photo"

@@ -1,0 +1,177 @@
+"""The Train-on-MNIST page's runs in ``st.session_state``: start a training or the
+dense-vs-convnet experiment, test a finished model once and hand it to the other pages.
+
+Session bookkeeping only (no widgets, no drawing): the jobs themselves are
+``cnnlib.training.TrainingJob`` / ``cnnlib.experiments.TranslationExperiment``, which train
+in background threads that never call Streamlit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import streamlit as st
+
+from cnnlib.evaluation import Evaluation, evaluate_model
+from cnnlib.experiments import TranslationExperiment
+from cnnlib.models import MNIST_PRESETS, PRESET_TRAINING, build_dense_baseline
+from cnnlib.training import TrainConfig, TrainingJob
+from ui import state
+from ui.datasets import PageDataset
+from ui.keras_runtime import freeze_imported_objects
+from ui.training_view import how_it_ended
+
+# Page-local session keys (what crosses pages is in ui.state).
+RUN = "mnist_page_run"  #: dict describing the run of state.TRAINING_JOB (dataset, test set, …)
+EVALUATION = "mnist_page_evaluation"  #: (run id, cnnlib.evaluation.Evaluation | None)
+PREVIOUS = "mnist_page_previous_results"  #: (Evaluation, run) last shown
+EXPERIMENT = "mnist_page_experiment"  #: cnnlib.experiments.TranslationExperiment
+EXPERIMENT_INFO = "mnist_page_experiment_info"  #: {"size": int, "epochs": int}
+RUN_COUNTER = "mnist_page_run_counter"
+
+
+def apply_preset_training(preset: str) -> None:
+    """Load a preset's recommended training settings into the page's settings widgets."""
+    ss = st.session_state
+    settings = PRESET_TRAINING.get(preset, {})
+    for key, name, cast in (
+        ("mnist_optimizer", "optimizer", str),
+        ("mnist_lr", "learning_rate", float),
+        ("mnist_batch", "batch_size", int),
+        ("mnist_epochs", "epochs", int),
+    ):
+        if name in settings:
+            ss[key] = cast(settings[name])
+    ss["mnist_lr_schedule"] = settings.get("lr_schedule", "constant")
+
+
+def init_settings(stack_prefix: str) -> None:
+    """The settings widgets' first-visit defaults: the current preset's recipe. Later visits
+    keep the learner's values (the widgets persist them for the session)."""
+    ss = st.session_state
+    if "mnist_optimizer" not in ss:
+        ss.update(mnist_optimizer="adam", mnist_lr=1e-3, mnist_batch=128, mnist_epochs=3)
+        ss.update(mnist_val=0.1, mnist_patience=0, mnist_seed=0)
+        apply_preset_training(ss.get(f"{stack_prefix}_preset") or next(iter(MNIST_PRESETS)))
+
+
+def active(key: str = state.TRAINING_JOB) -> bool:
+    """Whether the job under ``key`` (training or ``EXPERIMENT``) is still running."""
+    job = st.session_state.get(key)
+    return job is not None and not job.done
+
+
+def busy() -> bool:
+    """A training or an experiment is running in this session (one at a time)."""
+    return active(state.TRAINING_JOB) or active(EXPERIMENT)
+
+
+def stop(key: str) -> None:
+    """Ask the job under ``key`` to stop at the next batch (a button callback)."""
+    job = st.session_state.get(key)
+    if job is not None:
+        job.stop()
+
+
+def _data(ds: PageDataset) -> tuple:
+    return (ds.x_train, ds.y_train), (ds.x_test, ds.y_test)
+
+
+def start_training(
+    ds: PageDataset, builder: Callable[[], Any], config: TrainConfig, *, recipe: str
+) -> None:
+    """Start a ``TrainingJob`` of ``builder``'s model on ``ds`` and remember its run."""
+    with st.spinner("Loading TensorFlow…"):
+        freeze_imported_objects()
+    job = TrainingJob(builder, _data(ds), config)
+    ss = st.session_state
+    ss[RUN_COUNTER] = ss.get(RUN_COUNTER, 0) + 1
+    ss[RUN] = {
+        "id": ss[RUN_COUNTER],
+        "recipe": recipe,
+        "source": ds.source,
+        "dataset": ds.name,
+        "class_names": list(ds.class_names),
+        "x_test": ds.x_test,
+        "y_test": ds.y_test,
+    }
+    ss[state.TRAINING_JOB] = job.start()
+
+
+def start_experiment(
+    ds: PageDataset,
+    name: str,
+    builder: Callable[[], Any],
+    *,
+    size: int,
+    epochs: int,
+    max_shift: int,
+    direction: str,
+) -> None:
+    """Train the dense baseline and ``builder``'s convnet alike, then test both on shifts."""
+    with st.spinner("Loading TensorFlow…"):
+        freeze_imported_objects()
+    config = TrainConfig(
+        optimizer="adam",
+        learning_rate=1e-3,
+        batch_size=64,
+        epochs=epochs,
+        train_size=size,
+        validation_split=0.0,
+        seed=0,
+    )
+    experiment = TranslationExperiment(
+        {"Dense baseline": build_dense_baseline, name: builder},
+        _data(ds),
+        config,
+        shifts=range(0, max_shift + 1),
+        direction=direction,
+        test_size=min(2000, len(ds.x_test)),
+    )
+    st.session_state[EXPERIMENT] = experiment.start()
+    st.session_state[EXPERIMENT_INFO] = {"size": size, "epochs": epochs}
+
+
+def adopt_finished_training() -> None:
+    """Once the job is done: test the model, and hand it to the other pages (once per run)."""
+    ss = st.session_state
+    job, run = ss.get(state.TRAINING_JOB), ss.get(RUN)
+    if job is None or run is None or not job.done:
+        return
+    done = ss.get(EVALUATION)
+    if done is not None and done[0] == run["id"]:
+        return
+    progress = job.snapshot()
+    if job.model is None or progress.state == "failed":
+        ss[EVALUATION] = (run["id"], None)
+        return
+    with st.spinner("Testing the trained model on the test images…"):
+        evaluation = evaluate_model(job.model, run["x_test"], run["y_test"])
+    ss[EVALUATION] = (run["id"], evaluation)
+    ss[state.TRAINED_MODEL] = job.model
+    ss[state.TRAINED_MODEL_INFO] = (
+        f"{run['recipe']} trained on {run['source']} ({how_it_ended(progress)}): test "
+        f"accuracy {evaluation.accuracy:.1%}"
+    )
+    ss[state.TRAINED_MODEL_CLASSES] = list(run["class_names"])
+
+
+def latest_results() -> tuple[Evaluation, dict, bool] | None:
+    """(evaluation, run, is_previous) to show: the latest run's, else the last one shown."""
+    ss = st.session_state
+    done, run = ss.get(EVALUATION), ss.get(RUN)
+    current = (
+        ss.get(state.TRAINED_MODEL) is not None
+        and done is not None
+        and done[1] is not None
+        and run is not None
+        and done[0] == run["id"]
+    )
+    if current:
+        ss[PREVIOUS] = (done[1], run)
+        return done[1], run, False
+    if ss.get(PREVIOUS) is None:
+        return None
+    evaluation, run = ss[PREVIOUS]
+    return evaluation, run, True
