@@ -11,10 +11,12 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from cnnlib import imagenet, samples
 from cnnlib.models.pretrained import RESNET50
+from tests.conftest import ROOT
 from tests.imagenet_weights import missing_weights_file, resnet50_weights_file
 from tests.pages.apptest import open_page, run_checked
 
@@ -157,3 +159,49 @@ def test_grayscale_sample_is_classified(local_weights):
     _run(at)
     assert len(_bar_labels(_charts(at)[0])) == 5
     assert any("Original: 512×512" in c for c in _image_captions(at))
+
+
+def _strip_png(width: int, height: int) -> bytes:
+    rng = np.random.default_rng(width)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("size", [(8, 3000), (3000, 8)])
+def test_an_extreme_upload_is_shown_and_classified(local_weights, size):
+    """8 × 3000 and 3000 × 8 photos are shown letterboxed (``st.image`` used to raise)."""
+    at = _page()
+    at.radio(key="classify_source").set_value("Upload")
+    _run(at)
+    name = f"strip_{size[0]}x{size[1]}.png"
+    at.file_uploader(key="classify_upload").set_value([(name, _strip_png(*size), "image/png")])
+    _run(at)
+    assert not at.error, [e.value for e in at.error]
+    assert any(f"Original: {size[0]}×{size[1]} pixels" in c for c in _image_captions(at))
+    assert len(_bar_labels(_charts(at)[0])) == 5
+
+
+def test_options_survive_a_visit_to_another_page(local_weights):
+    """Image source, sample, crop, Grad-CAM class and opacity after Convolution lab → back."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    _run(at)
+    _run(at.switch_page("app_pages/classify.py"))
+    at.selectbox(key="classify_sample").set_value("camera man")
+    at.toggle(key="classify_crop").set_value(True)
+    at.slider(key="classify_opacity").set_value(0.8)
+    _run(at)
+    _run(at.radio(key="classify_cam_class").set_value(3))
+    _run(at.switch_page("app_pages/convolution_lab.py"))
+    assert not [t for t in at.toggle if t.key == "classify_crop"]  # really elsewhere
+    _run(at.switch_page("app_pages/classify.py"))
+    assert at.selectbox(key="classify_sample").value == "camera man"
+    assert at.toggle(key="classify_crop").value is True
+    assert at.slider(key="classify_opacity").value == 0.8
+    assert at.radio(key="classify_cam_class").value == 3
+    assert any("centre square 512×512" in c for c in _image_captions(at))
+    at.radio(key="classify_source").set_value("Camera")
+    _run(at)
+    _run(at.switch_page("app_pages/convolution_lab.py"))
+    _run(at.switch_page("app_pages/classify.py"))
+    assert at.radio(key="classify_source").value == "Camera"
