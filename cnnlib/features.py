@@ -12,6 +12,7 @@ returns every chosen layer's activation from a single forward pass per image.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -336,10 +337,14 @@ class ActivationSet:
             self._stats[name] = channel_stats(self[name])
         return self._stats[name]
 
-    @property
-    def nbytes(self) -> int:
-        """Memory held by the maps, in bytes."""
-        return int(sum(a.nbytes for a in self.maps.values()))
+
+def _short_message(err: BaseException, limit: int = 300) -> str:
+    """An exception's message for a learner: Keras' terminal colours and its "Arguments
+    received by …" paragraph dropped, whitespace collapsed, at most ``limit`` characters."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))
+    text = text.split("Arguments received by", 1)[0]
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class FeatureExtractor:
@@ -391,7 +396,14 @@ class FeatureExtractor:
         """Activations of every chosen layer for one image (H, W, C) or (1, H, W, C)."""
         batch = self._check_input(x)
         with self._lock:
-            outputs = self._model(batch, training=False)
+            try:
+                outputs = self._model(batch, training=False)
+            except Exception as err:  # an uploaded model whose layers fail on this input
+                raise InvalidModelError(
+                    f"The model could not run on this image ({type(err).__name__}: "
+                    f"{_short_message(err)}). Try another image, or a model saved from the "
+                    "MNIST page."
+                ) from err
             self.forward_passes += 1
         if not isinstance(outputs, list | tuple):
             outputs = [outputs]

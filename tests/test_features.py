@@ -116,6 +116,33 @@ def test_extractor_for_a_layer_subset_and_bad_inputs(tiny, image):
         acts["conv"]
 
 
+class FailsWhenRun(keras.layers.Layer):
+    """Identity while the model is built; raises like a broken custom layer once ``fail``."""
+
+    fail = False
+
+    def call(self, x):
+        if type(self).fail:
+            raise RuntimeError("custom layer broke")
+        return x
+
+
+def test_a_model_failing_on_the_input_raises_the_projects_error(image):
+    inp = keras.Input((8, 8, 1))
+    out = keras.layers.Conv2D(2, 3, name="conv")(FailsWhenRun(name="odd")(inp))
+    ex = F.FeatureExtractor(keras.Model(inp, out))
+    FailsWhenRun.fail = True
+    try:
+        with pytest.raises(InvalidModelError, match="could not run on this image") as caught:
+            ex.run(image)
+    finally:
+        FailsWhenRun.fail = False
+    message = str(caught.value)
+    assert "RuntimeError" in message and "custom layer broke" in message
+    assert "\x1b[" not in message and "Arguments received" not in message  # no Keras noise
+    assert ex.forward_passes == 0
+
+
 def test_unbuilt_model_is_refused():
     model = keras.Sequential([keras.layers.Dense(3)])
     with pytest.raises(InvalidModelError, match="not been built"):

@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 from cnnlib import features as F
 from cnnlib.models.pretrained import RESNET50, VGG19_NOTOP
+from tests.conftest import ROOT
 from tests.imagenet_weights import resnet50_weights_file
 from tests.pages.apptest import open_page, run_checked
 from ui import features_view as fv
@@ -261,3 +262,48 @@ def test_missing_weights_are_named_and_nothing_is_faked(tmp_path, monkeypatch):
     assert VGG19_NOTOP.env_var in message and VGG19_NOTOP.file_name in message
     assert not [s for s in at.selectbox if s.label.startswith("Layer (")]
     assert any("random weights" in c.value for c in at.caption)
+
+
+def test_choices_survive_a_visit_to_another_page(
+    tutorial_model, drawn_digit, mnist_dir, monkeypatch
+):
+    """Model, input, test image, layer and view options after Convolution lab → back."""
+    monkeypatch.setenv("CNNLAB_DATA_DIR", str(mnist_dir))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.session_state[state.TRAINED_MODEL] = tutorial_model
+    at.session_state[state.DRAWN_DIGIT] = drawn_digit
+    _run(at)
+    _run(at.switch_page("app_pages/feature_maps.py"))
+    _run(at.radio(key="fm_input_mnist").set_value("Digit from the MNIST test set"))
+    _run(at.number_input(key="fm_test_index_mnist").set_value(7))
+    _run(_layer_box(at).select_index(2))
+    at.radio(key="fm_order").set_value("Channel number")
+    at.radio(key="fm_scale").set_value("One range for the whole layer")
+    at.selectbox(key="fm_per_page").set_value(32)
+    _run(at)
+    chosen = (_layer_box(at).value, _acts(at))
+    _run(at.switch_page("app_pages/convolution_lab.py"))
+    assert not [r for r in at.radio if r.key == "fm_order"]  # really elsewhere
+    _run(at.switch_page("app_pages/feature_maps.py"))
+    assert at.radio(key="fm_model_source").value == SESSION
+    assert at.radio(key="fm_input_mnist").value == "Digit from the MNIST test set"
+    assert at.number_input(key="fm_test_index_mnist").value == 7
+    assert (_layer_box(at).value, _acts(at)) == chosen  # same layer, no new forward pass
+    assert at.radio(key="fm_order").value == "Channel number"
+    assert at.radio(key="fm_scale").value == "One range for the whole layer"
+    assert at.selectbox(key="fm_per_page").value == 32
+
+
+def test_class_names_come_from_the_mnist_page_not_its_description(tutorial_model):
+    """Class names come from what the MNIST page stored, never guessed from a description."""
+    from cnnlib.data import CLASS_NAMES
+
+    at = _page(
+        **{
+            state.TRAINED_MODEL: tutorial_model,
+            state.TRAINED_MODEL_INFO: "A Fashion-MNIST-looking description",
+        }
+    )
+    assert at.radio(key="fm_input_mnist").value == "Digit from the MNIST test set"
+    scores = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
+    assert scores["x"] == list(CLASS_NAMES["mnist"])
