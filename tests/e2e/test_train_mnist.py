@@ -214,3 +214,38 @@ def test_dense_vs_convnet_experiment(app_url, page, tmp_path):
     _no_exception(page)
     screenshot(page, tmp_path, "train_mnist_experiment")
     assert np.isfinite(shares).all()
+
+
+def test_settings_survive_a_visit_to_home(app_url, page, tmp_path):
+    """Fashion-MNIST, a preset, an edited layer and the epochs are still there after the
+    sidebar's Home and back (they used to reset to MNIST digits and the defaults)."""
+    _open_page(page, app_url)
+    page.get_by_text("Fashion-MNIST", exact=True).click()
+    page.get_by_text(re.compile(r"^Fashion-MNIST \(full dataset\)")).wait_for(timeout=60_000)
+    wait_idle(page)
+    preset = page.get_by_role("combobox", name="Start from a preset")
+    preset.click()
+    page.get_by_role("option", name="Tutorial convnet").click()
+    wait_idle(page)
+    expect(page.get_by_text("93,322", exact=True)).to_have_count(1)  # its parameter count
+    filters = page.get_by_label("Filters", exact=True).first
+    filters.fill("17")
+    filters.press("Enter")
+    wait_idle(page)
+    _tab(page, "② Train")
+    _set_number(page, "Epochs", 7)
+
+    page.locator('[data-testid="stSidebar"]').get_by_role("link", name="Home").click()
+    page.get_by_text("Learn how").first.wait_for(timeout=30_000)
+    wait_idle(page)
+    page.locator('[data-testid="stSidebar"]').get_by_text("Train on MNIST").click()
+    page.get_by_text("Train a convnet on MNIST").first.wait_for(timeout=60_000)
+    wait_idle(page)
+    _no_exception(page)
+    expect(page.get_by_role("radio", name="Fashion-MNIST")).to_be_checked()
+    expect(page.get_by_text(re.compile(r"^Fashion-MNIST \(full dataset\)"))).to_have_count(1)
+    expect(preset).to_have_value("Tutorial convnet")
+    expect(page.get_by_label("Filters", exact=True).first).to_have_value("17")
+    _tab(page, "② Train")
+    expect(page.get_by_label("Epochs", exact=True)).to_have_value("7")
+    screenshot(page, tmp_path, "train_mnist_settings_kept")
