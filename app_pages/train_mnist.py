@@ -1,9 +1,7 @@
-"""Train on MNIST: build a convnet layer by layer, train it in the background with live
-curves, test it, read digits you draw, and see why convnets beat dense networks.
-
-Layout only: ``*_ui()`` sections return what their widgets chose, ``cnnlib`` computes,
-``ui.training_view`` draws. Every setting persists for the session (``persist_state``).
-"""
+"""Train on MNIST: build a convnet, train it in the background with live curves, test it,
+read digits you draw, see why convnets beat dense networks. Layout only: ``*_ui()`` sections
+return their widgets' values (persisted for the session), ``ui.training_session`` starts and
+adopts the runs, ``cnnlib`` computes, ``ui.training_view`` draws."""
 
 from __future__ import annotations
 
@@ -33,6 +31,20 @@ LEARNING_RATES = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1]
 BATCH_SIZES = [16, 32, 64, 128, 256, 512]
 INPUT_SHAPE = (28, 28, 1)
 KEEP = {"persist_state": "session"}  #: widget values survive a visit to another page
+#: Help texts of the settings widgets, by widget key.
+HELP = {
+    "mnist_optimizer": "sgd uses momentum 0.9.",
+    "mnist_lr_schedule": "constant: the same rate every batch; cosine: decays smoothly to 0 by "
+    "the last epoch (the fast recipe's choice).",
+    "mnist_train_size": "A random subset (seeded) of the training images: smaller trains faster.",
+    "mnist_val": "Held out from the training images to measure each epoch on unseen digits.",
+    "mnist_stop": "Ends at the next batch and keeps the model as trained so far.",
+    "mnist_patience": "Stop after this many epochs without a lower validation loss and keep the "
+    "best weights (0 = off).",
+}
+#: The drawing canvas: white ink on black, as MNIST, 280 × 280 (10 × the digit).
+CANVAS = dict(stroke_color="#FFFFFF", background_color="#000000", width=280, height=280,
+              drawing_mode="freedraw", return_image_data=True)  # fmt: skip
 BUSY = "A training is already running in this session: stop it or wait until it ends, "
 
 ss = st.session_state
@@ -73,71 +85,42 @@ def model_ui() -> list | None:
     return rows
 
 
+def _setting(key: str, help_key: str | None = None) -> dict:
+    """A settings widget's key, help text and session persistence (keyword arguments)."""
+    return {"key": key, "help": HELP.get(help_key or key), **KEEP}
+
+
 def hyperparameters_ui(ds: PageDataset) -> TrainConfig:
-    """The training settings; returns them as a ``TrainConfig``."""
+    """The training settings, as a ``TrainConfig`` (raises ``InvalidArgumentError``)."""
     c = st.columns(5)
-    optimizer = c[0].selectbox(
-        "Optimizer", OPTIMIZERS, key="mnist_optimizer", help="sgd uses momentum 0.9.", **KEEP
-    )
     lrs = sorted(set(LEARNING_RATES) | {float(ss["mnist_lr"])})
-    lr = c[1].select_slider(
-        "Learning rate", lrs, key="mnist_lr", format_func=lambda v: f"{v:g}", **KEEP
-    )
-    batch = c[2].selectbox("Batch size", BATCH_SIZES, key="mnist_batch", **KEEP)
-    epochs = c[3].number_input("Epochs", 1, 50, key="mnist_epochs", **KEEP)
-    schedule = c[4].selectbox(
-        "Learning-rate schedule",
-        LR_SCHEDULES,
-        key="mnist_lr_schedule",
-        help="constant: the same rate every batch; cosine: decays smoothly to 0 by the last "
-        "epoch (the fast recipe's choice).",
-        **KEEP,
-    )
+    chosen = {
+        "optimizer": c[0].selectbox("Optimizer", OPTIMIZERS, **_setting("mnist_optimizer")),
+        "learning_rate": c[1].select_slider(
+            "Learning rate", lrs, format_func=lambda v: f"{v:g}", **_setting("mnist_lr")
+        ),
+        "batch_size": c[2].selectbox("Batch size", BATCH_SIZES, **_setting("mnist_batch")),
+        "epochs": c[3].number_input("Epochs", 1, 50, **_setting("mnist_epochs")),
+        "lr_schedule": c[4].selectbox(
+            "Learning-rate schedule", LR_SCHEDULES, **_setting("mnist_lr_schedule")
+        ),
+    }
     c = st.columns(4)
-    n = len(ds.x_train) if ds.available else 0
-    size = n
     if ds.available:
-        size_key = f"mnist_train_size_{ds.name}"
+        n, size_key = len(ds.x_train), f"mnist_train_size_{ds.name}"
         ss.setdefault(size_key, n if n <= 10_000 else 12_000)
-        size = c[0].slider(
-            "Training images",
-            min(500, n),
-            n,
-            step=100 if n < 20_000 else 500,
-            key=size_key,
-            help="A random subset (seeded) of the training images: smaller trains faster.",
-            **KEEP,
-        )
-    val = c[1].slider(
-        "Validation split",
-        0.0,
-        0.3,
-        step=0.05,
-        key="mnist_val",
-        help="Held out from the training images to measure each epoch on unseen digits.",
-        **KEEP,
+        chosen["train_size"] = c[0].slider(
+            "Training images", min(500, n), n, step=100 if n < 20_000 else 500,
+            **_setting(size_key, "mnist_train_size"),
+        )  # fmt: skip
+    chosen["validation_split"] = c[1].slider(
+        "Validation split", 0.0, 0.3, step=0.05, **_setting("mnist_val")
     )
-    patience = c[2].number_input(
-        "Early-stopping patience",
-        0,
-        10,
-        key="mnist_patience",
-        help="Stop after this many epochs without a lower validation loss and keep the best "
-        "weights (0 = off).",
-        **KEEP,
+    chosen["patience"] = c[2].number_input(
+        "Early-stopping patience", 0, 10, **_setting("mnist_patience")
     )
-    seed = c[3].number_input("Random seed", 0, 2**31 - 1, key="mnist_seed", **KEEP)
-    return TrainConfig(
-        optimizer=optimizer,
-        learning_rate=float(lr),
-        lr_schedule=schedule,
-        batch_size=int(batch),
-        epochs=int(epochs),
-        train_size=max(int(size), 1),
-        validation_split=float(val),
-        patience=int(patience),
-        seed=int(seed),
-    )
+    chosen["seed"] = c[3].number_input("Random seed", 0, 2**31 - 1, **_setting("mnist_seed"))
+    return TrainConfig(**chosen)
 
 
 def start_ui(ds: PageDataset, rows, config: TrainConfig) -> None:
@@ -175,14 +158,8 @@ def live_progress(polling: bool) -> None:
     p = job.snapshot()
     view.show_status(p, default_slots().limit)
     if not p.done:
-        st.button(
-            "Stop training",
-            key="mnist_stop",
-            on_click=runs.stop,
-            args=(state.TRAINING_JOB,),
-            icon=":material/stop:",
-            help="Ends at the next batch and keeps the model as trained so far.",
-        )
+        st.button("Stop training", key="mnist_stop", on_click=runs.stop, args=(state.TRAINING_JOB,),
+                  icon=":material/stop:", help=HELP["mnist_stop"])  # fmt: skip
     recipe = ss.get(runs.RUN, {}).get("recipe", "")
     view.show_live(p, recipe=recipe, has_model=job.model is not None)
     if polling and p.done:
@@ -242,16 +219,7 @@ def digit_ui():
     if source == "Draw":
         # Above the canvas: its toolbar floats over whatever sits right above it.
         width = st.slider("Pen width", 8, 40, 20, key="mnist_pen", **KEEP)
-        result = st_canvas(
-            stroke_width=width,
-            stroke_color="#FFFFFF",
-            background_color="#000000",
-            width=280,
-            height=280,
-            drawing_mode="freedraw",
-            return_image_data=True,
-            key="mnist_canvas",
-        )
+        result = st_canvas(stroke_width=width, key="mnist_canvas", **CANVAS)
         st.caption("Use the canvas toolbar to undo or clear.")
         return result.image_data
     picked = pick_images("mnist_photo", sources=("Upload", "Camera"))
@@ -304,13 +272,8 @@ def experiment_ui(ds: PageDataset, rows) -> None:
     convnets = [name for name in MNIST_PRESETS if "Dense" not in name]
     choices = [*convnets, "Your stack (tab ① Model)"] if rows is not None else convnets
     c = st.columns(5)
-    convnet = c[0].selectbox(
-        "Convnet",
-        choices,
-        index=choices.index("Tutorial convnet") if "Tutorial convnet" in choices else 0,
-        key="mnist_exp_convnet",
-        **KEEP,
-    )
+    index = choices.index("Tutorial convnet") if "Tutorial convnet" in choices else 0
+    convnet = c[0].selectbox("Convnet", choices, index, key="mnist_exp_convnet", **KEEP)
     n_max = len(ds.x_train) if ds.available else 1000
     size = c[1].slider(
         "Training images (each model)", min(500, n_max), min(n_max, 20_000), min(4000, n_max),
@@ -319,12 +282,8 @@ def experiment_ui(ds: PageDataset, rows) -> None:
     epochs = c[2].number_input("Epochs (each model)", 1, 10, 3, key="mnist_exp_epochs", **KEEP)
     max_shift = c[3].slider("Largest shift (pixels)", 2, 12, 8, key="mnist_exp_shift", **KEEP)
     direction = c[4].selectbox("Direction", DIRECTIONS, key="mnist_exp_direction", **KEEP)
-    start = st.button(
-        "Run the experiment",
-        key="mnist_exp_start",
-        disabled=not ds.available,
-        icon=":material/science:",
-    )
+    start = st.button("Run the experiment", key="mnist_exp_start", disabled=not ds.available,
+                      icon=":material/science:")  # fmt: skip
     if start and runs.busy():
         st.warning(BUSY + "then run the experiment.", icon="⏳")
     elif start:
@@ -375,8 +334,8 @@ def main() -> None:
     with tabs[0]:
         rows = model_ui()
     with tabs[1]:
-        config = hyperparameters_ui(dataset)
-        start_ui(dataset, rows, config)
+        with friendly_errors():
+            start_ui(dataset, rows, hyperparameters_ui(dataset))
         polling = runs.active(state.TRAINING_JOB)
         st.fragment(live_progress, run_every=POLL_SECONDS if polling else None)(polling)
     with tabs[2], friendly_errors():
