@@ -1,9 +1,9 @@
 """The Train-on-MNIST page's runs in ``st.session_state``: start a training or the
 dense-vs-convnet experiment, test a finished model once and hand it to the other pages.
 
-Session bookkeeping only (no widgets, no drawing): the jobs themselves are
-``cnnlib.training.TrainingJob`` / ``cnnlib.experiments.TranslationExperiment``, which train
-in background threads that never call Streamlit.
+Session bookkeeping only (no drawing; it seeds the settings widgets' first values). The jobs
+are ``cnnlib.training.TrainingJob`` / ``cnnlib.experiments.TranslationExperiment``, which
+train in background threads that never call Streamlit.
 """
 
 from __future__ import annotations
