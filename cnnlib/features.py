@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from cnnlib import colormaps
-from cnnlib.errors import InvalidArgumentError, InvalidModelError
+from cnnlib.errors import CNNLabError, InvalidArgumentError, InvalidModelError
 
 __all__ = [
     "GLOBAL",
@@ -1036,3 +1036,20 @@ def spatial_hierarchy(
             )
         )
     return steps
+
+
+def open_model(model) -> tuple[FeatureExtractor, dict[str, ReceptiveField | None]]:
+    """The ``FeatureExtractor`` and the receptive fields of any model, e.g. an uploaded one.
+
+    A model the viewer cannot open raises ``InvalidModelError`` naming what went wrong,
+    whatever Keras raised (an unusual custom layer, a graph it cannot slice, …).
+    """
+    try:
+        return FeatureExtractor(model), model_receptive_fields(model)
+    except CNNLabError:
+        raise
+    except Exception as err:
+        raise InvalidModelError(
+            f"The feature-map viewer cannot open this model ({type(err).__name__}: "
+            f"{_short_message(err)})."
+        ) from err

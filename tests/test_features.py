@@ -143,6 +143,19 @@ def test_a_model_failing_on_the_input_raises_the_projects_error(image):
     assert ex.forward_passes == 0
 
 
+def test_a_model_the_viewer_cannot_open_raises_the_projects_error(tiny, monkeypatch):
+    extractor, fields = F.open_model(tiny)
+    assert extractor.layer_names == tuple(i.name for i in F.list_layers(tiny))
+    assert set(extractor.layer_names) <= set(fields)
+
+    def broken(model):
+        raise KeyError("inbound_nodes")  # what Keras raises for a graph it cannot walk
+
+    monkeypatch.setattr(F, "model_receptive_fields", broken)
+    with pytest.raises(InvalidModelError, match=r"cannot open this model \(KeyError: "):
+        F.open_model(tiny)
+
+
 def test_unbuilt_model_is_refused():
     model = keras.Sequential([keras.layers.Dense(3)])
     with pytest.raises(InvalidModelError, match="not been built"):

@@ -24,7 +24,7 @@ import streamlit as st
 from PIL import Image
 
 from cnnlib import features as F
-from cnnlib.errors import CNNLabError, InvalidModelError
+from cnnlib.errors import InvalidModelError
 from ui.image_input import show_image
 
 #: ``cnnlib.training.TrainingJob`` of this page's quick training (per session).
@@ -77,15 +77,7 @@ def _build_view(
     class_names: tuple[str, ...] | None,
     bgr: bool = False,
 ) -> ModelView:
-    try:
-        extractor = F.FeatureExtractor(model)
-        fields = F.model_receptive_fields(model)
-    except CNNLabError:
-        raise
-    except Exception as err:  # an unusual uploaded model: explain, never a traceback
-        raise InvalidModelError(
-            f"The feature-map viewer cannot open this model ({type(err).__name__}: {err})."
-        ) from None
+    extractor, fields = F.open_model(model)
     return ModelView(
         key=key,
         title=title,
