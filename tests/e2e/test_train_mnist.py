@@ -1,7 +1,8 @@
 """Train on MNIST in a real browser: a training started from the page draws live curves that
 grow, Stop ends it and keeps the model, the results show the test accuracy and a clicked
 confusion cell's images, a digit drawn with mouse strokes (and an uploaded photo of a real
-MNIST digit) is read by the model, and the dense-vs-convnet experiment plots its curves.
+MNIST digit) is read by the model, the dense-vs-convnet experiment plots its curves, and the
+settings (dataset, preset, a layer, epochs) survive a visit to Home.
 
 The server has only the shared MNIST test files, so the page trains on the labelled split.
 """

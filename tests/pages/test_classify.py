@@ -1,7 +1,8 @@
 """The Classify page under AppTest, with ResNet50 loaded from a local weights file
 (``CNNLAB_RESNET50_WEIGHTS``; random weights, so the page must say they are not ImageNet's):
 sample, upload of several files with one bad, camera, crop, Grad-CAM controls, and the
-missing-weights path (message, preprocessing still shown, no predictions).
+missing-weights path (message, preprocessing still shown, no predictions), 8 × 3000 and
+3000 × 8 uploads, and options that survive a visit to another page.
 """
 
 from __future__ import annotations

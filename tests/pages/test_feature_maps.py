@@ -1,7 +1,8 @@
 """The Feature-maps page under AppTest, for each model source: the session's MNIST model on a
 drawn digit (every layer), a test-set digit, the quick training, uploaded .keras files (bad
 and good), ResNet50 and VGG19 from local weights files (random weights, so the page must say
-they are not ImageNet's), and the missing-weights message.
+they are not ImageNet's), and the missing-weights message. Choices survive a visit to another
+page; class names come from what the MNIST page stored.
 
 The forward pass must run once per (model, image): reruns that only change a layer or a
 display option reuse the stored activations (checked by object identity and pass counts).

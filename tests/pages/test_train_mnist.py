@@ -2,7 +2,8 @@
 
 Rendering, the exact summary against Keras, an impossible stack, and a real (tiny) training
 started from the page: queued behind a full slot, refused a second Start, untouched by widget
-clicks, finished, tested, and handed to the other pages.
+clicks, finished, tested, and handed to the other pages. A photo of 8 × 3000 or 3000 × 8
+pixels is shown; the settings survive a visit to another page (``switch_page`` via app.py).
 """
 
 from __future__ import annotations
