@@ -276,7 +276,7 @@ def filters_tab(view: fv.ModelView, acts: F.ActivationSet, current: F.LayerInfo)
             f"Input channel to read (0 to {fcin - 1})",
             0,
             fcin - 1,
-            int(np.argmax(np.abs(fw.kernel).sum(axis=(0, 1)))),  # the strongest
+            fw.strongest_channel,
             key=f"fm_filter_channel_{view.key}_{layer}_{index}",
             **KEEP,
         )

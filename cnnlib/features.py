@@ -706,6 +706,11 @@ class FilterWeights:
         k = self.kernel
         return MapStats(float(k.min()), float(k.max()), float(k.mean()), float((k == 0).mean()))
 
+    @property
+    def strongest_channel(self) -> int:
+        """The input channel with the largest sum of absolute weights."""
+        return int(np.argmax(np.abs(self.kernel).sum(axis=(0, 1))))
+
 
 def conv_layer_names(model) -> list[str]:
     """Names of the layers whose filters can be shown (``Conv2D``), in order."""

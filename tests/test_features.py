@@ -258,6 +258,14 @@ def test_filters_first_layer_and_one_filter(tiny):
     assert one.shape == (15, 15, 3)
 
 
+def test_strongest_input_channel_of_a_filter():
+    kernel = np.zeros((3, 3, 4), np.float32)
+    kernel[:, :, 1] = 0.5  # sum of |w| = 4.5
+    kernel[0, 0, 3] = -5.0  # sum of |w| = 5: negative weights count by their size
+    fw = F.FilterWeights(layer="conv", index=0, kernel=kernel, bias=None)
+    assert fw.strongest_channel == 3
+
+
 def test_colour_filters_swap_bgr_to_rgb():
     kernel = np.zeros((1, 1, 3, 1), np.float32)
     kernel[0, 0, 0, 0] = 1.0  # weight on input channel 0: blue in a BGR network
