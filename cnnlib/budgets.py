@@ -10,6 +10,7 @@ server with an environment variable ``CNNLAB_<FIELD NAME IN CAPITALS>``:
 |---|---|---|
 | ``CNNLAB_IMAGE_FILE_BYTES`` | 20 MiB | one uploaded image file |
 | ``CNNLAB_IMAGE_PIXELS`` | 40,000,000 | pixels of one image ``load_image`` decodes |
+| ``CNNLAB_IMAGE_SIDE`` | 30,000 | longer side of one image, pixels |
 | ``CNNLAB_IMAGE_DECODED_BYTES`` | 160 MB | one decoded image, H·W·C bytes at 8 bits |
 | ``CNNLAB_SESSION_IMAGE_BYTES`` | 256 MiB | decoded-image bytes one session keeps |
 | ``CNNLAB_SESSION_UPLOADS`` | 20 | uploads decoded per session |
@@ -75,6 +76,8 @@ class Budgets:
     image_file_bytes: int = 20 * _MiB
     #: Largest image ``load_image`` decodes, pixels (W·H), checked from the header.
     image_pixels: int = 40_000_000
+    #: Longest side of an image, pixels (a 1×40,000,000 "image" is no photo).
+    image_side: int = 30_000
     #: Largest decoded image, W·H·C bytes at 8 bits per channel.
     image_decoded_bytes: int = 160_000_000
     #: Decoded-image bytes one session may keep (uploads, camera shots, samples).
