@@ -132,3 +132,27 @@ def test_bad_arguments():
         training_cost(SMALL, (28, 28, 1), 0)
     with pytest.raises(BudgetError, match="non-empty"):
         training_cost([], (28, 28, 1), 8)
+
+
+def test_server_config_matches_the_budgets_and_names_real_options():
+    """.streamlit/config.toml: every option exists in this Streamlit, and the upload cap is
+    the budgets' file limit."""
+    import tomllib
+    from pathlib import Path
+
+    from streamlit import config as st_config
+
+    path = Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml"
+    settings = tomllib.loads(path.read_text())
+    options = st_config._config_options_template  # every option Streamlit defines
+    for section, values in settings.items():
+        for key in values:
+            assert f"{section}.{key}" in options, f"{section}.{key}"
+    server = settings["server"]
+    assert server["maxUploadSize"] * 1024 * 1024 == Budgets().image_file_bytes
+    assert server["maxUploadSize"] * 1024 * 1024 == Budgets().model_file_bytes
+    assert server["enableXsrfProtection"] is True
+    assert settings["client"]["showErrorDetails"] == "none"
+    assert settings["browser"]["gatherUsageStats"] is False
+    assert settings["runner"]["postScriptGC"] is False
+    assert int(server["maxCacheDataSize"].removesuffix("mb")) * 1024**2 >= Budgets().cache_bytes
