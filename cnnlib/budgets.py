@@ -49,8 +49,10 @@ from cnnlib.errors import BudgetError
 __all__ = [
     "ENV_PREFIX",
     "Budgets",
+    "SessionUsage",
     "TrainingCost",
     "budgets",
+    "check_session_images",
     "check_training",
     "format_bytes",
     "training_cost",
@@ -200,6 +202,45 @@ class TrainingCost:
         by_memory = limits.training_activation_bytes // max(per_image_bytes, 1)
         by_compute = limits.training_multiply_adds // max(self.multiply_adds_per_image, 1)
         return int(min(by_memory, by_compute))
+
+
+@dataclass
+class SessionUsage:
+    """Uploads one session has decoded so far (keep one per session, e.g. in session state)."""
+
+    uploads: int = 0
+    upload_bytes: int = 0
+
+    def admit(self, file_bytes: int, *, budgets: Budgets) -> None:
+        """Count one more upload of ``file_bytes``, or raise ``BudgetError`` (nothing counted)
+        when the session would pass ``session_uploads`` or ``session_upload_bytes``."""
+        if self.uploads + 1 > budgets.session_uploads:
+            raise BudgetError(
+                f"This session has already decoded {self.uploads} uploads, the most one visit "
+                "may. Reload the page to start a new session, or use a sample image."
+            )
+        if self.upload_bytes + file_bytes > budgets.session_upload_bytes:
+            raise BudgetError(
+                f"This session has already decoded {format_bytes(self.upload_bytes)} of uploads; "
+                f"{format_bytes(file_bytes)} more would pass the "
+                f"{format_bytes(budgets.session_upload_bytes)} one visit may. Reload the page "
+                "to start a new session, or use a smaller image."
+            )
+        self.uploads += 1
+        self.upload_bytes += file_bytes
+
+
+def check_session_images(sizes: Sequence[tuple[int, int]], *, budgets: Budgets) -> int:
+    """Decoded bytes (W·H·3) of the images a session keeps, (width, height) each; raises
+    ``BudgetError`` over ``session_image_bytes``, suggesting fewer or smaller images."""
+    total = sum(int(w) * int(h) * 3 for w, h in sizes)
+    if total > budgets.session_image_bytes:
+        raise BudgetError(
+            f"These {len(sizes)} images take {format_bytes(total)} once decoded, more than the "
+            f"{format_bytes(budgets.session_image_bytes)} one session may keep. Remove some "
+            "images or upload smaller ones."
+        )
+    return total
 
 
 def _prod(shape: Sequence[int]) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
 import warnings
 from typing import BinaryIO
 
@@ -220,6 +221,31 @@ def downscale(img: Image.Image, max_side: int) -> Image.Image:
     scale = max_side / max(img.size)
     size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
     return img.resize(size, Image.Resampling.LANCZOS)
+
+
+def side_for_pixels(size: tuple[int, int], max_pixels: int) -> int:
+    """The largest ``max_side`` for which ``downscale`` gives at most ``max_pixels`` pixels.
+
+    ``size`` is (width, height). An image already within ``max_pixels`` gets its own longer
+    side (``downscale`` then keeps it as is): the Convolution lab offers "original size" only
+    when ``side_for_pixels(size, limits.lab_pixels) == max(size)``.
+    """
+    w, h = (int(v) for v in size)
+    if w < 1 or h < 1 or max_pixels < 1:
+        raise InvalidImageError(f"Expected a positive size and pixel limit, got {size}.")
+    if w * h <= max_pixels:
+        return max(w, h)
+    long, short = max(w, h), min(w, h)
+
+    def area(side: int) -> int:  # as downscale rounds the shorter side
+        return side * max(1, round(short * side / long))
+
+    side = max(1, math.isqrt(max_pixels * long // short))  # within a few pixels
+    while side < long and area(side + 1) <= max_pixels:
+        side += 1
+    while side > 1 and area(side) > max_pixels:
+        side -= 1
+    return side
 
 
 def to_array(img: Image.Image, *, grayscale: bool = False) -> np.ndarray:

@@ -156,3 +156,27 @@ def test_server_config_matches_the_budgets_and_names_real_options():
     assert settings["browser"]["gatherUsageStats"] is False
     assert settings["runner"]["postScriptGC"] is False
     assert int(server["maxCacheDataSize"].removesuffix("mb")) * 1024**2 >= Budgets().cache_bytes
+
+
+def test_session_usage_counts_uploads_and_bytes():
+    from cnnlib.budgets import SessionUsage
+
+    limits = Budgets(session_uploads=3, session_upload_bytes=1000)
+    usage = SessionUsage()
+    usage.admit(400, budgets=limits)
+    usage.admit(500, budgets=limits)
+    with pytest.raises(BudgetError, match="900 B of uploads; 200 B more"):
+        usage.admit(200, budgets=limits)
+    assert (usage.uploads, usage.upload_bytes) == (2, 900)  # the refused one is not counted
+    usage.admit(100, budgets=limits)
+    with pytest.raises(BudgetError, match="already decoded 3 uploads"):
+        usage.admit(1, budgets=limits)
+
+
+def test_session_images_decoded_bytes():
+    from cnnlib.budgets import check_session_images
+
+    limits = Budgets(session_image_bytes=10_000_000)
+    assert check_session_images([(1000, 1000), (1000, 2000)], budgets=limits) == 9_000_000
+    with pytest.raises(BudgetError, match=r"12\.0 MB once decoded"):
+        check_session_images([(2000, 2000)], budgets=limits)

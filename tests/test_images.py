@@ -318,3 +318,23 @@ def test_decompression_bomb_warning_becomes_a_plain_error(monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     with pytest.raises(InvalidImageError, match="too many pixels"):
         images.load_image(_png(photo((40, 30))))  # 1,200 > 1,000: Pillow warns
+
+
+@pytest.mark.parametrize(
+    "size, limit", [((8000, 5000), 4_000_000), ((3001, 7), 1000), ((641, 479), 99_999)]
+)
+def test_side_for_pixels_is_the_largest_that_fits(size, limit):
+    side = images.side_for_pixels(size, limit)
+    img = Image.new("L", size)
+    assert _area(images.downscale(img, side)) <= limit
+    assert _area(images.downscale(img, side + 1)) > limit
+
+
+def _area(img: Image.Image) -> int:
+    return img.width * img.height
+
+
+def test_side_for_pixels_keeps_small_images():
+    assert images.side_for_pixels((640, 480), 4_000_000) == 640
+    with pytest.raises(InvalidImageError):
+        images.side_for_pixels((0, 5), 100)

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LIMIT_BYTES = 1_200_000_000
 
 CHILD = r"""
-import json, math, resource, sys
+import json, resource, sys
 from cnnlib import conv, images, kernels, lab
 from cnnlib.budgets import budgets
 
@@ -28,10 +28,8 @@ limits = budgets()
 data = open(sys.argv[1], "rb").read()
 img = images.load_image(data, name="the photo")
 loaded = img.size
-w, h = img.size
 # The largest compute size the lab allows: at most lab_pixels, aspect kept.
-side = int(math.sqrt(limits.lab_pixels * max(w, h) / min(w, h)))
-small = images.downscale(img, side)
+small = images.downscale(img, images.side_for_pixels(img.size, limits.lab_pixels))
 del img
 x = images.to_array(small)  # (H, W, 3) float32 in [0, 1]
 names = ["vertical edges", "horizontal edges", "laplacian", "box blur"]
