@@ -403,7 +403,7 @@ def _check_objects(node: Any, where: str, depth: int = 0) -> None:
         registered = node.get("registered_name")
         if class_name in FORBIDDEN:
             raise _refuse(f"{where} uses {class_name}: {FORBIDDEN[class_name]}.")
-        if class_name in ("__lambda__", "__function__") or (
+        if class_name == "__lambda__" or (
             module is not None and not (module == "keras" or str(module).startswith("keras."))
         ):
             raise _refuse(
@@ -573,7 +573,9 @@ def inspect_keras_file(data: bytes, *, budgets: Budgets) -> ModelFileReport:
             "its config.json does not describe a Keras Sequential or Functional model. "
             + _SAVE_AGAIN
         )
-    _check_objects(config, "the model")
+    # compile_config (optimizer, loss, metrics) is never read: the file is loaded with
+    # compile=False, so a custom loss does not stop the model from being inspected.
+    _check_objects({k: v for k, v in config.items() if k != "compile_config"}, "the model")
     walker = _Walker(budgets)
     try:
         walker.model(config, [])
