@@ -33,3 +33,7 @@ class WeightsUnavailableError(CNNLabError, RuntimeError):
 
 class InvalidModelError(CNNLabError, ValueError):
     """A layer stack or an uploaded model file cannot be built or loaded."""
+
+
+class BudgetError(CNNLabError, ValueError):
+    """A request would use more memory or compute than this server allows (``cnnlib.budgets``)."""

@@ -7,14 +7,16 @@ reuse them.
 from __future__ import annotations
 
 import io
+import re
 import struct
 import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 from cnnlib import images
+from cnnlib.budgets import Budgets
 from cnnlib.errors import InvalidImageError
 
 
@@ -182,3 +184,190 @@ def test_letterbox_bounds_the_aspect_ratio_and_keeps_the_pixels(size, mode, padd
 def test_letterbox_refuses_a_ratio_below_one():
     with pytest.raises(InvalidImageError, match="max_aspect"):
         images.letterbox(Image.new("RGB", (4, 4)), max_aspect=0.5)
+
+
+# --------------------------------------------------------------------------------------------
+# Hardening: formats, pixel and byte budgets, modes at 40 megapixels, frames, aspect ratios
+# --------------------------------------------------------------------------------------------
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+
+def solid_png(width: int, height: int, pixel: bytes, *, colour_type: int, depth: int = 8) -> bytes:
+    """A PNG of one colour (``pixel``: one pixel's bytes), compressed row by row so a
+    40-megapixel file takes a few kB and never exists uncompressed in memory."""
+    header = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)
+    row = b"\x00" + pixel * width  # filter type 0, then the pixels
+    z = zlib.compressobj(9)
+    parts = [z.compress(row) for _ in range(height)] + [z.flush()]
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", b"".join(parts))
+        + _chunk(b"IEND", b"")
+    )
+
+
+def psd_bytes(width: int = 4, height: int = 3) -> bytes:
+    """A minimal uncompressed 8-bit RGB Photoshop file (Pillow's PSD reader opens it)."""
+    header = b"8BPS" + struct.pack(">H6xHIIHH", 1, 3, height, width, 8, 3)
+    sections = struct.pack(">III", 0, 0, 0)  # colour mode data, resources, layers: empty
+    return header + sections + struct.pack(">H", 0) + bytes(3 * width * height)
+
+
+def _saved(img: Image.Image, fmt: str, **kwargs) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kwargs)
+    return buf.getvalue()
+
+
+def refused_formats() -> dict[str, tuple[bytes, str]]:
+    """name → (bytes Pillow could read but the app refuses, words of the message)."""
+    return {
+        "icon.png": (_saved(Image.new("RGB", (16, 16), "red"), "ICO"), "icon (ICO)"),
+        "drawing.png": (_saved(Image.new("RGB", (8, 8)), "EPS"), "PostScript (EPS)"),
+        "layers.png": (psd_bytes(), "Photoshop (PSD)"),
+    }
+
+
+def test_psd_fixture_is_a_real_psd():
+    """The refused PSD is one Pillow would otherwise read: the refusal is ours."""
+    assert Image.open(io.BytesIO(psd_bytes())).format == "PSD"
+    assert Image.open(io.BytesIO(refused_formats()["icon.png"][0])).format == "ICO"
+
+
+@pytest.mark.parametrize("name", list(refused_formats()))
+def test_other_formats_under_a_png_name_are_refused(name, monkeypatch):
+    data, words = refused_formats()[name]
+    # Ghostscript must never be started for EPS content.
+    monkeypatch.setattr("subprocess.check_call", pytest.fail)
+    with pytest.raises(InvalidImageError, match=re.escape(words)) as info:
+        images.load_image(data, name=f"“{name}”")
+    assert name in str(info.value) and "PNG or JPEG" in str(info.value)
+
+
+def test_40_megapixel_16_bit_gray_maps_to_8_bit():
+    data = solid_png(8000, 5000, struct.pack(">H", 40000), colour_type=0, depth=16)
+    assert len(data) < 200_000
+    img = images.load_image(data)
+    assert img.size == (8000, 5000) and img.mode == "RGB"
+    assert img.getpixel((7999, 4999)) == (round(40000 / 65535 * 255),) * 3  # 156
+
+
+def test_40_megapixel_transparent_rgba_is_composited_on_white():
+    # Red at alpha 128 over white: 255·(128/255) + 255·(1 − 128/255) = 255, 0 + 127, 127.
+    data = solid_png(8000, 5000, bytes((255, 0, 0, 128)), colour_type=6)
+    img = images.load_image(data)
+    assert img.size == (8000, 5000)
+    r, g, b = img.getpixel((4000, 2500))
+    assert r == 255 and abs(g - 127) <= 1 and abs(b - 127) <= 1
+
+
+def test_more_pixels_than_the_budget_refused_from_the_header(monkeypatch):
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("must be refused before decoding")
+
+    wide, square = png_declaring(8000, 5001), png_declaring(6400, 6251)
+    monkeypatch.setattr(Image.Image, "load", no_decoding)
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    with pytest.raises(InvalidImageError, match="40,008,000 pixels, over the limit"):
+        images.load_image(wide)
+    with pytest.raises(InvalidImageError, match="over the limit of 40,000,000"):
+        images.load_image(square)
+
+
+def test_decoded_bytes_budget_counts_channels():
+    rgba = solid_png(100, 100, bytes((1, 2, 3, 255)), colour_type=6)
+    small = Budgets(image_decoded_bytes=30_000)
+    with pytest.raises(
+        InvalidImageError,
+        match=r"mode RGBA: decoding it would take 40\.0 kB, over the limit of 30\.0 kB",
+    ):
+        images.load_image(rgba, budgets=small)
+    # The same pixels as gray: 100·100·3 (the RGB result) bytes fit.
+    gray = solid_png(100, 100, b"\x80", colour_type=0)
+    assert images.load_image(gray, budgets=small).size == (100, 100)
+    with pytest.raises(InvalidImageError, match="over the limit of 5,000"):
+        images.load_image(gray, budgets=Budgets(image_pixels=5000))
+
+
+def test_budgets_from_the_environment(monkeypatch):
+    monkeypatch.setenv("CNNLAB_IMAGE_PIXELS", "5000")
+    with pytest.raises(InvalidImageError, match="over the limit of 5,000"):
+        images.load_image(solid_png(100, 100, b"\x80", colour_type=0))
+
+
+@pytest.mark.parametrize("size", [(8, 3000), (3000, 8)])
+def test_extreme_aspect_ratios_load_and_downscale(size):
+    img = images.load_image(_png(photo(size)))
+    assert img.size == size
+    small = images.downscale(img, 256)
+    assert max(small.size) == 256 and min(small.size) == 1
+
+
+def test_a_one_pixel_wide_40_megapixel_image_is_refused_from_its_header(monkeypatch):
+    # Pillow would "decode" this 1×1 file's header as a black 1×40,000,000 image.
+    tall, wide = png_declaring(1, 40_000_000), png_declaring(40_000_000, 1)
+    monkeypatch.setattr(ImageFile.ImageFile, "load", pytest.fail)
+    with pytest.raises(InvalidImageError, match="longer side is over the limit of 30,000"):
+        images.load_image(tall)
+    with pytest.raises(InvalidImageError, match="40000000×1 pixels"):
+        images.load_image(wide)
+
+
+def _frames(n: int, size=(16, 12)) -> list[Image.Image]:
+    return [Image.new("RGB", size, (255 - i % 256, i % 256, 0)) for i in range(n)]
+
+
+def test_many_frames_give_the_first_and_later_frames_are_never_read():
+    frames = _frames(300)
+    gif = _saved(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=10)
+    tiff = _saved(frames[0], "TIFF", save_all=True, append_images=frames[1:])
+    webp = _saved(frames[0], "WEBP", save_all=True, append_images=frames[1:], lossless=True)
+    for data in (gif, tiff, webp):
+        img = images.load_image(data)
+        assert img.size == (16, 12) and img.getpixel((0, 0)) == (255, 0, 0)
+    # Cut off in the middle of the later frames: still fine, they are never decoded.
+    assert images.load_image(gif[: len(gif) // 2]).getpixel((0, 0)) == (255, 0, 0)
+    assert images.load_image(tiff[: len(tiff) // 2]).getpixel((0, 0)) == (255, 0, 0)
+
+
+def test_la_and_i_modes():
+    la = Image.new("LA", (5, 5), (0, 0))
+    assert images.load_image(_png(la)).getpixel((2, 2)) == (255, 255, 255)
+    opaque_la = Image.new("LA", (5, 5), (90, 255))
+    assert images.load_image(_png(opaque_la)).getpixel((2, 2)) == (90, 90, 90)
+    as_i = Image.fromarray(np.full((4, 4), 200, np.int32), mode="I")
+    assert images.load_image(_saved(as_i, "TIFF")).getpixel((0, 0)) == (200, 200, 200)
+    big_i = Image.fromarray(np.full((4, 4), 65535, np.int32), mode="I")
+    assert images.load_image(_saved(big_i, "TIFF")).getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_decompression_bomb_warning_becomes_a_plain_error(monkeypatch):
+    """Pillow's own bomb check (its global limit), when it is lower than ours, is an error."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(InvalidImageError, match="too many pixels"):
+        images.load_image(_png(photo((40, 30))))  # 1,200 > 1,000: Pillow warns
+
+
+@pytest.mark.parametrize(
+    "size, limit", [((8000, 5000), 4_000_000), ((3001, 7), 1000), ((641, 479), 99_999)]
+)
+def test_side_for_pixels_is_the_largest_that_fits(size, limit):
+    side = images.side_for_pixels(size, limit)
+    img = Image.new("L", size)
+    assert _area(images.downscale(img, side)) <= limit
+    assert _area(images.downscale(img, side + 1)) > limit
+
+
+def _area(img: Image.Image) -> int:
+    return img.width * img.height
+
+
+def test_side_for_pixels_keeps_small_images():
+    assert images.side_for_pixels((640, 480), 4_000_000) == 640
+    with pytest.raises(InvalidImageError):
+        images.side_for_pixels((0, 5), 100)

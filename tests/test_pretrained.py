@@ -6,10 +6,14 @@ real code paths (the environment variables and Keras' cache).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import inspect
 import os
 import threading
+import time
+import urllib.error
 from pathlib import Path
 
 import keras
@@ -32,11 +36,13 @@ from tests.imagenet_weights import missing_weights_file, resnet50_reference
 
 @pytest.fixture
 def clean_env(monkeypatch, tmp_path):
-    """No weights env vars, and an empty Keras cache in a temp folder."""
+    """No weights env vars, an empty Keras cache in a temp folder, no remembered failures."""
     for var in (RESNET50.env_var, VGG19.env_var):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
-    return tmp_path
+    pretrained.forget_failures()
+    yield tmp_path
+    pretrained.forget_failures()
 
 
 def _assert_same_weights(a, b) -> None:
@@ -85,6 +91,7 @@ def test_keras_cache_route_verifies_the_checksum(clean_env, monkeypatch):
         raise AssertionError("must not download")
 
     monkeypatch.setattr("keras.src.utils.file_utils.urlretrieve", no_network)
+    monkeypatch.setattr(pretrained, "_fetch", no_network)
     # Pretend this file were Keras' official one (its MD5 is the expected MD5).
     monkeypatch.setattr(pretrained, "RESNET50", dataclasses.replace(RESNET50, md5=file_md5(path)))
     pm = load_resnet50()
@@ -106,28 +113,15 @@ def test_missing_env_file_names_the_file_and_both_ways(clean_env, monkeypatch):
 
 def test_failed_download_names_the_file_and_both_ways(clean_env, monkeypatch):
     def offline(*args, **kwargs):
-        raise Exception("URL fetch failure on https://example.invalid: no network")
+        raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(keras.utils, "get_file", offline)
+    monkeypatch.setattr(pretrained, "_fetch", offline)
     with pytest.raises(WeightsUnavailableError) as info:
         load_resnet50()
     message = str(info.value)
     assert "could not be downloaded" in message and "no network" in message
     assert RESNET50.file_name in message and RESNET50.env_var in message
     assert str(keras_cache_dir()) in message
-
-
-def test_real_keras_download_failure_is_caught(clean_env, monkeypatch):
-    """Keras' own get_file, with its download refused: the learner gets our message."""
-    import urllib.error
-
-    def refused(*args, **kwargs):
-        raise urllib.error.URLError("Name or service not known")
-
-    monkeypatch.setattr("keras.src.utils.file_utils.urlretrieve", refused)
-    with pytest.raises(WeightsUnavailableError, match=VGG19_NOTOP.file_name):
-        load_vgg19()
-    assert not (keras_cache_dir() / VGG19_NOTOP.file_name).exists()
 
 
 def test_a_file_that_is_not_weights_gives_a_clear_message(clean_env, monkeypatch, tmp_path):
@@ -192,3 +186,147 @@ def test_keras_cache_dir_follows_keras_home(monkeypatch, tmp_path):
     assert keras_cache_dir() == tmp_path / "models"
     monkeypatch.delenv("KERAS_HOME")
     assert keras_cache_dir() == Path(os.path.expanduser("~")) / ".keras" / "models"
+
+
+# --------------------------------------------------------------------------------------------
+# Downloads: a local HTTP server on 127.0.0.1 stands for Keras' storage
+# --------------------------------------------------------------------------------------------
+
+WEIGHTS_BODY = bytes(range(256)) * 4096  # 1 MiB
+
+
+class _Server:
+    """Serves /good (WEIGHTS_BODY), /slow (the same, after 1.5 s), /big (3 MiB), else 404."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        self.requests: list[str] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                server.requests.append(self.path)
+                if self.path == "/slow":
+                    time.sleep(1.5)
+                if self.path in ("/good", "/slow", "/big"):
+                    body = WEIGHTS_BODY * (3 if self.path == "/big" else 1)
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    with contextlib.suppress(OSError):  # the client may give up (timeouts)
+                        self.wfile.write(body)
+                else:
+                    self.send_error(404, "Not Found")
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    s = _Server()
+    yield s
+    s.close()
+
+
+def _spec(server: _Server, path: str, md5: str | None = None):
+    return dataclasses.replace(
+        RESNET50,
+        file_name="test_weights.h5",
+        origin=server.url(path),
+        md5=md5 or hashlib.md5(WEIGHTS_BODY).hexdigest(),
+        size_mb=1,
+    )
+
+
+def _leftovers() -> list[str]:
+    return [p.name for p in keras_cache_dir().glob("*.part")]
+
+
+def test_download_is_verified_and_written_atomically(clean_env, server, monkeypatch):
+    spec = _spec(server, "/good")
+    renames = []
+    real_replace = os.replace
+
+    def spy(src, dst):
+        renames.append((Path(src), Path(dst)))
+        assert Path(src).parent == Path(dst).parent and Path(src).name.endswith(".part")
+        assert not Path(dst).exists()  # readers never see a partial file
+        real_replace(src, dst)
+
+    monkeypatch.setattr(pretrained.os, "replace", spy)
+    path = pretrained._keras_download(spec)
+    assert path == keras_cache_dir() / "test_weights.h5"
+    assert path.read_bytes() == WEIGHTS_BODY
+    assert len(renames) == 1 and _leftovers() == []
+    # Cached and verified: no second request.
+    assert pretrained._keras_download(spec) == path
+    assert server.requests == ["/good"]
+
+
+def test_bad_hash_is_refused_remembered_and_retried_later(clean_env, server, monkeypatch):
+    spec = _spec(server, "/good", md5="0" * 32)
+    with pytest.raises(WeightsUnavailableError, match="MD5") as first:
+        pretrained._keras_download(spec)
+    assert not (keras_cache_dir() / "test_weights.h5").exists() and _leftovers() == []
+    # Remembered: the next rerun fails at once, without contacting the server.
+    with pytest.raises(WeightsUnavailableError, match="tries again in about 5 min") as again:
+        pretrained._keras_download(spec)
+    assert str(first.value) in str(again.value)
+    assert server.requests == ["/good"]
+    # Once the memory has expired, it tries again.
+    monkeypatch.setattr(pretrained, "FAILURE_MEMORY_SECONDS", 0.0)
+    with pytest.raises(WeightsUnavailableError, match="MD5"):
+        pretrained._keras_download(spec)
+    assert server.requests == ["/good", "/good"]
+
+
+def test_slow_server_times_out(clean_env, server, monkeypatch):
+    monkeypatch.setattr(pretrained, "DOWNLOAD_TIMEOUT", 0.3)
+    with pytest.raises(WeightsUnavailableError, match="timed out"):
+        pretrained._keras_download(_spec(server, "/slow"))
+    assert _leftovers() == []
+
+
+def test_whole_download_deadline(clean_env, server, monkeypatch):
+    monkeypatch.setattr(pretrained, "DOWNLOAD_SECONDS", -1)
+    with pytest.raises(WeightsUnavailableError, match="took more than"):
+        pretrained._keras_download(_spec(server, "/good"))
+    assert _leftovers() == []
+
+
+def test_missing_file_on_the_server(clean_env, server):
+    with pytest.raises(WeightsUnavailableError, match="Not Found") as info:
+        pretrained._keras_download(_spec(server, "/missing.h5"))
+    assert "test_weights.h5" in str(info.value)
+
+
+def test_corrupt_cached_file_is_replaced(clean_env, server):
+    spec = _spec(server, "/good")
+    path = keras_cache_dir() / spec.file_name
+    path.parent.mkdir(parents=True)
+    path.write_bytes(WEIGHTS_BODY[:1000])  # an interrupted earlier copy
+    assert pretrained._keras_download(spec) == path
+    assert path.read_bytes() == WEIGHTS_BODY
+    assert server.requests == ["/good"]
+
+
+def test_oversized_download_is_cut_off(clean_env, server):
+    spec = _spec(server, "/big")  # 1 MB announced: at most 1.1 MB + 1 MiB accepted
+    with pytest.raises(WeightsUnavailableError, match="sent more than 2,148,576 bytes"):
+        pretrained._keras_download(spec)
+    assert _leftovers() == []

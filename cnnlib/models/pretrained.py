@@ -4,8 +4,10 @@ Where the weights come from, for ``weights="imagenet"`` (the default):
 
 1. the file named by the environment variable (``CNNLAB_RESNET50_WEIGHTS``,
    ``CNNLAB_VGG19_WEIGHTS``) when it is set — for machines without internet;
-2. otherwise Keras' own download into its cache (``~/.keras/models`` or ``$KERAS_HOME/models``),
-   verified with the MD5 that Keras publishes for the file (a cached file is reused).
+2. otherwise Keras' cache (``~/.keras/models`` or ``$KERAS_HOME/models``): a cached file is
+   used when its MD5 is the one Keras publishes; a missing or corrupt one is downloaded with
+   a timeout into a temporary file, checked, then renamed into place. A failed download is
+   remembered for ``FAILURE_MEMORY_SECONDS`` so that reruns do not retry it every time.
 
 When neither works, ``WeightsUnavailableError`` names the expected file and both ways to
 provide it. Random weights are built only when asked for explicitly (``weights=None``, for
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +41,7 @@ __all__ = [
     "PretrainedModel",
     "WeightsSpec",
     "file_md5",
+    "forget_failures",
     "how_to_provide",
     "keras_cache_dir",
     "load_resnet50",
@@ -91,6 +95,21 @@ VGG19_NOTOP = WeightsSpec(
     env_var="CNNLAB_VGG19_WEIGHTS",
     size_mb=80,
 )
+
+
+#: Seconds one network wait (connect, each read) may take before a download fails.
+DOWNLOAD_TIMEOUT = 30.0
+#: Seconds a whole weights download may take.
+DOWNLOAD_SECONDS = 900
+#: Seconds a failed download is remembered: reruns fail at once instead of retrying.
+FAILURE_MEMORY_SECONDS = 300.0
+
+_DOWNLOAD_LOCK = threading.Lock()
+_FILE_LOCKS: dict[str, threading.Lock] = {}
+#: file name → (time.monotonic() of the failure, the learner's message).
+_FAILURES: dict[str, tuple[float, str]] = {}
+#: (resolved path, size, mtime_ns) → MD5, so a verified file is not hashed again.
+_MD5_CACHE: dict[tuple[str, int, int], str] = {}
 
 
 class PretrainedModel:
@@ -169,11 +188,18 @@ def keras_cache_dir() -> Path:
 
 
 def file_md5(path: Path) -> str:
-    """MD5 hex digest of a file (read in 1 MB chunks)."""
+    """MD5 hex digest of a file (read in 1 MB chunks; remembered while the file is unchanged)."""
+    stat = Path(path).stat()
+    key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+    with _DOWNLOAD_LOCK:
+        if key in _MD5_CACHE:
+            return _MD5_CACHE[key]
     digest = hashlib.md5()
     with Path(path).open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
+    with _DOWNLOAD_LOCK:
+        _MD5_CACHE[key] = digest.hexdigest()
     return digest.hexdigest()
 
 
@@ -198,26 +224,88 @@ def _local_file(path: Path, spec: WeightsSpec, *, via: str) -> Path:
     return path
 
 
-def _keras_download(spec: WeightsSpec) -> Path:
-    """Keras' cached copy of the file, downloading it first if needed (MD5-checked)."""
-    import keras
+def forget_failures() -> None:
+    """Forget remembered download failures (the next request tries again)."""
+    with _DOWNLOAD_LOCK:
+        _FAILURES.clear()
 
+
+def _fetch(url: str, dest, *, timeout: float, deadline: float, max_bytes: int) -> str:
+    """Stream ``url`` into the open binary file ``dest``; returns the MD5 of what was written.
+
+    ``timeout`` bounds each network wait (connect, every read), ``deadline`` (a
+    ``time.monotonic()`` value) the whole download; more than ``max_bytes`` is refused.
+    Raises ``OSError`` (``urllib.error.URLError``, ``TimeoutError``) on failure.
+    """
+    import urllib.request
+
+    digest, total = hashlib.md5(), 0
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        while chunk := response.read(1 << 16):
+            total += len(chunk)
+            if total > max_bytes:
+                raise OSError(f"the server sent more than {max_bytes:,} bytes")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the download took more than {DOWNLOAD_SECONDS} s")
+            digest.update(chunk)
+            dest.write(chunk)
+    return digest.hexdigest()
+
+
+def _download(spec: WeightsSpec, path: Path) -> None:
+    """Download ``spec`` to ``path``: a temporary file in the same folder, MD5-checked, then
+    renamed over ``path`` (readers never see a partial file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{spec.file_name}.", suffix=".part", dir=path.parent)
     try:
-        return Path(
-            keras.utils.get_file(
-                spec.file_name,
+        with os.fdopen(fd, "wb") as dest:
+            md5 = _fetch(
                 spec.origin,
-                cache_subdir=keras_cache_dir().name,
-                cache_dir=str(keras_cache_dir().parent),
-                file_hash=spec.md5,
+                dest,
+                timeout=DOWNLOAD_TIMEOUT,
+                deadline=time.monotonic() + DOWNLOAD_SECONDS,
+                max_bytes=int(spec.size_mb * 1.1e6) + (1 << 20),
             )
-        )
-    except Exception as err:  # URL errors, hash mismatch, unwritable cache, ...
-        reason = str(err).strip() or type(err).__name__
+        if md5 != spec.md5:
+            raise OSError(f"the downloaded file's MD5 is {md5}, not the published {spec.md5}")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _keras_download(spec: WeightsSpec) -> Path:
+    """Keras' cached copy of the file (MD5-checked), downloading it first if it is missing
+    or corrupt. A failure is remembered for ``FAILURE_MEMORY_SECONDS``: until then every
+    request fails at once with the same message instead of trying again."""
+    path = keras_cache_dir() / spec.file_name
+    with _DOWNLOAD_LOCK:
+        failed = _FAILURES.get(spec.file_name)
+    if failed and time.monotonic() - failed[0] < FAILURE_MEMORY_SECONDS:
+        wait = FAILURE_MEMORY_SECONDS - (time.monotonic() - failed[0])
         raise WeightsUnavailableError(
-            f"The {spec.model_name} ImageNet weights could not be downloaded ({reason}). "
-            + how_to_provide(spec)
-        ) from None
+            f"{failed[1]} CNN Lab tries again in about {max(1, round(wait / 60))} min."
+        )
+    with _file_lock(spec.file_name):  # one download per file, whatever the sessions
+        try:
+            if path.is_file() and file_md5(path) == spec.md5:
+                return path
+            _download(spec, path)  # missing, or corrupt: replaced atomically
+            return path
+        except OSError as err:  # no network, timeout, bad MD5, unwritable cache, ...
+            reason = str(getattr(err, "reason", "") or err).strip() or type(err).__name__
+            message = (
+                f"The {spec.model_name} ImageNet weights could not be downloaded ({reason}). "
+                + how_to_provide(spec)
+            )
+            with _DOWNLOAD_LOCK:
+                _FAILURES[spec.file_name] = (time.monotonic(), message)
+            raise WeightsUnavailableError(message) from None
+
+
+def _file_lock(name: str) -> threading.Lock:
+    with _DOWNLOAD_LOCK:
+        return _FILE_LOCKS.setdefault(name, threading.Lock())
 
 
 def _load(

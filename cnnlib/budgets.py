@@ -1,0 +1,311 @@
+"""Per-process limits on memory and compute, in one place, and the training-cost check.
+
+A public server shares one process between every visitor: Streamlit Community Cloud gives
+the whole process between 690 MB and 2.7 GB. The defaults below fit the small end once
+TensorFlow and ResNet50 (about 940 MB together) are loaded. Every limit is in bytes,
+operations or counts, is checked *before* the work it guards, and can be raised on a bigger
+server with an environment variable ``CNNLAB_<FIELD NAME IN CAPITALS>``:
+
+| Variable | Default | What it limits |
+|---|---|---|
+| ``CNNLAB_IMAGE_FILE_BYTES`` | 20 MiB | one uploaded image file |
+| ``CNNLAB_IMAGE_PIXELS`` | 40,000,000 | pixels of one image ``load_image`` decodes |
+| ``CNNLAB_IMAGE_SIDE`` | 30,000 | longer side of one image, pixels |
+| ``CNNLAB_IMAGE_DECODED_BYTES`` | 160 MB | one decoded image, H·W·C bytes at 8 bits |
+| ``CNNLAB_SESSION_IMAGE_BYTES`` | 256 MiB | decoded-image bytes one session keeps |
+| ``CNNLAB_SESSION_UPLOADS`` | 20 | uploads decoded per session |
+| ``CNNLAB_SESSION_UPLOAD_BYTES`` | 100 MiB | file bytes decoded per session |
+| ``CNNLAB_LAB_PIXELS`` | 4,000,000 | the lab's compute size; "original size" up to it |
+| ``CNNLAB_ACTIVATION_BYTES`` | 256 MiB | activations kept from one forward pass (Feature maps) |
+| ``CNNLAB_CACHE_BYTES`` | 256 MiB | ``st.cache_data(max_size=...)`` of the big caches |
+| ``CNNLAB_TRAINING_MULTIPLY_ADDS`` | 10^10 | multiply-adds of one training step (image × batch) |
+| ``CNNLAB_TRAINING_ACTIVATION_BYTES`` | 256 MiB | memory of one training step |
+| ``CNNLAB_TRAINING_SECONDS`` | 900 | wall-clock seconds of one training |
+| ``CNNLAB_MAX_TRAININGS`` | 2 | trainings running at once (the others queue) |
+| ``CNNLAB_TRAINING_QUEUE`` | 8 | trainings waiting in the queue |
+| ``CNNLAB_CLASSIFY_PHOTOS`` | 8 | photos in one Classify run |
+| ``CNNLAB_MODEL_FILE_BYTES`` | 20 MiB | one uploaded ``.keras`` archive |
+| ``CNNLAB_MODEL_MEMBERS`` | 8 | files inside that archive |
+| ``CNNLAB_MODEL_UNPACKED_BYTES`` | 64 MiB | the archive's files once decompressed |
+| ``CNNLAB_MODEL_CONFIG_BYTES`` | 2 MiB | its ``config.json`` |
+| ``CNNLAB_MODEL_PARAMS`` | 10,000,000 | parameters of an uploaded model |
+| ``CNNLAB_MODEL_ACTIVATION_BYTES`` | 256 MiB | its activations for one image at its input shape |
+
+Values are whole numbers; byte limits also take a unit: ``512MB``, ``2GiB``, ``300k``
+(K, M, G are powers of 1024, as in Streamlit's ``server.maxCacheDataSize``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from cnnlib.errors import BudgetError
+
+__all__ = [
+    "ENV_PREFIX",
+    "Budgets",
+    "SessionUsage",
+    "TrainingCost",
+    "budgets",
+    "check_session_images",
+    "check_training",
+    "format_bytes",
+    "training_cost",
+]
+
+#: Prefix of the environment variables that override the defaults.
+ENV_PREFIX = "CNNLAB_"
+#: Bytes per float32 value.
+FLOAT_BYTES = 4
+#: Activation memory of a training step relative to the forward pass alone: the forward
+#: activations are kept for the backward pass, which makes gradients of the same size, and
+#: the optimizer's work needs about as much again.
+TRAINING_MEMORY_FACTOR = 3
+
+_MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """The limits of one server process (see the module docstring for the variables)."""
+
+    #: Largest uploaded image file, bytes (``server.maxUploadSize`` refuses bigger first).
+    image_file_bytes: int = 20 * _MiB
+    #: Largest image ``load_image`` decodes, pixels (W·H), checked from the header.
+    image_pixels: int = 40_000_000
+    #: Longest side of an image, pixels (a 1×40,000,000 "image" is no photo).
+    image_side: int = 30_000
+    #: Largest decoded image, W·H·C bytes at 8 bits per channel.
+    image_decoded_bytes: int = 160_000_000
+    #: Decoded-image bytes one session may keep (uploads, camera shots, samples).
+    session_image_bytes: int = 256 * _MiB
+    #: Uploads one session may decode.
+    session_uploads: int = 20
+    #: File bytes one session may decode in all.
+    session_upload_bytes: int = 100 * _MiB
+    #: Largest image the Convolution lab computes on, pixels; "original size" is offered
+    #: only up to this.
+    lab_pixels: int = 4_000_000
+    #: Activations one forward pass may keep (Feature maps), bytes.
+    activation_bytes: int = 256 * _MiB
+    #: ``st.cache_data(max_size=...)`` for the caches holding images and arrays, bytes.
+    cache_bytes: int = 256 * _MiB
+    #: Multiply-adds of one training step's forward pass (per image × batch).
+    training_multiply_adds: int = 10_000_000_000
+    #: Activation memory of one training step (forward × batch × 4 bytes × 3), bytes.
+    training_activation_bytes: int = 256 * _MiB
+    #: Wall-clock seconds one training may run.
+    training_seconds: int = 900
+    #: Trainings running at once in the process.
+    max_trainings: int = 2
+    #: Trainings waiting for a slot.
+    training_queue: int = 8
+    #: Photos classified in one Classify run.
+    classify_photos: int = 8
+    #: Largest uploaded ``.keras`` archive, bytes.
+    model_file_bytes: int = 20 * _MiB
+    #: Files inside a ``.keras`` archive.
+    model_members: int = 8
+    #: The archive's files decompressed, bytes in all.
+    model_unpacked_bytes: int = 64 * _MiB
+    #: The archive's ``config.json``, bytes.
+    model_config_bytes: int = 2 * _MiB
+    #: Parameters of an uploaded model.
+    model_params: int = 10_000_000
+    #: Activations of an uploaded model for one image at its declared input shape, bytes.
+    model_activation_bytes: int = 256 * _MiB
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise BudgetError(f"The budget {f.name} must be a whole number ≥ 1, got {value!r}.")
+
+
+_NUMBER = re.compile(r"^\s*([0-9][0-9_,]*(?:\.[0-9]+)?(?:e[0-9]+)?)\s*([kmgt]?)(i?b)?\s*$", re.I)
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def _parse(name: str, text: str) -> int:
+    """'512MB' → 536870912, '40000000' → 40000000, '1e9' → 1000000000."""
+    match = _NUMBER.match(text)
+    if not match:
+        raise BudgetError(
+            f"The environment variable {name}={text!r} is not a number. Write a whole number, "
+            "optionally with a unit for bytes: 512MB, 2GiB."
+        )
+    number = float(match.group(1).replace("_", "").replace(",", ""))
+    value = number * _UNITS[match.group(2).lower()]
+    if not math.isfinite(value) or value < 1 or value > 2**62:
+        raise BudgetError(f"The environment variable {name}={text!r} must be at least 1.")
+    return int(value)
+
+
+def budgets(environ: Mapping[str, str] | None = None) -> Budgets:
+    """The defaults, overridden by ``CNNLAB_*`` variables in ``environ`` (``os.environ``).
+
+    Raises ``BudgetError`` naming the variable when a value is not a number ≥ 1.
+    """
+    env = os.environ if environ is None else environ
+    changes = {}
+    for f in dataclasses.fields(Budgets):
+        name = ENV_PREFIX + f.name.upper()
+        text = env.get(name, "").strip()
+        if text:
+            changes[f.name] = _parse(name, text)
+    return Budgets(**changes)
+
+
+def format_bytes(n: float) -> str:
+    """Bytes for a learner: '512 B', '3.2 MB', '1.5 GB' (powers of 1000, like file managers)."""
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+@dataclass(frozen=True)
+class TrainingCost:
+    """What one training step costs, from the layer arithmetic of ``summarize_stack``."""
+
+    batch_size: int
+    #: Trainable and non-trainable parameters (Keras' ``count_params()``).
+    params: int
+    #: Multiply-adds of one image's forward pass (Conv2D and Dense).
+    multiply_adds_per_image: int
+    #: Values of one image's forward activations: the input plus every layer's output.
+    activation_values_per_image: int
+
+    @property
+    def multiply_adds(self) -> int:
+        """Multiply-adds of one step's forward pass: per image × batch."""
+        return self.multiply_adds_per_image * self.batch_size
+
+    @property
+    def activation_bytes(self) -> int:
+        """Activation memory of one step: values × batch × 4 bytes × 3 (backward, optimizer)."""
+        return (
+            self.activation_values_per_image
+            * self.batch_size
+            * FLOAT_BYTES
+            * TRAINING_MEMORY_FACTOR
+        )
+
+    def max_batch(self, limits: Budgets) -> int:
+        """Largest batch size within both training limits (0 when even 1 image is too much)."""
+        per_image_bytes = self.activation_values_per_image * FLOAT_BYTES * TRAINING_MEMORY_FACTOR
+        by_memory = limits.training_activation_bytes // max(per_image_bytes, 1)
+        by_compute = limits.training_multiply_adds // max(self.multiply_adds_per_image, 1)
+        return int(min(by_memory, by_compute))
+
+
+@dataclass
+class SessionUsage:
+    """Uploads one session has decoded so far (keep one per session, e.g. in session state)."""
+
+    uploads: int = 0
+    upload_bytes: int = 0
+
+    def admit(self, file_bytes: int, *, budgets: Budgets) -> None:
+        """Count one more upload of ``file_bytes``, or raise ``BudgetError`` (nothing counted)
+        when the session would pass ``session_uploads`` or ``session_upload_bytes``."""
+        if self.uploads + 1 > budgets.session_uploads:
+            raise BudgetError(
+                f"This session has already decoded {self.uploads} uploads, the most one visit "
+                "may. Reload the page to start a new session, or use a sample image."
+            )
+        if self.upload_bytes + file_bytes > budgets.session_upload_bytes:
+            raise BudgetError(
+                f"This session has already decoded {format_bytes(self.upload_bytes)} of uploads; "
+                f"{format_bytes(file_bytes)} more would pass the "
+                f"{format_bytes(budgets.session_upload_bytes)} one visit may. Reload the page "
+                "to start a new session, or use a smaller image."
+            )
+        self.uploads += 1
+        self.upload_bytes += file_bytes
+
+
+def check_session_images(sizes: Sequence[tuple[int, int]], *, budgets: Budgets) -> int:
+    """Decoded bytes (W·H·3) of the images a session keeps, (width, height) each; raises
+    ``BudgetError`` over ``session_image_bytes``, suggesting fewer or smaller images."""
+    total = sum(int(w) * int(h) * 3 for w, h in sizes)
+    if total > budgets.session_image_bytes:
+        raise BudgetError(
+            f"These {len(sizes)} images take {format_bytes(total)} once decoded, more than the "
+            f"{format_bytes(budgets.session_image_bytes)} one session may keep. Remove some "
+            "images or upload smaller ones."
+        )
+    return total
+
+
+def _prod(shape: Sequence[int]) -> int:
+    return math.prod(int(d) for d in shape)
+
+
+def training_cost(
+    rows_or_stack: Sequence, input_shape: Sequence[int], batch_size: int
+) -> TrainingCost:
+    """The cost of one training step of a layer stack (``LayerSpec``s) or its summary rows.
+
+    ``input_shape`` is (H, W, C); a stack is summarized with its last Dense layer's units as
+    the number of classes (``summarize_stack`` raises ``InvalidModelError`` if impossible).
+    """
+    from cnnlib.models.stack import LayerSpec, SummaryRow, summarize_stack
+
+    rows = list(rows_or_stack)
+    if rows and all(isinstance(r, LayerSpec) for r in rows):
+        classes = rows[-1].units if rows[-1].kind == "Dense" else 10
+        rows = summarize_stack(rows, tuple(input_shape), classes, max_params=None)
+    if not rows or not all(isinstance(r, SummaryRow) for r in rows):
+        raise BudgetError("Give a non-empty layer stack (LayerSpec) or its summary rows.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise BudgetError(f"The batch size must be a whole number ≥ 1, got {batch_size!r}.")
+    return TrainingCost(
+        batch_size=batch_size,
+        params=sum(r.params for r in rows),
+        multiply_adds_per_image=sum(r.multiply_adds for r in rows),
+        activation_values_per_image=_prod(input_shape) + sum(_prod(r.output_shape) for r in rows),
+    )
+
+
+def check_training(
+    rows_or_stack: Sequence,
+    input_shape: Sequence[int],
+    batch_size: int,
+    *,
+    budgets: Budgets,
+) -> TrainingCost:
+    """``training_cost(...)``, or ``BudgetError`` when one step exceeds ``budgets``.
+
+    The message shows the estimate and the limit, and suggests the largest batch size that
+    would fit, or a smaller network when none does.
+    """
+    cost = training_cost(rows_or_stack, input_shape, batch_size)
+    problems = []
+    if cost.activation_bytes > budgets.training_activation_bytes:
+        problems.append(
+            f"its activations need about {format_bytes(cost.activation_bytes)} per batch of "
+            f"{batch_size} (forward values × batch × 4 bytes × 3 for the backward pass), more "
+            f"than the {format_bytes(budgets.training_activation_bytes)} allowed"
+        )
+    if cost.multiply_adds > budgets.training_multiply_adds:
+        problems.append(
+            f"one batch of {batch_size} needs {cost.multiply_adds:,} multiply-adds "
+            f"({cost.multiply_adds_per_image:,} per image), more than the "
+            f"{budgets.training_multiply_adds:,} allowed"
+        )
+    if not problems:
+        return cost
+    fit = cost.max_batch(budgets)
+    advice = (
+        f"Use a batch size of at most {fit}, or a smaller network (fewer filters or units, "
+        "or pooling earlier)."
+        if fit >= 1
+        else "Even one image is too much: use fewer filters or units, or pool earlier."
+    )
+    raise BudgetError(f"This network is too big to train here: {'; '.join(problems)}. {advice}")
