@@ -284,7 +284,7 @@ def _cam_function(keras_model: Any, layer_name: str):
 
     layer = keras_model.get_layer(layer_name)
     source, logits = _score_source(keras_model)
-    sub = keras.Model(keras_model.inputs, [layer.output, source])
+    sub = keras.Model(keras_model.inputs[0], [layer.output, source])
 
     def run(x, class_index):
         with tf.GradientTape() as tape:
@@ -303,7 +303,7 @@ def _score_functions(keras_model: Any):
     import tensorflow as tf
 
     source, logits = _score_source(keras_model)
-    sub = keras.Model(keras_model.inputs, source)
+    sub = keras.Model(keras_model.inputs[0], source)
 
     def gradient(x, class_index):
         with tf.GradientTape() as tape:
