@@ -284,3 +284,26 @@ def test_resnet50_grad_cam_equals_the_classify_page():
     )
     m = saliency.saliency_map(pm, batch[0], cls, method="gradcam++")
     assert m.shape == (224, 224) and m.max() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradients", "integrated_gradients"])
+def test_softmax_head_gives_the_logits_maps(model, logits_model, x, method):
+    """The score is the logit: a softmax head and a linear head give the same map."""
+    np.testing.assert_allclose(
+        saliency.saliency_map(model, x, 0, method=method),
+        saliency.saliency_map(logits_model, x[None], 0, method=method),  # a batch of one
+        atol=1e-5,
+    )
+
+
+def test_concurrent_calls_equal_sequential(model, x):
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = [(c, m) for c in (0, 1) for m in ("gradcam++", "smoothgrad", "occlusion")]
+    expected = [saliency.saliency_map(model, x, c, method=m) for c, m in jobs]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(
+            pool.map(lambda job: saliency.saliency_map(model, x, job[0], method=job[1]), jobs)
+        )
+    for a, b in zip(expected, got, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
