@@ -9,7 +9,8 @@ a light blur every few steps and a decay towards grey.
 The image is optimised in [0, 1] and mapped to the model's own input range (``input_range``,
 e.g. (0, 255)) and then through ``preprocess`` (e.g. ``keras.applications.resnet50.
 preprocess_input``, which accepts tensors) before the model sees it: models own their
-preprocessing, so the returned image is in [0, 1] whatever the model takes.
+preprocessing, so the returned image is in [0, 1] whatever the model takes. ``preprocess`` is
+part of the cache key: pass the same function object each time (a new lambda is a new key).
 
 Results are cached per (model, layer, channel, steps, seed, options) in a bounded in-process
 cache that lives as long as the model. ``FilterGridJob`` fills a grid of one layer's filters in
