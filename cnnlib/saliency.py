@@ -331,34 +331,31 @@ def _compile(fn, keras_model: Any):
     )
 
 
-def _chunks(n: int, shape: tuple[int, int, int]) -> range:
-    per = max(1, BATCH_ELEMENTS // int(np.prod(shape)))
-    return range(0, n, per)
-
-
-def _gradients(keras_model: Any, batch: np.ndarray, class_index: int) -> np.ndarray:
-    """∂score/∂x for each input of an (N, H, W, C) batch, in passes of ``BATCH_ELEMENTS``."""
+def _in_passes(keras_model: Any, lock, which: int, batch: np.ndarray, cls: int) -> np.ndarray:
+    """Run the model's input-gradient (``which`` = 0) or score (1) function on an (N, H, W, C)
+    batch, ``BATCH_ELEMENTS`` input elements per pass, each pass under the model's lock (so a
+    long SmoothGrad does not hold up other users of a shared model for all its passes)."""
     import tensorflow as tf
 
-    gradient, _ = model_function(keras_model, "scores", lambda: _score_functions(keras_model))
-    cls = tf.constant(class_index, tf.int32)
-    per = _chunks(len(batch), batch.shape[1:]).step
-    parts = [
-        gradient(tf.constant(batch[i : i + per]), cls)[0].numpy() for i in range(0, len(batch), per)
-    ]
+    fn = model_function(keras_model, "scores", lambda: _score_functions(keras_model))[which]
+    index = tf.constant(cls, tf.int32)
+    per = max(1, BATCH_ELEMENTS // int(np.prod(batch.shape[1:])))
+    parts = []
+    for i in range(0, len(batch), per):
+        with lock:
+            out = fn(tf.constant(batch[i : i + per]), index)
+        parts.append((out[0] if which == 0 else out).numpy())
     return np.concatenate(parts)
 
 
-def _scores(keras_model: Any, batch: np.ndarray, class_index: int) -> np.ndarray:
-    import tensorflow as tf
+def _gradients(keras_model: Any, lock, batch: np.ndarray, cls: int) -> np.ndarray:
+    """∂score/∂x for each input of an (N, H, W, C) batch: (N, H, W, C) float32."""
+    return _in_passes(keras_model, lock, 0, batch, cls)
 
-    _, scores = model_function(keras_model, "scores", lambda: _score_functions(keras_model))
-    cls = tf.constant(class_index, tf.int32)
-    per = _chunks(len(batch), batch.shape[1:]).step
-    parts = [
-        scores(tf.constant(batch[i : i + per]), cls).numpy() for i in range(0, len(batch), per)
-    ]
-    return np.concatenate(parts)
+
+def _scores(keras_model: Any, lock, batch: np.ndarray, cls: int) -> np.ndarray:
+    """The class score (logit) of each input of an (N, H, W, C) batch: (N,) float32."""
+    return _in_passes(keras_model, lock, 1, batch, cls)
 
 
 # ---------------------------------------------------------------- the methods
@@ -430,8 +427,7 @@ def integrated_gradients(
             raise InvalidArgumentError("The baseline contains NaN or infinite values.")
     alphas = (np.arange(steps, dtype=np.float32) + 0.5) / steps
     path = base[None] + alphas[:, None, None, None] * (a - base)[None]
-    with lock:
-        grads = _gradients(keras_model, path.astype(np.float32), cls)
+    grads = _gradients(keras_model, lock, path.astype(np.float32), cls)
     return ((a - base) * grads.mean(axis=0)).astype(np.float32)
 
 
@@ -442,13 +438,13 @@ def _gradient_map(g: np.ndarray) -> np.ndarray:
 
 def _smoothgrad(keras_model, a, cls, lock, *, samples, noise, seed) -> np.ndarray:
     samples = _int_option("samples", samples, 1, MAX_SAMPLES)
+    seed = _int_option("seed", seed, 0, 2**32 - 1)
     if not isinstance(noise, int | float) or not 0.0 <= float(noise) <= 1.0:
         raise InvalidArgumentError(f"noise must be between 0 and 1, got {noise!r}.")
     sigma = float(noise) * float(a.max() - a.min())
     rng = np.random.default_rng(seed)
     batch = a[None] + rng.normal(0.0, sigma, size=(samples, *a.shape)).astype(np.float32)
-    with lock:
-        grads = _gradients(keras_model, batch, cls)
+    grads = _gradients(keras_model, lock, batch, cls)
     return _gradient_map(grads).mean(axis=0)
 
 
@@ -475,8 +471,7 @@ def _occlusion(keras_model, a, cls, lock, *, patch, stride, value) -> np.ndarray
     boxes = [(r, c) for r in rows for c in cols]
     for i, (r, c) in enumerate(boxes, start=1):
         batch[i, r : r + patch, c : c + patch] = value
-    with lock:
-        scores = _scores(keras_model, batch, cls)
+    scores = _scores(keras_model, lock, batch, cls)
     drop = np.zeros((h, w)), np.zeros((h, w))
     for i, (r, c) in enumerate(boxes, start=1):
         drop[0][r : r + patch, c : c + patch] += scores[0] - scores[i]
@@ -505,8 +500,7 @@ def saliency_map(
         cam = class_activation_map(model, a, cls, layer=opts["layer"], plus=method == "gradcam++")
         return _upsample(cam, size)
     if method == "gradients":
-        with lock:
-            return _normalize(_gradient_map(_gradients(keras_model, a[None], cls)[0]))
+        return _normalize(_gradient_map(_gradients(keras_model, lock, a[None], cls)[0]))
     if method == "smoothgrad":
         return _normalize(_smoothgrad(keras_model, a, cls, lock, **opts))
     if method == "integrated_gradients":

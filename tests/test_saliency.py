@@ -243,6 +243,7 @@ def test_cache_is_freed_with_the_model(x):
             "samples",
         ),
         (lambda m, x: saliency.saliency_map(m, x, 0, method="smoothgrad", noise=-1), "noise"),
+        (lambda m, x: saliency.saliency_map(m, x, 0, method="smoothgrad", seed="a"), "seed"),
         (
             lambda m, x: saliency.saliency_map(m, x, 0, method="integrated_gradients", steps=0),
             "steps",
