@@ -112,7 +112,8 @@ def main() -> int:
 
     print(f"\nResNet50, 224 × 224, median and minimum of {REPEATS} alternating runs:")
     print(
-        f"{'measurement':44s} {'median ms':>10s} {'min ms':>8s} {'× forward':>10s} {'first s':>8s}"
+        f"{'measurement':44s} {'median ms':>10s} {'min ms':>8s} {'× (min)':>8s} "
+        f"{'× (median)':>10s} {'first s':>8s}"
     )
     for name in timed:
         print(

@@ -25,7 +25,7 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -56,7 +56,7 @@ class FilterImage:
     #: Mean activation (border excluded) of the image after 0, 1, …, ``steps`` steps; each
     #: value but the last is measured on the jittered copy the next step saw.
     activations: tuple[float, ...]
-    #: Seconds the optimisation took (0 work for a cache hit returns the stored object).
+    #: Seconds the optimisation took (a cache hit returns the stored result, seconds and all).
     seconds: float
 
     def stretched(self) -> np.ndarray:
@@ -333,7 +333,7 @@ class GridSnapshot:
     #: The learner-facing error when ``state`` is "failed".
     error: str | None = None
     #: Seconds each computed filter took (cache hits left out).
-    filter_seconds: tuple[float, ...] = field(default=())
+    filter_seconds: tuple[float, ...] = ()
 
     @property
     def done(self) -> int:
