@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -391,3 +392,197 @@ def max_pool2d(x: np.ndarray, pool: int = 2, stride: int | None = None) -> np.nd
 def avg_pool2d(x: np.ndarray, pool: int = 2, stride: int | None = None) -> np.ndarray:
     """Average pooling, "valid" as Keras ``AveragePooling2D``; shapes as ``max_pool2d``."""
     return _pool(x, pool, stride, "avg")
+
+
+# ------------------------------------------------------------------- transposed convolution
+#
+# A transposed convolution runs a convolution backwards: every input cell *writes* a copy of
+# the kernel, scaled by its value, into the output, and the copies of neighbouring cells sit
+# ``stride`` apart, so they overlap (and add up) where the kernel is longer than the stride.
+# It is the gradient of ``conv2d`` with respect to its input, which is exactly how
+# ``tf.nn.conv2d_transpose`` defines it. Padding crops the full output instead of padding the
+# input.
+
+TransposePadding = Literal["valid", "same"] | int
+
+
+def transpose_pad_amounts(
+    i: int, k: int, *, stride: int = 1, padding: TransposePadding = "valid"
+) -> tuple[int, int]:
+    """Cells cropped (before, after) from the full output, (i − 1)·s + k long, on one axis.
+
+    "valid" crops nothing; an int p crops p on each side; "same" is TensorFlow's: the output
+    has i·s cells and the crop is the padding a "same" ``conv2d`` of that output would add,
+    max(k − s, 0) split with the odd one after (a negative ``after`` means zeros appended,
+    when k < s).
+    """
+    i, k = int(i), int(k)
+    if i < 1 or k < 1:
+        raise InvalidArgumentError(
+            f"Input size and kernel size must be at least 1, got {i} and {k}."
+        )
+    (s, _) = _pair(stride, "stride", minimum=1)
+    full = (i - 1) * s + k
+    if isinstance(padding, str):
+        if padding == "valid":
+            return 0, 0
+        if padding == "same":
+            before = max(k - s, 0) // 2
+            return before, full - i * s - before
+        raise InvalidArgumentError(
+            f"Transposed convolutions take padding 'valid', 'same' or a number of cells, "
+            f"got {padding!r}."
+        )
+    (p, _) = _pair(padding, "padding", minimum=0)
+    if full - 2 * p < 1:
+        raise InvalidArgumentError(
+            f"Cropping {p} cells from each side of a {full}-cell output leaves nothing. "
+            f"Use at most {(full - 1) // 2} cells of padding."
+        )
+    return p, p
+
+
+def transpose_output_size(
+    i: int, k: int, *, stride: int = 1, padding: TransposePadding = "valid"
+) -> int:
+    """Output length of a transposed convolution on one axis: o = (i − 1)·s + k − 2p.
+
+    "valid" is p = 0; TensorFlow's "same" gives o = i·s.
+    """
+    before, after = transpose_pad_amounts(i, k, stride=stride, padding=padding)
+    (s, _) = _pair(stride, "stride", minimum=1)
+    return (int(i) - 1) * s + int(k) - before - after
+
+
+def _as_transpose_kernel(kernel: np.ndarray, channels: int) -> np.ndarray:
+    """(kh, kw) | (kh, kw, F, C) → (kh, kw, F, C) float32, as ``tf.nn.conv2d_transpose``."""
+    k = np.asarray(kernel, dtype=np.float32)
+    if k.ndim == 2:
+        if channels != 1:
+            raise InvalidArgumentError(
+                f"A (kh, kw) kernel takes a one-channel image, but this one has {channels} "
+                "channels. Use a (kh, kw, F, C) kernel with C = the image's channels."
+            )
+        k = k[:, :, None, None]
+    if k.ndim != 4:
+        raise InvalidArgumentError(
+            f"The kernel must be (kh, kw) or (kh, kw, F, C); got shape {k.shape}."
+        )
+    if min(k.shape) < 1:
+        raise InvalidArgumentError(f"The kernel has an empty dimension: shape {k.shape}.")
+    if k.shape[3] != channels:
+        raise InvalidArgumentError(
+            f"The kernel's last axis takes {k.shape[3]} input channels but the image has "
+            f"{channels}. In a transposed convolution's kernel (kh, kw, F, C) C comes last."
+        )
+    if not np.all(np.isfinite(k)):
+        raise InvalidArgumentError(
+            "The kernel contains NaN or infinite values; use finite numbers."
+        )
+    return k
+
+
+def conv2d_transpose(
+    x: np.ndarray,
+    kernel: np.ndarray,
+    *,
+    stride: IntOrPair = 1,
+    padding: TransposePadding = "valid",
+) -> np.ndarray:
+    """Transposed convolution, equal to ``tf.nn.conv2d_transpose`` (no bias).
+
+    x: (H, W) or (H, W, C). kernel: (kh, kw) for a one-channel image, or (kh, kw, F, C) as in
+    ``tf.nn.conv2d_transpose`` (output channels F before input channels C).
+    Returns float32 (H′, W′) for a 2-D kernel, (H′, W′, F) for a 4-D one, with
+    H′ = ``transpose_output_size(H, kh, stride=sh, padding=padding)``.
+    Input cell (r, c) adds ``x[r, c] · kernel`` at output (r·sh − p_top, c·sw − p_left).
+    """
+    xs = _as_hwc(x)
+    if not np.all(np.isfinite(xs)):
+        raise InvalidArgumentError("The image contains NaN or infinite values.")
+    k4 = _as_transpose_kernel(kernel, xs.shape[2])
+    sh, sw = _pair(stride, "stride", minimum=1)
+    h, w, _ = xs.shape
+    kh, kw, f, _ = k4.shape
+    pt, pb = transpose_pad_amounts(h, kh, stride=sh, padding=padding)
+    pl, pr = transpose_pad_amounts(w, kw, stride=sw, padding=padding)
+    full_h, full_w = (h - 1) * sh + kh, (w - 1) * sw + kw
+    # Room for a negative crop (TensorFlow's "same" with k < s appends zeros).
+    full = np.zeros((max(full_h, full_h - pb), max(full_w, full_w - pr), f), dtype=np.float32)
+    for a in range(kh):
+        for b in range(kw):
+            # (H, W, C) @ (C, F): what every input cell writes through tap (a, b).
+            full[a : a + sh * (h - 1) + 1 : sh, b : b + sw * (w - 1) + 1 : sw] += xs @ k4[a, b].T
+    out = full[pt : full_h - pb, pl : full_w - pr]
+    return out[:, :, 0] if np.ndim(kernel) == 2 else out
+
+
+@dataclass(frozen=True)
+class TransposeGrid:
+    """Which output cells each input cell of a transposed convolution writes to.
+
+    ``counts`` (H′, W′) int: how many (input cell, kernel tap) pairs add into each output
+    cell. Where the kernel size is not a multiple of the stride, neighbouring counts differ:
+    the checkerboard pattern of transposed convolutions.
+    """
+
+    input_shape: tuple[int, int]
+    kernel_size: tuple[int, int]
+    stride: tuple[int, int]
+    padding: TransposePadding
+    #: Cells cropped from the full output at the top and left.
+    crop: tuple[int, int]
+    output_shape: tuple[int, int]
+    counts: np.ndarray
+
+    def feeds(self, row: int, col: int) -> tuple[range, range]:
+        """Output rows and columns (kept after cropping) that input cell (row, col) writes."""
+        h, w = self.input_shape
+        if not (0 <= row < h and 0 <= col < w):
+            raise InvalidArgumentError(f"Input cell ({row}, {col}) is outside the {h}×{w} input.")
+        spans = []
+        for start, k, crop, size in (
+            (row * self.stride[0], self.kernel_size[0], self.crop[0], self.output_shape[0]),
+            (col * self.stride[1], self.kernel_size[1], self.crop[1], self.output_shape[1]),
+        ):
+            lo, hi = max(start - crop, 0), min(start - crop + k, size)
+            spans.append(range(lo, max(lo, hi)))
+        return spans[0], spans[1]
+
+    @property
+    def uneven(self) -> bool:
+        """True when some kernel size is not a multiple of its stride (a checkerboard)."""
+        return any(k % s for k, s in zip(self.kernel_size, self.stride, strict=True))
+
+
+def transpose_grid(
+    input_shape: tuple[int, int],
+    kernel_size: IntOrPair,
+    *,
+    stride: IntOrPair = 1,
+    padding: TransposePadding = "valid",
+) -> TransposeGrid:
+    """The ``TransposeGrid`` of an (H, W) input and a (kh, kw) kernel (pure NumPy)."""
+    h, w = _pair(tuple(input_shape), "input shape", minimum=1)
+    kh, kw = _pair(kernel_size, "kernel size", minimum=1)
+    sh, sw = _pair(stride, "stride", minimum=1)
+    if h * w * kh * kw > 1 << 22:
+        raise InvalidArgumentError(
+            f"A {h}×{w} input with a {kh}×{kw} kernel is too large to draw; use a smaller grid."
+        )
+    counts = conv2d_transpose(
+        np.ones((h, w), np.float32), np.ones((kh, kw), np.float32), stride=(sh, sw), padding=padding
+    )
+    crop = (
+        transpose_pad_amounts(h, kh, stride=sh, padding=padding)[0],
+        transpose_pad_amounts(w, kw, stride=sw, padding=padding)[0],
+    )
+    return TransposeGrid(
+        input_shape=(h, w),
+        kernel_size=(kh, kw),
+        stride=(sh, sw),
+        padding=padding,
+        crop=crop,
+        output_shape=counts.shape,
+        counts=np.rint(counts).astype(np.int64),
+    )
