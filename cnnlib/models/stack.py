@@ -162,6 +162,11 @@ class LayerSpec:
         return cls("GlobalAveragePooling2D")
 
     @property
+    def factor_pair(self) -> tuple[float, float]:
+        """(factor, factor): a range symmetric around no change (RandomContrast)."""
+        return (self.factor, self.factor)
+
+    @property
     def stride(self) -> int:
         """The effective stride: ``strides``, or 1 (Conv2D) / ``pool_size`` (MaxPooling2D)."""
         if self.strides is not None:
@@ -489,6 +494,12 @@ def _keras_layer(class_name: str, *args_from: str, seeded: bool = False, **fixed
     return build
 
 
+#: Spec fields passed to the Random* layers that take more than ``factor``: the translation's
+#: height and width factors, and the contrast's (lower, upper) pair — Keras reads a single
+#: contrast factor f as [1, 1 + f] (only more contrast), the pair as [1 − f, 1 + f].
+_FACTOR_ARGS = {"RandomTranslation": ("factor", "factor"), "RandomContrast": ("factor_pair",)}
+
+
 def _augmentation(kind: str, snake: str, what: str, high: float, default: float, note: str):
     """A Random* layer with one ``factor`` parameter."""
     return LayerKind(
@@ -497,7 +508,7 @@ def _augmentation(kind: str, snake: str, what: str, high: float, default: float,
         (Param("factor", "Factor", "float", default, what, 0.0, high, 0.05),),
         lambda s: f"{kind} {s.factor:g}",
         _same_shape("0 (no weights: changes each training image at random)"),
-        _keras_layer(kind, "factor", *(["factor"] if kind == "RandomTranslation" else [])),
+        _keras_layer(kind, *_FACTOR_ARGS.get(kind, ("factor",))),
         note,
         augmentation=True,
     )
