@@ -299,6 +299,19 @@ def test_new_kinds_build_the_keras_layers_they_describe():
     assert not np.allclose(first_six(True), x / 127.5 - 1, atol=1e-3)
 
 
+def test_takes_raw_pixels_tells_app_models_from_older_ones():
+    from cnnlib.models import takes_raw_pixels
+
+    assert takes_raw_pixels(build_tutorial_convnet())
+    older = keras.Sequential(
+        [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10, "softmax")]
+    )
+    assert not takes_raw_pixels(older)
+    inputs = keras.Input((28, 28, 1))
+    wrapped = keras.Model(inputs, build_tutorial_convnet()(inputs))  # a nested backbone
+    assert takes_raw_pixels(wrapped)
+
+
 def test_new_kinds_are_checked():
     assert "flat vector" in _message(
         [

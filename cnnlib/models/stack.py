@@ -38,6 +38,7 @@ __all__ = [
     "stack_multiply_adds",
     "stack_param_count",
     "summarize_stack",
+    "takes_raw_pixels",
     "with_input_scaling",
 ]
 
@@ -411,7 +412,7 @@ def _dense_forward(index: int, spec: LayerSpec, shape: tuple[int, ...]) -> _Out:
             index,
             spec,
             f"it gets a {_shape_text(shape)} tensor; a Dense layer needs a flat vector. "
-            "Add a Flatten (or GlobalAveragePooling2D) layer before it.",
+            "Add a Flatten layer before it (or GlobalAveragePooling2D).",
         )
     params = (shape[0] + 1) * spec.units
     return _Out(
@@ -819,3 +820,22 @@ def build_from_stack(
         layer_seed = None if seed is None else seed + i - implied  # as numbered in ``specs``
         layers.append(entry.build(spec, row.name, layer_seed, dtype))
     return keras.Sequential(layers, name=name)
+
+
+def takes_raw_pixels(model) -> bool:
+    """True when ``model`` scales its own input (raw pixels 0…255 in): a ``Rescaling`` layer
+    comes before the first layer with weights, looking inside nested models (a backbone).
+
+    The app's models all do; an older uploaded model trained on inputs in [0, 1] does not,
+    so a page can tell which input a model wants.
+    """
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Rescaling):
+            return True
+        if isinstance(layer, keras.Model):
+            return takes_raw_pixels(layer)
+        if layer.weights:
+            return False
+    return False
