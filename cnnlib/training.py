@@ -60,8 +60,10 @@ __all__ = [
     "TrainingJob",
     "TrainingProgress",
     "TrainingSlots",
+    "choose_strategy",
     "default_slots",
     "load_model_bytes",
+    "mixed_precision_helps",
     "save_model_bytes",
 ]
 
