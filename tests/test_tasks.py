@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import threading
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -46,6 +47,15 @@ class Counter(TaskWorker[CountProgress]):
             self.append(seen=i)
 
 
+def wait_for(predicate, timeout=30.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
 def test_a_task_runs_to_the_end_and_snapshots_are_immutable():
     worker = Counter(3, slots=TrainingSlots(1))
     worker.tick.set()
@@ -61,13 +71,10 @@ def test_stop_a_running_task_and_leave_the_queue():
     slots = TrainingSlots(1)
     first, second = Counter(100, slots=slots), Counter(100, slots=slots)
     a, b = TaskHandle(first).start(), TaskHandle(second)
-    assert a.snapshot().state in ("queued", "running")
+    assert wait_for(lambda: a.snapshot().state == "running")
     b.start()
-    for _ in range(200):
-        if b.snapshot().queue_position == 1:
-            break
-        threading.Event().wait(0.01)
-    assert b.snapshot().state == "queued" and b.snapshot().queue_position == 1
+    assert wait_for(lambda: b.snapshot().queue_position == 1)
+    assert b.snapshot().state == "queued"
     b.stop()
     assert b.wait(30).state == "stopped" and b.snapshot().count == 0
     a.stop()
