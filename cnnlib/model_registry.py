@@ -17,7 +17,7 @@ from typing import Any
 
 from cnnlib.errors import InvalidArgumentError
 
-__all__ = ["DEFAULT_LIMIT", "ModelRegistry", "RegisteredModel"]
+__all__ = ["DEFAULT_LIMIT", "ModelRegistry", "RegisteredModel", "registered_from_job"]
 
 #: Models kept per session by default.
 DEFAULT_LIMIT = 5
@@ -49,6 +49,24 @@ class RegisteredModel:
         if len(shape) != 3 or min(shape) < 1:
             raise InvalidArgumentError(f"The input shape must be (H, W, C); got {shape}.")
         object.__setattr__(self, "input_shape", shape)
+
+
+def registered_from_job(
+    job, name: str, *, description: str = "", source_page: str = ""
+) -> RegisteredModel:
+    """A ``RegisteredModel`` for a finished (or stopped) ``cnnlib.training.TrainingJob``:
+    its model, the class names of its data and the model's input shape."""
+    model = job.model
+    if model is None:
+        raise InvalidArgumentError("This training has no model to keep (it never trained).")
+    return RegisteredModel(
+        name=name,
+        model=model,
+        class_names=job.snapshot().class_names,
+        input_shape=tuple(model.input_shape[1:]),
+        description=description,
+        source_page=source_page,
+    )
 
 
 class ModelRegistry:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cnnlib.errors import InvalidArgumentError
-from cnnlib.model_registry import ModelRegistry, RegisteredModel
+from cnnlib.model_registry import ModelRegistry, RegisteredModel, registered_from_job
 
 
 def entry(name, **kwargs):
@@ -41,3 +41,46 @@ def test_bad_entries_are_refused():
         ModelRegistry(limit=0)
     with pytest.raises(InvalidArgumentError):
         ModelRegistry().add("a model")
+
+
+def test_a_finished_job_registers_with_its_class_names_and_input_shape():
+    pytest.importorskip("keras")
+    import numpy as np
+
+    from cnnlib.models import LayerSpec, build_from_stack
+    from cnnlib.training import TrainConfig, TrainingJob, TrainingSlots
+    from cnnlib.training_data import ArrayData
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (60, 6, 5, 3), dtype=np.uint8)
+    y = np.arange(60) % 3
+    data = ArrayData.from_arrays(x, y, class_names=["ant", "bee", "cat"], validation_split=0.0)
+
+    def builder(seed=None):
+        specs = [LayerSpec.flatten(), LayerSpec.dense(3, activation="softmax")]
+        return build_from_stack(specs, (6, 5, 3), 3, seed=seed)
+
+    job = TrainingJob(builder, data, TrainConfig(batch_size=20, epochs=1), slots=TrainingSlots(1))
+    assert job.start().wait(60).state == "finished"
+    entry = registered_from_job(job, "tiny", source_page="Own images")
+    assert entry.class_names == ("ant", "bee", "cat") and entry.input_shape == (6, 5, 3)
+    assert entry.model is job.model
+
+
+def test_the_session_holds_one_registry():
+    from streamlit.testing.v1 import AppTest
+
+    from ui import state
+
+    def script():
+        import streamlit as st
+
+        from ui import state
+
+        registry = state.model_registry()
+        assert registry is state.model_registry()
+        st.write(len(registry))
+
+    at = AppTest.from_function(script).run()
+    assert not at.exception
+    assert isinstance(at.session_state[state.MODEL_REGISTRY], ModelRegistry)
