@@ -41,9 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 
 from benchmarks.targets import report_targets
-from cnnlib.data import load_dataset, to_model_input
+from cnnlib.data import load_dataset
 from cnnlib.models import DEFAULT_PRESET, PRESET_TRAINING, build_fast_convnet
-from cnnlib.training import TrainConfig, TrainingJob, TrainingSlots, _prepare
+from cnnlib.training import TrainConfig, TrainingJob, TrainingSlots
+from cnnlib.training_data import ArrayData
 
 RATIO_LIMIT = 0.5
 #: Width of the table's first column.
@@ -117,7 +118,7 @@ def run_job(train, test, config: TrainConfig, *, eval_each_epoch: bool) -> dict:
     """
     import keras
 
-    x_test = to_model_input(test[0])
+    x_test = test[0][..., None]  # raw pixels: the model owns its rescaling
     y_test = test[1]
     epochs_seen: list[tuple[int, float, float]] = []
     clock = {"start": 0.0, "eval": 0.0}
@@ -164,8 +165,14 @@ def bare_fit(train, test, config: TrainConfig) -> float:
     """The same recipe with a plain model.fit on arrays: seconds in fit."""
     import keras
 
-    prepared = _prepare((train, test), config, np.random.default_rng(config.seed))
-    x = to_model_input(prepared.x_train)
+    data = ArrayData.from_tuple(
+        (train, test),
+        validation_split=config.validation_split,
+        train_size=config.train_size,
+        seed=config.seed,
+    )
+    x, y = data.arrays["train"]  # the job's own split, raw pixels
+    validation = data.arrays.get("validation")
     model = build_fast_convnet(seed=config.seed)
     steps = -(-len(x) // config.batch_size) * config.epochs
     lr = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps)
@@ -179,10 +186,10 @@ def bare_fit(train, test, config: TrainConfig) -> float:
     t0 = time.perf_counter()
     model.fit(
         x,
-        prepared.y_train,
+        y,
         batch_size=config.batch_size,
         epochs=config.epochs,
-        validation_data=(prepared.x_val, prepared.y_val) if prepared.x_val is not None else None,
+        validation_data=validation,
         validation_batch_size=max(config.batch_size, 256),
         verbose=0,
     )

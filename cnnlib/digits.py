@@ -51,7 +51,9 @@ class DigitPreparation:
     ``inverted``: whether the input was dark-on-light and had to be inverted;
     ``box``: (top, left, bottom, right) of the digit in ``ink`` (bottom/right exclusive);
     ``scaled``: the cropped digit scaled to fit ``BOX_SIZE`` × ``BOX_SIZE`` (aspect kept);
-    ``digit``: (28, 28) float32 in [0, 1], centred by centre of mass — the model's input.
+    ``digit``: (28, 28) float32 in [0, 1], centred by centre of mass (for display);
+    ``pixels``: the same as raw pixels, (28, 28) float32 in 0…255 — what a model receives
+    (models own their rescaling: ``model.predict(prep.pixels[None, :, :, None])``).
     """
 
     ink: np.ndarray
@@ -59,6 +61,11 @@ class DigitPreparation:
     box: tuple[int, int, int, int]
     scaled: np.ndarray
     digit: np.ndarray
+
+    @property
+    def pixels(self) -> np.ndarray:
+        """(28, 28) float32 in 0…255: ``digit`` as the raw pixels a model is fed."""
+        return self.digit * np.float32(255.0)
 
 
 def _to_gray(image: Image.Image | np.ndarray) -> np.ndarray:
@@ -219,7 +226,8 @@ def prepare_digit(image: Image.Image | np.ndarray) -> DigitPreparation:
 
 
 def preprocess_digit(image: Image.Image | np.ndarray) -> np.ndarray:
-    """A drawn or photographed digit as MNIST's input: (28, 28) float32 in [0, 1].
+    """A drawn or photographed digit MNIST-style: (28, 28) float32 in [0, 1] (for display;
+    a model takes ``prepare_digit(image).pixels``, the same in 0…255).
 
     See ``prepare_digit`` for the steps and the accepted inputs.
     """

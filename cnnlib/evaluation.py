@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from cnnlib.data import to_model_input
 from cnnlib.errors import InvalidArgumentError
+from cnnlib.training_data import as_images
 
 __all__ = [
     "Evaluation",
@@ -148,11 +148,12 @@ def smooth_curve(values: list[float] | np.ndarray, weight: float = 0.8) -> np.nd
 def predict_probabilities(model: Any, x: np.ndarray, *, batch_size: int = 512) -> np.ndarray:
     """Run a Keras classifier on ``x``; returns its softmax outputs (N, K) as float32.
 
-    ``x``: (N, 28, 28) uint8 / float, or already (N, H, W, C) float32 in [0, 1].
+    ``x``: RAW pixels (N, H, W) or (N, H, W, C), uint8 or float in 0…255, exactly what the
+    model was trained on: the model owns its rescaling (a ``Rescaling`` layer).
     """
-    x = to_model_input(x)
     if not len(x):
         return np.zeros((0, int(model.output_shape[-1])), dtype=np.float32)
+    x = as_images(x)
     return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
 
 
@@ -206,7 +207,8 @@ def evaluation_from_probabilities(probabilities: np.ndarray, y_true: np.ndarray)
 def evaluate_model(
     model: Any, x: np.ndarray, y: np.ndarray, *, batch_size: int = 512
 ) -> Evaluation:
-    """Run ``model`` over the test images ``x`` once and compute every metric against ``y``."""
+    """Run ``model`` over the test images ``x`` (raw pixels, see ``predict_probabilities``)
+    once and compute every metric against ``y``."""
     y = _labels(y)
     if len(x) != len(y):
         raise InvalidArgumentError(f"{len(x)} test images but {len(y)} labels; they must match.")

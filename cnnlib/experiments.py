@@ -6,22 +6,21 @@ their answers, so it still recognises the moved digit. The experiment trains a d
 baseline and a convnet on the same centred digits, then measures both on test digits
 shifted by 0, 1, 2, … pixels.
 
-``shift_images`` and ``shifted_accuracy`` are pure NumPy (plus a model's ``predict``);
-``TranslationExperiment`` trains both models one after the other in a background thread
-through ``cnnlib.training.TrainingJob`` and never touches Streamlit.
+``shift_images`` and ``shifted_accuracy`` are pure NumPy (plus a model's ``predict`` on raw
+pixels); ``TranslationExperiment`` (a ``cnnlib.tasks`` background task) trains both models
+one after the other through ``cnnlib.training.TrainingJob`` and never touches Streamlit.
 """
 
 from __future__ import annotations
 
-import threading
-import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from cnnlib.errors import InvalidArgumentError
+from cnnlib.tasks import TaskHandle, TaskProgress, TaskWorker
 
 __all__ = [
     "DIRECTIONS",
@@ -130,33 +129,36 @@ class TranslationResult:
     test_size: int
 
 
-@dataclass
-class ExperimentProgress:
-    """A copy of a ``TranslationExperiment``'s state.
+@dataclass(frozen=True)
+class ExperimentProgress(TaskProgress):
+    """An immutable copy of a ``TranslationExperiment``'s state.
 
     ``state``: "running" | "stopping" | "finished" | "stopped" | "failed"; ``current``: the
     model being trained (index into ``models``) or None; ``training``: that model's
     ``cnnlib.training.TrainingProgress`` (or the last one); ``result`` once finished.
     """
 
-    state: str
-    models: tuple[str, ...]
+    models: tuple[str, ...] = ()
     current: int | None = None
     phase: str = ""
     training: Any = None
-    test_accuracy: dict[str, float] = field(default_factory=dict)
+    test_accuracy: Mapping[str, float] = field(default_factory=dict)
     result: TranslationResult | None = None
-    error: str | None = None
-
-    @property
-    def done(self) -> bool:
-        return self.state in ("finished", "stopped", "failed")
 
 
-class _ExperimentWorker:
-    """The thread's side: trains each model in turn, then measures. No link to the handle."""
+class _ExperimentWorker(TaskWorker[ExperimentProgress]):
+    """The thread's side: trains each model in turn, then measures. No link to the handle.
 
-    def __init__(self, builders, data, config, shifts, direction, test_size, seed, slots):
+    Takes no training slot itself (its trainings do, one at a time)."""
+
+    thread_name = "cnnlab-translation"
+
+    def __init__(
+        self, builders, data, config, shifts, direction, test_size, seed, slots, max_seconds
+    ):
+        super().__init__(
+            ExperimentProgress(state="running", models=tuple(builders)), max_seconds=max_seconds
+        )
         self.builders = builders
         self.data = data
         self.config = config
@@ -164,108 +166,97 @@ class _ExperimentWorker:
         self.direction = direction
         self.test_size = test_size
         self.seed = seed
-        self.slots = slots
-        self.lock = threading.Lock()
-        self.stop_event = threading.Event()
-        self.done_event = threading.Event()
+        self.training_slots = slots
         self.job = None
-        self.progress = ExperimentProgress(state="running", models=tuple(builders))
-
-    def update(self, **changes: Any) -> None:
-        with self.lock:
-            for key, value in changes.items():
-                setattr(self.progress, key, value)
 
     def request_stop(self) -> None:
-        self.stop_event.set()
+        super().request_stop()
         with self.lock:
             job = self.job
-            if self.progress.state == "running":
-                self.progress.state = "stopping"
         if job is not None:
             job.stop()
 
-    def run(self) -> None:
+    def failure_message(self, exc: Exception) -> str:
+        return f"The experiment failed: {super().failure_message(exc)}"
+
+    def on_exit(self) -> None:
+        self.data = None
+
+    def work(self) -> None:
         from cnnlib.training import TrainingJob
+        from cnnlib.training_data import ArrayData
 
-        try:
-            (x_train, y_train), (x_test, y_test) = self.data
-            self.data = None
-            pick = np.random.default_rng(self.seed).permutation(len(x_test))[: self.test_size]
-            x_test, y_test = np.asarray(x_test)[np.sort(pick)], np.asarray(y_test)[np.sort(pick)]
-            models: dict[str, Any] = {}
-            for index, (name, builder) in enumerate(self.builders.items()):
-                if self.stop_event.is_set():
-                    break
-                job = TrainingJob(
-                    builder, ((x_train, y_train), (x_test, y_test)), self.config, slots=self.slots
-                )
-                with self.lock:
-                    self.job = job
-                    self.progress.current = index
-                    self.progress.phase = f"Training the {name}"
-                job.start()
-                while not job.done:
-                    job.wait(0.25)
-                    self.update(training=job.snapshot())
-                final = job.snapshot()
-                self.update(training=final)
-                if final.state == "failed":
-                    raise RuntimeError(final.error or f"training the {name} failed")
-                if final.state != "finished" or job.model is None:
-                    break
-                models[name] = job.model
-                with self.lock:
-                    self.progress.test_accuracy[name] = float(final.test_accuracy or 0.0)
+        (x_train, y_train), (x_test, y_test) = self.data
+        self.data = None
+        pick = np.sort(np.random.default_rng(self.seed).permutation(len(x_test))[: self.test_size])
+        x_test, y_test = np.asarray(x_test)[pick], np.asarray(y_test)[pick]
+        config = self.config
+        # One read-only copy of the arrays, shared by every model's training.
+        data = ArrayData.from_arrays(
+            x_train,
+            y_train,
+            x_test,
+            y_test,
+            class_names=[str(c) for c in range(10)],
+            validation_split=config.validation_split,
+            train_size=config.train_size,
+            seed=config.seed,
+        )
+        models: dict[str, Any] = {}
+        for index, (name, builder) in enumerate(self.builders.items()):
+            if self.stop_event.is_set():
+                break
+            job = TrainingJob(builder, data, config, slots=self.training_slots)
             with self.lock:
-                self.job = None
-            if self.stop_event.is_set() or len(models) < len(self.builders):
-                self.update(state="stopped", current=None, phase="Stopped")
-                return
-            self.update(current=None, phase="Testing both models on shifted digits")
-            accuracies = {
-                name: shifted_accuracy(
-                    model, x_test, y_test, self.shifts, direction=self.direction, seed=self.seed
-                )
-                for name, model in models.items()
-            }
-            result = TranslationResult(
-                shifts=tuple(int(s) for s in self.shifts),
-                accuracies=accuracies,
-                parameters={name: int(m.count_params()) for name, m in models.items()},
-                direction=self.direction,
-                test_size=len(x_test),
-            )
-            self.update(state="finished", phase="Finished", result=result)
-        except Exception as exc:  # reported to the page, never raised into Streamlit
-            self.update(state="failed", current=None, error=f"The experiment failed: {exc}")
-        finally:
-            self.done_event.set()
-
-    def snapshot(self) -> ExperimentProgress:
+                self.job = job
+            self.update(current=index, phase=f"Training the {name}")
+            job.start()
+            while not job.done:
+                job.wait(0.25)
+                self.update(training=job.snapshot())
+            final = job.snapshot()
+            self.update(training=final)
+            if final.state == "failed":
+                raise RuntimeError(final.error or f"training the {name} failed")
+            if final.state != "finished" or job.model is None:
+                break
+            models[name] = job.model
+            accuracies = {**self.progress.test_accuracy, name: float(final.test_accuracy or 0.0)}
+            self.update(test_accuracy=accuracies)
         with self.lock:
-            p = self.progress
-            return ExperimentProgress(
-                state=p.state,
-                models=p.models,
-                current=p.current,
-                phase=p.phase,
-                training=p.training,
-                test_accuracy=dict(p.test_accuracy),
-                result=p.result,
-                error=p.error,
+            self.job = None
+        if self.stop_event.is_set() or len(models) < len(self.builders):
+            self.stop_event.set()
+            self.update(current=None, phase="Stopped")
+            return
+        self.update(current=None, phase="Testing both models on shifted digits")
+        accuracies = {
+            name: shifted_accuracy(
+                model, x_test, y_test, self.shifts, direction=self.direction, seed=self.seed
             )
+            for name, model in models.items()
+        }
+        result = TranslationResult(
+            shifts=tuple(int(s) for s in self.shifts),
+            accuracies=accuracies,
+            parameters={name: int(m.count_params()) for name, m in models.items()},
+            direction=self.direction,
+            test_size=len(x_test),
+        )
+        self.update(phase="Finished", result=result)
 
 
-class TranslationExperiment:
+class TranslationExperiment(TaskHandle[ExperimentProgress]):
     """Train each model of ``builders`` on the same data, then test them on shifted digits.
 
-    ``builders``: display name → model builder (as for ``TrainingJob``), trained one after
-    the other with the same ``config`` (same subset, order and seed) through
-    ``cnnlib.training.TrainingJob`` in a background thread; ``data``: ((x_train, y_train),
-    (x_test, y_test)) uint8 (N, 28, 28); ``test_size`` test digits are measured at each of
+    ``builders``: display name → model builder (as for ``TrainingJob``: the model takes raw
+    pixels), trained one after the other with the same ``config`` (same subset, order and
+    seed) through ``cnnlib.training.TrainingJob`` in a background thread; ``data``:
+    ((x_train, y_train), (x_test, y_test)) uint8 (N, 28, 28), held once as a read-only
+    ``ArrayData`` both trainings share; ``test_size`` test digits are measured at each of
     ``shifts`` pixels. Poll ``snapshot()``; ``stop()`` ends the current training at the next
     batch and skips the rest. When the handle is garbage-collected the experiment stops.
+    ``max_seconds``: wall-clock limit of the whole experiment (default as for trainings).
     """
 
     def __init__(
@@ -279,6 +270,7 @@ class TranslationExperiment:
         test_size: int = 2000,
         seed: int = 0,
         slots=None,
+        max_seconds: float | None = None,
     ):
         if len(builders) < 1:
             raise InvalidArgumentError("The experiment needs at least one model to train.")
@@ -291,30 +283,16 @@ class TranslationExperiment:
             raise InvalidArgumentError("The shifts must be one or more whole numbers ≥ 0.")
         if test_size < 1:
             raise InvalidArgumentError(f"The test size must be at least 1, got {test_size}.")
-        self._worker = _ExperimentWorker(
-            dict(builders), data, config, shifts, direction, test_size, seed, slots
-        )
-        self._thread: threading.Thread | None = None
-        self._finalizer = weakref.finalize(self, self._worker.request_stop)
-
-    def start(self) -> TranslationExperiment:
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._worker.run, name="cnnlab-translation", daemon=True
+        super().__init__(
+            _ExperimentWorker(
+                dict(builders),
+                data,
+                config,
+                shifts,
+                direction,
+                test_size,
+                seed,
+                slots,
+                max_seconds,
             )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._worker.request_stop()
-
-    def snapshot(self) -> ExperimentProgress:
-        return self._worker.snapshot()
-
-    def wait(self, timeout: float | None = None) -> ExperimentProgress:
-        self._worker.done_event.wait(timeout)
-        return self.snapshot()
-
-    @property
-    def done(self) -> bool:
-        return self._worker.done_event.is_set()
+        )

@@ -1,14 +1,25 @@
 """Training a Keras model in a background thread, with live progress, Stop and a slot limit.
 
-A ``TrainingJob`` trains one model on arrays in a daemon thread that never calls Streamlit;
-the page polls ``job.snapshot()`` (a thread-safe copy of the progress) from a fragment.
-``TrainingSlots`` caps how many trainings run at once in the process; the rest wait in a
-queue. The thread holds no reference to the ``TrainingJob`` handle, so when a session (and
-with it the handle) is garbage-collected, its training stops.
+A ``TrainingJob`` trains one model on a ``cnnlib.training_data.TrainingData`` (in-memory
+arrays or image folders streamed with tf.data) in a daemon thread that never calls
+Streamlit; the page polls ``job.snapshot()`` (an immutable ``TrainingProgress``) from a
+fragment. The thread, lock, stop flag, slot queue and time limit come from
+``cnnlib.tasks``. The model receives raw pixels (0…255) and owns its preprocessing.
 
-Seeds are handled without Keras' process-wide ``set_random_seed``: the training order, the
-subset and the validation split come from a local NumPy generator; initial weights come from
-the builder's ``seed`` argument when it has one (the presets do), otherwise the builder runs
+A training is a sequence of phases (``Phase``): from scratch is one phase; transfer
+learning is a phase with a frozen backbone and a new head, then optionally a phase with the
+top of the backbone unfrozen at a low learning rate. The model is recompiled between phases.
+Keras' own ``EarlyStopping(restore_best_weights=True)`` and ``TerminateOnNaN`` stop a phase;
+the progress callback only reports.
+
+With more than one GPU the model is built and trained under ``tf.distribute.MirroredStrategy``
+(the batch scaled by the number of replicas); on a GPU that has fast float16 (compute
+capability ≥ 7.0) builders that take ``dtype=`` build in ``mixed_float16`` with a float32
+softmax, without touching Keras' process-wide policy.
+
+Seeds are handled without Keras' process-wide ``set_random_seed`` where possible: the
+split and the order of each epoch come from the data's seed; initial weights come from the
+builder's ``seed`` argument when it has one (the presets do), otherwise the builder runs
 under a lock right after ``keras.utils.set_random_seed``.
 """
 
@@ -22,29 +33,37 @@ import os
 import tempfile
 import threading
 import time
-import weakref
 import zipfile
-from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from cnnlib.errors import InvalidArgumentError, InvalidModelError
+from cnnlib.tasks import (
+    FINAL_STATES,
+    TaskHandle,
+    TaskProgress,
+    TaskWorker,
+    TrainingSlots,
+    default_slots,
+)
+from cnnlib.training_data import ArrayData, TrainingData
 
 __all__ = [
     "FINAL_STATES",
     "LR_SCHEDULES",
     "MAX_CURVE_POINTS",
     "OPTIMIZERS",
+    "Phase",
     "TrainConfig",
     "TrainingJob",
     "TrainingProgress",
     "TrainingSlots",
+    "choose_strategy",
     "default_slots",
     "load_model_bytes",
+    "mixed_precision_helps",
     "save_model_bytes",
 ]
 
@@ -53,8 +72,6 @@ LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 #: At most this many points in the per-batch curves: each point is the mean over a window of
 #: batches, the window chosen before training so that the whole run fits.
 MAX_CURVE_POINTS = 300
-#: Terminal states of a job.
-FINAL_STATES = ("finished", "stopped", "failed")
 
 
 # --------------------------------------------------------------------------------------------
@@ -62,15 +79,56 @@ FINAL_STATES = ("finished", "stopped", "failed")
 # --------------------------------------------------------------------------------------------
 
 
+def _check_whole(name: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidArgumentError(
+            f"{name.replace('_', ' ').capitalize()} must be a whole number from {low} to "
+            f"{high}; got {value!r}."
+        )
+
+
+def _check_learning_rate(value: Any) -> None:
+    if isinstance(value, bool) or not (isinstance(value, int | float) and 0 < value <= 10):
+        raise InvalidArgumentError(
+            f"The learning rate must be above 0 (and at most 10); got {value}."
+        )
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One stage of a training: ``epochs`` epochs at ``learning_rate`` (None: the config's).
+
+    ``prepare(model)``, called before the model is (re)compiled for this phase, sets which
+    layers train, e.g. freezes a backbone (``backbone.trainable = False``) or unfreezes its
+    top block. ``name`` is shown with the progress ("Training the new head").
+    """
+
+    epochs: int
+    learning_rate: float | None = None
+    prepare: Callable[[Any], None] | None = None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        _check_whole("epochs", self.epochs, 1, 1000)
+        if self.learning_rate is not None:
+            _check_learning_rate(self.learning_rate)
+        if self.prepare is not None and not callable(self.prepare):
+            raise InvalidArgumentError("A phase's prepare must be a function of the model.")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How to train. ``optimizer`` "sgd" is SGD with momentum 0.9.
 
-    ``train_size``: use this many training images (a seeded random subset; None = all).
-    ``validation_split``: fraction of those held out for the per-epoch validation metrics.
-    ``patience``: stop after this many epochs without a lower validation loss and restore the
-    best weights (0 = no early stopping). ``lr_schedule``: "constant", or "cosine" (decays
-    the learning rate to 0 over all epochs).
+    ``train_size``, ``validation_split``: used only when the job is given arrays (the older
+    ``((x_train, y_train), (x_test, y_test))`` form): keep a stratified, seeded subset of
+    ``train_size`` images (None = all) and hold ``validation_split`` of them out for the
+    per-epoch validation metrics. A ``TrainingData`` owns its split.
+    ``patience``: stop a phase after this many epochs without a lower validation loss
+    (Keras' ``EarlyStopping``) and keep the best weights (0 = no early stopping).
+    ``lr_schedule``: "constant", or "cosine" (decays the learning rate to 0 over each phase).
+    ``phases``: the stages of the training (see ``Phase``); empty = one phase of ``epochs``
+    epochs at ``learning_rate`` (training from scratch).
     """
 
     optimizer: str = "adam"
@@ -82,6 +140,7 @@ class TrainConfig:
     patience: int = 0
     seed: int = 0
     lr_schedule: str = "constant"
+    phases: tuple[Phase, ...] = ()
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -92,17 +151,9 @@ class TrainConfig:
             raise InvalidArgumentError(
                 f"The learning-rate schedule must be one of {', '.join(LR_SCHEDULES)}."
             )
-        if not (isinstance(self.learning_rate, int | float) and 0 < self.learning_rate <= 10):
-            raise InvalidArgumentError(
-                f"The learning rate must be above 0 (and at most 10); got {self.learning_rate}."
-            )
-        for name, low, high in (("batch_size", 1, 65536), ("epochs", 1, 1000)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise InvalidArgumentError(
-                    f"{name.replace('_', ' ').capitalize()} must be a whole number from {low} "
-                    f"to {high}; got {value!r}."
-                )
+        _check_learning_rate(self.learning_rate)
+        _check_whole("batch_size", self.batch_size, 1, 65536)
+        _check_whole("epochs", self.epochs, 1, 1000)
         if self.train_size is not None and (
             isinstance(self.train_size, bool)
             or not isinstance(self.train_size, int)
@@ -125,6 +176,18 @@ class TrainConfig:
             )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise InvalidArgumentError(f"The seed must be a whole number ≥ 0; got {self.seed!r}.")
+        phases = tuple(self.phases)
+        if not all(isinstance(p, Phase) for p in phases):
+            raise InvalidArgumentError("Every phase must be a cnnlib.training.Phase.")
+        object.__setattr__(self, "phases", phases)
+
+    def plan(self) -> tuple[Phase, ...]:
+        """The phases to run: ``phases``, or one phase of ``epochs`` at ``learning_rate``."""
+        return self.phases or (Phase(self.epochs),)
+
+    @property
+    def total_epochs(self) -> int:
+        return sum(p.epochs for p in self.plan())
 
     def with_changes(self, **changes: Any) -> TrainConfig:
         return replace(self, **changes)
@@ -142,36 +205,39 @@ class TrainConfig:
         return cls(**{**PRESET_TRAINING[preset], **overrides})
 
 
-@dataclass
-class TrainingProgress:
-    """A consistent copy of a job's progress (all times in seconds).
+@dataclass(frozen=True)
+class TrainingProgress(TaskProgress):
+    """An immutable copy of a job's progress (all times in seconds).
 
-    ``epoch`` is 1-based: the epoch in progress, or the last one run; ``step`` counts the
-    batches done in it. The per-batch curves hold the mean loss and accuracy over windows
-    of ``batch_window`` batches, at positions ``batch_epoch`` measured in epochs (1.5 = half
-    way through the second epoch). Per-epoch lists have one value per finished epoch.
+    ``epoch`` is 1-based and counts across phases: the epoch in progress, or the last one
+    run; ``epochs`` is the total planned; ``step`` counts the batches done in the epoch.
+    ``phase`` (1-based) of ``phases``, named ``phase_name``. The per-batch curves hold the
+    mean loss and accuracy over windows of ``batch_window`` batches, at positions
+    ``batch_epoch`` measured in epochs (1.5 = half way through the second epoch). Per-epoch
+    tuples have one value per finished epoch (no validation value for an epoch cut short
+    by Stop).
     """
 
-    state: str = "queued"  #: queued | running | stopping | finished | stopped | failed
-    queue_position: int | None = None  #: 1 = next to start (only while queued)
     epoch: int = 0
     epochs: int = 0
     step: int = 0
     steps_per_epoch: int = 0
+    phase: int = 0
+    phases: int = 1
+    phase_name: str = ""
     images_per_second: float = 0.0
     eta_seconds: float | None = None
-    elapsed_seconds: float = 0.0  #: since the job left the queue
     train_seconds: float = 0.0  #: time spent in the training loop (with validation)
     callback_seconds: float = 0.0  #: of which in the live-progress callback
-    batch_epoch: list[float] = field(default_factory=list)
-    batch_loss: list[float] = field(default_factory=list)
-    batch_accuracy: list[float] = field(default_factory=list)
+    batch_epoch: tuple[float, ...] = ()
+    batch_loss: tuple[float, ...] = ()
+    batch_accuracy: tuple[float, ...] = ()
     batch_window: int = 1
-    train_loss: list[float] = field(default_factory=list)
-    train_accuracy: list[float] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
-    val_accuracy: list[float] = field(default_factory=list)
-    epoch_seconds: list[float] = field(default_factory=list)
+    train_loss: tuple[float, ...] = ()
+    train_accuracy: tuple[float, ...] = ()
+    val_loss: tuple[float, ...] = ()
+    val_accuracy: tuple[float, ...] = ()
+    epoch_seconds: tuple[float, ...] = ()
     best_epoch: int | None = None  #: epoch whose weights were kept (early stopping)
     stopped_early: bool = False
     test_loss: float | None = None
@@ -179,14 +245,10 @@ class TrainingProgress:
     train_samples: int = 0
     val_samples: int = 0
     test_samples: int = 0
-    error: str | None = None
-    device: str = ""
+    class_names: tuple[str, ...] = ()
+    device: str = ""  #: "CPU", "GPU:0 (name)", "2 GPUs (MirroredStrategy)", + mixed precision
+    replicas: int = 1
     tf_version: str = ""
-    version: int = 0  #: increases with every change: redraw only when it moved
-
-    @property
-    def done(self) -> bool:
-        return self.state in FINAL_STATES
 
     @property
     def fraction(self) -> float:
@@ -195,206 +257,6 @@ class TrainingProgress:
         if total <= 0:
             return 1.0 if self.state == "finished" else 0.0
         return min(1.0, ((max(self.epoch, 1) - 1) * self.steps_per_epoch + self.step) / total)
-
-
-# --------------------------------------------------------------------------------------------
-# The process-wide limit
-# --------------------------------------------------------------------------------------------
-
-
-class TrainingSlots:
-    """At most ``limit`` trainings at once; the others wait first-come, first-served."""
-
-    def __init__(self, limit: int):
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise InvalidArgumentError(f"The training limit must be at least 1; got {limit!r}.")
-        self.limit = limit
-        self._cond = threading.Condition()
-        self._running: set[object] = set()
-        self._queue: deque[object] = deque()
-
-    def acquire(self, ticket: object, cancelled: threading.Event) -> bool:
-        """Wait for a slot (True), or give up when ``cancelled`` is set (False)."""
-        with self._cond:
-            self._queue.append(ticket)
-            try:
-                while True:
-                    if cancelled.is_set():
-                        return False
-                    if self._queue[0] is ticket and len(self._running) < self.limit:
-                        self._running.add(ticket)
-                        return True
-                    self._cond.wait(timeout=0.5)
-            finally:
-                self._queue.remove(ticket)
-                self._cond.notify_all()
-
-    def release(self, ticket: object) -> None:
-        with self._cond:
-            self._running.discard(ticket)
-            self._cond.notify_all()
-
-    def wake(self) -> None:
-        """Let waiting jobs re-check their stop flags now."""
-        with self._cond:
-            self._cond.notify_all()
-
-    def position(self, ticket: object) -> int | None:
-        """1-based place in the queue, or None when not waiting."""
-        with self._cond:
-            for i, t in enumerate(self._queue):
-                if t is ticket:
-                    return i + 1
-        return None
-
-    @property
-    def running(self) -> int:
-        with self._cond:
-            return len(self._running)
-
-    @property
-    def waiting(self) -> int:
-        with self._cond:
-            return len(self._queue)
-
-
-_DEFAULT_SLOTS: TrainingSlots | None = None
-_DEFAULT_SLOTS_LOCK = threading.Lock()
-
-
-def _limit_from_env() -> int:
-    value = os.environ.get("CNNLAB_MAX_TRAININGS", "").strip()
-    try:
-        limit = int(value)
-    except ValueError:
-        return 2
-    return limit if limit >= 1 else 2
-
-
-def default_slots() -> TrainingSlots:
-    """The process-wide slots; limit from ``$CNNLAB_MAX_TRAININGS`` (default 2), read once."""
-    global _DEFAULT_SLOTS
-    with _DEFAULT_SLOTS_LOCK:
-        if _DEFAULT_SLOTS is None:
-            _DEFAULT_SLOTS = TrainingSlots(_limit_from_env())
-        return _DEFAULT_SLOTS
-
-
-# --------------------------------------------------------------------------------------------
-# Data preparation
-# --------------------------------------------------------------------------------------------
-
-
-def _as_images(x: np.ndarray, what: str) -> np.ndarray:
-    """(N, H, W) → (N, H, W, 1); uint8 stays uint8 (scaled in the input pipeline)."""
-    x = np.asarray(x)
-    if x.ndim == 3:
-        x = x[..., None]
-    if x.ndim != 4 or len(x) == 0:
-        raise InvalidArgumentError(
-            f"The {what} images must be a non-empty (N, H, W) or (N, H, W, C) array; got shape "
-            f"{x.shape}."
-        )
-    if x.dtype != np.uint8:
-        x = x.astype(np.float32, copy=False)
-        if not np.isfinite(x).all():
-            raise InvalidArgumentError(f"The {what} images contain NaN or infinite values.")
-    return x
-
-
-def _as_labels(y: np.ndarray, n: int, what: str) -> np.ndarray:
-    y = np.asarray(y)
-    if y.ndim != 1 or len(y) != n or not np.issubdtype(y.dtype, np.integer):
-        raise InvalidArgumentError(
-            f"The {what} labels must be {n:,} whole numbers (one per image); got an array of "
-            f"shape {y.shape} and type {y.dtype}."
-        )
-    if n and y.min() < 0:
-        raise InvalidArgumentError(f"The {what} labels must be ≥ 0; found {int(y.min())}.")
-    return y.astype(np.int32, copy=False)
-
-
-def _to_float(x: np.ndarray) -> np.ndarray:
-    return x.astype(np.float32) / np.float32(255.0) if x.dtype == np.uint8 else x
-
-
-@dataclass
-class _Prepared:
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray | None
-    y_val: np.ndarray | None
-    x_test: np.ndarray | None
-    y_test: np.ndarray | None
-
-
-def _prepare(data, config: TrainConfig, rng: np.random.Generator) -> _Prepared:
-    try:
-        (x_train, y_train), (x_test, y_test) = data
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(
-            "The data must be ((x_train, y_train), (x_test, y_test)); (x_test, y_test) may be "
-            "(None, None)."
-        ) from None
-    x_train = _as_images(x_train, "training")
-    y_train = _as_labels(y_train, len(x_train), "training")
-    order = rng.permutation(len(x_train))
-    if config.train_size is not None:
-        order = order[: config.train_size]
-    n_val = round(len(order) * config.validation_split)
-    if config.validation_split > 0 and n_val == 0:
-        n_val = 1
-    if len(order) - n_val < 1:
-        raise InvalidArgumentError(
-            f"{len(order):,} training images are too few for a validation split of "
-            f"{config.validation_split:g}: none would be left to train on."
-        )
-    val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
-    prepared = _Prepared(x_train[train_idx], y_train[train_idx], None, None, None, None)
-    if n_val:
-        prepared.x_val, prepared.y_val = _to_float(x_train[val_idx]), y_train[val_idx]
-    if x_test is not None:
-        x_test = _as_images(x_test, "test")
-        prepared.x_test = _to_float(x_test)
-        prepared.y_test = _as_labels(y_test, len(x_test), "test")
-    return prepared
-
-
-def _train_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, epochs: int, rng):
-    """A tf.data pipeline of ``epochs`` passes over (x, y), each in a fresh seeded order.
-
-    Each epoch's order is a stateless shuffle keyed by a number from the job's own NumPy
-    generator and the epoch (no global seed, nothing shared between threads); uint8 pixels
-    are scaled to [0, 1] per batch, so the images are stored once, small.
-    """
-    import tensorflow as tf
-
-    n = len(x)
-    key = int(rng.integers(0, 2**31 - 1))
-    with tf.device("/CPU:0"):  # the input pipeline runs on the CPU, even with a GPU
-        x_t, y_t = tf.constant(x), tf.constant(y)
-    scale = x.dtype == np.uint8
-
-    # Plain TensorFlow ops: no AutoGraph conversion needed.
-    @tf.autograph.experimental.do_not_convert
-    def batches(epoch):
-        seed = tf.stack([tf.constant(key, tf.int64), epoch])
-        order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=seed)
-        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
-
-    @tf.autograph.experimental.do_not_convert
-    def gather(idx):
-        images = tf.gather(x_t, idx)
-        if scale:
-            images = tf.cast(images, tf.float32) / 255.0
-        return images, tf.gather(y_t, idx)
-
-    return (
-        tf.data.Dataset.range(epochs)
-        .flat_map(batches)
-        .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(2)
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -415,23 +277,71 @@ def _device_description() -> str:
     return f"GPU:0 ({name})" if name else "GPU:0"
 
 
+def choose_strategy(devices: Sequence[str] | None = None):
+    """(tf.distribute strategy, description) for training.
+
+    ``devices`` None: ``MirroredStrategy`` over every GPU when there is more than one, else
+    the default strategy (one GPU or the CPU). A list of device names (e.g. ["/cpu:0",
+    "/cpu:1"] for logical CPUs in a test) mirrors over exactly those when there are two or
+    more.
+    """
+    import tensorflow as tf
+
+    if devices is None:
+        gpus = tf.config.list_logical_devices("GPU")
+        if len(gpus) > 1:
+            return tf.distribute.MirroredStrategy(), f"{len(gpus)} GPUs (MirroredStrategy)"
+        return tf.distribute.get_strategy(), _device_description()
+    devices = [str(d) for d in devices]
+    if len(devices) < 2:
+        raise InvalidArgumentError("Mirroring needs at least two devices.")
+    kind = "GPUs" if all("gpu" in d.lower() for d in devices) else "devices"
+    return tf.distribute.MirroredStrategy(devices), f"{len(devices)} {kind} (MirroredStrategy)"
+
+
+def mixed_precision_helps() -> bool:
+    """True on a GPU with fast float16 (compute capability ≥ 7.0: Volta and later), unless
+    ``$CNNLAB_MIXED_PRECISION`` is "0"."""
+    import tensorflow as tf
+
+    if os.environ.get("CNNLAB_MIXED_PRECISION", "").strip() == "0":
+        return False
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return False
+    try:
+        capability = tf.config.experimental.get_device_details(gpus[0]).get(
+            "compute_capability", (0, 0)
+        )
+    except Exception:  # details are optional
+        return False
+    return tuple(capability or (0, 0)) >= (7, 0)
+
+
 _BUILD_LOCK = threading.Lock()
 
 
-def _build_model(builder: Callable[..., Any], seed: int):
-    """Call the builder with ``seed=`` when it takes one; else under the global-seed lock."""
+def _takes(builder: Callable[..., Any], name: str) -> bool:
+    try:
+        return name in inspect.signature(builder).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _build_model(builder: Callable[..., Any], seed: int, dtype: str | None = None):
+    """Call the builder with ``seed=`` (and ``dtype=`` when given) if it takes them; without
+    a seed argument, under the global-seed lock."""
     import keras
 
-    try:
-        takes_seed = "seed" in inspect.signature(builder).parameters
-    except (TypeError, ValueError):
-        takes_seed = False
-    if takes_seed:
-        model = builder(seed=seed)
+    kwargs: dict[str, Any] = {}
+    if dtype is not None and _takes(builder, "dtype"):
+        kwargs["dtype"] = dtype
+    if _takes(builder, "seed"):
+        model = builder(seed=seed, **kwargs)
     else:
         with _BUILD_LOCK:
             keras.utils.set_random_seed(seed)
-            model = builder()
+            model = builder(**kwargs)
     if not isinstance(model, keras.Model):
         raise InvalidModelError(
             f"The model builder returned {type(model).__name__}, not a Keras model."
@@ -439,218 +349,105 @@ def _build_model(builder: Callable[..., Any], seed: int):
     return model
 
 
-def _optimizer(config: TrainConfig, total_steps: int):
+def _optimizer(config: TrainConfig, learning_rate: float, total_steps: int, mixed: bool):
     import keras
 
-    lr: Any = float(config.learning_rate)
+    lr: Any = float(learning_rate)
     if config.lr_schedule == "cosine":
         lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, total_steps))
     if config.optimizer == "adam":
-        return keras.optimizers.Adam(learning_rate=lr)
-    if config.optimizer == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate=lr)
-    return keras.optimizers.SGD(learning_rate=lr, momentum=0.9)
+        optimizer = keras.optimizers.Adam(learning_rate=lr)
+    elif config.optimizer == "rmsprop":
+        optimizer = keras.optimizers.RMSprop(learning_rate=lr)
+    else:
+        optimizer = keras.optimizers.SGD(learning_rate=lr, momentum=0.9)
+    return keras.optimizers.LossScaleOptimizer(optimizer) if mixed else optimizer
+
+
+def _check_model(model, data: TrainingData) -> None:
+    """The model must take the data's images and have an output per class."""
+    n_outputs = int(model.output_shape[-1])
+    n_classes = len(data.class_names)
+    if n_classes > n_outputs:
+        raise InvalidArgumentError(
+            f"The labels go up to {n_classes - 1} ({n_classes} classes) but the model has "
+            f"only {n_outputs} outputs (classes 0 to {n_outputs - 1})."
+        )
+    expected = tuple(model.input_shape[1:])
+    given = tuple(data.input_shape)
+    if len(expected) != len(given) or any(
+        e is not None and e != g for e, g in zip(expected, given, strict=False)
+    ):
+        raise InvalidModelError(
+            f"The model takes images of shape {expected} but the data has {given}: build the "
+            "model for the data's image size and channels."
+        )
+
+
+def _phase_seed(seed: int, index: int) -> int:
+    """The data seed of phase ``index``: a different epoch order in each phase."""
+    return seed + 7919 * index
 
 
 # --------------------------------------------------------------------------------------------
-# The worker
+# Callbacks
 # --------------------------------------------------------------------------------------------
-
-
-class _Worker:
-    """Everything the training thread touches. Holds no reference to the ``TrainingJob``."""
-
-    def __init__(self, builder, data, config: TrainConfig, slots: TrainingSlots, callbacks):
-        self.builder = builder
-        self.data = data
-        self.config = config
-        self.slots = slots
-        self.extra_callbacks = list(callbacks)
-        self.stop_event = threading.Event()
-        self.lock = threading.Lock()
-        self.progress = TrainingProgress(epochs=config.epochs)
-        self.model = None
-        self.thread: threading.Thread | None = None
-        self.started_at: float | None = None
-        self.done_event = threading.Event()
-
-    # -- called from other threads ---------------------------------------------------------
-
-    def request_stop(self) -> None:
-        self.stop_event.set()
-        with self.lock:
-            if self.progress.state == "running":
-                self.progress.state = "stopping"
-                self.progress.version += 1
-        self.slots.wake()
-
-    def snapshot(self) -> TrainingProgress:
-        with self.lock:
-            copy = replace(self.progress)
-            for name in (
-                "batch_epoch",
-                "batch_loss",
-                "batch_accuracy",
-                "train_loss",
-                "train_accuracy",
-                "val_loss",
-                "val_accuracy",
-                "epoch_seconds",
-            ):
-                setattr(copy, name, list(getattr(copy, name)))
-            if self.started_at is not None and not copy.done:
-                copy.elapsed_seconds = time.perf_counter() - self.started_at
-        if copy.state == "queued":
-            copy.queue_position = self.slots.position(self)
-        return copy
-
-    # -- the thread ------------------------------------------------------------------------
-
-    def update(self, **changes: Any) -> None:
-        with self.lock:
-            for key, value in changes.items():
-                setattr(self.progress, key, value)
-            self.progress.version += 1
-
-    def run(self) -> None:
-        acquired = False
-        try:
-            acquired = self.slots.acquire(self, self.stop_event)
-            if not acquired:
-                self.update(state="stopped", queue_position=None)
-                return
-            self.started_at = time.perf_counter()
-            state = "stopping" if self.stop_event.is_set() else "running"
-            self.update(state=state, queue_position=None)
-            self._train()
-        except Exception as exc:  # reported to the page, never raised into Streamlit
-            message = str(exc) or type(exc).__name__
-            if not isinstance(exc, InvalidArgumentError | InvalidModelError):
-                message = f"Training failed: {type(exc).__name__}: {message}"
-                if len(message) > 600:
-                    message = message[:600] + " …"
-            self.model = None  # a failed training leaves no model to use
-            self.update(state="failed", error=message)
-        finally:
-            if acquired:
-                self.slots.release(self)
-            if self.started_at is not None:
-                self.update(elapsed_seconds=time.perf_counter() - self.started_at)
-            self.data = None  # free the arrays; the model stays
-            self.done_event.set()
-
-    def _train(self) -> None:
-        import tensorflow as tf
-
-        config = self.config
-        rng = np.random.default_rng(config.seed)
-        prepared = _prepare(self.data, config, rng)
-        self.data = None
-        self.update(device=_device_description(), tf_version=tf.__version__)
-        model = _build_model(self.builder, config.seed)
-        n_classes = int(model.output_shape[-1])
-        for labels, what in ((prepared.y_train, "training"), (prepared.y_test, "test")):
-            if labels is not None and len(labels) and int(labels.max()) >= n_classes:
-                raise InvalidArgumentError(
-                    f"The {what} labels go up to {int(labels.max())} but the model has only "
-                    f"{n_classes} outputs (classes 0 to {n_classes - 1})."
-                )
-        steps = math.ceil(len(prepared.x_train) / config.batch_size)
-        model.compile(
-            optimizer=_optimizer(config, steps * config.epochs),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        self.model = model
-        self.update(
-            steps_per_epoch=steps,
-            train_samples=len(prepared.x_train),
-            val_samples=0 if prepared.x_val is None else len(prepared.x_val),
-            test_samples=0 if prepared.x_test is None else len(prepared.x_test),
-            batch_window=max(1, math.ceil(steps * config.epochs / MAX_CURVE_POINTS)),
-            epoch=1,
-        )
-        if not self.stop_event.is_set():
-            dataset = _train_dataset(
-                prepared.x_train, prepared.y_train, config.batch_size, config.epochs, rng
-            )
-            validation = None
-            if prepared.x_val is not None:
-                validation = (prepared.x_val, prepared.y_val)
-            recorder = _progress_callback(self, len(prepared.x_train), config)
-            t0 = time.perf_counter()
-            model.fit(
-                dataset,
-                epochs=config.epochs,
-                steps_per_epoch=steps,
-                validation_data=validation,
-                validation_batch_size=max(config.batch_size, 256),
-                callbacks=[recorder, *self.extra_callbacks],
-                shuffle=False,  # the dataset is already in a seeded random order
-                verbose=0,
-            )
-            if recorder.diverged is not None:
-                epoch, step = recorder.diverged
-                raise InvalidArgumentError(
-                    f"The loss became infinite or NaN at epoch {epoch}, batch {step}: the "
-                    f"learning rate {config.learning_rate:g} is too high for {config.optimizer}. "
-                    "Lower it (e.g. ten times) and train again."
-                )
-            recorder.restore_best()
-            self.update(train_seconds=time.perf_counter() - t0, eta_seconds=0.0)
-            trained = recorder.batches_done > 0
-        else:
-            trained = False
-        if not trained:
-            # Stopped before the first batch: there is no trained model to keep or test.
-            self.model = None
-        elif prepared.x_test is not None:
-            test_loss, test_accuracy = model.evaluate(
-                prepared.x_test,
-                prepared.y_test,
-                batch_size=max(config.batch_size, 256),
-                verbose=0,
-            )
-            self.update(test_loss=float(test_loss), test_accuracy=float(test_accuracy))
-        self.update(state="stopped" if self.stop_event.is_set() else "finished")
 
 
 @functools.cache
-def _progress_callback_class():
-    """``_ProgressMixin`` as a ``keras.callbacks.Callback`` (made on first use)."""
+def _callback_classes():
+    """``_StopMixin`` and ``_ProgressMixin`` as ``keras.callbacks.Callback`` (on first use)."""
     import keras
 
-    return type("ProgressCallback", (_ProgressMixin, keras.callbacks.Callback), {})
+    return (
+        type("StopOnRequest", (_StopMixin, keras.callbacks.Callback), {}),
+        type("ProgressCallback", (_ProgressMixin, keras.callbacks.Callback), {}),
+    )
 
 
-def _progress_callback(worker: _Worker, n_train: int, config: TrainConfig):
-    callback = _progress_callback_class()()
-    callback.setup(worker, n_train, config)
-    return callback
+class _StopMixin:
+    """Ends training (and any evaluation in progress) at the next batch once Stop is asked;
+    an epoch cut short keeps no validation metrics. Goes first in the callback list."""
+
+    def setup(self, stop_event: threading.Event) -> None:
+        self.stop_event = stop_event
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.stop_event.is_set():
+            self.model.stop_training = True
+
+    def on_test_batch_end(self, batch, logs=None):
+        if self.stop_event.is_set():
+            self.model.stop_evaluating = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.stop_event.is_set() and logs:
+            for key in [k for k in logs if k.startswith("val_")]:
+                del logs[key]  # a validation cut short: its numbers mean nothing
 
 
 class _ProgressMixin:
-    """Records progress into the worker: per-batch means over windows, per-epoch metrics,
-    images/s and ETA; checks the stop flag after every batch; early stopping."""
+    """Reports into the worker: per-batch means over windows, per-epoch metrics, images/s,
+    ETA, and the first batch whose loss was NaN or infinite. Stops nothing."""
 
-    def setup(self, worker: _Worker, n_train: int, config: TrainConfig) -> None:
+    def setup(self, worker: _Worker, n_train: int, batch_size: int, total_epochs: int) -> None:
         self.worker = worker
         self.n_train = n_train
-        self.config = config
+        self.batch_size = batch_size
+        self.total_epochs = total_epochs
         self.steps = worker.progress.steps_per_epoch
         self.window = worker.progress.batch_window
-        self.best_loss = math.inf
-        self.best_weights = None
-        self.best_epoch: int | None = None
-        self.bad_epochs = 0
         self.val_seconds = 0.0
+        self.val_epochs = 0
         self.batches_done = 0
         self.own_seconds = 0.0  #: time spent in this callback (its cost to training)
         self.diverged: tuple[int, int] | None = None  #: (epoch, batch) where the loss blew up
+        self.train_start: float | None = None
 
     # Keras calls these in the training thread.
     def on_train_begin(self, logs=None):
-        self.train_start = time.perf_counter()
+        if self.train_start is None:  # the first phase
+            self.train_start = time.perf_counter()
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
@@ -662,91 +459,220 @@ class _ProgressMixin:
 
     def on_train_batch_end(self, batch, logs=None):
         t0 = time.perf_counter()
-        self._batch_end(batch, logs)
+        self._batch_end(batch, logs or {})
         self.own_seconds += time.perf_counter() - t0
 
     def on_epoch_end(self, epoch, logs=None):
         t0 = time.perf_counter()
-        self._epoch_end(epoch, logs)
+        self._epoch_end(logs or {})
         self.own_seconds += time.perf_counter() - t0
         self.worker.update(callback_seconds=self.own_seconds)
-
-    def _batch_end(self, batch, logs) -> None:
-        self.batches_done += 1
-        step = batch + 1
-        if self.worker.stop_event.is_set():
-            self.model.stop_training = True
-        if logs and not math.isfinite(float(logs.get("loss", 0.0))) and self.diverged is None:
-            self.diverged = (self.epoch + 1, step)
-            self.model.stop_training = True
-        samples = min(step * self.config.batch_size, self.n_train)
-        now = time.perf_counter()
-        ips = samples / max(now - self.epoch_start, 1e-9)
-        left_images = (self.config.epochs - self.epoch) * self.n_train - samples
-        validations_left = self.config.epochs - self.epoch
-        val_each = self.val_seconds / self.epoch if self.epoch else 0.0
-        eta = left_images / ips + val_each * validations_left
-        point = None
-        if step % self.window == 0 or step == self.steps:
-            # Keras' batch logs are running means since the epoch began; the mean over the
-            # last window is recovered exactly from two running means weighted by images.
-            logs = logs or {}
-            loss, acc = float(logs.get("loss", math.nan)), float(logs.get("accuracy", math.nan))
-            new = samples - self.mark_samples
-            point = (
-                self.epoch + step / self.steps,
-                (samples * loss - self.mark_samples * self.mark_loss) / new,
-                (samples * acc - self.mark_samples * self.mark_acc) / new,
-            )
-            self.mark_samples, self.mark_loss, self.mark_acc = samples, loss, acc
-        w = self.worker
-        with w.lock:
-            p = w.progress
-            p.step = step
-            p.images_per_second = ips
-            p.eta_seconds = eta
-            if point is not None:
-                p.batch_epoch.append(point[0])
-                p.batch_loss.append(point[1])
-                p.batch_accuracy.append(point[2])
-            p.version += 1
 
     def on_test_begin(self, logs=None):
         self.test_start = time.perf_counter()
 
     def on_test_end(self, logs=None):
         self.val_seconds += time.perf_counter() - self.test_start
+        self.val_epochs += 1
 
-    def _epoch_end(self, epoch, logs) -> None:
-        logs = logs or {}
+    def _batch_end(self, batch, logs) -> None:
+        self.batches_done += 1
+        step = batch + 1
+        loss = float(logs.get("loss", math.nan))
+        if "loss" in logs and not math.isfinite(loss) and self.diverged is None:
+            self.diverged = (self.epoch + 1, step)
+        samples = min(step * self.batch_size, self.n_train)
         now = time.perf_counter()
-        w = self.worker
-        with w.lock:
-            p = w.progress
-            p.train_loss.append(float(logs.get("loss", math.nan)))
-            p.train_accuracy.append(float(logs.get("accuracy", math.nan)))
-            if "val_loss" in logs:
-                p.val_loss.append(float(logs["val_loss"]))
-                p.val_accuracy.append(float(logs.get("val_accuracy", math.nan)))
-            p.epoch_seconds.append(now - self.epoch_start)
-            p.train_seconds = now - self.train_start
-            p.version += 1
-        if self.config.patience > 0 and not getattr(self.model, "stop_training", False):
-            monitored = float(logs.get("val_loss", logs.get("loss", math.inf)))
-            if monitored < self.best_loss:
-                self.best_loss, self.best_epoch, self.bad_epochs = monitored, epoch + 1, 0
-                self.best_weights = self.model.get_weights()
-            else:
-                self.bad_epochs += 1
-                if self.bad_epochs >= self.config.patience:
-                    self.model.stop_training = True
-                    w.update(stopped_early=True)
+        ips = samples / max(now - self.epoch_start, 1e-9)
+        left_images = (self.total_epochs - self.epoch) * self.n_train - samples
+        validations_left = self.total_epochs - self.epoch
+        val_each = self.val_seconds / self.val_epochs if self.val_epochs else 0.0
+        changes: dict[str, Any] = {
+            "step": step,
+            "images_per_second": ips,
+            "eta_seconds": left_images / ips + val_each * validations_left,
+        }
+        if step % self.window == 0 or step == self.steps:
+            # Keras' batch logs are running means since the epoch began; the mean over the
+            # last window is recovered exactly from two running means weighted by images.
+            acc = float(logs.get("accuracy", math.nan))
+            new = samples - self.mark_samples
+            point = {
+                "batch_epoch": self.epoch + step / self.steps,
+                "batch_loss": (samples * loss - self.mark_samples * self.mark_loss) / new,
+                "batch_accuracy": (samples * acc - self.mark_samples * self.mark_acc) / new,
+            }
+            self.mark_samples, self.mark_loss, self.mark_acc = samples, loss, acc
+            self.worker.append(**point)
+        self.worker.update(**changes)
 
-    def restore_best(self) -> None:
-        """After early stopping, go back to the weights of the best epoch."""
-        if self.worker.progress.stopped_early and self.best_weights is not None:
-            self.model.set_weights(self.best_weights)
-            self.worker.update(best_epoch=self.best_epoch)
+    def _epoch_end(self, logs) -> None:
+        now = time.perf_counter()
+        items = {
+            "train_loss": float(logs.get("loss", math.nan)),
+            "train_accuracy": float(logs.get("accuracy", math.nan)),
+            "epoch_seconds": now - self.epoch_start,
+        }
+        if "val_loss" in logs:
+            items["val_loss"] = float(logs["val_loss"])
+            items["val_accuracy"] = float(logs.get("val_accuracy", math.nan))
+        self.worker.append(**items)
+        self.worker.update(train_seconds=now - (self.train_start or now))
+
+
+# --------------------------------------------------------------------------------------------
+# The worker
+# --------------------------------------------------------------------------------------------
+
+
+class _Worker(TaskWorker[TrainingProgress]):
+    """Everything the training thread touches. Holds no reference to the ``TrainingJob``."""
+
+    thread_name = "cnnlab-training"
+
+    def __init__(
+        self,
+        builder,
+        data,
+        config: TrainConfig,
+        slots: TrainingSlots,
+        callbacks,
+        *,
+        max_seconds: float | None = None,
+        devices: Sequence[str] | None = None,
+    ):
+        super().__init__(
+            TrainingProgress(epochs=config.total_epochs, phases=len(config.plan())),
+            slots=slots,
+            max_seconds=max_seconds,
+        )
+        self.builder = builder
+        self.data = data
+        self.config = config
+        self.extra_callbacks = list(callbacks)
+        self.devices = devices
+        self.model = None
+
+    def failure_message(self, exc: Exception) -> str:
+        message = super().failure_message(exc)
+        if message.startswith(type(exc).__name__ + ":"):
+            message = "Training failed: " + message
+        return message
+
+    def on_failure(self) -> None:
+        self.model = None  # a failed training leaves no model to use
+
+    def on_exit(self) -> None:
+        self.data = None  # free the data; the model stays
+
+    def _data(self) -> TrainingData:
+        data = self.data
+        if isinstance(data, TrainingData):
+            return data
+        config = self.config
+        return ArrayData.from_tuple(
+            data,
+            validation_split=config.validation_split,
+            train_size=config.train_size,
+            seed=config.seed,
+        )
+
+    def work(self) -> None:
+        import keras
+        import tensorflow as tf
+
+        config = self.config
+        data = self._data()
+        self.data = None
+        strategy, device = choose_strategy(self.devices)
+        mixed = mixed_precision_helps()
+        replicas = int(strategy.num_replicas_in_sync)
+        self.update(
+            device=device + (", mixed precision" if mixed else ""),
+            replicas=replicas,
+            tf_version=tf.__version__,
+            class_names=tuple(data.class_names),
+        )
+        n_train, n_val, n_test = (data.size(s) for s in ("train", "validation", "test"))
+        if n_train < 1:
+            raise InvalidArgumentError("There are no training images: add some and try again.")
+        batch = config.batch_size * replicas  # each replica gets batch_size images
+        eval_batch = max(batch, 256)
+        steps = math.ceil(n_train / batch)
+        phases = config.plan()
+        with strategy.scope():
+            model = _build_model(self.builder, config.seed, "mixed_float16" if mixed else None)
+        _check_model(model, data)
+        self.model = model
+        self.update(
+            steps_per_epoch=steps,
+            train_samples=n_train,
+            val_samples=n_val,
+            test_samples=n_test,
+            batch_window=max(1, math.ceil(steps * config.total_epochs / MAX_CURVE_POINTS)),
+            epoch=1,
+        )
+        stop_class, progress_class = _callback_classes()
+        stopper = stop_class()
+        stopper.setup(self.stop_event)
+        recorder = progress_class()
+        recorder.setup(self, n_train, batch, config.total_epochs)
+        validation = data.batches("validation", eval_batch) if n_val else None
+        first = 0
+        for index, phase in enumerate(phases):
+            if self.stop_event.is_set():
+                break
+            self.update(phase=index + 1, phase_name=phase.name)
+            if phase.prepare is not None:
+                phase.prepare(model)
+            learning_rate = phase.learning_rate or config.learning_rate
+            with strategy.scope():
+                model.compile(
+                    optimizer=_optimizer(config, learning_rate, steps * phase.epochs, mixed),
+                    loss="sparse_categorical_crossentropy",
+                    metrics=["accuracy"],
+                )
+            callbacks = [stopper, recorder, keras.callbacks.TerminateOnNaN()]
+            early = None
+            if config.patience > 0:
+                early = keras.callbacks.EarlyStopping(
+                    monitor="val_loss" if n_val else "loss",
+                    patience=config.patience,
+                    restore_best_weights=True,
+                )
+                callbacks.append(early)
+            train = data.batches(
+                "train", batch, epochs=phase.epochs, seed=_phase_seed(config.seed, index)
+            )
+            model.fit(
+                train,
+                epochs=first + phase.epochs,
+                initial_epoch=first,
+                steps_per_epoch=steps,
+                validation_data=validation,
+                callbacks=[*callbacks, *self.extra_callbacks],
+                shuffle=False,  # each epoch is already in its own seeded order
+                verbose=0,
+            )
+            if recorder.diverged is not None:
+                epoch, step = recorder.diverged
+                raise InvalidArgumentError(
+                    f"The loss became infinite or NaN at epoch {epoch}, batch {step}: the "
+                    f"learning rate {learning_rate:g} is too high for {config.optimizer}. "
+                    "Lower the learning rate (e.g. ten times) and train again."
+                )
+            if early is not None and early.stopped_epoch > 0:
+                self.update(stopped_early=True, best_epoch=early.best_epoch + 1)
+            first += phase.epochs
+        self.update(eta_seconds=0.0)
+        if recorder.batches_done == 0:
+            # Stopped before the first batch: there is no trained model to keep or test.
+            self.model = None
+        elif n_test and not self.stop_event.is_set():
+            test = data.batches("test", eval_batch)
+            test_loss, test_accuracy = model.evaluate(test, callbacks=[stopper], verbose=0)
+            if not self.stop_event.is_set():  # an evaluation cut short means nothing
+                self.update(test_loss=float(test_loss), test_accuracy=float(test_accuracy))
 
 
 # --------------------------------------------------------------------------------------------
@@ -754,14 +680,18 @@ class _ProgressMixin:
 # --------------------------------------------------------------------------------------------
 
 
-class TrainingJob:
+class TrainingJob(TaskHandle[TrainingProgress]):
     """One background training. Keep the handle (e.g. in session state) and poll it.
 
-    ``model_builder()`` (or ``model_builder(seed=...)``) returns an uncompiled Keras model
-    ending in a softmax over the classes; ``data`` is ``((x_train, y_train), (x_test,
-    y_test))`` with images (N, H, W) or (N, H, W, C), uint8 in 0…255 or float in [0, 1],
-    and integer labels; (x_test, y_test) may be (None, None). The model is compiled with
-    sparse categorical cross-entropy and accuracy. ``callbacks`` are extra Keras callbacks.
+    ``model_builder()`` (or ``model_builder(seed=...)``, and ``dtype=`` for mixed precision
+    when it takes one) returns an uncompiled Keras model that takes RAW pixels (it owns its
+    rescaling) and ends in a softmax over the classes. ``data``: a ``TrainingData`` (e.g.
+    ``ArrayData``), or the older ``((x_train, y_train), (x_test, y_test))`` arrays, split by
+    the config's ``train_size``/``validation_split``; (x_test, y_test) may be (None, None).
+    The model is compiled with sparse categorical cross-entropy and accuracy for each phase.
+    ``callbacks`` are extra Keras callbacks. ``max_seconds``: wall-clock limit (None:
+    ``$CNNLAB_MAX_TRAINING_SECONDS`` or 900 s). ``devices``: mirror over these device
+    names (None: every GPU when there are several).
 
     When the handle is garbage-collected (its session ended), the training stops.
     """
@@ -769,50 +699,30 @@ class TrainingJob:
     def __init__(
         self,
         model_builder: Callable[..., Any],
-        data,
+        data: TrainingData | tuple,
         config: TrainConfig,
         *,
         slots: TrainingSlots | None = None,
         callbacks: Sequence[Any] = (),
+        max_seconds: float | None = None,
+        devices: Sequence[str] | None = None,
     ):
         if not isinstance(config, TrainConfig):
             raise InvalidArgumentError("config must be a TrainConfig.")
         if not callable(model_builder):
             raise InvalidArgumentError("model_builder must be a function returning a model.")
         self.config = config
-        self._worker = _Worker(
-            model_builder, data, config, slots if slots is not None else default_slots(), callbacks
+        super().__init__(
+            _Worker(
+                model_builder,
+                data,
+                config,
+                slots if slots is not None else default_slots(),
+                callbacks,
+                max_seconds=max_seconds,
+                devices=devices,
+            )
         )
-        # Stops the training when this handle goes away; the worker never refers back to it.
-        self._finalizer = weakref.finalize(self, self._worker.request_stop)
-
-    def start(self) -> TrainingJob:
-        """Start the thread (once); returns the job."""
-        worker = self._worker
-        if worker.thread is None:
-            worker.thread = threading.Thread(target=worker.run, name="cnnlab-training", daemon=True)
-            worker.thread.start()
-        return self
-
-    def stop(self) -> None:
-        """End training at the next batch (or leave the queue); the model is kept."""
-        self._worker.request_stop()
-
-    def snapshot(self) -> TrainingProgress:
-        return self._worker.snapshot()
-
-    def wait(self, timeout: float | None = None) -> TrainingProgress:
-        """Block until the job is done (or ``timeout`` seconds); returns a snapshot."""
-        self._worker.done_event.wait(timeout)
-        return self.snapshot()
-
-    @property
-    def started(self) -> bool:
-        return self._worker.thread is not None
-
-    @property
-    def done(self) -> bool:
-        return self._worker.done_event.is_set()
 
     @property
     def model(self):

@@ -51,18 +51,20 @@ def rendered(mnist):
     x, y = mnist
     rng = np.random.default_rng(7)
     pages = [render_on_paper(x[i], rng) for i in range(RENDERED)]
-    return pages, np.stack([preprocess_digit(p) for p in pages]), y[:RENDERED]
+    return pages, np.stack([prepare_digit(p).pixels for p in pages]), y[:RENDERED]
 
 
 @pytest.fixture(scope="module")
 def tiny_model(mnist):
-    """A small convnet trained on 2,000 other real test digits (Keras directly, ~seconds)."""
+    """A small convnet trained on 3,000 other real test digits (Keras directly, ~seconds);
+    like the app's models it owns its rescaling: it reads raw pixels 0…255."""
     keras = pytest.importorskip("keras")
     x, y = mnist
     keras.utils.set_random_seed(0)
     model = keras.Sequential(
         [
             keras.Input((28, 28, 1)),
+            keras.layers.Rescaling(1 / 255),
             keras.layers.Conv2D(16, 3, activation="relu"),
             keras.layers.MaxPooling2D(2),
             keras.layers.Conv2D(32, 3, activation="relu"),
@@ -73,14 +75,17 @@ def tiny_model(mnist):
     )
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     train = slice(2000, 5000)
-    model.fit(x[train, :, :, None] / 255.0, y[train], epochs=4, batch_size=64, verbose=0)
+    model.fit(x[train, :, :, None], y[train], epochs=4, batch_size=64, verbose=0)
     return model
 
 
-def test_output_is_a_28x28_field_in_unit_range(rendered):
-    _, digits, _ = rendered
+def test_output_is_a_28x28_field_of_raw_pixels(rendered):
+    pages, digits, _ = rendered
     assert digits.shape == (RENDERED, 28, 28) and digits.dtype == np.float32
-    assert digits.min() >= 0.0 and digits.max() <= 1.0
+    assert digits.min() >= 0.0 and digits.max() == pytest.approx(255.0)  # as MNIST's uint8
+    prepared = prepare_digit(pages[0])  # ``digit`` is the same field in [0, 1] for display
+    np.testing.assert_allclose(prepared.digit * 255.0, prepared.pixels, rtol=1e-6)
+    assert preprocess_digit(pages[0]).max() == pytest.approx(1.0)
     for d in digits:
         rows = np.flatnonzero(d.max(axis=1) > 0)
         cols = np.flatnonzero(d.max(axis=0) > 0)
@@ -110,7 +115,7 @@ def test_rendered_digits_are_recovered(mnist, rendered):
 def test_a_model_trained_on_mnist_reads_the_recovered_digits(mnist, rendered, tiny_model):
     x, _ = mnist
     _, digits, labels = rendered
-    original = tiny_model.predict(x[:RENDERED, :, :, None] / 255.0, verbose=0).argmax(axis=1)
+    original = tiny_model.predict(x[:RENDERED, :, :, None], verbose=0).argmax(axis=1)
     recovered = tiny_model.predict(digits[:, :, :, None], verbose=0).argmax(axis=1)
     original_accuracy = float(np.mean(original == labels))
     recovered_accuracy = float(np.mean(recovered == labels))

@@ -102,13 +102,18 @@ def test_evaluate_model_agrees_with_keras(mnist_dir):
     x = read_idx(mnist_dir / "t10k-images-idx3-ubyte.gz")[:1500]
     y = read_idx(mnist_dir / "t10k-labels-idx1-ubyte.gz")[:1500]
     keras.utils.set_random_seed(1)
-    model = keras.Sequential(
-        [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10, "softmax")]
+    model = keras.Sequential(  # owns its rescaling, as the app's models: raw pixels in
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, "softmax"),
+        ]
     )
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x[:1000, :, :, None] / 255.0, y[:1000], epochs=2, verbose=0)
-    loss, acc = model.evaluate(x[1000:, :, :, None] / 255.0, y[1000:], verbose=0)
-    ev = evaluate_model(model, x[1000:], y[1000:])
+    model.fit(x[:1000, :, :, None], y[:1000], epochs=2, verbose=0)
+    loss, acc = model.evaluate(x[1000:, :, :, None], y[1000:], verbose=0)
+    ev = evaluate_model(model, x[1000:], y[1000:])  # raw uint8 (N, 28, 28): no scaling here
     assert ev.loss == pytest.approx(loss, rel=1e-4)
     assert ev.accuracy == pytest.approx(acc, abs=1e-6)
     assert ev.accuracy > 0.5  # a real, trained model, not chance

@@ -95,6 +95,7 @@ def test_experiment_trains_both_models_and_measures_every_shift(mnist_dir):
         return keras.Sequential(
             [
                 keras.Input((28, 28, 1)),
+                keras.layers.Rescaling(1 / 255),  # models take raw pixels
                 keras.layers.Flatten(),
                 keras.layers.Dense(10, "softmax", kernel_initializer=init),
             ]
@@ -105,6 +106,7 @@ def test_experiment_trains_both_models_and_measures_every_shift(mnist_dir):
         return keras.Sequential(
             [
                 keras.Input((28, 28, 1)),
+                keras.layers.Rescaling(1 / 255),
                 keras.layers.Conv2D(8, 3, activation="relu", kernel_initializer=init),
                 keras.layers.MaxPooling2D(2),
                 keras.layers.Flatten(),
@@ -152,6 +154,7 @@ def test_experiment_stop_ends_it_without_a_result(mnist_dir):
     experiment.stop()
     progress = experiment.wait(timeout=60)
     assert progress.state == "stopped" and progress.result is None
+    assert progress.training is None or progress.training.state == "stopped"
 
 
 def test_experiment_arguments_are_checked():

@@ -51,9 +51,12 @@ def test_tutorial_convnet_has_the_tutorials_counts():
         before_flatten += layer.count_params()
     assert before_flatten == 55_744
     rows = summarize_stack(preset_stack("Tutorial convnet"))
-    assert rows[0].output_shape == (26, 26, 32)
-    assert rows[0].formula == "(3·3·1 + 1)·32 = 320"
-    assert rows[0].shape_formula == "⌊(28 − 3)/1⌋ + 1 = 26"
+    # The model owns its rescaling: raw pixels 0…255 in, Rescaling(1/255) first.
+    assert rows[0].name == "rescaling_1" and rows[0].params == 0
+    assert rows[0].description == "Rescaling ×1/255"
+    assert rows[1].output_shape == (26, 26, 32)
+    assert rows[1].formula == "(3·3·1 + 1)·32 = 320"
+    assert rows[1].shape_formula == "⌊(28 − 3)/1⌋ + 1 = 26"
     flatten = next(i for i, r in enumerate(rows) if r.kind == "Flatten")
     assert sum(r.params for r in rows[:flatten]) == 55_744
     assert rows[flatten].output_shape == (576,)
@@ -65,6 +68,8 @@ def test_every_preset_summary_equals_the_built_model(name):
     assert model.input_shape == (None, 28, 28, 1)
     assert model.output_shape == (None, 10)
     assert model.layers[-1].get_config()["activation"] == "softmax"
+    assert isinstance(model.layers[0], keras.layers.Rescaling)
+    assert model.layers[0].scale == pytest.approx(1 / 255)
     assert not model.compiled
     assert_summary_matches_keras(preset_stack(name), model)
     assert set(PRESET_TRAINING[name]) >= {"optimizer", "learning_rate", "batch_size", "epochs"}
@@ -72,6 +77,19 @@ def test_every_preset_summary_equals_the_built_model(name):
 
 def _random_stack(rng: random.Random) -> list[LayerSpec]:
     specs: list[LayerSpec] = []
+    if rng.random() < 0.5:  # augmentation, then (sometimes) an explicit Rescaling
+        specs += rng.sample(
+            [
+                LayerSpec.random_flip(rng.choice(["horizontal", "vertical"])),
+                LayerSpec.random_rotation(0.1),
+                LayerSpec.random_zoom(0.2),
+                LayerSpec.random_translation(0.1),
+                LayerSpec.random_contrast(0.3),
+            ],
+            rng.randint(1, 3),
+        )
+    if rng.random() < 0.5:
+        specs.append(LayerSpec.rescaling(1 / 127.5, -1.0))
     for _ in range(rng.randint(1, 4)):
         specs.append(
             LayerSpec.conv2d(
@@ -92,7 +110,7 @@ def _random_stack(rng: random.Random) -> list[LayerSpec]:
             )
         if rng.random() < 0.3:
             specs.append(rng.choice([LayerSpec.batch_norm(), LayerSpec.dropout(0.1)]))
-    specs.append(LayerSpec.flatten())
+    specs.append(rng.choice([LayerSpec.flatten(), LayerSpec.global_average_pooling()]))
     if rng.random() < 0.5:
         specs += [LayerSpec.dense(rng.choice([3, 16])), LayerSpec.batch_norm()]
     specs.append(LayerSpec.dense(7, activation="softmax"))
@@ -103,7 +121,7 @@ def test_multiply_adds_per_image():
     # Tutorial: 26·26·32·9 + 11·11·64·288 + 3·3·64·576 + 576·64 + 64·10.
     assert stack_multiply_adds(preset_stack("Tutorial convnet")) == 2_794_240
     rows = summarize_stack(preset_stack("Fast convnet (default)"))
-    assert rows[0].multiply_adds == 14 * 14 * 32 * 9 and rows[1].multiply_adds == 0
+    assert rows[1].multiply_adds == 14 * 14 * 32 * 9 and rows[2].multiply_adds == 0
     fast = stack_multiply_adds(preset_stack("Fast convnet (default)"))
     assert fast < stack_multiply_adds(preset_stack("Tutorial convnet")) / 1.5
 
@@ -123,9 +141,9 @@ def test_random_valid_stacks_match_keras():
             specs, build_from_stack(specs, input_shape, num_classes=7), input_shape, 7
         )
         checked += 1
-        if checked == 8:
+        if checked == 12:
             break
-    assert checked == 8
+    assert checked == 12
 
 
 def _message(specs, **kwargs) -> str:
@@ -224,3 +242,95 @@ def test_summaries_do_not_import_tensorflow():
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TF imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_every_registry_kind_is_complete_and_round_trips():
+    from cnnlib.models import LAYER_KINDS, LAYER_REGISTRY
+
+    assert set(LAYER_KINDS) >= {
+        "Rescaling",
+        "RandomFlip",
+        "RandomRotation",
+        "RandomZoom",
+        "RandomTranslation",
+        "RandomContrast",
+        "GlobalAveragePooling2D",
+    }
+    for kind in LAYER_KINDS:
+        entry = LAYER_REGISTRY[kind]
+        spec = LayerSpec.new(kind)
+        assert spec.kind == kind and LayerSpec(**spec.to_dict()) == spec
+        for param in entry.params:  # the defaults are valid values
+            assert param.problem(param.value(spec)) is None, (kind, param.name)
+        assert spec.describe().startswith(kind) and entry.note
+
+
+def test_new_kinds_build_the_keras_layers_they_describe():
+    specs = [
+        LayerSpec.random_flip("horizontal_and_vertical"),
+        LayerSpec.random_rotation(0.2),
+        LayerSpec.random_zoom(0.3),
+        LayerSpec.random_translation(0.1),
+        LayerSpec.random_contrast(0.4),
+        LayerSpec.rescaling(1 / 127.5, -1.0),
+        LayerSpec.conv2d(4, 3),
+        LayerSpec.global_average_pooling(),
+        LayerSpec.dense(3, activation="softmax"),
+    ]
+    model = build_from_stack(specs, (20, 24, 3), 3, seed=0)
+    assert_summary_matches_keras(specs, model, (20, 24, 3), 3)
+    rows = summarize_stack(specs, (20, 24, 3), 3)
+    assert rows[5].description == "Rescaling ×1/127.5 − 1"  # explicit: none is added
+    assert rows[7].output_shape == (4,) and rows[8].params == (4 + 1) * 3
+    flip, rotation, zoom, shift, contrast, rescale = model.layers[:6]
+    assert flip.mode == "horizontal_and_vertical" and rotation.factor == (-0.2, 0.2)
+    assert zoom.height_factor == 0.3 and shift.width_factor == 0.1
+    assert contrast.factor == (0.4, 0.4) and rescale.offset == -1.0  # contrast × 0.6…1.4
+    # Augmentation acts only in training: at inference the output is the rescaled input.
+    x = np.random.default_rng(0).integers(0, 256, (2, 20, 24, 3)).astype(np.float32)
+
+    def first_six(training):
+        out = x
+        for layer in model.layers[:6]:
+            out = layer(out, training=training)
+        return np.asarray(out)
+
+    np.testing.assert_allclose(first_six(False), x / 127.5 - 1, atol=1e-5)
+    assert not np.allclose(first_six(True), x / 127.5 - 1, atol=1e-3)
+
+
+def test_takes_raw_pixels_tells_app_models_from_older_ones():
+    from cnnlib.models import takes_raw_pixels
+
+    assert takes_raw_pixels(build_tutorial_convnet())
+    older = keras.Sequential(
+        [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10, "softmax")]
+    )
+    assert not takes_raw_pixels(older)
+    inputs = keras.Input((28, 28, 1))
+    wrapped = keras.Model(inputs, build_tutorial_convnet()(inputs))  # a nested backbone
+    assert takes_raw_pixels(wrapped)
+
+
+def test_new_kinds_are_checked():
+    assert "flat vector" in _message(
+        [
+            LayerSpec.flatten(),
+            LayerSpec.global_average_pooling(),
+            LayerSpec.dense(10, activation="softmax"),
+        ]
+    )
+    assert "rotation factor" in _message(
+        [
+            LayerSpec.random_rotation(0.9),
+            LayerSpec.flatten(),
+            LayerSpec.dense(10, activation="softmax"),
+        ]
+    )
+    assert "flip mode" in _message(
+        [
+            LayerSpec.random_flip("diagonal"),
+            LayerSpec.flatten(),
+            LayerSpec.dense(10, activation="softmax"),
+        ]
+    )

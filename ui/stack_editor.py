@@ -1,9 +1,11 @@
 """The layer-stack editor: start from a preset, then add, remove, reorder and tune layers.
 
 The stack lives in ``st.session_state`` as a list of ``[uid, LayerSpec]``; each layer's
-widgets are keyed by its uid, so moving a layer moves its settings with it. The editor only
-edits specs; ``cnnlib.models.summarize_stack`` judges them. Every widget persists its value
-for the session (``persist_state="session"``), so the stack survives a visit to another page.
+widgets are keyed by its uid, so moving a layer moves its settings with it. Each layer's
+widgets come from its ``cnnlib.models.LAYER_REGISTRY`` entry (one widget per parameter). The
+editor only edits specs; ``cnnlib.models.summarize_stack`` judges them. Every widget persists
+its value for the session (``persist_state="session"``), so the stack survives a visit to
+another page.
 """
 
 from __future__ import annotations
@@ -14,29 +16,22 @@ import pandas as pd
 import streamlit as st
 
 from cnnlib.models import (
-    ACTIVATIONS,
     DEFAULT_PRESET,
     LAYER_KINDS,
+    LAYER_REGISTRY,
     MNIST_PRESETS,
     PRESET_DESCRIPTIONS,
     LayerSpec,
+    Param,
     SummaryRow,
     preset_stack,
 )
-from cnnlib.models.stack import MAX_FILTERS, MAX_STRIDE, MAX_UNITS, MAX_WINDOW, PADDINGS
 
 #: Widget values survive page switches (the stack itself is plain session state).
 KEEP = {"persist_state": "session"}
 
-#: A fresh layer of each kind, as the "Add layer" button inserts it.
-NEW_LAYER: dict[str, LayerSpec] = {
-    "Conv2D": LayerSpec.conv2d(32, 3),
-    "MaxPooling2D": LayerSpec.max_pool(2),
-    "Dropout": LayerSpec.dropout(0.25),
-    "BatchNormalization": LayerSpec.batch_norm(),
-    "Flatten": LayerSpec.flatten(),
-    "Dense": LayerSpec.dense(64),
-}
+#: A fresh layer of each kind, as the "Add layer" button inserts it (registry defaults).
+NEW_LAYER: dict[str, LayerSpec] = {kind: LayerSpec.new(kind) for kind in LAYER_KINDS}
 
 
 def _keys(prefix: str) -> tuple[str, str, str]:
@@ -93,57 +88,60 @@ def current_stack(prefix: str) -> list[LayerSpec]:
     return [spec for _, spec in st.session_state[stack_key]]
 
 
+def _param_widget(param: Param, key: str, value):
+    """The widget of one registry parameter (see ``cnnlib.models.stack.Param``)."""
+    if param.type == "choice":
+        return st.selectbox(
+            param.label,
+            param.choices,
+            param.choices.index(value),
+            key=key,
+            help=param.help or None,
+            **KEEP,
+        )
+    if param.type == "int":
+        return int(
+            st.number_input(
+                param.label, int(param.low), int(param.high), int(value), key=key,
+                help=param.help or None, **KEEP,
+            )
+        )  # fmt: skip
+    if param.step is not None:
+        high = param.high - param.step if param.below else param.high
+        return float(
+            st.slider(
+                param.label,
+                float(param.low),
+                float(high),
+                float(value),
+                param.step,
+                key=key,
+                **KEEP,
+            )
+        )
+    return float(
+        st.number_input(
+            param.label, float(param.low), float(param.high), float(value), key=key,
+            format="%.5f", **KEEP,
+        )
+    )  # fmt: skip
+
+
 def _layer_widgets(prefix: str, uid: int, spec: LayerSpec) -> LayerSpec:
-    """The widgets of one layer's parameters; returns the spec with their current values."""
-    k = f"{prefix}_layer{uid}"
-    if spec.kind == "Conv2D":
-        c = st.columns(5)
-        filters = c[0].number_input(
-            "Filters", 1, MAX_FILTERS, spec.filters, key=f"{k}_filters", **KEEP
-        )
-        kernel = c[1].number_input(
-            "Kernel", 1, MAX_WINDOW, spec.kernel_size, key=f"{k}_kernel", **KEEP
-        )
-        stride = c[2].number_input("Stride", 1, MAX_STRIDE, spec.stride, key=f"{k}_stride", **KEEP)
-        padding = c[3].selectbox(
-            "Padding", PADDINGS, PADDINGS.index(spec.padding), key=f"{k}_padding", **KEEP
-        )
-        activation = c[4].selectbox(
-            "Activation", ACTIVATIONS, ACTIVATIONS.index(spec.activation), key=f"{k}_act", **KEEP
-        )
-        return spec.with_changes(
-            filters=int(filters),
-            kernel_size=int(kernel),
-            strides=int(stride),
-            padding=padding,
-            activation=activation,
-        )
-    if spec.kind == "MaxPooling2D":
-        c = st.columns(5)
-        pool = c[0].number_input(
-            "Pool size", 1, MAX_WINDOW, spec.pool_size, key=f"{k}_pool", **KEEP
-        )
-        stride = c[1].number_input("Stride", 1, MAX_STRIDE, spec.stride, key=f"{k}_stride", **KEEP)
-        padding = c[2].selectbox(
-            "Padding", PADDINGS, PADDINGS.index(spec.padding), key=f"{k}_padding", **KEEP
-        )
-        return spec.with_changes(pool_size=int(pool), strides=int(stride), padding=padding)
-    if spec.kind == "Dropout":
-        rate = st.slider("Rate", 0.0, 0.9, float(spec.rate), 0.05, key=f"{k}_rate", **KEEP)
-        return spec.with_changes(rate=float(rate))
-    if spec.kind == "Dense":
-        c = st.columns(5)
-        units = c[0].number_input("Units", 1, MAX_UNITS, spec.units, key=f"{k}_units", **KEEP)
-        activation = c[1].selectbox(
-            "Activation", ACTIVATIONS, ACTIVATIONS.index(spec.activation), key=f"{k}_act", **KEEP
-        )
-        return spec.with_changes(units=int(units), activation=activation)
-    st.caption(
-        "No parameters: normalizes each channel."
-        if spec.kind == "BatchNormalization"
-        else "No parameters: reshapes the feature maps into one vector."
-    )
-    return spec
+    """The widgets of one layer's parameters (from its registry entry); returns the spec with
+    their current values."""
+    entry = LAYER_REGISTRY[spec.kind]
+    if not entry.params:
+        st.caption(entry.note)
+        return spec
+    columns = st.columns(max(5, len(entry.params)))
+    changes = {}
+    for column, param in zip(columns, entry.params, strict=False):
+        with column:
+            changes[param.name] = _param_widget(
+                param, f"{prefix}_layer{uid}_{param.name}", param.value(spec)
+            )
+    return spec.with_changes(**changes)
 
 
 def stack_editor(

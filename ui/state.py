@@ -4,15 +4,33 @@ Pages never reach into each other; what one page leaves for another lives in
 ``st.session_state`` under these keys, per browser session.
 """
 
+from __future__ import annotations
+
+import streamlit as st
+
+from cnnlib.model_registry import ModelRegistry
+
+#: ``cnnlib.model_registry.ModelRegistry`` of every model trained in this session (MNIST,
+#: own images…), newest first, with class names and input shape. Use ``model_registry()``.
+MODEL_REGISTRY = "model_registry"
 #: ``cnnlib.training.TrainingJob`` of this session's current or last MNIST training (or absent).
 TRAINING_JOB = "mnist_training_job"
-#: The Keras model trained on the MNIST page (``keras.Model``, (28, 28, 1) → 10), or absent.
-TRAINED_MODEL = "mnist_trained_model"
-#: Short description of ``TRAINED_MODEL`` (dataset, recipe, test accuracy) for other pages.
-TRAINED_MODEL_INFO = "mnist_trained_model_info"
 #: The last digit drawn (or uploaded) on the MNIST page, preprocessed: (28, 28) float32 in [0, 1],
-#: light digit on dark background, as MNIST.
+#: light digit on dark background, as MNIST (× 255 for a model's raw-pixel input).
 DRAWN_DIGIT = "mnist_drawn_digit"
-#: Class names of ``TRAINED_MODEL``'s outputs (tuple/list of str, e.g. digits or Fashion-MNIST's
-#: 10 names), set by the MNIST page with the model.
+
+# Deprecated: replaced by ``model_registry()``; kept until the pages have switched.
+#: (deprecated) The Keras model trained on the MNIST page, or absent.
+TRAINED_MODEL = "mnist_trained_model"
+#: (deprecated) Short description of ``TRAINED_MODEL`` (dataset, recipe, test accuracy).
+TRAINED_MODEL_INFO = "mnist_trained_model_info"
+#: (deprecated) Class names of ``TRAINED_MODEL``'s outputs (list of str).
 TRAINED_MODEL_CLASSES = "mnist_page_model_classes"
+
+
+def model_registry() -> ModelRegistry:
+    """This session's ``ModelRegistry`` (created on first use)."""
+    registry = st.session_state.get(MODEL_REGISTRY)
+    if not isinstance(registry, ModelRegistry):
+        registry = st.session_state[MODEL_REGISTRY] = ModelRegistry()
+    return registry

@@ -1,8 +1,10 @@
 """The MNIST models of the tutorials (and the app's fast default), as editable layer stacks.
 
 Every preset is a ``LayerSpec`` stack, so the page can show its exact summary and let the
-learner edit it; ``build_*`` returns the uncompiled Keras model for (28, 28, 1) inputs and
-10 classes (Keras is imported only when a model is built).
+learner edit it; ``build_*`` returns the uncompiled Keras model for raw (28, 28, 1) pixels
+0…255 (its first layer is ``Rescaling(1/255)``) and 10 classes (Keras is imported only when
+a model is built). ``dtype`` is a Keras dtype policy for the layers (e.g. "mixed_float16";
+the softmax stays float32).
 """
 
 from __future__ import annotations
@@ -141,40 +143,40 @@ def preset_stack(name: str) -> list[LayerSpec]:
 
 
 def _builder(name: str, model_name: str) -> Callable[..., Any]:
-    def build(*, seed: int | None = None):
-        return build_from_stack(list(_STACKS[name]), name=model_name, seed=seed)
+    def build(*, seed: int | None = None, dtype: str | None = None):
+        return build_from_stack(list(_STACKS[name]), name=model_name, seed=seed, dtype=dtype)
 
     return build
 
 
-def build_fast_convnet(*, seed: int | None = None):
+def build_fast_convnet(*, seed: int | None = None, dtype: str | None = None):
     """The app's default recipe: two stride-2 3×3 convolutions with batch normalization,
     Dense(128), Dense(10, softmax); train it with ``PRESET_TRAINING[DEFAULT_PRESET]``.
 
-    Uncompiled ``keras.Sequential``, (28, 28, 1) → 10 softmax. ``seed`` fixes the initial
-    weights without touching Keras' global random state.
+    Uncompiled ``keras.Sequential``, raw (28, 28, 1) pixels 0…255 → 10 softmax. ``seed``
+    fixes the initial weights without touching Keras' global random state.
     """
-    return _builder("Fast convnet (default)", "fast_convnet")(seed=seed)
+    return _builder("Fast convnet (default)", "fast_convnet")(seed=seed, dtype=dtype)
 
 
-def build_tutorial_convnet(*, seed: int | None = None):
+def build_tutorial_convnet(*, seed: int | None = None, dtype: str | None = None):
     """The tutorials' convnet: 93,322 parameters, 55,744 of them before Flatten."""
-    return _builder("Tutorial convnet", "tutorial_convnet")(seed=seed)
+    return _builder("Tutorial convnet", "tutorial_convnet")(seed=seed, dtype=dtype)
 
 
-def build_intro_convnet(*, seed: int | None = None):
+def build_intro_convnet(*, seed: int | None = None, dtype: str | None = None):
     """Two Conv2D layers (64 and 32 filters, 3×3), Flatten, Dense(10, softmax)."""
-    return _builder("Intro convnet", "intro_convnet")(seed=seed)
+    return _builder("Intro convnet", "intro_convnet")(seed=seed, dtype=dtype)
 
 
-def build_dropout_convnet(*, seed: int | None = None):
+def build_dropout_convnet(*, seed: int | None = None, dtype: str | None = None):
     """Conv2D/MaxPool/Dropout blocks, Dense(128) with Dropout(0.5), Dense(10, softmax)."""
-    return _builder("Dropout convnet", "dropout_convnet")(seed=seed)
+    return _builder("Dropout convnet", "dropout_convnet")(seed=seed, dtype=dtype)
 
 
-def build_dense_baseline(*, seed: int | None = None):
+def build_dense_baseline(*, seed: int | None = None, dtype: str | None = None):
     """Flatten → Dense(512, relu) → Dense(10, softmax): no convolutions."""
-    return _builder("Dense baseline", "dense_baseline")(seed=seed)
+    return _builder("Dense baseline", "dense_baseline")(seed=seed, dtype=dtype)
 
 
 #: Display name → builder (each ``builder(seed=None)`` returns an uncompiled model).

@@ -1,14 +1,21 @@
 """Layer stacks the learner edits: specs, an exact summary without TensorFlow, and the build.
 
-A stack is a list of ``LayerSpec`` (Conv2D, MaxPooling2D, Dropout, BatchNormalization,
-Flatten, Dense) applied to an input of shape (H, W, C). ``summarize_stack`` walks it with
-``cnnlib.conv.output_size`` and the parameter formulas Keras uses, and refuses an impossible
-stack with a message naming the layer; ``build_from_stack`` builds the Keras model (Keras is
-imported only there).
+A stack is a list of ``LayerSpec`` applied to an input of shape (H, W, C) of RAW pixels
+(0…255). Every layer kind has one entry in ``LAYER_REGISTRY`` (a ``LayerKind``): its
+parameters (name, type, range, default), how to describe it, its output shape / parameter
+count / multiply-adds arithmetic and how to build the Keras layer. Adding a kind is adding
+one entry (plus a field on ``LayerSpec`` if it has a new parameter).
+
+``summarize_stack`` walks a stack with ``cnnlib.conv.output_size`` and the parameter formulas
+Keras uses, and refuses an impossible stack with a message naming the layer;
+``build_from_stack`` builds the Keras model (Keras is imported only there). The model owns
+its preprocessing: a stack without a ``Rescaling`` layer gets ``Rescaling(1/255)`` first
+(it appears in the summary as "rescaling_1"), so the model takes raw pixels.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -17,27 +24,27 @@ from cnnlib.errors import InvalidArgumentError, InvalidModelError
 
 __all__ = [
     "ACTIVATIONS",
+    "AUGMENTATION_KINDS",
     "BN_MOMENTUM",
+    "FLIP_MODES",
     "LAYER_KINDS",
+    "LAYER_REGISTRY",
     "MAX_STACK_PARAMS",
+    "LayerKind",
     "LayerSpec",
+    "Param",
     "SummaryRow",
     "build_from_stack",
     "stack_multiply_adds",
     "stack_param_count",
     "summarize_stack",
+    "takes_raw_pixels",
+    "with_input_scaling",
 ]
 
-LAYER_KINDS: tuple[str, ...] = (
-    "Conv2D",
-    "MaxPooling2D",
-    "Dropout",
-    "BatchNormalization",
-    "Flatten",
-    "Dense",
-)
 ACTIVATIONS: tuple[str, ...] = ("relu", "linear", "sigmoid", "tanh", "softmax")
 PADDINGS: tuple[str, ...] = ("valid", "same")
+FLIP_MODES: tuple[str, ...] = ("horizontal", "vertical", "horizontal_and_vertical")
 #: Largest stack (in parameters) the editor accepts: bigger ones would not train here.
 MAX_STACK_PARAMS = 5_000_000
 #: Momentum of BatchNormalization's moving mean and variance. Keras' default 0.99 needs
@@ -46,25 +53,22 @@ MAX_STACK_PARAMS = 5_000_000
 BN_MOMENTUM = 0.9
 #: Editor limits per layer (filters, units, kernel or pool size, stride).
 MAX_FILTERS, MAX_UNITS, MAX_WINDOW, MAX_STRIDE = 512, 4096, 15, 8
-
-_SNAKE = {
-    "Conv2D": "conv2d",
-    "MaxPooling2D": "max_pooling2d",
-    "Dropout": "dropout",
-    "BatchNormalization": "batch_normalization",
-    "Flatten": "flatten",
-    "Dense": "dense",
-}
+#: Raw pixels 0…255 → [0, 1]: the scale of the implied first layer.
+PIXEL_SCALE = 1.0 / 255.0
 
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One layer of an editable stack. Only the fields of its ``kind`` matter:
+    """One layer of an editable stack. Only the fields of its ``kind`` matter (see
+    ``LAYER_REGISTRY[kind].params``):
 
     Conv2D: filters, kernel_size, strides (default 1), padding, activation.
     MaxPooling2D: pool_size, strides (default = pool_size), padding.
-    Dropout: rate. BatchNormalization, Flatten: none. Dense: units, activation.
-    Sizes are square (one int). Use the constructors (``LayerSpec.conv2d(32, 3)``, ...).
+    Dropout: rate. Dense: units, activation. Rescaling: scale, offset.
+    RandomFlip: mode. RandomRotation, RandomZoom, RandomTranslation, RandomContrast: factor.
+    BatchNormalization, Flatten, GlobalAveragePooling2D: none.
+    Sizes are square (one int). Use the constructors (``LayerSpec.conv2d(32, 3)``, ...) or
+    ``LayerSpec.new(kind)`` for a kind's defaults.
     """
 
     kind: str
@@ -76,6 +80,16 @@ class LayerSpec:
     pool_size: int = 2
     rate: float = 0.25
     units: int = 64
+    scale: float = PIXEL_SCALE
+    offset: float = 0.0
+    mode: str = "horizontal"
+    factor: float = 0.1
+
+    @classmethod
+    def new(cls, kind: str) -> LayerSpec:
+        """A fresh layer of ``kind`` with its registry defaults (the editor's "Add layer")."""
+        entry = _entry(kind)
+        return cls(kind, **{p.name: p.default for p in entry.params})
 
     @classmethod
     def conv2d(
@@ -118,6 +132,41 @@ class LayerSpec:
     def dense(cls, units: int, *, activation: str = "relu") -> LayerSpec:
         return cls("Dense", units=units, activation=activation)
 
+    @classmethod
+    def rescaling(cls, scale: float = PIXEL_SCALE, offset: float = 0.0) -> LayerSpec:
+        """Pixels × scale + offset (default 0…255 → 0…1)."""
+        return cls("Rescaling", scale=scale, offset=offset)
+
+    @classmethod
+    def random_flip(cls, mode: str = "horizontal") -> LayerSpec:
+        return cls("RandomFlip", mode=mode)
+
+    @classmethod
+    def random_rotation(cls, factor: float = 0.1) -> LayerSpec:
+        """Rotate by up to ± factor of a full turn (0.1 = ±36°) while training."""
+        return cls("RandomRotation", factor=factor)
+
+    @classmethod
+    def random_zoom(cls, factor: float = 0.1) -> LayerSpec:
+        return cls("RandomZoom", factor=factor)
+
+    @classmethod
+    def random_translation(cls, factor: float = 0.1) -> LayerSpec:
+        return cls("RandomTranslation", factor=factor)
+
+    @classmethod
+    def random_contrast(cls, factor: float = 0.2) -> LayerSpec:
+        return cls("RandomContrast", factor=factor)
+
+    @classmethod
+    def global_average_pooling(cls) -> LayerSpec:
+        return cls("GlobalAveragePooling2D")
+
+    @property
+    def factor_pair(self) -> tuple[float, float]:
+        """(factor, factor): a range symmetric around no change (RandomContrast)."""
+        return (self.factor, self.factor)
+
     @property
     def stride(self) -> int:
         """The effective stride: ``strides``, or 1 (Conv2D) / ``pool_size`` (MaxPooling2D)."""
@@ -127,30 +176,14 @@ class LayerSpec:
 
     def describe(self) -> str:
         """Short text for tables, e.g. "Conv2D 32 × 3×3, stride 2, same, relu"."""
-        if self.kind == "Conv2D":
-            extra = f", stride {self.stride}" if self.stride != 1 else ""
-            extra += ", same" if self.padding == "same" else ""
-            k = self.kernel_size
-            return f"Conv2D {self.filters} × {k}×{k}{extra}, {self.activation}"
-        if self.kind == "MaxPooling2D":
-            extra = f", stride {self.stride}" if self.stride != self.pool_size else ""
-            extra += ", same" if self.padding == "same" else ""
-            return f"MaxPooling2D {self.pool_size}×{self.pool_size}{extra}"
-        if self.kind == "Dropout":
-            return f"Dropout {self.rate:g}"
-        if self.kind == "Dense":
-            return f"Dense {self.units}, {self.activation}"
-        return self.kind
+        entry = LAYER_REGISTRY.get(self.kind)
+        return entry.describe(self) if entry is not None else self.kind
 
     def to_dict(self) -> dict[str, Any]:
         """The fields that matter for this kind (for session state, JSON, ``LayerSpec(**d)``)."""
-        keep = {
-            "Conv2D": ("filters", "kernel_size", "strides", "padding", "activation"),
-            "MaxPooling2D": ("pool_size", "strides", "padding"),
-            "Dropout": ("rate",),
-            "Dense": ("units", "activation"),
-        }.get(self.kind, ())
-        return {"kind": self.kind, **{name: getattr(self, name) for name in keep}}
+        entry = LAYER_REGISTRY.get(self.kind)
+        names = [p.name for p in entry.params] if entry is not None else []
+        return {"kind": self.kind, **{name: getattr(self, name) for name in names}}
 
     def with_changes(self, **changes: Any) -> LayerSpec:
         """A copy with some fields changed (the editor's update)."""
@@ -173,41 +206,111 @@ class SummaryRow:
     multiply_adds: int = 0
 
 
+# --------------------------------------------------------------------------------------------
+# The registry
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a layer kind: a ``LayerSpec`` field and its editor widget.
+
+    ``type``: "int" (number input, ``low``…``high``), "float" (slider with ``step``, or a
+    number input when ``step`` is None; ``below``: ``high`` itself is excluded) or "choice"
+    (one of ``choices``). ``what`` names it in messages ("The number of filters");
+    ``read``: the attribute holding the effective value when it differs from ``name``
+    (``stride`` for ``strides``).
+    """
+
+    name: str
+    label: str
+    type: str
+    default: Any
+    what: str
+    low: float = 0
+    high: float = 0
+    step: float | None = None
+    below: bool = False
+    choices: tuple[str, ...] = ()
+    read: str = ""
+    help: str = ""
+
+    def value(self, spec: LayerSpec) -> Any:
+        return getattr(spec, self.read or self.name)
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` is not allowed (a sentence fragment), or None."""
+        if self.type == "choice":
+            if value not in self.choices:
+                quoted = ", ".join(repr(c) for c in self.choices)
+                return f"{self.what} must be one of {quoted}."
+            return None
+        if self.type == "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                return f"{self.what} must be a whole number from {self.low} to {self.high}."
+        elif isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+            return f"{self.what} must be a number from {self.low:g} to {self.high:g}."
+        too_high = value >= self.high if self.below else value > self.high
+        if value < self.low or too_high:
+            if self.type == "int":
+                return f"{self.what} must be a whole number from {self.low} to {self.high}."
+            top = f"below {self.high:g}" if self.below else f"at most {self.high:g}"
+            return f"{self.what} must be at least {self.low:g} and {top}."
+        return None
+
+
+@dataclass(frozen=True)
+class _Out:
+    """A layer's effect: output shape, parameters and the arithmetic behind them."""
+
+    shape: tuple[int, ...]
+    params: int = 0
+    formula: str = "0 (no weights)"
+    shape_formula: str = ""
+    multiply_adds: int = 0
+
+
+#: ``forward(index, spec, input_shape) -> _Out``; raises ``InvalidModelError`` naming the layer.
+Forward = Callable[[int, LayerSpec, tuple[int, ...]], _Out]
+#: ``build(spec, name, seed, dtype) -> keras layer``; ``seed`` None or this layer's own seed.
+Build = Callable[[LayerSpec, str, "int | None", "str | None"], Any]
+
+
+@dataclass(frozen=True)
+class LayerKind:
+    """Everything about one layer kind: see the module docstring.
+
+    ``snake``: Keras' name stem ("conv2d" → layers "conv2d_1", …); ``note``: one sentence on
+    what the layer does (the editor shows it); ``augmentation``: active only in training.
+    """
+
+    kind: str
+    snake: str
+    params: tuple[Param, ...]
+    describe: Callable[[LayerSpec], str]
+    forward: Forward
+    build: Build
+    note: str = ""
+    augmentation: bool = False
+
+
 def _layer_error(index: int, spec: LayerSpec, problem: str) -> InvalidModelError:
     return InvalidModelError(f"Layer {index + 1} ({spec.describe()}): {problem}")
 
 
-def _check_int(index: int, spec: LayerSpec, name: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise _layer_error(index, spec, f"{name} must be a whole number from {low} to {high}.")
-    return value
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "×".join(str(d) for d in shape)
 
 
-def _check_spec(index: int, spec: LayerSpec) -> None:
-    if not isinstance(spec, LayerSpec):
-        raise InvalidModelError(f"Layer {index + 1} is not a LayerSpec: {spec!r}.")
-    if spec.kind not in LAYER_KINDS:
-        raise InvalidModelError(
-            f"Layer {index + 1}: unknown kind {spec.kind!r}; choose one of "
-            f"{', '.join(LAYER_KINDS)}."
+def _needs_image(index: int, spec: LayerSpec, shape: tuple[int, ...]) -> tuple[int, int, int]:
+    if len(shape) != 3:
+        raise _layer_error(
+            index,
+            spec,
+            f"it needs an image-shaped (H×W×C) input but gets a flat vector of {shape[0]} "
+            "values. Move it before Flatten.",
         )
-    if spec.kind == "Conv2D":
-        _check_int(index, spec, "The number of filters", spec.filters, 1, MAX_FILTERS)
-        _check_int(index, spec, "The kernel size", spec.kernel_size, 1, MAX_WINDOW)
-        _check_int(index, spec, "The stride", spec.stride, 1, MAX_STRIDE)
-    if spec.kind == "MaxPooling2D":
-        _check_int(index, spec, "The pool size", spec.pool_size, 1, MAX_WINDOW)
-        _check_int(index, spec, "The stride", spec.stride, 1, MAX_STRIDE)
-    if spec.kind in ("Conv2D", "MaxPooling2D") and spec.padding not in PADDINGS:
-        raise _layer_error(index, spec, "padding must be 'valid' or 'same'.")
-    if spec.kind in ("Conv2D", "Dense") and spec.activation not in ACTIVATIONS:
-        raise _layer_error(index, spec, f"the activation must be one of {', '.join(ACTIVATIONS)}.")
-    if spec.kind == "Dense":
-        _check_int(index, spec, "The number of units", spec.units, 1, MAX_UNITS)
-    if spec.kind == "Dropout" and not (
-        isinstance(spec.rate, int | float) and 0.0 <= spec.rate < 1.0
-    ):
-        raise _layer_error(index, spec, "the dropout rate must be at least 0 and below 1.")
+    return shape  # type: ignore[return-value]
 
 
 def _spatial(
@@ -234,8 +337,366 @@ def _spatial(
     return out, "; ".join(formulas)  # type: ignore[return-value]
 
 
-def _shape_text(shape: tuple[int, ...]) -> str:
-    return "×".join(str(d) for d in shape)
+def _weights(seed: int | None):
+    """Glorot-uniform weights (Keras' default), seeded when ``seed`` is given."""
+    import keras
+
+    return "glorot_uniform" if seed is None else keras.initializers.GlorotUniform(seed=seed)
+
+
+# -- Conv2D ----------------------------------------------------------------------------------
+
+
+def _conv_describe(spec: LayerSpec) -> str:
+    extra = f", stride {spec.stride}" if spec.stride != 1 else ""
+    extra += ", same" if spec.padding == "same" else ""
+    k = spec.kernel_size
+    return f"Conv2D {spec.filters} × {k}×{k}{extra}, {spec.activation}"
+
+
+def _conv_forward(index: int, spec: LayerSpec, shape: tuple[int, ...]) -> _Out:
+    h, w, c = _needs_image(index, spec, shape)
+    (oh, ow), shape_formula = _spatial(index, spec, (h, w), spec.kernel_size, "kernel")
+    k, f = spec.kernel_size, spec.filters
+    params = (k * k * c + 1) * f
+    return _Out(
+        (oh, ow, f), params, f"({k}·{k}·{c} + 1)·{f} = {params:,}", shape_formula,
+        oh * ow * k * k * c * f,
+    )  # fmt: skip
+
+
+def _conv_build(spec: LayerSpec, name: str, seed: int | None, dtype: str | None):
+    import keras
+
+    return keras.layers.Conv2D(
+        spec.filters,
+        spec.kernel_size,
+        strides=spec.stride,
+        padding=spec.padding,
+        activation=spec.activation,
+        kernel_initializer=_weights(seed),
+        name=name,
+        dtype=dtype,
+    )
+
+
+# -- MaxPooling2D ----------------------------------------------------------------------------
+
+
+def _pool_describe(spec: LayerSpec) -> str:
+    extra = f", stride {spec.stride}" if spec.stride != spec.pool_size else ""
+    extra += ", same" if spec.padding == "same" else ""
+    return f"MaxPooling2D {spec.pool_size}×{spec.pool_size}{extra}"
+
+
+def _pool_forward(index: int, spec: LayerSpec, shape: tuple[int, ...]) -> _Out:
+    h, w, c = _needs_image(index, spec, shape)
+    (oh, ow), shape_formula = _spatial(index, spec, (h, w), spec.pool_size, "pool window")
+    return _Out((oh, ow, c), 0, "0 (no weights: takes the maximum of each window)", shape_formula)
+
+
+def _pool_build(spec: LayerSpec, name: str, seed: int | None, dtype: str | None):
+    import keras
+
+    return keras.layers.MaxPooling2D(
+        spec.pool_size, strides=spec.stride, padding=spec.padding, name=name, dtype=dtype
+    )
+
+
+# -- Dense, Flatten, GlobalAveragePooling2D ----------------------------------------------------
+
+
+def _dense_forward(index: int, spec: LayerSpec, shape: tuple[int, ...]) -> _Out:
+    if len(shape) != 1:
+        raise _layer_error(
+            index,
+            spec,
+            f"it gets a {_shape_text(shape)} tensor; a Dense layer needs a flat vector. "
+            "Add a Flatten layer before it (or GlobalAveragePooling2D).",
+        )
+    params = (shape[0] + 1) * spec.units
+    return _Out(
+        (spec.units,), params, f"({shape[0]:,} + 1)·{spec.units} = {params:,}", "",
+        shape[0] * spec.units,
+    )  # fmt: skip
+
+
+def _dense_build(spec: LayerSpec, name: str, seed: int | None, dtype: str | None):
+    import keras
+
+    if spec.activation == "softmax":
+        dtype = "float32"  # probabilities in float32, even under mixed precision
+    return keras.layers.Dense(
+        spec.units,
+        activation=spec.activation,
+        kernel_initializer=_weights(seed),
+        name=name,
+        dtype=dtype,
+    )
+
+
+def _flatten_forward(index: int, spec: LayerSpec, shape: tuple[int, ...]) -> _Out:
+    n = 1
+    for d in shape:
+        n *= d
+    shape_formula = f"{' · '.join(str(d) for d in shape)} = {n:,}" if len(shape) > 1 else ""
+    return _Out((n,), 0, "0 (no weights: reshapes only)", shape_formula)
+
+
+def _gap_forward(index: int, spec: LayerSpec, shape: tuple[int, ...]) -> _Out:
+    h, w, c = _needs_image(index, spec, shape)
+    return _Out((c,), 0, "0 (no weights: the mean of each feature map)", f"{h}×{w}×{c} → {c} means")
+
+
+# -- Shape-keeping layers --------------------------------------------------------------------
+
+
+def _same_shape(formula: str) -> Forward:
+    def forward(index: int, spec: LayerSpec, shape: tuple[int, ...]) -> _Out:
+        return _Out(tuple(shape), 0, formula)
+
+    return forward
+
+
+def _batch_norm_forward(index: int, spec: LayerSpec, shape: tuple[int, ...]) -> _Out:
+    c = shape[-1]
+    return _Out(tuple(shape), 4 * c, f"4·{c} = {4 * c:,} (γ, β trained; moving mean, variance not)")
+
+
+def _scale_text(scale: float) -> str:
+    for d in (255, 127.5):
+        if abs(scale * d - 1) < 1e-9:
+            return f"1/{d:g}"
+    return f"{scale:g}"
+
+
+def _rescaling_describe(spec: LayerSpec) -> str:
+    offset = f" {'+' if spec.offset >= 0 else '−'} {abs(spec.offset):g}" if spec.offset else ""
+    return f"Rescaling ×{_scale_text(spec.scale)}{offset}"
+
+
+def _keras_layer(class_name: str, *args_from: str, seeded: bool = False, **fixed: Any) -> Build:
+    """A ``Build`` calling ``keras.layers.<class_name>(*(spec.<f> for f in args_from))``;
+    ``seeded``: pass the layer's seed. Augmentation (Random*) layers are seeded and stay
+    float32 (they run on raw pixels)."""
+    augmentation = class_name.startswith("Random")
+
+    def build(spec: LayerSpec, name: str, seed: int | None, dtype: str | None):
+        import keras
+
+        layer_class = getattr(keras.layers, class_name)
+        kwargs: dict[str, Any] = {"name": name, **fixed}
+        if seeded or augmentation:
+            kwargs["seed"] = seed
+        if dtype is not None and not augmentation:
+            kwargs["dtype"] = dtype
+        return layer_class(*(getattr(spec, f) for f in args_from), **kwargs)
+
+    return build
+
+
+#: Spec fields passed to the Random* layers that take more than ``factor``: the translation's
+#: height and width factors, and the contrast's (lower, upper) pair — Keras reads a single
+#: contrast factor f as [1, 1 + f] (only more contrast), the pair as [1 − f, 1 + f].
+_FACTOR_ARGS = {"RandomTranslation": ("factor", "factor"), "RandomContrast": ("factor_pair",)}
+
+
+def _augmentation(kind: str, snake: str, what: str, high: float, default: float, note: str):
+    """A Random* layer with one ``factor`` parameter."""
+    return LayerKind(
+        kind,
+        snake,
+        (Param("factor", "Factor", "float", default, what, 0.0, high, 0.05),),
+        lambda s: f"{kind} {s.factor:g}",
+        _same_shape("0 (no weights: changes each training image at random)"),
+        _keras_layer(kind, *_FACTOR_ARGS.get(kind, ("factor",))),
+        note,
+        augmentation=True,
+    )
+
+
+_STRIDE = Param("strides", "Stride", "int", 1, "The stride", 1, MAX_STRIDE, read="stride")
+_PADDING = Param("padding", "Padding", "choice", "valid", "padding", choices=PADDINGS)
+_ACTIVATION = Param(
+    "activation", "Activation", "choice", "relu", "the activation", choices=ACTIVATIONS
+)
+
+#: Layer kind → its entry. The editor offers the kinds in this order.
+LAYER_REGISTRY: dict[str, LayerKind] = {
+    entry.kind: entry
+    for entry in (
+        LayerKind(
+            "Conv2D",
+            "conv2d",
+            (
+                Param("filters", "Filters", "int", 32, "The number of filters", 1, MAX_FILTERS),
+                Param("kernel_size", "Kernel", "int", 3, "The kernel size", 1, MAX_WINDOW),
+                _STRIDE,
+                _PADDING,
+                _ACTIVATION,
+            ),
+            _conv_describe,
+            _conv_forward,
+            _conv_build,
+            "Slides learned k×k filters over the image: one feature map per filter.",
+        ),
+        LayerKind(
+            "MaxPooling2D",
+            "max_pooling2d",
+            (
+                Param("pool_size", "Pool size", "int", 2, "The pool size", 1, MAX_WINDOW),
+                Param("strides", "Stride", "int", None, "The stride", 1, MAX_STRIDE, read="stride"),
+                _PADDING,
+            ),
+            _pool_describe,
+            _pool_forward,
+            _pool_build,
+            "Keeps the maximum of each window: a smaller feature map.",
+        ),
+        LayerKind(
+            "Dropout",
+            "dropout",
+            (Param("rate", "Rate", "float", 0.25, "the dropout rate", 0.0, 0.9, 0.05, True),),
+            lambda s: f"Dropout {s.rate:g}",
+            _same_shape("0 (no weights: zeroes a random fraction while training)"),
+            _keras_layer("Dropout", "rate", seeded=True),
+            "Zeroes a random fraction of its inputs while training (fights overfitting).",
+        ),
+        LayerKind(
+            "BatchNormalization",
+            "batch_normalization",
+            (),
+            lambda s: "BatchNormalization",
+            _batch_norm_forward,
+            _keras_layer("BatchNormalization", momentum=BN_MOMENTUM),
+            "No parameters: normalizes each channel.",
+        ),
+        LayerKind(
+            "Flatten",
+            "flatten",
+            (),
+            lambda s: "Flatten",
+            _flatten_forward,
+            _keras_layer("Flatten"),
+            "No parameters: reshapes the feature maps into one vector.",
+        ),
+        LayerKind(
+            "GlobalAveragePooling2D",
+            "global_average_pooling2d",
+            (),
+            lambda s: "GlobalAveragePooling2D",
+            _gap_forward,
+            _keras_layer("GlobalAveragePooling2D"),
+            "No parameters: the mean of each feature map, one value per channel.",
+        ),
+        LayerKind(
+            "Dense",
+            "dense",
+            (
+                Param("units", "Units", "int", 64, "The number of units", 1, MAX_UNITS),
+                _ACTIVATION,
+            ),
+            lambda s: f"Dense {s.units}, {s.activation}",
+            _dense_forward,
+            _dense_build,
+            "Every input connected to every unit.",
+        ),
+        LayerKind(
+            "Rescaling",
+            "rescaling",
+            (
+                Param("scale", "Scale", "float", PIXEL_SCALE, "The scale", -10.0, 10.0),
+                Param("offset", "Offset", "float", 0.0, "The offset", -255.0, 255.0),
+            ),
+            _rescaling_describe,
+            _same_shape("0 (no weights: pixels × scale + offset)"),
+            _keras_layer("Rescaling", "scale", "offset"),
+            "Pixels × scale + offset: 1/255 turns raw 0…255 pixels into 0…1.",
+        ),
+        LayerKind(
+            "RandomFlip",
+            "random_flip",
+            (Param("mode", "Mode", "choice", "horizontal", "the flip mode", choices=FLIP_MODES),),
+            lambda s: f"RandomFlip {s.mode.replace('_', ' ')}",
+            _same_shape("0 (no weights: mirrors each training image at random)"),
+            _keras_layer("RandomFlip", "mode"),
+            "Mirrors half of the training images (not at prediction time).",
+            augmentation=True,
+        ),
+        _augmentation(
+            "RandomRotation",
+            "random_rotation",
+            "The rotation factor",
+            0.5,
+            0.1,
+            "Rotates each training image by up to ± factor of a full turn (0.1 = ±36°).",
+        ),
+        _augmentation(
+            "RandomZoom",
+            "random_zoom",
+            "The zoom factor",
+            0.9,
+            0.1,
+            "Zooms each training image in or out by up to the factor (0.1 = ±10 %).",
+        ),
+        _augmentation(
+            "RandomTranslation",
+            "random_translation",
+            "The translation factor",
+            0.5,
+            0.1,
+            "Shifts each training image by up to the factor of its size, in both directions.",
+        ),
+        _augmentation(
+            "RandomContrast",
+            "random_contrast",
+            "The contrast factor",
+            1.0,
+            0.2,
+            "Changes each training image's contrast by up to the factor.",
+        ),
+    )
+}
+LAYER_KINDS: tuple[str, ...] = tuple(LAYER_REGISTRY)
+AUGMENTATION_KINDS: tuple[str, ...] = tuple(k for k, e in LAYER_REGISTRY.items() if e.augmentation)
+
+
+def _entry(kind: str) -> LayerKind:
+    try:
+        return LAYER_REGISTRY[kind]
+    except KeyError:
+        raise InvalidModelError(
+            f"Unknown layer kind {kind!r}; choose one of {', '.join(LAYER_KINDS)}."
+        ) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Summary and build
+# --------------------------------------------------------------------------------------------
+
+
+def _check_spec(index: int, spec: LayerSpec) -> LayerKind:
+    if not isinstance(spec, LayerSpec):
+        raise InvalidModelError(f"Layer {index + 1} is not a LayerSpec: {spec!r}.")
+    if spec.kind not in LAYER_REGISTRY:
+        raise InvalidModelError(
+            f"Layer {index + 1}: unknown kind {spec.kind!r}; choose one of "
+            f"{', '.join(LAYER_KINDS)}."
+        )
+    entry = LAYER_REGISTRY[spec.kind]
+    for param in entry.params:
+        problem = param.problem(param.value(spec))
+        if problem is not None:
+            raise _layer_error(index, spec, problem)
+    return entry
+
+
+def with_input_scaling(specs: list[LayerSpec]) -> list[LayerSpec]:
+    """``specs`` with ``Rescaling(1/255)`` first unless it has a Rescaling layer already."""
+    specs = list(specs)
+    if any(isinstance(s, LayerSpec) and s.kind == "Rescaling" for s in specs):
+        return specs
+    return [LayerSpec.rescaling(), *specs]
 
 
 def summarize_stack(
@@ -247,13 +708,15 @@ def summarize_stack(
 ) -> list[SummaryRow]:
     """Each layer's output shape, parameter count and formula, as Keras would build it.
 
-    No TensorFlow: shapes come from ``cnnlib.conv.output_size``, counts from Keras' rules —
-    Conv2D (k·k·C_in + 1)·F, Dense (n_in + 1)·units, BatchNormalization 4·C (γ and β are
-    trained, the moving mean and variance are not, and ``count_params`` counts all four).
-    Raises ``InvalidModelError`` naming the layer (number and kind) for an impossible stack:
-    a spatial size that would reach 0, Conv2D or pooling on a flat tensor, Dense on a 3-D
-    tensor before Flatten, a last layer other than Dense(num_classes, softmax), or more
-    than ``max_params`` parameters.
+    Covers the implied ``Rescaling(1/255)`` first row when the stack has no Rescaling layer
+    (see ``with_input_scaling``). No TensorFlow: shapes come from
+    ``cnnlib.conv.output_size``, counts from Keras' rules — Conv2D (k·k·C_in + 1)·F, Dense
+    (n_in + 1)·units, BatchNormalization 4·C (γ and β are trained, the moving mean and
+    variance are not, and ``count_params`` counts all four). Raises ``InvalidModelError``
+    naming the layer (its number in ``specs`` and kind) for an impossible stack: a spatial
+    size that would reach 0, Conv2D or pooling on a flat tensor, Dense on a 3-D tensor
+    before Flatten, a last layer other than Dense(num_classes, softmax), or more than
+    ``max_params`` parameters.
     """
     specs = list(specs)
     if len(input_shape) != 3 or min(input_shape) < 1:
@@ -264,70 +727,26 @@ def summarize_stack(
         )
     for i, spec in enumerate(specs):
         _check_spec(i, spec)
+    full = with_input_scaling(specs)
+    implied = len(full) - len(specs)  # 1 when Rescaling was added in front
     shape: tuple[int, ...] = tuple(int(d) for d in input_shape)
     counters: dict[str, int] = {}
     rows: list[SummaryRow] = []
-    for i, spec in enumerate(specs):
+    for i, spec in enumerate(full):
+        entry = LAYER_REGISTRY[spec.kind]
         counters[spec.kind] = counters.get(spec.kind, 0) + 1
-        name = f"{_SNAKE[spec.kind]}_{counters[spec.kind]}"
-        shape_formula = ""
-        macs = 0
-        if spec.kind in ("Conv2D", "MaxPooling2D"):
-            if len(shape) != 3:
-                raise _layer_error(
-                    i,
-                    spec,
-                    f"it needs an image-shaped (H×W×C) input but gets a flat vector of "
-                    f"{shape[0]} values. Move it before Flatten.",
-                )
-            h, w, c = shape
-            window = spec.kernel_size if spec.kind == "Conv2D" else spec.pool_size
-            what = "kernel" if spec.kind == "Conv2D" else "pool window"
-            (oh, ow), shape_formula = _spatial(i, spec, (h, w), window, what)
-            if spec.kind == "Conv2D":
-                k, f = spec.kernel_size, spec.filters
-                params = (k * k * c + 1) * f
-                formula = f"({k}·{k}·{c} + 1)·{f} = {params:,}"
-                macs = oh * ow * k * k * c * f
-                shape = (oh, ow, f)
-            else:
-                params, formula = 0, "0 (no weights: takes the maximum of each window)"
-                shape = (oh, ow, c)
-        elif spec.kind == "Flatten":
-            n = 1
-            for d in shape:
-                n *= d
-            shape_formula = f"{' · '.join(str(d) for d in shape)} = {n:,}" if len(shape) > 1 else ""
-            params, formula = 0, "0 (no weights: reshapes only)"
-            shape = (n,)
-        elif spec.kind == "Dense":
-            if len(shape) != 1:
-                raise _layer_error(
-                    i,
-                    spec,
-                    f"it gets a {_shape_text(shape)} tensor; a Dense layer needs a flat vector. "
-                    "Add a Flatten layer before it.",
-                )
-            params = (shape[0] + 1) * spec.units
-            formula = f"({shape[0]:,} + 1)·{spec.units} = {params:,}"
-            macs = shape[0] * spec.units
-            shape = (spec.units,)
-        elif spec.kind == "BatchNormalization":
-            c = shape[-1]
-            params = 4 * c
-            formula = f"4·{c} = {params:,} (γ, β trained; moving mean, variance not)"
-        else:  # Dropout
-            params, formula = 0, "0 (no weights: zeroes a random fraction while training)"
+        out = entry.forward(i - implied, spec, shape)
+        shape = out.shape
         rows.append(
             SummaryRow(
-                name=name,
+                name=f"{entry.snake}_{counters[spec.kind]}",
                 kind=spec.kind,
-                output_shape=shape,
-                params=params,
-                formula=formula,
-                shape_formula=shape_formula,
+                output_shape=out.shape,
+                params=out.params,
+                formula=out.formula,
+                shape_formula=out.shape_formula,
                 description=spec.describe(),
-                multiply_adds=macs,
+                multiply_adds=out.multiply_adds,
             )
         )
     last = specs[-1]
@@ -342,8 +761,8 @@ def summarize_stack(
     if max_params is not None and total > max_params:
         biggest = max(range(len(rows)), key=lambda j: rows[j].params)
         raise _layer_error(
-            biggest,
-            specs[biggest],
+            biggest - implied,
+            full[biggest],
             f"the stack has {total:,} parameters, more than the {max_params:,} that can be "
             f"trained here; this layer alone has {rows[biggest].params:,}. Use fewer units or "
             "filters, or pool before it.",
@@ -378,53 +797,45 @@ def build_from_stack(
     name: str = "stack",
     max_params: int | None = MAX_STACK_PARAMS,
     seed: int | None = None,
+    dtype: str | None = None,
 ):
     """The uncompiled ``keras.Sequential`` for a stack, validated first by ``summarize_stack``.
 
-    Layers are named as in the summary ("conv2d_1", "dense_2", ...); BatchNormalization uses
-    momentum ``BN_MOMENTUM``. With ``seed``, weight
-    initializers and dropout are seeded per layer (seed + layer index), so two builds with
-    the same seed start from the same weights without touching Keras' global random state.
+    Takes RAW pixels (N, H, W, C) 0…255: a stack without a Rescaling layer gets
+    ``Rescaling(1/255)`` first. Layers are named as in the summary ("rescaling_1",
+    "conv2d_1", ...); BatchNormalization uses momentum ``BN_MOMENTUM``. With ``seed``,
+    weight initializers, dropout and augmentation are seeded per layer (seed + layer index),
+    so two builds with the same seed start from the same weights without touching Keras'
+    global random state. ``dtype``: a Keras dtype policy for the layers (e.g.
+    "mixed_float16"); the softmax output and augmentation layers stay float32.
     """
     rows = summarize_stack(specs, input_shape, num_classes, max_params=max_params)
     import keras
 
-    def init(index: int):
-        """Glorot-uniform weights (Keras' default), seeded per layer when ``seed`` is given."""
-        if seed is None:
-            return "glorot_uniform"
-        return keras.initializers.GlorotUniform(seed=seed + index)
-
+    full = with_input_scaling(specs)
     layers: list = [keras.Input(shape=tuple(input_shape), name="input")]
-    for i, (spec, row) in enumerate(zip(specs, rows, strict=True)):
-        if spec.kind == "Conv2D":
-            layer = keras.layers.Conv2D(
-                spec.filters,
-                spec.kernel_size,
-                strides=spec.stride,
-                padding=spec.padding,
-                activation=spec.activation,
-                kernel_initializer=init(i),
-                name=row.name,
-            )
-        elif spec.kind == "MaxPooling2D":
-            layer = keras.layers.MaxPooling2D(
-                spec.pool_size, strides=spec.stride, padding=spec.padding, name=row.name
-            )
-        elif spec.kind == "Dropout":
-            layer = keras.layers.Dropout(
-                spec.rate, seed=None if seed is None else seed + i, name=row.name
-            )
-        elif spec.kind == "BatchNormalization":
-            layer = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=row.name)
-        elif spec.kind == "Flatten":
-            layer = keras.layers.Flatten(name=row.name)
-        else:
-            layer = keras.layers.Dense(
-                spec.units,
-                activation=spec.activation,
-                kernel_initializer=init(i),
-                name=row.name,
-            )
-        layers.append(layer)
+    implied = len(full) - len(specs)
+    for i, (spec, row) in enumerate(zip(full, rows, strict=True)):
+        entry = LAYER_REGISTRY[spec.kind]
+        layer_seed = None if seed is None else seed + i - implied  # as numbered in ``specs``
+        layers.append(entry.build(spec, row.name, layer_seed, dtype))
     return keras.Sequential(layers, name=name)
+
+
+def takes_raw_pixels(model) -> bool:
+    """True when ``model`` scales its own input (raw pixels 0…255 in): a ``Rescaling`` layer
+    comes before the first layer with weights, looking inside nested models (a backbone).
+
+    The app's models all do; an older uploaded model trained on inputs in [0, 1] does not,
+    so a page can tell which input a model wants.
+    """
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Rescaling):
+            return True
+        if isinstance(layer, keras.Model):
+            return takes_raw_pixels(layer)
+        if layer.weights:
+            return False
+    return False

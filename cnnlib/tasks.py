@@ -1,0 +1,349 @@
+"""Long work in a background thread: one base for the trainer and the experiments.
+
+A task has two halves. The *worker* (``TaskWorker``) is what the thread runs: it holds the
+lock, the stop flag and the progress, and never refers to the handle. The *handle*
+(``TaskHandle``) is what a page keeps in its session state and polls: ``start()``,
+``stop()``, ``snapshot()``, ``wait()``. When the handle is garbage-collected (its session
+ended) the worker is asked to stop, so no training runs on for a browser tab that is gone.
+
+Progress is an immutable (frozen) dataclass replaced as a whole under the lock, so a
+snapshot is a consistent copy that the page can read while the thread goes on.
+
+States: queued (waiting for a ``TrainingSlots`` slot) → running → stopping → finished,
+stopped or failed. Every task has a wall-clock limit (``max_seconds``, by default
+``$CNNLAB_MAX_TRAINING_SECONDS`` or 900 s) after which it stops with a message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from cnnlib.errors import CNNLabError, InvalidArgumentError
+
+__all__ = [
+    "DEFAULT_MAX_SECONDS",
+    "FINAL_STATES",
+    "TaskHandle",
+    "TaskProgress",
+    "TaskWorker",
+    "TrainingSlots",
+    "default_max_seconds",
+    "default_slots",
+]
+
+#: Terminal states of a task.
+FINAL_STATES = ("finished", "stopped", "failed")
+#: Wall-clock limit per task when ``$CNNLAB_MAX_TRAINING_SECONDS`` is not set.
+DEFAULT_MAX_SECONDS = 900.0
+
+
+@dataclass(frozen=True)
+class TaskProgress:
+    """What every task reports (times in seconds). Subclasses add their own fields.
+
+    ``message``: why a task stopped on its own (e.g. the time limit), for the learner.
+    """
+
+    state: str = "queued"  #: queued | running | stopping | finished | stopped | failed
+    queue_position: int | None = None  #: 1 = next to start (only while queued)
+    elapsed_seconds: float = 0.0  #: since the task left the queue
+    error: str | None = None  #: set when failed
+    message: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.state in FINAL_STATES
+
+
+P = TypeVar("P", bound=TaskProgress)
+
+
+# --------------------------------------------------------------------------------------------
+# The process-wide limit
+# --------------------------------------------------------------------------------------------
+
+
+class TrainingSlots:
+    """At most ``limit`` trainings at once; the others wait first-come, first-served."""
+
+    def __init__(self, limit: int):
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InvalidArgumentError(f"The training limit must be at least 1; got {limit!r}.")
+        self.limit = limit
+        self._cond = threading.Condition()
+        self._running: set[object] = set()
+        self._queue: deque[object] = deque()
+
+    def acquire(self, ticket: object, cancelled: threading.Event) -> bool:
+        """Wait for a slot (True), or give up when ``cancelled`` is set (False)."""
+        with self._cond:
+            self._queue.append(ticket)
+            try:
+                while True:
+                    if cancelled.is_set():
+                        return False
+                    if self._queue[0] is ticket and len(self._running) < self.limit:
+                        self._running.add(ticket)
+                        return True
+                    self._cond.wait(timeout=0.5)
+            finally:
+                self._queue.remove(ticket)
+                self._cond.notify_all()
+
+    def release(self, ticket: object) -> None:
+        with self._cond:
+            self._running.discard(ticket)
+            self._cond.notify_all()
+
+    def wake(self) -> None:
+        """Let waiting tasks re-check their stop flags now."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def position(self, ticket: object) -> int | None:
+        """1-based place in the queue, or None when not waiting."""
+        with self._cond:
+            for i, t in enumerate(self._queue):
+                if t is ticket:
+                    return i + 1
+        return None
+
+    @property
+    def running(self) -> int:
+        with self._cond:
+            return len(self._running)
+
+    @property
+    def waiting(self) -> int:
+        with self._cond:
+            return len(self._queue)
+
+
+_DEFAULT_SLOTS: TrainingSlots | None = None
+_DEFAULT_SLOTS_LOCK = threading.Lock()
+
+
+def _limit_from_env() -> int:
+    value = os.environ.get("CNNLAB_MAX_TRAININGS", "").strip()
+    try:
+        limit = int(value)
+    except ValueError:
+        return 2
+    return limit if limit >= 1 else 2
+
+
+def default_slots() -> TrainingSlots:
+    """The process-wide slots; limit from ``$CNNLAB_MAX_TRAININGS`` (default 2), read once."""
+    global _DEFAULT_SLOTS
+    with _DEFAULT_SLOTS_LOCK:
+        if _DEFAULT_SLOTS is None:
+            _DEFAULT_SLOTS = TrainingSlots(_limit_from_env())
+        return _DEFAULT_SLOTS
+
+
+def default_max_seconds() -> float:
+    """Wall-clock limit per task: ``$CNNLAB_MAX_TRAINING_SECONDS`` if a positive number,
+    else ``DEFAULT_MAX_SECONDS`` (read at each new task)."""
+    try:
+        value = float(os.environ.get("CNNLAB_MAX_TRAINING_SECONDS", ""))
+    except ValueError:
+        return DEFAULT_MAX_SECONDS
+    return value if value > 0 else DEFAULT_MAX_SECONDS
+
+
+def _duration_text(seconds: float) -> str:
+    if seconds >= 60:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"
+
+
+# --------------------------------------------------------------------------------------------
+# The two halves
+# --------------------------------------------------------------------------------------------
+
+
+class TaskWorker(Generic[P]):
+    """The thread's side. Subclasses implement ``work()`` and may override
+    ``failure_message(exc)``; ``work`` reports with ``update`` / ``append`` and checks
+    ``stop_event``. Holds no reference to the handle.
+
+    ``slots``: take a ``TrainingSlots`` slot before working (None: none needed, e.g. an
+    experiment whose own trainings take slots). ``max_seconds``: stop after this long
+    running (None: ``default_max_seconds()``).
+    """
+
+    thread_name = "cnnlab-task"
+
+    def __init__(
+        self,
+        progress: P,
+        *,
+        slots: TrainingSlots | None = None,
+        max_seconds: float | None = None,
+    ):
+        if max_seconds is None:
+            max_seconds = default_max_seconds()
+        if not (isinstance(max_seconds, int | float) and max_seconds > 0):
+            raise InvalidArgumentError(f"The time limit must be above 0 s; got {max_seconds!r}.")
+        self.max_seconds = float(max_seconds)
+        self.slots = slots
+        self.lock = threading.Lock()
+        self.stop_event = threading.Event()
+        self.done_event = threading.Event()
+        self.timed_out = False
+        self.thread: threading.Thread | None = None
+        self.started_at: float | None = None
+        self._progress = progress
+
+    # -- any thread -------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Ask the work to end at its next check (or leave the queue)."""
+        self.stop_event.set()
+        with self.lock:
+            if self._progress.state == "running":
+                self._progress = dataclasses.replace(self._progress, state="stopping")
+        if self.slots is not None:
+            self.slots.wake()
+
+    def snapshot(self) -> P:
+        """The progress now (immutable; elapsed time and queue place filled in)."""
+        with self.lock:
+            progress = self._progress
+            started = self.started_at
+        changes: dict[str, Any] = {}
+        if started is not None and not progress.done:
+            changes["elapsed_seconds"] = time.perf_counter() - started
+        if progress.state == "queued" and self.slots is not None:
+            changes["queue_position"] = self.slots.position(self)
+        return dataclasses.replace(progress, **changes) if changes else progress
+
+    def update(self, **changes: Any) -> None:
+        """Replace some fields of the progress (atomically)."""
+        with self.lock:
+            self._progress = dataclasses.replace(self._progress, **changes)
+
+    def append(self, **items: Any) -> None:
+        """Add one item to each named tuple field (atomically), e.g. ``append(val_loss=0.3)``."""
+        with self.lock:
+            p = self._progress
+            self._progress = dataclasses.replace(
+                p, **{name: (*getattr(p, name), value) for name, value in items.items()}
+            )
+
+    @property
+    def progress(self) -> P:
+        """The current progress object (no elapsed-time refresh; see ``snapshot``)."""
+        with self.lock:
+            return self._progress
+
+    # -- the thread --------------------------------------------------------------------------
+
+    def work(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def failure_message(self, exc: Exception) -> str:
+        """The learner's message for an exception raised by ``work``."""
+        message = str(exc) or type(exc).__name__
+        if not isinstance(exc, CNNLabError):
+            message = f"{type(exc).__name__}: {message}"
+            if len(message) > 600:
+                message = message[:600] + " …"
+        return message
+
+    def on_failure(self) -> None:
+        """Called after a failure (e.g. drop a half-built model)."""
+
+    def on_exit(self) -> None:
+        """Called last in the thread, whatever happened (e.g. free the data)."""
+
+    def _time_up(self) -> None:
+        self.timed_out = True
+        self.request_stop()
+
+    def run(self) -> None:
+        acquired = False
+        timer: threading.Timer | None = None
+        try:
+            if self.slots is not None:
+                acquired = self.slots.acquire(self, self.stop_event)
+                if not acquired:
+                    self.update(state="stopped", queue_position=None)
+                    return
+            self.started_at = time.perf_counter()
+            timer = threading.Timer(self.max_seconds, self._time_up)
+            timer.daemon = True
+            timer.start()
+            self.update(
+                state="stopping" if self.stop_event.is_set() else "running", queue_position=None
+            )
+            self.work()
+            changes: dict[str, Any] = {
+                "state": "stopped" if self.stop_event.is_set() else "finished"
+            }
+            if self.timed_out:
+                changes["message"] = (
+                    f"Stopped after {_duration_text(self.max_seconds)}, the time limit per "
+                    "run here; what was done so far is kept. Use fewer images or epochs."
+                )
+            self.update(**changes)
+        except Exception as exc:  # reported to the page, never raised into Streamlit
+            self.on_failure()
+            self.update(state="failed", error=self.failure_message(exc))
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if acquired and self.slots is not None:
+                self.slots.release(self)
+            if self.started_at is not None:
+                self.update(elapsed_seconds=time.perf_counter() - self.started_at)
+            self.on_exit()
+            self.done_event.set()
+
+
+class TaskHandle(Generic[P]):
+    """The page's side of a task: keep it in session state and poll ``snapshot()``.
+
+    When the handle is garbage-collected, the task stops (the worker never refers back).
+    """
+
+    def __init__(self, worker: TaskWorker[P]):
+        self._worker = worker
+        self._finalizer = weakref.finalize(self, worker.request_stop)
+
+    def start(self):
+        """Start the thread (once); returns the handle."""
+        worker = self._worker
+        if worker.thread is None:
+            worker.thread = threading.Thread(
+                target=worker.run, name=worker.thread_name, daemon=True
+            )
+            worker.thread.start()
+        return self
+
+    def stop(self) -> None:
+        """End the work at its next check (or leave the queue); what was done is kept."""
+        self._worker.request_stop()
+
+    def snapshot(self) -> P:
+        return self._worker.snapshot()
+
+    def wait(self, timeout: float | None = None) -> P:
+        """Block until the task is done (or ``timeout`` seconds); returns a snapshot."""
+        self._worker.done_event.wait(timeout)
+        return self.snapshot()
+
+    @property
+    def started(self) -> bool:
+        return self._worker.thread is not None
+
+    @property
+    def done(self) -> bool:
+        return self._worker.done_event.is_set()
