@@ -259,7 +259,7 @@ def draw_ui() -> None:
                 st.info("Train a model (tab ② Train) to see what it reads in your digit.", icon="ℹ️")
                 return
             classes = ss.get(state.TRAINED_MODEL_CLASSES) or datasets.CLASS_NAMES["mnist"]
-            view.show_reading(predict_probabilities(model, prepared.digit[None])[0], classes)
+            view.show_reading(predict_probabilities(model, prepared.pixels[None])[0], classes)
 
 
 def experiment_ui(ds: PageDataset, rows) -> None:

@@ -18,7 +18,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from cnnlib import training
+from cnnlib import tasks, training
 from tests.conftest import ROOT
 from tests.pages.apptest import open_page, run_checked
 from ui import state
@@ -146,7 +146,7 @@ def test_a_tiny_training_from_the_page(mnist_env, monkeypatch):
     """Queued behind a full slot → runs → widget clicks and a second Start do not disturb
     it → finishes → test accuracy, confusion matrix, model in session state."""
     slots = training.TrainingSlots(1)
-    monkeypatch.setattr(training, "_DEFAULT_SLOTS", slots)
+    monkeypatch.setattr(tasks, "_DEFAULT_SLOTS", slots)
     blocker, cancelled = object(), threading.Event()
     assert slots.acquire(blocker, cancelled)  # another session's training holds the slot
 
