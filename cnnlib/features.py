@@ -158,8 +158,33 @@ def _check_model(model) -> None:
         )
 
 
+#: Layers that prepare the input inside a model (scaling, augmentation): not feature maps.
+PREPROCESSING_LAYERS = frozenset(
+    {
+        "Rescaling",
+        "Normalization",
+        "Resizing",
+        "RandomFlip",
+        "RandomRotation",
+        "RandomZoom",
+        "RandomTranslation",
+        "RandomContrast",
+        "RandomBrightness",
+    }
+)
+
+
+def is_preprocessing_layer(layer) -> bool:
+    """True for a layer that prepares the input (``PREPROCESSING_LAYERS``, or a layer that
+    declares ``is_preprocessing = True``, as the backbones' input layers do)."""
+    return type(layer).__name__ in PREPROCESSING_LAYERS or bool(
+        getattr(layer, "is_preprocessing", False)
+    )
+
+
 def list_layers(model) -> list[LayerInfo]:
-    """Every layer of ``model`` (input layers excluded) in order, with type and output shape.
+    """Every layer of ``model`` in order, with type and output shape; input layers and the
+    model's own preprocessing layers (scaling, augmentation) are left out.
 
     Layers whose output is not a single fixed-shape tensor are left out. Raises
     ``InvalidModelError`` for a model without one fixed-size image input.
@@ -168,7 +193,7 @@ def list_layers(model) -> list[LayerInfo]:
     keras = _keras()
     infos: list[LayerInfo] = []
     for layer in model.layers:
-        if _is_input_layer(layer):
+        if _is_input_layer(layer) or is_preprocessing_layer(layer):
             continue
         shape = _single_output_shape(layer)
         if shape is None or len(shape) not in (1, 3):
@@ -450,8 +475,11 @@ def output_scores(model, acts: ActivationSet) -> Scores | None:
 # --------------------------------------------------------------------------- inputs
 
 
-def digit_input(digit: np.ndarray, input_shape: Sequence[int]) -> np.ndarray:
-    """A (28, 28) digit in [0, 1] as a model's batch (1, H, W, C) float32 in [0, 1].
+def digit_input(
+    digit: np.ndarray, input_shape: Sequence[int], *, raw_pixels: bool = False
+) -> np.ndarray:
+    """A (28, 28) digit in [0, 1] as a model's batch (1, H, W, C) float32: in [0, 255] for a
+    model that scales its own input (``raw_pixels``), else in [0, 1].
 
     Resized (bilinear) when the model is not 28×28; repeated to 3 channels for a colour model.
     """
@@ -463,7 +491,7 @@ def digit_input(digit: np.ndarray, input_shape: Sequence[int]) -> np.ndarray:
     h, w, c = (int(s) for s in input_shape)
     if d.shape != (h, w):
         d = np.asarray(Image.fromarray(d, mode="F").resize((w, h), Image.Resampling.BILINEAR))
-    d = np.clip(d, 0.0, 1.0)
+    d = np.clip(d, 0.0, 1.0) * (255.0 if raw_pixels else 1.0)
     return np.repeat(d[None, :, :, None], c, axis=3).astype(np.float32)
 
 
@@ -475,10 +503,11 @@ def digit_to_image(digit: np.ndarray) -> Image.Image:
     return Image.fromarray((d * 255.0 + 0.5).astype(np.uint8), mode="L").convert("RGB")
 
 
-def image_input(image: Image.Image, input_shape: Sequence[int]) -> np.ndarray:
-    """A photo as a generic model's batch: resized to H×W, gray if C = 1, scaled to [0, 1].
-
-    For models with no known preprocessing (an uploaded model that is not 28×28×1).
+def image_input(
+    image: Image.Image, input_shape: Sequence[int], *, raw_pixels: bool = False
+) -> np.ndarray:
+    """A photo as a model's batch (1, H, W, C) float32: resized to H×W, gray if C = 1, raw
+    pixels in [0, 255] for a model that scales its own input (``raw_pixels``), else in [0, 1].
     """
     h, w, c = (int(s) for s in input_shape)
     if c not in (1, 3):
@@ -487,7 +516,7 @@ def image_input(image: Image.Image, input_shape: Sequence[int]) -> np.ndarray:
             "made from a photo."
         )
     img = image.convert("L" if c == 1 else "RGB").resize((w, h), Image.Resampling.BILINEAR)
-    arr = np.asarray(img, dtype=np.float32) / 255.0
+    arr = np.asarray(img, dtype=np.float32) / (1.0 if raw_pixels else 255.0)
     return arr.reshape(1, h, w, c)
 
 

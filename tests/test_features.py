@@ -428,3 +428,29 @@ def test_digit_and_image_inputs():
     assert colour.shape == (1, 8, 8, 3) and np.allclose(colour[0, 0, 0], [1, 0, 0])
     with pytest.raises(InvalidArgumentError, match="4-channel"):
         F.image_input(photo, (8, 8, 4))
+
+
+def test_preprocessing_layers_are_not_listed_and_inputs_follow_the_model():
+    """A model that scales its own input takes raw pixels; its Rescaling and augmentation
+    layers are not feature maps."""
+    import keras
+
+    from cnnlib.models import takes_raw_pixels
+
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.RandomFlip("horizontal"),
+            keras.layers.Conv2D(2, 3, name="conv"),
+        ]
+    )
+    assert [info.name for info in F.list_layers(model)] == ["conv"]
+    assert takes_raw_pixels(model)
+    digit = np.full((28, 28), 0.5, np.float32)
+    raw = F.digit_input(digit, (8, 8, 1), raw_pixels=True)
+    scaled = F.digit_input(digit, (8, 8, 1))
+    np.testing.assert_allclose(raw, scaled * 255.0, rtol=1e-6)
+    photo = Image.new("RGB", (4, 4), (255, 0, 0))
+    assert F.image_input(photo, (4, 4, 3), raw_pixels=True).max() == 255.0
+    assert F.image_input(photo, (4, 4, 3)).max() == 1.0

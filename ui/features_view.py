@@ -59,6 +59,8 @@ class ModelView:
     class_names: tuple[str, ...] | None = None
     #: The network was trained on BGR images (ImageNet "caffe" preprocessing).
     bgr: bool = False
+    #: The model scales its own input: it takes raw pixels 0…255 (the app's models do).
+    raw_pixels: bool = False
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -77,6 +79,8 @@ def _build_view(
     class_names: tuple[str, ...] | None,
     bgr: bool = False,
 ) -> ModelView:
+    from cnnlib.models import takes_raw_pixels
+
     extractor, fields = F.open_model(model)
     return ModelView(
         key=key,
@@ -88,6 +92,7 @@ def _build_view(
         preprocessing=preprocessing,
         class_names=class_names,
         bgr=bgr,
+        raw_pixels=preprocessing != "imagenet" and takes_raw_pixels(model),
     )
 
 
@@ -180,19 +185,27 @@ def prepare_input(
         from cnnlib import digits
 
         d = digits.preprocess_digit(image)
-        batch, preview = F.digit_input(d, shape), F.digit_to_image(d)
+        batch = F.digit_input(d, shape, raw_pixels=view.raw_pixels)
+        preview = F.digit_to_image(d)
         steps = "MNIST-style: light ink on black, cropped, scaled to 20 px, centred in 28×28"
+        steps += _scaling(view)
     elif image is not None:
-        batch = F.image_input(image, shape)
+        batch = F.image_input(image, shape, raw_pixels=view.raw_pixels)
         preview = image.resize((shape[1], shape[0]))
-        steps = f"resized to {shape[0]}×{shape[1]}, pixels scaled to [0, 1]"
+        steps = f"resized to {shape[0]}×{shape[1]}" + _scaling(view)
     else:
-        batch = F.digit_input(digit, shape)
+        batch = F.digit_input(digit, shape, raw_pixels=view.raw_pixels)
         preview = F.digit_to_image(digit)
-        steps = "pixels in [0, 1], light digit on black (as MNIST)"
+        steps = "light digit on black (as MNIST)" + _scaling(view)
         if shape[:2] != (28, 28):
             steps += f", resized to {shape[0]}×{shape[1]}"
     return PreparedInput(batch, preview, steps, _digest(batch))
+
+
+def _scaling(view: ModelView) -> str:
+    if view.raw_pixels:
+        return ", raw pixels 0…255 (the model scales them itself)"
+    return ", pixels scaled to [0, 1]"
 
 
 def activations(view: ModelView, prepared: PreparedInput) -> F.ActivationSet:
