@@ -1,4 +1,5 @@
-"""Shared fixtures: the project root on sys.path, and the local data the tests use.
+"""Shared fixtures: the project root on sys.path, the local data the tests use, and the
+``e2e`` marker on every test under ``tests/e2e/``.
 
 In CI (``CI=true``) a missing data source fails the test instead of skipping it.
 """
@@ -22,6 +23,19 @@ SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+#: Browser tests: every test collected below this folder is marked ``e2e``.
+E2E_DIR = ROOT / "tests" / "e2e"
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Mark every test under ``tests/e2e/`` as ``e2e`` (so ``-m "not e2e"`` leaves them out).
+
+    ``pytestmark`` in a conftest has no effect; this hook is the one place, so a new browser
+    test module is marked without doing anything.
+    """
+    for item in items:
+        if item.path.resolve().is_relative_to(E2E_DIR):
+            item.add_marker(pytest.mark.e2e)
 
 
 def require(path: Path, what: str) -> Path:

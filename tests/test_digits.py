@@ -107,6 +107,7 @@ def test_rendered_digits_are_recovered(mnist, rendered):
     assert np.mean(correlations >= 0.85) >= 0.97
 
 
+@pytest.mark.slow
 def test_a_model_trained_on_mnist_reads_the_recovered_digits(mnist, rendered, tiny_model):
     x, _ = mnist
     _, digits, labels = rendered

@@ -94,6 +94,7 @@ def test_bad_inputs_are_refused_with_messages():
         confusion_matrix(np.array([0.5]), np.array([0]), 2)
 
 
+@pytest.mark.slow
 def test_evaluate_model_agrees_with_keras(mnist_dir):
     """Loss and accuracy equal Keras' own ``evaluate`` on real digits (a small trained model)."""
     keras = pytest.importorskip("keras")

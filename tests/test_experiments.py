@@ -82,6 +82,7 @@ def test_shifted_accuracy_by_hand():
     assert accuracies == [1.0, 0.9, 0.0]
 
 
+@pytest.mark.slow
 def test_experiment_trains_both_models_and_measures_every_shift(mnist_dir):
     keras = pytest.importorskip("keras")
     from cnnlib.data import read_idx

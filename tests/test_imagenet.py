@@ -159,6 +159,7 @@ def test_pipeline_steps_numbers(cat, crop):
 # ---------------------------------------------------------------- classification
 
 
+@pytest.mark.slow
 def test_classify_end_to_end_matches_model_predict(resnet, cat):
     reference, _ = resnet50_reference()
     preds = imagenet.classify(resnet, cat, top=5)
@@ -176,6 +177,7 @@ def test_classify_end_to_end_matches_model_predict(resnet, cat):
     assert imagenet.classify(resnet, imagenet.prepare(cat)) == preds
 
 
+@pytest.mark.slow
 def test_run_classification_keeps_steps_and_times(resnet, cat):
     result = imagenet.run_classification(resnet, cat, top=3, crop=True)
     assert len(result.predictions) == 3
@@ -186,6 +188,7 @@ def test_run_classification_keeps_steps_and_times(resnet, cat):
     assert result.predictions == imagenet.classify(resnet, cat, top=3, crop=True)
 
 
+@pytest.mark.slow
 def test_a_plain_keras_model_is_accepted(cat):
     reference, _ = resnet50_reference()
     assert imagenet.classify(reference, imagenet.prepare(cat), top=2)[0].class_id == int(
@@ -193,6 +196,7 @@ def test_a_plain_keras_model_is_accepted(cat):
     )
 
 
+@pytest.mark.slow
 def test_classify_refuses_a_model_without_classifier(cat):
     headless = keras.applications.VGG19(weights=None, include_top=False, input_shape=(32, 32, 3))
     with pytest.raises(InvalidArgumentError, match="no classifier"):
@@ -214,6 +218,7 @@ def _independent_grad_cam(model, batch, class_id):
     return cam / cam.max() if cam.max() > 0 else cam
 
 
+@pytest.mark.slow
 def test_grad_cam_shape_range_and_value(resnet, cat):
     assert imagenet.last_conv_layer(resnet).name == "conv5_block3_out"
     preds = imagenet.classify(resnet, cat)
@@ -248,6 +253,7 @@ def test_overlay_and_heatmap(cat):
 # ---------------------------------------------------------------- thread safety
 
 
+@pytest.mark.slow
 def test_concurrent_classify_and_grad_cam_equal_sequential(resnet):
     photos = [samples.load_sample(n) for n in ("cat (chelsea)", "coffee cup", "rocket")]
 
@@ -340,6 +346,7 @@ def test_uploads_through_the_classify_path(name):
         assert (pixels == (255, 0, 0)).all()  # first frame
 
 
+@pytest.mark.slow
 def test_several_uploads_one_bad_others_still_classified(resnet):
     """What the page does with a multi-file upload: the bad file is named, the rest run."""
     uploads = _uploads()

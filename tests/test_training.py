@@ -75,6 +75,7 @@ def wait_for(predicate, timeout=60.0):
     return False
 
 
+@pytest.mark.slow
 def test_training_on_4000_real_digits_reaches_92_percent(digits):
     (x, y), test = digits
     config = TrainConfig(
@@ -95,6 +96,7 @@ def test_training_on_4000_real_digits_reaches_92_percent(digits):
     assert progress.images_per_second > 0 and progress.eta_seconds == 0.0
 
 
+@pytest.mark.slow
 def test_progress_arrives_in_order(digits):
     (x, y), test = digits
     seen: list = []
@@ -132,6 +134,7 @@ def test_progress_arrives_in_order(digits):
     assert final.fraction == 1.0
 
 
+@pytest.mark.slow
 def test_curves_are_decimated_for_long_runs(digits):
     (x, y), _ = digits
     config = TrainConfig(batch_size=8, epochs=2, train_size=2400, validation_split=0.0)
@@ -141,6 +144,7 @@ def test_curves_are_decimated_for_long_runs(digits):
     assert len(progress.batch_loss) == 300 and progress.test_accuracy is None
 
 
+@pytest.mark.slow
 def test_stop_mid_run_keeps_a_usable_model(digits):
     (x, y), test = digits
     gate = Gate()
@@ -162,6 +166,7 @@ def test_stop_mid_run_keeps_a_usable_model(digits):
     np.testing.assert_allclose(probabilities.sum(1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_the_slot_limit_queues_the_third_and_fourth_job(digits):
     (x, y), _ = digits
     slots = TrainingSlots(2)
@@ -192,6 +197,7 @@ def test_the_slot_limit_queues_the_third_and_fourth_job(digits):
     assert slots.running == 0 and slots.waiting == 0
 
 
+@pytest.mark.slow
 def test_a_garbage_collected_handle_stops_its_training(digits):
     (x, y), _ = digits
     gate = Gate()
@@ -206,6 +212,7 @@ def test_a_garbage_collected_handle_stops_its_training(digits):
     assert worker.snapshot().state == "stopped"
 
 
+@pytest.mark.slow
 def test_generic_data_any_shape_and_class_count():
     rng = np.random.default_rng(0)
     x = rng.random((300, 12, 12, 3), dtype=np.float32)

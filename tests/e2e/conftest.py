@@ -33,9 +33,6 @@ CHROMIUM_ARGS = [
     "--use-fake-ui-for-media-stream",
 ]
 
-pytestmark = pytest.mark.e2e
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -65,6 +65,7 @@ def _no_exception(page):
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
+@pytest.mark.slow
 def test_pick_a_layer_of_an_uploaded_convnet_and_see_its_maps(
     app_url, page, tmp_path, small_model_file
 ):

@@ -12,6 +12,7 @@ import io
 import re
 
 import numpy as np
+import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
@@ -81,6 +82,7 @@ def _digit_png(index: int) -> bytes:
     return buf.getvalue()
 
 
+@pytest.mark.slow
 def test_live_training_stop_results_and_drawing(app_url, page, tmp_path):
     _open_page(page, app_url)
     expect(page.get_by_text("Fallback data:")).to_have_count(1)  # the labelled test-set split
@@ -193,6 +195,7 @@ def test_live_training_stop_results_and_drawing(app_url, page, tmp_path):
     screenshot(page, tmp_path, "train_mnist_upload")
 
 
+@pytest.mark.slow
 def test_dense_vs_convnet_experiment(app_url, page, tmp_path):
     _open_page(page, app_url)
     _tab(page, "⑤ Dense vs convnet")

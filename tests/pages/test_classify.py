@@ -49,6 +49,7 @@ def _jpeg(name: str) -> bytes:
     return buf.getvalue()
 
 
+@pytest.mark.slow
 def test_sample_photo_every_step_top5_and_grad_cam(local_weights):
     at = _page()
     headers = [h.value for h in at.subheader]
@@ -74,6 +75,7 @@ def test_sample_photo_every_step_top5_and_grad_cam(local_weights):
     assert "7×7 Grad-CAM from conv5_block3_out" in charts[1]["layout"]["title"]["text"]
 
 
+@pytest.mark.slow
 def test_grad_cam_class_choice_opacity_and_crop(local_weights):
     at = _page()
     labels = _bar_labels(_charts(at)[0])
@@ -90,6 +92,7 @@ def test_grad_cam_class_choice_opacity_and_crop(local_weights):
     assert any("centre square 300×300 (from x=75, y=0)" in c for c in _image_captions(at))
 
 
+@pytest.mark.slow
 def test_upload_several_files_one_bad(local_weights):
     at = _page()
     at.radio(key="classify_source").set_value("Upload")
@@ -113,6 +116,7 @@ def test_upload_several_files_one_bad(local_weights):
     assert any("Original: 640×427" in c for c in _image_captions(at))
 
 
+@pytest.mark.slow
 def test_camera_photo(local_weights):
     at = _page()
     at.radio(key="classify_source").set_value("Camera")
@@ -141,6 +145,7 @@ def test_missing_weights_message_steps_still_shown(monkeypatch):
     assert any("No predictions" in i.value for i in at.info)
 
 
+@pytest.mark.slow
 def test_camera_photo_that_is_not_an_image(local_weights):
     at = _page()
     at.radio(key="classify_source").set_value("Camera")
@@ -151,6 +156,7 @@ def test_camera_photo_that_is_not_an_image(local_weights):
     assert not at.get("plotly_chart")
 
 
+@pytest.mark.slow
 def test_grayscale_sample_is_classified(local_weights):
     at = _page()
     at.selectbox(key="classify_sample").set_value("camera man")

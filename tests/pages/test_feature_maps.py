@@ -132,6 +132,7 @@ def test_a_fashion_model_gets_fashion_images_and_names(tutorial_model, fashion_d
     assert scores["x"] == list(names)
 
 
+@pytest.mark.slow
 def test_quick_training_then_every_view(mnist_dir, monkeypatch):
     monkeypatch.setenv("CNNLAB_DATA_DIR", str(mnist_dir))
     monkeypatch.setattr(fv, "QUICK_IMAGES", 600)

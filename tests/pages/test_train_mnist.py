@@ -139,6 +139,7 @@ def test_an_impossible_stack_is_refused_naming_the_layer(mnist_env):
     assert not at.error and not at.button(key="mnist_start").disabled
 
 
+@pytest.mark.slow
 def test_a_tiny_training_from_the_page(mnist_env, monkeypatch):
     """Queued behind a full slot → runs → widget clicks and a second Start do not disturb
     it → finishes → test accuracy, confusion matrix, model in session state."""
