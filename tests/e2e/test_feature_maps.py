@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
+from tests.e2e.conftest import no_exception as _no_exception
 from tests.e2e.conftest import screenshot, wait_idle
 
 
@@ -59,10 +60,6 @@ def _open_dropdown(page, picker) -> None:
         except PlaywrightTimeoutError:
             continue
     raise AssertionError("the selectbox's list did not open")
-
-
-def _no_exception(page):
-    assert page.locator('[data-testid="stException"]').count() == 0
 
 
 @pytest.mark.slow

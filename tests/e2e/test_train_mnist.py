@@ -18,6 +18,7 @@ from playwright.sync_api import expect
 
 from cnnlib.data import read_idx
 from tests.conftest import SHARED_MNIST
+from tests.e2e.conftest import no_exception as _no_exception
 from tests.e2e.conftest import screenshot, wait_idle
 
 LIVE_POINTS = """() => {
@@ -27,10 +28,6 @@ LIVE_POINTS = """() => {
     }
     return 0;
 }"""
-
-
-def _no_exception(page) -> None:
-    assert page.locator('[data-testid="stException"]').count() == 0
 
 
 def _open_page(page, app_url: str) -> None:
