@@ -111,7 +111,7 @@ def launch_chromium(playwright):
 
 #: True while Streamlit runs the script (or a fragment): the app's run state is 'running'
 #: or the status widget shows its running icon.
-_RUNNING_JS = """() => {
+RUNNING_JS = """() => {
     const app = document.querySelector('[data-testid="stApp"]');
     return !app || app.getAttribute('data-test-script-state') === 'running'
         || !!document.querySelector('[data-testid="stStatusWidgetRunningIcon"]');
@@ -121,7 +121,7 @@ _RUNNING_JS = """() => {
 def wait_idle(page, timeout: float = 60_000) -> None:
     """Wait until Streamlit has finished the current script run (no 'running' status)."""
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout)
-    page.wait_for_function(f"() => !({_RUNNING_JS})()", timeout=timeout)
+    page.wait_for_function(f"() => !({RUNNING_JS})()", timeout=timeout)
     page.wait_for_timeout(300)
 
 
