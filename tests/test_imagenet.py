@@ -9,8 +9,6 @@ import hashlib
 import inspect
 import io
 import json
-import struct
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import keras
@@ -22,6 +20,7 @@ from cnnlib import imagenet, samples
 from cnnlib.errors import InvalidArgumentError, InvalidImageError
 from cnnlib.images import load_image
 from tests.imagenet_weights import resnet50_loaded, resnet50_reference
+from tests.uploads import encode, png_declaring
 
 PHOTOS = ["cat (chelsea)", "coffee cup", "rocket", "astronaut", "camera man"]
 
@@ -277,28 +276,10 @@ def test_concurrent_classify_and_grad_cam_equal_sequential(resnet):
 # ---------------------------------------------------------------- awkward uploads
 
 
-def _encode(img: Image.Image, fmt: str, **kw) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, fmt, **kw)
-    return buf.getvalue()
-
-
-def _png_declaring(width: int, height: int) -> bytes:
-    """A PNG whose header declares width×height pixels (the data is tiny and wrong)."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16))
-
-
 def _uploads() -> dict[str, tuple[bytes, bool]]:
     """file name → (bytes, whether the classify path must accept it)."""
     photo = samples.load_sample("coffee cup").resize((120, 80))
-    jpeg = _encode(photo, "JPEG", quality=90)
+    jpeg = encode(photo, "JPEG", quality=90)
     exif = Image.Exif()
     exif[0x0112] = 6  # Orientation: rotate 90° clockwise to display
     palette = Image.new("P", (40, 30), 0)
@@ -311,16 +292,16 @@ def _uploads() -> dict[str, tuple[bytes, bool]]:
         "notes.jpg": (b"this is a text file, not a photo\n", False),
         "empty.png": (b"", False),
         "truncated.jpg": (jpeg[: len(jpeg) // 2], False),
-        "huge.png": (_png_declaring(30000, 30000), False),
-        "cmyk.jpg": (_encode(photo.convert("CMYK"), "JPEG"), True),
+        "huge.png": (png_declaring(30000, 30000), False),
+        "cmyk.jpg": (encode(photo.convert("CMYK"), "JPEG"), True),
         "sixteen.png": (
-            _encode(Image.fromarray(np.full((20, 30), 40000, np.uint16)), "PNG"),
+            encode(Image.fromarray(np.full((20, 30), 40000, np.uint16)), "PNG"),
             True,
         ),
-        "palette.png": (_encode(palette, "PNG", transparency=0), True),
+        "palette.png": (encode(palette, "PNG", transparency=0), True),
         "animated.gif": (gif.getvalue(), True),
-        "rotated.jpg": (_encode(photo, "JPEG", exif=exif.tobytes()), True),
-        "one.png": (_encode(Image.new("RGB", (1, 1), (10, 200, 30)), "PNG"), True),
+        "rotated.jpg": (encode(photo, "JPEG", exif=exif.tobytes()), True),
+        "one.png": (encode(Image.new("RGB", (1, 1), (10, 200, 30)), "PNG"), True),
     }
 
 

@@ -8,7 +8,6 @@ The server has only the shared MNIST test files, so the page trains on the label
 
 from __future__ import annotations
 
-import io
 import re
 
 import numpy as np
@@ -20,6 +19,7 @@ from cnnlib.data import read_idx
 from tests.conftest import SHARED_MNIST
 from tests.e2e.conftest import no_exception as _no_exception
 from tests.e2e.conftest import screenshot, wait_idle
+from tests.uploads import encode
 
 LIVE_POINTS = """() => {
     for (const el of document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')) {
@@ -74,9 +74,7 @@ def _digit_png(index: int) -> bytes:
     ink = Image.fromarray(255 - digit).resize((140, 140), Image.Resampling.BICUBIC)
     paper = Image.new("L", (240, 200), 240)
     paper.paste(ink, (60, 30))
-    buf = io.BytesIO()
-    paper.convert("RGB").save(buf, "PNG")
-    return buf.getvalue()
+    return encode(paper.convert("RGB"))
 
 
 @pytest.mark.slow

@@ -6,7 +6,6 @@ missing-weights path (message, preprocessing still shown, no predictions).
 
 from __future__ import annotations
 
-import io
 import json
 
 import numpy as np
@@ -17,6 +16,7 @@ from cnnlib import imagenet, samples
 from cnnlib.models.pretrained import RESNET50
 from tests.imagenet_weights import missing_weights_file, resnet50_weights_file
 from tests.pages.apptest import open_page, run_checked
+from tests.uploads import encode
 
 
 @pytest.fixture
@@ -44,9 +44,7 @@ def _bar_labels(chart: dict) -> list[str]:
 
 
 def _jpeg(name: str) -> bytes:
-    buf = io.BytesIO()
-    samples.load_sample(name).save(buf, "JPEG", quality=92)
-    return buf.getvalue()
+    return encode(samples.load_sample(name), "JPEG", quality=92)
 
 
 @pytest.mark.slow
