@@ -15,7 +15,6 @@ import zipfile
 import numpy as np
 import pytest
 
-from cnnlib.data import read_idx
 from cnnlib.errors import InvalidArgumentError, InvalidModelError
 from cnnlib.models import LayerSpec, build_from_stack
 from cnnlib.training import (
@@ -43,10 +42,9 @@ def small_model(seed=None):
 
 
 @pytest.fixture(scope="module")
-def digits(mnist_dir):
+def digits(mnist_test_set):
     """The 10,000 real MNIST test digits: first 8,000 to train on, last 2,000 held out."""
-    x = read_idx(mnist_dir / "t10k-images-idx3-ubyte.gz")
-    y = read_idx(mnist_dir / "t10k-labels-idx1-ubyte.gz")
+    x, y = mnist_test_set
     return (x[:8000], y[:8000]), (x[8000:], y[8000:])
 
 

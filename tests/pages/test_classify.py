@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from cnnlib import imagenet, samples
 from cnnlib.models.pretrained import RESNET50
 from tests.imagenet_weights import missing_weights_file, resnet50_weights_file
-from tests.pages.apptest import open_page, run_checked
+from tests.pages.apptest import image_captions, open_page, run_checked
 from tests.uploads import encode
 
 
@@ -31,8 +31,7 @@ def _page() -> AppTest:
     return open_page("classify")
 
 
-def _image_captions(at: AppTest) -> list[str]:
-    return [c for img in at.get("image") for c in img.captions]
+_image_captions = image_captions
 
 
 def _charts(at: AppTest) -> list[dict]:

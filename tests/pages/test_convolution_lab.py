@@ -15,7 +15,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from cnnlib import conv, images, kernels, lab, samples
-from tests.pages.apptest import open_page, run_checked
+from tests.pages.apptest import open_page, run_checked, values
 from tests.uploads import bad_uploads, encode, odd_but_valid_uploads, photo
 
 SHAPE = re.compile(r"→ output \*\*(\d+)×(\d+)\*\*")
@@ -54,7 +54,7 @@ def _latex(at: AppTest) -> list[str]:
 
 
 def _errors(at: AppTest) -> list[str]:
-    return [e.value for e in at.error]
+    return values(at.error)
 
 
 def test_default_page():

@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 from cnnlib import features as F
 from cnnlib.models.pretrained import RESNET50, VGG19_NOTOP
 from tests.imagenet_weights import resnet50_weights_file
-from tests.pages.apptest import open_page, run_checked
+from tests.pages.apptest import image_captions, open_page, run_checked, values
 from ui import features_view as fv
 from ui import state
 
@@ -40,7 +40,7 @@ def _layer_box(at: AppTest):
 
 def _captions(at: AppTest) -> list[str]:
     """Image captions, and the captions written beside small images."""
-    return [c for img in at.get("image") for c in img.captions] + [c.value for c in at.caption]
+    return image_captions(at) + values(at.caption)
 
 
 def _acts(at: AppTest) -> F.ActivationSet:

@@ -17,7 +17,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from cnnlib import training
-from tests.pages.apptest import open_page, run_checked
+from tests.pages.apptest import open_page, run_checked, values
 from ui import state
 
 
@@ -45,8 +45,7 @@ def _page() -> AppTest:
     return open_page("train_mnist")
 
 
-def _texts(elements) -> list[str]:
-    return [e.value for e in elements]
+_texts = values
 
 
 def test_renders_with_the_labelled_fallback_and_an_exact_summary(mnist_env):
