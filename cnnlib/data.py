@@ -291,10 +291,6 @@ def _local_folders(name: str) -> list[tuple[str, Path, bool]]:
     return folders
 
 
-def _file_names(roles) -> list[str]:
-    return [IDX_FILES[r] + ".gz" for r in roles]
-
-
 def _search_local(name: str, roles: tuple[str, ...], tried: list[str], missing: list[str]):
     """The first folder holding every file of ``roles`` (or an npz); records what it tried."""
     for label, folder, is_subfolder in _local_folders(name):

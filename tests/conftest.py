@@ -1,4 +1,5 @@
-"""Shared fixtures: the project root on sys.path, and the local data the tests use.
+"""Shared fixtures: the project root on sys.path, the local data the tests use, and the
+``e2e`` marker on every test under ``tests/e2e/``.
 
 In CI (``CI=true``) a missing data source fails the test instead of skipping it.
 """
@@ -16,12 +17,27 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from cnnlib.data import DEBIAN_FASHION_DIR, read_idx  # noqa: E402  (after the path is set)
+
 #: The real MNIST test set (IDX, gzip) that every checkout has beside it.
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
 #: Where Debian's dataset-fashion-mnist installs the full Fashion-MNIST.
-DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+DEBIAN_FASHION = DEBIAN_FASHION_DIR
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+#: Browser tests: every test collected below this folder is marked ``e2e``.
+E2E_DIR = ROOT / "tests" / "e2e"
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Mark every test under ``tests/e2e/`` as ``e2e`` (so ``-m "not e2e"`` leaves them out).
+
+    ``pytestmark`` in a conftest has no effect; this hook is the one place, so a new browser
+    test module is marked without doing anything.
+    """
+    for item in items:
+        if item.path.resolve().is_relative_to(E2E_DIR):
+            item.add_marker(pytest.mark.e2e)
 
 
 def require(path: Path, what: str) -> Path:
@@ -44,3 +60,13 @@ def mnist_dir() -> Path:
 def fashion_dir() -> Path:
     """Debian's Fashion-MNIST folder (all four IDX files)."""
     return require(DEBIAN_FASHION / "train-images-idx3-ubyte.gz", "Debian's Fashion-MNIST").parent
+
+
+@pytest.fixture(scope="session")
+def mnist_test_set(mnist_dir):
+    """The 10,000 real MNIST test digits, read once: (x, y), uint8 (10000, 28, 28) and uint8
+    (10000,) labels, read-only (tests slice or copy them)."""
+    x = read_idx(mnist_dir / "t10k-images-idx3-ubyte.gz")
+    y = read_idx(mnist_dir / "t10k-labels-idx1-ubyte.gz")
+    x.flags.writeable = y.flags.writeable = False
+    return x, y

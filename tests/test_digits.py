@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnlib.data import read_idx
 from cnnlib.digits import BOX_SIZE, FIELD_SIZE, prepare_digit, preprocess_digit
 from cnnlib.errors import InvalidImageError
 
@@ -20,10 +19,8 @@ RENDERED = 200
 
 
 @pytest.fixture(scope="module")
-def mnist(mnist_dir):
-    x = read_idx(mnist_dir / "t10k-images-idx3-ubyte.gz")
-    y = read_idx(mnist_dir / "t10k-labels-idx1-ubyte.gz")
-    return x, y
+def mnist(mnist_test_set):
+    return mnist_test_set
 
 
 def render_on_paper(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
@@ -112,6 +109,7 @@ def test_rendered_digits_are_recovered(mnist, rendered):
     assert np.mean(correlations >= 0.85) >= 0.97
 
 
+@pytest.mark.slow
 def test_a_model_trained_on_mnist_reads_the_recovered_digits(mnist, rendered, tiny_model):
     x, _ = mnist
     _, digits, labels = rendered

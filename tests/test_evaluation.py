@@ -94,13 +94,12 @@ def test_bad_inputs_are_refused_with_messages():
         confusion_matrix(np.array([0.5]), np.array([0]), 2)
 
 
-def test_evaluate_model_agrees_with_keras(mnist_dir):
+@pytest.mark.slow
+def test_evaluate_model_agrees_with_keras(mnist_test_set):
     """Loss and accuracy equal Keras' own ``evaluate`` on real digits (a small trained model)."""
     keras = pytest.importorskip("keras")
-    from cnnlib.data import read_idx
 
-    x = read_idx(mnist_dir / "t10k-images-idx3-ubyte.gz")[:1500]
-    y = read_idx(mnist_dir / "t10k-labels-idx1-ubyte.gz")[:1500]
+    x, y = (a[:1500] for a in mnist_test_set)
     keras.utils.set_random_seed(1)
     model = keras.Sequential(  # owns its rescaling, as the app's models: raw pixels in
         [

@@ -82,13 +82,12 @@ def test_shifted_accuracy_by_hand():
     assert accuracies == [1.0, 0.9, 0.0]
 
 
-def test_experiment_trains_both_models_and_measures_every_shift(mnist_dir):
+@pytest.mark.slow
+def test_experiment_trains_both_models_and_measures_every_shift(mnist_test_set):
     keras = pytest.importorskip("keras")
-    from cnnlib.data import read_idx
     from cnnlib.training import TrainConfig, TrainingSlots
 
-    x = read_idx(mnist_dir / "t10k-images-idx3-ubyte.gz")
-    y = read_idx(mnist_dir / "t10k-labels-idx1-ubyte.gz")
+    x, y = mnist_test_set
 
     def dense(seed=None):
         init = keras.initializers.GlorotUniform(seed=seed)
@@ -137,14 +136,12 @@ def test_experiment_trains_both_models_and_measures_every_shift(mnist_dir):
     assert result.parameters["Dense"] == 7850
 
 
-def test_experiment_stop_ends_it_without_a_result(mnist_dir):
+def test_experiment_stop_ends_it_without_a_result(mnist_test_set):
     pytest.importorskip("keras")
-    from cnnlib.data import read_idx
     from cnnlib.models import build_dense_baseline
     from cnnlib.training import TrainConfig, TrainingSlots
 
-    x = read_idx(mnist_dir / "t10k-images-idx3-ubyte.gz")[:3000]
-    y = read_idx(mnist_dir / "t10k-labels-idx1-ubyte.gz")[:3000]
+    x, y = (a[:3000] for a in mnist_test_set)
     experiment = TranslationExperiment(
         {"Dense": build_dense_baseline, "Dense again": build_dense_baseline},
         ((x, y), (x[:200], y[:200])),

@@ -340,6 +340,7 @@ def vgg19_small():
     return keras.applications.VGG19(weights=None, include_top=False, input_shape=(64, 64, 3))
 
 
+@pytest.mark.slow
 def test_vgg19_blocks_receptive_fields(vgg19_small, image):
     layers = F.list_layers(vgg19_small)
     fields = F.model_receptive_fields(vgg19_small)
@@ -361,6 +362,7 @@ def test_vgg19_blocks_receptive_fields(vgg19_small, image):
     assert F.filter_grid(kernel, bgr=True, columns=16, tile_px=24).shape[2] == 3
 
 
+@pytest.mark.slow
 def test_vgg19_hierarchy_on_a_small_image(vgg19_small):
     photo = Image.fromarray(np.random.default_rng(1).integers(0, 255, (64, 64, 3), np.uint8))
     acts = F.FeatureExtractor(vgg19_small).run(F.image_input(photo, (64, 64, 3)) * 255 - 120)

@@ -9,8 +9,6 @@ import hashlib
 import inspect
 import io
 import json
-import struct
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import keras
@@ -22,6 +20,7 @@ from cnnlib import imagenet, samples
 from cnnlib.errors import InvalidArgumentError, InvalidImageError
 from cnnlib.images import load_image
 from tests.imagenet_weights import resnet50_loaded, resnet50_reference
+from tests.uploads import encode, png_declaring
 
 PHOTOS = ["cat (chelsea)", "coffee cup", "rocket", "astronaut", "camera man"]
 
@@ -159,6 +158,7 @@ def test_pipeline_steps_numbers(cat, crop):
 # ---------------------------------------------------------------- classification
 
 
+@pytest.mark.slow
 def test_classify_end_to_end_matches_model_predict(resnet, cat):
     reference, _ = resnet50_reference()
     preds = imagenet.classify(resnet, cat, top=5)
@@ -176,6 +176,7 @@ def test_classify_end_to_end_matches_model_predict(resnet, cat):
     assert imagenet.classify(resnet, imagenet.prepare(cat)) == preds
 
 
+@pytest.mark.slow
 def test_run_classification_keeps_steps_and_times(resnet, cat):
     result = imagenet.run_classification(resnet, cat, top=3, crop=True)
     assert len(result.predictions) == 3
@@ -186,6 +187,7 @@ def test_run_classification_keeps_steps_and_times(resnet, cat):
     assert result.predictions == imagenet.classify(resnet, cat, top=3, crop=True)
 
 
+@pytest.mark.slow
 def test_a_plain_keras_model_is_accepted(cat):
     reference, _ = resnet50_reference()
     assert imagenet.classify(reference, imagenet.prepare(cat), top=2)[0].class_id == int(
@@ -193,6 +195,7 @@ def test_a_plain_keras_model_is_accepted(cat):
     )
 
 
+@pytest.mark.slow
 def test_classify_refuses_a_model_without_classifier(cat):
     headless = keras.applications.VGG19(weights=None, include_top=False, input_shape=(32, 32, 3))
     with pytest.raises(InvalidArgumentError, match="no classifier"):
@@ -214,6 +217,7 @@ def _independent_grad_cam(model, batch, class_id):
     return cam / cam.max() if cam.max() > 0 else cam
 
 
+@pytest.mark.slow
 def test_grad_cam_shape_range_and_value(resnet, cat):
     assert imagenet.last_conv_layer(resnet).name == "conv5_block3_out"
     preds = imagenet.classify(resnet, cat)
@@ -248,6 +252,7 @@ def test_overlay_and_heatmap(cat):
 # ---------------------------------------------------------------- thread safety
 
 
+@pytest.mark.slow
 def test_concurrent_classify_and_grad_cam_equal_sequential(resnet):
     photos = [samples.load_sample(n) for n in ("cat (chelsea)", "coffee cup", "rocket")]
 
@@ -271,28 +276,10 @@ def test_concurrent_classify_and_grad_cam_equal_sequential(resnet):
 # ---------------------------------------------------------------- awkward uploads
 
 
-def _encode(img: Image.Image, fmt: str, **kw) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, fmt, **kw)
-    return buf.getvalue()
-
-
-def _png_declaring(width: int, height: int) -> bytes:
-    """A PNG whose header declares width×height pixels (the data is tiny and wrong)."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16))
-
-
 def _uploads() -> dict[str, tuple[bytes, bool]]:
     """file name → (bytes, whether the classify path must accept it)."""
     photo = samples.load_sample("coffee cup").resize((120, 80))
-    jpeg = _encode(photo, "JPEG", quality=90)
+    jpeg = encode(photo, "JPEG", quality=90)
     exif = Image.Exif()
     exif[0x0112] = 6  # Orientation: rotate 90° clockwise to display
     palette = Image.new("P", (40, 30), 0)
@@ -305,16 +292,16 @@ def _uploads() -> dict[str, tuple[bytes, bool]]:
         "notes.jpg": (b"this is a text file, not a photo\n", False),
         "empty.png": (b"", False),
         "truncated.jpg": (jpeg[: len(jpeg) // 2], False),
-        "huge.png": (_png_declaring(30000, 30000), False),
-        "cmyk.jpg": (_encode(photo.convert("CMYK"), "JPEG"), True),
+        "huge.png": (png_declaring(30000, 30000), False),
+        "cmyk.jpg": (encode(photo.convert("CMYK"), "JPEG"), True),
         "sixteen.png": (
-            _encode(Image.fromarray(np.full((20, 30), 40000, np.uint16)), "PNG"),
+            encode(Image.fromarray(np.full((20, 30), 40000, np.uint16)), "PNG"),
             True,
         ),
-        "palette.png": (_encode(palette, "PNG", transparency=0), True),
+        "palette.png": (encode(palette, "PNG", transparency=0), True),
         "animated.gif": (gif.getvalue(), True),
-        "rotated.jpg": (_encode(photo, "JPEG", exif=exif.tobytes()), True),
-        "one.png": (_encode(Image.new("RGB", (1, 1), (10, 200, 30)), "PNG"), True),
+        "rotated.jpg": (encode(photo, "JPEG", exif=exif.tobytes()), True),
+        "one.png": (encode(Image.new("RGB", (1, 1), (10, 200, 30)), "PNG"), True),
     }
 
 
@@ -340,6 +327,7 @@ def test_uploads_through_the_classify_path(name):
         assert (pixels == (255, 0, 0)).all()  # first frame
 
 
+@pytest.mark.slow
 def test_several_uploads_one_bad_others_still_classified(resnet):
     """What the page does with a multi-file upload: the bad file is named, the rest run."""
     uploads = _uploads()

@@ -1,7 +1,6 @@
 """cnnlib.images.load_image on good and bad uploads, and the array conversions.
 
-``bad_uploads()`` / ``odd_but_valid_uploads()`` build every case in memory; the page tests
-reuse them.
+The uploads (``tests/uploads.py``) are built in memory; the page tests use them too.
 """
 
 from __future__ import annotations
@@ -18,71 +17,7 @@ from PIL import Image, ImageFile
 from cnnlib import images
 from cnnlib.budgets import Budgets
 from cnnlib.errors import InvalidImageError
-
-
-def _png(img: Image.Image, **kwargs) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", **kwargs)
-    return buf.getvalue()
-
-
-def _jpeg(img: Image.Image, **kwargs) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", **kwargs)
-    return buf.getvalue()
-
-
-def photo(size=(64, 48)) -> Image.Image:
-    """A smooth colourful RGB test picture (width, height)."""
-    w, h = size
-    yy, xx = np.mgrid[0:h, 0:w]
-    arr = np.stack([xx * 255 // max(w - 1, 1), yy * 255 // max(h - 1, 1), (xx + yy) % 256], -1)
-    return Image.fromarray(arr.astype(np.uint8))
-
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims width×height pixels (a decompression bomb's header)."""
-    raw = bytearray(_png(Image.new("L", (1, 1))))
-    ihdr = raw.index(b"IHDR")
-    raw[ihdr + 4 : ihdr + 12] = struct.pack(">II", width, height)
-    crc = zlib.crc32(bytes(raw[ihdr : ihdr + 17])) & 0xFFFFFFFF
-    raw[ihdr + 17 : ihdr + 21] = struct.pack(">I", crc)
-    return bytes(raw)
-
-
-def bad_uploads() -> dict[str, tuple[bytes, str]]:
-    """name → (file bytes, words the error message must contain)."""
-    # A text file renamed .png: Streamlit's uploader refuses other extensions itself.
-    return {
-        "notes.png": (b"Dear teacher,\nthis is plain text, not a picture.\n", "not an image"),
-        "empty.png": (b"", "empty"),
-        "truncated.jpg": (_jpeg(photo((200, 150)), quality=95)[:1500], "damaged or truncated"),
-        "bomb.png": (png_declaring(30000, 30000), "too many pixels"),
-        "garbage.gif": (b"GIF89a" + bytes(range(256)) * 4, "not an image"),
-    }
-
-
-def odd_but_valid_uploads() -> dict[str, tuple[bytes, tuple[int, int]]]:
-    """name → (file bytes, expected (width, height) after loading)."""
-    cmyk = photo().convert("CMYK")
-    deep = Image.fromarray((np.arange(48 * 64).reshape(48, 64) * 21).astype(np.uint16))
-    palette = Image.new("P", (30, 20), 0)
-    palette.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
-    palette.paste(1, (0, 0, 15, 20))
-    frames = [Image.new("RGB", (32, 24), c) for c in ((255, 0, 0), (0, 255, 0), (0, 0, 255))]
-    gif = io.BytesIO()
-    frames[0].save(gif, format="GIF", save_all=True, append_images=frames[1:], duration=100)
-    exif = Image.Exif()
-    exif[0x0112] = 6  # Orientation: rotate 90° clockwise to display
-    return {
-        "photo.jpg": (_jpeg(photo(), quality=90), (64, 48)),
-        "cmyk.jpg": (_jpeg(cmyk), (64, 48)),
-        "deep.png": (_png(deep), (64, 48)),
-        "palette.png": (_png(palette, transparency=0), (30, 20)),
-        "animated.gif": (gif.getvalue(), (32, 24)),
-        "rotated.jpg": (_jpeg(photo((40, 20)), exif=exif.tobytes()), (20, 40)),
-        "dot.png": (_png(Image.new("RGB", (1, 1), (10, 200, 30))), (1, 1)),
-    }
+from tests.uploads import bad_uploads, encode, odd_but_valid_uploads, photo, png_declaring
 
 
 @pytest.mark.parametrize("name", list(bad_uploads()))
@@ -128,11 +63,11 @@ def test_what_the_odd_uploads_look_like():
 
 def test_rgba_and_limits():
     rgba = Image.new("RGBA", (4, 4), (255, 0, 0, 0))
-    assert tuple(np.asarray(images.load_image(_png(rgba)))[0, 0]) == (255, 255, 255)
+    assert tuple(np.asarray(images.load_image(encode(rgba)))[0, 0]) == (255, 255, 255)
     with pytest.raises(InvalidImageError, match="larger than"):
         images.load_image(b"x" * 2_000_000, max_bytes=1_000_000)
     with pytest.raises(InvalidImageError, match="over the limit"):
-        images.load_image(_png(photo((100, 100))), max_pixels=5000)
+        images.load_image(encode(photo((100, 100))), max_pixels=5000)
     with pytest.raises(InvalidImageError, match="Expected image bytes"):
         images.load_image(12345)  # type: ignore[arg-type]
 
@@ -302,7 +237,7 @@ def test_budgets_from_the_environment(monkeypatch):
 
 @pytest.mark.parametrize("size", [(8, 3000), (3000, 8)])
 def test_extreme_aspect_ratios_load_and_downscale(size):
-    img = images.load_image(_png(photo(size)))
+    img = images.load_image(encode(photo(size)))
     assert img.size == size
     small = images.downscale(img, 256)
     assert max(small.size) == 256 and min(small.size) == 1
@@ -337,9 +272,9 @@ def test_many_frames_give_the_first_and_later_frames_are_never_read():
 
 def test_la_and_i_modes():
     la = Image.new("LA", (5, 5), (0, 0))
-    assert images.load_image(_png(la)).getpixel((2, 2)) == (255, 255, 255)
+    assert images.load_image(encode(la)).getpixel((2, 2)) == (255, 255, 255)
     opaque_la = Image.new("LA", (5, 5), (90, 255))
-    assert images.load_image(_png(opaque_la)).getpixel((2, 2)) == (90, 90, 90)
+    assert images.load_image(encode(opaque_la)).getpixel((2, 2)) == (90, 90, 90)
     as_i = Image.fromarray(np.full((4, 4), 200, np.int32), mode="I")
     assert images.load_image(_saved(as_i, "TIFF")).getpixel((0, 0)) == (200, 200, 200)
     big_i = Image.fromarray(np.full((4, 4), 65535, np.int32), mode="I")
@@ -350,7 +285,7 @@ def test_decompression_bomb_warning_becomes_a_plain_error(monkeypatch):
     """Pillow's own bomb check (its global limit), when it is lower than ours, is an error."""
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     with pytest.raises(InvalidImageError, match="too many pixels"):
-        images.load_image(_png(photo((40, 30))))  # 1,200 > 1,000: Pillow warns
+        images.load_image(encode(photo((40, 30))))  # 1,200 > 1,000: Pillow warns
 
 
 @pytest.mark.parametrize(

@@ -65,6 +65,7 @@ def test_specs_are_keras_own_files():
     assert spec.origin in (vgg19.WEIGHTS_PATH, vgg19.WEIGHTS_PATH_NO_TOP)
 
 
+@pytest.mark.slow
 def test_resnet50_from_env_file_is_loaded_and_not_called_imagenet(clean_env, monkeypatch):
     reference, path = resnet50_reference()
     monkeypatch.setenv(RESNET50.env_var, str(path))
@@ -79,6 +80,7 @@ def test_resnet50_from_env_file_is_loaded_and_not_called_imagenet(clean_env, mon
     assert pm.load_seconds > 0
 
 
+@pytest.mark.slow
 def test_keras_cache_route_verifies_the_checksum(clean_env, monkeypatch):
     """A file in Keras' cache is used without downloading; 'verified' means the MD5 matches."""
     _, path = resnet50_reference()
@@ -124,6 +126,7 @@ def test_failed_download_names_the_file_and_both_ways(clean_env, monkeypatch):
     assert str(keras_cache_dir()) in message
 
 
+@pytest.mark.slow
 def test_a_file_that_is_not_weights_gives_a_clear_message(clean_env, monkeypatch, tmp_path):
     bogus = tmp_path / "weights.h5"
     bogus.write_text("this is not an HDF5 file")
@@ -134,6 +137,7 @@ def test_a_file_that_is_not_weights_gives_a_clear_message(clean_env, monkeypatch
     assert VGG19_NOTOP.file_name in str(info.value)
 
 
+@pytest.mark.slow
 def test_vgg19_notop_from_keras3_weights_file(clean_env, monkeypatch, tmp_path):
     """VGG19 without top, from a Keras 3 ``.weights.h5`` file: Feature-maps' extractor."""
     reference = keras.applications.VGG19(weights=None, include_top=False, input_shape=(224, 224, 3))
@@ -149,6 +153,7 @@ def test_vgg19_notop_from_keras3_weights_file(clean_env, monkeypatch, tmp_path):
     np.testing.assert_allclose(pm.predict(x), reference(x).numpy(), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_weights_none_is_random_and_says_so(clean_env):
     pm = load_vgg19(weights=None)
     assert pm.weights_path is None and pm.imagenet_verified is False

@@ -17,7 +17,6 @@ import zipfile
 import numpy as np
 import pytest
 
-from cnnlib.data import read_idx
 from cnnlib.errors import InvalidArgumentError, InvalidModelError
 from cnnlib.models import LayerSpec, build_from_stack
 from cnnlib.training import (
@@ -49,10 +48,9 @@ def small_model(seed=None):
 
 
 @pytest.fixture(scope="module")
-def digits(mnist_dir):
+def digits(mnist_test_set):
     """The 10,000 real MNIST test digits: first 8,000 to train on, last 2,000 held out."""
-    x = read_idx(mnist_dir / "t10k-images-idx3-ubyte.gz")
-    y = read_idx(mnist_dir / "t10k-labels-idx1-ubyte.gz")
+    x, y = mnist_test_set
     return (x[:8000], y[:8000]), (x[8000:], y[8000:])
 
 
@@ -81,6 +79,7 @@ def wait_for(predicate, timeout=60.0):
     return False
 
 
+@pytest.mark.slow
 def test_training_on_4000_real_digits_reaches_92_percent(digits):
     (x, y), test = digits
     config = TrainConfig(
@@ -103,6 +102,7 @@ def test_training_on_4000_real_digits_reaches_92_percent(digits):
     assert progress.images_per_second > 0 and progress.eta_seconds == 0.0
 
 
+@pytest.mark.slow
 def test_progress_arrives_in_order(digits):
     (x, y), test = digits
     seen: list = []
@@ -138,6 +138,7 @@ def test_progress_arrives_in_order(digits):
     assert final.fraction == 1.0
 
 
+@pytest.mark.slow
 def test_curves_are_decimated_for_long_runs(digits):
     (x, y), _ = digits
     config = TrainConfig(batch_size=8, epochs=2, train_size=2400, validation_split=0.0)
@@ -147,6 +148,7 @@ def test_curves_are_decimated_for_long_runs(digits):
     assert len(progress.batch_loss) == 300 and progress.test_accuracy is None
 
 
+@pytest.mark.slow
 def test_stop_mid_run_keeps_a_usable_model_and_skips_evaluation(digits):
     (x, y), test = digits
     gate = Gate()
@@ -169,6 +171,7 @@ def test_stop_mid_run_keeps_a_usable_model_and_skips_evaluation(digits):
     np.testing.assert_allclose(probabilities.sum(1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_the_slot_limit_queues_the_third_and_fourth_job(digits):
     (x, y), _ = digits
     slots = TrainingSlots(2)
@@ -199,6 +202,7 @@ def test_the_slot_limit_queues_the_third_and_fourth_job(digits):
     assert slots.running == 0 and slots.waiting == 0
 
 
+@pytest.mark.slow
 def test_a_garbage_collected_handle_stops_its_training(digits):
     (x, y), _ = digits
     gate = Gate()
@@ -213,6 +217,7 @@ def test_a_garbage_collected_handle_stops_its_training(digits):
     assert worker.snapshot().state == "stopped"
 
 
+@pytest.mark.slow
 def test_generic_data_any_shape_and_class_count():
     rng = np.random.default_rng(0)
     x = rng.random((300, 12, 12, 3), dtype=np.float32) * 255  # raw float pixels 0…255

@@ -67,6 +67,7 @@ def _expect_results(page) -> None:
     assert "official ImageNet" in warning.first.inner_text()
 
 
+@pytest.mark.slow
 def test_upload_photos_through_the_file_chooser_one_bad(app_url, page, tmp_path):
     cat, cup, bad = tmp_path / "chelsea.jpg", tmp_path / "coffee.png", tmp_path / "notes.jpg"
     samples.load_sample("cat (chelsea)").save(cat, "JPEG", quality=92)
@@ -86,6 +87,7 @@ def test_upload_photos_through_the_file_chooser_one_bad(app_url, page, tmp_path)
     _full_screenshot(page, tmp_path, "classify_upload")
 
 
+@pytest.mark.slow
 def test_take_a_photo_with_the_camera(app_url, page, tmp_path):
     _open_classify(page, app_url)
     _choose_source(page, "Camera")

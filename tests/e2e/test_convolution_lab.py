@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 
 from cnnlib import images, lab, samples
 from cnnlib.conv import output_size
+from tests.e2e.conftest import no_exception as _no_exception
 from tests.e2e.conftest import screenshot, wait_idle
 
 
@@ -17,10 +18,6 @@ def _expect_output(page, h: int, w: int) -> None:
     """Wait (a rerun may still be on its way) until the page states output h×w."""
     shape = page.locator('[data-testid="stMarkdownContainer"]', has_text="→ output").first
     expect(shape).to_contain_text(f"→ output {h}×{w}", timeout=60_000)
-
-
-def _no_exception(page) -> None:
-    assert page.locator('[data-testid="stException"]').count() == 0
 
 
 def _choose(page, label: str, option: str) -> None:

@@ -15,17 +15,17 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
+from tests.e2e.conftest import no_exception as _no_exception
 from tests.e2e.conftest import screenshot, wait_idle
 
 
 @pytest.fixture(scope="module")
-def small_model_file(tmp_path_factory, mnist_dir):
+def small_model_file(tmp_path_factory, mnist_test_set):
     """The tutorials' convnet, trained one quick epoch on 2,000 real MNIST test digits."""
     from cnnlib import data
     from cnnlib.models import build_tutorial_convnet
 
-    images = data.read_idx(mnist_dir / "t10k-images-idx3-ubyte.gz")[:2000]
-    labels = data.read_idx(mnist_dir / "t10k-labels-idx1-ubyte.gz")[:2000]
+    images, labels = (a[:2000] for a in mnist_test_set)
     model = build_tutorial_convnet(seed=0)
     model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy")
     model.fit(data.to_model_input(images), labels.astype(np.int64), epochs=1, verbose=0)
@@ -61,10 +61,7 @@ def _open_dropdown(page, picker) -> None:
     raise AssertionError("the selectbox's list did not open")
 
 
-def _no_exception(page):
-    assert page.locator('[data-testid="stException"]').count() == 0
-
-
+@pytest.mark.slow
 def test_pick_a_layer_of_an_uploaded_convnet_and_see_its_maps(
     app_url, page, tmp_path, small_model_file
 ):

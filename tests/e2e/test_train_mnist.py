@@ -9,16 +9,18 @@ The server has only the shared MNIST test files, so the page trains on the label
 
 from __future__ import annotations
 
-import io
 import re
 
 import numpy as np
+import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
 from cnnlib.data import read_idx
 from tests.conftest import SHARED_MNIST
+from tests.e2e.conftest import no_exception as _no_exception
 from tests.e2e.conftest import screenshot, wait_idle
+from tests.uploads import encode
 
 LIVE_POINTS = """() => {
     for (const el of document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')) {
@@ -27,10 +29,6 @@ LIVE_POINTS = """() => {
     }
     return 0;
 }"""
-
-
-def _no_exception(page) -> None:
-    assert page.locator('[data-testid="stException"]').count() == 0
 
 
 def _open_page(page, app_url: str) -> None:
@@ -77,11 +75,10 @@ def _digit_png(index: int) -> bytes:
     ink = Image.fromarray(255 - digit).resize((140, 140), Image.Resampling.BICUBIC)
     paper = Image.new("L", (240, 200), 240)
     paper.paste(ink, (60, 30))
-    buf = io.BytesIO()
-    paper.convert("RGB").save(buf, "PNG")
-    return buf.getvalue()
+    return encode(paper.convert("RGB"))
 
 
+@pytest.mark.slow
 def test_live_training_stop_results_and_drawing(app_url, page, tmp_path):
     _open_page(page, app_url)
     expect(page.get_by_text("Fallback data:")).to_have_count(1)  # the labelled test-set split
@@ -194,6 +191,7 @@ def test_live_training_stop_results_and_drawing(app_url, page, tmp_path):
     screenshot(page, tmp_path, "train_mnist_upload")
 
 
+@pytest.mark.slow
 def test_dense_vs_convnet_experiment(app_url, page, tmp_path):
     _open_page(page, app_url)
     _tab(page, "⑤ Dense vs convnet")

@@ -1,7 +1,9 @@
-"""The page tests' one way to run a page under AppTest and fail on any exception."""
+"""The page tests' one way to run a page under AppTest and fail on any exception, and to read
+what it shows."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from streamlit.testing.v1 import AppTest
@@ -34,3 +36,13 @@ def open_page(
     for key, value in (session or {}).items():
         at.session_state[key] = value
     return run_checked(at, timeout)
+
+
+def values(elements: Iterable[Any]) -> list[Any]:
+    """The ``.value`` of each element, e.g. ``values(at.error)``, ``values(at.markdown)``."""
+    return [e.value for e in elements]
+
+
+def image_captions(at: AppTest) -> list[str]:
+    """Every caption of every ``st.image`` on the page, in order."""
+    return [c for img in at.get("image") for c in img.captions]

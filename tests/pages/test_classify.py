@@ -7,7 +7,6 @@ missing-weights path (message, preprocessing still shown, no predictions), 8 × 
 
 from __future__ import annotations
 
-import io
 import json
 
 import numpy as np
@@ -19,7 +18,8 @@ from cnnlib import imagenet, samples
 from cnnlib.models.pretrained import RESNET50
 from tests.conftest import ROOT
 from tests.imagenet_weights import missing_weights_file, resnet50_weights_file
-from tests.pages.apptest import open_page, run_checked
+from tests.pages.apptest import image_captions, open_page, run_checked
+from tests.uploads import encode
 
 
 @pytest.fixture
@@ -34,8 +34,7 @@ def _page() -> AppTest:
     return open_page("classify")
 
 
-def _image_captions(at: AppTest) -> list[str]:
-    return [c for img in at.get("image") for c in img.captions]
+_image_captions = image_captions
 
 
 def _charts(at: AppTest) -> list[dict]:
@@ -47,11 +46,10 @@ def _bar_labels(chart: dict) -> list[str]:
 
 
 def _jpeg(name: str) -> bytes:
-    buf = io.BytesIO()
-    samples.load_sample(name).save(buf, "JPEG", quality=92)
-    return buf.getvalue()
+    return encode(samples.load_sample(name), "JPEG", quality=92)
 
 
+@pytest.mark.slow
 def test_sample_photo_every_step_top5_and_grad_cam(local_weights):
     at = _page()
     headers = [h.value for h in at.subheader]
@@ -77,6 +75,7 @@ def test_sample_photo_every_step_top5_and_grad_cam(local_weights):
     assert "7×7 Grad-CAM from conv5_block3_out" in charts[1]["layout"]["title"]["text"]
 
 
+@pytest.mark.slow
 def test_grad_cam_class_choice_opacity_and_crop(local_weights):
     at = _page()
     labels = _bar_labels(_charts(at)[0])
@@ -93,6 +92,7 @@ def test_grad_cam_class_choice_opacity_and_crop(local_weights):
     assert any("centre square 300×300 (from x=75, y=0)" in c for c in _image_captions(at))
 
 
+@pytest.mark.slow
 def test_upload_several_files_one_bad(local_weights):
     at = _page()
     at.radio(key="classify_source").set_value("Upload")
@@ -116,6 +116,7 @@ def test_upload_several_files_one_bad(local_weights):
     assert any("Original: 640×427" in c for c in _image_captions(at))
 
 
+@pytest.mark.slow
 def test_camera_photo(local_weights):
     at = _page()
     at.radio(key="classify_source").set_value("Camera")
@@ -144,6 +145,7 @@ def test_missing_weights_message_steps_still_shown(monkeypatch):
     assert any("No predictions" in i.value for i in at.info)
 
 
+@pytest.mark.slow
 def test_camera_photo_that_is_not_an_image(local_weights):
     at = _page()
     at.radio(key="classify_source").set_value("Camera")
@@ -154,6 +156,7 @@ def test_camera_photo_that_is_not_an_image(local_weights):
     assert not at.get("plotly_chart")
 
 
+@pytest.mark.slow
 def test_grayscale_sample_is_classified(local_weights):
     at = _page()
     at.selectbox(key="classify_sample").set_value("camera man")
@@ -164,9 +167,7 @@ def test_grayscale_sample_is_classified(local_weights):
 
 def _strip_png(width: int, height: int) -> bytes:
     rng = np.random.default_rng(width)
-    buf = io.BytesIO()
-    Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(buf, "PNG")
-    return buf.getvalue()
+    return encode(Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)))
 
 
 @pytest.mark.parametrize("size", [(8, 3000), (3000, 8)])

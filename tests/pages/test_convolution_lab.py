@@ -15,8 +15,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from cnnlib import conv, images, kernels, lab, samples
-from tests.pages.apptest import open_page, run_checked
-from tests.test_images import _jpeg, bad_uploads, odd_but_valid_uploads, photo
+from tests.pages.apptest import open_page, run_checked, values
+from tests.uploads import bad_uploads, encode, odd_but_valid_uploads, photo
 
 SHAPE = re.compile(r"→ output \*\*(\d+)×(\d+)\*\*")
 TIMEOUT = 60
@@ -54,7 +54,7 @@ def _latex(at: AppTest) -> list[str]:
 
 
 def _errors(at: AppTest) -> list[str]:
-    return [e.value for e in at.error]
+    return values(at.error)
 
 
 def test_default_page():
@@ -115,7 +115,7 @@ def test_photo_upload_in_rgb():
     at.radio(key="lab_source").set_value("Upload")
     _run(at)
     at.file_uploader(key="lab_upload").set_value(
-        ("holiday.jpg", _jpeg(photo((640, 480)), quality=90), "image/jpeg")
+        ("holiday.jpg", encode(photo((640, 480)), "JPEG", quality=90), "image/jpeg")
     )
     at.toggle(key="lab_gray").set_value(False)
     _run(at)
@@ -159,13 +159,11 @@ def test_one_pixel_upload():
     padding the output is 1×1 and pooling is skipped with a note."""
     from PIL import Image
 
-    from tests.test_images import _png
-
     at = _lab()
     at.radio(key="lab_source").set_value("Upload")
     _run(at)
     at.file_uploader(key="lab_upload").set_value(
-        ("dot.png", _png(Image.new("RGB", (1, 1), (9, 9, 9))), "image/png")
+        ("dot.png", encode(Image.new("RGB", (1, 1), (9, 9, 9))), "image/png")
     )
     _run(at)
     assert any("kernel spans 3 pixels" in e for e in _errors(at)), _errors(at)

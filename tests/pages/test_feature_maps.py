@@ -21,7 +21,7 @@ from cnnlib import features as F
 from cnnlib.models.pretrained import RESNET50, VGG19_NOTOP
 from tests.conftest import ROOT
 from tests.imagenet_weights import resnet50_weights_file
-from tests.pages.apptest import open_page, run_checked
+from tests.pages.apptest import image_captions, open_page, run_checked, values
 from ui import features_view as fv
 from ui import state
 
@@ -42,7 +42,7 @@ def _layer_box(at: AppTest):
 
 def _captions(at: AppTest) -> list[str]:
     """Image captions, and the captions written beside small images."""
-    return [c for img in at.get("image") for c in img.captions] + [c.value for c in at.caption]
+    return image_captions(at) + values(at.caption)
 
 
 def _acts(at: AppTest) -> F.ActivationSet:
@@ -134,6 +134,7 @@ def test_a_fashion_model_gets_fashion_images_and_names(tutorial_model, fashion_d
     assert scores["x"] == list(names)
 
 
+@pytest.mark.slow
 def test_quick_training_then_every_view(mnist_dir, monkeypatch):
     monkeypatch.setenv("CNNLAB_DATA_DIR", str(mnist_dir))
     monkeypatch.setattr(fv, "QUICK_IMAGES", 600)

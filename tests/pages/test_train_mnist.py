@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from cnnlib import tasks, training
 from tests.conftest import ROOT
-from tests.pages.apptest import open_page, run_checked
+from tests.pages.apptest import open_page, run_checked, values
 from ui import state
 
 
@@ -48,8 +48,7 @@ def _page() -> AppTest:
     return open_page("train_mnist")
 
 
-def _texts(elements) -> list[str]:
-    return [e.value for e in elements]
+_texts = values
 
 
 def test_renders_with_the_labelled_fallback_and_an_exact_summary(mnist_env):
@@ -142,6 +141,7 @@ def test_an_impossible_stack_is_refused_naming_the_layer(mnist_env):
     assert not at.error and not at.button(key="mnist_start").disabled
 
 
+@pytest.mark.slow
 def test_a_tiny_training_from_the_page(mnist_env, monkeypatch):
     """Queued behind a full slot → runs → widget clicks and a second Start do not disturb
     it → finishes → test accuracy, confusion matrix, model in session state."""
