@@ -14,6 +14,7 @@ from typing import Any
 
 from cnnlib.conv import output_size
 from cnnlib.errors import InvalidArgumentError, InvalidModelError
+from cnnlib.text import shape_text
 
 __all__ = [
     "ACTIVATIONS",
@@ -234,10 +235,6 @@ def _spatial(
     return out, "; ".join(formulas)  # type: ignore[return-value]
 
 
-def _shape_text(shape: tuple[int, ...]) -> str:
-    return "×".join(str(d) for d in shape)
-
-
 def summarize_stack(
     specs: list[LayerSpec],
     input_shape: tuple[int, int, int] = (28, 28, 1),
@@ -305,7 +302,7 @@ def summarize_stack(
                 raise _layer_error(
                     i,
                     spec,
-                    f"it gets a {_shape_text(shape)} tensor; a Dense layer needs a flat vector. "
+                    f"it gets a {shape_text(shape)} tensor; a Dense layer needs a flat vector. "
                     "Add a Flatten layer before it.",
                 )
             params = (shape[0] + 1) * spec.units
