@@ -8,8 +8,6 @@ shareable ones are bound to the URL by Streamlit (``bind="query-params"``, keys 
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -23,13 +21,8 @@ from ui.image_input import PickedImage, pick_images
 
 ss = st.session_state
 #: Downscale choices: longest side in pixels (0 = keep the original size).
-SIDES: dict[int, str] = {
-    128: "128 px",
-    256: "256 px (fast)",
-    512: "512 px",
-    1024: "1024 px (slow)",
-    0: "original size (slow for big photos)",
-}
+SIDES = {128: "128 px", 256: "256 px (fast)", 512: "512 px", 1024: "1024 px (slow)"}
+SIDES[0] = "original size (slow for big photos)"
 YOUR_KERNEL = "your kernel (above)"
 BANK_DEFAULT = ["vertical edges", "horizontal edges", "laplacian", "box blur"]
 KEEP = {"persist_state": "session"}
@@ -91,27 +84,6 @@ def _step(delta: int, positions: int) -> None:
     ss.lab_step = (ss.get("lab_step", 0) + delta) % positions
 
 
-def _image_token(picked: PickedImage) -> str:
-    """A short cache key for the chosen image: the sample's name or the upload's file id."""
-    if ss.lab_source == "Sample":
-        return f"sample:{picked.label}"
-    widget = ss.get("lab_upload" if ss.lab_source == "Upload" else "lab_camera")
-    if file_id := getattr(widget, "file_id", None):
-        return f"{ss.lab_source}:{file_id}"
-    return "pixels:" + hashlib.sha1(picked.image.tobytes()).hexdigest()
-
-
-def _write_kernel_link(name: str, kernel: np.ndarray) -> None:
-    """A custom kernel's matrix in the URL (the one parameter no widget is bound to)."""
-    key = lab.QUERY_KEYS["k"]
-    text = lab.kernel_to_text(kernel) if name == lab.CUSTOM else None
-    if st.query_params.get(key) != text:
-        if text is None:
-            del st.query_params[key]
-        else:
-            st.query_params[key] = text
-
-
 # ------------------------------------------------------------------------------ sections
 
 
@@ -171,13 +143,11 @@ def kernel_ui() -> np.ndarray:
         },
     )
     c1, c2 = st.columns(2)
-    c1.button("Randomize", icon=":material/casino:", on_click=_on_randomize, key="lab_randomize")
-    c2.button(
-        "Normalize (sum to 1)",
-        icon=":material/balance:",
-        on_click=_on_normalize,
-        key="lab_normalize",
-    )
+    for column, label, icon, callback, key in (
+        (c1, "Randomize", "casino", _on_randomize, "lab_randomize"),
+        (c2, "Normalize (sum to 1)", "balance", _on_normalize, "lab_normalize"),
+    ):
+        column.button(label, icon=f":material/{icon}:", on_click=callback, key=key, width="stretch")
     if msg := ss.pop("lab_kernel_msg", None):
         st.error(msg, icon=":material/warning:")
     try:
@@ -236,6 +206,18 @@ def cell_sliders(out_h: int, out_w: int) -> None:
             column.slider(label, 0, top, key=key, **KEEP)
         else:
             column.caption(f"{label}: 0 (the output has only one)")
+
+
+@st.fragment
+def maps_and_cell(key: tuple, x, kernel, g: ConvGeometry, sizes: tuple, res: dict, scale: str):
+    """Sections 3–4 below the colour scale: the maps, and one output cell by hand. A
+    fragment: moving the row/column sliders reruns only this."""
+    row, col = cell_ui(*res["y"].shape)
+    expl = lab.explain_cell(x, kernel, g, row=row, col=col)
+    lab_view.show_maps(res, lab_view.input_jpeg(*key, x), x.shape, expl, scale)
+    st.header("4 · Under the hood: one output value by hand", divider="gray")
+    cell_sliders(*res["y"].shape)
+    lab_view.show_cell(x, expl, float(res["y"][row, col]), g, sizes)
 
 
 def grid_ui() -> tuple[int, int, bool]:
@@ -315,10 +297,10 @@ def main() -> None:
     st.header("2 · Padding, stride, dilation", divider="gray")
     g = geometry_ui()
     name = lab.link_kernel_name(ss.lab_preset, kernel)
-    _write_kernel_link(name, kernel)
+    lab_view.write_kernel_link(name, kernel)
     if not picked:
         return
-    key = (_image_token(picked[0]), side, gray)
+    key = (lab_view.image_token(picked[0], ss.lab_source, "lab"), side, gray)
     x = lab_view.prepared(*key, picked[0].image)
     try:
         sizes = lab.output_sizes(x.shape[:2], kernel.shape, g)
@@ -330,13 +312,7 @@ def main() -> None:
     st.header("3 · Output feature map", divider="gray")
     scale = scale_ui()
     res = lab_view.convolved(*key, lab.kernel_tuple(kernel), g, scale, x)
-    row, col = cell_ui(*res["y"].shape)
-    expl = lab.explain_cell(x, kernel, g, row=row, col=col)
-    lab_view.show_maps(res, lab_view.input_jpeg(*key, x), x.shape, expl, scale)
-
-    st.header("4 · Under the hood: one output value by hand", divider="gray")
-    cell_sliders(*res["y"].shape)
-    lab_view.show_cell(x, expl, float(res["y"][row, col]), g, sizes)
+    maps_and_cell(key, x, kernel, g, sizes, res, scale)
 
     st.header("5 · Small grid: which inputs feed which output", divider="gray")
     n, k, playing = grid_ui()
@@ -364,7 +340,8 @@ def main() -> None:
         "kernel, padding, stride and dilation — copy it from the address bar. Current link "
         "parameters:"
     )
-    st.code("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "(defaults)")
+    link = "?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "(defaults)"
+    st.code(link, language=None)
 
 
 main()

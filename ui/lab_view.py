@@ -8,6 +8,7 @@ float per cell), so a rerun sends little. Numbers come from ``cnnlib.conv`` / ``
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 
 import numpy as np
@@ -19,6 +20,7 @@ from cnnlib.conv import ConvGeometry
 from cnnlib.errors import InvalidArgumentError
 from ui import figures
 from ui.figures import GRAY, MAGNITUDE, SIGN, axes, figure, plot, rect, shape_text
+from ui.image_input import PickedImage
 
 #: Longest side drawn for the input and the main output, and for the smaller maps.
 VIEW_MAX, THUMB_MAX = 512, 256
@@ -33,6 +35,32 @@ def range_text(y: np.ndarray) -> str:
 
 def drawn_note(f: int) -> str:
     return "" if f == 1 else f" Drawn with each {f}×{f} block as its strongest value."
+
+
+# ------------------------------------------------------------------- URL and cache keys
+
+
+def write_kernel_link(name: str, kernel: np.ndarray) -> None:
+    """A custom kernel's matrix in the URL: the one link parameter no widget is bound to
+    (removed when the kernel is a preset)."""
+    key = lab.QUERY_KEYS["k"]
+    text = lab.kernel_to_text(kernel) if name == lab.CUSTOM else None
+    if st.query_params.get(key) != text:
+        if text is None:
+            del st.query_params[key]
+        else:
+            st.query_params[key] = text
+
+
+def image_token(picked: PickedImage, source: str, prefix: str) -> str:
+    """A short cache key for the chosen image: the sample's name or the upload's file id
+    (``prefix`` is the image picker's key)."""
+    if source == "Sample":
+        return f"sample:{picked.label}"
+    widget = st.session_state.get(f"{prefix}_upload" if source == "Upload" else f"{prefix}_camera")
+    if file_id := getattr(widget, "file_id", None):
+        return f"{source}:{file_id}"
+    return "pixels:" + hashlib.sha1(picked.image.tobytes()).hexdigest()
 
 
 # ------------------------------------------------------------------------ cached results
