@@ -30,9 +30,6 @@ SHARE = {"persist_state": "session", "bind": "query-params"}
 D = lab.DEFAULTS
 
 
-# ------------------------------------------------------------------ state and callbacks
-
-
 def _first_visit() -> None:
     """Once per session: notices for link values Streamlit drops silently, and the kernel
     (a preset, or a custom matrix that only the project's parser reads) from the link."""
@@ -82,9 +79,6 @@ def _on_edit() -> None:
 
 def _step(delta: int, positions: int) -> None:
     ss.lab_step = (ss.get("lab_step", 0) + delta) % positions
-
-
-# ------------------------------------------------------------------------------ sections
 
 
 def image_ui() -> tuple[list[PickedImage], bool, int]:
@@ -261,6 +255,16 @@ def bank_ui(kernel: np.ndarray, channels: int) -> tuple[list[str], np.ndarray | 
     return names, k4
 
 
+@st.fragment
+def bank_section(key: tuple, x: np.ndarray, kernel: np.ndarray, g: ConvGeometry, scale: str):
+    """The filter bank (a fragment: choosing its kernels reruns only this)."""
+    names, k4 = bank_ui(kernel, 1 if x.ndim == 2 else x.shape[2])
+    if k4 is not None:
+        with friendly_errors():
+            shape, thumbs = lab_view.bank(*key, k4.tobytes(), k4.shape, g, scale, x)
+            lab_view.show_bank(names, k4, shape, thumbs, x.shape, g)
+
+
 def tensorflow_ui(key: tuple, x: np.ndarray, kernel: np.ndarray, g: ConvGeometry) -> None:
     """The same convolution by ``tf.nn.conv2d`` on request (TensorFlow loads only then)."""
     st.markdown(
@@ -324,13 +328,9 @@ def main() -> None:
         st.fragment(_grid_view, run_every=0.8 if playing else None)(grid, playing)
 
     st.header("6 · Filter bank: one Conv2D layer with F filters", divider="gray")
-    names, k4 = bank_ui(kernel, 1 if x.ndim == 2 else x.shape[2])
-    if k4 is not None:
-        with friendly_errors():
-            shape, thumbs = lab_view.bank(*key, k4.tobytes(), k4.shape, g, scale, x)
-            lab_view.show_bank(names, k4, shape, thumbs, x.shape, g)
+    bank_section(key, x, kernel, g, scale)
     with st.expander("Trust, but verify: the same convolution in TensorFlow"):
-        tensorflow_ui(key, x, kernel, g)
+        st.fragment(tensorflow_ui)(key, x, kernel, g)
 
     st.divider()
     image = ss.get("lab_sample", D.image)

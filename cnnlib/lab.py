@@ -161,22 +161,6 @@ def padding_to_text(padding: Padding) -> str:
     return padding if isinstance(padding, str) else str(int(padding))
 
 
-def parse_padding(text: str) -> Padding:
-    """ "valid" | "same" | "full" | an integer 0–10 → padding; raises ``InvalidArgumentError``."""
-    t = str(text).strip().lower()
-    if t in PADDING_MODES:
-        return t
-    try:
-        p = int(t)
-    except ValueError:
-        p = -1
-    if not 0 <= p <= MAX_EXPLICIT_PADDING:
-        raise InvalidArgumentError(
-            f"padding must be valid, same, full or a whole number 0–{MAX_EXPLICIT_PADDING}."
-        )
-    return p
-
-
 def _parse_choice(text: str, choices: Sequence[object], name: str) -> object:
     """The choice whose text is exactly ``text`` (as Streamlit writes options in a URL)."""
     by_text = {str(c): c for c in choices}
