@@ -117,7 +117,7 @@ def bench_page(rounds: int) -> list[tuple[str, float]]:
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(ROOT / "app_pages" / "convolution_lab.py"), default_timeout=120)
-    at.query_params.update({"image": "astronaut", "gray": "0"})
+    at.query_params.update({"lab_sample": "astronaut", "lab_gray": "false"})
     at.run(timeout=120)
     at.selectbox(key="lab_side").set_value(512)
     at.run(timeout=120)

@@ -25,6 +25,24 @@ IntOrPair = int | tuple[int, int]
 PADDING_MODES: tuple[str, ...] = ("valid", "same", "full")
 
 
+@dataclass(frozen=True)
+class ConvGeometry:
+    """How a kernel slides: padding ("valid", "same", "full" or p ≥ 0 zeros on each side),
+    stride and dilation (the same along both axes). Hashable, so it can key a cache.
+
+    ``conv2d(x, k, **g.kwargs)`` is the same as passing the three keywords by hand.
+    """
+
+    padding: PaddingMode | int = "valid"
+    stride: int = 1
+    dilation: int = 1
+
+    @property
+    def kwargs(self) -> dict[str, object]:
+        """``{"padding": ..., "stride": ..., "dilation": ...}`` for the keyword APIs."""
+        return {"padding": self.padding, "stride": self.stride, "dilation": self.dilation}
+
+
 def _pair(value: IntOrPair, name: str, *, minimum: int) -> tuple[int, int]:
     if isinstance(value, bool):
         raise InvalidArgumentError(f"{name} must be an integer or a pair of integers, not a bool.")

@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from cnnlib import colormaps
 from cnnlib.errors import CNNLabError, InvalidArgumentError, InvalidModelError
+from cnnlib.text import shape_text
 
 __all__ = [
     "GLOBAL",
@@ -106,9 +107,8 @@ class LayerInfo:
         return f"{self.name} · {self.kind} · {format_shape(self.output_shape)}"
 
 
-def format_shape(shape: Sequence[int | None]) -> str:
-    """(26, 26, 32) → "26×26×32"; unknown sizes as "?"."""
-    return "×".join("?" if s is None else str(int(s)) for s in shape)
+#: (26, 26, 32) → "26×26×32"; unknown sizes as "?" (the project's one ``shape_text``).
+format_shape = shape_text
 
 
 def _keras():

@@ -10,13 +10,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from cnnlib import kernels
 from cnnlib.conv import (
     PADDING_MODES,
+    ConvGeometry,
     conv2d,
     dropped_cells,
     effective_kernel_size,
@@ -24,6 +25,7 @@ from cnnlib.conv import (
     pad_amounts,
 )
 from cnnlib.errors import InvalidArgumentError
+from cnnlib.text import safe_text
 
 #: Strides and dilations the lab offers.
 STRIDES: tuple[int, ...] = (1, 2, 3, 4)
@@ -34,8 +36,26 @@ MAX_EXPLICIT_PADDING = 10
 CUSTOM = "custom"
 #: Largest kernel weight accepted from the editor or the URL (in absolute value).
 MAX_WEIGHT = 1e6
+#: Padding choices of the lab's radio: "explicit" means ``p`` zeros on each side.
+PADDING_CHOICES: tuple[str, ...] = (*PADDING_MODES, "explicit")
+#: Relative tolerance of "the hand-made sum equals the output map" (float32 rounding).
+AGREEMENT_RTOL = 1e-4
 
 Padding = str | int
+
+#: URL query parameter of each shareable setting: Streamlit binds the widget with this key
+#: (``bind="query-params"``) and writes its value there, leaving defaults out. Only ``k`` (a
+#: custom kernel's matrix, "a,b;c,d") is written by the page itself.
+QUERY_KEYS: dict[str, str] = {
+    "image": "lab_sample",
+    "gray": "lab_gray",
+    "kernel": "lab_preset",
+    "k": "lab_k",
+    "padding": "lab_padding",
+    "p": "lab_p",
+    "stride": "lab_stride",
+    "dilation": "lab_dilation",
+}
 
 
 @dataclass(frozen=True)
@@ -43,16 +63,14 @@ class LabSettings:
     """What a shared link restores: image, colour mode, kernel and convolution arguments.
 
     ``kernel_name`` is a preset name or ``CUSTOM``; ``kernel`` is the (kh, kw) matrix as
-    nested tuples (hashable). ``padding`` is "valid", "same", "full" or an int p ≥ 0.
+    nested tuples (hashable). ``geometry.padding`` is "valid", "same", "full" or an int p ≥ 0.
     """
 
     image: str = "cat (chelsea)"
     grayscale: bool = True
     kernel_name: str = "vertical edges"
     kernel: tuple[tuple[float, ...], ...] = ()
-    padding: Padding = "valid"
-    stride: int = 1
-    dilation: int = 1
+    geometry: ConvGeometry = field(default_factory=ConvGeometry)
 
     def __post_init__(self) -> None:
         if not self.kernel:
@@ -159,53 +177,74 @@ def parse_padding(text: str) -> Padding:
     return p
 
 
-def _parse_choice(text: str, choices: Sequence[int], name: str) -> int:
-    try:
-        v = int(str(text).strip())
-    except ValueError:
-        v = None
-    if v not in choices:
-        raise InvalidArgumentError(f"{name} must be one of {', '.join(str(c) for c in choices)}.")
-    return v
+def _parse_choice(text: str, choices: Sequence[object], name: str) -> object:
+    """The choice whose text is exactly ``text`` (as Streamlit writes options in a URL)."""
+    by_text = {str(c): c for c in choices}
+    if text not in by_text:
+        raise InvalidArgumentError(f"{name} must be one of {', '.join(by_text)}")
+    return by_text[text]
 
 
-def _parse_bool(text: str) -> bool:
-    t = str(text).strip().lower()
-    if t in ("1", "true", "yes", "on"):
-        return True
-    if t in ("0", "false", "no", "off"):
-        return False
-    raise InvalidArgumentError("gray must be 1 (grayscale) or 0 (RGB).")
+def link_kernel_name(preset: str, kernel: np.ndarray) -> str:
+    """The kernel name a link holds: the preset while ``kernel`` still equals it, else CUSTOM."""
+    if preset in kernels.PRESETS and matching_preset(kernel) == preset:
+        return preset
+    return CUSTOM
 
 
 def settings_to_query(settings: LabSettings) -> dict[str, str]:
-    """The URL query parameters that restore ``settings`` (kernel by name, or its matrix)."""
+    """The URL query parameters of ``settings`` as Streamlit's bound widgets write them.
+
+    Values equal to the default are left out (Streamlit removes them); a custom kernel adds
+    its matrix under ``k``'s key. Keys are ``QUERY_KEYS``' values.
+    """
+    g, d = settings.geometry, DEFAULTS
+    q = QUERY_KEYS
+    explicit = not isinstance(g.padding, str)
     params = {
-        "image": settings.image,
-        "gray": "1" if settings.grayscale else "0",
-        "kernel": settings.kernel_name,
-        "padding": padding_to_text(settings.padding),
-        "stride": str(settings.stride),
-        "dilation": str(settings.dilation),
+        q["image"]: settings.image,
+        q["gray"]: "true" if settings.grayscale else "false",
+        q["kernel"]: settings.kernel_name,
+        q["padding"]: "explicit" if explicit else g.padding,
+        q["p"]: str(int(g.padding)) if explicit else str(DEFAULT_P),
+        q["stride"]: str(g.stride),
+        q["dilation"]: str(g.dilation),
     }
+    defaults = {
+        q["image"]: d.image,
+        q["gray"]: "true" if d.grayscale else "false",
+        q["kernel"]: d.kernel_name,
+        q["padding"]: d.geometry.padding,
+        q["p"]: str(DEFAULT_P),
+        q["stride"]: str(d.geometry.stride),
+        q["dilation"]: str(d.geometry.dilation),
+    }
+    params = {k: v for k, v in params.items() if v != defaults[k]}
     if settings.kernel_name == CUSTOM:
-        params["k"] = kernel_to_text(settings.kernel_array)
+        params[q["k"]] = kernel_to_text(settings.kernel_array)
     return params
+
+
+#: The explicit-padding input's default (zeros on each side).
+DEFAULT_P = 1
 
 
 def settings_from_query(
     params: Mapping[str, str | Sequence[str]], image_names: Sequence[str]
 ) -> tuple[LabSettings, list[str]]:
-    """Read settings from URL query parameters; bad values fall back to the defaults.
+    """Read settings from URL query parameters (``QUERY_KEYS``); bad values fall back.
 
-    Returns the settings and one learner-facing notice per parameter that was ignored
-    (each names the parameter). Unknown parameters are ignored silently.
+    Accepts exactly what Streamlit's bound widgets accept (which drop anything else
+    silently), so the returned notices name every value a learner's link lost: one
+    learner-facing notice per ignored parameter, its value escaped and shortened with
+    ``safe_text``. Unknown parameters are ignored silently.
     """
     notices: list[str] = []
     s = DEFAULTS
+    q = QUERY_KEYS
 
     def get(name: str) -> str | None:
-        v = params.get(name)
+        v = params.get(q[name])
         if v is None:
             return None
         if isinstance(v, str):
@@ -214,8 +253,8 @@ def settings_from_query(
 
     def bad(name: str, value: str, why: str, default: object) -> None:
         notices.append(
-            f"The link's `{name}={value}` was not used ({why}); using the default "
-            f"`{default}` instead."
+            f"The link's **{q[name]}** value “{safe_text(value)}” was not used "
+            f"({safe_text(why, 200)}); using the default “{safe_text(default)}” instead."
         )
 
     if (v := get("image")) is not None:
@@ -224,34 +263,44 @@ def settings_from_query(
         else:
             bad("image", v, "there is no built-in image of that name", DEFAULTS.image)
     if (v := get("gray")) is not None:
-        try:
-            s = replace(s, grayscale=_parse_bool(v))
-        except InvalidArgumentError as err:
-            bad("gray", v, str(err).rstrip("."), "1" if DEFAULTS.grayscale else "0")
+        if v.lower() in ("true", "false"):
+            s = replace(s, grayscale=v.lower() == "true")
+        else:
+            bad("gray", v, "it must be true or false", str(DEFAULTS.grayscale).lower())
+    geometry = DEFAULTS.geometry
     if (v := get("padding")) is not None:
         try:
-            s = replace(s, padding=parse_padding(v))
+            mode = _parse_choice(v, PADDING_CHOICES, "padding")
+            geometry = replace(geometry, padding=DEFAULT_P if mode == "explicit" else mode)
         except InvalidArgumentError as err:
-            bad("padding", v, str(err).rstrip("."), DEFAULTS.padding)
+            bad("padding", v, str(err), DEFAULTS.geometry.padding)
+    if (v := get("p")) is not None:
+        try:
+            p = _parse_choice(v, range(MAX_EXPLICIT_PADDING + 1), "p")
+            if not isinstance(geometry.padding, str):
+                geometry = replace(geometry, padding=p)
+        except InvalidArgumentError:
+            bad("p", v, f"it must be a whole number 0–{MAX_EXPLICIT_PADDING}", DEFAULT_P)
     for name, choices in (("stride", STRIDES), ("dilation", DILATIONS)):
         if (v := get(name)) is not None:
             try:
-                s = replace(s, **{name: _parse_choice(v, choices, name)})
+                geometry = replace(geometry, **{name: _parse_choice(v, choices, name)})
             except InvalidArgumentError as err:
-                bad(name, v, str(err).rstrip("."), getattr(DEFAULTS, name))
+                bad(name, v, str(err), getattr(DEFAULTS.geometry, name))
+    s = replace(s, geometry=geometry)
     name, matrix = get("kernel"), get("k")
     if name is not None and name != CUSTOM and name not in kernels.PRESETS:
         bad("kernel", name, "there is no preset of that name", DEFAULTS.kernel_name)
     elif name is not None and name != CUSTOM:
         s = replace(s, kernel_name=name, kernel=kernel_tuple(kernels.preset(name)))
-    elif matrix is not None:
+    elif name == CUSTOM and matrix is not None:
         try:
             k = kernel_from_text(matrix)
             s = replace(s, kernel_name=CUSTOM, kernel=kernel_tuple(k))
         except InvalidArgumentError as err:
             bad("k", matrix, str(err).rstrip("."), DEFAULTS.kernel_name)
     elif name == CUSTOM:
-        bad("kernel", name, "a custom kernel needs its matrix in `k`", DEFAULTS.kernel_name)
+        bad("kernel", name, "a custom kernel needs its matrix in lab_k", DEFAULTS.kernel_name)
     return s, notices
 
 
@@ -271,13 +320,23 @@ class AxisSize:
     axis: str
     n: int
     k: int
-    padding: Padding
-    stride: int
-    dilation: int
+    geometry: ConvGeometry
     before: int
     after: int
     out: int
     dropped: int
+
+    @property
+    def padding(self) -> Padding:
+        return self.geometry.padding
+
+    @property
+    def stride(self) -> int:
+        return self.geometry.stride
+
+    @property
+    def dilation(self) -> int:
+        return self.geometry.dilation
 
     @property
     def k_eff(self) -> int:
@@ -365,23 +424,21 @@ class AxisSize:
         )
 
 
-def axis_size(
-    axis: str, n: int, k: int, *, padding: Padding, stride: int = 1, dilation: int = 1
-) -> AxisSize:
+def axis_size(axis: str, n: int, k: int, geometry: ConvGeometry) -> AxisSize:
     """Every number behind ``output_size`` for one axis; raises when the kernel does not fit."""
-    before, after = pad_amounts(n, k, padding=padding, stride=stride, dilation=dilation)
-    out = output_size(n, k, padding=padding, stride=stride, dilation=dilation)
-    drop = dropped_cells(n, k, padding=padding, stride=stride, dilation=dilation)
-    return AxisSize(axis, n, k, padding, stride, dilation, before, after, out, drop)
+    before, after = pad_amounts(n, k, **geometry.kwargs)
+    out = output_size(n, k, **geometry.kwargs)
+    drop = dropped_cells(n, k, **geometry.kwargs)
+    return AxisSize(axis, n, k, geometry, before, after, out, drop)
 
 
 def output_sizes(
-    shape: tuple[int, int], ksize: tuple[int, int], *, padding: Padding, stride: int, dilation: int
+    shape: tuple[int, int], ksize: tuple[int, int], geometry: ConvGeometry
 ) -> tuple[AxisSize, AxisSize]:
     """``axis_size`` for height and width of an (H, W) image and a (kh, kw) kernel."""
     return (
-        axis_size("height", shape[0], ksize[0], padding=padding, stride=stride, dilation=dilation),
-        axis_size("width", shape[1], ksize[1], padding=padding, stride=stride, dilation=dilation),
+        axis_size("height", shape[0], ksize[0], geometry),
+        axis_size("width", shape[1], ksize[1], geometry),
     )
 
 
@@ -422,14 +479,7 @@ class CellExplanation:
 
 
 def explain_cell(
-    x: np.ndarray,
-    kernel: np.ndarray,
-    *,
-    padding: Padding,
-    stride: int,
-    dilation: int,
-    row: int,
-    col: int,
+    x: np.ndarray, kernel: np.ndarray, geometry: ConvGeometry, *, row: int, col: int
 ) -> CellExplanation:
     """Patch, kernel, products and sum behind output (row, col) of ``conv2d`` (2-D kernel).
 
@@ -439,7 +489,8 @@ def explain_cell(
     xs = xs[:, :, None] if xs.ndim == 2 else xs
     k = check_kernel(kernel)
     (kh, kw), (h, w) = k.shape, xs.shape[:2]
-    sh, sw = output_sizes((h, w), (kh, kw), padding=padding, stride=stride, dilation=dilation)
+    sh, sw = output_sizes((h, w), (kh, kw), geometry)
+    stride, dilation = geometry.stride, geometry.dilation
     if not (0 <= row < sh.out and 0 <= col < sw.out):
         raise InvalidArgumentError(
             f"Output position ({row}, {col}) is outside the {sh.out}×{sw.out} output."
@@ -455,6 +506,46 @@ def explain_cell(
     return CellExplanation(row, col, rows, cols, inside, patch, k3, patch * k3)
 
 
+@dataclass(frozen=True)
+class ZoomWindow:
+    """A crop of the input around one output cell's taps, padding zeros included.
+
+    ``crop`` is (rows, cols) or (rows, cols, C) float32: input rows ``top .. top + rows − 1``
+    and columns ``left .. left + cols − 1``; cells outside the image hold 0.
+    """
+
+    crop: np.ndarray
+    top: int
+    left: int
+
+    @property
+    def bottom(self) -> int:
+        return self.top + self.crop.shape[0] - 1
+
+    @property
+    def right(self) -> int:
+        return self.left + self.crop.shape[1] - 1
+
+
+def zoom_window(x: np.ndarray, expl: CellExplanation, margin: int) -> ZoomWindow:
+    """The input x (H, W) or (H, W, C) around ``expl``'s taps, ``margin`` cells on each side."""
+    xs = np.asarray(x, dtype=np.float32)
+    r0, r1 = int(expl.rows[0]) - margin, int(expl.rows[-1]) + margin
+    q0, q1 = int(expl.cols[0]) - margin, int(expl.cols[-1]) + margin
+    h, w = xs.shape[:2]
+    crop = np.zeros((r1 - r0 + 1, q1 - q0 + 1, *xs.shape[2:]), dtype=np.float32)
+    rr0, rr1, qq0, qq1 = max(r0, 0), min(r1, h - 1), max(q0, 0), min(q1, w - 1)
+    if rr0 <= rr1 and qq0 <= qq1:
+        crop[rr0 - r0 : rr1 - r0 + 1, qq0 - q0 : qq1 - q0 + 1] = xs[rr0 : rr1 + 1, qq0 : qq1 + 1]
+    return ZoomWindow(crop, r0, q0)
+
+
+def agrees(by_hand: float, computed: float) -> bool:
+    """Whether a hand-made sum equals ``conv2d``'s value up to float32 rounding
+    (|a − b| ≤ ``AGREEMENT_RTOL``·max(1, |b|))."""
+    return abs(by_hand - computed) <= AGREEMENT_RTOL * max(1.0, abs(computed))
+
+
 # ----------------------------------------------------------------------- small-grid view
 
 
@@ -468,12 +559,22 @@ class SmallGrid:
 
     n: int
     k: int
-    padding: Padding
-    stride: int
-    dilation: int
+    geometry: ConvGeometry
     before: int
     after: int
     out: int
+
+    @property
+    def padding(self) -> Padding:
+        return self.geometry.padding
+
+    @property
+    def stride(self) -> int:
+        return self.geometry.stride
+
+    @property
+    def dilation(self) -> int:
+        return self.geometry.dilation
 
     @property
     def padded(self) -> int:
@@ -516,26 +617,50 @@ class SmallGrid:
                 terms.append(rf"w_{{{i}{j}}}\,x_{{{pr - self.before},{pc - self.before}}}")
         return rf"y_{{{r},{c}}} = " + " + ".join(terms)
 
-    def coverage(self) -> np.ndarray:
-        """(padded, padded) int: how many output cells read each padded cell (0 = unused)."""
-        counts = np.zeros((self.padded, self.padded), dtype=int)
-        for p in range(self.positions):
-            for r, c in self.feeds(p):
-                counts[r, c] += 1
-        return counts
+    def cells(self, position: int) -> tuple[np.ndarray, np.ndarray]:
+        """What each padded input cell is at step ``position``, and its label.
+
+        Returns kinds (padded, padded) int8 — ``GRID_PADDING`` (a padding zero),
+        ``GRID_INPUT`` (an image cell), ``GRID_FED_PADDING`` / ``GRID_FED_INPUT`` (read by
+        this step's taps) — and labels (padded, padded) str: "0", "x{r},{c}" (image
+        coordinates) or "w{i},{j}" (the tap reading the cell).
+        """
+        kinds = np.full((self.padded, self.padded), GRID_PADDING, dtype=np.int8)
+        labels = np.full((self.padded, self.padded), "0", dtype=object)
+        inner = slice(self.before, self.before + self.n)
+        kinds[inner, inner] = GRID_INPUT
+        for r in range(self.n):
+            for c in range(self.n):
+                labels[self.before + r, self.before + c] = f"x{r},{c}"
+        for t, (r, c) in enumerate(self.feeds(position)):
+            kinds[r, c] = GRID_FED_PADDING if self.is_padding(r, c) else GRID_FED_INPUT
+            labels[r, c] = "w{},{}".format(*divmod(t, self.k))
+        return kinds, labels.astype(str)
+
+    def progress(self, position: int) -> np.ndarray:
+        """(out, out) int8: 0 not yet computed, 1 done, 2 the current step (row-major order)."""
+        done = np.zeros((self.out, self.out), dtype=np.int8)
+        done.flat[:position] = 1
+        done[self.output_cell(position)] = 2
+        return done
 
 
-def small_grid(n: int, k: int, *, padding: Padding, stride: int, dilation: int) -> SmallGrid:
+#: Kinds of small-grid input cells (``SmallGrid.cells``).
+GRID_PADDING, GRID_INPUT, GRID_FED_PADDING, GRID_FED_INPUT = 0, 1, 2, 3
+
+
+def small_grid(n: int, k: int, geometry: ConvGeometry) -> SmallGrid:
     """The small-grid view's geometry; raises ``InvalidArgumentError`` when k does not fit."""
+    dilation = geometry.dilation
     try:
-        size = axis_size("height", n, k, padding=padding, stride=stride, dilation=dilation)
+        size = axis_size("height", n, k, geometry)
     except InvalidArgumentError:
         k_eff = effective_kernel_size(k, dilation)
         raise InvalidArgumentError(
             f"A {k}×{k} kernel with dilation {dilation} spans {k_eff}×{k_eff} cells, more than "
             f"the padded {n}×{n} grid. Make the grid bigger, the kernel smaller, or add padding."
         ) from None
-    return SmallGrid(n, k, padding, stride, dilation, size.before, size.after, size.out)
+    return SmallGrid(n, k, geometry, size.before, size.after, size.out)
 
 
 # --------------------------------------------------------------------------- filter bank
@@ -566,10 +691,7 @@ def keras_layers(
     filters: int,
     ksize: tuple[int, int],
     in_shape: tuple[int, int],
-    *,
-    padding: Padding,
-    stride: int,
-    dilation: int,
+    geometry: ConvGeometry,
 ) -> tuple[str, str | None]:
     """Keras code for the same layer (no bias), and a note when Keras cannot build it.
 
@@ -578,12 +700,13 @@ def keras_layers(
     dilation_rate > 1 (``tf.nn.conv2d`` and ``conv2d`` compute it).
     """
     kh, kw = ksize
+    padding, stride, dilation = geometry.padding, geometry.stride, geometry.dilation
     lines = []
     mode = padding if padding in ("valid", "same") else "valid"
     if mode != padding:
         (pt, pb), (pl, pr) = (
-            pad_amounts(in_shape[0], kh, padding=padding, stride=stride, dilation=dilation),
-            pad_amounts(in_shape[1], kw, padding=padding, stride=stride, dilation=dilation),
+            pad_amounts(in_shape[0], kh, **geometry.kwargs),
+            pad_amounts(in_shape[1], kw, **geometry.kwargs),
         )
         lines.append(f"keras.layers.ZeroPadding2D((({pt}, {pb}), ({pl}, {pr}))),")
     lines.append(
@@ -653,19 +776,14 @@ class TensorFlowCheck:
     tf_version: str
 
 
-def _tf_padding(shape, ksize, padding: Padding, stride: int, dilation: int):
-    if padding in ("valid", "same"):
-        return padding.upper()
-    pads = [
-        pad_amounts(shape[a], ksize[a], padding=padding, stride=stride, dilation=dilation)
-        for a in (0, 1)
-    ]
+def _tf_padding(shape, ksize, geometry: ConvGeometry):
+    if geometry.padding in ("valid", "same"):
+        return geometry.padding.upper()
+    pads = [pad_amounts(shape[a], ksize[a], **geometry.kwargs) for a in (0, 1)]
     return [[0, 0], list(pads[0]), list(pads[1]), [0, 0]]
 
 
-def tensorflow_conv2d(
-    x: np.ndarray, kernel: np.ndarray, *, padding: Padding, stride: int, dilation: int
-) -> np.ndarray:
+def tensorflow_conv2d(x: np.ndarray, kernel: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
     """The same convolution computed by ``tf.nn.conv2d`` (imports TensorFlow; slow first call).
 
     x (H, W) or (H, W, C); kernel (kh, kw), (kh, kw, C) or (kh, kw, C, F). Returns (H′, W′, F)
@@ -680,21 +798,19 @@ def tensorflow_conv2d(
         k = np.repeat(k[:, :, None], xs.shape[2], axis=2)
     if k.ndim == 3:
         k = k[..., None]
-    pad = _tf_padding(xs.shape[:2], k.shape[:2], padding, stride, dilation)
-    y = tf.nn.conv2d(xs[None], k, strides=stride, padding=pad, dilations=dilation)
+    pad = _tf_padding(xs.shape[:2], k.shape[:2], geometry)
+    y = tf.nn.conv2d(xs[None], k, strides=geometry.stride, padding=pad, dilations=geometry.dilation)
     return y.numpy()[0]
 
 
-def tensorflow_check(
-    x: np.ndarray, kernel: np.ndarray, *, padding: Padding, stride: int, dilation: int
-) -> TensorFlowCheck:
+def tensorflow_check(x: np.ndarray, kernel: np.ndarray, geometry: ConvGeometry) -> TensorFlowCheck:
     """Run ``conv2d`` and ``tf.nn.conv2d`` on the same input and compare (imports TensorFlow)."""
     import tensorflow as tf
 
-    ours = conv2d(x, kernel, padding=padding, stride=stride, dilation=dilation)
+    ours = conv2d(x, kernel, **geometry.kwargs)
     ours = ours[:, :, None] if ours.ndim == 2 else ours
     start = time.perf_counter()
-    theirs = tensorflow_conv2d(x, kernel, padding=padding, stride=stride, dilation=dilation)
+    theirs = tensorflow_conv2d(x, kernel, geometry)
     seconds = time.perf_counter() - start
     if ours.shape != theirs.shape:
         diff = math.inf

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from cnnlib.conv import output_size
+from cnnlib.conv import ConvGeometry, output_size
 from cnnlib.errors import InvalidArgumentError
 from cnnlib.lab import AxisSize, Padding, axis_size, padding_to_text, parse_padding
 
@@ -52,14 +52,18 @@ class Question:
     def axes(self) -> tuple[AxisSize, AxisSize]:
         """Every number behind the answer, height then width (raises if the kernel does not
         fit)."""
-        args = {"padding": self.padding, "stride": self.stride, "dilation": self.dilation}
-        return axis_size("height", self.h, self.kh, **args), axis_size(
-            "width", self.w, self.kw, **args
+        return axis_size("height", self.h, self.kh, self.geometry), axis_size(
+            "width", self.w, self.kw, self.geometry
         )
+
+    @property
+    def geometry(self) -> ConvGeometry:
+        """The question's padding, stride and dilation."""
+        return ConvGeometry(self.padding, self.stride, self.dilation)
 
     def answer(self) -> tuple[int, int]:
         """(H′, W′), from ``cnnlib.conv.output_size``."""
-        args = {"padding": self.padding, "stride": self.stride, "dilation": self.dilation}
+        args = self.geometry.kwargs
         return output_size(self.h, self.kh, **args), output_size(self.w, self.kw, **args)
 
     def text(self) -> str:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from cnnlib import conv, kernels, lab, samples
+from cnnlib.conv import ConvGeometry
 from cnnlib.errors import InvalidArgumentError
 
 IMAGES = samples.sample_names()
@@ -18,29 +19,38 @@ IMAGES = samples.sample_names()
 
 
 def test_default_settings_round_trip():
-    params = lab.settings_to_query(lab.DEFAULTS)
-    assert params == {
-        "image": "cat (chelsea)",
-        "gray": "1",
-        "kernel": "vertical edges",
-        "padding": "valid",
-        "stride": "1",
-        "dilation": "1",
-    }
-    settings, notices = lab.settings_from_query(params, IMAGES)
+    # Streamlit leaves a bound widget's default value out of the URL.
+    assert lab.settings_to_query(lab.DEFAULTS) == {}
+    settings, notices = lab.settings_from_query({}, IMAGES)
     assert settings == lab.DEFAULTS and notices == []
+
+
+def test_query_holds_streamlit_widget_values():
+    settings = lab.LabSettings(
+        image="moon", grayscale=False, geometry=ConvGeometry(padding=3, stride=2, dilation=3)
+    )
+    assert lab.settings_to_query(settings) == {
+        "lab_sample": "moon",
+        "lab_gray": "false",
+        "lab_padding": "explicit",
+        "lab_p": "3",
+        "lab_stride": "2",
+        "lab_dilation": "3",
+    }
 
 
 @pytest.mark.parametrize(
     "settings",
     [
-        lab.LabSettings(image="moon", grayscale=False, kernel_name="sobel y", padding="same"),
-        lab.LabSettings(padding=3, stride=4, dilation=3, kernel_name="gaussian blur"),
+        lab.LabSettings(
+            image="moon", grayscale=False, kernel_name="sobel y", geometry=ConvGeometry("same")
+        ),
+        lab.LabSettings(geometry=ConvGeometry(3, 4, 3), kernel_name="gaussian blur"),
+        lab.LabSettings(geometry=ConvGeometry(0), kernel_name="box blur"),
         lab.LabSettings(
             kernel_name=lab.CUSTOM,
             kernel=lab.kernel_tuple(np.array([[0.1, -2.5], [1 / 3, 7]], np.float32)),
-            padding="full",
-            stride=2,
+            geometry=ConvGeometry("full", stride=2),
         ),
     ],
 )
@@ -55,38 +65,68 @@ def test_settings_round_trip_through_the_url(settings):
 @pytest.mark.parametrize(
     ("params", "name"),
     [
-        ({"stride": "9"}, "stride"),
-        ({"stride": "two"}, "stride"),
-        ({"dilation": "0"}, "dilation"),
-        ({"padding": "half"}, "padding"),
-        ({"padding": "-1"}, "padding"),
-        ({"padding": "11"}, "padding"),
-        ({"gray": "maybe"}, "gray"),
-        ({"image": "no such photo"}, "image"),
-        ({"kernel": "blurry"}, "kernel"),
-        ({"kernel": "custom"}, "kernel"),
-        ({"kernel": "custom", "k": "1,2;3"}, "k"),
-        ({"k": "1,x;3,4"}, "k"),
-        ({"k": "nan,1;1,1"}, "k"),
-        ({"k": ";".join([",".join(["1"] * 8)] * 8)}, "k"),
-        ({"k": "1e9"}, "k"),
+        ({"lab_stride": "9"}, "lab_stride"),
+        ({"lab_stride": "two"}, "lab_stride"),
+        ({"lab_stride": " 2"}, "lab_stride"),  # Streamlit would drop it: so do we
+        ({"lab_dilation": "0"}, "lab_dilation"),
+        ({"lab_padding": "half"}, "lab_padding"),
+        ({"lab_padding": "3"}, "lab_padding"),
+        ({"lab_padding": "explicit", "lab_p": "-1"}, "lab_p"),
+        ({"lab_padding": "explicit", "lab_p": "11"}, "lab_p"),
+        ({"lab_gray": "maybe"}, "lab_gray"),
+        ({"lab_gray": "0"}, "lab_gray"),
+        ({"lab_sample": "no such photo"}, "lab_sample"),
+        ({"lab_preset": "blurry"}, "lab_preset"),
+        ({"lab_preset": "custom"}, "lab_preset"),
+        ({"lab_preset": "custom", "lab_k": "1,2;3"}, "lab_k"),
+        ({"lab_preset": "custom", "lab_k": "1,x;3,4"}, "lab_k"),
+        ({"lab_preset": "custom", "lab_k": "nan,1;1,1"}, "lab_k"),
+        ({"lab_preset": "custom", "lab_k": ";".join([",".join(["1"] * 8)] * 8)}, "lab_k"),
+        ({"lab_preset": "custom", "lab_k": "1e9"}, "lab_k"),
     ],
 )
 def test_bad_url_values_fall_back_with_a_notice_naming_them(params, name):
     settings, notices = lab.settings_from_query(params, IMAGES)
     assert len(notices) == 1
-    assert f"`{name}=" in notices[0] and "default" in notices[0]
-    assert settings == lab.DEFAULTS
+    assert f"**{name}**" in notices[0] and "default" in notices[0]
+    if name == "lab_p":  # explicit padding stays, with the default p
+        assert settings.geometry == ConvGeometry(lab.DEFAULT_P)
+    else:
+        assert settings == lab.DEFAULTS
+
+
+def test_hostile_url_values_are_shown_inert_and_short():
+    link = "[click me](https://evil.example) <script>alert(1)</script>"
+    _, notices = lab.settings_from_query({"lab_sample": link, "lab_preset": "x" * 5000}, IMAGES)
+    assert len(notices) == 2
+    assert "](" not in notices[0] and "<script>" not in notices[0]
+    assert "\\[click me\\]\\(https\\:" in notices[0]
+    assert len(notices[1]) < 400 and "…" in notices[1]
 
 
 def test_good_values_survive_beside_bad_ones():
     settings, notices = lab.settings_from_query(
-        {"stride": "3", "dilation": "7", "kernel": "emboss", "extra": "ignored", "gray": ["0"]},
+        {
+            "lab_stride": "3",
+            "lab_dilation": "7",
+            "lab_preset": "emboss",
+            "extra": "ignored",
+            "lab_gray": ["false"],
+        },
         IMAGES,
     )
-    assert (settings.stride, settings.dilation, settings.kernel_name) == (3, 1, "emboss")
+    g = settings.geometry
+    assert (g.stride, g.dilation, settings.kernel_name) == (3, 1, "emboss")
     assert settings.grayscale is False
-    assert len(notices) == 1 and "`dilation=7`" in notices[0]
+    assert len(notices) == 1 and "**lab_dilation**" in notices[0] and "“7”" in notices[0]
+
+
+def test_link_kernel_name():
+    assert lab.link_kernel_name("laplacian", kernels.preset("laplacian")) == "laplacian"
+    edited = kernels.preset("laplacian").copy()
+    edited[0, 0] = 5.0
+    assert lab.link_kernel_name("laplacian", edited) == lab.CUSTOM
+    assert lab.link_kernel_name(lab.CUSTOM, kernels.preset("emboss")) == lab.CUSTOM
 
 
 def test_kernel_text_and_table():
@@ -120,9 +160,9 @@ def test_axis_size_agrees_with_conv(n, k, padding, stride, dilation):
         out = conv.output_size(n, k, padding=padding, stride=stride, dilation=dilation)
     except InvalidArgumentError:
         with pytest.raises(InvalidArgumentError):
-            lab.axis_size("height", n, k, padding=padding, stride=stride, dilation=dilation)
+            lab.axis_size("height", n, k, ConvGeometry(padding, stride, dilation))
         return
-    size = lab.axis_size("height", n, k, padding=padding, stride=stride, dilation=dilation)
+    size = lab.axis_size("height", n, k, ConvGeometry(padding, stride, dilation))
     assert size.out == out
     assert size.numerator // stride + 1 == out
     assert (size.before, size.after) == conv.pad_amounts(
@@ -139,7 +179,7 @@ def test_axis_size_agrees_with_conv(n, k, padding, stride, dilation):
 
 
 def test_formula_and_dropped_text_show_the_numbers():
-    h, w = lab.output_sizes((7, 28), (3, 3), padding="valid", stride=2, dilation=1)
+    h, w = lab.output_sizes((7, 28), (3, 3), ConvGeometry("valid", 2))
     assert (h.out, w.out) == (3, 13)
     assert r"\left\lfloor \frac{7 + 0 + 0 - 1\cdot(3-1) - 1}{2} \right\rfloor + 1" in (
         h.formula_latex()
@@ -148,7 +188,7 @@ def test_formula_and_dropped_text_show_the_numbers():
     assert w.dropped == 1
     text = w.dropped_text()
     assert "image column 27" in text and "never read" in text
-    same = lab.axis_size("width", 6, 4, padding="same")
+    same = lab.axis_size("width", 6, 4, ConvGeometry("same"))
     assert (same.before, same.after) == (1, 2)
     assert r"\lceil \frac{6}{1}" in same.same_rule_latex().replace(r"\left", "")
 
@@ -173,9 +213,7 @@ def test_explain_cell_adds_up_to_conv2d(padding, stride, dilation, channels, ksi
     k = rng.standard_normal(ksize).astype(np.float32)
     y = conv.conv2d(x, k, padding=padding, stride=stride, dilation=dilation)
     for row, col in itertools.product(range(y.shape[0]), range(y.shape[1])):
-        e = lab.explain_cell(
-            x, k, padding=padding, stride=stride, dilation=dilation, row=row, col=col
-        )
+        e = lab.explain_cell(x, k, ConvGeometry(padding, stride, dilation), row=row, col=col)
         assert e.products.shape == (*ksize, channels)
         assert e.total == pytest.approx(float(y[row, col]), rel=1e-4, abs=1e-5)
         assert np.all(e.patch[~e.inside] == 0)
@@ -184,8 +222,7 @@ def test_explain_cell_adds_up_to_conv2d(padding, stride, dilation, channels, ksi
 
 def test_explain_cell_rejects_positions_outside():
     with pytest.raises(InvalidArgumentError, match="outside"):
-        lab.explain_cell(np.ones((5, 5)), np.ones((3, 3)), padding="valid", stride=1,
-                         dilation=1, row=3, col=0)  # fmt: skip
+        lab.explain_cell(np.ones((5, 5)), np.ones((3, 3)), ConvGeometry(), row=3, col=0)
 
 
 # --------------------------------------------------------------------------- small grid
@@ -197,7 +234,7 @@ def test_explain_cell_rejects_positions_outside():
      (7, 3, "same", 2, 3)],
 )  # fmt: skip
 def test_small_grid_feeds_match_the_convolution(n, k, padding, stride, dilation):
-    g = lab.small_grid(n, k, padding=padding, stride=stride, dilation=dilation)
+    g = lab.small_grid(n, k, ConvGeometry(padding, stride, dilation))
     assert g.out == conv.output_size(n, k, padding=padding, stride=stride, dilation=dilation)
     rng = np.random.default_rng(1)
     x = rng.random((n, n), dtype=np.float32)
@@ -211,14 +248,28 @@ def test_small_grid_feeds_match_the_convolution(n, k, padding, stride, dilation)
         assert value == pytest.approx(float(y[r, c]), rel=1e-4, abs=1e-5)
         assert all(xp[i, j] == 0 for i, j in feeds if g.is_padding(i, j))
         assert g.equation(p).startswith(f"y_{{{r},{c}}} = ")
-    assert g.coverage().sum() == g.positions * k * k
+        kinds, labels = g.cells(p)
+        fed = [(i, j) for i, j in zip(*np.nonzero(kinds >= lab.GRID_FED_PADDING), strict=True)]
+        assert sorted(fed) == sorted(set(feeds))
+        for i, j in feeds:
+            want = lab.GRID_FED_PADDING if g.is_padding(i, j) else lab.GRID_FED_INPUT
+            assert kinds[i, j] == want and labels[i, j].startswith("w")
+        image = kinds == lab.GRID_INPUT
+        assert all(
+            labels[i, j] == f"x{i - g.before},{j - g.before}"
+            for i, j in zip(*np.nonzero(image), strict=True)
+        )
+        assert np.all(labels[kinds == lab.GRID_PADDING] == "0")
+        assert (kinds != lab.GRID_PADDING).sum() - (kinds == lab.GRID_FED_PADDING).sum() == n * n
+        done = g.progress(p)
+        assert done[r, c] == 2 and (done == 1).sum() == p
 
 
 def test_small_grid_that_does_not_fit():
     with pytest.raises(InvalidArgumentError, match="Make the grid bigger"):
-        lab.small_grid(5, 3, padding="valid", stride=1, dilation=3)
+        lab.small_grid(5, 3, ConvGeometry("valid", 1, 3))
     with pytest.raises(InvalidArgumentError, match="Step must be"):
-        lab.small_grid(5, 3, padding="valid", stride=1, dilation=1).feeds(9)
+        lab.small_grid(5, 3, ConvGeometry()).feeds(9)
 
 
 # -------------------------------------------------------------------------- filter bank
@@ -241,13 +292,13 @@ def test_filter_bank_is_one_conv2d_layer():
 
 
 def test_keras_layers_code():
-    code, note = lab.keras_layers(4, (3, 3), (28, 28), padding="same", stride=1, dilation=1)
+    code, note = lab.keras_layers(4, (3, 3), (28, 28), ConvGeometry("same"))
     assert code == (
         'keras.layers.Conv2D(4, (3, 3), strides=1, padding="same", dilation_rate=1, '
         "use_bias=False),"
     )
     assert note is None
-    code, note = lab.keras_layers(2, (3, 5), (9, 9), padding="full", stride=2, dilation=2)
+    code, note = lab.keras_layers(2, (3, 5), (9, 9), ConvGeometry("full", 2, 2))
     assert code.startswith("keras.layers.ZeroPadding2D(((4, 4), (8, 8))),")
     assert "Keras' Conv2D layer refuses" in note
 
@@ -269,8 +320,28 @@ def test_display_map_keeps_the_strongest_values():
 
 def test_tensorflow_check_agrees():
     x = np.random.default_rng(4).random((20, 17, 3), dtype=np.float32)
-    check = lab.tensorflow_check(x, kernels.preset("sobel x"), padding="full", stride=2,
-                                 dilation=2)  # fmt: skip
+    check = lab.tensorflow_check(x, kernels.preset("sobel x"), ConvGeometry("full", 2, 2))
     expected = tuple(conv.output_size(n, 3, padding="full", stride=2, dilation=2) for n in (20, 17))
     assert check.ours_shape == check.tf_shape == (*expected, 1)
     assert check.max_abs_diff < 1e-4 * max(1.0, check.max_abs_value)
+
+
+def test_agrees_tolerates_float32_rounding_only():
+    assert lab.agrees(100.0, 100.0 + 1e-3)  # 1e-5 relative
+    assert not lab.agrees(100.0, 100.1)
+    assert lab.agrees(0.0, 5e-5) and not lab.agrees(0.0, 5e-4)  # absolute near 0
+
+
+def test_zoom_window_pads_with_zeros_outside_the_image():
+    x = np.arange(1, 26, dtype=np.float32).reshape(5, 5)
+    g = ConvGeometry("same")
+    e = lab.explain_cell(x, np.ones((3, 3)), g, row=0, col=4)  # taps rows -1..1, cols 3..5
+    z = lab.zoom_window(x, e, margin=2)
+    assert (z.top, z.left, z.bottom, z.right) == (-3, 1, 3, 7)
+    assert z.crop.shape == (7, 7)
+    np.testing.assert_array_equal(z.crop[3:, :4], x[:4, 1:])
+    assert z.crop[:3].sum() == 0 and z.crop[:, 4:].sum() == 0
+    rgb = np.random.default_rng(0).random((6, 6, 3), dtype=np.float32)
+    e = lab.explain_cell(rgb, np.ones((2, 2)), ConvGeometry(), row=2, col=2)
+    z = lab.zoom_window(rgb, e, margin=1)
+    np.testing.assert_array_equal(z.crop, rgb[1:5, 1:5])

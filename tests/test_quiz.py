@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cnnlib import quiz
-from cnnlib.conv import dropped_cells, output_size
+from cnnlib.conv import ConvGeometry, dropped_cells, output_size
 from cnnlib.errors import InvalidArgumentError
 from cnnlib.lab import axis_size
 
@@ -131,8 +131,8 @@ def test_wrong_answer_gets_the_lab_formula():
     assert not verdict.correct and verdict.given == (15, 14)
     assert verdict.expected == q.answer() == (14, 14)  # ⌊27/2⌋ + 1 on both axes
     assert verdict.worked == (
-        axis_size("height", 28, 3, padding=1, stride=2).formula_latex(),
-        axis_size("width", 30, 5, padding=1, stride=2).formula_latex(),
+        axis_size("height", 28, 3, ConvGeometry(1, 2)).formula_latex(),
+        axis_size("width", 30, 5, ConvGeometry(1, 2)).formula_latex(),
     )
     assert rf"\mathbf{{{q.answer()[1]}}}" in verdict.worked[1]
     same = quiz.check_answer(quiz.Question(7, 7, 3, 3, "same", 2, 1), "4x4")

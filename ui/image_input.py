@@ -59,20 +59,34 @@ def pick_images(
     default_sample: str = "cat (chelsea)",
     multiple: bool = False,
     sources: tuple[str, ...] = ("Sample", "Upload", "Camera"),
+    persist_state: str | None = "session",
+    bind: str | None = None,
 ) -> list[PickedImage]:
     """Widgets to choose images; returns the decoded ones (bad files are reported, skipped).
 
     ``key`` prefixes the widget keys so several pages (or two pickers) do not collide.
+    ``persist_state`` ("session": the choice survives page switches) applies to the source
+    and sample widgets, ``bind`` ("query-params": the sample's name is in the URL under
+    ``{key}_sample``) to the sample selectbox; uploads cannot persist.
     """
     source = st.radio(
-        "Image source", sources, horizontal=True, key=f"{key}_source", persist_state="session"
+        "Image source",
+        sources,
+        horizontal=True,
+        key=f"{key}_source",
+        persist_state=persist_state,
     )
     picked: list[PickedImage] = []
     if source == "Sample":
         names = samples.sample_names()
         index = names.index(default_sample) if default_sample in names else 0
         name = st.selectbox(
-            "Sample image", names, index=index, key=f"{key}_sample", persist_state="session"
+            "Sample image",
+            names,
+            index=index,
+            key=f"{key}_sample",
+            persist_state=persist_state,
+            bind=bind,
         )
         picked.append(PickedImage(_sample(name), name))
     elif source == "Upload":

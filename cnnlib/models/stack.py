@@ -21,6 +21,7 @@ from typing import Any
 
 from cnnlib.conv import output_size
 from cnnlib.errors import InvalidArgumentError, InvalidModelError
+from cnnlib.text import shape_text
 
 __all__ = [
     "ACTIVATIONS",
@@ -298,10 +299,6 @@ def _layer_error(index: int, spec: LayerSpec, problem: str) -> InvalidModelError
     return InvalidModelError(f"Layer {index + 1} ({spec.describe()}): {problem}")
 
 
-def _shape_text(shape: tuple[int, ...]) -> str:
-    return "×".join(str(d) for d in shape)
-
-
 def _needs_image(index: int, spec: LayerSpec, shape: tuple[int, ...]) -> tuple[int, int, int]:
     if len(shape) != 3:
         raise _layer_error(
@@ -411,7 +408,7 @@ def _dense_forward(index: int, spec: LayerSpec, shape: tuple[int, ...]) -> _Out:
         raise _layer_error(
             index,
             spec,
-            f"it gets a {_shape_text(shape)} tensor; a Dense layer needs a flat vector. "
+            f"it gets a {shape_text(shape)} tensor; a Dense layer needs a flat vector. "
             "Add a Flatten layer before it (or GlobalAveragePooling2D).",
         )
     params = (shape[0] + 1) * spec.units

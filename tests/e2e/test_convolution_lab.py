@@ -1,5 +1,6 @@
 """The Convolution lab in a real browser: kernel and stride change the output shape, the URL
-follows the settings, and a photo uploaded through the real file chooser is convolved."""
+follows the settings (Streamlit's bound widgets), settings survive a visit to another page,
+and a photo uploaded through the real file chooser is convolved."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from urllib.parse import parse_qs, urlparse
 
 from playwright.sync_api import expect
 
-from cnnlib import images, lab, samples
+from cnnlib import images, kernels, lab, samples
 from cnnlib.conv import output_size
 from tests.e2e.conftest import no_exception as _no_exception
 from tests.e2e.conftest import screenshot, wait_idle
@@ -59,7 +60,8 @@ def test_shared_link_as_a_fresh_servers_first_request(app_url, page, tmp_path):
     h_in, w_in = images.to_array(img, grayscale=True).shape
     page.set_viewport_size({"width": 1400, "height": 5200})
     page.goto(
-        f"{app_url}/convolution_lab?image=coffee%20cup&kernel=sobel%20x&stride=2&padding=same"
+        f"{app_url}/convolution_lab?lab_sample=coffee%20cup&lab_preset=sobel%20x&lab_stride=2"
+        "&lab_padding=same"
     )
     page.get_by_text("Share this setup").first.wait_for(timeout=180_000)
     wait_idle(page)
@@ -92,9 +94,9 @@ def test_kernel_and_stride_change_the_output(app_url, page, tmp_path):
     h2, w2 = output_size(h_in, 5, stride=2), output_size(w_in, 5, stride=2)
     _expect_output(page, h2, w2)
     _no_exception(page)
-    expect(page).to_have_url(re.compile(r"stride=2"), timeout=30_000)
+    expect(page).to_have_url(re.compile(r"lab_stride=2"), timeout=30_000)
     query = parse_qs(urlparse(page.url).query)
-    assert query["stride"] == ["2"] and query["kernel"] == ["gaussian blur"]
+    assert query["lab_stride"] == ["2"] and query["lab_preset"] == ["gaussian blur"]
     screenshot(page, tmp_path, "conv_lab_gauss_stride2")
 
     # The link restores the configuration in a fresh session.
@@ -102,6 +104,73 @@ def test_kernel_and_stride_change_the_output(app_url, page, tmp_path):
     page.get_by_text("Share this setup").first.wait_for(timeout=180_000)
     _expect_output(page, h2, w2)
     _no_exception(page)
+
+
+def _nav(page, title: str) -> None:
+    """Switch page through the sidebar (the same browser session)."""
+    page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
+    wait_idle(page)
+
+
+def _expect_settings(page, h: int, w: int) -> None:
+    """The page shows the settings chosen in ``test_settings_survive_...``."""
+    _expect_output(page, h, w)
+    line = page.locator('[data-testid="stMarkdownContainer"]', has_text="→ output").first
+    expect(line).to_contain_text("padding same, stride 2, dilation 2")
+    expect(line).to_contain_text("(moon)")
+    expect(page.get_by_text(kernels.PRESETS["box blur"][1], exact=True)).to_have_count(1)
+    scale = page.get_by_role("radiogroup", name="Colour scale", exact=True)
+    expect(scale.get_by_role("radio", name=re.compile("magnitude"))).to_be_checked()
+
+
+def test_settings_survive_another_page_and_a_shared_link(app_url, page, browser, tmp_path):
+    """Change settings, visit Home and come back: all still there (``persist_state``). The
+    page's URL, opened in a fresh browser (a new session), shows the same shareable ones."""
+    img = images.downscale(samples.load_sample("moon"), 256)
+    h_in, w_in = images.to_array(img, grayscale=True).shape
+    h, w = (output_size(n, 3, padding="same", stride=2, dilation=2) for n in (h_in, w_in))
+    _open_lab(page, app_url)
+    _choose(page, "Sample image", "moon")
+    _choose(page, "Kernel", "box blur")
+    _radio(page, "Padding", "same")
+    _radio(page, "Stride", "2")
+    _radio(page, "Dilation", "2")
+    _radio(page, "Colour scale", "magnitude |value|")
+    _expect_settings(page, h, w)
+    expect(page).to_have_url(re.compile(r"lab_dilation=2"), timeout=30_000)
+    link = page.url
+
+    _nav(page, "Home")
+    expect(page.get_by_text("Share this setup")).to_have_count(0)
+    _nav(page, "Convolution lab")
+    page.get_by_text("Share this setup").first.wait_for(timeout=120_000)
+    wait_idle(page)
+    _expect_settings(page, h, w)
+    _no_exception(page)
+    screenshot(page, tmp_path, "conv_lab_back_from_home")
+
+    query = parse_qs(urlparse(link).query)
+    assert query == {
+        "lab_sample": ["moon"],
+        "lab_preset": ["box blur"],
+        "lab_padding": ["same"],
+        "lab_stride": ["2"],
+        "lab_dilation": ["2"],
+    }
+    fresh = browser.new_context(viewport={"width": 1400, "height": 5200})
+    try:
+        other = fresh.new_page()
+        other.goto(link)
+        other.get_by_text("Share this setup").first.wait_for(timeout=180_000)
+        wait_idle(other)
+        _expect_output(other, h, w)
+        line = other.locator('[data-testid="stMarkdownContainer"]', has_text="→ output").first
+        expect(line).to_contain_text("padding same, stride 2, dilation 2")
+        expect(line).to_contain_text("(moon)")
+        expect(other.get_by_text("not used")).to_have_count(0)  # no notice: all values valid
+        screenshot(other, tmp_path, "conv_lab_link_in_fresh_browser")
+    finally:
+        fresh.close()
 
 
 def test_upload_through_the_file_chooser(app_url, page, tmp_path):

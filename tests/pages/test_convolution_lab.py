@@ -15,6 +15,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from cnnlib import conv, images, kernels, lab, samples
+from cnnlib.conv import ConvGeometry
 from tests.pages.apptest import open_page, run_checked, values
 from tests.uploads import bad_uploads, encode, odd_but_valid_uploads, photo
 
@@ -27,7 +28,23 @@ def _run(target) -> AppTest:
 
 
 def _lab(**query: str) -> AppTest:
-    return open_page("convolution_lab", timeout=TIMEOUT, query=query)
+    """The page opened from a link; ``query`` by setting name (``lab.QUERY_KEYS``)."""
+    params = {lab.QUERY_KEYS[name]: value for name, value in query.items()}
+    return open_page("convolution_lab", timeout=TIMEOUT, query=params)
+
+
+def _link(at: AppTest) -> dict[str, str]:
+    """The link parameters the page shows (what the URL holds; under AppTest no browser
+    writes a changed widget's value to the URL, tests/e2e checks that part)."""
+    shown = at.code[-1].value
+    if shown == "(defaults)":
+        return {}
+    return dict(pair.split("=", 1) for pair in shown.removeprefix("?").split("&"))
+
+
+def _param(at: AppTest, name: str) -> str | None:
+    """The link's value of setting ``name`` (None when absent: Streamlit leaves defaults out)."""
+    return _link(at).get(lab.QUERY_KEYS[name])
 
 
 def _shown(at: AppTest) -> tuple[int, int]:
@@ -62,7 +79,7 @@ def test_default_page():
     x = _input_array(lab.DEFAULTS.image)
     assert _shown(at) == _expected(x, (3, 3), "valid", 1, 1)
     assert _errors(at) == [] and not at.warning
-    assert at.query_params == lab.settings_to_query(lab.DEFAULTS)
+    assert at.query_params == lab.settings_to_query(lab.DEFAULTS) == _link(at) == {}
     assert any("Sum of the 9 products" in m.value and "equal" in m.value for m in at.markdown)
     # The filter bank: 4 default 3×3 kernels as one (H′, W′, 4) layer.
     h, w = _shown(at)
@@ -79,7 +96,7 @@ def test_every_preset():
         _run(at)
         ksize = kernels.preset(name).shape
         assert _shown(at) == _expected(x, ksize, "valid", 1, 1), name
-        assert at.query_params["kernel"] == name
+        assert _param(at, "kernel") == (None if name == lab.DEFAULTS.kernel_name else name)
         assert at.data_editor[0].value.shape == ksize
 
 
@@ -98,10 +115,10 @@ def test_every_padding_with_stride_and_dilation(padding, stride, dilation):
     _run(at)
     x = _input_array("coins")
     assert _shown(at) == _expected(x, (5, 5), padding, stride, dilation)
-    assert at.query_params["padding"] == str(padding)
-    assert at.query_params["stride"] == str(stride)
-    assert at.query_params["dilation"] == str(dilation)
-    sizes = lab.output_sizes(x.shape, (5, 5), padding=padding, stride=stride, dilation=dilation)
+    g = ConvGeometry(padding, stride, dilation)
+    settings = lab.LabSettings(image="coins", kernel_name="gaussian blur", geometry=g)
+    assert _link(at) == lab.settings_to_query(settings)
+    sizes = lab.output_sizes(x.shape, (5, 5), g)
     latex = _latex(at)
     for size in sizes:
         assert size.formula_latex() in latex
@@ -123,7 +140,7 @@ def test_photo_upload_in_rgb():
     assert any("(holiday.jpg)" in m.value and "192×256×3" in m.value for m in at.markdown)
     assert _shown(at) == (190, 254)
     assert any("Sum of the 27 products" in m.value for m in at.markdown)  # 3×3 × 3 channels
-    assert at.query_params["gray"] == "0"
+    assert _param(at, "gray") == "false"
 
 
 @pytest.mark.parametrize("name", list(bad_uploads()))
@@ -173,19 +190,40 @@ def test_one_pixel_upload():
     assert any("Pooling skipped" in i.value for i in at.info)
 
 
+def test_url_sets_every_shareable_setting():
+    at = _lab(image="moon", gray="false", kernel="sobel x", padding="explicit", p="2",
+              stride="3", dilation="2")  # fmt: skip
+    assert not at.warning
+    x = _input_array("moon", gray=False)
+    assert _shown(at) == _expected(x, (3, 3), 2, 3, 2)
+    assert at.selectbox(key="lab_sample").value == "moon"
+    assert at.toggle(key="lab_gray").value is False
+    assert at.number_input(key="lab_p").value == 2
+    np.testing.assert_array_equal(at.data_editor[0].value.to_numpy(), kernels.preset("sobel x"))
+
+
 def test_bad_url_parameters_fall_back_with_notices():
     at = _lab(stride="9", kernel="blurry", padding="half", dilation="2")
     notices = [w.value for w in at.warning]
     assert len(notices) == 3
     for name in ("stride", "kernel", "padding"):
-        assert any(f"`{name}=" in n for n in notices), notices
+        assert any(f"**{lab.QUERY_KEYS[name]}**" in n for n in notices), notices
     x = _input_array(lab.DEFAULTS.image)
     assert _shown(at) == _expected(x, (3, 3), "valid", 1, 2)  # the good dilation is kept
-    assert at.query_params["stride"] == "1" and at.query_params["dilation"] == "2"
+    assert at.query_params == {"lab_dilation": "2"}  # Streamlit dropped the bad ones
+
+
+def test_hostile_url_values_are_shown_inert_and_short():
+    at = _lab(image="[win](https://evil.example)", kernel="x" * 5000, k="<b>1</b>")
+    notices = [w.value for w in at.warning]
+    assert len(notices) == 2, notices
+    assert not any("](" in n or "<b>" in n for n in notices)
+    assert all(len(n) < 400 for n in notices)
+    assert _errors(at) == [] and _shown(at)
 
 
 def test_custom_kernel_from_the_url_and_the_buttons():
-    at = _lab(k="0,0;0,0", padding="same", gray="0", image="rocket")
+    at = _lab(kernel="custom", k="0,0;0,0", padding="same", gray="false", image="rocket")
     assert at.selectbox(key="lab_preset").value == lab.CUSTOM
     x = _input_array("rocket", gray=False)
     assert _shown(at) == x.shape[:2]
@@ -195,19 +233,19 @@ def test_custom_kernel_from_the_url_and_the_buttons():
     at.button(key="lab_randomize").click()
     _run(at)
     assert _errors(at) == []
-    k = lab.kernel_from_text(at.query_params["k"])
+    k = lab.kernel_from_text(_param(at, "k"))
     assert k.shape == (2, 2) and np.abs(k).max() <= 1
     at.selectbox(key="lab_kh").set_value(7)
     _run(at)
-    assert lab.kernel_from_text(at.query_params["k"]).shape == (7, 2)
+    assert lab.kernel_from_text(_param(at, "k")).shape == (7, 2)
     at.button(key="lab_normalize").click()
     _run(at)
-    assert abs(float(lab.kernel_from_text(at.query_params["k"]).sum()) - 1) < 1e-3 or (
-        abs(float(np.abs(lab.kernel_from_text(at.query_params["k"])).sum()) - 1) < 1e-3
+    assert abs(float(lab.kernel_from_text(_param(at, "k")).sum()) - 1) < 1e-3 or (
+        abs(float(np.abs(lab.kernel_from_text(_param(at, "k"))).sum()) - 1) < 1e-3
     )
     at.selectbox(key="lab_preset").set_value("sharpen")
     _run(at)
-    assert at.query_params["kernel"] == "sharpen" and "k" not in at.query_params
+    assert _param(at, "kernel") == "sharpen" and _param(at, "k") is None
 
 
 def test_editing_a_cell_makes_a_custom_kernel():
@@ -220,9 +258,9 @@ def test_editing_a_cell_makes_a_custom_kernel():
     }
     _run(at)
     np.testing.assert_array_equal(
-        lab.kernel_from_text(at.query_params["k"]), [[0, 0, 0], [0, 2, 0], [0, 0, 0]]
+        lab.kernel_from_text(_param(at, "k")), [[0, 0, 0], [0, 2, 0], [0, 0, 0]]
     )
-    assert at.query_params["kernel"] == lab.CUSTOM
+    assert _param(at, "kernel") == lab.CUSTOM
     assert any("Sum of the 9 products" in m.value and "equal" in m.value for m in at.markdown)
 
 
@@ -250,7 +288,7 @@ def test_under_the_hood_and_small_grid():
     at.button(key="lab_next").click()
     _run(at)
     assert at.slider(key="lab_step").value == 1
-    grid = lab.small_grid(5, 3, padding="same", stride=2, dilation=1)
+    grid = lab.small_grid(5, 3, ConvGeometry("same", 2))
     assert grid.equation(1) in _latex(at)
     at.button(key="lab_prev").click().run(timeout=TIMEOUT)
     at.button(key="lab_prev").click().run(timeout=TIMEOUT)

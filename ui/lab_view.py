@@ -1,0 +1,527 @@
+"""The Convolution lab's views: cached results of the chosen settings, and every figure.
+
+Figures use ``ui.figures``' fast plain-dict path. Big maps are drawn block-reduced
+(``lab.display_map``) and the smaller ones as colour-mapped JPEGs (a few KB instead of a
+float per cell), so a rerun sends little. Numbers come from ``cnnlib.conv`` / ``cnnlib.lab``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from cnnlib import conv, images, lab
+from cnnlib.conv import ConvGeometry
+from cnnlib.errors import InvalidArgumentError
+from ui import figures
+from ui.figures import GRAY, MAGNITUDE, SIGN, axes, figure, plot, rect, shape_text
+from ui.image_input import PickedImage
+
+#: Longest side drawn for the input and the main output, and for the smaller maps.
+VIEW_MAX, THUMB_MAX = 512, 256
+FIG_HEIGHT = 360
+ORANGE, GREEN = "#ff7f0e", "#2ca02c"
+
+
+def range_text(y: np.ndarray) -> str:
+    """ "H×W, values from a to b" of a map."""
+    return f"{shape_text(y.shape)}, values from {float(y.min()):.4g} to {float(y.max()):.4g}"
+
+
+def drawn_note(f: int) -> str:
+    return "" if f == 1 else f" Drawn with each {f}×{f} block as its strongest value."
+
+
+# ------------------------------------------------------------------- URL and cache keys
+
+
+def write_kernel_link(name: str, kernel: np.ndarray) -> None:
+    """A custom kernel's matrix in the URL: the one link parameter no widget is bound to
+    (removed when the kernel is a preset)."""
+    key = lab.QUERY_KEYS["k"]
+    text = lab.kernel_to_text(kernel) if name == lab.CUSTOM else None
+    if st.query_params.get(key) != text:
+        if text is None:
+            del st.query_params[key]
+        else:
+            st.query_params[key] = text
+
+
+def image_token(picked: PickedImage, source: str, prefix: str) -> str:
+    """A short cache key for the chosen image: the sample's name or the upload's file id
+    (``prefix`` is the image picker's key)."""
+    if source == "Sample":
+        return f"sample:{picked.label}"
+    widget = st.session_state.get(f"{prefix}_upload" if source == "Upload" else f"{prefix}_camera")
+    if file_id := getattr(widget, "file_id", None):
+        return f"{source}:{file_id}"
+    return "pixels:" + hashlib.sha1(picked.image.tobytes()).hexdigest()
+
+
+# ------------------------------------------------------------------------ cached results
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def prepared(token: str, side: int, gray: bool, _img) -> np.ndarray:
+    """(H, W) or (H, W, 3) float32 in [0, 1], downscaled; keyed by the image token."""
+    img = images.downscale(_img, side) if side else _img
+    return images.to_array(img, grayscale=gray)
+
+
+def _jpeg_uri(rgb: np.ndarray, quality: int = 92) -> str:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=quality, subsampling=0)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _thumb(a: np.ndarray, scale: str) -> dict[str, object]:
+    """A map drawn as a colour-mapped JPEG, with what its caption and colour bar need."""
+    view, f = lab.display_map(a, THUMB_MAX)
+    m = lab.symmetric_limit(a)
+    if scale == "magnitude":
+        name, lo, hi, view = MAGNITUDE, 0.0, m, np.abs(view)
+    else:
+        name, lo, hi = SIGN, -m, m
+    return {
+        "uri": _jpeg_uri(figures.colorize(view, name, lo, hi)),
+        "f": f,
+        "shape": a.shape,
+        "text": range_text(a),
+        "scale": (name, lo, hi),
+    }
+
+
+@st.cache_data(show_spinner=False, max_entries=24)
+def convolved(
+    token: str, side: int, gray: bool, kernel, geometry: ConvGeometry, scale: str, _x
+) -> dict[str, object]:
+    """conv2d of the prepared image, then ReLU and 2×2 pooling (or why pooling cannot run).
+
+    ``kernel`` is ``lab.kernel_tuple``'s hashable form; ``_x`` is keyed by the rest.
+    """
+    y = conv.conv2d(_x, np.array(kernel, dtype=np.float32), **geometry.kwargs)
+    out: dict[str, object] = {
+        "y": y,
+        "view": lab.display_map(y, VIEW_MAX),
+        "text": range_text(y),
+        "relu": _thumb(conv.relu(y), "magnitude"),
+    }
+    try:
+        out["max"] = _thumb(conv.max_pool2d(y, 2), scale)
+        out["avg"] = _thumb(conv.avg_pool2d(y, 2), scale)
+    except InvalidArgumentError as err:
+        out["pool_error"] = str(err)
+    return out
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def bank(
+    token: str,
+    side: int,
+    gray: bool,
+    kernel4_bytes: bytes,
+    shape: tuple[int, ...],
+    geometry: ConvGeometry,
+    scale: str,
+    _x,
+) -> tuple[tuple[int, ...], list[dict[str, object]]]:
+    """The filter bank's (H′, W′, F) output shape and each map drawn small."""
+    k4 = np.frombuffer(kernel4_bytes, dtype=np.float32).reshape(shape)
+    maps = conv.conv2d(_x, k4, **geometry.kwargs)
+    return maps.shape, [_thumb(maps[:, :, i], scale) for i in range(maps.shape[2])]
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def input_jpeg(token: str, side: int, gray: bool, _x) -> tuple[str, float, float]:
+    """The prepared image as a JPEG data URI (at most VIEW_MAX px) and its pixel scale.
+
+    A JPEG is a tenth of the bytes of the raw pixels, so reruns send less; exact pixel
+    values are shown in *Under the hood*.
+    """
+    img = images.to_image(_x)
+    shown = images.downscale(img, VIEW_MAX)
+    uri = _jpeg_uri(np.asarray(shown.convert("RGB")))
+    return uri, img.width / shown.width, img.height / shown.height
+
+
+# ------------------------------------------------------------------------------- traces
+
+
+def _image_trace(x: np.ndarray, x0: float = 0, y0: float = 0) -> dict:
+    """An image in [0, 1]: grey heatmap (H, W) or RGB image (H, W, 3)."""
+    if x.ndim == 2:
+        return {
+            "type": "heatmap",
+            "z": x.astype(np.float32),
+            "x0": x0,
+            "y0": y0,
+            "colorscale": figures.colorscale(GRAY),
+            "zmin": 0.0,
+            "zmax": 1.0,
+            "showscale": False,
+            "hovertemplate": "row %{y}, col %{x}<br>value %{z:.3f}<extra></extra>",
+        }
+    return {
+        "type": "image",
+        "z": np.round(x * 255.0).astype(np.uint8),
+        "x0": x0,
+        "y0": y0,
+        "hovertemplate": "row %{y}, col %{x}<br>RGB %{z}<extra></extra>",
+    }
+
+
+def _map_trace(view: tuple[np.ndarray, int], scale: str) -> dict:
+    """Feature map as a heatmap: diverging around 0 (sign) or sequential (magnitude).
+
+    ``view`` is ``lab.display_map``'s (array, f): f > 1 draws each value over f×f cells.
+    """
+    y, f = view
+    where = "row %{y}, col %{x}" if f == 1 else f"rows/cols ≈ %{{y:.0f}}, %{{x:.0f}} (±{f // 2})"
+    trace = {
+        "type": "heatmap",
+        "x0": (f - 1) / 2,
+        "y0": (f - 1) / 2,
+        "dx": f,
+        "dy": f,
+        "hovertemplate": f"{where}<br>value %{{z:.4f}}<extra></extra>",
+        "colorbar": {"thickness": 12},
+    }
+    y = y.astype(np.float32)
+    if scale == "magnitude":
+        return {**trace, "z": np.abs(y), "colorscale": figures.colorscale(MAGNITUDE), "zmin": 0.0}
+    m = lab.symmetric_limit(y)
+    return {**trace, "z": y, "colorscale": figures.colorscale(SIGN), "zmin": -m, "zmax": m}
+
+
+def _thumb_figure(t: dict, title: str, height: int) -> dict:
+    """A JPEG thumbnail from ``_thumb`` with its colour bar (an invisible marker trace)."""
+    f = t["f"]
+    name, lo, hi = t["scale"]
+    image = {
+        "type": "image",
+        "source": t["uri"],
+        "x0": (f - 1) / 2,
+        "y0": (f - 1) / 2,
+        "dx": f,
+        "dy": f,
+        "hovertemplate": "row %{y:.0f}, col %{x:.0f}<extra></extra>",
+    }
+    bar = {
+        "type": "scatter",
+        "x": [None],
+        "y": [None],
+        "mode": "markers",
+        "showlegend": False,
+        "hoverinfo": "skip",
+        "marker": {
+            "color": [lo, hi],
+            "colorscale": figures.colorscale(name),
+            "cmin": lo,
+            "cmax": hi,
+            "showscale": True,
+            "colorbar": {"thickness": 12},
+        },
+    }
+    return figure([image, bar], title, height=height)
+
+
+def show_thumb(t: dict, title: str, caption: str, height: int = 300) -> None:
+    """A small map (``convolved``/``bank`` entry) and its caption."""
+    plot(_thumb_figure(t, title, height))
+    st.caption(f"{caption}{t['text']}.{drawn_note(t['f'])}")
+
+
+# -------------------------------------------------------------------------------- views
+
+
+def show_input(uri_scale: tuple[str, float, float], title: str, box: tuple) -> str:
+    """The prepared input (a JPEG) with an orange box around cells top, left, bottom, right;
+    returns a note on how much smaller it is drawn ("" at full size)."""
+    uri, sx, sy = uri_scale
+    trace = {
+        "type": "image",
+        "source": uri,
+        "x0": (sx - 1) / 2,
+        "y0": (sy - 1) / 2,
+        "dx": sx,
+        "dy": sy,
+        "hovertemplate": "row %{y:.0f}, col %{x:.0f}<extra></extra>",
+    }
+    plot(figure([trace], title, shapes=[rect(*box, ORANGE, 3)]))
+    return "" if sx == 1 and sy == 1 else f" Drawn at about 1/{max(sx, sy):.1f} size."
+
+
+def show_output(res: dict, scale: str, row: int, col: int) -> None:
+    """The main output map with output cell (row, col) outlined, and its caption."""
+    out_h, out_w = res["y"].shape
+    mark = rect(row, col, row, col, ORANGE, 2)
+    plot(figure([_map_trace(res["view"], scale)], f"Output {out_h}×{out_w}", shapes=[mark]))
+    st.caption(f"Output {res['text']}.{drawn_note(res['view'][1])}")
+
+
+def show_zoom(x: np.ndarray, expl: lab.CellExplanation, dilation: int) -> None:
+    """The input around the taps (orange), padding zeros included; image edge in green."""
+    z = lab.zoom_window(x, expl, margin=max(2, dilation))
+    h, w = x.shape[:2]
+    taps = [rect(i, j, i, j, ORANGE, 2) for i in expl.rows.tolist() for j in expl.cols.tolist()]
+    layout = axes()
+    layout["xaxis"]["range"] = [z.left - 0.5, z.right + 0.5]
+    layout["yaxis"]["range"] = [z.bottom + 0.5, z.top - 0.5]
+    layout["yaxis"].pop("autorange")
+    title = "Zoom: the taps (orange), image edge (green)"
+    edge = rect(0, 0, h - 1, w - 1, GREEN, 2)
+    plot(figure([_image_trace(z.crop, z.left, z.top)], title, 320, [edge, *taps], **layout))
+
+
+def _numbers_figure(expl: lab.CellExplanation, ch: int, label: str) -> dict:
+    """Patch, kernel and products of one channel as three annotated heatmaps."""
+    panels = [
+        (expl.patch[:, :, ch], f"{label}patch", ".3f"),
+        (expl.kernel[:, :, ch], f"{label}kernel", ".3g"),
+        (expl.products[:, :, ch], f"{label}patch ⊙ kernel", ".3f"),
+    ]
+    traces, shapes, notes = [], [], []
+    for i, (values, title, fmt) in enumerate(panels):
+        suffix = "" if i == 0 else str(i + 1)
+        m = lab.symmetric_limit(values)
+        traces.append(
+            {
+                "type": "heatmap",
+                "z": values,
+                "xaxis": f"x{suffix}",
+                "yaxis": f"y{suffix}",
+                "zmin": -m,
+                "zmax": m,
+                "colorscale": figures.colorscale(SIGN),
+                "showscale": False,
+                "texttemplate": f"%{{z:{fmt}}}",
+                "textfont": {"size": 11},
+                "hovertemplate": f"tap (%{{y}}, %{{x}}): %{{z:{fmt}}}<extra></extra>",
+            }
+        )
+        if i != 1:
+            for r, c in zip(*np.nonzero(~expl.inside), strict=True):
+                shapes.append(rect(r, c, r, c, "#999999", 1, "rgba(120,120,120,0.35)", suffix))
+        notes.append(_panel_title(title, suffix, 1.0))
+    layout = axes(3)
+    for key in layout:
+        layout[key]["dtick"] = 1
+    layout["annotations"] = notes
+    fig = figure(traces, "", height=70 + 34 * expl.patch.shape[0], shapes=shapes, **layout)
+    fig["layout"]["margin"]["t"] = 26
+    return fig
+
+
+def show_numbers(expl: lab.CellExplanation, channels: int) -> None:
+    """Patch, kernel and products, one row of three panels per input channel."""
+    names = ["gray"] if channels == 1 else ["R", "G", "B"][:channels]
+    for ch, name in enumerate(names):
+        plot(_numbers_figure(expl, ch, "" if channels == 1 else f"{name}: "))
+
+
+def _panel_title(text: str, suffix: str, y: float) -> dict:
+    return {
+        "text": text,
+        "xref": f"x{suffix} domain",
+        "yref": f"y{suffix} domain",
+        "x": 0.5,
+        "y": y,
+        "yanchor": "bottom",
+        "showarrow": False,
+    }
+
+
+#: Small-grid colours by ``lab.SmallGrid.cells`` kind (padding, input, fed padding, fed
+#: input) and by progress (to do, done, now), as stepped colour scales.
+GRID_IN_SCALE = [
+    [0.0, "#d9d9d9"],
+    [0.25, "#d9d9d9"],
+    [0.25, "#ffffff"],
+    [0.5, "#ffffff"],
+    [0.5, "#fdd0a2"],
+    [0.75, "#fdd0a2"],
+    [0.75, "#fd8d3c"],
+    [1.0, "#fd8d3c"],
+]
+GRID_OUT_SCALE = [
+    [0.0, "#f4f4f4"],
+    [0.33, "#f4f4f4"],
+    [0.33, "#c6dbef"],
+    [0.66, "#c6dbef"],
+    [0.66, "#fd8d3c"],
+    [1.0, "#fd8d3c"],
+]
+
+
+def grid_figure(g: lab.SmallGrid, position: int) -> dict:
+    """Padded input (grey padding, orange taps labelled w_ij) beside the output grid."""
+    kinds, labels = g.cells(position)
+    otext = [[f"y{r},{c}" for c in range(g.out)] for r in range(g.out)]
+    common = {"type": "heatmap", "showscale": False, "hoverinfo": "skip", "xgap": 1, "ygap": 1}
+    traces = [
+        {
+            **common,
+            "z": kinds,
+            "zmin": -0.5,
+            "zmax": 3.5,
+            "colorscale": GRID_IN_SCALE,
+            "text": labels.tolist(),
+            "texttemplate": "%{text}",
+            "textfont": {"size": 10},
+        },
+        {
+            **common,
+            "z": g.progress(position),
+            "zmin": -0.5,
+            "zmax": 2.5,
+            "colorscale": GRID_OUT_SCALE,
+            "text": otext,
+            "texttemplate": "%{text}",
+            "textfont": {"size": 11},
+            "xaxis": "x2",
+            "yaxis": "y2",
+        },
+    ]
+    layout = axes(2, widths=[g.padded, max(g.out, 2)])
+    for key in layout:
+        layout[key]["showticklabels"] = False
+    layout["plot_bgcolor"] = "#9e9e9e"  # shows through the cell gaps as grid lines
+    layout["annotations"] = [
+        _panel_title(f"padded input {g.padded}×{g.padded} (grey = padding zeros)", "", 1.03),
+        _panel_title(f"output {g.out}×{g.out}", "2", 1.03),
+    ]
+    return figure(traces, "", height=380, **layout)
+
+
+# ------------------------------------------------------------------------ page sections
+
+
+def show_sizes(x_shape: tuple, label: str, k_shape: tuple, g: ConvGeometry, sizes: tuple) -> None:
+    """The settings in one line, then each axis' output-size formula with its numbers."""
+    size_h, size_w = sizes
+    st.markdown(
+        f"Input **{shape_text(x_shape)}** ({label}), kernel **{shape_text(k_shape)}**, "
+        f"padding **{lab.padding_to_text(g.padding)}**, stride **{g.stride}**, dilation "
+        f"**{g.dilation}** → output **{size_h.out}×{size_w.out}**"
+    )
+    for size in sizes:
+        st.markdown(f"**{size.axis.capitalize()}** (i = {size.n}, k = {size.k}):")
+        st.latex(size.formula_latex())
+        if rule := size.same_rule_latex():
+            st.latex(rule)
+    if g.padding == "same":
+        st.caption(
+            "“same” keeps ⌈i/s⌉ outputs. TensorFlow splits the padding it needs with the odd "
+            "extra row/column at the bottom/right, so the kernel's centre lands on the same "
+            "pixels as in Keras."
+        )
+    for text in filter(None, (size_h.dropped_text(), size_w.dropped_text())):
+        st.info(text, icon=":material/content_cut:")
+
+
+def show_maps(res: dict, input_uri: tuple, x_shape: tuple, expl, scale: str) -> None:
+    """Input (with the explained cell's box), output, ReLU and the two poolings."""
+    out_h, out_w = res["y"].shape
+    row, col = expl.row, expl.col
+    c1, c2 = st.columns(2)
+    with c1:
+        drawn = show_input(input_uri, f"Input {shape_text(x_shape)}", expl.box)
+        st.caption(
+            f"Orange box: the pixels that feed output ({row}, {col}); pick it in *Under the "
+            f"hood*.{drawn}"
+        )
+    with c2:
+        show_output(res, scale, row, col)
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        show_thumb(res["relu"], f"ReLU: {out_h}×{out_w}", "max(0, x): negatives become 0. ")
+    if "pool_error" in res:
+        c2.info(f"Pooling skipped: {res['pool_error']}")
+        return
+    for column, key, word in ((c2, "max", "max"), (c3, "avg", "average")):
+        pooled = res[key]
+        title = f"2×2 {word} pool: {out_h}×{out_w} → {shape_text(pooled['shape'])}"
+        with column:
+            show_thumb(pooled, title, f"Each 2×2 block → its {word}. ")
+
+
+def show_cell(x: np.ndarray, expl, value: float, g: ConvGeometry, sizes: tuple) -> None:
+    """Which inputs one output cell reads, zoomed; patch ⊙ kernel; their sum against ``value``."""
+    row, col, s, d = expl.row, expl.col, g.stride, g.dilation
+    rows_text = ", ".join(str(int(r)) for r in expl.rows)
+    cols_text = ", ".join(str(int(c)) for c in expl.cols)
+    st.markdown(
+        f"Output ({row}, {col}) reads input rows **{rows_text}** and columns **{cols_text}** "
+        f"(row = {row}·{s} − {sizes[0].before} + {d}·i, col = {col}·{s} − {sizes[1].before} "
+        f"+ {d}·j). Shaded taps fall on padding zeros."
+    )
+    c_zoom, c_nums = st.columns([1, 2])
+    with c_zoom:
+        show_zoom(x, expl, d)
+    channels = expl.patch.shape[2]
+    with c_nums:
+        show_numbers(expl, channels)
+    sums = " + ".join(f"{v:.4f}" for v in expl.channel_sums)
+    chan_note = "" if channels == 1 else f" (the R, G and B sums: {sums})"
+    verdict = (
+        ":green[:material/check_circle: equal] (float32 rounding aside)."
+        if lab.agrees(expl.total, value)
+        else ":red[:material/cancel: they differ.]"
+    )
+    st.markdown(
+        f"Sum of the {expl.products.size} products{chan_note} = **{expl.total:.5f}**; the "
+        f"output map holds **{value:.5f}** at ({row}, {col}) {verdict}"
+    )
+
+
+def show_grid(grid: lab.SmallGrid, position: int) -> None:
+    """The small grid at one step: what it is, the two grids and the step's equation."""
+    out_r, out_c = grid.output_cell(position)
+    st.markdown(
+        f"{grid.n}×{grid.n} input, {grid.k}×{grid.k} kernel, padding "
+        f"{lab.padding_to_text(grid.padding)} ({grid.before} before, {grid.after} after), "
+        f"stride {grid.stride}, dilation {grid.dilation} → **{grid.out}×{grid.out} output**. "
+        f"Step {position + 1} of {grid.positions}: output ({out_r}, {out_c})."
+    )
+    plot(grid_figure(grid, position))
+    st.latex(grid.equation(position))
+
+
+def show_bank(
+    names: list[str], k4: np.ndarray, shape: tuple, thumbs: list, x_shape: tuple, g: ConvGeometry
+) -> None:
+    """The filter bank: shapes and weight count, Keras code, then one map per filter."""
+    kh, kw, channels, f = k4.shape
+    weights, biases = lab.conv_layer_params(kh, kw, channels, f)
+    h, w = x_shape[:2]
+    st.markdown(
+        f"{f} filters of {kh}×{kw}×{channels} (kernel × input channels) turn the input "
+        f"**({h}, {w}, {channels})** into **({shape[0]}, {shape[1]}, {shape[2]})**: one map "
+        f"per filter. The weight tensor is ({kh}, {kw}, {channels}, {f}) = {weights:,} "
+        f"weights (+ {biases} biases in Keras)."
+    )
+    code, note = lab.keras_layers(f, (kh, kw), (h, w), g)
+    st.markdown("The same layer in Keras (weights aside):")
+    st.code(code, language="python")
+    if note:
+        st.info(note, icon=":material/info:")
+    for start in range(0, f, 4):
+        for column, i in zip(st.columns(4), range(start, min(start + 4, f)), strict=False):
+            with column:
+                show_thumb(thumbs[i], f"filter {i}: {names[i]}", "", height=260)
+
+
+def show_tensorflow_check(result: lab.TensorFlowCheck) -> None:
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Our shape", shape_text(result.ours_shape))
+    c2.metric("TensorFlow's shape", shape_text(result.tf_shape))
+    c3.metric("max |difference|", f"{result.max_abs_diff:.2e}")
+    st.caption(
+        f"TensorFlow {result.tf_version}, {result.tf_seconds * 1000:.0f} ms. Largest |value| "
+        f"{result.max_abs_value:.4g}: differences near 1e-6 of it are float32 rounding."
+    )
