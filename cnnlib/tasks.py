@@ -33,6 +33,7 @@ __all__ = [
     "DEFAULT_MAX_SECONDS",
     "FINAL_STATES",
     "ServerBusyError",
+    "SessionBusyError",
     "TaskHandle",
     "TaskProgress",
     "TaskWorker",
@@ -56,6 +57,17 @@ class ServerBusyError(CNNLabError, RuntimeError):
             f"The server is busy: {running} training{'s' * (running != 1)} "
             f"{'are' if running != 1 else 'is'} running and {waiting} waiting. "
             "Try again in a minute."
+        )
+
+
+class SessionBusyError(CNNLabError, RuntimeError):
+    """One session may run one training at a time; ``page`` runs it now."""
+
+    def __init__(self, page: str):
+        self.page = page
+        super().__init__(
+            f"A training from {page} is running in this session: stop it or wait until it "
+            "ends, then start the next one."
         )
 
 
