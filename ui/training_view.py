@@ -332,12 +332,12 @@ def show_watch(watch, digit: np.ndarray | None) -> None:
                    "each epoch (for a model with a Conv2D layer).")  # fmt: skip
         return
     n = watch.filters.shape[3]
-    st.markdown(f"**After epoch {watch.epoch}:** `{watch.layer}`'s {n} filters")
+    st.markdown(f"**After epoch {watch.epoch}:** the {n} filters of layer `{watch.layer}`")
     st.image(to_png(filter_grid(watch.filters, columns=8, tile_px=28)),
              caption="Filters: blue negative, white 0, red positive weights")  # fmt: skip
     left, right = st.columns([1, 4])
     if digit is not None:
-        left.image(upscale(np.asarray(digit, np.float32) / 255.0, 2), caption="Test digit")
+        left.image(upscale(np.asarray(digit, np.float32) / 255.0, 2), caption="Watched test image")
     maps = activation_grid(watch.maps, range(watch.maps.shape[2]), columns=8, tile_px=28)
     right.image(to_png(maps), caption="Its feature maps in that layer (yellow = strong)")
 
