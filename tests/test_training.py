@@ -350,7 +350,8 @@ def test_the_time_limit_stops_a_job_with_a_message(digits):
 
 
 def test_mirrored_strategy_on_two_logical_cpus():
-    """Two logical CPU devices (set before TensorFlow starts: in a fresh process)."""
+    """Two logical CPU devices (set before TensorFlow starts: in a fresh process); the watch
+    snapshot reads the mirrored first layer."""
     code = """
 import numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
@@ -361,15 +362,17 @@ rng = np.random.default_rng(0)
 x = rng.integers(0, 256, (200, 8, 8, 1), dtype=np.uint8)
 y = (x.mean(axis=(1, 2, 3)) > 127.5).astype(np.int64)
 def builder(seed=None):
-    specs = [LayerSpec.flatten(), LayerSpec.dense(2, activation="softmax")]
+    specs = [LayerSpec.conv2d(2, 3), LayerSpec.flatten(), LayerSpec.dense(2, activation="softmax")]
     return build_from_stack(specs, (8, 8, 1), 2, seed=seed)
 job = TrainingJob(builder, ((x, y), (x[:40], y[:40])), TrainConfig(batch_size=10, epochs=1),
-                  slots=TrainingSlots(1), devices=["/cpu:0", "/cpu:1"]).start()
+                  slots=TrainingSlots(1), devices=["/cpu:0", "/cpu:1"], watch=x[0]).start()
 p = job.wait(120)
 assert p.state == "finished", p.error
 assert p.device == "2 devices (MirroredStrategy)" and p.replicas == 2, p.device
 assert p.steps_per_epoch == 9, p.steps_per_epoch  # 180 images, batch 10 per replica
 assert p.test_samples == 40 and p.test_accuracy is not None
+assert p.watch.epoch == 1 and p.watch.filters.shape == (3, 3, 1, 2), p.watch  # mirrored weights
+assert p.watch.maps.shape == (6, 6, 2)
 print("ok")
 """
     done = subprocess.run(
