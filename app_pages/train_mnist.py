@@ -327,6 +327,7 @@ def main() -> None:
         "against a dense network."
     )
     runs.init_settings(STACK)
+    runs.rerun_when_free(POLL_SECONDS, own_pages=(runs.PAGE, runs.EXPERIMENT_PAGE))
     dataset = dataset_ui()
     with friendly_errors("The trained model could not be tested: "):
         runs.adopt_finished_training()

@@ -84,6 +84,21 @@ def start_task(page: str, handle: TaskHandle) -> TaskHandle:
     return handle
 
 
+def rerun_when_free(poll_seconds: float, *, own_pages: tuple[str, ...] = ()) -> None:
+    """While a training from another page (not in ``own_pages``, which poll their own jobs)
+    runs, check every ``poll_seconds`` and rerun the page once it has ended, so Start comes
+    back by itself. Draws nothing."""
+    running = running_task()
+    if running is None or running[0] in own_pages:
+        return
+
+    def check() -> None:
+        if running_task() is None:
+            st.rerun()
+
+    st.fragment(check, run_every=poll_seconds)()
+
+
 # --------------------------------------------------------------------------------------------
 # The MNIST page's runs
 # --------------------------------------------------------------------------------------------
