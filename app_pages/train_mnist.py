@@ -11,12 +11,13 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from cnnlib import data as datasets
+from cnnlib.budgets import budgets, check_training
 from cnnlib.digits import prepare_digit
-from cnnlib.errors import CNNLabError, InvalidImageError
+from cnnlib.errors import BudgetError, CNNLabError, InvalidImageError
 from cnnlib.evaluation import predict_probabilities
 from cnnlib.experiments import DIRECTIONS
 from cnnlib.models import MNIST_PRESETS, build_from_stack, summarize_stack
-from cnnlib.training import LR_SCHEDULES, OPTIMIZERS, TrainConfig, default_slots, save_model_bytes
+from cnnlib.training import LR_SCHEDULES, OPTIMIZERS, TrainConfig, default_slots
 from ui import state
 from ui import training_session as runs
 from ui import training_view as view
@@ -45,7 +46,6 @@ HELP = {
 #: The drawing canvas: white ink on black, as MNIST, 280 × 280 (10 × the digit).
 CANVAS = dict(stroke_color="#FFFFFF", background_color="#000000", width=280, height=280,
               drawing_mode="freedraw", return_image_data=True)  # fmt: skip
-BUSY = "A training is already running in this session: stop it or wait until it ends, "
 
 ss = st.session_state
 
@@ -123,45 +123,58 @@ def hyperparameters_ui(ds: PageDataset) -> TrainConfig:
     return TrainConfig(**chosen)
 
 
+def cost_ui(rows, batch_size: int) -> str:
+    """One training step's estimate, from the layer arithmetic; returns why it is refused."""
+    if rows is None:
+        return ""
+    try:
+        st.caption(view.cost_line(check_training(rows, INPUT_SHAPE, batch_size, budgets=budgets())))
+    except BudgetError as err:
+        st.caption("Too big to train on this server: see below.")
+        return str(err)
+    return ""
+
+
 def start_ui(ds: PageDataset, rows, config: TrainConfig) -> None:
-    """Start button: one training per session; explains why when it cannot start."""
-    reason = ""
+    """Start button and the step's cost; one training per session; says why it cannot start."""
+    left, right = st.columns([1, 3], vertical_alignment="center")
+    with right:
+        too_big = cost_ui(rows, config.batch_size)
+    reason = runs.busy_message() or too_big
     if not ds.available:
         reason = f"{ds.title} is not available on this machine (see above)."
     elif rows is None:
         reason = "Fix the model first (tab ① Model): the stack cannot be built."
-    clicked = st.button(
-        "Start training",
-        type="primary",
-        key="mnist_start",
-        disabled=bool(reason),
-        icon=":material/play_arrow:",
-    )
+    clicked = left.button("Start training", type="primary", key="mnist_start",
+                          disabled=bool(reason), icon=":material/play_arrow:")  # fmt: skip
     if reason:
-        st.caption(reason)
+        st.warning(reason, icon="⏳" if runs.running_task() else "⚠️")
     if not clicked:
-        return
-    if runs.busy():
-        st.warning(BUSY + "then start the next one.", icon="⏳")
         return
     with friendly_errors("Training could not start: "):
         builder = functools.partial(build_from_stack, current_stack(STACK), INPUT_SHAPE, 10)
         runs.start_training(ds, builder, config, recipe=stack_label(STACK))
+        st.rerun()  # redraw with Start off and the progress polling
 
 
 def live_progress(polling: bool) -> None:
-    """The fragment body: progress, live curves, Stop (reruns itself every second)."""
+    """The fragment body: progress, Stop, live curves beside the first layer's filters and
+    one digit's feature maps (reruns itself every second)."""
     job = ss.get(state.TRAINING_JOB)
     if job is None:
         st.caption("No training yet in this session: set up the model and press Start.")
         return
-    p = job.snapshot()
+    p, run = job.snapshot(), ss.get(runs.RUN, {})
     view.show_status(p, default_slots().limit)
     if not p.done:
         st.button("Stop training", key="mnist_stop", on_click=runs.stop, args=(state.TRAINING_JOB,),
                   icon=":material/stop:", help=HELP["mnist_stop"])  # fmt: skip
-    recipe = ss.get(runs.RUN, {}).get("recipe", "")
-    view.show_live(p, recipe=recipe, has_model=job.model is not None)
+    curves, watch = st.columns([3, 2], gap="medium")
+    with curves:
+        view.show_live(p, recipe=run.get("recipe", ""), has_model=job.model is not None)
+    with watch:
+        view.show_watch(p.watch, run.get("watched"))
+    view.show_registered(run.get("registered"))
     if polling and p.done:
         st.rerun()  # one full rerun: the results appear and polling stops
 
@@ -176,17 +189,10 @@ def results_ui() -> None:
         st.caption("Results of the previous training: the latest one has no model (yet).")
     model = ss.get(state.TRAINED_MODEL)
     st.caption(ss.get(state.TRAINED_MODEL_INFO, ""))
+    view.show_registered(run.get("registered"))
     view.show_test_metrics(evaluation)
     if model is not None:
-        st.download_button(
-            "Download the model (.keras)",
-            data=functools.partial(save_model_bytes, model),
-            file_name=f"cnnlab_{run['dataset']}_model.keras",
-            mime="application/octet-stream",
-            on_click="ignore",
-            icon=":material/download:",
-            key="mnist_download",
-        )
+        view.download_model(model, f"cnnlab_{run['dataset']}_model.keras", key="mnist_download")
     view.show_per_class(evaluation, run["class_names"])
     confusion_ui(evaluation, run)
     view.show_mistakes(evaluation, run["x_test"], run["class_names"])
@@ -282,11 +288,12 @@ def experiment_ui(ds: PageDataset, rows) -> None:
     epochs = c[2].number_input("Epochs (each model)", 1, 10, 3, key="mnist_exp_epochs", **KEEP)
     max_shift = c[3].slider("Largest shift (pixels)", 2, 12, 8, key="mnist_exp_shift", **KEEP)
     direction = c[4].selectbox("Direction", DIRECTIONS, key="mnist_exp_direction", **KEEP)
-    start = st.button("Run the experiment", key="mnist_exp_start", disabled=not ds.available,
-                      icon=":material/science:")  # fmt: skip
-    if start and runs.busy():
-        st.warning(BUSY + "then run the experiment.", icon="⏳")
-    elif start:
+    busy = runs.busy_message()
+    start = st.button("Run the experiment", key="mnist_exp_start", icon=":material/science:",
+                      disabled=not ds.available or bool(busy))  # fmt: skip
+    if busy:
+        st.warning(busy, icon="⏳")
+    if start:
         with friendly_errors("The experiment could not start: "):
             name = convnet if convnet in MNIST_PRESETS else "Your stack"
             builder = MNIST_PRESETS.get(convnet) or functools.partial(
@@ -296,6 +303,7 @@ def experiment_ui(ds: PageDataset, rows) -> None:
                 ds, name, builder, size=int(size), epochs=int(epochs),
                 max_shift=int(max_shift), direction=direction,
             )  # fmt: skip
+            st.rerun()
     active = runs.active(runs.EXPERIMENT)
     st.fragment(experiment_progress, run_every=POLL_SECONDS if active else None)(active)
 
@@ -305,16 +313,8 @@ def experiment_progress(polling: bool) -> None:
     if experiment is None:
         return
     p = experiment.snapshot()
-    if not p.done:
-        view.show_experiment_progress(p)
-        stop_args = (runs.EXPERIMENT,)
-        st.button("Stop the experiment", key="mnist_exp_stop", on_click=runs.stop, args=stop_args)
-    elif p.state == "failed":
-        st.error(p.error or "The experiment failed.", icon="⚠️")
-    elif p.state == "stopped":
-        st.warning("The experiment was stopped before it finished; run it again for a result.")
-    elif p.result is not None:
-        view.show_translation(p.result, **ss.get(runs.EXPERIMENT_INFO, {"size": 0, "epochs": 0}))
+    info = ss.get(runs.EXPERIMENT_INFO, {"size": 0, "epochs": 0})
+    view.show_experiment(p, info, on_stop=functools.partial(runs.stop, runs.EXPERIMENT))
     if polling and p.done:
         st.rerun()
 
@@ -327,6 +327,7 @@ def main() -> None:
         "against a dense network."
     )
     runs.init_settings(STACK)
+    runs.rerun_when_free(POLL_SECONDS, own_pages=(runs.PAGE, runs.EXPERIMENT_PAGE))
     dataset = dataset_ui()
     with friendly_errors("The trained model could not be tested: "):
         runs.adopt_finished_training()

@@ -10,14 +10,16 @@ Progress is an immutable (frozen) dataclass replaced as a whole under the lock, 
 snapshot is a consistent copy that the page can read while the thread goes on.
 
 States: queued (waiting for a ``TrainingSlots`` slot) → running → stopping → finished,
-stopped or failed. Every task has a wall-clock limit (``max_seconds``, by default
-``$CNNLAB_MAX_TRAINING_SECONDS`` or 900 s) after which it stops with a message.
+stopped or failed. The queue has a maximum length: ``TaskHandle.start()`` joins it at once
+and raises ``ServerBusyError`` when it is full, so a page can say "try again" instead of
+queueing without end. Every task has a wall-clock limit (``max_seconds``, by default
+``cnnlib.budgets.budgets().training_seconds``, variable ``$CNNLAB_TRAINING_SECONDS``) after
+which it stops with a message.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 import time
 import weakref
@@ -30,6 +32,8 @@ from cnnlib.errors import CNNLabError, InvalidArgumentError
 __all__ = [
     "DEFAULT_MAX_SECONDS",
     "FINAL_STATES",
+    "ServerBusyError",
+    "SessionBusyError",
     "TaskHandle",
     "TaskProgress",
     "TaskWorker",
@@ -40,8 +44,31 @@ __all__ = [
 
 #: Terminal states of a task.
 FINAL_STATES = ("finished", "stopped", "failed")
-#: Wall-clock limit per task when ``$CNNLAB_MAX_TRAINING_SECONDS`` is not set.
+#: Wall-clock limit per task when ``$CNNLAB_TRAINING_SECONDS`` is not set.
 DEFAULT_MAX_SECONDS = 900.0
+
+
+class ServerBusyError(CNNLabError, RuntimeError):
+    """The training queue is full: ``running`` trainings run and ``waiting`` wait."""
+
+    def __init__(self, running: int, waiting: int):
+        self.running, self.waiting = running, waiting
+        super().__init__(
+            f"The server is busy: {running} training{'s' * (running != 1)} "
+            f"{'are' if running != 1 else 'is'} running and {waiting} waiting. "
+            "Try again in a minute."
+        )
+
+
+class SessionBusyError(CNNLabError, RuntimeError):
+    """One session may run one training at a time; ``page`` runs it now."""
+
+    def __init__(self, page: str):
+        self.page = page
+        super().__init__(
+            f"A training from {page} is running in this session: stop it or wait until it "
+            "ends, then start the next one."
+        )
 
 
 @dataclass(frozen=True)
@@ -71,20 +98,40 @@ P = TypeVar("P", bound=TaskProgress)
 
 
 class TrainingSlots:
-    """At most ``limit`` trainings at once; the others wait first-come, first-served."""
+    """At most ``limit`` trainings at once; the others wait first-come, first-served, at
+    most ``max_waiting`` of them (None: no maximum); one more raises ``ServerBusyError``."""
 
-    def __init__(self, limit: int):
+    def __init__(self, limit: int, max_waiting: int | None = None):
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise InvalidArgumentError(f"The training limit must be at least 1; got {limit!r}.")
+        if max_waiting is not None and (
+            isinstance(max_waiting, bool) or not isinstance(max_waiting, int) or max_waiting < 0
+        ):
+            raise InvalidArgumentError(
+                f"The queue length must be a whole number ≥ 0; got {max_waiting!r}."
+            )
         self.limit = limit
+        self.max_waiting = max_waiting
         self._cond = threading.Condition()
         self._running: set[object] = set()
         self._queue: deque[object] = deque()
 
-    def acquire(self, ticket: object, cancelled: threading.Event) -> bool:
-        """Wait for a slot (True), or give up when ``cancelled`` is set (False)."""
+    def join(self, ticket: object) -> None:
+        """Take a place in the queue now (no waiting), or raise ``ServerBusyError`` when
+        ``ticket`` would be one more than ``max_waiting`` waiting for a slot."""
         with self._cond:
+            if ticket in self._queue or ticket in self._running:
+                return
+            free = self.limit - len(self._running)
+            if self.max_waiting is not None and len(self._queue) + 1 - free > self.max_waiting:
+                raise ServerBusyError(len(self._running), len(self._queue))
             self._queue.append(ticket)
+
+    def acquire(self, ticket: object, cancelled: threading.Event) -> bool:
+        """Wait for a slot (True), or give up when ``cancelled`` is set (False). Joins the
+        queue first unless ``join`` did (raises ``ServerBusyError`` when it is full)."""
+        self.join(ticket)
+        with self._cond:
             try:
                 while True:
                     if cancelled.is_set():
@@ -130,32 +177,27 @@ _DEFAULT_SLOTS: TrainingSlots | None = None
 _DEFAULT_SLOTS_LOCK = threading.Lock()
 
 
-def _limit_from_env() -> int:
-    value = os.environ.get("CNNLAB_MAX_TRAININGS", "").strip()
-    try:
-        limit = int(value)
-    except ValueError:
-        return 2
-    return limit if limit >= 1 else 2
-
-
 def default_slots() -> TrainingSlots:
-    """The process-wide slots; limit from ``$CNNLAB_MAX_TRAININGS`` (default 2), read once."""
+    """The process-wide slots, from ``cnnlib.budgets.budgets()`` read once: ``max_trainings``
+    at once (``$CNNLAB_MAX_TRAININGS``, default 2), ``training_queue`` waiting
+    (``$CNNLAB_TRAINING_QUEUE``, default 8). Raises ``BudgetError`` for a bad variable."""
+    from cnnlib.budgets import budgets
+
     global _DEFAULT_SLOTS
     with _DEFAULT_SLOTS_LOCK:
         if _DEFAULT_SLOTS is None:
-            _DEFAULT_SLOTS = TrainingSlots(_limit_from_env())
+            limits = budgets()
+            _DEFAULT_SLOTS = TrainingSlots(limits.max_trainings, limits.training_queue)
         return _DEFAULT_SLOTS
 
 
 def default_max_seconds() -> float:
-    """Wall-clock limit per task: ``$CNNLAB_MAX_TRAINING_SECONDS`` if a positive number,
-    else ``DEFAULT_MAX_SECONDS`` (read at each new task)."""
-    try:
-        value = float(os.environ.get("CNNLAB_MAX_TRAINING_SECONDS", ""))
-    except ValueError:
-        return DEFAULT_MAX_SECONDS
-    return value if value > 0 else DEFAULT_MAX_SECONDS
+    """Wall-clock limit per task: ``budgets().training_seconds`` (``$CNNLAB_TRAINING_SECONDS``,
+    default ``DEFAULT_MAX_SECONDS``), read at each new task. Raises ``BudgetError`` for a
+    bad variable."""
+    from cnnlib.budgets import budgets
+
+    return float(budgets().training_seconds)
 
 
 def _duration_text(seconds: float) -> str:
@@ -319,9 +361,12 @@ class TaskHandle(Generic[P]):
         self._finalizer = weakref.finalize(self, worker.request_stop)
 
     def start(self):
-        """Start the thread (once); returns the handle."""
+        """Join the slot queue and start the thread (once); returns the handle. Raises
+        ``ServerBusyError`` (nothing started) when the queue is full."""
         worker = self._worker
         if worker.thread is None:
+            if worker.slots is not None:
+                worker.slots.join(worker)
             worker.thread = threading.Thread(
                 target=worker.run, name=worker.thread_name, daemon=True
             )

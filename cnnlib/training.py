@@ -21,6 +21,11 @@ Seeds are handled without Keras' process-wide ``set_random_seed`` where possible
 split and the order of each epoch come from the data's seed; initial weights come from the
 builder's ``seed`` argument when it has one (the presets do), otherwise the builder runs
 under a lock right after ``keras.utils.set_random_seed``.
+
+"Watching it learn": given ``watch=`` one image, the job copies the first Conv2D layer's
+kernel and that image's feature maps in that layer at the end of every epoch into
+``TrainingProgress.watch`` (a ``WatchSnapshot``), from the training thread, so a page can
+draw them next to the curves without touching the model.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from cnnlib.errors import InvalidArgumentError, InvalidModelError
 from cnnlib.tasks import (
@@ -60,6 +67,7 @@ __all__ = [
     "TrainingJob",
     "TrainingProgress",
     "TrainingSlots",
+    "WatchSnapshot",
     "choose_strategy",
     "default_slots",
     "load_model_bytes",
@@ -205,6 +213,20 @@ class TrainConfig:
         return cls(**{**PRESET_TRAINING[preset], **overrides})
 
 
+@dataclass(frozen=True, eq=False)
+class WatchSnapshot:
+    """The first Conv2D layer at the end of epoch ``epoch`` (1-based, across phases).
+
+    ``filters``: its kernel (kh, kw, C_in, F) float32; ``maps``: the watched image's feature
+    maps in that layer (H, W, F) float32 (after its activation); ``layer``: its name.
+    """
+
+    epoch: int
+    layer: str
+    filters: np.ndarray
+    maps: np.ndarray
+
+
 @dataclass(frozen=True)
 class TrainingProgress(TaskProgress):
     """An immutable copy of a job's progress (all times in seconds).
@@ -249,6 +271,9 @@ class TrainingProgress(TaskProgress):
     device: str = ""  #: "CPU", "GPU:0 (name)", "2 GPUs (MirroredStrategy)", + mixed precision
     replicas: int = 1
     tf_version: str = ""
+    #: The first Conv2D layer's filters and the watched image's maps at the last epoch end
+    #: (``TrainingJob(watch=...)``), else None.
+    watch: WatchSnapshot | None = None
 
     @property
     def fraction(self) -> float:
@@ -402,7 +427,36 @@ def _callback_classes():
     return (
         type("StopOnRequest", (_StopMixin, keras.callbacks.Callback), {}),
         type("ProgressCallback", (_ProgressMixin, keras.callbacks.Callback), {}),
+        type("WatchCallback", (_WatchMixin, keras.callbacks.Callback), {}),
     )
+
+
+class _WatchMixin:
+    """At each epoch end, copies the first Conv2D layer's kernel and the watched image's
+    maps in it (one forward pass of one image through a sub-model built once) into the
+    progress. Runs in the training thread; the page only reads the frozen copy."""
+
+    def setup(self, worker: _Worker, image: np.ndarray, layer: str) -> None:
+        from cnnlib.features import FeatureExtractor
+
+        self.worker = worker
+        self.image = image  # (H, W, C) float32 raw pixels
+        self.layer = layer
+        self.extractor = FeatureExtractor(worker.model, [layer])
+        if tuple(image.shape) != tuple(self.extractor.input_shape):
+            raise InvalidArgumentError(
+                f"The image to watch is {image.shape} but the model takes "
+                f"{tuple(self.extractor.input_shape)}: watch one of the training images."
+            )
+
+    def on_epoch_end(self, epoch, logs=None):
+        from cnnlib.features import layer_kernel
+
+        model = self.extractor.model
+        filters = layer_kernel(model, self.layer)
+        maps = np.array(self.extractor.run(self.image)[self.layer], dtype=np.float32)
+        filters.flags.writeable = maps.flags.writeable = False  # shared with every reader
+        self.worker.update(watch=WatchSnapshot(epoch + 1, self.layer, filters, maps))
 
 
 class _StopMixin:
@@ -540,6 +594,7 @@ class _Worker(TaskWorker[TrainingProgress]):
         *,
         max_seconds: float | None = None,
         devices: Sequence[str] | None = None,
+        watch: np.ndarray | None = None,
     ):
         super().__init__(
             TrainingProgress(epochs=config.total_epochs, phases=len(config.plan())),
@@ -551,6 +606,7 @@ class _Worker(TaskWorker[TrainingProgress]):
         self.config = config
         self.extra_callbacks = list(callbacks)
         self.devices = devices
+        self.watch = watch
         self.model = None
 
     def failure_message(self, exc: Exception) -> str:
@@ -564,6 +620,19 @@ class _Worker(TaskWorker[TrainingProgress]):
 
     def on_exit(self) -> None:
         self.data = None  # free the data; the model stays
+
+    def _watcher(self, watch_class, model) -> list:
+        """[the watch callback] when an image is watched and the model has a Conv2D, else []."""
+        from cnnlib.features import first_conv_layer
+
+        if self.watch is None:
+            return []
+        layer = first_conv_layer(model)
+        if layer is None:
+            return []
+        watcher = watch_class()
+        watcher.setup(self, self.watch, layer)
+        return [watcher]
 
     def _data(self) -> TrainingData:
         data = self.data
@@ -612,11 +681,12 @@ class _Worker(TaskWorker[TrainingProgress]):
             batch_window=max(1, math.ceil(steps * config.total_epochs / MAX_CURVE_POINTS)),
             epoch=1,
         )
-        stop_class, progress_class = _callback_classes()
+        stop_class, progress_class, watch_class = _callback_classes()
         stopper = stop_class()
         stopper.setup(self.stop_event)
         recorder = progress_class()
         recorder.setup(self, n_train, batch, config.total_epochs)
+        watcher = self._watcher(watch_class, model)
         validation = data.batches("validation", eval_batch) if n_val else None
         first = 0
         for index, phase in enumerate(phases):
@@ -632,7 +702,7 @@ class _Worker(TaskWorker[TrainingProgress]):
                     loss="sparse_categorical_crossentropy",
                     metrics=["accuracy"],
                 )
-            callbacks = [stopper, recorder, keras.callbacks.TerminateOnNaN()]
+            callbacks = [stopper, recorder, keras.callbacks.TerminateOnNaN(), *watcher]
             early = None
             if config.patience > 0:
                 early = keras.callbacks.EarlyStopping(
@@ -680,6 +750,20 @@ class _Worker(TaskWorker[TrainingProgress]):
 # --------------------------------------------------------------------------------------------
 
 
+def _watch_image(image) -> np.ndarray | None:
+    """A watched image as (H, W, C) float32 raw pixels (a copy), or None."""
+    if image is None:
+        return None
+    x = np.array(image, dtype=np.float32)
+    if x.ndim == 2:
+        x = x[:, :, None]
+    if x.ndim != 3 or min(x.shape) < 1 or x.size > 4096 * 4096 or not np.isfinite(x).all():
+        raise InvalidArgumentError(
+            f"The image to watch must be one finite (H, W) or (H, W, C) image; got shape {x.shape}."
+        )
+    return x
+
+
 class TrainingJob(TaskHandle[TrainingProgress]):
     """One background training. Keep the handle (e.g. in session state) and poll it.
 
@@ -690,8 +774,13 @@ class TrainingJob(TaskHandle[TrainingProgress]):
     the config's ``train_size``/``validation_split``; (x_test, y_test) may be (None, None).
     The model is compiled with sparse categorical cross-entropy and accuracy for each phase.
     ``callbacks`` are extra Keras callbacks. ``max_seconds``: wall-clock limit (None:
-    ``$CNNLAB_MAX_TRAINING_SECONDS`` or 900 s). ``devices``: mirror over these device
-    names (None: every GPU when there are several).
+    ``budgets().training_seconds``, 900 s by default). ``devices``: mirror over these device
+    names (None: every GPU when there are several). ``watch``: one raw image (H, W) or
+    (H, W, C) whose first-Conv2D feature maps, with that layer's filters, are copied into
+    ``snapshot().watch`` at every epoch end (a ``WatchSnapshot``; nothing for a model
+    without a Conv2D layer).
+
+    ``start()`` raises ``cnnlib.tasks.ServerBusyError`` when the slot queue is full.
 
     When the handle is garbage-collected (its session ended), the training stops.
     """
@@ -706,6 +795,7 @@ class TrainingJob(TaskHandle[TrainingProgress]):
         callbacks: Sequence[Any] = (),
         max_seconds: float | None = None,
         devices: Sequence[str] | None = None,
+        watch: np.ndarray | None = None,
     ):
         if not isinstance(config, TrainConfig):
             raise InvalidArgumentError("config must be a TrainConfig.")
@@ -721,6 +811,7 @@ class TrainingJob(TaskHandle[TrainingProgress]):
                 callbacks,
                 max_seconds=max_seconds,
                 devices=devices,
+                watch=_watch_image(watch),
             )
         )
 

@@ -24,7 +24,6 @@ from cnnlib.training import (
     TrainConfig,
     TrainingJob,
     TrainingSlots,
-    default_slots,
     load_model_bytes,
     save_model_bytes,
 )
@@ -356,7 +355,8 @@ def test_the_time_limit_stops_a_job_with_a_message(digits):
 
 
 def test_mirrored_strategy_on_two_logical_cpus():
-    """Two logical CPU devices (set before TensorFlow starts: in a fresh process)."""
+    """Two logical CPU devices (set before TensorFlow starts: in a fresh process); the watch
+    snapshot reads the mirrored first layer."""
     code = """
 import numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
@@ -367,15 +367,17 @@ rng = np.random.default_rng(0)
 x = rng.integers(0, 256, (200, 8, 8, 1), dtype=np.uint8)
 y = (x.mean(axis=(1, 2, 3)) > 127.5).astype(np.int64)
 def builder(seed=None):
-    specs = [LayerSpec.flatten(), LayerSpec.dense(2, activation="softmax")]
+    specs = [LayerSpec.conv2d(2, 3), LayerSpec.flatten(), LayerSpec.dense(2, activation="softmax")]
     return build_from_stack(specs, (8, 8, 1), 2, seed=seed)
 job = TrainingJob(builder, ((x, y), (x[:40], y[:40])), TrainConfig(batch_size=10, epochs=1),
-                  slots=TrainingSlots(1), devices=["/cpu:0", "/cpu:1"]).start()
+                  slots=TrainingSlots(1), devices=["/cpu:0", "/cpu:1"], watch=x[0]).start()
 p = job.wait(120)
 assert p.state == "finished", p.error
 assert p.device == "2 devices (MirroredStrategy)" and p.replicas == 2, p.device
 assert p.steps_per_epoch == 9, p.steps_per_epoch  # 180 images, batch 10 per replica
 assert p.test_samples == 40 and p.test_accuracy is not None
+assert p.watch.epoch == 1 and p.watch.filters.shape == (3, 3, 1, 2), p.watch  # mirrored weights
+assert p.watch.maps.shape == (6, 6, 2)
 print("ok")
 """
     done = subprocess.run(
@@ -420,18 +422,62 @@ def test_config_for_a_preset_keeps_every_recipe_field():
         TrainConfig.for_preset("VGG")
 
 
-def test_default_slots_limit_comes_from_the_environment(monkeypatch):
-    import cnnlib.tasks as training
-
-    monkeypatch.setattr(training, "_DEFAULT_SLOTS", None)
-    monkeypatch.setenv("CNNLAB_MAX_TRAININGS", "3")
-    assert default_slots().limit == 3
-    assert default_slots() is default_slots()
-    monkeypatch.setattr(training, "_DEFAULT_SLOTS", None)
-    monkeypatch.setenv("CNNLAB_MAX_TRAININGS", "zero")
-    assert default_slots().limit == 2
-    monkeypatch.setattr(training, "_DEFAULT_SLOTS", None)
-    monkeypatch.delenv("CNNLAB_MAX_TRAININGS")
-    assert default_slots().limit == 2
+def test_slots_refuse_a_bad_limit():
     with pytest.raises(InvalidArgumentError):
         TrainingSlots(0)
+
+
+class EpochEnds(keras.callbacks.Callback):
+    """At each epoch end (after the job's own callbacks): the job's watch snapshot and the
+    first Conv2D layer's kernel and bias as they are at that moment."""
+
+    def __init__(self):
+        super().__init__()
+        self.job = None
+        self.seen = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        conv = next(layer for layer in self.model.layers if isinstance(layer, keras.layers.Conv2D))
+        kernel, bias = (np.array(w) for w in conv.get_weights())
+        self.seen.append((epoch + 1, self.job.snapshot().watch, kernel, bias))
+
+
+def test_watch_snapshots_each_epoch_hold_that_epochs_filters_and_maps(digits):
+    """The snapshot of epoch e equals the first Conv2D's weights at the end of epoch e, and
+    its maps equal tf.nn.conv2d of the watched digit with those weights (+ bias, ReLU)."""
+    import tensorflow as tf
+
+    (x, y), test = digits
+    digit = x[8]  # (28, 28) uint8 raw pixels
+    ends = EpochEnds()
+    config = TrainConfig(batch_size=64, epochs=3, train_size=640, validation_split=0.0)
+    job = TrainingJob(small_model, ((x, y), test), config, callbacks=[ends], watch=digit)
+    ends.job = job
+    assert job.snapshot().watch is None
+    assert job.start().wait(180).state == "finished", job.snapshot().error
+    assert [epoch for epoch, *_ in ends.seen] == [1, 2, 3]
+    kernels = []
+    for epoch, watch, kernel, bias in ends.seen:
+        assert watch is not None and watch.epoch == epoch
+        assert watch.filters.shape == (3, 3, 1, 8) and watch.maps.shape == (14, 14, 8)
+        np.testing.assert_array_equal(watch.filters, kernel)
+        image = tf.constant(digit[None, :, :, None] / 255.0, tf.float32)
+        expected = tf.nn.relu(tf.nn.conv2d(image, kernel, strides=2, padding="SAME") + bias)
+        np.testing.assert_allclose(watch.maps, expected.numpy()[0], atol=1e-5)
+        kernels.append(kernel)
+    assert not np.allclose(kernels[0], kernels[-1])  # it learned between snapshots
+    assert job.snapshot().watch is ends.seen[-1][1]
+    assert not job.snapshot().watch.filters.flags.writeable
+
+
+def test_watching_needs_a_conv_layer_and_an_image_of_the_model_size(digits):
+    (x, y), test = digits
+    config = TrainConfig(batch_size=64, epochs=1, train_size=200, validation_split=0.0)
+    dense = [LayerSpec.flatten(), LayerSpec.dense(10, activation="softmax")]
+    job = TrainingJob(lambda: build_from_stack(dense), ((x, y), test), config, watch=x[0])
+    assert job.start().wait(120).state == "finished" and job.snapshot().watch is None
+    job = TrainingJob(small_model, ((x, y), test), config, watch=np.zeros((32, 32)))
+    progress = job.start().wait(120)
+    assert progress.state == "failed" and "image to watch is (32, 32, 1)" in progress.error
+    with pytest.raises(InvalidArgumentError, match="one finite"):
+        TrainingJob(small_model, ((x, y), test), config, watch=np.zeros((2, 2, 2, 2)))

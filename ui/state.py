@@ -15,6 +15,11 @@ from cnnlib.model_registry import ModelRegistry
 MODEL_REGISTRY = "model_registry"
 #: ``cnnlib.training.TrainingJob`` of this session's current or last MNIST training (or absent).
 TRAINING_JOB = "mnist_training_job"
+#: (page title, ``cnnlib.tasks.TaskHandle``) of the ONE training this session may run at a
+#: time, whichever page started it (MNIST, the dense-vs-convnet experiment, Feature maps'
+#: quick training, own images). Use ``ui.training_session.running_task()`` /
+#: ``register_task()`` / ``start_task()``, never the key directly.
+RUNNING_TASK = "running_training_task"
 #: The last digit drawn (or uploaded) on the MNIST page, preprocessed: (28, 28) float32 in [0, 1],
 #: light digit on dark background, as MNIST (× 255 for a model's raw-pixel input).
 DRAWN_DIGIT = "mnist_drawn_digit"

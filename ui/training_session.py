@@ -1,9 +1,14 @@
-"""The Train-on-MNIST page's runs in ``st.session_state``: start a training or the
-dense-vs-convnet experiment, test a finished model once and hand it to the other pages.
+"""Trainings in ``st.session_state``: the one-training-per-session guard for every page, and
+the Train-on-MNIST page's runs (start a training or the dense-vs-convnet experiment, test a
+finished model once, add it to the session's model registry).
 
 Session bookkeeping only (no drawing; it seeds the settings widgets' first values). The jobs
 are ``cnnlib.training.TrainingJob`` / ``cnnlib.experiments.TranslationExperiment``, which
 train in background threads that never call Streamlit.
+
+Any page that trains starts its job with ``start_task(page, handle)`` (or checks
+``running_task()`` and calls ``register_task``): a session runs one training at a time,
+whichever page started it; ``busy_message()`` is the learner's reason to disable Start.
 """
 
 from __future__ import annotations
@@ -15,8 +20,11 @@ import streamlit as st
 
 from cnnlib.evaluation import Evaluation, evaluate_model
 from cnnlib.experiments import TranslationExperiment
+from cnnlib.model_registry import registered_from_job
 from cnnlib.models import MNIST_PRESETS, PRESET_TRAINING, build_dense_baseline
+from cnnlib.tasks import SessionBusyError, TaskHandle
 from cnnlib.training import TrainConfig, TrainingJob
+from cnnlib.training_data import ArrayData
 from ui import state
 from ui.datasets import PageDataset
 from ui.keras_runtime import freeze_imported_objects
@@ -29,6 +37,71 @@ PREVIOUS = "mnist_page_previous_results"  #: (Evaluation, run) last shown
 EXPERIMENT = "mnist_page_experiment"  #: cnnlib.experiments.TranslationExperiment
 EXPERIMENT_INFO = "mnist_page_experiment_info"  #: {"size": int, "epochs": int}
 RUN_COUNTER = "mnist_page_run_counter"
+
+PAGE = "Train on MNIST"  #: this page's title, as other pages and the registry name it
+EXPERIMENT_PAGE = "Train on MNIST (dense vs convnet)"
+WATCH_INDEX = 0  #: the test image whose feature maps are watched during training
+#: Short dataset names for the registry ("MNIST · Tutorial convnet · 98.1 %").
+SHORT_TITLES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
+
+
+# --------------------------------------------------------------------------------------------
+# One training per session, across pages
+# --------------------------------------------------------------------------------------------
+
+
+def running_task() -> tuple[str, TaskHandle] | None:
+    """(page title, handle) of this session's training while it runs, else None."""
+    entry = st.session_state.get(state.RUNNING_TASK)
+    if entry is None or entry[1].done:
+        return None
+    return entry
+
+
+def busy_message() -> str | None:
+    """Why Start is off: "A training from <page> is running in this session: …", or None."""
+    running = running_task()
+    return None if running is None else str(SessionBusyError(running[0]))
+
+
+def register_task(page: str, handle: TaskHandle) -> None:
+    """Record ``handle`` (started by ``page``) as this session's running training; raises
+    ``SessionBusyError`` when another one still runs."""
+    running = running_task()
+    if running is not None and running[1] is not handle:
+        raise SessionBusyError(running[0])
+    st.session_state[state.RUNNING_TASK] = (page, handle)
+
+
+def start_task(page: str, handle: TaskHandle) -> TaskHandle:
+    """Start ``handle`` as this session's one training. Raises ``SessionBusyError`` (another
+    runs) or ``cnnlib.tasks.ServerBusyError`` (the server's queue is full); nothing starts."""
+    running = running_task()
+    if running is not None:
+        raise SessionBusyError(running[0])
+    handle.start()
+    register_task(page, handle)
+    return handle
+
+
+def rerun_when_free(poll_seconds: float, *, own_pages: tuple[str, ...] = ()) -> None:
+    """While a training from another page (not in ``own_pages``, which poll their own jobs)
+    runs, check every ``poll_seconds`` and rerun the page once it has ended, so Start comes
+    back by itself. Draws nothing."""
+    running = running_task()
+    if running is None or running[0] in own_pages:
+        return
+
+    def check() -> None:
+        if running_task() is None:
+            st.rerun()
+
+    st.fragment(check, run_every=poll_seconds)()
+
+
+# --------------------------------------------------------------------------------------------
+# The MNIST page's runs
+# --------------------------------------------------------------------------------------------
 
 
 def apply_preset_training(preset: str) -> None:
@@ -62,11 +135,6 @@ def active(key: str = state.TRAINING_JOB) -> bool:
     return job is not None and not job.done
 
 
-def busy() -> bool:
-    """A training or an experiment is running in this session (one at a time)."""
-    return active(state.TRAINING_JOB) or active(EXPERIMENT)
-
-
 def stop(key: str) -> None:
     """Ask the job under ``key`` to stop at the next batch (a button callback)."""
     job = st.session_state.get(key)
@@ -81,10 +149,19 @@ def _data(ds: PageDataset) -> tuple:
 def start_training(
     ds: PageDataset, builder: Callable[[], Any], config: TrainConfig, *, recipe: str
 ) -> None:
-    """Start a ``TrainingJob`` of ``builder``'s model on ``ds`` and remember its run."""
+    """Start a ``TrainingJob`` of ``builder``'s model on ``ds`` (watching its first test image)
+    and remember its run. Raises ``SessionBusyError`` / ``ServerBusyError`` (nothing starts)."""
     with st.spinner("Loading TensorFlow…"):
         freeze_imported_objects()
-    job = TrainingJob(builder, _data(ds), config)
+    data = ArrayData.from_tuple(
+        _data(ds),
+        class_names=ds.class_names,
+        validation_split=config.validation_split,
+        train_size=config.train_size,
+        seed=config.seed,
+    )
+    watched = ds.x_test[WATCH_INDEX]
+    job = start_task(PAGE, TrainingJob(builder, data, config, watch=watched))
     ss = st.session_state
     ss[RUN_COUNTER] = ss.get(RUN_COUNTER, 0) + 1
     ss[RUN] = {
@@ -95,8 +172,10 @@ def start_training(
         "class_names": list(ds.class_names),
         "x_test": ds.x_test,
         "y_test": ds.y_test,
+        "watched": watched,  # (28, 28) uint8
+        "registered": None,  # the model registry's name for it, once tested
     }
-    ss[state.TRAINING_JOB] = job.start()
+    ss[state.TRAINING_JOB] = job
 
 
 def start_experiment(
@@ -129,12 +208,13 @@ def start_experiment(
         direction=direction,
         test_size=min(2000, len(ds.x_test)),
     )
-    st.session_state[EXPERIMENT] = experiment.start()
+    st.session_state[EXPERIMENT] = start_task(EXPERIMENT_PAGE, experiment)
     st.session_state[EXPERIMENT_INFO] = {"size": size, "epochs": epochs}
 
 
 def adopt_finished_training() -> None:
-    """Once the job is done: test the model, and hand it to the other pages (once per run)."""
+    """Once the job is done: test the model, and hand it to the other pages (once per run):
+    added to the session's model registry, and under the deprecated ``TRAINED_MODEL*`` keys."""
     ss = st.session_state
     job, run = ss.get(state.TRAINING_JOB), ss.get(RUN)
     if job is None or run is None or not job.done:
@@ -149,11 +229,19 @@ def adopt_finished_training() -> None:
     with st.spinner("Testing the trained model on the test images…"):
         evaluation = evaluate_model(job.model, run["x_test"], run["y_test"])
     ss[EVALUATION] = (run["id"], evaluation)
-    ss[state.TRAINED_MODEL] = job.model
-    ss[state.TRAINED_MODEL_INFO] = (
+    description = (
         f"{run['recipe']} trained on {run['source']} ({how_it_ended(progress)}): test "
         f"accuracy {evaluation.accuracy:.1%}"
     )
+    registry = state.model_registry()
+    title = SHORT_TITLES.get(run["dataset"], run["dataset"])
+    name = f"{title} · {run['recipe']} · {100 * evaluation.accuracy:.1f} %"
+    entry = registered_from_job(
+        job, registry.unique_name(name), description=description, source_page=PAGE
+    )
+    run["registered"] = registry.add(entry).name
+    ss[state.TRAINED_MODEL] = job.model
+    ss[state.TRAINED_MODEL_INFO] = description
     ss[state.TRAINED_MODEL_CLASSES] = list(run["class_names"])
 
 

@@ -7,6 +7,7 @@ section of the Train-on-MNIST page each; the page keeps the widgets.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -14,7 +15,10 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
+from cnnlib.budgets import format_bytes
 from cnnlib.evaluation import smooth_curve
+from cnnlib.features import activation_grid, filter_grid, to_png
+from cnnlib.training import save_model_bytes
 from ui.image_input import show_image
 from ui.stack_editor import summary_table
 
@@ -279,6 +283,24 @@ def show_summary(rows, input_shape: tuple[int, ...]) -> None:
     st.metric("Total parameters", f"{sum(r.params for r in rows):,}")
 
 
+def _count(n: float) -> str:
+    """1_400_000_000 → "1.4 G", 52_000_000 → "52 M", 950 → "950"."""
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{int(n)}"
+
+
+def cost_line(cost) -> str:
+    """A ``cnnlib.budgets.TrainingCost`` for the learner: "One batch of 128: ≈ 120 MB of
+    activations, 1.4 G multiply-adds"."""
+    return (
+        f"One batch of {cost.batch_size}: ≈ {format_bytes(cost.activation_bytes)} of "
+        f"activations, {_count(cost.multiply_adds)} multiply-adds "
+        f"({_count(cost.multiply_adds_per_image)} per image)"
+    )
+
+
 def show_status(p, slot_limit: int) -> None:
     """Where the training stands: queued, failed, or a progress bar with its line."""
     if p.state == "queued":
@@ -298,6 +320,26 @@ def show_status(p, slot_limit: int) -> None:
             "stopped": "Stopped",
         }.get(p.state, p.state)
         st.progress(p.fraction, text=f"**{label}** · {progress_line(p)}")
+    if p.message:  # e.g. ended by the time limit
+        st.warning(p.message, icon="⏱️")
+
+
+def show_watch(watch, digit: np.ndarray | None) -> None:
+    """A ``cnnlib.training.WatchSnapshot``: the first layer's filters and the watched digit's
+    feature maps at the end of its epoch (drawn with ``cnnlib.features``' grids)."""
+    if watch is None:
+        st.caption("The first layer's filters and one digit's feature maps appear here after "
+                   "each epoch (for a model with a Conv2D layer).")  # fmt: skip
+        return
+    n = watch.filters.shape[3]
+    st.markdown(f"**After epoch {watch.epoch}:** the {n} filters of layer `{watch.layer}`")
+    st.image(to_png(filter_grid(watch.filters, columns=8, tile_px=28)),
+             caption="Filters: blue negative, white 0, red positive weights")  # fmt: skip
+    left, right = st.columns([1, 4])
+    if digit is not None:
+        left.image(upscale(np.asarray(digit, np.float32) / 255.0, 2), caption="Watched test image")
+    maps = activation_grid(watch.maps, range(watch.maps.shape[2]), columns=8, tile_px=28)
+    right.image(to_png(maps), caption="Its feature maps in that layer (yellow = strong)")
 
 
 def show_live(p, *, recipe: str = "", has_model: bool = True) -> None:
@@ -323,6 +365,41 @@ def show_live(p, *, recipe: str = "", has_model: bool = True) -> None:
             f"Early stopping: the validation loss stopped improving; the weights of epoch "
             f"{p.best_epoch} were kept."
         )
+
+
+def show_registered(name: str | None) -> None:
+    """Which entry of the session's model registry a training produced (if any yet)."""
+    if name:
+        st.success(f"Kept in this session's models as **{name}**: the other pages (e.g. "
+                   "Feature maps) can open it.", icon=":material/inventory_2:")  # fmt: skip
+
+
+def show_experiment(p, info: dict, *, on_stop) -> None:
+    """A ``TranslationExperiment``'s snapshot: progress and a Stop button (calls ``on_stop``)
+    while it runs, then its failure, its stop, or its result."""
+    if not p.done:
+        show_experiment_progress(p)
+        st.button("Stop the experiment", key="mnist_exp_stop", on_click=on_stop)
+    elif p.state == "failed":
+        st.error(p.error or "The experiment failed.", icon="⚠️")
+    elif p.state == "stopped":
+        st.warning(p.message or "The experiment was stopped before it finished; run it again "
+                   "for a result.")  # fmt: skip
+    elif p.result is not None:
+        show_translation(p.result, **info)
+
+
+def download_model(model, file_name: str, *, key: str) -> None:
+    """A download button for ``model`` as a ``.keras`` file (saved only when clicked)."""
+    st.download_button(
+        "Download the model (.keras)",
+        data=functools.partial(save_model_bytes, model),
+        file_name=file_name,
+        mime="application/octet-stream",
+        on_click="ignore",
+        icon=":material/download:",
+        key=key,
+    )
 
 
 def how_it_ended(p) -> str:

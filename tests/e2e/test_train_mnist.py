@@ -2,7 +2,9 @@
 grow, Stop ends it and keeps the model, the results show the test accuracy and a clicked
 confusion cell's images, a digit drawn with mouse strokes (and an uploaded photo of a real
 MNIST digit) is read by the model, the dense-vs-convnet experiment plots its curves, and the
-settings (dataset, preset, a layer, epochs) survive a visit to Home.
+settings (dataset, preset, a layer, epochs) survive a visit to Home. A short training shows
+its cost beside Start, the first layer's filters and one digit's feature maps beside the
+curves, and the session-registry entry it produced.
 
 The server has only the shared MNIST test files, so the page trains on the labelled split.
 """
@@ -248,3 +250,33 @@ def test_settings_survive_a_visit_to_home(app_url, page, tmp_path):
     _tab(page, "② Train")
     expect(page.get_by_label("Epochs", exact=True)).to_have_value("7")
     screenshot(page, tmp_path, "train_mnist_settings_kept")
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_watching_it_learn_filters_and_maps_beside_the_curves(app_url, page, tmp_path):
+    """1,000 images, 2 epochs: the estimate beside Start, then the filters and feature-map
+    images of the last epoch next to the curves, and the registry entry's name."""
+    _open_page(page, app_url)
+    _tab(page, "② Train")
+    expect(page.get_by_text(re.compile(r"^One batch of \d+: ≈ .+ of activations"))).to_have_count(1)
+    _slider_to(page, "Training images", 5)  # 500 + 5 × 100 = 1,000
+    _set_number(page, "Epochs", 2)
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text(re.compile(r"^After epoch \d:")).wait_for(timeout=180_000)
+    kept = page.get_by_text(re.compile(r"^Kept in this session's models as"))
+    kept.first.wait_for(timeout=180_000)  # shown in ② Train and ③ Results
+    wait_idle(page)
+    _no_exception(page)
+    expect(page.get_by_text("After epoch 2:")).to_have_count(1)
+    for caption in (
+        "Filters: blue negative",
+        "Its feature maps in that layer",
+        "Watched test image",
+    ):
+        image = page.locator('[data-testid="stImage"]', has_text=caption)
+        expect(image).to_have_count(1)
+        size = image.locator("img").evaluate("img => [img.naturalWidth, img.naturalHeight]")
+        assert min(size) > 20, (caption, size)  # a drawn grid, not a broken image
+    expect(kept.first).to_contain_text(re.compile(r"MNIST · .+ · \d+\.\d %"))
+    screenshot(page, tmp_path, "train_mnist_watch")

@@ -1,9 +1,12 @@
 """The Train-on-MNIST page under AppTest, on the shared real MNIST test files (fallback split).
 
 Rendering, the exact summary against Keras, an impossible stack, and a real (tiny) training
-started from the page: queued behind a full slot, refused a second Start, untouched by widget
-clicks, finished, tested, and handed to the other pages. A photo of 8 × 3000 or 3000 × 8
-pixels is shown; the settings survive a visit to another page (``switch_page`` via app.py).
+started from the page: queued behind a full slot, Start off while it runs, untouched by
+widget clicks, its first layer watched each epoch, finished, tested, added to the session's
+model registry and handed to the other pages. Refusals: a stack too big to train (with the
+numbers), another page's training running in this session, a full server queue; a run ended
+by the time limit says so and keeps its model. A photo of 8 × 3000 or 3000 × 8 pixels is
+shown; the settings survive a visit to another page (``switch_page`` via app.py).
 """
 
 from __future__ import annotations
@@ -168,11 +171,12 @@ def test_a_tiny_training_from_the_page(mnist_env, monkeypatch):
     at.slider(key="mnist_pen").set_value(30)
     at.selectbox(key="mnist_preset").select("Dense baseline")
     _run(at)
-    at.button(key="mnist_start").click()
-    _run(at)
+    if not job.done:  # Start is off while it runs, saying why
+        assert at.button(key="mnist_start").disabled
+        assert "A training from Train on MNIST is running in this session: stop it or wait" in (
+            " ".join(_texts(at.warning))
+        )
     assert at.session_state[state.TRAINING_JOB] is job
-    if not job.done:
-        assert any("already running" in t for t in _texts(at.warning))
     assert job.snapshot().state in ("running", "finished")
 
     while not job.done and time.monotonic() < deadline:
@@ -195,6 +199,22 @@ def test_a_tiny_training_from_the_page(mnist_env, monkeypatch):
     assert len(heatmaps) == 1
     assert int(np.sum(heatmaps[0]["data"][0]["z"])) == 2000
     assert any("Finished" in t for t in [p.proto.text for p in at.get("progress")])
+    # Watching it learn: the last epoch's filters and the first test digit's maps beside the
+    # curves, equal to the trained model's first Conv2D kernel.
+    watch = progress.watch
+    assert watch is not None and watch.epoch == 1
+    conv = next(layer for layer in model.layers if layer.name == watch.layer)
+    np.testing.assert_array_equal(watch.filters, np.asarray(conv.kernel))
+    captions = [c for image in at.get("image") for c in image.captions]
+    assert any(c.startswith("Filters: blue negative") for c in captions), captions
+    assert any(c.startswith("Its feature maps") for c in captions)
+    # The session's model registry holds it, and the page names the entry.
+    entry = at.session_state[state.MODEL_REGISTRY].latest()
+    assert entry.model is model and entry.source_page == "Train on MNIST"
+    assert entry.name == f"MNIST · Fast convnet (default) · {100 * accuracy:.1f} %"
+    assert entry.class_names == tuple(str(d) for d in range(10))
+    assert entry.input_shape == (28, 28, 1) and "test accuracy" in entry.description
+    assert any(entry.name in t for t in _texts(at.success))
 
 
 def test_draw_tab_switches_to_photo_upload_without_errors(mnist_env):
@@ -259,3 +279,97 @@ def test_settings_survive_a_visit_to_another_page(mnist_env, fashion_dir):
     assert at.number_input(key="mnist_epochs").value == 7
     assert at.slider(key="mnist_train_size_fashion_mnist").value == 3000
     assert at.radio(key="mnist_draw_or_upload").value == "Upload a photo"
+
+
+def _conv_stack(filters: int, count: int) -> list:
+    from cnnlib.models import LayerSpec
+
+    convs = [LayerSpec.conv2d(filters, 3, padding="same") for _ in range(count)]
+    specs = [*convs, LayerSpec.flatten(), LayerSpec.dense(10, activation="softmax")]
+    return [[i, spec] for i, spec in enumerate(specs)]
+
+
+def test_a_stack_too_big_to_train_is_refused_with_the_numbers(mnist_env):
+    """Three same-padded 128-filter convolutions at 28 × 28, batch 512: refused, with the
+    estimate and the largest batch that fits; batch 16 fits and shows its estimate."""
+    from cnnlib.budgets import budgets, training_cost
+
+    session = {"mnist_stack": _conv_stack(128, 3), "mnist_next_uid": 5}
+    at = open_page("train_mnist", session=session)
+    at.selectbox(key="mnist_batch").select(512)
+    _run(at)
+    stack = [spec for _, spec in at.session_state["mnist_stack"]]
+    cost = training_cost(stack, (28, 28, 1), 512)
+    # Independent arithmetic: input + Rescaling + 3 convs (28·28·128) + Flatten + Dense.
+    values = 784 + 784 + 3 * 28 * 28 * 128 + 28 * 28 * 128 + 10
+    assert cost.activation_values_per_image == values
+    assert cost.activation_bytes == values * 512 * 4 * 3 > budgets().training_activation_bytes
+    warning = " ".join(_texts(at.warning))
+    assert "too big to train here" in warning
+    assert f"{cost.multiply_adds:,} multiply-adds" in warning
+    assert f"Use a batch size of at most {cost.max_batch(budgets())}" in warning
+    assert at.button(key="mnist_start").disabled
+    at.selectbox(key="mnist_batch").select(16)
+    _run(at)
+    assert not at.button(key="mnist_start").disabled and not at.warning
+    assert any(c.startswith("One batch of 16: ≈ ") for c in _texts(at.caption))
+
+
+class _Running:
+    """Stands for another page's training handle while it runs."""
+
+    done = False
+
+
+def test_a_training_running_on_another_page_turns_start_off(mnist_env):
+    handle = _Running()
+    at = open_page("train_mnist", session={state.RUNNING_TASK: ("Feature maps", handle)})
+    message = "A training from Feature maps is running in this session: stop it or wait"
+    assert message in " ".join(_texts(at.warning))
+    assert at.button(key="mnist_start").disabled
+    assert at.button(key="mnist_exp_start").disabled
+    handle.done = True  # it ended: Start is back
+    _run(at)
+    assert not at.button(key="mnist_start").disabled
+    assert not at.button(key="mnist_exp_start").disabled
+    assert message not in " ".join(_texts(at.warning))
+
+
+def test_a_full_server_queue_says_try_again(mnist_env, monkeypatch):
+    """One slot held by another session and no room to wait: Start explains, starts nothing."""
+    slots = training.TrainingSlots(1, max_waiting=0)
+    monkeypatch.setattr(tasks, "_DEFAULT_SLOTS", slots)
+    blocker = object()
+    assert slots.acquire(blocker, threading.Event())
+    try:
+        at = _page()
+        at.button(key="mnist_start").click()
+        _run(at)
+    finally:
+        slots.release(blocker)
+    errors = " ".join(_texts(at.error))
+    assert "The server is busy: 1 training is running and 0 waiting. Try again in a minute." in (
+        errors
+    )
+    assert state.TRAINING_JOB not in at.session_state and slots.waiting == 0
+    assert not at.button(key="mnist_start").disabled
+
+
+def test_a_run_ended_by_the_time_limit_says_so_and_keeps_its_model(mnist_env, monkeypatch):
+    monkeypatch.setenv("CNNLAB_TRAINING_SECONDS", "1")
+    monkeypatch.setattr(tasks, "_DEFAULT_SLOTS", training.TrainingSlots(2))
+    at = _page()
+    at.slider(key="mnist_train_size_mnist").set_value(1000)
+    at.number_input(key="mnist_epochs").set_value(50)  # far more than 1 s here
+    at.selectbox(key="mnist_batch").select(32)
+    at.button(key="mnist_start").click()
+    _run(at)
+    job = at.session_state[state.TRAINING_JOB]
+    progress = job.wait(180)
+    assert progress.state == "stopped" and progress.epoch < 50
+    _run(at)
+    assert "Stopped after 1 s, the time limit per run here" in " ".join(_texts(at.warning))
+    if job.model is not None:  # it had trained at least one batch: tested and kept
+        entry = at.session_state[state.MODEL_REGISTRY].latest("Train on MNIST")
+        assert entry is not None and entry.model is job.model
+        assert any("Kept in this session's models as" in t for t in _texts(at.success))
