@@ -33,3 +33,7 @@ class WeightsUnavailableError(CNNLabError, RuntimeError):
 
 class InvalidModelError(CNNLabError, ValueError):
     """A layer stack or an uploaded model file cannot be built or loaded."""
+
+
+class ArchiveError(CNNLabError, ValueError):
+    """An uploaded archive or folder of images is unsafe, malformed or not trainable."""
