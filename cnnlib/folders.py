@@ -493,7 +493,8 @@ def open_archive(data: bytes, *, workdir: str | os.PathLike | None = None) -> Im
     message for a non-zip, an empty or unsafe archive (see the module's caps), or an archive
     without images of at least 2 classes.
     """
-    data = bytes(data)
+    if not isinstance(data, bytes):
+        data = bytes(data)  # (a bytes upload is not copied: it may be hundreds of MB)
     _check_members([], len(data))
     if not data:
         raise ArchiveError("The file is empty (0 bytes). Upload a .zip of class folders.")
@@ -792,7 +793,7 @@ def train_from_archive(
     weights: str | os.PathLike | None = "imagenet",
     validation_fraction: float = 0.2,
     batch_size: int = 32,
-    augment: bool = True,
+    augment: bool = False,
     augment_copies: int = 0,
     fine_tune_epochs: int = 0,
     patience: int = 3,
@@ -805,7 +806,9 @@ def train_from_archive(
     "scratch" (the tutorial's convnet, adapted to the image size and class count) or
     "transfer" (frozen ``backbone`` — "MobileNetV2" by default, "ResNet50", "VGG19" — with
     features extracted once per image and augmented copy, a new head trained on them, then
-    an optional fine-tuning phase of ``fine_tune_epochs``). Keras' ``EarlyStopping(
+    an optional fine-tuning phase of ``fine_tune_epochs``). ``augment`` puts the augmentation
+    layers in the model (off by default, as in the tutorial; ``augment_copies`` augments the
+    images whose features are extracted). Keras' ``EarlyStopping(
     restore_best_weights=True)`` and ``TerminateOnNaN`` guard the epochs. ``progress(stage,
     done, total)`` reports the feature extraction ("features") and the epochs ("epochs").
     Raises ``ArchiveError`` for unusable uploads, ``WeightsUnavailableError`` when the
