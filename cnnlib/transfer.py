@@ -363,12 +363,15 @@ def extract_features(
     """Run the frozen ``extractor`` once over every image (and ``augment_copies`` augmented
     copies of the training images, augmented before extraction).
 
-    ``extractor``: raw pixels (N, H, W, 3) → (N, D) (``feature_extractor``). ``data``: a
+    ``extractor``: raw pixels (N, H, W, 3) → (N, D) (``feature_extractor``), or a
+    ``PretrainedModel`` from ``load_backbone`` (wrapped by ``feature_extractor``). ``data``: a
     ``TrainingData``. The feature arrays' size is checked against ``max_bytes`` (default
     ``FEATURE_BYTES``, $CNNLAB_FEATURE_BYTES) before any work. ``progress("features", done,
     total)`` is called after each batch, counting images.
     """
     keras = _keras()
+    if isinstance(extractor, PretrainedModel):
+        extractor = feature_extractor(extractor)
     if not 0 <= augment_copies <= 20:
         raise InvalidArgumentError(f"augment_copies must be 0..20, got {augment_copies}.")
     from cnnlib.folders import _cap

@@ -93,6 +93,15 @@ def test_caffe_layer_round_trips_through_a_safe_mode_keras_file(tmp_path):
     loaded = keras.saving.load_model(path, safe_mode=True)
     x = raw_pixels(2, 8)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    snippet = transfer.prediction_snippet(model)
+    assert "register_layers()" in snippet
+    compile(snippet, "predict.py", "exec")
+
+
+def test_importing_the_pipeline_does_not_import_tensorflow():
+    code = "import sys, cnnlib.folders, cnnlib.transfer; print('tensorflow' in sys.modules)"
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert run.stdout.strip() == "False", run.stderr
 
 
 def test_scratch_model_is_the_tutorial_stack():
@@ -169,7 +178,7 @@ def test_features_are_the_backbone_pooled_once_per_image_and_copy(mobilenet_file
 
 def test_assembled_model_equals_head_on_features_and_exports(mobilenet_file, data, tmp_path):
     loaded = transfer.load_backbone("MobileNetV2", data.input_shape, mobilenet_file)
-    features = transfer.extract_features(transfer.feature_extractor(loaded), data)
+    features = transfer.extract_features(loaded, data)  # a PretrainedModel is wrapped
     head, history = transfer.train_head(features, 2, epochs=2)
     assert len(history["loss"]) == 2
     model = transfer.assemble(loaded, head, augment=True)
