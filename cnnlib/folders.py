@@ -260,12 +260,13 @@ def _is_junk(parts: tuple[str, ...]) -> bool:
 def _class_paths(members: Sequence[_Member]) -> tuple[list[tuple[_Member, str]], list[str]]:
     """(member, class folder) for each candidate image, and the names skipped as top-level.
 
-    One wrapping folder is allowed: when every file lies under the same first folder and one
-    level deeper, that folder is dropped (``photos/cats/1.jpg`` → class ``cats``).
+    One wrapping folder is allowed: when every file lies under the same first folder and some
+    lie deeper, that folder is dropped (``photos/cats/1.jpg`` → class ``cats``; a
+    ``photos/README.txt`` beside the class folders is then skipped as top-level).
     """
     files = [m for m in members if not m.is_dir and m.parts and not _is_junk(m.parts)]
     strip = 0
-    if files and all(len(m.parts) >= 3 for m in files) and len({m.parts[0] for m in files}) == 1:
+    if files and len({m.parts[0] for m in files}) == 1 and any(len(m.parts) >= 3 for m in files):
         strip = 1
     placed, top_level = [], []
     for m in files:

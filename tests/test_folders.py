@@ -136,12 +136,14 @@ def test_images_are_stored_only_in_the_session_folder_and_cleaned_up(session):
         "photos/blue/readme.txt": b"not an image",
         "__MACOSX/photos/red/._0.png": b"junk",
         "photos/.DS_Store": b"junk",
+        "photos/README.txt": b"my photos",
     }
     folders = open_archive(make_zip(entries), workdir=workdir)
     assert folders.class_names == ("blue", "red")  # wrapping folder dropped, sorted
     assert folders.counts() == {"blue": 6, "red": 6}
     skipped = {s.path: s.reason for s in folders.skipped}
-    assert set(skipped) == {"photos/red/broken.png", "photos/blue/readme.txt"}
+    assert set(skipped) == {"photos/red/broken.png", "photos/blue/readme.txt", "photos/README.txt"}
+    assert "not inside a class folder" in skipped["photos/README.txt"]
     assert "photos/blue/readme.txt is not an image" in skipped["photos/blue/readme.txt"]
     assert folders.root.parent == workdir and listing(systmp) == []
     stored = [p for p in folders.root.rglob("*") if p.is_file()]
