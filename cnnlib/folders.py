@@ -659,6 +659,7 @@ class FolderData:
         paths, labels = self._check(split)
         h, w, _ = self.input_shape
 
+        @tf.autograph.experimental.do_not_convert  # plain TF ops: nothing to convert
         def decode(path, label):
             image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
             image = tf.image.resize(image, (h, w))
@@ -702,8 +703,10 @@ class FolderData:
             ds = ds.batch(batch_size).repeat(epochs)
         else:
             ds = ds.batch(batch_size)
-        ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y))
-        return ds.prefetch(tf.data.AUTOTUNE)
+        to_float = tf.autograph.experimental.do_not_convert(
+            lambda x, y: (tf.cast(x, tf.float32), y)
+        )
+        return ds.map(to_float).prefetch(tf.data.AUTOTUNE)
 
 
 def _share(n: int, fraction: float) -> int:
