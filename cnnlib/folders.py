@@ -461,10 +461,11 @@ def _stored_suffix(raw: bytes) -> str:
 
 
 def _keep_bytes(raw: bytes) -> bool:
-    """True when ``tf.io.decode_image(channels=3)`` gives what ``load_image`` gives.
+    """True when TF's decoding of the file (``FolderData.images``) gives what ``load_image`` gives.
 
     That is an 8-bit RGB or grayscale JPEG/PNG without transparency or an EXIF rotation;
-    other files are re-encoded as PNG from ``load_image``'s result.
+    other files are re-encoded as PNG from ``load_image``'s result (keeping JPEGs keeps a
+    photo upload small on disk).
     """
     try:
         with Image.open(io.BytesIO(raw)) as img:
@@ -661,7 +662,14 @@ class FolderData:
 
         @tf.autograph.experimental.do_not_convert  # plain TF ops: nothing to convert
         def decode(path, label):
-            image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+            raw = tf.io.read_file(path)
+            # Stored files are JPEG or PNG. TF's default JPEG IDCT is the fast, inexact one;
+            # INTEGER_ACCURATE matches Pillow's (load_image's) decoding.
+            image = tf.cond(
+                tf.io.is_jpeg(raw),
+                lambda: tf.io.decode_jpeg(raw, channels=3, dct_method="INTEGER_ACCURATE"),
+                lambda: tf.io.decode_png(raw, channels=3),
+            )
             image = tf.image.resize(image, (h, w))
             return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8), label
 

@@ -314,3 +314,28 @@ def test_scratch_recipe_learns_real_fashion_mnist(fashion_dir, session):
     assert len(result.history["val_accuracy"]) == 3
     assert result.model.input_shape == (None, 32, 32, 3)
     assert listing(workdir) == [] and listing(systmp) == []
+
+
+def test_jpegs_are_kept_and_exif_rotated_ones_re_encoded(session):
+    workdir, _ = session
+    rng = np.random.default_rng(3)
+    smooth = np.kron(rng.integers(0, 256, (4, 6, 3)), np.ones((4, 4, 1))).astype(np.uint8)
+    plain, rotated = io.BytesIO(), io.BytesIO()
+    Image.fromarray(smooth).save(plain, format="JPEG", quality=95)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° on display
+    Image.fromarray(smooth).save(rotated, format="JPEG", quality=95, exif=exif)
+    entries = {"a/plain.jpg": plain.getvalue(), "a/rotated.jpg": rotated.getvalue()}
+    entries |= {f"b/{i}.png": png(noise_seed=i, size=(16, 24)) for i in range(2)}
+    with open_archive(make_zip(entries), workdir=workdir) as folders:
+        stored = sorted(p.suffix for p, label in folders.files if label == 0)
+        assert stored == [".jpg", ".png"]  # the rotated one went through load_image
+        paths = [p for p, label in folders.files if label == 0]
+        for path, raw in zip(paths, entries.values(), strict=False):
+            expected = np.asarray(load_image(raw), dtype=np.float32)
+            data = folders.split(expected.shape[:2], validation_fraction=0.0)
+            got = next(x.numpy() for x, _ in data.batches("train", 8, shuffle=False))
+            index = data.files("train")[0].index(str(path))
+            # exact: TF decodes JPEGs with the accurate IDCT, as Pillow does (the fast default
+            # differed by up to 13 grey levels here)
+            np.testing.assert_array_equal(got[index], expected)
