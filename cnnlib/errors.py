@@ -37,3 +37,7 @@ class InvalidModelError(CNNLabError, ValueError):
 
 class BudgetError(CNNLabError, ValueError):
     """A request would use more memory or compute than this server allows (``cnnlib.budgets``)."""
+
+
+class ArchiveError(CNNLabError, ValueError):
+    """An uploaded archive or folder of images is unsafe, malformed or not trainable."""

@@ -35,6 +35,7 @@ import numpy as np
 from cnnlib.errors import WeightsUnavailableError
 
 __all__ = [
+    "MOBILENETV2_NOTOP",
     "RESNET50",
     "VGG19",
     "VGG19_NOTOP",
@@ -44,6 +45,7 @@ __all__ = [
     "forget_failures",
     "how_to_provide",
     "keras_cache_dir",
+    "load_mobilenetv2",
     "load_resnet50",
     "load_vgg19",
 ]
@@ -61,8 +63,9 @@ class WeightsSpec:
     file_name: str
     #: URL Keras downloads it from.
     origin: str
-    #: MD5 Keras checks the download against (the same values as keras.applications).
-    md5: str
+    #: MD5 Keras checks the download against (the same values as keras.applications); None
+    #: where Keras publishes none (MobileNetV2): such a file is never reported as verified.
+    md5: str | None
     #: Environment variable that names a local copy of the file.
     env_var: str
     #: Size of the official file in MB (10^6 bytes), for the "one-time download" message.
@@ -94,6 +97,16 @@ VGG19_NOTOP = WeightsSpec(
     md5="253f8cb515780f3b799900260a226db6",
     env_var="CNNLAB_VGG19_WEIGHTS",
     size_mb=80,
+)
+
+MOBILENETV2_NOTOP = WeightsSpec(
+    model_name="MobileNetV2 (without the classifier)",
+    file_name="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
+    origin=_KERAS_APPS
+    + "mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
+    md5=None,  # keras.applications.MobileNetV2 downloads it without a published hash
+    env_var="CNNLAB_MOBILENETV2_WEIGHTS",
+    size_mb=9,
 )
 
 
@@ -336,7 +349,7 @@ def _load(
                 f"Keras weights file (.h5 or .weights.h5) for exactly this architecture. "
                 + how_to_provide(spec)
             ) from None
-    verified = path is not None and file_md5(path) == spec.md5
+    verified = path is not None and spec.md5 is not None and file_md5(path) == spec.md5
     return PretrainedModel(
         model,
         spec,
@@ -382,3 +395,24 @@ def load_vgg19(
         )
 
     return _load(spec, weights, build)
+
+
+def load_mobilenetv2(
+    weights: str | os.PathLike | None = "imagenet", input_shape: tuple = (224, 224, 3)
+) -> PretrainedModel:
+    """MobileNetV2 (alpha 1.0) without its classifier: the own-images page's default backbone.
+
+    Input (N, H, W, 3) preprocessed to [-1, 1] → out_relu (N, H/32, W/32, 1280); the weights
+    are the same for every input size. ``weights`` as for ``load_resnet50``
+    ($CNNLAB_MOBILENETV2_WEIGHTS). Keras publishes no checksum for this file, so
+    ``imagenet_verified`` is always False for it.
+    """
+
+    def build():
+        import keras
+
+        return keras.applications.MobileNetV2(
+            weights=None, include_top=False, input_shape=tuple(input_shape)
+        )
+
+    return _load(MOBILENETV2_NOTOP, weights, build)

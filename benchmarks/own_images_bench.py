@@ -1,0 +1,382 @@
+"""Own-images benchmark: the folders pipeline vs Keras' image_dataset_from_directory.
+
+Data: real Fashion-MNIST training images (Debian's ``dataset-fashion-mnist``), upscaled to
+64×64 RGB PNG files in class folders (10 classes × 300 by default), zipped.
+
+(a) Throughput — the tutorial's stack (``build_scratch_model``, no augmentation, batch 32)
+    trained for ``--epochs`` epochs on the same files in the same process, fed by
+    ``cnnlib.folders`` (``open_archive`` → ``FolderData.batches``) and by
+    ``keras.utils.image_dataset_from_directory(...).prefetch(AUTOTUNE)`` (the keras-io
+    tutorial's input pipeline); alternated ``--repeats`` times (each going first in turn),
+    fastest kept. Target: pipeline images/s ÷ reference images/s ≥ 0.9 (reported as
+    reference/pipeline ≤ 1.11), on wall time after a warm-up fit. Printed besides, not part
+    of the ratio: the time to open and check the zip, images per CPU-second of the process
+    (robust to other processes' load), and the two input pipelines alone (no model). The
+    model's compute dominates: on a shared 2-core machine the wall-time ratio swung between
+    0.87 and 1.31 across runs while the CPU time of both fits stayed within a few percent.
+(b) Fast transfer learning — MobileNetV2 (``weights=None`` file, timing only) at 96×96:
+    epochs 2..N of the head on cached features vs the same epochs run through the frozen
+    backbone as keras-io's transfer-learning guide does (``base(x, training=False)``, GAP,
+    Dropout, Dense, ``fit`` on images). Target: ratio ≤ 0.1.
+(c) Memory — in a subprocess, ``train_from_archive`` (scratch, 1 epoch, 64×64) on a zip of
+    2,000 noisy upscaled Fashion-MNIST PNGs of about 200 MB; peak RSS (``getrusage``
+    maxrss) ≤ 1.5 GB.
+(d) Accuracy — validation accuracy of ``train_from_archive``'s default scratch recipe after
+    ``--epochs`` epochs (``augment=True`` printed too) ≥ the tutorial recipe's (the stack on
+    ``image_dataset_from_directory``, run (a)) in the same epochs; reported as
+    reference − recipe ≤ 0.02 (two runs' noise on 600 validation images). The two
+    validation splits differ (ours is stratified), both are 20 % of the same files.
+
+    python benchmarks/own_images_bench.py [--quick] [--repeats N] [--epochs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+from PIL import Image
+
+from benchmarks.targets import report_targets
+from cnnlib.data import CLASS_NAMES, DEBIAN_FASHION_DIR, read_idx
+
+THROUGHPUT_LIMIT = 1 / 0.9
+TRANSFER_LIMIT = 0.1
+RSS_LIMIT_MB = 1536
+ACCURACY_SLACK = 0.02
+W = 64
+
+
+def fashion_train() -> tuple[np.ndarray, np.ndarray]:
+    images = read_idx(DEBIAN_FASHION_DIR / "train-images-idx3-ubyte.gz")
+    labels = read_idx(DEBIAN_FASHION_DIR / "train-labels-idx1-ubyte.gz")
+    return images, labels
+
+
+def write_folders(
+    images, labels, folder: Path, per_class: int, side: int, *, noise: int = 0, offset: int = 0
+) -> int:
+    """Class folders of RGB PNGs (upscaled, optionally noisy); returns total bytes."""
+    rng = np.random.default_rng(0)
+    total = 0
+    for c, name in enumerate(CLASS_NAMES["fashion_mnist"]):
+        sub = folder / name.replace("/", "-")
+        sub.mkdir(parents=True, exist_ok=True)
+        for k, i in enumerate(np.flatnonzero(labels == c)[offset : offset + per_class]):
+            img = Image.fromarray(images[i]).resize((side, side), Image.Resampling.BILINEAR)
+            arr = np.repeat(np.asarray(img)[..., None], 3, axis=2).astype(np.int16)
+            if noise:
+                arr = arr // 2 + rng.integers(0, noise, arr.shape)
+            path = sub / f"{k}.png"
+            Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(path, compress_level=1)
+            total += path.stat().st_size
+    return total
+
+
+def zip_folder(folder: Path) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
+        for path in sorted(folder.rglob("*.png")):
+            zf.write(path, path.relative_to(folder).as_posix())
+    return out.getvalue()
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process (less sensitive to other processes' load)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class EpochTimes:
+    """A Keras callback class factory: per-epoch wall times."""
+
+    @staticmethod
+    def make():
+        import keras
+
+        class Times(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                self.times = []
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self.t0 = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.times.append(time.perf_counter() - self.t0)
+
+        return Times()
+
+
+def fit_pipeline(data, epochs: int, seed: int = 0) -> dict:
+    """(a) the stack fed by FolderData.batches; images/s over the whole fit."""
+    import keras
+
+    from cnnlib.transfer import build_scratch_model
+
+    keras.utils.set_random_seed(seed)
+    model = build_scratch_model(data.input_shape, len(data.class_names), augment=False)
+    n = data.size("train")
+    t0, c0 = time.perf_counter(), cpu_seconds()
+    history = model.fit(
+        data.batches("train", 32, epochs=epochs, seed=seed),
+        steps_per_epoch=-(-n // 32),
+        epochs=epochs,
+        validation_data=data.batches("validation", 32),
+        shuffle=False,
+        verbose=0,
+    )
+    seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    return {"ips": n * epochs / seconds, "seconds": seconds, "cpu_ips": n * epochs / cpu,
+            "val_accuracy": history.history["val_accuracy"][-1]}  # fmt: skip
+
+
+def fit_reference(folder: Path, num_classes: int, epochs: int, seed: int = 0) -> dict:
+    """(a) the same stack on image_dataset_from_directory(...).prefetch, keras-io style."""
+    import keras
+    import tensorflow as tf
+
+    from cnnlib.transfer import build_scratch_model
+
+    keras.utils.set_random_seed(seed)
+    train_ds, val_ds = keras.utils.image_dataset_from_directory(
+        folder, validation_split=0.2, subset="both", seed=seed, image_size=(W, W),
+        batch_size=32, verbose=False,
+    )  # fmt: skip
+    n = len(train_ds.file_paths)
+    train_ds = train_ds.prefetch(tf.data.AUTOTUNE)
+    val_ds = val_ds.prefetch(tf.data.AUTOTUNE)
+    model = build_scratch_model((W, W, 3), num_classes, augment=False)
+    t0, c0 = time.perf_counter(), cpu_seconds()
+    history = model.fit(train_ds, epochs=epochs, validation_data=val_ds, verbose=0)
+    seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    return {"ips": n * epochs / seconds, "seconds": seconds, "cpu_ips": n * epochs / cpu,
+            "val_accuracy": history.history["val_accuracy"][-1]}  # fmt: skip
+
+
+def pipeline_alone(data, folder: Path, epochs: int) -> tuple[float, float]:
+    """Images/s of each input pipeline iterated without a model (``epochs`` passes)."""
+    import keras
+    import tensorflow as tf
+
+    def rate(ds) -> float:
+        t0, n = time.perf_counter(), 0
+        for _, y in ds:
+            n += len(y)
+        return n / (time.perf_counter() - t0)
+
+    train_ds, _ = keras.utils.image_dataset_from_directory(
+        folder, validation_split=0.2, subset="both", seed=0, image_size=(W, W),
+        batch_size=32, verbose=False,
+    )  # fmt: skip
+    ours = rate(data.batches("train", 32, epochs=epochs, seed=1))
+    return ours, rate(train_ds.prefetch(tf.data.AUTOTUNE).repeat(epochs))
+
+
+def transfer_timing(data, weights: Path, epochs: int) -> dict:
+    """(b) head epochs 2..N on cached features vs through the frozen backbone (keras-io)."""
+    import keras
+
+    from cnnlib import transfer
+
+    loaded = transfer.load_backbone("MobileNetV2", data.input_shape, weights)
+    t0 = time.perf_counter()
+    features = transfer.extract_features(transfer.feature_extractor(loaded), data)
+    extract = time.perf_counter() - t0
+    head = transfer.build_head(features.train_x.shape[1], len(data.class_names))
+    cached = EpochTimes.make()
+    head.fit(features.train_x, features.train_y, batch_size=32, epochs=epochs, verbose=0,
+             validation_data=(features.val_x, features.val_y), callbacks=[cached])  # fmt: skip
+
+    # keras-io: inputs → preprocess → base_model(x, training=False) → GAP → Dropout → Dense.
+    base = loaded.model
+    base.trainable = False
+    inputs = keras.Input(data.input_shape)
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)
+    x = base(x, training=False)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dropout(0.2)(x)
+    outputs = keras.layers.Dense(len(data.class_names), activation="softmax")(x)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    full = EpochTimes.make()
+    n = data.size("train")
+    model.fit(data.batches("train", 32, epochs=epochs), steps_per_epoch=-(-n // 32),
+              epochs=epochs, validation_data=data.batches("validation", 32), callbacks=[full],
+              shuffle=False, verbose=0)  # fmt: skip
+    return {"extract": extract, "cached": sum(cached.times[1:]), "full": sum(full.times[1:]),
+            "full_first": full.times[0], "n": n}  # fmt: skip
+
+
+def vm_hwm_mb() -> float | None:
+    """This process's own peak RSS (VmHWM, Linux), or None.
+
+    ``getrusage``'s maxrss survives fork+exec, so a child started by a large parent reports
+    at least the parent's peak; VmHWM belongs to the child's own address space.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def memory_child(zip_path: str) -> None:
+    """(c), run in a subprocess: train on the big zip; print peak RSS as JSON."""
+    from cnnlib.folders import train_from_archive
+
+    data = Path(zip_path).read_bytes()
+    t0 = time.perf_counter()
+    result = train_from_archive(data, recipe="scratch", epochs=1, image_size=W, seed=0)
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"peak_mb": vm_hwm_mb() or maxrss, "maxrss_mb": maxrss,
+                      "seconds": time.perf_counter() - t0,
+                      "images": sum(result.health.counts.values()),
+                      "val_accuracy": result.val_accuracy}))  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small run to check the script")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--memory-child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_child:
+        memory_child(args.memory_child)
+        return 0
+
+    import keras
+    import tensorflow as tf
+
+    from cnnlib.folders import open_archive, train_from_archive
+
+    per_class = 60 if args.quick else 300
+    big_per_class, big_side = (20, 96) if args.quick else (200, 196)
+    images, labels = fashion_train()
+    tmp = Path(tempfile.mkdtemp(prefix="cnnlab-own-bench-"))
+    try:
+        print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, "
+              f"{os.cpu_count()} CPUs; the machine is shared (timings are noisy)")  # fmt: skip
+        folder = tmp / "fashion"
+        write_folders(images, labels, folder, per_class, W)
+        data_zip = zip_folder(folder)
+        print(f"Data: {10 * per_class} Fashion-MNIST images, {W}×{W} RGB PNG, "
+              f"zip {len(data_zip) / 2**20:.1f} MB")  # fmt: skip
+
+        t0 = time.perf_counter()
+        folders = open_archive(data_zip, workdir=tmp / "session")
+        open_seconds = time.perf_counter() - t0
+        data = folders.split(W, seed=0)
+
+        # (a) throughput, alternated, fastest of each kept
+        fit_pipeline(data, 1)  # warm-up: TensorFlow's first-use costs land on neither
+        ours, ref = [], []
+        for k in range(args.repeats):  # alternated, each going first in turn
+            if k % 2:
+                ours.append(fit_pipeline(data, args.epochs))
+            ref.append(fit_reference(folder, 10, args.epochs))
+            if not k % 2:
+                ours.append(fit_pipeline(data, args.epochs))
+        best_ours = max(ours, key=lambda r: r["ips"])
+        best_ref = max(ref, key=lambda r: r["ips"])
+        print(f"\n(a) {args.epochs} epochs, batch 32, {data.size('train')} training images")
+        print(f"{'open_archive (extract + check every image)':<{W}} {open_seconds:8.1f} s")
+        for name, runs in (("cnnlib.folders FolderData.batches", ours),
+                           ("image_dataset_from_directory + prefetch", ref)):  # fmt: skip
+            ips = ", ".join(f"{r['ips']:.0f}" for r in runs)
+            print(f"{name:<{W}} {max(r['ips'] for r in runs):8.0f} img/s  (runs: {ips})")
+            cpu_ips = ", ".join(f"{r['cpu_ips']:.0f}" for r in runs)
+            print(f"{'  per CPU-second of this process':<{W}} "
+                  f"{max(r['cpu_ips'] for r in runs):8.0f} img/s  (runs: {cpu_ips})")  # fmt: skip
+        ours_alone, ref_alone = pipeline_alone(data, folder, args.epochs)
+        print(f"{'  input pipelines alone (no model): cnnlib.folders':<{W}} "
+              f"{ours_alone:8.0f} img/s")  # fmt: skip
+        print(f"{'  input pipelines alone (no model): image_dataset_from_directory':<{W}} "
+              f"{ref_alone:8.0f} img/s")  # fmt: skip
+
+        # (d) accuracy of the default recipe vs the tutorial's, same epochs
+        t0 = time.perf_counter()
+        recipe = train_from_archive(data_zip, recipe="scratch", epochs=args.epochs,
+                                    image_size=W, seed=0, patience=args.epochs)  # fmt: skip
+        print(f"\n(d) validation accuracy after {args.epochs} epochs")
+        print(f"{'train_from_archive scratch (its defaults)':<{W}} "
+              f"{recipe.history['val_accuracy'][-1]:8.3f}  "
+              f"({time.perf_counter() - t0:.0f} s)")  # fmt: skip
+        augmented = train_from_archive(data_zip, recipe="scratch", epochs=args.epochs,
+                                       image_size=W, seed=0, patience=args.epochs,
+                                       augment=True)  # fmt: skip
+        print(f"{'  the same with augment=True (augmentation layers inside)':<{W}} "
+              f"{augmented.history['val_accuracy'][-1]:8.3f}")  # fmt: skip
+        tutorial_acc = max(r["val_accuracy"] for r in ref)
+        print(f"{'tutorial recipe (stack on image_dataset_from_directory)':<{W}} "
+              f"{tutorial_acc:8.3f}")  # fmt: skip
+        print(f"{'same stack on FolderData, no augmentation':<{W}} "
+              f"{max(r['val_accuracy'] for r in ours):8.3f}")  # fmt: skip
+
+        # (b) transfer learning on cached features
+        weights = tmp / "mobilenet_v2_random.weights.h5"
+        keras.applications.MobileNetV2(
+            weights=None, include_top=False, input_shape=(96, 96, 3)
+        ).save_weights(weights)
+        small = folders.split(96, seed=0)
+        timing = transfer_timing(small, weights, 4 if args.quick else 5)
+        ratio_b = timing["cached"] / timing["full"]
+        print(f"\n(b) MobileNetV2 96×96, {timing['n']} training images, epochs 2..N")
+        print(f"{'one-off feature extraction':<{W}} {timing['extract']:8.2f} s")
+        print(f"{'head epochs on cached features':<{W}} {timing['cached']:8.2f} s")
+        print(f"{'same epochs through the frozen backbone (keras-io)':<{W}} "
+              f"{timing['full']:8.2f} s  (epoch 1: {timing['full_first']:.1f} s)")  # fmt: skip
+        folders.cleanup()
+
+        # (c) memory on a ~200 MB upload, in a fresh process
+        big = tmp / "big"
+        total = write_folders(images, labels, big, big_per_class, big_side, noise=128,
+                              offset=per_class)  # fmt: skip
+        big_zip = tmp / "big.zip"
+        big_zip.write_bytes(zip_folder(big))
+        shutil.rmtree(big)
+        child = subprocess.run(
+            [sys.executable, __file__, "--memory-child", str(big_zip)],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        mem = json.loads(child.stdout.strip().splitlines()[-1])
+        zip_mb = big_zip.stat().st_size / 1e6
+        print(f"\n(c) upload: {mem['images']} images, {total / 1e6:.0f} MB of PNG "
+              f"({big_side}×{big_side}, noisy), zip {zip_mb:.0f} MB")  # fmt: skip
+        print(f"{'train_from_archive, 1 epoch, 64×64: subprocess peak RSS (VmHWM)':<{W}} "
+              f"{mem['peak_mb']:8.0f} MB  ({mem['seconds']:.0f} s)")  # fmt: skip
+        print(f"{'  (getrusage maxrss, which Linux carries over from the parent)':<{W}} "
+              f"{mem['maxrss_mb']:8.0f} MB")  # fmt: skip
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    targets = [
+        ("own_images_throughput_ref_over_pipeline", best_ref["ips"] / best_ours["ips"],
+         THROUGHPUT_LIMIT),
+        ("own_images_cached_head_epochs_ratio", ratio_b, TRANSFER_LIMIT),
+        ("own_images_peak_rss_mb_200mb_upload", mem["peak_mb"], RSS_LIMIT_MB),
+        ("own_images_val_acc_tutorial_minus_recipe",
+         tutorial_acc - recipe.history["val_accuracy"][-1], ACCURACY_SLACK),
+    ]  # fmt: skip
+    if args.quick:
+        print("\n--quick: a reduced run to check the script; the targets are not meaningful.")
+    return report_targets(targets, digits=3)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,643 @@
+"""Recipes for your own images: a convnet from scratch, or transfer learning from a backbone.
+
+Every model here takes RAW pixels (N, H, W, 3) float32 0..255 and owns its preprocessing
+(``Rescaling(1/255)``, or the backbone's own ``preprocess_input`` as a layer) and its
+augmentation layers, so a saved ``.keras`` predicts from raw pixels and loads with
+``safe_mode=True``.
+
+Transfer learning is fast on a CPU because the backbone is frozen: ``extract_features``
+runs it once per image (and once per augmented copy made before extraction, as Create ML
+does), the new head trains on those cached features, and ``assemble`` puts preprocessing,
+backbone and the trained head back into one model. Backbones load their ImageNet weights
+offline-safe (``cnnlib.models.pretrained``); without weights, ``WeightsUnavailableError``.
+
+Keras and TensorFlow are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from cnnlib.errors import InvalidArgumentError
+from cnnlib.models.pretrained import (
+    _KERAS_APPS,
+    MOBILENETV2_NOTOP,
+    VGG19_NOTOP,
+    PretrainedModel,
+    WeightsSpec,
+    _load,
+)
+
+__all__ = [
+    "BACKBONES",
+    "DEFAULT_BACKBONE",
+    "FEATURE_BYTES",
+    "RESNET50_NOTOP",
+    "Backbone",
+    "FeatureSet",
+    "TransferRun",
+    "assemble",
+    "augmentation",
+    "build_head",
+    "build_scratch_model",
+    "caffe_preprocess_layer",
+    "confidence_sentence",
+    "export_keras",
+    "extract_features",
+    "feature_extractor",
+    "labels_text",
+    "load_backbone",
+    "predict_image",
+    "prediction_snippet",
+    "register_layers",
+    "train_head",
+    "train_scratch",
+    "train_transfer",
+]
+
+#: Largest feature cache (train copies + validation), bytes; $CNNLAB_FEATURE_BYTES overrides.
+FEATURE_BYTES = 1024 * 1024 * 1024
+#: Learning rate of the optional fine-tuning phase (keras-io's transfer-learning guide).
+FINE_TUNE_LR = 1e-5
+
+RESNET50_NOTOP = WeightsSpec(
+    model_name="ResNet50 (without the classifier)",
+    file_name="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    origin=_KERAS_APPS + "resnet/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    md5="4d473c1dd8becc155b73f8504c6f6626",
+    env_var="CNNLAB_RESNET50_WEIGHTS",
+    size_mb=95,
+)
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """A frozen feature extractor: its weights file, its preprocessing and its top block."""
+
+    name: str
+    spec: WeightsSpec
+    #: "tf" (scale to [-1, 1]) or "caffe" (RGB→BGR, ImageNet mean subtracted).
+    preprocessing: str
+    #: Name prefix of the first layer of the top block (unfrozen when fine-tuning).
+    top_block: str
+    #: keras.applications constructor name.
+    constructor: str
+    min_side: int = 32
+
+
+BACKBONES: dict[str, Backbone] = {
+    "MobileNetV2": Backbone("MobileNetV2", MOBILENETV2_NOTOP, "tf", "block_16", "MobileNetV2"),
+    "ResNet50": Backbone("ResNet50", RESNET50_NOTOP, "caffe", "conv5_block3", "ResNet50"),
+    "VGG19": Backbone("VGG19", VGG19_NOTOP, "caffe", "block5", "VGG19"),
+}
+DEFAULT_BACKBONE = "MobileNetV2"
+
+
+def _keras():
+    import keras
+
+    return keras
+
+
+# --------------------------------------------------------------------------------------------
+# Layers
+# --------------------------------------------------------------------------------------------
+
+
+def _caffe_layer_class():
+    """The registered ``CaffePreprocess`` layer class (defined once, on first use)."""
+    keras = _keras()
+    registered = keras.saving.get_registered_object("cnnlab>CaffePreprocess")
+    if registered is not None:
+        return registered
+
+    @keras.saving.register_keras_serializable(package="cnnlab")
+    class CaffePreprocess(keras.layers.Layer):
+        """ResNet50/VGG19's ``preprocess_input`` as a layer: RGB 0..255 → BGR minus the mean.
+
+        (N, H, W, 3) float32 raw pixels → (N, H, W, 3) float32, exactly
+        ``keras.applications.resnet50.preprocess_input``.
+        """
+
+        MEAN_BGR = (103.939, 116.779, 123.68)
+
+        def call(self, inputs):
+            ops = keras.ops
+            x = ops.flip(ops.cast(inputs, self.compute_dtype), axis=-1)
+            return x - ops.convert_to_tensor(self.MEAN_BGR, dtype=self.compute_dtype)
+
+    return CaffePreprocess
+
+
+def register_layers() -> None:
+    """Register CNN Lab's own layers (``CaffePreprocess``) so saved models load."""
+    _caffe_layer_class()
+
+
+def caffe_preprocess_layer(name: str = "caffe_preprocess"):
+    """A ``CaffePreprocess`` layer (registered as ``cnnlab>CaffePreprocess``)."""
+    return _caffe_layer_class()(name=name)
+
+
+def _preprocess_layer(backbone: Backbone):
+    keras = _keras()
+    if backbone.preprocessing == "caffe":
+        return caffe_preprocess_layer()
+    return keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="mobilenet_preprocess")
+
+
+def augmentation(seed: int | None = None, name: str = "augmentation"):
+    """The augmentation layers (active only in training): flip, rotate, zoom, shift, contrast.
+
+    Works on raw pixels 0..255 (RandomContrast's value range).
+    """
+    keras = _keras()
+    layers = keras.layers
+    return keras.Sequential(
+        [
+            layers.RandomFlip("horizontal", seed=seed),
+            layers.RandomRotation(0.1, seed=seed),
+            layers.RandomZoom(0.1, seed=seed),
+            layers.RandomTranslation(0.1, 0.1, seed=seed),
+            layers.RandomContrast(0.2, value_range=(0, 255), seed=seed),
+        ],
+        name=name,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# From scratch
+# --------------------------------------------------------------------------------------------
+
+
+def build_scratch_model(
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    *,
+    augment: bool = False,
+    seed: int | None = None,
+):
+    """The tutorial's convnet for (H, W, 3) raw pixels and ``num_classes`` classes.
+
+    [augmentation] → Rescaling(1/255) → Conv2D(32, 3)/MaxPool → Conv2D(64, 3)/MaxPool →
+    Conv2D(128, 3)/MaxPool → Dropout(0.5) → Flatten → Dense(128) → Dropout(0.5) →
+    Dense(num_classes, softmax). Compiled with adam and sparse categorical cross-entropy.
+    ``augment`` is off by default, as in the tutorial: on 3,000 Fashion-MNIST images the
+    augmentation layers cost 9 points of validation accuracy after 3 epochs
+    (benchmarks/own_images_bench.py); they pay off on small sets trained for longer.
+    """
+    keras = _keras()
+    layers = keras.layers
+    if min(input_shape[:2]) < 22:
+        raise InvalidArgumentError(
+            f"Images of {input_shape[0]}×{input_shape[1]} are too small for three "
+            "convolution/pooling stages; use an image size of at least 22."
+        )
+    stack = [keras.Input(input_shape)]
+    if augment:
+        stack.append(augmentation(seed))
+    stack += [layers.Rescaling(1 / 255)]
+    for filters in (32, 64, 128):
+        stack += [layers.Conv2D(filters, 3, activation="relu"), layers.MaxPooling2D()]
+    stack += [
+        layers.Dropout(0.5, seed=seed),
+        layers.Flatten(),
+        layers.Dense(128, activation="relu"),
+        layers.Dropout(0.5, seed=seed),
+        layers.Dense(num_classes, activation="softmax"),
+    ]
+    model = keras.Sequential(stack, name="scratch_convnet")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _callbacks(has_validation: bool, patience: int, progress, stage: str, total: int):
+    keras = _keras()
+    monitor = "val_loss" if has_validation else "loss"
+    callbacks = [
+        keras.callbacks.EarlyStopping(
+            monitor=monitor, patience=patience, restore_best_weights=True
+        ),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    if progress is not None:
+        callbacks.append(
+            keras.callbacks.LambdaCallback(
+                on_epoch_end=lambda epoch, logs: progress(stage, epoch + 1, total)
+            )
+        )
+    return callbacks
+
+
+def _history(history) -> dict[str, list[float]]:
+    return {k: [float(v) for v in vs] for k, vs in history.history.items()}
+
+
+def train_scratch(
+    data,
+    *,
+    epochs: int = 10,
+    batch_size: int = 32,
+    seed: int = 0,
+    augment: bool = False,
+    patience: int = 3,
+    progress: Callable[[str, int, int], None] | None = None,
+):
+    """Train ``build_scratch_model`` on a ``TrainingData``; returns (model, history dict)."""
+    keras = _keras()
+    keras.utils.set_random_seed(seed)
+    model = build_scratch_model(data.input_shape, len(data.class_names), augment=augment, seed=seed)
+    has_val = data.size("validation") > 0
+    history = model.fit(
+        data.batches("train", batch_size, epochs=epochs, seed=seed),
+        steps_per_epoch=math.ceil(data.size("train") / batch_size),
+        epochs=epochs,
+        validation_data=data.batches("validation", batch_size) if has_val else None,
+        callbacks=_callbacks(has_val, patience, progress, "epochs", epochs),
+        shuffle=False,  # the dataset shuffles itself, per (seed, epoch)
+        verbose=0,
+    )
+    return model, _history(history)
+
+
+# --------------------------------------------------------------------------------------------
+# Backbones and features
+# --------------------------------------------------------------------------------------------
+
+
+def _backbone(name: str) -> Backbone:
+    if name not in BACKBONES:
+        raise InvalidArgumentError(
+            f"Unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}."
+        )
+    return BACKBONES[name]
+
+
+def load_backbone(
+    name: str = DEFAULT_BACKBONE,
+    input_shape: tuple[int, int, int] = (224, 224, 3),
+    weights: str | os.PathLike | None = "imagenet",
+) -> PretrainedModel:
+    """The backbone without its classifier, frozen, with where its weights came from.
+
+    ``weights``: "imagenet" (``$CNNLAB_<NAME>_WEIGHTS`` if set, else Keras' cache/download,
+    hash-checked where Keras publishes a hash), a path to a weights file, or ``None`` (random
+    weights, for tests and timing only; ``weights_source`` says so). Raises
+    ``WeightsUnavailableError`` when the weights cannot be had.
+    """
+    backbone = _backbone(name)
+    h, w, _ = input_shape
+    if min(h, w) < backbone.min_side:
+        raise InvalidArgumentError(
+            f"{name} needs images of at least {backbone.min_side}×{backbone.min_side}; "
+            f"got {h}×{w}. Choose a larger image size."
+        )
+
+    def build():
+        keras = _keras()
+        return getattr(keras.applications, backbone.constructor)(
+            weights=None, include_top=False, input_shape=tuple(input_shape)
+        )
+
+    loaded = _load(backbone.spec, weights, build)
+    loaded.model.trainable = False
+    return loaded
+
+
+def feature_extractor(backbone: PretrainedModel, name: str | None = None):
+    """Raw pixels (N, H, W, 3) 0..255 → pooled features (N, D): preprocess, backbone, GAP."""
+    keras = _keras()
+    spec = _backbone(name or _backbone_name(backbone))
+    inputs = keras.Input(backbone.model.input_shape[1:])
+    x = _preprocess_layer(spec)(inputs)
+    x = backbone.model(x, training=False)
+    outputs = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    return keras.Model(inputs, outputs, name="feature_extractor")
+
+
+def _backbone_name(backbone: PretrainedModel) -> str:
+    for name, b in BACKBONES.items():
+        if b.spec == backbone.spec:
+            return name
+    raise InvalidArgumentError(f"{backbone.name} is not one of {', '.join(BACKBONES)}.")
+
+
+@dataclass
+class FeatureSet:
+    """Pooled backbone features, computed once: train copies first, then validation."""
+
+    #: (N_train × (1 + augment_copies), D) float32; copy 0 is the plain images.
+    train_x: np.ndarray
+    train_y: np.ndarray
+    #: (N_val, D) float32.
+    val_x: np.ndarray
+    val_y: np.ndarray
+    augment_copies: int
+    seconds: float
+
+    @property
+    def nbytes(self) -> int:
+        return self.train_x.nbytes + self.val_x.nbytes
+
+
+def extract_features(
+    extractor,
+    data,
+    *,
+    augment_copies: int = 0,
+    batch_size: int = 32,
+    seed: int = 0,
+    progress: Callable[[str, int, int], None] | None = None,
+    max_bytes: int | None = None,
+) -> FeatureSet:
+    """Run the frozen ``extractor`` once over every image (and ``augment_copies`` augmented
+    copies of the training images, augmented before extraction).
+
+    ``extractor``: raw pixels (N, H, W, 3) → (N, D) (``feature_extractor``), or a
+    ``PretrainedModel`` from ``load_backbone`` (wrapped by ``feature_extractor``). ``data``: a
+    ``TrainingData``. The feature arrays' size is checked against ``max_bytes`` (default
+    ``FEATURE_BYTES``, $CNNLAB_FEATURE_BYTES) before any work. ``progress("features", done,
+    total)`` is called after each batch, counting images.
+    """
+    keras = _keras()
+    if isinstance(extractor, PretrainedModel):
+        extractor = feature_extractor(extractor)
+    if not 0 <= augment_copies <= 20:
+        raise InvalidArgumentError(f"augment_copies must be 0..20, got {augment_copies}.")
+    from cnnlib.folders import _cap
+
+    budget = max_bytes or _cap("CNNLAB_FEATURE_BYTES", FEATURE_BYTES)
+    dim = int(extractor.output_shape[-1])
+    n_train, n_val = data.size("train"), data.size("validation")
+    total = n_train * (1 + augment_copies) + n_val
+    if total * dim * 4 > budget:
+        raise InvalidArgumentError(
+            f"{total:,} feature vectors of {dim} numbers need {total * dim * 4 / 2**20:,.0f} MB, "
+            f"over the {budget / 2**20:,.0f} MB budget. Use fewer augmented copies or images."
+        )
+    start = time.perf_counter()
+    augmenter = augmentation(seed) if augment_copies else None
+    done = 0
+
+    def run(split: str, augmented: bool):
+        nonlocal done
+        xs, ys = [], []
+        for images, labels in data.batches(split, batch_size, shuffle=False):
+            if augmented:
+                images = augmenter(images, training=True)
+            xs.append(np.asarray(extractor.predict_on_batch(images), dtype=np.float32))
+            ys.append(np.asarray(labels, dtype=np.int32))
+            done += len(ys[-1])
+            if progress is not None:
+                progress("features", done, total)
+        if not xs:
+            return np.zeros((0, dim), np.float32), np.zeros(0, np.int32)
+        return np.concatenate(xs), np.concatenate(ys)
+
+    keras.utils.set_random_seed(seed)
+    parts = [run("train", False)] + [run("train", True) for _ in range(augment_copies)]
+    val_x, val_y = run("validation", False)
+    return FeatureSet(
+        train_x=np.concatenate([p[0] for p in parts]),
+        train_y=np.concatenate([p[1] for p in parts]),
+        val_x=val_x,
+        val_y=val_y,
+        augment_copies=augment_copies,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def build_head(feature_dim: int, num_classes: int, *, dropout: float = 0.2, seed=None):
+    """The new classifier on pooled features: (N, D) → Dropout → Dense softmax (N, classes)."""
+    keras = _keras()
+    inputs = keras.Input((feature_dim,))
+    x = keras.layers.Dropout(dropout, seed=seed, name="head_dropout")(inputs)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    head = keras.Model(inputs, outputs, name="head")
+    head.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return head
+
+
+def train_head(
+    features: FeatureSet,
+    num_classes: int,
+    *,
+    epochs: int = 10,
+    batch_size: int = 32,
+    seed: int = 0,
+    patience: int = 3,
+    progress: Callable[[str, int, int], None] | None = None,
+):
+    """Train ``build_head`` on cached features; returns (head model, history dict)."""
+    keras = _keras()
+    keras.utils.set_random_seed(seed)
+    head = build_head(features.train_x.shape[1], num_classes, seed=seed)
+    has_val = len(features.val_y) > 0
+    history = head.fit(
+        features.train_x,
+        features.train_y,
+        batch_size=batch_size,
+        epochs=epochs,
+        shuffle=True,
+        validation_data=(features.val_x, features.val_y) if has_val else None,
+        callbacks=_callbacks(has_val, patience, progress, "epochs", epochs),
+        verbose=0,
+    )
+    return head, _history(history)
+
+
+def assemble(backbone: PretrainedModel, head, *, augment: bool = False, seed=None):
+    """One model from raw pixels: [augmentation] → preprocess → backbone → GAP → head.
+
+    (N, H, W, 3) float32 0..255 → (N, classes); the head's trained weights are copied in and
+    the backbone is called in inference mode (``training=False``), frozen.
+    """
+    keras = _keras()
+    spec = _backbone(_backbone_name(backbone))
+    inputs = keras.Input(backbone.model.input_shape[1:], name="pixels")
+    x = augmentation(seed)(inputs) if augment else inputs
+    x = _preprocess_layer(spec)(x)
+    x = backbone.model(x, training=False)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    dropout = head.get_layer("head_dropout")
+    x = keras.layers.Dropout(dropout.rate, name="head_dropout")(x)
+    dense = head.get_layer("predictions")
+    outputs = keras.layers.Dense(
+        dense.units, activation="softmax", name="predictions"
+    )(x)  # fmt: skip
+    model = keras.Model(inputs, outputs, name=f"{spec.name.lower()}_transfer")
+    model.get_layer("predictions").set_weights(dense.get_weights())
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _unfreeze_top(backbone: PretrainedModel) -> int:
+    """Make the backbone's top block trainable (BatchNorm stays frozen); returns layer count."""
+    keras = _keras()
+    spec = _backbone(_backbone_name(backbone))
+    model = backbone.model
+    model.trainable = True
+    names = [layer.name for layer in model.layers]
+    first = next(i for i, n in enumerate(names) if n.startswith(spec.top_block))
+    for i, layer in enumerate(model.layers):
+        layer.trainable = i >= first and not isinstance(layer, keras.layers.BatchNormalization)
+    return len(model.layers) - first
+
+
+@dataclass
+class TransferRun:
+    """Result of ``train_transfer``."""
+
+    model: Any
+    history: dict[str, list[float]]
+    backbone: str
+    weights_source: str
+    weights_verified: bool
+    extract_seconds: float
+    features: FeatureSet | None = field(default=None, repr=False)
+
+
+def train_transfer(
+    data,
+    *,
+    backbone: str = DEFAULT_BACKBONE,
+    weights: str | os.PathLike | None = "imagenet",
+    epochs: int = 10,
+    batch_size: int = 32,
+    seed: int = 0,
+    augment: bool = False,
+    augment_copies: int = 0,
+    fine_tune_epochs: int = 0,
+    patience: int = 3,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> TransferRun:
+    """Phase 1: frozen backbone, features extracted once, head trained on them, assembled.
+
+    Phase 2 (``fine_tune_epochs`` > 0): the backbone's top block is unfrozen and the whole
+    model recompiled with a low learning rate (``FINE_TUNE_LR``), then trained on images.
+    """
+    keras = _keras()
+    loaded = load_backbone(backbone, data.input_shape, weights)
+    extractor = feature_extractor(loaded, backbone)
+    features = extract_features(
+        extractor, data, augment_copies=augment_copies, batch_size=batch_size, seed=seed,
+        progress=progress,
+    )  # fmt: skip
+    head, history = train_head(
+        features, len(data.class_names), epochs=epochs, batch_size=batch_size, seed=seed,
+        patience=patience, progress=progress,
+    )  # fmt: skip
+    model = assemble(loaded, head, augment=augment, seed=seed)
+    if fine_tune_epochs > 0:
+        _unfreeze_top(loaded)
+        model.compile(
+            optimizer=keras.optimizers.Adam(FINE_TUNE_LR),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        has_val = data.size("validation") > 0
+        tuned = model.fit(
+            data.batches("train", batch_size, epochs=fine_tune_epochs, seed=seed),
+            steps_per_epoch=math.ceil(data.size("train") / batch_size),
+            epochs=fine_tune_epochs,
+            validation_data=data.batches("validation", batch_size) if has_val else None,
+            callbacks=_callbacks(has_val, patience, progress, "fine-tune", fine_tune_epochs),
+            shuffle=False,
+            verbose=0,
+        )
+        for key, values in _history(tuned).items():
+            history.setdefault(key, []).extend(values)
+    verified = loaded.imagenet_verified
+    source = loaded.weights_source + ("" if verified else " — not verified as Keras' ImageNet file")
+    return TransferRun(
+        model, history, backbone, source, verified, features.seconds, features=features
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Export and prediction
+# --------------------------------------------------------------------------------------------
+
+
+def export_keras(model) -> bytes:
+    """The model as ``.keras`` bytes (preprocessing and augmentation inside)."""
+    with tempfile.TemporaryDirectory(prefix="cnnlab-export-") as tmp:
+        path = Path(tmp) / "model.keras"
+        model.save(path)
+        return path.read_bytes()
+
+
+def labels_text(class_names: Sequence[str]) -> str:
+    """The labels file: one class name per line, in the model's output order."""
+    return "".join(f"{name}\n" for name in class_names)
+
+
+def _uses_caffe(model) -> bool:
+    return any(layer.__class__.__name__ == "CaffePreprocess" for layer in model.layers)
+
+
+def prediction_snippet(
+    model, *, model_file: str = "model.keras", labels_file: str = "labels.txt"
+) -> str:
+    """A short Python script that loads the exported model and predicts one image.
+
+    Usage: ``python predict.py photo.jpg``. It needs keras, pillow and numpy; models with a
+    ResNet50/VGG19 backbone also need CNN Lab's ``cnnlib`` importable (its registered
+    ``CaffePreprocess`` layer).
+    """
+    h, w = model.input_shape[1:3]
+    extra = (
+        "from cnnlib.transfer import register_layers\n\nregister_layers()  # CaffePreprocess\n"
+        if _uses_caffe(model)
+        else ""
+    )
+    return f'''import sys
+
+import keras
+import numpy as np
+from PIL import Image
+{extra}
+model = keras.saving.load_model("{model_file}", safe_mode=True)
+labels = open("{labels_file}", encoding="utf-8").read().splitlines()
+image = Image.open(sys.argv[1]).convert("RGB").resize(({w}, {h}))
+pixels = np.asarray(image, dtype="float32")[None]  # (1, {h}, {w}, 3), raw 0..255
+probabilities = model.predict(pixels, verbose=0)[0]
+best = int(np.argmax(probabilities))
+print(f"{{labels[best]}} with {{100 * probabilities[best]:.1f}}% confidence")
+'''
+
+
+def predict_image(model, image: Image.Image, class_names: Sequence[str]) -> list[tuple[str, float]]:
+    """(class, probability) for every class, most likely first.
+
+    ``image``: an RGB PIL image (from ``cnnlib.images.load_image``), resized to the model's
+    input size with ``tf.image.resize`` (as in training); raw pixels go in.
+    """
+    import tensorflow as tf
+
+    h, w = model.input_shape[1:3]
+    if model.output_shape[-1] != len(class_names):
+        raise InvalidArgumentError(
+            f"The model has {model.output_shape[-1]} outputs but {len(class_names)} class names."
+        )
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
+    x = tf.clip_by_value(tf.round(tf.image.resize(pixels, (h, w))), 0, 255)[None]
+    probs = np.asarray(model(x, training=False))[0]
+    order = np.argsort(-probs, kind="stable")
+    return [(class_names[i], float(probs[i])) for i in order]
+
+
+def confidence_sentence(predictions: Sequence[tuple[str, float]]) -> str:
+    """The tutorial's sentence for the top prediction: "<class> with <p>% confidence"."""
+    name, p = predictions[0]
+    return f"{name} with {100 * p:.1f}% confidence"

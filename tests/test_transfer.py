@@ -1,0 +1,248 @@
+"""cnnlib.transfer: recipes, backbones' preprocessing, cached features, assembly, export.
+
+No network: MobileNetV2 weights files are written here from ``weights=None`` models and
+loaded through the real loading code (path and ``CNNLAB_MOBILENETV2_WEIGHTS`` routes); the
+result must say the weights are not verified ImageNet weights.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnnlib import transfer
+from cnnlib.errors import InvalidArgumentError, WeightsUnavailableError
+from cnnlib.folders import open_archive, train_from_archive
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZE = 96
+
+
+@pytest.fixture(scope="module")
+def mobilenet_file(tmp_path_factory) -> Path:
+    """A MobileNetV2 (no top) weights file with random weights (Keras 3 .weights.h5).
+
+    Freshly initialised, its pooled features are ~1e-12 (they vanish through 17 blocks), which
+    would make every comparison below pass trivially; BatchNorm scales ×3 give features ~0.25.
+    """
+    model = keras.applications.MobileNetV2(
+        weights=None, include_top=False, input_shape=(SIZE, SIZE, 3)
+    )
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.gamma.assign(layer.gamma * 3.0)
+    path = tmp_path_factory.mktemp("weights") / "mobilenet_v2_random.weights.h5"
+    model.save_weights(path)
+    return path
+
+
+def noisy_zip(n_per_class=8, classes=("dark", "light"), size=SIZE) -> bytes:
+    """Class folders of noisy images, one class darker than the other."""
+    rng = np.random.default_rng(0)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for c, name in enumerate(classes):
+            for i in range(n_per_class):
+                base = 60 + 120 * c
+                arr = np.clip(base + rng.normal(0, 30, (size, size, 3)), 0, 255).astype(np.uint8)
+                png = io.BytesIO()
+                Image.fromarray(arr).save(png, format="PNG")
+                zf.writestr(f"{name}/{i}.png", png.getvalue())
+    return out.getvalue()
+
+
+@pytest.fixture
+def data(tmp_path):
+    folders = open_archive(noisy_zip(), workdir=tmp_path)
+    yield folders.split(SIZE, validation_fraction=0.25, seed=0)
+    folders.cleanup()
+
+
+def raw_pixels(n=3, size=SIZE, seed=1) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3)).astype(np.float32)
+
+
+def test_caffe_layer_is_keras_resnet_preprocess_input():
+    x = raw_pixels(2, 8)
+    expected = keras.applications.resnet50.preprocess_input(x.copy())
+    np.testing.assert_allclose(transfer.caffe_preprocess_layer()(x), expected, atol=1e-4)
+    vgg = keras.applications.vgg19.preprocess_input(x.copy())
+    np.testing.assert_allclose(transfer.caffe_preprocess_layer()(x), vgg, atol=1e-4)
+
+
+def test_mobilenet_preprocessing_is_keras_preprocess_input():
+    x = raw_pixels(2, 8)
+    layer = transfer._preprocess_layer(transfer.BACKBONES["MobileNetV2"])
+    expected = keras.applications.mobilenet_v2.preprocess_input(x.copy())
+    np.testing.assert_allclose(layer(x), expected, atol=1e-6)
+
+
+def test_caffe_layer_round_trips_through_a_safe_mode_keras_file(tmp_path):
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, transfer.caffe_preprocess_layer()(inputs))
+    path = tmp_path / "m.keras"
+    path.write_bytes(transfer.export_keras(model))
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    x = raw_pixels(2, 8)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    snippet = transfer.prediction_snippet(model)
+    assert "register_layers()" in snippet
+    compile(snippet, "predict.py", "exec")
+
+
+def test_importing_the_pipeline_does_not_import_tensorflow():
+    code = "import sys, cnnlib.folders, cnnlib.transfer; print('tensorflow' in sys.modules)"
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert run.stdout.strip() == "False", run.stderr
+
+
+def test_scratch_model_is_the_tutorial_stack():
+    model = transfer.build_scratch_model((32, 32, 3), 3, augment=False)
+    # 32 →conv 30 →pool 15 →conv 13 →pool 6 →conv 4 →pool 2: flatten 2·2·128 = 512
+    expected = (
+        (3 * 3 * 3 * 32 + 32)
+        + (3 * 3 * 32 * 64 + 64)
+        + (3 * 3 * 64 * 128 + 128)
+        + (512 * 128 + 128)
+        + (128 * 3 + 3)
+    )
+    assert model.count_params() == expected
+    assert model.output_shape == (None, 3)
+    x = raw_pixels(2, 32)
+    np.testing.assert_allclose(model.predict(x, verbose=0).sum(axis=1), 1.0, rtol=1e-5)
+    augmented = transfer.build_scratch_model((32, 32, 3), 3, augment=True)
+    assert augmented.count_params() == expected  # augmentation adds no weights
+    with pytest.raises(InvalidArgumentError, match="too small"):
+        transfer.build_scratch_model((16, 16, 3), 3)
+
+
+def test_no_weights_raises_and_never_gives_a_random_backbone(monkeypatch, tmp_path):
+    monkeypatch.setenv("CNNLAB_MOBILENETV2_WEIGHTS", str(tmp_path / "missing.h5"))
+    with pytest.raises(WeightsUnavailableError, match="CNNLAB_MOBILENETV2_WEIGHTS"):
+        transfer.load_backbone("MobileNetV2", (SIZE, SIZE, 3))
+    with pytest.raises(WeightsUnavailableError):
+        train_from_archive(noisy_zip(), recipe="transfer", image_size=SIZE, workdir=tmp_path / "s")
+    assert list((tmp_path / "s").iterdir()) == []
+
+
+def test_weights_file_loads_and_is_marked_unverified(mobilenet_file, monkeypatch):
+    loaded = transfer.load_backbone("MobileNetV2", (SIZE, SIZE, 3), mobilenet_file)
+    assert not loaded.imagenet_verified and not loaded.model.trainable
+    reference = keras.applications.MobileNetV2(
+        weights=None, include_top=False, input_shape=(SIZE, SIZE, 3)
+    )
+    reference.load_weights(mobilenet_file)
+    for a, b in zip(loaded.model.weights, reference.weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+    monkeypatch.setenv("CNNLAB_MOBILENETV2_WEIGHTS", str(mobilenet_file))
+    via_env = transfer.load_backbone("MobileNetV2", (SIZE, SIZE, 3))
+    assert "CNNLAB_MOBILENETV2_WEIGHTS" in via_env.weights_source
+    assert not via_env.imagenet_verified  # Keras publishes no hash for this file
+    with pytest.raises(InvalidArgumentError, match="Unknown backbone"):
+        transfer.load_backbone("AlexNet")
+
+
+def test_features_are_the_backbone_pooled_once_per_image_and_copy(mobilenet_file, data):
+    loaded = transfer.load_backbone("MobileNetV2", data.input_shape, mobilenet_file)
+    extractor = transfer.feature_extractor(loaded)
+    calls = []
+    features = transfer.extract_features(
+        extractor, data, augment_copies=2, batch_size=5, progress=lambda *a: calls.append(a)
+    )
+    n_train, n_val = data.size("train"), data.size("validation")
+    assert features.train_x.shape == (3 * n_train, 1280) and features.val_x.shape == (n_val, 1280)
+    assert calls[-1] == ("features", 3 * n_train + n_val, 3 * n_train + n_val)
+    # Independent reference: Keras' preprocess_input, the backbone, a mean over H and W.
+    images = np.concatenate([x.numpy() for x, _ in data.batches("validation", 64)])
+    pre = keras.applications.mobilenet_v2.preprocess_input(images.copy())
+    expected = loaded.model.predict(pre, verbose=0).mean(axis=(1, 2))
+    assert np.abs(expected).mean() > 0.01  # features that can tell a wrong wiring
+    np.testing.assert_allclose(features.val_x, expected, rtol=1e-3, atol=1e-4)
+    np.testing.assert_array_equal(features.train_y[:n_train], data.files("train")[1])
+    np.testing.assert_array_equal(
+        features.train_y[n_train:], np.tile(features.train_y[:n_train], 2)
+    )
+    plain, copy1 = features.train_x[:n_train], features.train_x[n_train : 2 * n_train]
+    assert np.abs(plain - copy1).mean() > 0.1 * np.abs(plain).mean()  # augmented, not repeated
+    with pytest.raises(InvalidArgumentError, match="budget"):
+        transfer.extract_features(extractor, data, augment_copies=2, max_bytes=1000)
+
+
+def test_assembled_model_equals_head_on_features_and_exports(mobilenet_file, data, tmp_path):
+    loaded = transfer.load_backbone("MobileNetV2", data.input_shape, mobilenet_file)
+    features = transfer.extract_features(loaded, data)  # a PretrainedModel is wrapped
+    head, history = transfer.train_head(features, 2, epochs=2)
+    assert len(history["loss"]) == 2
+    model = transfer.assemble(loaded, head, augment=True)
+    images = np.concatenate([x.numpy() for x, _ in data.batches("validation", 64)])
+    expected = head.predict(features.val_x, verbose=0)
+    assert expected.std(axis=0).max() > 1e-3  # outputs that depend on the image
+    np.testing.assert_allclose(model.predict(images, verbose=0), expected, atol=1e-4)
+    path = tmp_path / "model.keras"
+    path.write_bytes(transfer.export_keras(model))
+    reloaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(
+        reloaded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6
+    )
+
+
+def test_fine_tuning_unfreezes_only_the_top_block(mobilenet_file):
+    loaded = transfer.load_backbone("MobileNetV2", (SIZE, SIZE, 3), mobilenet_file)
+    transfer._unfreeze_top(loaded)
+    trainable = [layer for layer in loaded.model.layers if layer.trainable and layer.weights]
+    assert trainable and all(
+        layer.name.startswith("block_16") or layer.name.startswith("Conv_1") for layer in trainable
+    )
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in trainable)
+
+
+def test_predict_image_and_the_tutorial_sentence():
+    model = transfer.build_scratch_model((32, 32, 3), 3, augment=False)
+    image = Image.fromarray(raw_pixels(1, 50)[0].astype(np.uint8))
+    predictions = transfer.predict_image(model, image, ("a", "b", "c"))
+    probs = [p for _, p in predictions]
+    assert sorted(name for name, _ in predictions) == ["a", "b", "c"]
+    assert probs == sorted(probs, reverse=True) and abs(sum(probs) - 1) < 1e-5
+    sentence = transfer.confidence_sentence(predictions)
+    assert sentence == f"{predictions[0][0]} with {100 * probs[0]:.1f}% confidence"
+    with pytest.raises(InvalidArgumentError, match="3 outputs"):
+        transfer.predict_image(model, image, ("a", "b"))
+    assert transfer.labels_text(("a", "b c")) == "a\nb c\n"
+
+
+@pytest.mark.slow
+def test_transfer_pipeline_end_to_end_and_the_snippet_runs(mobilenet_file, tmp_path):
+    progress = []
+    result = train_from_archive(
+        noisy_zip(), recipe="transfer", epochs=2, image_size=SIZE, seed=0,
+        weights=mobilenet_file, augment_copies=1, fine_tune_epochs=1,
+        workdir=tmp_path / "session", progress=lambda *a: progress.append(a),
+    )  # fmt: skip
+    assert result.backbone == "MobileNetV2" and not result.weights_verified
+    assert "not verified" in result.weights_source
+    assert {stage for stage, _, _ in progress} == {"features", "epochs", "fine-tune"}
+    assert len(result.history["val_accuracy"]) == 3  # 2 head epochs + 1 fine-tuning epoch
+    assert list((tmp_path / "session").iterdir()) == []
+
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "model.keras").write_bytes(transfer.export_keras(result.model))
+    (folder / "labels.txt").write_text(transfer.labels_text(result.class_names))
+    (folder / "predict.py").write_text(transfer.prediction_snippet(result.model))
+    pixels = raw_pixels(1, SIZE)[0].astype(np.uint8)
+    Image.fromarray(pixels).save(folder / "photo.png")
+    run = subprocess.run(
+        [sys.executable, "predict.py", "photo.png"], cwd=folder, capture_output=True,
+        text=True, timeout=120, env={"PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    top = transfer.predict_image(result.model, Image.fromarray(pixels), result.class_names)
+    assert run.stdout.strip() == transfer.confidence_sentence(top)
