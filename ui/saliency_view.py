@@ -179,3 +179,50 @@ def saliency_section(
     choice = choose(key, classes, side=int(min(np.shape(x)[-3:-1])), default=default)
     results = compute(model, x, choice, model_key=model_key, digest=digest)
     show_row(base, results, label=dict(classes)[choice.class_index], opacity=opacity)
+
+
+def model_classes(view: Any, acts: Any) -> tuple[list[tuple[int, str]], int] | None:
+    """((class index, label) pairs, the predicted class) of a Feature-maps ``ModelView``
+    (``acts``: its activations for the current image), or None when the model has no class
+    scores (VGG19 without its classifier, a model ending in feature maps)."""
+    from cnnlib import features as F
+
+    scores = F.output_scores(view.model, acts)
+    if scores is None:
+        return None
+    n = len(scores.values)
+    if view.preprocessing == "imagenet" and n == 1000:
+        names = [f"{i} · {imagenet.class_name(i).replace('_', ' ')}" for i in range(n)]
+    elif view.class_names and len(view.class_names) == n:
+        names = list(view.class_names)
+    else:
+        names = [f"output {i}" for i in range(n)]
+    return list(enumerate(names)), int(scores.predicted)
+
+
+def saliency_tab(view: Any, prepared: Any, acts: Any) -> None:
+    """Feature maps' Saliency tab for a ``ModelView``, its ``PreparedInput`` and activations:
+    the same side-by-side view as Classify, the predicted class chosen first."""
+    classes = model_classes(view, acts)
+    if classes is None:
+        st.info(
+            f"{view.title} has no class scores (it ends in feature maps, without a classifier), "
+            "so there is no class to explain: saliency maps need a model that outputs one "
+            "score per class. Choose ResNet50 or an MNIST model."
+        )
+        return
+    names, predicted = classes
+    st.markdown(
+        f"Which pixels of this image speak for a class? The model predicts "
+        f"**{dict(names)[predicted]}**; pick any class to compare the methods on it."
+    )
+    saliency_section(
+        view.runner,
+        prepared.batch,
+        prepared.preview,
+        names,
+        key="fm",
+        model_key=f"{view.key}:{id(view.model)}",
+        digest=prepared.digest,
+        default=predicted,
+    )
