@@ -108,7 +108,9 @@ def grad_cam_ui(preds: list[imagenet.Prediction]) -> tuple[imagenet.Prediction, 
     return preds[min(pick, len(preds) - 1)], opacity
 
 
-def saliency_ui(model, step, digest: str, preds: list[imagenet.Prediction], opacity: float):
+def saliency_ui(
+    model, step, digest: str, preds: list[imagenet.Prediction], target: int, opacity: float
+):
     """Section 6, in an expander that computes only while open (SmoothGrad and occlusion take
     seconds on a CPU)."""
     box = st.expander(
@@ -134,6 +136,7 @@ def saliency_ui(model, step, digest: str, preds: list[imagenet.Prediction], opac
             key="classify",
             model_key=model.weights_source,
             digest=digest,
+            default=target,
             opacity=opacity,
         )
 
@@ -180,7 +183,8 @@ def main() -> None:
             label=target.label,
             opacity=opacity,
         )
-    saliency_ui(model, step, f"{digests[chosen]}-{crop}", result.predictions, opacity)
+    digest = f"{digests[chosen]}-{crop}"
+    saliency_ui(model, step, digest, result.predictions, target.class_id, opacity)
 
 
 main()

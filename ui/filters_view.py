@@ -172,6 +172,8 @@ def grid_ui(view: ModelView, acts: F.ActivationSet, layer: str) -> None:
         job.start()
         st.session_state[GRID_JOB] = (view.key, job)
     kept = st.session_state.get(GRID_JOB)
+    if kept is not None and kept[0] != view.key:
+        stop_grid()  # another model's grid: its work would never be seen
     if kept is None or kept[0] != view.key:
         return
     if kept[1].snapshot().running:

@@ -253,6 +253,10 @@ def test_vgg19_from_a_local_weights_file(vgg19_weights, drawn_digit, monkeypatch
     _run(at.radio(key="fm_input_imagenet").set_value("Digit drawn on the MNIST page"))
     assert any("RGB → BGR" in c.value for c in at.caption)
     assert not [m for m in at.markdown if m.value.startswith("**The model's answer")]
+    # No classifier, so no class to explain: said plainly.
+    at.session_state["fm_tab"] = "Saliency"
+    _run(at)
+    assert any("has no class scores" in i.value for i in at.info)
 
 
 def test_missing_weights_are_named_and_nothing_is_faked(tmp_path, monkeypatch):
