@@ -1,4 +1,5 @@
-"""Classify with ResNet50: each preprocessing step shown, top-5 chart, Grad-CAM.
+"""Classify with ResNet50: each preprocessing step shown, top-5 chart, Grad-CAM, and several
+saliency methods side by side (``ui.saliency_view``).
 
 Layout only: ``*_ui()`` sections return what their widgets chose, every number comes from
 ``cnnlib.imagenet`` (the shared model from ``ui.pretrained``), ``ui.classify_view`` draws.
@@ -16,6 +17,7 @@ from PIL import Image
 from cnnlib import imagenet
 from ui import classify_view as view
 from ui import pretrained
+from ui import saliency_view as sv
 from ui.errors import friendly_errors
 from ui.image_input import PickedImage, pick_images
 
@@ -106,6 +108,39 @@ def grad_cam_ui(preds: list[imagenet.Prediction]) -> tuple[imagenet.Prediction, 
     return preds[min(pick, len(preds) - 1)], opacity
 
 
+def saliency_ui(
+    model, step, digest: str, preds: list[imagenet.Prediction], target: int, opacity: float
+):
+    """Section 6, in an expander that computes only while open (SmoothGrad and occlusion take
+    seconds on a CPU)."""
+    box = st.expander(
+        "6 · Saliency, side by side: several methods on the same photo",
+        key="classify_saliency_open",
+        on_change="rerun",
+    )
+    if not box.open:
+        return
+    with box, friendly_errors():
+        st.markdown(
+            "Each method answers “which pixels made the model choose this class?” its own way: "
+            "Grad-CAM and Grad-CAM++ from the last block's maps (coarse, 7×7), gradients from "
+            "the pixels themselves (sharp but noisy), SmoothGrad averages the gradients of 16 "
+            "noisy copies, integrated gradients follows a path from a black image, occlusion "
+            "hides one square at a time and watches the score drop."
+        )
+        sv.saliency_section(
+            model,
+            step.batch,
+            step.resized,
+            [(p.class_id, f"{p.label} ({p.probability:.1%})") for p in preds],
+            key="classify",
+            model_key=model.weights_source,
+            digest=digest,
+            default=target,
+            opacity=opacity,
+        )
+
+
 def main() -> None:
     st.title("Classify with ResNet50")
     st.markdown(
@@ -148,6 +183,8 @@ def main() -> None:
             label=target.label,
             opacity=opacity,
         )
+    digest = f"{digests[chosen]}-{crop}"
+    saliency_ui(model, step, digest, result.predictions, target.class_id, opacity)
 
 
 main()

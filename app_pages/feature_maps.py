@@ -1,4 +1,5 @@
-"""Feature maps: look inside any layer of your MNIST convnet, ResNet50 or VGG19 on your image.
+"""Feature maps: look inside any layer of your MNIST convnet, ResNet50 or VGG19 on your image;
+what a filter wants to see (``ui.filters_view``); saliency side by side (``ui.saliency_view``).
 
 Layout only: ``*_ui()`` sections return what their widgets chose; the numbers come from
 ``cnnlib.features``; models, inputs, cached activations and the drawing from
@@ -15,13 +16,14 @@ import streamlit as st
 from cnnlib import features as F
 from cnnlib.data import CLASS_NAMES
 from ui import features_view as fv
-from ui import keras_runtime, state
+from ui import filters_view, keras_runtime, saliency_view, state
 from ui.datasets import load_for_page
 from ui.errors import friendly_errors
 from ui.image_input import pick_images, show_image
 
 SESSION, QUICK, UPLOAD = "Your model from the MNIST page", "Quick-train a convnet", "Upload"
 RESNET, VGG = "ResNet50 (ImageNet)", "VGG19 without its classifier (ImageNet)"
+WANTS = "What a filter wants to see"
 PHOTO, DRAWN = "Photo (sample, upload or camera)", "Digit drawn on the MNIST page"
 TEST = {
     "mnist": "Digit from the MNIST test set",
@@ -241,19 +243,17 @@ def activations_tab(view: fv.ModelView, acts: F.ActivationSet, info: F.LayerInfo
 
 
 def filters_tab(view: fv.ModelView, acts: F.ActivationSet, current: F.LayerInfo) -> None:
-    conv_names = [info.name for info in view.layers if info.has_filters]
+    conv_names, behind = view.conv_layers(current)
     if not conv_names:
         st.info("This model has no Conv2D layer, so it has no filters to show.")
         return
     fv.show_first_filters(view, conv_names[0], F.layer_kernel(view.model, conv_names[0]))
     st.markdown("**One filter of any convolutional layer**")
     c1, c2 = st.columns(2)
-    # The conv layer behind the chosen layer: itself, or the last one before it.
-    before = [n for n in conv_names if view.layer(n).index <= current.index]
     layer = c1.selectbox(
         "Conv layer",
         conv_names,
-        index=conv_names.index(before[-1]) if before else 0,
+        index=behind,
         key=f"fm_filter_layer_{view.key}_{current.name}",
         format_func=lambda n: view.layer(n).label,
         **KEEP,
@@ -330,13 +330,21 @@ def main() -> None:
         return
     st.subheader("Layers")
     info = layer_ui(view)
-    tab_maps, tab_filters, tab_hierarchy = st.tabs(["Activations", "Filters", "Spatial hierarchy"])
-    with tab_maps, friendly_errors():
+    # The last two tabs compute (seconds) only while open: stateful tabs know which one is.
+    names = ["Activations", "Filters", "Spatial hierarchy", WANTS, "Saliency"]
+    tabs = st.tabs(names, key="fm_tab", on_change="rerun")
+    with tabs[0], friendly_errors():
         activations_tab(view, acts, info)
-    with tab_filters, friendly_errors():
+    with tabs[1], friendly_errors():
         filters_tab(view, acts, info)
-    with tab_hierarchy, friendly_errors():
+    with tabs[2], friendly_errors():
         hierarchy_tab(view, acts, prepared.preview)
+    with tabs[3], friendly_errors():
+        if tabs[3].open:
+            filters_view.wants_tab(view, acts, info)
+    with tabs[4], friendly_errors():
+        if tabs[4].open:
+            saliency_view.saliency_tab(view, prepared, acts)
 
 
 main()

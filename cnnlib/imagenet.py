@@ -317,53 +317,9 @@ def classify(
 
 def last_conv_layer(model: Any) -> Any:
     """The last layer with a 4-D (N, h, w, c) output: ResNet50's ``conv5_block3_out``."""
-    keras_model = _as_pretrained(model).model
-    for layer in reversed(keras_model.layers):
-        shape = getattr(layer, "output", None)
-        if shape is not None and len(layer.output.shape) == 4:
-            return layer
-    raise InvalidArgumentError(f"{keras_model.name} has no convolutional layer for Grad-CAM.")
+    from cnnlib.saliency import conv_layer
 
-
-def _grad_cam_function(pm):
-    """Compiled (batch, class_index) → ((h, w) raw Grad-CAM, (1000,) probabilities)."""
-    import keras
-    import tensorflow as tf
-
-    model = pm.model
-    conv = last_conv_layer(pm)
-    head = model.layers[-1]
-    softmax_head = isinstance(head, keras.layers.Dense) and (
-        getattr(head.activation, "__name__", "") == "softmax"
-    )
-    # With a softmax Dense head, take the gradient of the class *logit* (before softmax), as in
-    # the Grad-CAM paper; the softmax probability saturates and gives vanishing gradients.
-    second = head.input if softmax_head else model.output
-    grad_model = keras.Model(model.inputs, [conv.output, second])
-
-    def run(x, class_index):
-        with tf.GradientTape() as tape:
-            feats, out = grad_model(x, training=False)
-            tape.watch(feats)
-            if softmax_head:
-                logits = tf.matmul(out, head.kernel) + head.bias
-                probs = tf.nn.softmax(logits)
-            else:
-                logits = probs = out
-            score = tf.gather(logits, class_index, axis=1)
-        grads = tape.gradient(score, feats)  # (1, h, w, c)
-        channel_weights = tf.reduce_mean(grads, axis=(1, 2))  # (1, c): importance of each map
-        cam = tf.nn.relu(tf.reduce_sum(feats * channel_weights[:, None, None, :], axis=-1))
-        return cam[0], probs[0]
-
-    return tf.function(
-        run,
-        input_signature=[
-            tf.TensorSpec([1, *model.input_shape[1:]], tf.float32),
-            tf.TensorSpec([], tf.int32),
-        ],
-        autograph=False,
-    )
+    return conv_layer(_as_pretrained(model))
 
 
 def grad_cam(
@@ -374,22 +330,12 @@ def grad_cam(
     (7, 7) for ResNet50 at 224 × 224. Each feature map of ``last_conv_layer`` is weighted by
     the mean gradient of the class score (its logit) with respect to it; the weighted sum is
     passed through ReLU and divided by its maximum (all zeros when nothing speaks for the class).
+    Computed by ``cnnlib.saliency.class_activation_map`` under the model's lock.
     """
-    import tensorflow as tf
+    from cnnlib.saliency import class_activation_map
 
     pm = _as_pretrained(model)
-    cls = int(class_index)
-    if not 0 <= cls < int(pm.model.output_shape[-1]):
-        raise InvalidArgumentError(
-            f"class_index must be between 0 and {pm.model.output_shape[-1] - 1}, got {cls}."
-        )
-    fn = pm.cached("grad_cam", lambda: _grad_cam_function(pm))
-    x = tf.convert_to_tensor(_as_batch(image, crop))
-    with pm.lock:
-        cam, _ = fn(x, tf.constant(cls, tf.int32))
-    cam = cam.numpy().astype(np.float32)
-    top = float(cam.max())
-    return cam / top if top > 0 else np.zeros_like(cam)
+    return class_activation_map(pm, _as_batch(image, crop), class_index)
 
 
 def heatmap_rgb(cam: np.ndarray, size: tuple[int, int]) -> Image.Image:

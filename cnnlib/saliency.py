@@ -221,6 +221,32 @@ def conv_layer(model: Any, name: str | None = None) -> Any:
     )
 
 
+def _graph_node(keras_model: Any, layer: Any) -> Any:
+    """The node where ``layer`` is called in ``keras_model``'s own graph, or None.
+
+    A Sequential model loaded from a ``.keras`` file calls its layers once per rebuild, so
+    ``layer.output`` (the first call's) may belong to an earlier, unconnected graph.
+    """
+    graph = getattr(keras_model, "_functional", None) or keras_model
+    for nodes in getattr(graph, "_nodes_by_depth", {}).values():
+        for node in nodes:
+            if node.operation is layer:
+                return node
+    return None
+
+
+def layer_output(keras_model: Any, layer: Any) -> Any:
+    """``layer``'s output tensor in ``keras_model``'s own graph (for sub-models)."""
+    node = _graph_node(keras_model, layer)
+    return node.output_tensors[0] if node is not None else layer.output
+
+
+def layer_input(keras_model: Any, layer: Any) -> Any:
+    """``layer``'s input tensor in ``keras_model``'s own graph (for sub-models)."""
+    node = _graph_node(keras_model, layer)
+    return node.input_tensors[0] if node is not None else layer.input
+
+
 def _output_rank(layer: Any) -> int | None:
     try:
         out = layer.output
@@ -268,12 +294,12 @@ def _score_source(keras_model: Any) -> tuple[Any, Callable[[Any], Any]]:
             z = keras.ops.matmul(h, kernel)
             return z if bias is None else z + bias
 
-        return head.input, logits
+        return layer_input(keras_model, head), logits
     if isinstance(head, keras.layers.Softmax) or (
         isinstance(head, keras.layers.Activation)
         and getattr(head.activation, "__name__", "") == "softmax"
     ):
-        return head.input, lambda h: h
+        return layer_input(keras_model, head), lambda h: h
     return keras_model.outputs[0], lambda h: h
 
 
@@ -284,7 +310,7 @@ def _cam_function(keras_model: Any, layer_name: str):
 
     layer = keras_model.get_layer(layer_name)
     source, logits = _score_source(keras_model)
-    sub = keras.Model(keras_model.inputs[0], [layer.output, source])
+    sub = keras.Model(keras_model.inputs[0], [layer_output(keras_model, layer), source])
 
     def run(x, class_index):
         with tf.GradientTape() as tape:

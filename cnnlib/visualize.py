@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from cnnlib.errors import InvalidArgumentError
-from cnnlib.saliency import input_shape, keras_model_and_lock, model_function
+from cnnlib.saliency import input_shape, keras_model_and_lock, layer_output, model_function
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,8 @@ def _step_function(keras_model: Any, layer_name: str, input_range, preprocess):
     import keras
     import tensorflow as tf
 
-    sub = keras.Model(keras_model.inputs[0], keras_model.get_layer(layer_name).output)
+    layer = keras_model.get_layer(layer_name)
+    sub = keras.Model(keras_model.inputs[0], layer_output(keras_model, layer))
     lo, hi = float(input_range[0]), float(input_range[1])
     h, w = (int(s) for s in sub.outputs[0].shape[1:3])
     b = min(2, (min(h, w) - 1) // 2)  # border left out (keras-io: 2)

@@ -308,3 +308,24 @@ def test_concurrent_calls_equal_sequential(model, x):
         )
     for a, b in zip(expected, got, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_a_sequential_loaded_from_a_keras_file(model):
+    """A loaded Sequential calls its layers once per rebuild: ``layer.output`` is from an
+    earlier graph. Grad-CAM (and a maximised filter) must use the model's own graph and give
+    the original's results."""
+    from cnnlib import visualize
+    from cnnlib.training import load_model_bytes, save_model_bytes
+
+    loaded = load_model_bytes(save_model_bytes(model))
+    x = np.random.default_rng(3).random((SIZE, SIZE, 1)).astype(np.float32)
+    for method in ("gradcam", "gradcam++"):
+        np.testing.assert_allclose(
+            saliency.saliency_map(loaded, x, 0, method=method),
+            saliency.saliency_map(model, x, 0, method=method),
+            atol=1e-5,
+        )
+    kwargs = dict(steps=5, cache=False)
+    ours = visualize.maximize_activation(loaded, loaded.layers[1].name, 0, **kwargs)
+    theirs = visualize.maximize_activation(model, model.layers[1].name, 0, **kwargs)
+    np.testing.assert_allclose(ours.activations, theirs.activations, rtol=1e-5)

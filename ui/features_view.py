@@ -61,10 +61,25 @@ class ModelView:
     bgr: bool = False
     #: The model scales its own input: it takes raw pixels 0…255 (the app's models do).
     raw_pixels: bool = False
+    #: The shared ``PretrainedModel`` (ResNet50, VGG19) behind ``model``, else None.
+    shared: Any = None
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
         return self.extractor.input_shape
+
+    @property
+    def runner(self) -> Any:
+        """What to compute with: the shared ``PretrainedModel`` (its lock serialises every
+        session's use), else this session's Keras model."""
+        return self.shared if self.shared is not None else self.model
+
+    def conv_layers(self, current: F.LayerInfo) -> tuple[list[str], int]:
+        """(names of the Conv2D layers, index of the one behind ``current``: itself, or the
+        last one before it; 0 when none comes before)."""
+        names = [info.name for info in self.layers if info.has_filters]
+        before = [i for i, n in enumerate(names) if self.layer(n).index <= current.index]
+        return names, before[-1] if before else 0
 
     def layer(self, name: str) -> F.LayerInfo:
         return next(info for info in self.layers if info.name == name)
@@ -78,6 +93,7 @@ def _build_view(
     preprocessing: Preprocessing,
     class_names: tuple[str, ...] | None,
     bgr: bool = False,
+    shared: Any = None,
 ) -> ModelView:
     from cnnlib.models import takes_raw_pixels
 
@@ -93,6 +109,7 @@ def _build_view(
         class_names=class_names,
         bgr=bgr,
         raw_pixels=preprocessing != "imagenet" and takes_raw_pixels(model),
+        shared=shared,
     )
 
 
@@ -107,6 +124,7 @@ def shared_view(pretrained: Any, *, key: str) -> ModelView:
             preprocessing="imagenet",
             class_names=None,
             bgr=True,
+            shared=pretrained,
         ),
     )
 

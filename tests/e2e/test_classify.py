@@ -7,6 +7,8 @@ made by the tests), so the page must also say that these are not ImageNet's weig
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -97,3 +99,21 @@ def test_take_a_photo_with_the_camera(app_url, page, tmp_path):
     take.click()
     _expect_results(page)
     _full_screenshot(page, tmp_path, "classify_camera")
+
+
+def test_saliency_side_by_side(app_url, page, tmp_path):
+    """Section 6 opened on the sample photo: the default methods' overlays, each timed."""
+    _open_classify(page, app_url)
+    _expect_results(page)
+    page.get_by_text("6 · Saliency, side by side", exact=False).click()
+    main = page.locator('[data-testid="stMain"]')
+    main.get_by_text("Where each method finds evidence for", exact=False).wait_for(timeout=240_000)
+    wait_idle(page, timeout=120_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    for method in ("Grad-CAM", "Grad-CAM++", "Gradients", "SmoothGrad"):
+        image = page.locator('[data-testid="stImage"]').filter(
+            has_text=re.compile(rf"^{re.escape(method)} · \d+\.\d\d s$")
+        )
+        expect(image).to_have_count(1)
+        expect(image.locator("img").first).to_have_js_property("naturalWidth", 224)
+    _full_screenshot(page, tmp_path, "classify_saliency")

@@ -1,6 +1,9 @@
 """The Feature-maps page in a real browser: upload a small MNIST convnet saved as ``.keras``,
 see it run on a real test-set digit, pick a layer in the picker and see its grid of maps;
-switch to the other views; upload a file that is not a Keras model and read the message.
+switch to the other views; upload a file that is not a Keras model and read the message; the
+saliency row and what a filter wants to see on the uploaded convnet; ResNet50 (random weights
+from a local file, ``CNNLAB_RESNET50_WEIGHTS``) filling a grid of filters in the background,
+stopped part way.
 
 (ResNet50 and VGG19 from local weights files are tested under AppTest in
 ``tests/pages/test_feature_maps.py``.)
@@ -15,8 +18,24 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
+from cnnlib.models.pretrained import RESNET50
 from tests.e2e.conftest import no_exception as _no_exception
 from tests.e2e.conftest import screenshot, wait_idle
+from tests.imagenet_weights import resnet50_weights_file
+
+
+@pytest.fixture(scope="module")
+def local_weights_env():
+    """CNNLAB_RESNET50_WEIGHTS in os.environ for as long as this module's server runs."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(RESNET50.env_var, str(resnet50_weights_file()))
+        yield
+
+
+@pytest.fixture(scope="module")
+def app_url(local_weights_env, app_url):
+    """The harness's server, started after (so with) the local weights in its environment."""
+    return app_url
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +121,69 @@ def test_an_upload_that_is_not_a_keras_model_gets_a_message(app_url, page, tmp_p
     wait_idle(page)
     _no_exception(page)
     screenshot(page, tmp_path, "feature_maps_bad_upload")
+
+
+def _tall_screenshot(page, tmp_path, name: str) -> None:
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": 1400, "height": max(1000, int(height) + 50)})
+    page.wait_for_timeout(1000)
+    screenshot(page, tmp_path, name)
+
+
+def test_saliency_and_what_a_filter_wants_to_see_on_an_uploaded_convnet(
+    app_url, page, tmp_path, small_model_file
+):
+    _open(page, app_url)
+    _upload(page, small_model_file)
+    page.get_by_text("Layer (8 in this model", exact=False).wait_for(timeout=120_000)
+    wait_idle(page, timeout=120_000)
+    page.get_by_role("tab", name="Saliency").click()
+    row = page.get_by_text("Where each method finds evidence for", exact=False)
+    row.wait_for(timeout=120_000)
+    wait_idle(page, timeout=120_000)
+    for method in ("Grad-CAM", "Grad-CAM++", "Gradients", "SmoothGrad"):
+        image = page.locator('[data-testid="stImage"]').filter(
+            has_text=re.compile(rf"^{re.escape(method)} · \d+\.\d\d s$")
+        )
+        expect(image).to_have_count(1)
+    _no_exception(page)
+    _tall_screenshot(page, tmp_path, "feature_maps_saliency")
+    page.get_by_role("tab", name="What a filter wants to see").click()
+    page.get_by_role("button", name="Show what this filter wants to see").click()
+    page.get_by_text("after 40 steps", exact=False).wait_for(timeout=120_000)
+    wait_idle(page)
+    curve = page.locator('[data-testid="stPlotlyChart"]').filter(has_text="mean activation")
+    expect(curve).to_have_count(1)
+    _no_exception(page)
+    _tall_screenshot(page, tmp_path, "feature_maps_filter_wants")
+
+
+def test_resnet50_fills_a_grid_of_filters_in_the_background_and_stops(app_url, page, tmp_path):
+    page.goto(app_url)
+    wait_idle(page)
+    page.locator('[data-testid="stSidebarNav"]').get_by_text("Feature maps").click()
+    wait_idle(page)
+    page.get_by_text("ResNet50 (ImageNet)", exact=True).click()
+    page.get_by_text("Layer (176 in this model", exact=False).wait_for(timeout=240_000)
+    wait_idle(page, timeout=240_000)
+    # A deep layer, so each filter takes seconds: there is time to see progress and stop.
+    picker = page.get_by_role("combobox", name=re.compile(r"^Layer \(176 in this model"))
+    _open_dropdown(page, picker)
+    page.keyboard.type("conv4_block1_1_conv")
+    page.get_by_role("option").filter(has_text="conv4_block1_1_conv").first.click()
+    wait_idle(page, timeout=120_000)
+    page.get_by_role("tab", name="What a filter wants to see").click()
+    count = page.get_by_label("Filters", exact=True)
+    count.fill("16")
+    count.press("Enter")
+    wait_idle(page)
+    page.get_by_role("button", name="Fill a grid of 16 filters").click()
+    page.get_by_text("of 16 filters of conv4_block1_1_conv", exact=False).wait_for(timeout=60_000)
+    page.get_by_text("What each filter of conv4_block1_1_conv", exact=False).wait_for(
+        timeout=180_000
+    )
+    _tall_screenshot(page, tmp_path, "feature_maps_grid_running")
+    page.get_by_role("button", name="Stop").click()
+    page.get_by_text(re.compile(r"^Stopped: \d+ of 16 filters")).wait_for(timeout=120_000)
+    _no_exception(page)
+    _tall_screenshot(page, tmp_path, "feature_maps_grid_stopped")

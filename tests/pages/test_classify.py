@@ -207,3 +207,36 @@ def test_options_survive_a_visit_to_another_page(local_weights):
     _run(at.switch_page("app_pages/convolution_lab.py"))
     _run(at.switch_page("app_pages/classify.py"))
     assert at.radio(key="classify_source").value == "Camera"
+
+
+def test_saliency_side_by_side_only_while_open(local_weights):
+    """Section 6 computes nothing while closed; open, it shows one overlay per chosen method,
+    each captioned with its seconds, for the chosen top-5 class; occlusion adds its sliders;
+    a rerun that changes nothing the maps depend on takes them from the session's cache."""
+    from cnnlib import saliency
+    from ui import saliency_view as sv
+
+    at = _page()
+    assert not [c for c in _image_captions(at) if c.startswith("Grad-CAM++ ·")]
+    at.session_state["classify_saliency_open"] = True
+    _run(at)
+    shown = [c for c in _image_captions(at) if " · " in c and c.endswith(" s")]
+    assert [c.split(" · ")[0] for c in shown] == [
+        saliency.METHOD_LABELS[m] for m in sv.DEFAULT_METHODS
+    ]
+    labels = _bar_labels(_charts(at)[0])
+    second = labels[1].rsplit(" (", 1)[0]
+    classes = at.radio(key="classify_saliency_class")
+    classes.set_value(classes.options[1])
+    at.multiselect(key="classify_saliency_methods").set_value(["gradcam", "occlusion"])
+    _run(at)
+    assert any(f"evidence for “{second}" in c.value for c in at.caption)
+    assert at.slider(key="classify_occlusion_patch").value == 32
+    at.slider(key="classify_occlusion_patch").set_value(112)
+    at.slider(key="classify_occlusion_stride").set_value(56)
+    _run(at)
+    assert any("about 9 forward passes" in c.value for c in at.caption)
+    shown = [c for c in _image_captions(at) if " · " in c and c.endswith(" s")]
+    assert [c.split(" · ")[0] for c in shown] == ["Grad-CAM", "Occlusion"]
+    _run(at.slider(key="classify_opacity").set_value(0.7))  # display only: same maps
+    assert [c for c in _image_captions(at) if " · " in c and c.endswith(" s")] == shown

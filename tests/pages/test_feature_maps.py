@@ -254,6 +254,10 @@ def test_vgg19_from_a_local_weights_file(vgg19_weights, drawn_digit, monkeypatch
     _run(at.radio(key="fm_input_imagenet").set_value("Digit drawn on the MNIST page"))
     assert any("RGB → BGR" in c.value for c in at.caption)
     assert not [m for m in at.markdown if m.value.startswith("**The model's answer")]
+    # No classifier, so no class to explain: said plainly.
+    at.session_state["fm_tab"] = "Saliency"
+    _run(at)
+    assert any("has no class scores" in i.value for i in at.info)
 
 
 def test_missing_weights_are_named_and_nothing_is_faked(tmp_path, monkeypatch):
@@ -309,3 +313,127 @@ def test_class_names_come_from_the_mnist_page_not_its_description(tutorial_model
     assert at.radio(key="fm_input_mnist").value == "Digit from the MNIST test set"
     scores = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
     assert scores["x"] == list(CLASS_NAMES["mnist"])
+
+
+# ----------------------------------------------------------------------------- issue 11's tabs
+
+WANTS = "What a filter wants to see"
+
+
+def _overlay_methods(at: AppTest) -> list[str]:
+    """The methods of the saliency row, from its captions ("Grad-CAM · 0.12 s")."""
+    return [c.split(" · ")[0] for c in _captions(at) if " · " in c and c.endswith(" s")]
+
+
+def test_saliency_tab_on_the_session_model(tutorial_model, drawn_digit):
+    """Computed only while open; the predicted class first; one overlay per method."""
+    from cnnlib import saliency
+    from ui import saliency_view as sv
+
+    session = {state.TRAINED_MODEL: tutorial_model, state.DRAWN_DIGIT: drawn_digit}
+    at = _page(**session)
+    assert not _overlay_methods(at)  # a closed tab computes nothing
+    at.session_state["fm_tab"] = "Saliency"
+    _run(at)
+    expected = int(np.argmax(tutorial_model.predict(drawn_digit[None, :, :, None], verbose=0)))
+    assert at.radio(key="fm_saliency_class").value == expected
+    assert _overlay_methods(at) == [saliency.METHOD_LABELS[m] for m in sv.DEFAULT_METHODS]
+    _run(at.radio(key="fm_saliency_class").set_value((expected + 1) % 10))
+    _run(at.multiselect(key="fm_saliency_methods").set_value(["occlusion", "gradients"]))
+    assert _overlay_methods(at) == ["Occlusion", "Gradients"]
+    assert at.slider(key="fm_occlusion_patch").value == 4  # 28 // 7 pixels
+    assert any(f"evidence for “{(expected + 1) % 10}”" in c.value for c in at.caption)
+
+
+def test_saliency_maps_are_cached_per_session(tutorial_model, drawn_digit, monkeypatch):
+    """A rerun that changes nothing the maps depend on computes nothing (a digit of its own:
+    the cache outlives AppTest's sessions in one process)."""
+    from cnnlib import saliency
+
+    drawn_digit = drawn_digit.copy()
+    drawn_digit[5:8, 8:20] = 1.0  # a "7"
+
+    calls = []
+    real = saliency.saliency_maps
+    monkeypatch.setattr(saliency, "saliency_maps", lambda *a, **k: calls.append(1) or real(*a, **k))
+    session = {state.TRAINED_MODEL: tutorial_model, state.DRAWN_DIGIT: drawn_digit}
+    at = AppTest.from_file(str(ROOT / "app_pages" / "feature_maps.py"), default_timeout=180)
+    for key, value in {**session, "fm_tab": "Saliency"}.items():
+        at.session_state[key] = value
+    _run(at)
+    assert len(calls) == 4
+    _run(at.radio(key="fm_order").set_value("Channel number"))
+    assert len(calls) == 4
+
+
+def test_what_a_filter_wants_to_see_on_the_session_model(tutorial_model, drawn_digit):
+    from cnnlib import visualize
+
+    session = {state.TRAINED_MODEL: tutorial_model, state.DRAWN_DIGIT: drawn_digit}
+    at = _page(**session, fm_tab=WANTS)
+    conv = F.conv_layer_names(tutorial_model)[0]
+    layer = next(s for s in at.selectbox if s.key.startswith("fm_wants_layer_"))
+    assert layer.value == conv  # the conv layer behind the default layer (the first conv)
+    channel = next(n for n in at.number_input if n.key.startswith("fm_wants_channel_"))
+    _run(channel.set_value(3))
+    at.slider(key="fm_wants_steps").set_value(20)
+    _run(at.button(key="fm_wants_run").click())
+    assert any(c.startswith(f"Filter 3 of {conv} after 20 steps") for c in _captions(at))
+    curve = json.loads(at.get("plotly_chart")[-1].proto.spec)["data"][0]
+    assert curve["type"] == "scatter" and len(curve["y"]) == 21
+    # The same question asked directly gets the page's result from the cache.
+    direct = visualize.maximize_activation(  # the app's models take raw pixels 0…255
+        tutorial_model, conv, 3, steps=20, seed=0, input_range=(0.0, 255.0)
+    )
+    np.testing.assert_allclose(curve["y"], direct.activations, rtol=1e-6)
+    assert direct.activations[-1] > direct.activations[0]  # gradient ascent raised it
+
+
+def test_maximize_options_follow_the_model_input():
+    import keras
+
+    from cnnlib.models import takes_raw_pixels
+    from ui import features_view as fv
+    from ui import filters_view
+
+    plain = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3)])
+    raw = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Rescaling(1 / 255), keras.layers.Conv2D(2, 3)]
+    )
+
+    def view(model, key="m", preprocessing="mnist"):
+        raw = preprocessing != "imagenet" and takes_raw_pixels(model)
+        return fv.ModelView(key, "t", model, None, [], {}, preprocessing, raw_pixels=raw)
+
+    assert filters_view.maximize_options(view(plain)) == {}
+    assert filters_view.maximize_options(view(raw)) == {"input_range": (0.0, 255.0)}
+    resnet = filters_view.maximize_options(view(plain, "resnet50", "imagenet"))
+    assert resnet["input_range"] == (0.0, 255.0)
+    assert resnet["preprocess"] is keras.applications.resnet50.preprocess_input
+    vgg = filters_view.maximize_options(view(plain, "vgg19", "imagenet"))
+    assert vgg["preprocess"] is keras.applications.vgg19.preprocess_input
+
+
+@pytest.mark.slow
+def test_resnet50_saliency_and_a_grid_of_filters_in_the_background(monkeypatch):
+    from ui import filters_view
+
+    monkeypatch.setenv(RESNET50.env_var, str(resnet50_weights_file()))
+    at = _page(fm_tab="Saliency")
+    _run(at.radio(key="fm_model_source").set_value(RESNET))
+    box = at.selectbox(key="fm_saliency_class")
+    assert len(box.options) == 1000 and box.options[281] == "281 · tabby"
+    _run(at.multiselect(key="fm_saliency_methods").set_value(["gradcam"]))
+    assert _overlay_methods(at) == ["Grad-CAM"]
+    at.session_state["fm_tab"] = WANTS
+    _run(at)
+    at.number_input(key="fm_grid_count").set_value(2)
+    at.slider(key="fm_grid_steps").set_value(5)
+    _run(at.button(key="fm_grid_start").click())
+    job = at.session_state[filters_view.GRID_JOB][1]
+    assert job.join(timeout=240)
+    _run(at)
+    snap = job.snapshot()
+    assert snap.state == "finished" and snap.done == 2
+    assert any(c.startswith("Finished: 2 of 2 filters") for c in _captions(at))
+    assert any(c.startswith("What each filter of conv1_conv wants") for c in _captions(at))
