@@ -1,4 +1,5 @@
-"""Feature maps: look inside any layer of your MNIST convnet, ResNet50 or VGG19 on your image;
+"""Feature maps: look inside any layer of a model trained in this session (the session's model
+registry), a quick-trained or uploaded one, ResNet50 or VGG19 on your image;
 what a filter wants to see (``ui.filters_view``); saliency side by side (``ui.saliency_view``).
 
 Layout only: ``*_ui()`` sections return what their widgets chose; the numbers come from
@@ -15,14 +16,16 @@ import streamlit as st
 
 from cnnlib import features as F
 from cnnlib.data import CLASS_NAMES
+from cnnlib.text import safe_text, shape_text
 from ui import features_view as fv
-from ui import filters_view, keras_runtime, saliency_view, state
+from ui import filters_view, keras_runtime, saliency_view, state, training_session
 from ui.datasets import load_for_page
 from ui.errors import friendly_errors
 from ui.image_input import pick_images, show_image
 
-SESSION, QUICK, UPLOAD = "Your model from the MNIST page", "Quick-train a convnet", "Upload"
+QUICK, UPLOAD = "Quick-train a convnet", "Upload a .keras file"
 RESNET, VGG = "ResNet50 (ImageNet)", "VGG19 without its classifier (ImageNet)"
+REGISTERED = "model: "  #: prefix of a registry entry's option (the rest is its name)
 WANTS = "What a filter wants to see"
 PHOTO, DRAWN = "Photo (sample, upload or camera)", "Digit drawn on the MNIST page"
 TEST = {
@@ -34,39 +37,27 @@ KEEP = {"persist_state": "session"}  #: widget values survive a visit to another
 ss = st.session_state
 
 
-def _trained_class_names() -> tuple[str, ...]:
-    """The class names the MNIST page stored with its model (digits if it stored none)."""
-    return tuple(str(n) for n in ss.get(state.TRAINED_MODEL_CLASSES) or CLASS_NAMES["mnist"])
-
-
 # ----------------------------------------------------------------------------- model
 
 
-def _quick_training() -> fv.ModelView | None:
-    kept = ss.get(fv.QUICK_MODEL)
-    if kept is not None:
-        model, description = kept
-        st.caption(description)
-        if st.button("Train a new one", key="fm_quick_again"):
-            ss.pop(fv.QUICK_MODEL, None)
-            fv.start_quick_training()
-            st.rerun()
-        title = "Quick-trained convnet"
-        names = tuple(CLASS_NAMES["mnist"])
-        return fv.session_view(model, key=f"quick:{id(model)}", title=title, class_names=names)
+def _quick_training() -> None:
+    """Quick-train the tutorials' convnet here; once trained it is listed with the others."""
     if ss.get(fv.QUICK_JOB) is not None:
         _training_progress()
-        return None
+        return
     st.markdown(
-        "No model has been trained in this session yet. Train the tutorials' convnet "
-        f"here on {fv.QUICK_IMAGES:,} real MNIST digits for {fv.QUICK_EPOCHS} epochs (it "
-        "trains in the background; the time it took is shown afterwards), or train your "
-        "own on the **Train on MNIST** page and come back."
+        f"Train the tutorials' convnet here on {fv.QUICK_IMAGES:,} real MNIST digits for "
+        f"{fv.QUICK_EPOCHS} epochs (it trains in the background; the time it took is shown "
+        "afterwards), or train your own on the **Train on MNIST** or **own images** page and "
+        "come back: every model trained in this session is listed above."
     )
-    if st.button("Train it now", type="primary", key="fm_quick_start"):
+    busy = training_session.busy_message()
+    if busy:
+        st.info(busy, icon="⏳")
+    if st.button("Train it now", type="primary", key="fm_quick_start", disabled=bool(busy)):
         fv.start_quick_training()
         st.rerun()
-    return None
+    training_session.rerun_when_free(1.0)
 
 
 @st.fragment(run_every=0.5)
@@ -93,7 +84,7 @@ def _uploaded() -> fv.ModelView | None:
         st.info("Upload a `.keras` file saved with `model.save(...)` to look inside it.")
         return None
     model, digest = fv.load_uploaded_model(file.getvalue(), file.name)
-    return fv.session_view(model, key=f"upload:{digest}", title=file.name)
+    return fv.session_view(model, key=f"upload:{digest}", title=safe_text(file.name))
 
 
 def _pretrained(which: str) -> fv.ModelView | None:
@@ -110,19 +101,30 @@ def _pretrained(which: str) -> fv.ModelView | None:
     return fv.shared_view(loaded.model, key="resnet50" if which == RESNET else "vgg19")
 
 
+def _option_text(option: str) -> str:
+    """A registry entry's name, escaped (it may come from a learner's folder names)."""
+    return (
+        safe_text(option.removeprefix(REGISTERED), 80) if option.startswith(REGISTERED) else option
+    )
+
+
 def model_ui() -> fv.ModelView | None:
-    """The model to look inside (None until there is one). Raises ``CNNLabError``."""
-    trained = ss.get(state.TRAINED_MODEL)
-    options = ([SESSION] if trained is not None else []) + [QUICK, UPLOAD, RESNET, VGG]
-    source = st.radio("Model", options, horizontal=True, key="fm_model_source", **KEEP)
-    if source == SESSION:
-        if ss.get(state.TRAINED_MODEL_INFO):
-            st.caption(f"Trained on the MNIST page: {ss[state.TRAINED_MODEL_INFO]}")
-        names = _trained_class_names()
-        key = f"session:{id(trained)}"
-        return fv.session_view(trained, key=key, title="Your MNIST model", class_names=names)
+    """The model to look inside: the session's registry (newest first), quick training, an
+    upload, ResNet50 or VGG19 (None until there is one). Raises ``CNNLabError``."""
+    registry = state.model_registry()
+    added = ss.pop(fv.QUICK_ADDED, None)
+    if added is not None and added in registry:
+        ss["fm_model_source"] = REGISTERED + added  # show the model just quick-trained
+    options = [REGISTERED + name for name in registry.names()] + [QUICK, UPLOAD, RESNET, VGG]
+    source = st.radio("Model", options, format_func=_option_text, key="fm_model_source", **KEEP)
+    if source.startswith(REGISTERED):
+        entry = registry.get(source.removeprefix(REGISTERED))
+        if entry.description:
+            st.caption(safe_text(entry.description, 300))
+        return fv.registry_view(entry)
     if source == QUICK:
-        return _quick_training()
+        _quick_training()
+        return None
     if source == UPLOAD:
         return _uploaded()
     return _pretrained(source)
@@ -137,7 +139,7 @@ def input_ui(view: fv.ModelView) -> fv.PreparedInput | None:
     fashion = view.class_names == tuple(CLASS_NAMES["fashion_mnist"])
     dataset = "fashion_mnist" if fashion else "mnist"  # the test set matching the model
     options = [PHOTO] + ([DRAWN] if drawn is not None else []) + [TEST[dataset]]
-    default = PHOTO if view.preprocessing == "imagenet" else options[min(1, len(options) - 1)]
+    default = PHOTO if view.preprocessing != "mnist" else options[min(1, len(options) - 1)]
     kind = st.radio(
         "Input",
         options,
@@ -309,9 +311,7 @@ def main() -> None:
         view = model_ui()
     if view is None:
         return
-    st.caption(
-        f"{view.title}: {len(view.layers)} layers, input {F.format_shape(view.input_shape)}."
-    )
+    st.caption(f"{view.title}: {len(view.layers)} layers, input {shape_text(view.input_shape)}.")
     st.subheader("Input")
     left, right = st.columns([1, 2])
     with left, friendly_errors():

@@ -187,12 +187,14 @@ def results_ui() -> None:
     evaluation, run, previous = latest
     if previous:
         st.caption("Results of the previous training: the latest one has no model (yet).")
-    model = ss.get(state.TRAINED_MODEL)
-    st.caption(ss.get(state.TRAINED_MODEL_INFO, ""))
+    trained = runs.trained_model(run)
+    st.caption(trained.description if trained is not None else "")
     view.show_registered(run.get("registered"))
     view.show_test_metrics(evaluation)
-    if model is not None:
-        view.download_model(model, f"cnnlab_{run['dataset']}_model.keras", key="mnist_download")
+    if trained is not None:
+        view.download_model(
+            trained.model, f"cnnlab_{run['dataset']}_model.keras", key="mnist_download"
+        )
     view.show_per_class(evaluation, run["class_names"])
     confusion_ui(evaluation, run)
     view.show_mistakes(evaluation, run["x_test"], run["class_names"])
@@ -259,13 +261,13 @@ def draw_ui() -> None:
         c1, c2 = st.columns([1, 2])
         with c1:
             view.show_prepared_digit(prepared)
-        model = ss.get(state.TRAINED_MODEL)
+        trained = runs.trained_model()
         with c2:
-            if model is None:
+            if trained is None:
                 st.info("Train a model (tab ② Train) to see what it reads in your digit.", icon="ℹ️")
                 return
-            classes = ss.get(state.TRAINED_MODEL_CLASSES) or datasets.CLASS_NAMES["mnist"]
-            view.show_reading(predict_probabilities(model, prepared.pixels[None])[0], classes)
+            probabilities = predict_probabilities(trained.model, prepared.pixels[None])[0]
+            view.show_reading(probabilities, trained.class_names)
 
 
 def experiment_ui(ds: PageDataset, rows) -> None:

@@ -48,7 +48,6 @@ __all__ = [
     "filter_grid",
     "filter_weights",
     "first_conv_layer",
-    "format_shape",
     "image_input",
     "layer_geometry",
     "layer_kernel",
@@ -104,11 +103,7 @@ class LayerInfo:
     @property
     def label(self) -> str:
         """ "conv2d · Conv2D · 26×26×32" — name, type and output shape."""
-        return f"{self.name} · {self.kind} · {format_shape(self.output_shape)}"
-
-
-#: (26, 26, 32) → "26×26×32"; unknown sizes as "?" (the project's one ``shape_text``).
-format_shape = shape_text
+        return f"{self.name} · {self.kind} · {shape_text(self.output_shape)}"
 
 
 def _keras():
@@ -153,7 +148,7 @@ def _check_model(model) -> None:
     shape = tuple(inputs[0].shape[1:])
     if len(shape) != 3 or any(s is None for s in shape):
         raise InvalidModelError(
-            f"This model's input has shape {format_shape(shape)}; the feature-map viewer "
+            f"This model's input has shape {shape_text(shape)}; the feature-map viewer "
             "needs a fixed-size image input (height × width × channels)."
         )
 
@@ -410,8 +405,8 @@ class FeatureExtractor:
             x = x[None]
         if x.ndim != 4 or x.shape[0] != 1 or tuple(x.shape[1:]) != self.input_shape:
             raise InvalidArgumentError(
-                f"The model takes one image of shape {format_shape(self.input_shape)}; got an "
-                f"array of shape {format_shape(x.shape)}."
+                f"The model takes one image of shape {shape_text(self.input_shape)}; got an "
+                f"array of shape {shape_text(x.shape)}."
             )
         if not np.all(np.isfinite(x)):
             raise InvalidArgumentError("The input contains NaN or infinite values.")
@@ -522,37 +517,8 @@ def image_input(
 
 # --------------------------------------------------------------------------- colour & grids
 
-#: Viridis (dark purple → yellow) at 9 evenly spaced points, RGB 0-255.
-_VIRIDIS = np.array(
-    [
-        (68, 1, 84),
-        (71, 44, 122),
-        (59, 82, 139),
-        (44, 113, 142),
-        (33, 145, 140),
-        (39, 173, 129),
-        (92, 200, 99),
-        (170, 220, 50),
-        (253, 231, 37),
-    ],
-    dtype=np.float32,
-)
-#: Blue (negative) → white (zero) → red (positive), RGB 0-255.
-_DIVERGING = np.array(
-    [(5, 48, 97), (67, 147, 195), (247, 247, 247), (214, 96, 77), (103, 0, 31)],
-    dtype=np.float32,
-)
-
-
-#: Colour-map resolution: _LEVELS + 1 colours, so that the middle (0 on a symmetric scale) is
-#: exactly one of them.
-_LEVELS = 256
-
-
-_LUTS = {
-    name: colormaps.lookup_table(colormaps.evenly_spaced(anchors), _LEVELS + 1)
-    for name, anchors in (("viridis", _VIRIDIS), ("diverging", _DIVERGING))
-}
+#: ``colorize``'s colour maps → ``cnnlib.colormaps.SCALES`` names (as plotly spells them).
+_CMAPS = {"viridis": "Viridis", "diverging": "RdBu_r"}
 
 
 def colorize(
@@ -566,7 +532,7 @@ def colorize(
     A flat range (hi ≤ lo) gives the colour of ``lo`` (viridis) or of the middle (diverging).
     """
     flat = 0.5 if cmap == "diverging" else 0.0
-    return colormaps.colorize(values, _LUTS[cmap], lo, hi, flat=flat)
+    return colormaps.colorize(values, colormaps.table(_CMAPS[cmap]), lo, hi, flat=flat)
 
 
 def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
@@ -618,8 +584,9 @@ _WHITE, _INK = _GRID_LEVELS, _GRID_LEVELS + 1
 
 
 def _grid_palette() -> list[int]:
-    levels = np.rint(np.linspace(0, _LEVELS, _GRID_LEVELS)).astype(np.intp)
-    colours = np.vstack([_LUTS["viridis"][levels], [[255, 255, 255], [40, 40, 40]]])
+    viridis = colormaps.table("Viridis")
+    levels = np.rint(np.linspace(0, len(viridis) - 1, _GRID_LEVELS)).astype(np.intp)
+    colours = np.vstack([viridis[levels], [[255, 255, 255], [40, 40, 40]]])
     return colours.astype(np.uint8).ravel().tolist()
 
 

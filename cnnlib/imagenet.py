@@ -339,12 +339,13 @@ def grad_cam(
 
 
 def heatmap_rgb(cam: np.ndarray, size: tuple[int, int]) -> Image.Image:
-    """(h, w) values in [0, 1] → RGB 'jet' heatmap (blue low, red high) of ``size`` (w, h),
-    upsampled bilinearly."""
+    """(h, w) values in [0, 1] → RGB heatmap of ``size`` (w, h), upsampled bilinearly, in the
+    app's "Jet" scale (``cnnlib.colormaps``; blue low, red high), as the Grad-CAM figure."""
+    from cnnlib import colormaps
+
     values = Image.fromarray(np.asarray(cam, dtype=np.float32), mode="F")
-    v = np.clip(np.asarray(values.resize(size, Image.Resampling.BILINEAR)), 0.0, 1.0)
-    rgb = np.stack([np.clip(1.5 - np.abs(4.0 * v - k), 0.0, 1.0) for k in (3.0, 2.0, 1.0)], axis=-1)
-    return Image.fromarray((rgb * 255.0 + 0.5).astype(np.uint8))
+    v = np.asarray(values.resize(size, Image.Resampling.BILINEAR))
+    return Image.fromarray(colormaps.colorize(v, colormaps.table("Jet"), 0.0, 1.0))
 
 
 def overlay(image: Image.Image, cam: np.ndarray, opacity: float = 0.5) -> Image.Image:

@@ -39,6 +39,7 @@ from cnnlib.errors import CNNLabError, InvalidArgumentError, InvalidModelError
 __all__ = [
     "ALLOWED_MEMBERS",
     "LAYER_RULES",
+    "PROJECT_LAYERS",
     "LayerReport",
     "ModelFileReport",
     "inspect_keras_file",
@@ -383,7 +384,11 @@ LAYER_RULES: dict[str, LayerRule] = {
         )
     },
     "RandomCrop": _resize,  # height × width, in training and inference
+    "CaffePreprocess": _same,  # CNN Lab's own (``PROJECT_LAYERS``)
 }
+#: CNN Lab's own registered layers an uploaded model may use: registered name → (module,
+#: class name). ``load_keras_file`` registers them (``cnnlib.transfer.register_layers``).
+PROJECT_LAYERS = {"cnnlab>CaffePreprocess": ("cnnlib.transfer", "CaffePreprocess")}
 _MODELS = ("Sequential", "Functional", "Model")
 
 
@@ -403,14 +408,17 @@ def _check_objects(node: Any, where: str, depth: int = 0) -> None:
         registered = node.get("registered_name")
         if class_name in FORBIDDEN:
             raise _refuse(f"{where} uses {class_name}: {FORBIDDEN[class_name]}.")
-        if class_name == "__lambda__" or (
+        project = PROJECT_LAYERS.get(registered) if isinstance(registered, str) else None
+        if project == (module, class_name):
+            pass  # one of CNN Lab's own layers, e.g. exported from the own-images page
+        elif class_name == "__lambda__" or (
             module is not None and not (module == "keras" or str(module).startswith("keras."))
         ):
             raise _refuse(
                 f"{where} uses {class_name} from {str(module)[:40]!r}, custom code that is not "
                 "part of Keras. Only Keras' built-in layers are accepted."
             )
-        if isinstance(registered, str) and ">" in registered:
+        elif isinstance(registered, str) and ">" in registered:
             raise _refuse(
                 f"{where} uses the custom object {registered[:60]!r}. Only Keras' built-in "
                 "layers are accepted."
@@ -640,13 +648,18 @@ def _minimal_archive(data: bytes, members: Sequence[str]) -> bytes:
 def load_keras_file(data: bytes, *, budgets: Budgets):
     """The ``keras.Model`` in an uploaded ``.keras`` file, after ``inspect_keras_file``.
 
-    Only config.json, metadata.json and model.weights.h5 are written (to a temporary
+    CNN Lab's own layers (``PROJECT_LAYERS``) are registered first. Only config.json,
+    metadata.json and model.weights.h5 are written (to a temporary
     folder, removed afterwards); Keras loads them with ``safe_mode=True`` and
     ``compile=False``; Keras' global settings are restored whatever happens. Raises
     ``InvalidModelError`` with a plain message for every failure.
     """
     report = inspect_keras_file(data, budgets=budgets)
     import keras
+
+    from cnnlib.transfer import register_layers
+
+    register_layers()  # CNN Lab's own layers (PROJECT_LAYERS) load by their registered names
 
     settings = keras_settings()
     try:

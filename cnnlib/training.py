@@ -32,13 +32,11 @@ from __future__ import annotations
 
 import functools
 import inspect
-import io
 import math
 import os
 import tempfile
 import threading
 import time
-import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -70,7 +68,6 @@ __all__ = [
     "WatchSnapshot",
     "choose_strategy",
     "default_slots",
-    "load_model_bytes",
     "mixed_precision_helps",
     "save_model_bytes",
 ]
@@ -832,26 +829,3 @@ def save_model_bytes(model) -> bytes:
         path = Path(folder) / "model.keras"
         model.save(path)
         return path.read_bytes()
-
-
-def load_model_bytes(data: bytes):
-    """A Keras model from the bytes of a ``.keras`` file (``safe_mode=True``: no code runs).
-
-    Raises ``InvalidModelError`` for anything that is not a loadable ``.keras`` file.
-    """
-    if not isinstance(data, bytes | bytearray) or not zipfile.is_zipfile(io.BytesIO(data)):
-        raise InvalidModelError(
-            "This is not a .keras model file (a .keras file is a zip archive saved by Keras)."
-        )
-    import keras
-
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "model.keras"
-        path.write_bytes(bytes(data))
-        try:
-            return keras.saving.load_model(path, compile=False, safe_mode=True)
-        except Exception as exc:
-            raise InvalidModelError(
-                f"The .keras file could not be loaded ({type(exc).__name__}: {exc}). Save the "
-                "model again with Keras 3 and upload that file."
-            ) from exc

@@ -363,3 +363,23 @@ def test_the_mnist_pages_own_download_loads(genuine):
     loaded = load_keras_file(data, budgets=BUDGETS)
     x = np.random.default_rng(1).random((2, 28, 28, 1), dtype=np.float32)
     np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_own_images_export_with_caffe_preprocessing_loads(tmp_path):
+    """A ResNet50/VGG19 own-images model carries CNN Lab's registered ``CaffePreprocess``
+    layer: accepted by its registered name and module, and predicts like the original; the
+    same class name from another module is refused."""
+    from cnnlib.transfer import caffe_preprocess_layer
+
+    inp = keras.Input((16, 16, 3))
+    x = caffe_preprocess_layer()(inp)
+    x = keras.layers.Conv2D(2, 3)(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inp, keras.layers.Dense(3, activation="softmax")(x))
+    data = saved(model, tmp_path)
+    pixels = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype("float32")
+    loaded = load_keras_file(data, budgets=BUDGETS)
+    np.testing.assert_allclose(loaded.predict(pixels, verbose=0), model.predict(pixels, verbose=0))
+    config = config_of(data)
+    config["config"]["layers"][1]["module"] = "evil.layers"
+    refused(rezip(data, config=config), "custom code that is not part of Keras")

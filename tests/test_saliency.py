@@ -315,9 +315,11 @@ def test_a_sequential_loaded_from_a_keras_file(model):
     earlier graph. Grad-CAM (and a maximised filter) must use the model's own graph and give
     the original's results."""
     from cnnlib import visualize
-    from cnnlib.training import load_model_bytes, save_model_bytes
+    from cnnlib.budgets import budgets
+    from cnnlib.model_files import load_keras_file
+    from cnnlib.training import save_model_bytes
 
-    loaded = load_model_bytes(save_model_bytes(model))
+    loaded = load_keras_file(save_model_bytes(model), budgets=budgets())
     x = np.random.default_rng(3).random((SIZE, SIZE, 1)).astype(np.float32)
     for method in ("gradcam", "gradcam++"):
         np.testing.assert_allclose(

@@ -17,14 +17,13 @@ import zipfile
 import numpy as np
 import pytest
 
-from cnnlib.errors import InvalidArgumentError, InvalidModelError
+from cnnlib.errors import InvalidArgumentError
 from cnnlib.models import LayerSpec, build_from_stack
 from cnnlib.training import (
     Phase,
     TrainConfig,
     TrainingJob,
     TrainingSlots,
-    load_model_bytes,
     save_model_bytes,
 )
 from cnnlib.training_data import ArrayData
@@ -395,20 +394,17 @@ def test_mixed_precision_builds_keep_a_float32_softmax():
     assert keras.config.dtype_policy().name == "float32"  # the process-wide policy is untouched
 
 
-def test_save_and_load_model_bytes_round_trip(tmp_path):
+def test_save_model_bytes_round_trip(tmp_path):
+    """What the download button gives loads through the upload path and predicts alike."""
+    from cnnlib.budgets import budgets
+    from cnnlib.model_files import load_keras_file
+
     model = small_model(seed=3)
     data = save_model_bytes(model)
     assert zipfile.is_zipfile(io.BytesIO(data))
-    loaded = load_model_bytes(data)
+    loaded = load_keras_file(data, budgets=budgets())
     x = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1), dtype=np.uint8)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5)
-    with pytest.raises(InvalidModelError, match=r"not a \.keras"):
-        load_model_bytes(b"definitely not a model")
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("hello.txt", "a zip, but no model")
-    with pytest.raises(InvalidModelError, match="could not be loaded"):
-        load_model_bytes(buffer.getvalue())
 
 
 def test_config_for_a_preset_keeps_every_recipe_field():

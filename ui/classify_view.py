@@ -13,6 +13,7 @@ import streamlit as st
 from PIL import Image
 
 from cnnlib import imagenet
+from ui import figures
 from ui.image_input import show_image
 
 BAR_COLOR = "#4c78a8"
@@ -20,33 +21,26 @@ BAR_COLOR = "#4c78a8"
 
 def top5_figure(preds: list[imagenet.Prediction], *, height: int = 260) -> go.Figure:
     """Horizontal bars of the top predictions, best first, probabilities on a 0–100 % axis."""
-    fig = go.Figure(
-        go.Bar(
-            x=[p.probability for p in preds],
-            y=[f"{p.label} ({p.class_id})" for p in preds],
-            orientation="h",
-            text=[f"{p.probability:.1%}" for p in preds],
-            textposition="auto",
-            marker_color=BAR_COLOR,
-            hovertemplate="%{y}: %{x:.2%}<extra></extra>",
-        )
-    )
-    fig.update_layout(
+    return figures.bar_chart(
+        [f"{p.label} ({p.class_id})" for p in preds],
+        [p.probability for p in preds],
+        horizontal=True,
+        color=BAR_COLOR,
+        value_range=(0.0, 1.0),
+        value_title="probability",
+        text_position="auto",
         height=height,
-        margin=dict(l=10, r=10, t=10, b=10),
-        xaxis=dict(range=[0, 1], tickformat=".0%", title="probability"),
-        yaxis=dict(autorange="reversed"),
     )
-    return fig
 
 
 def cam_figure(cam: np.ndarray, layer: str) -> go.Figure:
-    """The (h, w) Grad-CAM map in [0, 1] alone, as a heatmap titled with its source layer."""
+    """The (h, w) Grad-CAM map in [0, 1] alone, as a heatmap titled with its source layer
+    (the overlay's colours: ``figures.HEAT``)."""
     h, w = cam.shape
     fig = go.Figure(
         go.Heatmap(
             z=cam,
-            colorscale="Jet",
+            colorscale=figures.colorscale(figures.HEAT),
             zmin=0,
             zmax=1,
             hovertemplate="row %{y}, column %{x}: %{z:.2f}<extra></extra>",

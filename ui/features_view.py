@@ -6,8 +6,9 @@ Caching (so that changing a display option does no TensorFlow work):
 - shared ImageNet models: the ``ModelView`` (layer list, receptive fields and the
   multi-output extractor) is kept with the ``PretrainedModel`` itself
   (``PretrainedModel.cached``), which ``ui.pretrained`` shares across sessions;
-- this session's models (trained on the MNIST page, quick-trained here, uploaded): the
-  ``ModelView`` lives in ``st.session_state``, rebuilt only when the model object changes;
+- this session's models (the model registry's: trained on the MNIST or own-images page or
+  quick-trained here; uploaded): the ``ModelView`` lives in ``st.session_state``, rebuilt only
+  when the model object changes;
 - activations: one slot per session, keyed by (model view, digest of the preprocessed
   input): the forward pass runs once per (model, image), every later rerun reuses it.
 """
@@ -24,13 +25,17 @@ import streamlit as st
 from PIL import Image
 
 from cnnlib import features as F
+from cnnlib.data import CLASS_NAMES
 from cnnlib.errors import InvalidModelError
+from cnnlib.model_registry import RegisteredModel
+from cnnlib.text import safe_text
+from ui import figures, state, training_session
 from ui.image_input import show_image
 
-#: ``cnnlib.training.TrainingJob`` of this page's quick training (per session).
+#: (``cnnlib.training.TrainingJob``, data source) of this page's quick training (per session).
 QUICK_JOB = "features_quick_job"
-#: (keras.Model, description) once the quick training has finished (per session).
-QUICK_MODEL = "features_quick_model"
+#: Registry name of the quick-trained model the page should switch to (set once it is added).
+QUICK_ADDED = "features_quick_added"
 #: (sha1 of the file, keras.Model, file name) of the uploaded ``.keras`` model (per session).
 UPLOADED_MODEL = "features_uploaded_model"
 _VIEWS = "features_views"
@@ -38,6 +43,8 @@ _ACTIVATIONS = "features_activations"
 
 Preprocessing = Literal["mnist", "imagenet", "generic"]
 
+#: The page's title, as the session's one-training guard and the model registry name it.
+PAGE = "Feature maps"
 #: The quick training: preset, number of training images, epochs (real MNIST digits).
 QUICK_PRESET = "Tutorial convnet"
 QUICK_IMAGES = 5000
@@ -94,9 +101,12 @@ def _build_view(
     class_names: tuple[str, ...] | None,
     bgr: bool = False,
     shared: Any = None,
+    raw_pixels: bool | None = None,
 ) -> ModelView:
     from cnnlib.models import takes_raw_pixels
 
+    if raw_pixels is None:
+        raw_pixels = preprocessing != "imagenet" and takes_raw_pixels(model)
     extractor, fields = F.open_model(model)
     return ModelView(
         key=key,
@@ -108,7 +118,7 @@ def _build_view(
         preprocessing=preprocessing,
         class_names=class_names,
         bgr=bgr,
-        raw_pixels=preprocessing != "imagenet" and takes_raw_pixels(model),
+        raw_pixels=bool(raw_pixels),
         shared=shared,
     )
 
@@ -135,10 +145,12 @@ def session_view(
     key: str,
     title: str,
     class_names: tuple[str, ...] | None = None,
+    raw_pixels: bool | None = None,
 ) -> ModelView:
     """The view of one of this session's models, kept in session state until it changes.
 
     Models taking 28×28×1 images get MNIST's preprocessing; others a plain resize.
+    ``raw_pixels``: the model takes pixels 0…255 (None: guessed from its first layers).
     """
     views: dict[str, ModelView] = st.session_state.setdefault(_VIEWS, {})
     view = views.get(key)
@@ -150,12 +162,25 @@ def session_view(
             title=title,
             preprocessing="mnist" if shape == (28, 28, 1) else "generic",
             class_names=class_names,
+            raw_pixels=raw_pixels,
         )
         views.pop(key, None)
         while len(views) >= 3:  # keep memory bounded: a few models per session
             views.pop(next(iter(views)))
         views[key] = view
     return view
+
+
+def registry_view(entry: RegisteredModel) -> ModelView:
+    """The view of a model from the session's registry: its class names, input shape and
+    raw-pixel input (the registry's contract), titled with its (escaped) name."""
+    return session_view(
+        entry.model,
+        key=f"registry:{id(entry.model)}",
+        title=safe_text(entry.name, 80),
+        class_names=entry.class_names,
+        raw_pixels=True,
+    )
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -245,19 +270,21 @@ def activations(view: ModelView, prepared: PreparedInput) -> F.ActivationSet:
 def load_uploaded_model(data: bytes, name: str) -> tuple[Any, str]:
     """(keras.Model, sha1) of an uploaded ``.keras`` file, loaded once per session.
 
-    Loaded by ``cnnlib.training.load_model_bytes`` (``safe_mode=True``); a file that is not
-    a valid Keras model raises ``InvalidModelError`` naming the file.
+    Inspected, then loaded, by ``cnnlib.model_files.load_keras_file`` within the server's
+    ``budgets()``; a refused file raises ``InvalidModelError`` naming the (escaped) file.
     """
     digest = hashlib.sha1(data).hexdigest()
     kept = st.session_state.get(UPLOADED_MODEL)
     if kept is not None and kept[0] == digest:
         return kept[1], digest
-    from cnnlib.training import load_model_bytes
+    from cnnlib.budgets import budgets
+    from cnnlib.model_files import load_keras_file
 
+    st.session_state.pop(UPLOADED_MODEL, None)  # free the previous upload first
     try:
-        model = load_model_bytes(data)
+        model = load_keras_file(data, budgets=budgets())
     except InvalidModelError as err:
-        raise InvalidModelError(f"“{name}”: {err}") from None
+        raise InvalidModelError(f"“{safe_text(name)}”: {err}") from None
     st.session_state[UPLOADED_MODEL] = (digest, model, name)
     return model, digest
 
@@ -277,11 +304,13 @@ class QuickStatus:
 
 def start_quick_training() -> None:
     """Start training the tutorials' convnet on a small real MNIST subset, in the background
-    (``cnnlib.training.TrainingJob``); the job handle lives in this session's state.
-    Raises ``DataUnavailableError`` when MNIST cannot be found."""
+    (``cnnlib.training.TrainingJob``), as this session's one training
+    (``ui.training_session.start_task``); the job lives in this session's state. Raises
+    ``DataUnavailableError`` (no MNIST), ``SessionBusyError`` / ``ServerBusyError``."""
     from cnnlib.errors import DataUnavailableError
     from cnnlib.models import MNIST_PRESETS
     from cnnlib.training import TrainConfig, TrainingJob
+    from cnnlib.training_data import ArrayData
     from ui.datasets import load_for_page
 
     ds = load_for_page("mnist")
@@ -294,16 +323,23 @@ def start_quick_training() -> None:
         validation_split=0.1,
         seed=0,
     )
-    data = ((ds.x_train, ds.y_train), (ds.x_test, ds.y_test))
-    job = TrainingJob(MNIST_PRESETS[QUICK_PRESET], data, config)
-    st.session_state[QUICK_JOB] = (job.start(), ds.source)
+    data = ArrayData.from_tuple(
+        ((ds.x_train, ds.y_train), (ds.x_test, ds.y_test)),
+        class_names=CLASS_NAMES["mnist"],
+        validation_split=config.validation_split,
+        train_size=config.train_size,
+        seed=config.seed,
+    )
+    job = training_session.start_task(PAGE, TrainingJob(MNIST_PRESETS[QUICK_PRESET], data, config))
+    st.session_state[QUICK_JOB] = (job, ds.source)
 
 
 def quick_training_status() -> QuickStatus:
-    """Poll the quick training; once it has finished, keep its model under ``QUICK_MODEL``."""
+    """Poll the quick training; once it has finished, add its model to the session's model
+    registry (and remember its name under ``QUICK_ADDED`` for the page to switch to)."""
     kept = st.session_state.get(QUICK_JOB)
     if kept is None:
-        return QuickStatus(st.session_state.get(QUICK_MODEL) is not None, 1.0, "")
+        return QuickStatus(True, 1.0, "")
     job, source = kept
     p = job.snapshot()
     if p.state == "failed" or (p.done and job.model is None):
@@ -318,7 +354,13 @@ def quick_training_status() -> QuickStatus:
             f"Quick-trained {QUICK_PRESET.lower()}: {p.train_samples:,} training images from "
             f"{source}, {p.epoch} epoch(s) in {p.train_seconds:.0f} s; test accuracy {accuracy}."
         )
-        st.session_state[QUICK_MODEL] = (job.model, description)
+        from cnnlib.model_registry import registered_from_job
+
+        registry = state.model_registry()
+        score = f" · {100 * p.test_accuracy:.1f} %" if p.test_accuracy is not None else ""
+        name = registry.unique_name(f"MNIST · {QUICK_PRESET} (quick){score}")
+        entry = registered_from_job(job, name, description=description, source_page=PAGE)
+        st.session_state[QUICK_ADDED] = registry.add(entry).name
         st.session_state.pop(QUICK_JOB, None)
         return QuickStatus(True, 1.0, description)
     if p.state == "queued":
@@ -344,18 +386,17 @@ def heatmap_figure(
     zmax: float,
     *,
     height: int = 380,
-    colorscale: str = "Viridis",
-    reverse: bool = False,
+    scale: str = figures.MAGNITUDE,
 ) -> go.Figure:
-    """One (H, W) map as a square-celled heatmap; the values are written in small maps."""
+    """One (H, W) map as a square-celled heatmap in the app's colour ``scale`` (a
+    ``ui.figures`` name); the values are written in small maps."""
     h, w = values.shape
     fig = go.Figure(
         go.Heatmap(
             z=values,
             zmin=zmin,
             zmax=zmax,
-            colorscale=colorscale,
-            reversescale=reverse,
+            colorscale=figures.colorscale(scale),
             texttemplate="%{z:.3g}" if h * w <= 14 * 14 else None,
             hovertemplate="row %{y}, column %{x}: %{z:.4g}<extra></extra>",
         )
@@ -363,12 +404,6 @@ def heatmap_figure(
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10))
     fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain")
     fig.update_xaxes(constrain="domain")
-    return fig
-
-
-def _bars(x, y, *, height: int, hover: str, **layout) -> go.Figure:
-    fig = go.Figure(go.Bar(x=x, y=y, marker_color=BAR_COLOR, hovertemplate=hover))
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), **layout)
     return fig
 
 
@@ -403,23 +438,32 @@ def show_scores(scores: F.Scores, class_names: tuple[str, ...] | None) -> None:
     """The model's answer for the image and a bar per class."""
     names = _names(class_names, len(scores.values))
     what = "probability" if scores.probabilities else "score (no softmax)"
-    value = scores.values[scores.predicted]
-    shown = f"{value:.1%}" if scores.probabilities else f"{value:.3g}"
-    st.markdown(f"**The model's answer:** {names[scores.predicted]} ({what} {shown})")
-    fig = _bars(names, scores.values, height=200, hover="%{x}: %{y:.4g}<extra></extra>")
-    fig.update_layout(yaxis_title=what)
-    fig.update_xaxes(type="category")
+    value_format = ".1%" if scores.probabilities else ".3g"
+    shown = format(float(scores.values[scores.predicted]), value_format)
+    answer = safe_text(names[scores.predicted])
+    st.markdown(f"**The model's answer:** {answer} ({what} {shown})")
+    fig = figures.bar_chart(
+        names,
+        scores.values,
+        color=BAR_COLOR,
+        value_format=value_format,
+        value_title=what,
+        height=220,
+    )
     st.plotly_chart(fig, key="fm_scores")
 
 
 def show_vector(values: np.ndarray, info: F.LayerInfo, names: list[str] | None) -> None:
     """A layer whose output is a vector (Dense, pooling to 1-D): one bar per unit."""
-    fig = _bars(
+    fig = figures.bar_chart(
         names or list(range(info.channels)),
         values,
+        color=BAR_COLOR,
+        value_format=".4g",
+        label_title="unit",
         height=280,
+        show_values=False,
         hover="unit %{x}: %{y:.4g}<extra></extra>",
-        xaxis_title="unit",
     )
     st.plotly_chart(fig, key="fm_vector")
     st.caption(
@@ -486,9 +530,7 @@ def show_filter(fw: F.FilterWeights, top_channel: int) -> None:
 def show_filter_channel(fw: F.FilterWeights, channel: int) -> None:
     """The weights of one input channel of a filter, values written in the cells."""
     top = float(np.abs(fw.kernel).max())
-    fig = heatmap_figure(
-        fw.kernel[:, :, channel], -top, top, height=260, colorscale="RdBu", reverse=True
-    )
+    fig = heatmap_figure(fw.kernel[:, :, channel], -top, top, height=260, scale=figures.SIGN)
     st.plotly_chart(fig, key="fm_filter_values")
 
 

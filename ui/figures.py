@@ -16,7 +16,8 @@
   (plotly.js alone does not know "RdBu_r" or "gray"); ``colorize(values, name, lo, hi)``
   colours an array with the same scale as (..., 3) uint8 via ``cnnlib.colormaps``, so a
   JPEG thumbnail and a heatmap of the same values look alike. ``SIGN`` (diverging around 0),
-  ``MAGNITUDE`` (sequential) and ``GRAY`` are the app's scales.
+  ``MAGNITUDE`` (sequential), ``HEAT`` (Grad-CAM, saliency) and ``GRAY`` are the app's
+  scales; cnnlib draws images with the same tables (``cnnlib.colormaps.table``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from cnnlib.text import shape_text
 
 __all__ = [
     "GRAY",
+    "HEAT",
     "MAGNITUDE",
     "SIGN",
     "PlainFigure",
@@ -46,8 +48,9 @@ __all__ = [
     "shape_text",
 ]
 
-#: The app's colour scales (plotly names): diverging around 0, sequential |value|, grey.
-SIGN, MAGNITUDE, GRAY = "RdBu_r", "Viridis", "gray"
+#: The app's colour scales (plotly names): diverging around 0, sequential |value|, grey, and
+#: Grad-CAM / saliency heat (blue = none, red = strongest).
+SIGN, MAGNITUDE, GRAY, HEAT = "RdBu_r", "Viridis", "gray", "Jet"
 #: Image-panel axes: no grid, square cells kept inside the domain.
 AXIS = {"showgrid": False, "zeroline": False, "constrain": "domain"}
 #: NumPy dtype → plotly.js typed-array name (what ``plot`` sends as base64).
@@ -67,6 +70,10 @@ def colorscale(name: str) -> list[list]:
 
 @st.cache_resource(show_spinner=False)
 def _table(name: str) -> np.ndarray:
+    """The lookup table of scale ``name``: ``cnnlib.colormaps``' own for the app's scales
+    (the same stops as plotly's), else built from plotly's stops."""
+    if name in colormaps.SCALES:
+        return colormaps.table(name)
     import plotly.colors as pc
 
     stops = [
@@ -204,34 +211,45 @@ def bar_chart(
     *,
     horizontal: bool = False,
     highlight: int | None = None,
-    color: str = "#1f77b4",
+    color: str | Sequence[str] = "#1f77b4",
     highlight_color: str = "#d62728",
     value_format: str = ".1%",
     value_range: tuple[float, float] | None = None,
     value_title: str = "",
     label_title: str = "",
     height: int = 300,
+    show_values: bool = True,
+    text_position: str = "outside",
+    hover: str | None = None,
 ) -> go.Figure:
     """Bars with their values written on them, e.g. class probabilities or accuracies.
 
     ``labels`` name the bars (shown as categories, in order: top to bottom when
-    ``horizontal``); ``highlight`` is the index of a bar drawn in ``highlight_color``;
-    ``value_format`` is a Python format spec for the labels and the value axis ticks
-    (".1%" shares, ".3f" numbers).
+    ``horizontal``); ``color`` is one colour or one per bar; ``highlight`` is the index of a
+    bar drawn in ``highlight_color``; ``value_format`` is a Python format spec for the labels
+    and the value axis ticks (".1%" shares, ".3f" numbers); ``show_values=False`` leaves the
+    bars unlabelled (many bars); ``text_position`` is plotly's ("outside", "auto", …);
+    ``hover`` a plotly hover template (default: the label and the value).
     """
     values = np.asarray(values, dtype=np.float64)
     names = [str(c) for c in labels]
-    colors = [highlight_color if i == highlight else color for i in range(len(values))]
-    text = [format(float(v), value_format) for v in values]
-    tick = ".0%" if value_format.endswith("%") else None
+    colors = [color] * len(values) if isinstance(color, str) else [str(c) for c in color]
+    if highlight is not None and 0 <= highlight < len(colors):
+        colors[highlight] = highlight_color
+    percent = value_format.endswith("%")
+    tick = ".0%" if percent else None
+    axis = "x" if horizontal else "y"
+    hover_value = f"%{{{axis}:{'.2%' if percent else '.4g'}}}"
+    label_ref = "%{y}" if horizontal else "%{x}"
     bar = go.Bar(
         x=values if horizontal else names,
         y=names if horizontal else values,
         orientation="h" if horizontal else "v",
-        text=text,
-        textposition="outside",
+        text=[format(float(v), value_format) for v in values] if show_values else None,
+        textposition=text_position if show_values else None,
         marker_color=colors,
         cliponaxis=False,
+        hovertemplate=hover or f"{label_ref}: {hover_value}<extra></extra>",
     )
     fig = go.Figure(bar)
     value_axis = {"title_text": value_title, "tickformat": tick}

@@ -24,14 +24,6 @@ RUNNING_TASK = "running_training_task"
 #: light digit on dark background, as MNIST (× 255 for a model's raw-pixel input).
 DRAWN_DIGIT = "mnist_drawn_digit"
 
-# Deprecated: replaced by ``model_registry()``; kept until the pages have switched.
-#: (deprecated) The Keras model trained on the MNIST page, or absent.
-TRAINED_MODEL = "mnist_trained_model"
-#: (deprecated) Short description of ``TRAINED_MODEL`` (dataset, recipe, test accuracy).
-TRAINED_MODEL_INFO = "mnist_trained_model_info"
-#: (deprecated) Class names of ``TRAINED_MODEL``'s outputs (list of str).
-TRAINED_MODEL_CLASSES = "mnist_page_model_classes"
-
 
 def model_registry() -> ModelRegistry:
     """This session's ``ModelRegistry`` (created on first use)."""

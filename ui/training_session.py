@@ -20,7 +20,7 @@ import streamlit as st
 
 from cnnlib.evaluation import Evaluation, evaluate_model
 from cnnlib.experiments import TranslationExperiment
-from cnnlib.model_registry import registered_from_job
+from cnnlib.model_registry import RegisteredModel, registered_from_job
 from cnnlib.models import MNIST_PRESETS, PRESET_TRAINING, build_dense_baseline
 from cnnlib.tasks import SessionBusyError, TaskHandle
 from cnnlib.training import TrainConfig, TrainingJob
@@ -214,7 +214,7 @@ def start_experiment(
 
 def adopt_finished_training() -> None:
     """Once the job is done: test the model, and hand it to the other pages (once per run):
-    added to the session's model registry, and under the deprecated ``TRAINED_MODEL*`` keys."""
+    added to the session's model registry (``run["registered"]`` is its name there)."""
     ss = st.session_state
     job, run = ss.get(state.TRAINING_JOB), ss.get(RUN)
     if job is None or run is None or not job.done:
@@ -240,22 +240,21 @@ def adopt_finished_training() -> None:
         job, registry.unique_name(name), description=description, source_page=PAGE
     )
     run["registered"] = registry.add(entry).name
-    ss[state.TRAINED_MODEL] = job.model
-    ss[state.TRAINED_MODEL_INFO] = description
-    ss[state.TRAINED_MODEL_CLASSES] = list(run["class_names"])
+
+
+def trained_model(run: dict | None = None) -> RegisteredModel | None:
+    """The registry's entry for ``run``'s tested model (default: the latest run's); None
+    before there is one, or once the registry has dropped it."""
+    run = st.session_state.get(RUN) if run is None else run
+    name = run.get("registered") if run is not None else None
+    return state.model_registry().get(name) if name is not None else None
 
 
 def latest_results() -> tuple[Evaluation, dict, bool] | None:
     """(evaluation, run, is_previous) to show: the latest run's, else the last one shown."""
     ss = st.session_state
     done, run = ss.get(EVALUATION), ss.get(RUN)
-    current = (
-        ss.get(state.TRAINED_MODEL) is not None
-        and done is not None
-        and done[1] is not None
-        and run is not None
-        and done[0] == run["id"]
-    )
+    current = done is not None and done[1] is not None and run is not None and done[0] == run["id"]
     if current:
         ss[PREVIOUS] = (done[1], run)
         return done[1], run, False

@@ -19,6 +19,7 @@ from cnnlib.budgets import format_bytes
 from cnnlib.evaluation import smooth_curve
 from cnnlib.features import activation_grid, filter_grid, to_png
 from cnnlib.training import save_model_bytes
+from ui import figures
 from ui.image_input import show_image
 from ui.stack_editor import summary_table
 
@@ -166,39 +167,30 @@ def selected_cell(event) -> tuple[int, int] | None:
     return None
 
 
-def _share_bars(
-    values: np.ndarray, labels: Sequence[str], colors, *, y_max: float, y_title: str, x_title: str
-) -> go.Figure:
-    """Bars of shares in [0, 1] with their percentages on top."""
-    fig = go.Figure(
-        go.Bar(
-            x=[str(c) for c in labels],
-            y=values,
-            text=[f"{v:.1%}" for v in values],
-            textposition="outside",
-            marker_color=colors,
-        )
-    )
-    fig.update_yaxes(range=[0, y_max], tickformat=".0%", title_text=y_title)
-    fig.update_xaxes(type="category", title_text=x_title)
-    fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 10, "b": 10})
-    return fig
-
-
 def per_class_figure(per_class: np.ndarray, class_names: Sequence[str]) -> go.Figure:
     """Test accuracy of each class (NaN for a class with no test images shows as 0)."""
     values = np.nan_to_num(per_class, nan=0.0)
-    return _share_bars(
-        values, class_names, ACC_COLOR, y_max=1.1, y_title="test accuracy", x_title="true class"
+    return figures.bar_chart(
+        class_names,
+        values,
+        color=ACC_COLOR,
+        value_range=(0.0, 1.1),
+        value_title="test accuracy",
+        label_title="true class",
     )
 
 
 def probabilities_figure(probabilities: np.ndarray, class_names: Sequence[str]) -> go.Figure:
-    """The 10 class probabilities, the most likely one highlighted."""
-    best = int(np.argmax(probabilities))
-    colors = [ACC_COLOR if i == best else "#9aa5b1" for i in range(len(probabilities))]
-    return _share_bars(
-        probabilities, class_names, colors, y_max=1.15, y_title="probability", x_title="class"
+    """The class probabilities, the most likely one highlighted."""
+    return figures.bar_chart(
+        class_names,
+        probabilities,
+        highlight=int(np.argmax(probabilities)),
+        color="#9aa5b1",
+        highlight_color=ACC_COLOR,
+        value_range=(0.0, 1.15),
+        value_title="probability",
+        label_title="class",
     )
 
 

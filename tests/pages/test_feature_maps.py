@@ -1,8 +1,9 @@
-"""The Feature-maps page under AppTest, for each model source: the session's MNIST model on a
-drawn digit (every layer), a test-set digit, the quick training, uploaded .keras files (bad
-and good), ResNet50 and VGG19 from local weights files (random weights, so the page must say
-they are not ImageNet's), and the missing-weights message. Choices survive a visit to another
-page; class names come from what the MNIST page stored.
+"""The Feature-maps page under AppTest, for each model source: the session's model registry
+(an MNIST model on a drawn digit, every layer; an own-images-like RGB model beside it), a
+test-set digit, the quick training, uploaded .keras files (crafted and genuine), ResNet50 and
+VGG19 from local weights files (random weights, so the page must say they are not
+ImageNet's), and the missing-weights message. Choices survive a visit to another page; class
+names and input shapes come from the registry entry.
 
 The forward pass must run once per (model, image): reruns that only change a layer or a
 display option reuse the stored activations (checked by object identity and pass counts).
@@ -18,6 +19,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from cnnlib import features as F
+from cnnlib.model_registry import ModelRegistry, RegisteredModel
 from cnnlib.models.pretrained import RESNET50, VGG19_NOTOP
 from tests.conftest import ROOT
 from tests.imagenet_weights import resnet50_weights_file
@@ -25,11 +27,27 @@ from tests.pages.apptest import image_captions, open_page, run_checked, values
 from ui import features_view as fv
 from ui import state
 
-SESSION, QUICK, UPLOAD = "Your model from the MNIST page", "Quick-train a convnet", "Upload"
+QUICK, UPLOAD = "Quick-train a convnet", "Upload a .keras file"
 RESNET, VGG = "ResNet50 (ImageNet)", "VGG19 without its classifier (ImageNet)"
+MNIST_NAME = "MNIST · Tutorial convnet · 97.9 %"
+SESSION = "model: " + MNIST_NAME  #: the radio's option for the registered MNIST model
+DIGITS = tuple(str(d) for d in range(10))
 
 
 _run = run_checked
+
+
+def _entry(model, name=MNIST_NAME, class_names=DIGITS, description="", page="Train on MNIST"):
+    shape = tuple(model.input_shape[1:])
+    return RegisteredModel(name, model, class_names, shape, description, source_page=page)
+
+
+def _registry(*entries: RegisteredModel) -> dict:
+    """Session state holding a model registry with ``entries`` (the first is the newest)."""
+    registry = ModelRegistry()
+    for entry in reversed(entries):
+        registry.add(entry)
+    return {state.MODEL_REGISTRY: registry}
 
 
 def _page(**session) -> AppTest:
@@ -68,7 +86,7 @@ def drawn_digit():
 
 
 def test_session_model_every_layer_on_a_drawn_digit(tutorial_model, drawn_digit):
-    at = _page(**{state.TRAINED_MODEL: tutorial_model, state.DRAWN_DIGIT: drawn_digit})
+    at = _page(**_registry(_entry(tutorial_model)), **{state.DRAWN_DIGIT: drawn_digit})
     assert at.radio(key="fm_model_source").value == SESSION
     assert at.radio(key="fm_input_mnist").value == "Digit drawn on the MNIST page"
     box = _layer_box(at)
@@ -80,7 +98,7 @@ def test_session_model_every_layer_on_a_drawn_digit(tutorial_model, drawn_digit)
     answer = next(m.value for m in at.markdown if m.value.startswith("**The model's answer:**"))
     assert f"answer:** {int(np.argmax(expected))} (" in answer
     acts = _acts(at)
-    view = at.session_state[fv._VIEWS][f"session:{id(tutorial_model)}"]
+    view = at.session_state[fv._VIEWS][f"registry:{id(tutorial_model)}"]
     # Walk through every layer: maps for spatial layers, a bar chart for vectors.
     for i, info in enumerate(layers):
         _run(_layer_box(at).select_index(i))
@@ -111,7 +129,7 @@ def test_session_model_every_layer_on_a_drawn_digit(tutorial_model, drawn_digit)
 
 def test_a_test_set_digit_and_an_mnist_photo(tutorial_model, mnist_dir, monkeypatch):
     monkeypatch.setenv("CNNLAB_DATA_DIR", str(mnist_dir))
-    at = _page(**{state.TRAINED_MODEL: tutorial_model})
+    at = _page(**_registry(_entry(tutorial_model)))
     radio = at.radio(key="fm_input_mnist")
     assert radio.value == "Digit from the MNIST test set"  # nothing drawn in this session
     first = _acts(at)
@@ -127,11 +145,70 @@ def test_a_fashion_model_gets_fashion_images_and_names(tutorial_model, fashion_d
     from cnnlib.data import CLASS_NAMES
 
     names = CLASS_NAMES["fashion_mnist"]
-    at = _page(**{state.TRAINED_MODEL: tutorial_model, state.TRAINED_MODEL_CLASSES: names})
+    at = _page(**_registry(_entry(tutorial_model, "Fashion-MNIST · Tutorial convnet", names)))
     assert at.radio(key="fm_input_mnist_fashion").value == "Image from the Fashion-MNIST test set"
     assert any("This image is labelled" in c.value for c in at.caption)
     scores = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
     assert scores["x"] == list(names)
+
+
+def test_every_registered_model_is_listed_with_its_classes_and_input(tutorial_model):
+    """An MNIST model and an own-images-like RGB model (32×32×3, 3 classes, a name with
+    markdown in it): both listed by (escaped) name, newest first; the RGB one gets a photo
+    resized to its own input and its class names on the score bars."""
+    import keras
+
+    from cnnlib.text import safe_text
+
+    rgb = keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Conv2D(4, 3, activation="relu", name="own_conv"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    own = "Own images · *pets* [cats](http://x) · 80.0 %"
+    classes = ("cat", "dog", "fox")
+    session = _registry(
+        _entry(rgb, own, classes, "3 folders of photos", page="Your own images"),
+        _entry(tutorial_model),
+    )
+    at = _page(**session)
+    radio = at.radio(key="fm_model_source")
+    assert radio.options[:3] == [safe_text(own, 80), safe_text(MNIST_NAME, 80), QUICK]
+    assert radio.value == "model: " + own  # the newest first
+    assert any(c.value == "3 folders of photos" for c in at.caption)
+    assert any(
+        c.value.startswith(f"{safe_text(own, 80)}: 3 layers, input 32×32×3") for c in at.caption
+    )
+    assert at.radio(key="fm_input_generic").value == "Photo (sample, upload or camera)"
+    assert any("resized to 32×32, raw pixels 0…255" in c.value for c in at.caption)
+    assert _acts(at)["own_conv"].shape == (30, 30, 4)  # the 32×32 input, 3×3 valid conv
+    scores = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
+    assert scores["x"] == list(classes)
+    answer = next(m.value for m in at.markdown if m.value.startswith("**The model's answer:**"))
+    assert any(f"answer:** {c} (" in answer for c in classes)
+    # The MNIST model from the same list: its digits and its 28×28×1 input.
+    _run(radio.set_value(SESSION))
+    assert any(c.value.startswith(f"{safe_text(MNIST_NAME, 80)}: 8 layers, input 28×28×1")
+               for c in at.caption)  # fmt: skip
+    scores = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
+    assert scores["x"] == list(DIGITS)
+
+
+class _Running:
+    """A stand-in for another page's training that is still running."""
+
+    done = False
+
+
+def test_quick_training_waits_for_the_sessions_other_training():
+    at = _page(**{state.RUNNING_TASK: ("Train on MNIST", _Running())})
+    assert at.radio(key="fm_model_source").value == QUICK  # nothing registered yet
+    assert at.button(key="fm_quick_start").disabled
+    assert any("Train on MNIST" in i.value for i in at.info)
 
 
 @pytest.mark.slow
@@ -152,11 +229,32 @@ def test_quick_training_then_every_view(mnist_dir, monkeypatch):
     assert any(
         c.value.startswith("Quick-trained tutorial convnet: 540 training") for c in at.caption
     )
+    # Added to the session's registry and shown from there, under its registry name.
+    entry = at.session_state[state.MODEL_REGISTRY].latest("Feature maps")
+    assert entry.class_names == DIGITS and entry.input_shape == (28, 28, 1)
+    assert at.radio(key="fm_model_source").value == "model: " + entry.name
+    assert entry.name.startswith("MNIST · Tutorial convnet (quick) · ")
     assert len(_layer_box(at).options) == 8
     assert len(_hierarchy(at)) == 5
 
 
+def _with_member(data: bytes, name: str, body: bytes) -> bytes:
+    """The .keras archive ``data`` with one more member."""
+    import io
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w") as dst:
+        for member in src.namelist():
+            dst.writestr(member, src.read(member))
+        dst.writestr(name, body)
+    return out.getvalue()
+
+
 def test_uploaded_keras_files_bad_and_good(tutorial_model):
+    import keras
+
+    from cnnlib.text import safe_text
     from cnnlib.training import save_model_bytes
 
     at = _page()
@@ -167,8 +265,21 @@ def test_uploaded_keras_files_bad_and_good(tutorial_model):
             ("bad.keras", b"not a model", "application/octet-stream")
         )
     )
-    assert any("“bad.keras”" in e.value and ".keras" in e.value for e in at.error)
+    assert any("“bad\\.keras”" in e.value and "zip" in e.value for e in at.error)  # escaped
     assert not [s for s in at.selectbox if s.label.startswith("Layer (")]
+    # Crafted files are refused with a message for a learner, never an exception's name.
+    lam = keras.Sequential([keras.Input((4,)), keras.layers.Lambda(lambda x: x * 2)])
+    extra = _with_member(save_model_bytes(tutorial_model), "evil.py", b"import os")
+    for name, data, words in [
+        ("lambda.keras", save_model_bytes(lam), "Lambda layer runs Python code"),
+        ("extra.keras", extra, "evil.py"),
+        ("[x](http://evil).keras", b"PK junk", safe_text("[x](http://evil).keras")),
+    ]:
+        _run(at.file_uploader(key="fm_model_upload").set_value((name, data, "application/zip")))
+        message = " ".join(e.value for e in at.error)
+        assert words in message, message
+        assert "Error" not in message and "Traceback" not in message
+        assert not [s for s in at.selectbox if s.label.startswith("Layer (")]
 
     good = save_model_bytes(tutorial_model)
     _run(
@@ -178,7 +289,7 @@ def test_uploaded_keras_files_bad_and_good(tutorial_model):
     )
     assert not at.error
     assert len(_layer_box(at).options) == 8
-    assert any(c.value.startswith("mine.keras: 8 layers, input 28×28×1") for c in at.caption)
+    assert any(c.value.startswith("mine\\.keras: 8 layers, input 28×28×1") for c in at.caption)
 
 
 def test_uploaded_model_without_an_image_input_is_explained():
@@ -276,7 +387,8 @@ def test_choices_survive_a_visit_to_another_page(
     """Model, input, test image, layer and view options after Convolution lab → back."""
     monkeypatch.setenv("CNNLAB_DATA_DIR", str(mnist_dir))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
-    at.session_state[state.TRAINED_MODEL] = tutorial_model
+    for key, value in _registry(_entry(tutorial_model)).items():
+        at.session_state[key] = value
     at.session_state[state.DRAWN_DIGIT] = drawn_digit
     _run(at)
     _run(at.switch_page("app_pages/feature_maps.py"))
@@ -300,16 +412,11 @@ def test_choices_survive_a_visit_to_another_page(
     assert at.selectbox(key="fm_per_page").value == 32
 
 
-def test_class_names_come_from_the_mnist_page_not_its_description(tutorial_model):
-    """Class names come from what the MNIST page stored, never guessed from a description."""
+def test_class_names_come_from_the_registry_not_the_description(tutorial_model):
+    """Class names come from the registry entry, never guessed from a description."""
     from cnnlib.data import CLASS_NAMES
 
-    at = _page(
-        **{
-            state.TRAINED_MODEL: tutorial_model,
-            state.TRAINED_MODEL_INFO: "A Fashion-MNIST-looking description",
-        }
-    )
+    at = _page(**_registry(_entry(tutorial_model, description="A Fashion-MNIST-looking one")))
     assert at.radio(key="fm_input_mnist").value == "Digit from the MNIST test set"
     scores = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
     assert scores["x"] == list(CLASS_NAMES["mnist"])
@@ -330,7 +437,7 @@ def test_saliency_tab_on_the_session_model(tutorial_model, drawn_digit):
     from cnnlib import saliency
     from ui import saliency_view as sv
 
-    session = {state.TRAINED_MODEL: tutorial_model, state.DRAWN_DIGIT: drawn_digit}
+    session = {**_registry(_entry(tutorial_model)), state.DRAWN_DIGIT: drawn_digit}
     at = _page(**session)
     assert not _overlay_methods(at)  # a closed tab computes nothing
     at.session_state["fm_tab"] = "Saliency"
@@ -356,7 +463,7 @@ def test_saliency_maps_are_cached_per_session(tutorial_model, drawn_digit, monke
     calls = []
     real = saliency.saliency_maps
     monkeypatch.setattr(saliency, "saliency_maps", lambda *a, **k: calls.append(1) or real(*a, **k))
-    session = {state.TRAINED_MODEL: tutorial_model, state.DRAWN_DIGIT: drawn_digit}
+    session = {**_registry(_entry(tutorial_model)), state.DRAWN_DIGIT: drawn_digit}
     at = AppTest.from_file(str(ROOT / "app_pages" / "feature_maps.py"), default_timeout=180)
     for key, value in {**session, "fm_tab": "Saliency"}.items():
         at.session_state[key] = value
@@ -369,7 +476,7 @@ def test_saliency_maps_are_cached_per_session(tutorial_model, drawn_digit, monke
 def test_what_a_filter_wants_to_see_on_the_session_model(tutorial_model, drawn_digit):
     from cnnlib import visualize
 
-    session = {state.TRAINED_MODEL: tutorial_model, state.DRAWN_DIGIT: drawn_digit}
+    session = {**_registry(_entry(tutorial_model)), state.DRAWN_DIGIT: drawn_digit}
     at = _page(**session, fm_tab=WANTS)
     conv = F.conv_layer_names(tutorial_model)[0]
     layer = next(s for s in at.selectbox if s.key.startswith("fm_wants_layer_"))

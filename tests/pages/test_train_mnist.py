@@ -190,10 +190,12 @@ def test_a_tiny_training_from_the_page(mnist_env, monkeypatch):
     assert accuracy > 0.5  # 900 real digits, one epoch: far above chance (10 %)
     assert metrics["Test images"] == "2,000"
     assert accuracy == pytest.approx(progress.test_accuracy, abs=5e-5)
-    model = at.session_state[state.TRAINED_MODEL]
+    entry = at.session_state[state.MODEL_REGISTRY].latest("Train on MNIST")
+    model = entry.model
     assert model is job.model and model.output_shape == (None, 10)
-    assert "Fast convnet (default)" in at.session_state[state.TRAINED_MODEL_INFO]
-    assert at.session_state[state.TRAINED_MODEL_CLASSES] == [str(d) for d in range(10)]
+    assert "Fast convnet (default)" in entry.description
+    assert entry.class_names == tuple(str(d) for d in range(10))
+    assert entry.input_shape == (28, 28, 1)
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     heatmaps = [c for c in charts if c["data"][0]["type"] == "heatmap"]
     assert len(heatmaps) == 1
