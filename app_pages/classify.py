@@ -15,6 +15,8 @@ import streamlit as st
 from PIL import Image
 
 from cnnlib import imagenet
+from cnnlib.budgets import budgets
+from cnnlib.text import safe_text
 from ui import classify_view as view
 from ui import pretrained
 from ui import saliency_view as sv
@@ -46,8 +48,17 @@ def _cam(_model, _batch: np.ndarray, digest: str, crop: bool, class_id: int, wei
 
 
 def images_ui() -> tuple[list[PickedImage], bool]:
-    """The photos (sample, uploads or camera) and whether to centre-crop them."""
+    """The photos (sample, uploads or camera; at most ``budgets().classify_photos``) and
+    whether to centre-crop them."""
     picked = pick_images("classify", multiple=True)
+    cap = budgets().classify_photos
+    if len(picked) > cap:
+        st.warning(
+            f"{len(picked)} photos were given: only the first {cap} are classified (the limit "
+            "per run on this server). Remove some to classify the others.",
+            icon="✂️",
+        )
+        picked = picked[:cap]
     crop = st.toggle(
         "Centre-crop to a square before resizing (keeps the aspect ratio, cuts the edges)",
         key="classify_crop",
@@ -69,13 +80,15 @@ def model_ui():
 
 
 def overview_ui(picked: list[PickedImage], steps: list, results: list) -> int:
-    """Several photos: one card each, then which one to explain in detail (its index)."""
-    names = [f"{i + 1}. {p.label}" for i, p in enumerate(picked)]
+    """Several photos: one card each, then which one to explain in detail (its index). File
+    names are shown escaped (``safe_text``): they come from the learner's computer."""
     if len(picked) == 1:
         return 0
+    names = [f"{i + 1}. {p.label[:60]}" for i, p in enumerate(picked)]  # options: plain text
     st.subheader(f"{len(picked)} photos")
     cols = st.columns(min(3, len(picked)))
-    for i, (name, step, result) in enumerate(zip(names, steps, results, strict=True)):
+    for i, (step, result) in enumerate(zip(steps, results, strict=True)):
+        name = f"{i + 1}. {safe_text(picked[i].label)}"  # a caption: markdown
         with cols[i % len(cols)]:
             view.show_card(i, name, step, result)
     chosen = st.selectbox(

@@ -1,4 +1,6 @@
-"""The Feature-maps page in a real browser: upload a small MNIST convnet saved as ``.keras``,
+"""The Feature-maps page in a real browser: a convnet quick-trained on the page appears in the
+model list under its session-registry name and is shown from there; upload a small MNIST
+convnet saved as ``.keras``,
 see it run on a real test-set digit, pick a layer in the picker and see its grid of maps;
 switch to the other views; upload a file that is not a Keras model and read the message; the
 saliency row and what a filter wants to see on the uploaded convnet; ResNet50 (random weights
@@ -59,7 +61,7 @@ def _open(page, app_url):
     page.locator('[data-testid="stSidebarNav"]').get_by_text("Feature maps").click()
     wait_idle(page)
     page.get_by_text("Model", exact=True).wait_for()
-    page.get_by_text("Upload", exact=True).click()
+    page.get_by_text("Upload a .keras file", exact=True).click()
     wait_idle(page)
 
 
@@ -117,10 +119,32 @@ def test_an_upload_that_is_not_a_keras_model_gets_a_message(app_url, page, tmp_p
     bad = tmp_path / "notes.keras"
     bad.write_bytes(b"these are my notes, not a model")
     _upload(page, bad)
-    page.get_by_text("not a .keras model file", exact=False).wait_for()
+    page.get_by_text("is not a .keras model file", exact=False).wait_for()
+    expect(page.get_by_text("“notes.keras”", exact=False)).to_have_count(1)
     wait_idle(page)
     _no_exception(page)
     screenshot(page, tmp_path, "feature_maps_bad_upload")
+
+
+@pytest.mark.slow
+def test_a_quick_trained_convnet_appears_under_its_registry_name(app_url, page, tmp_path):
+    """Quick-train on the page (real MNIST digits, in the background): the model joins the
+    session's registry, the list names it, and the page looks inside it."""
+    page.goto(app_url)
+    wait_idle(page)
+    page.locator('[data-testid="stSidebarNav"]').get_by_text("Feature maps").click()
+    wait_idle(page)
+    page.get_by_role("button", name="Train it now").click()
+    page.get_by_text("Layer (8 in this model", exact=False).wait_for(timeout=400_000)
+    wait_idle(page, timeout=120_000)
+    radio = page.get_by_role("radiogroup").first
+    name = radio.get_by_text(re.compile(r"^MNIST · Tutorial convnet \(quick\) · \d+\.\d %$"))
+    expect(name).to_have_count(1)
+    expect(radio.get_by_role("radio").first).to_be_checked()  # the new model, listed first
+    expect(page.get_by_text("Quick-trained tutorial convnet:", exact=False)).to_have_count(1)
+    expect(page.get_by_text("The model's answer:", exact=False)).to_have_count(1)
+    _no_exception(page)
+    _tall_screenshot(page, tmp_path, "feature_maps_quick_trained")
 
 
 def _tall_screenshot(page, tmp_path, name: str) -> None:

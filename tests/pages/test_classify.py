@@ -240,3 +240,29 @@ def test_saliency_side_by_side_only_while_open(local_weights):
     assert [c.split(" · ")[0] for c in shown] == ["Grad-CAM", "Occlusion"]
     _run(at.slider(key="classify_opacity").set_value(0.7))  # display only: same maps
     assert [c for c in _image_captions(at) if " · " in c and c.endswith(" s")] == shown
+
+
+def test_photos_per_run_are_capped_and_names_escaped(monkeypatch):
+    """More photos than ``budgets().classify_photos``: only the first N, said plainly; file
+    names (from the learner's computer) are shown as text, not as markdown links."""
+    from cnnlib.text import safe_text
+
+    monkeypatch.setenv(RESNET50.env_var, str(missing_weights_file()))  # fast: no model
+    monkeypatch.setenv("CNNLAB_CLASSIFY_PHOTOS", "3")
+    photo = encode(Image.new("RGB", (40, 30), (200, 80, 20)), "PNG")
+    names = [f"[p{i}](http://evil.example).png" for i in range(5)]
+    at = _page()
+    at.radio(key="classify_source").set_value("Upload")
+    _run(at)
+    at.file_uploader(key="classify_upload").set_value([(n, photo, "image/png") for n in names])
+    _run(at)
+    assert any(
+        "5 photos were given: only the first 3 are classified" in w.value for w in at.warning
+    )
+    assert any(h.value == "3 photos" for h in at.subheader)
+    captions = _image_captions(at)
+    assert [f"{i + 1}. {safe_text(n)}" for i, n in enumerate(names[:3])] == [
+        c for c in captions if c[:2] in ("1.", "2.", "3.")
+    ]
+    assert not any("](http" in c for c in captions)
+    assert len(at.selectbox(key="classify_detail").options) == 3
