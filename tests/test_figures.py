@@ -103,3 +103,72 @@ def test_bar_chart(horizontal):
     assert fig.layout.height == 250
     plain = figures.bar_chart([1, 2], [3.14159, 2.0], value_format=".2f")
     assert list(plain.data[0].text) == ["3.14", "2.00"]
+
+
+def test_bar_chart_options():
+    fig = figures.bar_chart(
+        ["a", "b", "c"],
+        [0.5, 0.2, 0.3],
+        color=["#111111", "#222222", "#333333"],
+        highlight=2,
+        highlight_color="#ff0000",
+        show_values=False,
+        hover="unit %{x}: %{y:.4g}<extra></extra>",
+    )
+    bar = fig.data[0]
+    assert list(bar.marker.color) == ["#111111", "#222222", "#ff0000"]
+    assert bar.text is None and bar.hovertemplate.startswith("unit %{x}")
+    top = figures.bar_chart(["x"], [0.9], horizontal=True, text_position="auto")
+    assert top.data[0].textposition == "auto" and top.layout.yaxis.autorange == "reversed"
+    assert top.data[0].hovertemplate == "%{y}: %{x:.2%}<extra></extra>"
+
+
+@pytest.mark.parametrize("name", ["Viridis", "RdBu_r", "Jet"])
+def test_the_app_scales_are_plotlys_and_shared_with_cnnlib(name):
+    """``cnnlib.colormaps.SCALES`` spells plotly's scales exactly; ``figures.colorize`` and
+    cnnlib's images (feature-map grids, the Grad-CAM overlay) colour with the same table."""
+    from cnnlib import colormaps
+
+    plotly_stops = [
+        (round(p, 9), tuple(pc.hex_to_rgb(c) if c.startswith("#") else pc.unlabel_rgb(c)))
+        for p, c in pc.get_colorscale(name)
+    ]
+    ours = [(round(p, 9), tuple(float(v) for v in c)) for p, c in colormaps.SCALES[name]]
+    assert ours == [(p, tuple(float(v) for v in c)) for p, c in plotly_stops]
+    values = np.linspace(0.0, 1.0, 33).astype(np.float32)
+    shared = colormaps.colorize(values, colormaps.table(name), 0.0, 1.0)
+    np.testing.assert_array_equal(figures.colorize(values, name, 0.0, 1.0), shared)
+
+
+def test_cnnlib_images_use_the_app_scales():
+    from cnnlib import features, imagenet
+
+    cam = np.array([[0.0, 0.25], [0.75, 1.0]], np.float32)
+    heat = np.asarray(imagenet.heatmap_rgb(cam, (2, 2)))  # same size: no resampling
+    np.testing.assert_array_equal(heat, figures.colorize(cam, figures.HEAT, 0.0, 1.0))
+    assert tuple(heat[0, 0]) == (0, 0, 131) and tuple(heat[1, 1]) == (128, 0, 0)  # Jet's ends
+    np.testing.assert_array_equal(
+        features.colorize(cam, 0.0, 1.0), figures.colorize(cam, figures.MAGNITUDE, 0.0, 1.0)
+    )
+    signed = cam * 2 - 1
+    np.testing.assert_array_equal(
+        features.colorize(signed, -1.0, 1.0, "diverging"),
+        figures.colorize(signed, figures.SIGN, -1.0, 1.0),
+    )
+
+
+def test_the_pages_bar_charts_come_from_bar_chart():
+    """Per-class accuracy, probabilities and the top-5 keep their look through ``bar_chart``."""
+    from cnnlib.imagenet import Prediction
+    from ui import classify_view, training_view
+
+    probs = training_view.probabilities_figure(np.array([0.1, 0.7, 0.2]), ["0", "1", "2"])
+    bar = probs.data[0]
+    assert list(bar.x) == ["0", "1", "2"] and list(bar.text) == ["10.0%", "70.0%", "20.0%"]
+    assert bar.marker.color[1] == training_view.ACC_COLOR != bar.marker.color[0]
+    assert tuple(probs.layout.yaxis.range) == (0.0, 1.15)
+    acc = training_view.per_class_figure(np.array([0.9, np.nan]), ["a", "b"])
+    np.testing.assert_allclose(acc.data[0].y, [0.9, 0.0])
+    preds = [Prediction(281, "tabby", 0.6), Prediction(285, "Egyptian_cat", 0.3)]
+    top = classify_view.top5_figure(preds).data[0]
+    assert top.orientation == "h" and list(top.y) == ["tabby (281)", "Egyptian cat (285)"]

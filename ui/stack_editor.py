@@ -26,6 +26,7 @@ from cnnlib.models import (
     SummaryRow,
     preset_stack,
 )
+from cnnlib.text import shape_text
 
 #: Widget values survive page switches (the stack itself is plain session state).
 KEEP = {"persist_state": "session"}
@@ -220,11 +221,8 @@ def stack_editor(
 
 
 def summary_table(rows: list[SummaryRow], input_shape: tuple[int, ...]) -> pd.DataFrame:
-    """The summary as a table: one row per layer plus the input, shapes as "26 × 26 × 32"."""
-
-    def shape_text(shape: tuple[int, ...]) -> str:
-        return " × ".join(str(d) for d in shape)
-
+    """The summary as a table: one row per layer plus the input, shapes as "26×26×32"
+    (``cnnlib.text.shape_text``)."""
     records = [
         {
             "Layer": "input",

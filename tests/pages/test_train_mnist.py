@@ -67,7 +67,7 @@ def test_renders_with_the_labelled_fallback_and_an_exact_summary(mnist_env):
     model = MNIST_PRESETS[DEFAULT_PRESET]()
     # Row 0 is the input; then one row per Keras layer, same shapes, same counts.
     assert table["Layer"].tolist()[1:] == [layer.name for layer in model.layers]
-    shapes = [" × ".join(str(d) for d in layer.output.shape[1:]) for layer in model.layers]
+    shapes = ["×".join(str(d) for d in layer.output.shape[1:]) for layer in model.layers]
     assert table["Output shape"].tolist()[1:] == shapes
     counts = [layer.count_params() for layer in model.layers]
     assert table["Parameters"].tolist()[1:] == counts
