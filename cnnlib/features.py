@@ -112,10 +112,32 @@ def _keras():
     return keras
 
 
-def _single_output_shape(layer) -> tuple[int, ...] | None:
+def _node_in(model, layer):
+    """The call of ``layer`` that belongs to ``model``'s graph (None if not found). For a
+    nested model (a transfer model's backbone) ``layer.output`` is the output of its own
+    inner graph, and one backbone may be called by several models."""
+    if model is None or not getattr(layer, "_inbound_nodes", None):
+        return None
+    graph = getattr(model, "_functional", None) or model  # a Sequential wraps a Functional
+    keys = getattr(graph, "_nodes", None) or ()
+    return next(
+        (n for i, n in enumerate(layer._inbound_nodes) if f"{id(layer)}_ib-{i}" in keys), None
+    )
+
+
+def layer_tensors(model, layer, which: Literal["input", "output"] = "output"):
+    """``layer``'s input or output tensor(s) in ``model``'s graph (see ``_node_in``)."""
+    node = _node_in(model, layer)
+    if node is None:
+        return layer.output if which == "output" else layer.input
+    tensors = node.output_tensors if which == "output" else node.input_tensors
+    return tensors[0] if len(tensors) == 1 else list(tensors)
+
+
+def _single_output_shape(layer, model=None) -> tuple[int, ...] | None:
     """The layer's output shape without the batch axis, or None (several or unknown outputs)."""
     try:
-        out = layer.output
+        out = layer_tensors(model, layer)
     except Exception:  # a layer used several times has no single output
         return None
     if isinstance(out, list | tuple | dict):
@@ -165,6 +187,7 @@ PREPROCESSING_LAYERS = frozenset(
         "RandomTranslation",
         "RandomContrast",
         "RandomBrightness",
+        "CaffePreprocess",  # cnnlib.transfer's ImageNet "caffe" preprocessing
     }
 )
 
@@ -190,7 +213,7 @@ def list_layers(model) -> list[LayerInfo]:
     for layer in model.layers:
         if _is_input_layer(layer) or is_preprocessing_layer(layer):
             continue
-        shape = _single_output_shape(layer)
+        shape = _single_output_shape(layer, model)
         if shape is None or len(shape) not in (1, 3):
             continue
         infos.append(
@@ -393,7 +416,7 @@ class FeatureExtractor:
             raise InvalidModelError("This model has no layer whose activations can be shown.")
         self.layer_names = tuple(names)
         self.input_shape = model_input_shape(model)
-        outputs = [model.get_layer(n).output for n in names]
+        outputs = [layer_tensors(model, model.get_layer(n)) for n in names]
         self._model = keras.Model(inputs=model.inputs[0], outputs=outputs)
         self._lock = threading.Lock()
         self.forward_passes = 0
@@ -912,15 +935,18 @@ def _pair(value: Any) -> Pair:
     return (int(a), int(b))
 
 
-def layer_geometry(layer) -> Geometry | str | None:
-    """A Keras layer's ``Geometry``; ``GLOBAL`` if its output is not spatial (Flatten, Dense,
-    global pooling); None for layers that enlarge maps (transposed conv, upsampling).
+def layer_geometry(layer, model=None) -> Geometry | str | None:
+    """A Keras layer's ``Geometry`` (in ``model``'s graph when given); ``GLOBAL`` if its
+    output is not spatial (Flatten, Dense, global pooling); None for layers that enlarge maps
+    (transposed conv, upsampling) and nested models (a backbone: not worked out here).
     """
     kind = type(layer).__name__
-    shape = _single_output_shape(layer)
+    shape = _single_output_shape(layer, model)
     if shape is not None and len(shape) != 3:
         return GLOBAL
     if "Transpose" in kind or kind.startswith("UpSampling"):
+        return None
+    if isinstance(layer, _keras().Model):
         return None
     if hasattr(layer, "kernel_size") and hasattr(layer, "strides"):
         return Geometry(
@@ -934,9 +960,9 @@ def layer_geometry(layer) -> Geometry | str | None:
     return Geometry()
 
 
-def _inbound_names(layer) -> list[str] | None:
+def _inbound_names(layer, model=None) -> list[str] | None:
     try:
-        inputs = layer.input
+        inputs = layer_tensors(model, layer, "input")
     except Exception:
         return None
     names = []
@@ -958,10 +984,10 @@ def model_receptive_fields(model) -> dict[str, ReceptiveField | None]:
             graph.append((layer.name, Geometry(), []))
             previous = layer.name
             continue
-        inbound = _inbound_names(layer)
+        inbound = _inbound_names(layer, model)
         if inbound is None:  # shared or unusual layer: assume a chain
             inbound = [previous] if previous else []
-        graph.append((layer.name, layer_geometry(layer), inbound))
+        graph.append((layer.name, layer_geometry(layer, model), inbound))
         previous = layer.name
     if graph and graph[0][2]:  # Sequential models may not list their InputLayer
         first_inputs = {n for _, _, ins in graph for n in ins} - {n for n, _, _ in graph}

@@ -456,3 +456,34 @@ def test_preprocessing_layers_are_not_listed_and_inputs_follow_the_model():
     photo = Image.new("RGB", (4, 4), (255, 0, 0))
     assert F.image_input(photo, (4, 4, 3), raw_pixels=True).max() == 255.0
     assert F.image_input(photo, (4, 4, 3)).max() == 1.0
+
+
+def test_a_transfer_model_with_a_shared_nested_backbone_opens():
+    """An own-images transfer model: CaffePreprocess → backbone (a nested model, here shared
+    by two models as ``cnnlib.transfer.assemble`` shares one) → pooling → classes. The
+    backbone's maps are its call in THIS model's graph, equal to running it by hand."""
+    import keras
+
+    from cnnlib.transfer import caffe_preprocess_layer
+
+    inner = keras.Input((16, 16, 3))
+    backbone = keras.Model(inner, keras.layers.Conv2D(4, 3, activation="relu")(inner), name="bb")
+
+    def assemble(classes: int):
+        pixels = keras.Input((16, 16, 3))
+        x = backbone(caffe_preprocess_layer()(pixels), training=False)
+        x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+        return keras.Model(pixels, keras.layers.Dense(classes, activation="softmax")(x))
+
+    assemble(2)  # another model on the same backbone
+    model = assemble(3)
+    extractor, fields = F.open_model(model)
+    assert [(i.name, i.output_shape) for i in extractor.layers][:2] == [
+        ("bb", (14, 14, 4)),
+        ("pool", (4,)),
+    ]  # the preprocessing layer is not a feature map
+    x = np.random.default_rng(0).uniform(0, 255, (1, 16, 16, 3)).astype(np.float32)
+    acts = extractor.run(x)
+    bgr = x[..., ::-1] - np.array([103.939, 116.779, 123.68], np.float32)
+    np.testing.assert_allclose(acts["bb"], np.asarray(backbone(bgr))[0], rtol=1e-5, atol=1e-4)
+    assert fields["bb"] is None  # inside a backbone: not worked out, shown as unknown

@@ -213,6 +213,8 @@ def test_quick_training_waits_for_the_sessions_other_training():
 
 @pytest.mark.slow
 def test_quick_training_then_every_view(mnist_dir, monkeypatch):
+    from cnnlib.text import safe_text
+
     monkeypatch.setenv("CNNLAB_DATA_DIR", str(mnist_dir))
     monkeypatch.setattr(fv, "QUICK_IMAGES", 600)
     monkeypatch.setattr(fv, "QUICK_EPOCHS", 1)
@@ -226,9 +228,8 @@ def test_quick_training_then_every_view(mnist_dir, monkeypatch):
         assert not at.error, [e.value for e in at.error]
         time.sleep(0.5)
         _run(at)
-    assert any(
-        c.value.startswith("Quick-trained tutorial convnet: 540 training") for c in at.caption
-    )
+    start = safe_text("Quick-trained tutorial convnet: 540 training")  # shown escaped
+    assert any(c.value.startswith(start) for c in at.caption)
     # Added to the session's registry and shown from there, under its registry name.
     entry = at.session_state[state.MODEL_REGISTRY].latest("Feature maps")
     assert entry.class_names == DIGITS and entry.input_shape == (28, 28, 1)
