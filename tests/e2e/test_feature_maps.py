@@ -55,11 +55,16 @@ def small_model_file(tmp_path_factory, mnist_test_set):
     return path
 
 
-def _open(page, app_url):
+def _feature_maps(page, app_url):
+    """The app's home, then Feature maps from the sidebar."""
     page.goto(app_url)
     wait_idle(page)
     page.locator('[data-testid="stSidebarNav"]').get_by_text("Feature maps").click()
     wait_idle(page)
+
+
+def _open(page, app_url):
+    _feature_maps(page, app_url)
     page.get_by_text("Model", exact=True).wait_for()
     page.get_by_text("Upload a .keras file", exact=True).click()
     wait_idle(page)
@@ -130,10 +135,7 @@ def test_an_upload_that_is_not_a_keras_model_gets_a_message(app_url, page, tmp_p
 def test_a_quick_trained_convnet_appears_under_its_registry_name(app_url, page, tmp_path):
     """Quick-train on the page (real MNIST digits, in the background): the model joins the
     session's registry, the list names it, and the page looks inside it."""
-    page.goto(app_url)
-    wait_idle(page)
-    page.locator('[data-testid="stSidebarNav"]').get_by_text("Feature maps").click()
-    wait_idle(page)
+    _feature_maps(page, app_url)
     page.get_by_role("button", name="Train it now").click()
     page.get_by_text("Layer (8 in this model", exact=False).wait_for(timeout=400_000)
     wait_idle(page, timeout=120_000)
@@ -183,10 +185,7 @@ def test_saliency_and_what_a_filter_wants_to_see_on_an_uploaded_convnet(
 
 
 def test_resnet50_fills_a_grid_of_filters_in_the_background_and_stops(app_url, page, tmp_path):
-    page.goto(app_url)
-    wait_idle(page)
-    page.locator('[data-testid="stSidebarNav"]').get_by_text("Feature maps").click()
-    wait_idle(page)
+    _feature_maps(page, app_url)
     page.get_by_text("ResNet50 (ImageNet)", exact=True).click()
     page.get_by_text("Layer (176 in this model", exact=False).wait_for(timeout=240_000)
     wait_idle(page, timeout=240_000)
