@@ -125,9 +125,9 @@ def show_grid(g: conv.TransposeGrid) -> None:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def upsampled(token: str, kernel, stride: int, padding, _x) -> dict[str, object]:
+def upsampled(token: str, shape: tuple, kernel, stride: int, padding, _x) -> dict[str, object]:
     """``conv2d_transpose`` of the (H, W) image ``_x`` with the lab's (kh, kw) kernel
-    (``lab.kernel_tuple`` form), coloured for drawing; keyed by the image token."""
+    (``lab.kernel_tuple`` form), coloured for drawing; keyed by the image token and shape."""
     y = conv.conv2d_transpose(_x, np.array(kernel, np.float32), stride=stride, padding=padding)
     m = lab.symmetric_limit(y)
     view, f = lab.display_map(y, 512)
@@ -137,7 +137,7 @@ def upsampled(token: str, kernel, stride: int, padding, _x) -> dict[str, object]
 
 def show_image(token: str, x: np.ndarray, kernel: np.ndarray, s: int, padding) -> None:
     """The lab's image (grayscale, at most IMAGE_SIDE px) and its transposed convolution."""
-    res = upsampled(token, lab.kernel_tuple(kernel), s, padding, x)
+    res = upsampled(token, x.shape, lab.kernel_tuple(kernel), s, padding, x)
     kh, kw = kernel.shape
     st.markdown(
         f"The lab's image **{shape_text(x.shape)}** (grayscale), your **{kh}×{kw}** kernel, "
