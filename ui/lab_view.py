@@ -1,8 +1,11 @@
 """The Convolution lab's views: cached results of the chosen settings, and every figure.
 
-Figures use ``ui.figures``' fast plain-dict path. Big maps are drawn block-reduced
-(``lab.display_map``) and the smaller ones as colour-mapped JPEGs (a few KB instead of a
-float per cell), so a rerun sends little. Numbers come from ``cnnlib.conv`` / ``cnnlib.lab``.
+Every map (input, output, ReLU, pools, filter bank, the zoom) is a colour-mapped JPEG shown
+with ``st.image`` (``picture``: enlarged with crisp cells, orange/green boxes drawn in), big
+ones block-reduced first (``lab.display_map``): a browser draws an image far faster than a
+plotly heatmap. Plotly (``ui.figures``' fast plain-dict path) is kept where the learner
+reads values: the cell-by-hand numbers and the small grid. Numbers come from
+``cnnlib.conv`` / ``cnnlib.lab``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from cnnlib.conv import ConvGeometry
 from cnnlib.errors import InvalidArgumentError
 from ui import figures
 from ui.errors import friendly_errors
-from ui.figures import GRAY, MAGNITUDE, SIGN, axes, figure, plot, rect, shape_text
+from ui.figures import MAGNITUDE, SIGN, axes, figure, plot, rect, shape_text
 from ui.image_input import PickedImage
 
 #: Longest side drawn for the input and the main output, and for the smaller maps.
@@ -98,18 +101,20 @@ def _colored(view: np.ndarray, scale: str, limit: float) -> tuple[np.ndarray, tu
 
 def picture(rgb: np.ndarray, cell: tuple[float, float] = (1, 1), boxes=(), min_side=320) -> bytes:
     """(h, w, 3) uint8 drawn for ``st.image``: enlarged (nearest) to at least ``min_side`` px
-    so small maps show crisp cells, with orange boxes around cells (top, left, bottom,
-    right) of the full-size map; ``cell`` = (rows, columns) of the map per drawn pixel."""
+    so small maps show crisp cells, with boxes around cells (top, left, bottom, right[,
+    colour]) of the full-size map (orange unless given); ``cell`` = (rows, columns) of the
+    map per drawn pixel."""
     img = Image.fromarray(rgb)
     u = max(1, -(-min_side // max(img.size)))
     if u > 1:
         img = img.resize((img.width * u, img.height * u), Image.Resampling.NEAREST)
     draw = ImageDraw.Draw(img)
     sy, sx = cell
-    for top, left, bottom, right in boxes:
+    for top, left, bottom, right, *color in boxes:
         x0, y0 = int(left / sx * u), int(top / sy * u)
         x1, y1 = int((right + 1) / sx * u) - 1, int((bottom + 1) / sy * u) - 1
-        draw.rectangle((x0 - 1, y0 - 1, max(x1, x0) + 1, max(y1, y0) + 1), outline=ORANGE, width=2)
+        box = (x0 - 1, y0 - 1, max(x1, x0) + 1, max(y1, y0) + 1)
+        draw.rectangle(box, outline=(color or [ORANGE])[0], width=2)
     return _jpeg(np.asarray(img))
 
 
@@ -179,30 +184,7 @@ def input_view(token: str, side: int, gray: bool, _x) -> tuple[np.ndarray, float
     return np.asarray(shown.convert("RGB")), img.height / shown.height, img.width / shown.width
 
 
-# ------------------------------------------------------------------------------- traces
-
-
-def _image_trace(x: np.ndarray, x0: float = 0, y0: float = 0) -> dict:
-    """An image in [0, 1]: grey heatmap (H, W) or RGB image (H, W, 3)."""
-    if x.ndim == 2:
-        return {
-            "type": "heatmap",
-            "z": x.astype(np.float32),
-            "x0": x0,
-            "y0": y0,
-            "colorscale": figures.colorscale(GRAY),
-            "zmin": 0.0,
-            "zmax": 1.0,
-            "showscale": False,
-            "hovertemplate": "row %{y}, col %{x}<br>value %{z:.3f}<extra></extra>",
-        }
-    return {
-        "type": "image",
-        "z": np.round(x * 255.0).astype(np.uint8),
-        "x0": x0,
-        "y0": y0,
-        "hovertemplate": "row %{y}, col %{x}<br>RGB %{z}<extra></extra>",
-    }
+# -------------------------------------------------------------------------------- views
 
 
 def show_thumb(t: dict, title: str, caption: str) -> None:
@@ -237,14 +219,16 @@ def show_zoom(x: np.ndarray, expl: lab.CellExplanation, dilation: int) -> None:
     """The input around the taps (orange), padding zeros included; image edge in green."""
     z = lab.zoom_window(x, expl, margin=max(2, dilation))
     h, w = x.shape[:2]
-    taps = [rect(i, j, i, j, ORANGE, 2) for i in expl.rows.tolist() for j in expl.cols.tolist()]
-    layout = axes()
-    layout["xaxis"]["range"] = [z.left - 0.5, z.right + 0.5]
-    layout["yaxis"]["range"] = [z.bottom + 0.5, z.top - 0.5]
-    layout["yaxis"].pop("autorange")
-    title = "Zoom: the taps (orange), image edge (green)"
-    edge = rect(0, 0, h - 1, w - 1, GREEN, 2)
-    plot(figure([_image_trace(z.crop, z.left, z.top)], title, 320, [edge, *taps], **layout))
+    t, left = z.top, z.left
+    taps = [
+        (i - t, j - left, i - t, j - left) for i in expl.rows.tolist() for j in expl.cols.tolist()
+    ]
+    edge = (-t, -left, h - 1 - t, w - 1 - left, GREEN)
+    rgb = np.asarray(images.to_image(z.crop).convert("RGB"))  # (rows, cols, 3) uint8
+    st.markdown("**Zoom: the taps (orange), image edge (green)**")
+    st.image(picture(rgb, boxes=[edge, *taps]), width="stretch")
+    st.caption(f"Input rows {t}–{z.bottom}, columns {left}–{z.right}; outside the green edge "
+               "are padding zeros (black).")  # fmt: skip
 
 
 def _numbers_figure(expl: lab.CellExplanation, ch: int, label: str) -> dict:
