@@ -19,6 +19,7 @@ from cnnlib.conv import (
     PADDING_MODES,
     ConvGeometry,
     conv2d,
+    conv2d_transpose,
     dropped_cells,
     effective_kernel_size,
     output_size,
@@ -854,19 +855,39 @@ def tensorflow_check(x: np.ndarray, kernel: np.ndarray, geometry: ConvGeometry) 
     import tensorflow as tf
 
     ours = conv2d(x, kernel, **geometry.kwargs)
-    ours = ours[:, :, None] if ours.ndim == 2 else ours
     start = time.perf_counter()
     theirs = tensorflow_conv2d(x, kernel, geometry)
-    seconds = time.perf_counter() - start
+    return _compare(ours, theirs, time.perf_counter() - start, tf.__version__)
+
+
+def _compare(ours: np.ndarray, theirs: np.ndarray, seconds: float, version: str) -> TensorFlowCheck:
+    """Our (H′, W′) or (H′, W′, F) result against TensorFlow's (H′, W′, F)."""
+    ours = ours[:, :, None] if ours.ndim == 2 else ours
     if ours.shape != theirs.shape:
         diff = math.inf
     else:
         diff = float(np.max(np.abs(ours.astype(np.float64) - theirs))) if ours.size else 0.0
-    return TensorFlowCheck(
-        tuple(ours.shape),
-        tuple(theirs.shape),
-        diff,
-        float(np.max(np.abs(theirs))) if theirs.size else 0.0,
-        seconds,
-        tf.__version__,
+    top = float(np.max(np.abs(theirs))) if theirs.size else 0.0
+    return TensorFlowCheck(tuple(ours.shape), tuple(theirs.shape), diff, top, seconds, version)
+
+
+def tensorflow_transpose_check(
+    x: np.ndarray, kernel: np.ndarray, stride: int, padding: int | str
+) -> TensorFlowCheck:
+    """``conv2d_transpose`` of the (H, W) image ``x`` with the (kh, kw) ``kernel`` against
+    ``tf.nn.conv2d_transpose`` (imports TensorFlow); an int ``padding`` crops p cells per side
+    (TensorFlow's explicit padding)."""
+    import tensorflow as tf
+
+    ours = conv2d_transpose(x, kernel, stride=stride, padding=padding)
+    p = padding
+    tf_padding = p.upper() if isinstance(p, str) else [[0, 0], [p, p], [p, p], [0, 0]]
+    start = time.perf_counter()
+    y = tf.nn.conv2d_transpose(
+        np.asarray(x, np.float32)[None, :, :, None],
+        np.asarray(kernel, np.float32)[:, :, None, None],
+        output_shape=[1, *ours.shape[:2], 1],
+        strides=[1, stride, stride, 1],
+        padding=tf_padding,
     )
+    return _compare(ours, y.numpy()[0], time.perf_counter() - start, tf.__version__)

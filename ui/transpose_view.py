@@ -14,8 +14,9 @@ import streamlit as st
 from cnnlib import conv, lab
 from cnnlib.errors import CNNLabError
 from ui import figures
+from ui.errors import friendly_errors
 from ui.figures import SIGN, axes, figure, plot, rect, shape_text
-from ui.lab_view import ORANGE, picture, range_text, scale_note
+from ui.lab_view import ORANGE, picture, range_text, scale_note, show_tensorflow_check
 
 ss = st.session_state
 KEEP = {"persist_state": "session"}
@@ -171,3 +172,16 @@ def transpose_section(token: str, x: np.ndarray, kernel: np.ndarray) -> None:
         show_image(token, x, kernel, s, padding)
     except CNNLabError as err:
         st.info(str(err), icon=":material/info:")
+        return
+    with st.expander("Trust, but verify: the same in tf.nn.conv2d_transpose"):
+        tensorflow_ui(token, x, kernel, s, padding)
+
+
+def tensorflow_ui(token: str, x: np.ndarray, kernel: np.ndarray, s: int, padding) -> None:
+    """The image's transposed convolution by TensorFlow on request (it loads only then)."""
+    check_key = (token, x.shape, lab.kernel_tuple(kernel), s, padding)
+    if st.button("Compare with tf.nn.conv2d_transpose", key="lab_tf_tr"):
+        with friendly_errors(), st.spinner("Loading TensorFlow…"):
+            ss.lab_tf_tr_result = (check_key, lab.tensorflow_transpose_check(x, kernel, s, padding))
+    if ss.get("lab_tf_tr_result", (None,))[0] == check_key:
+        show_tensorflow_check(ss.lab_tf_tr_result[1])

@@ -467,3 +467,18 @@ def test_quiz_hostile_link_gets_a_new_question_and_a_short_inert_notice():
     at.button(key="quiz_new").click()
     _run(at)
     assert not [w for w in at.warning if "quiz question" in w.value]  # gone with a new one
+
+
+def test_transposed_tensorflow_check_on_request():
+    at = _lab(kernel="sobel y")
+    at.radio(key="lab_tr_pad").set_value("crop p")
+    _run(at)
+    at.number_input(key="lab_tr_p").set_value(1)
+    at.button(key="lab_tf_tr").click()
+    _run(at)
+    diff = next(m for m in at.metric if m.label == "max |difference|")
+    assert float(diff.value) < 1e-5
+    shapes = {m.label: m.value for m in at.metric}
+    x = _input_array(lab.DEFAULTS.image, 128)
+    size = [conv.transpose_output_size(n, 3, stride=2, padding=1) for n in x.shape]
+    assert shapes["Our shape"] == shapes["TensorFlow's shape"] == f"{size[0]}×{size[1]}×1"
