@@ -1,9 +1,10 @@
-"""Convolution lab: slide a kernel over a real image with padding, stride and dilation.
+"""Convolution lab: slide a kernel over a real image with padding, stride and dilation; then
+transposed convolution (``ui.transpose_view``) and the output-size quiz (``ui.quiz_view``).
 
 Layout and widgets only: numbers come from ``cnnlib.conv`` / ``cnnlib.lab``, figures from
-``ui.lab_view``. Every widget keeps its value across page switches (``persist_state``); the
-shareable ones are bound to the URL by Streamlit (``bind="query-params"``, keys in
-``lab.QUERY_KEYS``). No TensorFlow is imported unless the learner asks for the check.
+``ui.lab_view``; computed on at most ``budgets().lab_pixels`` pixels. Widgets keep their
+values across page switches (``persist_state``); shareable ones are bound to the URL
+(``bind="query-params"``, ``lab.QUERY_KEYS``). TensorFlow loads only for the checks.
 """
 
 from __future__ import annotations
@@ -309,7 +310,6 @@ def lab_sections(picked: PickedImage, gray: bool, side: int, kernel: np.ndarray,
         st.error(str(err), icon=":material/warning:")
         return
     lab_view.show_sizes(x.shape, picked.label, kernel.shape, g, sizes)
-
     st.header("3 · Output feature map", divider="gray")
     scale = scale_ui()
     res = lab_view.convolved(*key, lab.kernel_tuple(kernel), g, scale, x)

@@ -100,5 +100,8 @@ def quiz_section() -> None:
         f"**Score this session:** {ss.quiz_score.text()} (best streak {ss.quiz_score.best_streak})."
     )
     link = "&".join(f"{k}={v}" for k, v in quiz.question_to_query(q, PREFIX).items())
-    st.caption(":material/link: Share this question: add these parameters to the lab's link.")
+    st.caption(
+        ":material/link: Share this question: once you check an answer or ask for a new one, "
+        "the address bar holds it. Its link parameters:"
+    )
     st.code(f"?{link}", language=None)
