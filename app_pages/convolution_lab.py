@@ -1,9 +1,10 @@
-"""Convolution lab: slide a kernel over a real image with padding, stride and dilation.
+"""Convolution lab: slide a kernel over a real image with padding, stride and dilation; then
+transposed convolution (``ui.transpose_view``) and the output-size quiz (``ui.quiz_view``).
 
 Layout and widgets only: numbers come from ``cnnlib.conv`` / ``cnnlib.lab``, figures from
-``ui.lab_view``. Every widget keeps its value across page switches (``persist_state``); the
-shareable ones are bound to the URL by Streamlit (``bind="query-params"``, keys in
-``lab.QUERY_KEYS``). No TensorFlow is imported unless the learner asks for the check.
+``ui.lab_view``; computed on at most ``budgets().lab_pixels`` pixels. Widgets keep their
+values across page switches (``persist_state``); shareable ones are bound to the URL
+(``bind="query-params"``, ``lab.QUERY_KEYS``). TensorFlow loads only for the checks.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import pandas as pd
 import streamlit as st
 
 from cnnlib import kernels, lab, samples
+from cnnlib.budgets import budgets
 from cnnlib.conv import ConvGeometry
 from cnnlib.errors import CNNLabError
-from ui import lab_view
+from ui import lab_view, quiz_view, transpose_view
 from ui.errors import friendly_errors
 from ui.image_input import PickedImage, pick_images
 
@@ -92,15 +94,19 @@ def image_ui() -> tuple[list[PickedImage], bool, int]:
         help="Off: RGB, and one filter spans all three channels (Conv2D semantics).",
         **SHARE,
     )
+    size, cap = (picked[0].image.size if picked else (256, 256)), budgets().lab_pixels
+    choices = lab.downscale_choices(size, list(SIDES), cap)
     side = c2.selectbox(
         "Downscale the longest side to",
-        list(SIDES),
-        index=1,
-        format_func=SIDES.get,
+        choices,
+        index=choices.index(256) if 256 in choices else 0,
+        format_func=lambda s: SIDES.get(s, f"{s} px"),
         key="lab_side",
-        help="Big photos are shrunk so that every change redraws quickly.",
+        help=f"Big photos are shrunk so that every change redraws quickly; the lab computes on "
+        f"at most {cap / 1e6:g} megapixels (original size only for images that fit).",
         **KEEP,
     )
+    side = lab.compute_side(size, int(side), cap)
     return picked, bool(gray), int(side)
 
 
@@ -208,7 +214,7 @@ def maps_and_cell(key: tuple, x, kernel, g: ConvGeometry, sizes: tuple, res: dic
     fragment: moving the row/column sliders reruns only this."""
     row, col = cell_ui(*res["y"].shape)
     expl = lab.explain_cell(x, kernel, g, row=row, col=col)
-    lab_view.show_maps(res, lab_view.input_jpeg(*key, x), x.shape, expl, scale)
+    lab_view.show_maps(res, lab_view.input_view(*key, x), x.shape, expl)
     st.header("4 · Under the hood: one output value by hand", divider="gray")
     cell_sliders(*res["y"].shape)
     lab_view.show_cell(x, expl, float(res["y"][row, col]), g, sizes)
@@ -265,21 +271,6 @@ def bank_section(key: tuple, x: np.ndarray, kernel: np.ndarray, g: ConvGeometry,
             lab_view.show_bank(names, k4, shape, thumbs, x.shape, g)
 
 
-def tensorflow_ui(key: tuple, x: np.ndarray, kernel: np.ndarray, g: ConvGeometry) -> None:
-    """The same convolution by ``tf.nn.conv2d`` on request (TensorFlow loads only then)."""
-    st.markdown(
-        "Everything above is computed with NumPy in `cnnlib.conv.conv2d`. Press the button to "
-        "load TensorFlow (a few seconds the first time) and run `tf.nn.conv2d` on the same "
-        "input and kernel."
-    )
-    check_key = (*key, lab.kernel_tuple(kernel), g)
-    if st.button("Compare with tf.nn.conv2d", key="lab_tf"):
-        with friendly_errors(), st.spinner("Loading TensorFlow and running tf.nn.conv2d…"):
-            ss.lab_tf_result = (check_key, lab.tensorflow_check(x, kernel, g))
-    if ss.get("lab_tf_result", (None,))[0] == check_key:
-        lab_view.show_tensorflow_check(ss.lab_tf_result[1])
-
-
 def main() -> None:
     _first_visit()
     st.title("Convolution lab")
@@ -302,17 +293,23 @@ def main() -> None:
     g = geometry_ui()
     name = lab.link_kernel_name(ss.lab_preset, kernel)
     lab_view.write_kernel_link(name, kernel)
-    if not picked:
-        return
-    key = (lab_view.image_token(picked[0], ss.lab_source, "lab"), side, gray)
-    x = lab_view.prepared(*key, picked[0].image)
+    if picked:
+        lab_sections(picked[0], gray, side, kernel, g)
+    st.header("8 · Quiz: predict the output size", divider="gray")
+    quiz_view.quiz_section()
+    footer(gray, name, kernel, g)
+
+
+def lab_sections(picked: PickedImage, gray: bool, side: int, kernel: np.ndarray, g) -> None:
+    """Sections 3–7, on the chosen image (stops with a message when the kernel does not fit)."""
+    key = (lab_view.image_token(picked, ss.lab_source, "lab"), side, gray)
+    x = lab_view.prepared(*key, picked.image)
     try:
         sizes = lab.output_sizes(x.shape[:2], kernel.shape, g)
     except CNNLabError as err:
         st.error(str(err), icon=":material/warning:")
         return
-    lab_view.show_sizes(x.shape, picked[0].label, kernel.shape, g, sizes)
-
+    lab_view.show_sizes(x.shape, picked.label, kernel.shape, g, sizes)
     st.header("3 · Output feature map", divider="gray")
     scale = scale_ui()
     res = lab_view.convolved(*key, lab.kernel_tuple(kernel), g, scale, x)
@@ -330,8 +327,14 @@ def main() -> None:
     st.header("6 · Filter bank: one Conv2D layer with F filters", divider="gray")
     bank_section(key, x, kernel, g, scale)
     with st.expander("Trust, but verify: the same convolution in TensorFlow"):
-        st.fragment(tensorflow_ui)(key, x, kernel, g)
+        st.fragment(lab_view.tensorflow_section)(key, x, kernel, g)
+    st.header("7 · Transposed convolution: upsampling", divider="gray")
+    small = lab_view.prepared(key[0], min(side, transpose_view.IMAGE_SIDE), True, picked.image)
+    transpose_view.transpose_section(key[0], small, kernel)
 
+
+def footer(gray: bool, name: str, kernel: np.ndarray, g: ConvGeometry) -> None:
+    """The lab's share link (the quiz shares its question itself)."""
     st.divider()
     image = ss.get("lab_sample", D.image)
     query = lab.settings_to_query(lab.LabSettings(image, gray, name, lab.kernel_tuple(kernel), g))

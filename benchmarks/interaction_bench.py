@@ -152,6 +152,11 @@ CONTROLS = [
     Control(LAB, "grid_kernel", "select", "Kernel k×k"),
     Control(LAB, "grid_step_buttons", "buttons", "Step", ("◀ Step", "Step ▶")),
     Control(LAB, "grid_output_cell", "slider", "Output cell (row by row)"),
+    Control(LAB, "transposed_input", "select", "Transposed: input i×i"),
+    Control(LAB, "transposed_kernel", "select", "Transposed: kernel k×k"),
+    Control(LAB, "transposed_stride", "select", "Transposed: stride s", ("2", "3")),
+    Control(LAB, "transposed_padding", "radio", "Transposed: padding", ("valid", "same")),
+    Control(LAB, "transposed_input_cell", "slider", "Input cell (row by row)"),
     Control(MNIST, "dataset", "radio", "Dataset"),
     Control(MNIST, "preset", "select", "Start from a preset", tab="① Model"),
     Control(MNIST, "optimizer", "select", "Optimizer", tab="② Train"),
@@ -340,6 +345,8 @@ def open_page(context, url: str, path: str = ""):
 
 
 def run_control(page, c: Control, clicks: int) -> None:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     """Measure ``clicks`` presses of ``c`` alternating between two values; restore its default."""
     try:
         if c.tab:
@@ -348,6 +355,10 @@ def run_control(page, c: Control, clicks: int) -> None:
         actions = ACTIONS[c.kind](page, c)
     except NotFound as missing:
         c.note = f"skipped: not found ({missing})"
+        return
+    except PlaywrightTimeout as err:  # e.g. a dropdown that never opened: report, go on
+        page.keyboard.press("Escape")
+        c.note = f"skipped: timed out ({str(err).splitlines()[0][:80]})"
         return
     for i in range(clicks):
         sample = measure(page, actions[(i + 1) % 2])

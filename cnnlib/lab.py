@@ -14,15 +14,18 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from cnnlib import kernels
+from cnnlib import images, kernels
 from cnnlib.conv import (
     PADDING_MODES,
     ConvGeometry,
     conv2d,
+    conv2d_transpose,
     dropped_cells,
     effective_kernel_size,
     output_size,
     pad_amounts,
+    transpose_output_size,
+    transpose_pad_amounts,
 )
 from cnnlib.errors import InvalidArgumentError
 from cnnlib.text import safe_text
@@ -304,6 +307,27 @@ def settings_from_query(
     return s, notices
 
 
+# ------------------------------------------------------------------------ compute size
+
+
+def downscale_choices(size: tuple[int, int], sides: Sequence[int], max_pixels: int) -> list[int]:
+    """The longest sides offered for an image of ``size`` (width, height): each of ``sides``
+    whose downscaled image has at most ``max_pixels`` pixels, then 0 ("original size") only
+    when the image itself fits. Never empty: the largest side that fits when none does."""
+    cap = images.side_for_pixels(size, max_pixels)
+    out = [int(s) for s in sides if 0 < s <= cap]
+    if cap == max(size):
+        out.append(0)
+    return out or [cap]
+
+
+def compute_side(size: tuple[int, int], side: int, max_pixels: int) -> int:
+    """The longest side the lab computes at: ``side`` (0 = original) capped so that the
+    image has at most ``max_pixels`` pixels (``images.side_for_pixels``)."""
+    cap = images.side_for_pixels(size, max_pixels)
+    return cap if side <= 0 else min(int(side), cap)
+
+
 # ----------------------------------------------------------------------------- output size
 
 
@@ -439,6 +463,29 @@ def output_sizes(
     return (
         axis_size("height", shape[0], ksize[0], geometry),
         axis_size("width", shape[1], ksize[1], geometry),
+    )
+
+
+def transpose_formula_latex(i: int, k: int, stride: int, padding: int | str) -> str:
+    """A transposed convolution's output size o = (i − 1)·s + k − 2p with the numbers filled
+    in (two aligned lines); TensorFlow's "same" crops p_before + p_after so that o = i·s.
+
+    Raises like ``cnnlib.conv.transpose_output_size`` when the crop leaves nothing.
+    """
+    before, after = transpose_pad_amounts(i, k, stride=stride, padding=padding)
+    o = transpose_output_size(i, k, stride=stride, padding=padding)
+    s = int(stride)
+    if padding == "same":
+        after_text = str(after) if after >= 0 else f"({after})"  # k < s: zeros appended
+        return (
+            r"\begin{aligned} o &= (i-1)\,s + k - (p_\text{before} + p_\text{after}) = i\,s \\"
+            rf" &= ({i}-1)\cdot{s} + {k} - ({before} + {after_text}) = {i}\cdot{s} = \mathbf{{{o}}}"
+            r" \end{aligned}"
+        )
+    p = before
+    return (
+        r"\begin{aligned} o &= (i-1)\,s + k - 2p \\"
+        rf" &= ({i}-1)\cdot{s} + {k} - 2\cdot{p} = \mathbf{{{o}}} \end{{aligned}}"
     )
 
 
@@ -808,19 +855,39 @@ def tensorflow_check(x: np.ndarray, kernel: np.ndarray, geometry: ConvGeometry) 
     import tensorflow as tf
 
     ours = conv2d(x, kernel, **geometry.kwargs)
-    ours = ours[:, :, None] if ours.ndim == 2 else ours
     start = time.perf_counter()
     theirs = tensorflow_conv2d(x, kernel, geometry)
-    seconds = time.perf_counter() - start
+    return _compare(ours, theirs, time.perf_counter() - start, tf.__version__)
+
+
+def _compare(ours: np.ndarray, theirs: np.ndarray, seconds: float, version: str) -> TensorFlowCheck:
+    """Our (H′, W′) or (H′, W′, F) result against TensorFlow's (H′, W′, F)."""
+    ours = ours[:, :, None] if ours.ndim == 2 else ours
     if ours.shape != theirs.shape:
         diff = math.inf
     else:
         diff = float(np.max(np.abs(ours.astype(np.float64) - theirs))) if ours.size else 0.0
-    return TensorFlowCheck(
-        tuple(ours.shape),
-        tuple(theirs.shape),
-        diff,
-        float(np.max(np.abs(theirs))) if theirs.size else 0.0,
-        seconds,
-        tf.__version__,
+    top = float(np.max(np.abs(theirs))) if theirs.size else 0.0
+    return TensorFlowCheck(tuple(ours.shape), tuple(theirs.shape), diff, top, seconds, version)
+
+
+def tensorflow_transpose_check(
+    x: np.ndarray, kernel: np.ndarray, stride: int, padding: int | str
+) -> TensorFlowCheck:
+    """``conv2d_transpose`` of the (H, W) image ``x`` with the (kh, kw) ``kernel`` against
+    ``tf.nn.conv2d_transpose`` (imports TensorFlow); an int ``padding`` crops p cells per side
+    (TensorFlow's explicit padding)."""
+    import tensorflow as tf
+
+    ours = conv2d_transpose(x, kernel, stride=stride, padding=padding)
+    p = padding
+    tf_padding = p.upper() if isinstance(p, str) else [[0, 0], [p, p], [p, p], [0, 0]]
+    start = time.perf_counter()
+    y = tf.nn.conv2d_transpose(
+        np.asarray(x, np.float32)[None, :, :, None],
+        np.asarray(kernel, np.float32)[:, :, None, None],
+        output_shape=[1, *ours.shape[:2], 1],
+        strides=[1, stride, stride, 1],
+        padding=tf_padding,
     )
+    return _compare(ours, y.numpy()[0], time.perf_counter() - start, tf.__version__)

@@ -117,19 +117,19 @@ def new_question(rng: np.random.Generator | int | None = None) -> Question:
 # ----------------------------------------------------------------------------- links
 
 _KEYS = ("h", "w", "kh", "kw", "padding", "stride", "dilation")
+#: Prefix of the quiz's parameters in the Convolution lab's URL (beside the lab's own).
+QUERY_PREFIX = "quiz_"
 
 
-def question_to_query(q: Question) -> dict[str, str]:
-    """The URL query parameters that restore ``q``."""
-    return {
-        "h": str(q.h),
-        "w": str(q.w),
-        "kh": str(q.kh),
-        "kw": str(q.kw),
-        "padding": padding_to_text(q.padding),
-        "stride": str(q.stride),
-        "dilation": str(q.dilation),
-    }
+def query_keys(prefix: str = "") -> tuple[str, ...]:
+    """The seven parameter names of a question in a URL, e.g. ("quiz_h", ...)."""
+    return tuple(prefix + k for k in _KEYS)
+
+
+def question_to_query(q: Question, prefix: str = "") -> dict[str, str]:
+    """The URL query parameters that restore ``q`` (names start with ``prefix``)."""
+    values = (q.h, q.w, q.kh, q.kw, padding_to_text(q.padding), q.stride, q.dilation)
+    return {prefix + k: str(v) for k, v in zip(_KEYS, values, strict=True)}
 
 
 def _int_param(name: str, text: str, lo: int, hi: int) -> int:
@@ -141,18 +141,20 @@ def _int_param(name: str, text: str, lo: int, hi: int) -> int:
     return int(t)
 
 
-def question_from_query(params: Mapping[str, str | Sequence[str]]) -> Question:
-    """Read a shared question from URL query parameters (all seven are needed).
+def question_from_query(params: Mapping[str, str | Sequence[str]], prefix: str = "") -> Question:
+    """Read a shared question from URL query parameters (all seven are needed, each name
+    starting with ``prefix``).
 
     Raises ``InvalidArgumentError`` naming the first bad or missing parameter, or saying
     that the kernel does not fit.
     """
 
     def get(name: str) -> str:
-        v = params.get(name)
+        v = params.get(prefix + name)
         if v is None or (not isinstance(v, str) and not len(v)):
             raise InvalidArgumentError(
-                f"The link has no `{name}`; a shared question needs {', '.join(_KEYS)}."
+                f"The link has no `{prefix + name}`; a shared question needs "
+                f"{', '.join(query_keys(prefix))}."
             )
         return v if isinstance(v, str) else str(v[-1])
 

@@ -345,3 +345,62 @@ def test_zoom_window_pads_with_zeros_outside_the_image():
     e = lab.explain_cell(rgb, np.ones((2, 2)), ConvGeometry(), row=2, col=2)
     z = lab.zoom_window(rgb, e, margin=1)
     np.testing.assert_array_equal(z.crop, rgb[1:5, 1:5])
+
+
+# ------------------------------------------------------------------ transposed convolution
+
+
+@pytest.mark.parametrize(
+    ("i", "k", "s", "padding"),
+    [(4, 3, 2, 1), (3, 3, 2, "same"), (2, 1, 3, "same"), (6, 5, 3, "valid"), (5, 4, 2, 0)],
+)
+def test_transpose_formula_fills_in_the_numbers(i, k, s, padding):
+    """The formula's result is tf.nn.conv2d_transpose's output length (through
+    conv2d_transpose, tested against TensorFlow in test_conv_transpose.py), and the filled-in
+    line evaluates to it."""
+    latex = lab.transpose_formula_latex(i, k, s, padding)
+    o = conv.conv2d_transpose(np.ones((i, i)), np.ones((k, k)), stride=s, padding=padding)
+    assert rf"\mathbf{{{o.shape[0]}}}" in latex
+    before, after = conv.transpose_pad_amounts(i, k, stride=s, padding=padding)
+    assert (i - 1) * s + k - before - after == o.shape[0]
+    if padding == "same":
+        assert o.shape[0] == i * s and rf"{i}\cdot{s} = " in latex
+    else:
+        assert rf"({i}-1)\cdot{s} + {k} - 2\cdot{before} = " in latex
+
+
+def test_transpose_formula_refuses_a_crop_that_leaves_nothing():
+    with pytest.raises(InvalidArgumentError, match="leaves nothing"):
+        lab.transpose_formula_latex(2, 1, 1, 1)
+
+
+# -------------------------------------------------------------------------- compute size
+
+
+def test_downscale_choices_offer_original_size_only_when_it_fits():
+    sides = [128, 256, 512, 1024]
+    big = (8000, 5000)  # 40 Mpx
+    choices = lab.downscale_choices(big, sides, 4_000_000)
+    assert 0 not in choices and choices == sides
+    assert lab.downscale_choices((2000, 2000), sides, 4_000_000) == [*sides, 0]
+    assert lab.downscale_choices((300, 200), sides, 4_000_000) == [128, 256, 0]
+    # A lower budget removes the sides that would exceed it.
+    assert lab.downscale_choices(big, sides, 300_000) == [128, 256, 512]
+    only = lab.downscale_choices(big, sides, 5_000)
+    assert len(only) == 1 and only[0] < 128
+
+
+@pytest.mark.parametrize("size", [(8000, 5000), (5000, 8000), (40_000, 1000), (2001, 1999)])
+@pytest.mark.parametrize("side", [0, 256, 1024, 4096])
+def test_compute_side_never_exceeds_the_pixel_budget(size, side):
+    cap = 4_000_000
+    chosen = lab.compute_side(size, side, cap)
+    # The size images.downscale makes (it rounds the shorter side).
+    w, h = size
+    scale = min(1.0, chosen / max(w, h))
+    out = (max(1, round(w * scale)), max(1, round(h * scale)))
+    assert out[0] * out[1] <= cap
+    if side:
+        assert chosen <= side
+    if w * h <= cap and side == 0:
+        assert chosen == max(size)

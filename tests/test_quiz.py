@@ -147,3 +147,14 @@ def test_score():
         s = s.record(ok)
     assert (s.asked, s.right, s.streak, s.best_streak) == (4, 3, 1, 2)
     assert s.text() == "3 of 4 right, streak 1"
+
+
+def test_prefixed_query_round_trip(questions):
+    """The lab shares a question beside its own parameters under ``QUERY_PREFIX``."""
+    for q in questions[:50]:
+        params = quiz.question_to_query(q, quiz.QUERY_PREFIX)
+        assert set(params) == set(quiz.query_keys(quiz.QUERY_PREFIX))
+        assert all(k.startswith("quiz_") for k in params)
+        assert quiz.question_from_query({**params, "lab_stride": "2"}, quiz.QUERY_PREFIX) == q
+        with pytest.raises(InvalidArgumentError, match="quiz_h"):
+            quiz.question_from_query({k: v for k, v in params.items() if k != "quiz_h"}, "quiz_")

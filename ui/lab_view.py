@@ -1,25 +1,28 @@
 """The Convolution lab's views: cached results of the chosen settings, and every figure.
 
-Figures use ``ui.figures``' fast plain-dict path. Big maps are drawn block-reduced
-(``lab.display_map``) and the smaller ones as colour-mapped JPEGs (a few KB instead of a
-float per cell), so a rerun sends little. Numbers come from ``cnnlib.conv`` / ``cnnlib.lab``.
+Every map (input, output, ReLU, pools, filter bank, the zoom) is a colour-mapped JPEG shown
+with ``st.image`` (``picture``: enlarged with crisp cells, orange/green boxes drawn in), big
+ones block-reduced first (``lab.display_map``): a browser draws an image far faster than a
+plotly heatmap. Plotly (``ui.figures``' fast plain-dict path) is kept where the learner
+reads values: the cell-by-hand numbers and the small grid. Numbers come from
+``cnnlib.conv`` / ``cnnlib.lab``.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 
 import numpy as np
 import streamlit as st
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from cnnlib import conv, images, lab
 from cnnlib.conv import ConvGeometry
 from cnnlib.errors import InvalidArgumentError
 from ui import figures
-from ui.figures import GRAY, MAGNITUDE, SIGN, axes, figure, plot, rect, shape_text
+from ui.errors import friendly_errors
+from ui.figures import MAGNITUDE, SIGN, axes, figure, plot, rect, shape_text
 from ui.image_input import PickedImage
 
 #: Longest side drawn for the input and the main output, and for the smaller maps.
@@ -73,26 +76,58 @@ def prepared(token: str, side: int, gray: bool, _img) -> np.ndarray:
     return images.to_array(img, grayscale=gray)
 
 
-def _jpeg_uri(rgb: np.ndarray, quality: int = 92) -> str:
+def _jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
+    """(H, W, 3) uint8 → JPEG bytes (``st.image`` sends bytes as they are)."""
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="JPEG", quality=quality, subsampling=0)
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return buf.getvalue()
+
+
+def scale_note(name: str, lo: float, hi: float) -> str:
+    """What the colours of a map mean, e.g. "blue −0.5 · white 0 · red +0.5"."""
+    if name == SIGN:
+        return f"Colours: blue {lo:.3g} · white 0 · red +{hi:.3g}."
+    if name == MAGNITUDE:
+        return f"Colours: dark purple {lo:.3g} → yellow {hi:.3g}."
+    return f"Grey levels {lo:.3g} (black) to {hi:.3g} (white)."
+
+
+def _colored(view: np.ndarray, scale: str, limit: float) -> tuple[np.ndarray, tuple]:
+    """A map coloured by the lab's scale: ((H, W, 3) uint8, (scale name, lo, hi))."""
+    if scale == "magnitude":
+        return figures.colorize(np.abs(view), MAGNITUDE, 0.0, limit), (MAGNITUDE, 0.0, limit)
+    return figures.colorize(view, SIGN, -limit, limit), (SIGN, -limit, limit)
+
+
+def picture(rgb: np.ndarray, cell: tuple[float, float] = (1, 1), boxes=(), min_side=320) -> bytes:
+    """(h, w, 3) uint8 drawn for ``st.image``: enlarged (nearest) to at least ``min_side`` px
+    so small maps show crisp cells, with boxes around cells (top, left, bottom, right[,
+    colour]) of the full-size map (orange unless given); ``cell`` = (rows, columns) of the
+    map per drawn pixel."""
+    img = Image.fromarray(rgb)
+    u = max(1, -(-min_side // max(img.size)))
+    if u > 1:
+        img = img.resize((img.width * u, img.height * u), Image.Resampling.NEAREST)
+    draw = ImageDraw.Draw(img)
+    sy, sx = cell
+    for top, left, bottom, right, *color in boxes:
+        x0, y0 = int(left / sx * u), int(top / sy * u)
+        x1, y1 = int((right + 1) / sx * u) - 1, int((bottom + 1) / sy * u) - 1
+        box = (x0 - 1, y0 - 1, max(x1, x0) + 1, max(y1, y0) + 1)
+        draw.rectangle(box, outline=(color or [ORANGE])[0], width=2)
+    return _jpeg(np.asarray(img))
 
 
 def _thumb(a: np.ndarray, scale: str) -> dict[str, object]:
-    """A map drawn as a colour-mapped JPEG, with what its caption and colour bar need."""
+    """A map drawn as a colour-mapped JPEG, with what its caption needs."""
     view, f = lab.display_map(a, THUMB_MAX)
-    m = lab.symmetric_limit(a)
-    if scale == "magnitude":
-        name, lo, hi, view = MAGNITUDE, 0.0, m, np.abs(view)
-    else:
-        name, lo, hi = SIGN, -m, m
+    rgb, spec = _colored(view, scale, lab.symmetric_limit(a))
     return {
-        "uri": _jpeg_uri(figures.colorize(view, name, lo, hi)),
+        "jpeg": picture(rgb, min_side=200),
         "f": f,
         "shape": a.shape,
         "text": range_text(a),
-        "scale": (name, lo, hi),
+        "scale": spec,
     }
 
 
@@ -105,9 +140,13 @@ def convolved(
     ``kernel`` is ``lab.kernel_tuple``'s hashable form; ``_x`` is keyed by the rest.
     """
     y = conv.conv2d(_x, np.array(kernel, dtype=np.float32), **geometry.kwargs)
+    view = lab.display_map(y, VIEW_MAX)
+    rgb, spec = _colored(view[0], scale, lab.symmetric_limit(y))
     out: dict[str, object] = {
         "y": y,
-        "view": lab.display_map(y, VIEW_MAX),
+        "view": view,
+        "rgb": rgb,
+        "scale": spec,
         "text": range_text(y),
         "relu": _thumb(conv.relu(y), "magnitude"),
     }
@@ -137,145 +176,59 @@ def bank(
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def input_jpeg(token: str, side: int, gray: bool, _x) -> tuple[str, float, float]:
-    """The prepared image as a JPEG data URI (at most VIEW_MAX px) and its pixel scale.
-
-    A JPEG is a tenth of the bytes of the raw pixels, so reruns send less; exact pixel
-    values are shown in *Under the hood*.
-    """
+def input_view(token: str, side: int, gray: bool, _x) -> tuple[np.ndarray, float, float]:
+    """The prepared image drawn at most VIEW_MAX px: ((h, w, 3) uint8, rows and columns of
+    the image per drawn pixel). Exact pixel values are shown in *Under the hood*."""
     img = images.to_image(_x)
     shown = images.downscale(img, VIEW_MAX)
-    uri = _jpeg_uri(np.asarray(shown.convert("RGB")))
-    return uri, img.width / shown.width, img.height / shown.height
-
-
-# ------------------------------------------------------------------------------- traces
-
-
-def _image_trace(x: np.ndarray, x0: float = 0, y0: float = 0) -> dict:
-    """An image in [0, 1]: grey heatmap (H, W) or RGB image (H, W, 3)."""
-    if x.ndim == 2:
-        return {
-            "type": "heatmap",
-            "z": x.astype(np.float32),
-            "x0": x0,
-            "y0": y0,
-            "colorscale": figures.colorscale(GRAY),
-            "zmin": 0.0,
-            "zmax": 1.0,
-            "showscale": False,
-            "hovertemplate": "row %{y}, col %{x}<br>value %{z:.3f}<extra></extra>",
-        }
-    return {
-        "type": "image",
-        "z": np.round(x * 255.0).astype(np.uint8),
-        "x0": x0,
-        "y0": y0,
-        "hovertemplate": "row %{y}, col %{x}<br>RGB %{z}<extra></extra>",
-    }
-
-
-def _map_trace(view: tuple[np.ndarray, int], scale: str) -> dict:
-    """Feature map as a heatmap: diverging around 0 (sign) or sequential (magnitude).
-
-    ``view`` is ``lab.display_map``'s (array, f): f > 1 draws each value over f×f cells.
-    """
-    y, f = view
-    where = "row %{y}, col %{x}" if f == 1 else f"rows/cols ≈ %{{y:.0f}}, %{{x:.0f}} (±{f // 2})"
-    trace = {
-        "type": "heatmap",
-        "x0": (f - 1) / 2,
-        "y0": (f - 1) / 2,
-        "dx": f,
-        "dy": f,
-        "hovertemplate": f"{where}<br>value %{{z:.4f}}<extra></extra>",
-        "colorbar": {"thickness": 12},
-    }
-    y = y.astype(np.float32)
-    if scale == "magnitude":
-        return {**trace, "z": np.abs(y), "colorscale": figures.colorscale(MAGNITUDE), "zmin": 0.0}
-    m = lab.symmetric_limit(y)
-    return {**trace, "z": y, "colorscale": figures.colorscale(SIGN), "zmin": -m, "zmax": m}
-
-
-def _thumb_figure(t: dict, title: str, height: int) -> dict:
-    """A JPEG thumbnail from ``_thumb`` with its colour bar (an invisible marker trace)."""
-    f = t["f"]
-    name, lo, hi = t["scale"]
-    image = {
-        "type": "image",
-        "source": t["uri"],
-        "x0": (f - 1) / 2,
-        "y0": (f - 1) / 2,
-        "dx": f,
-        "dy": f,
-        "hovertemplate": "row %{y:.0f}, col %{x:.0f}<extra></extra>",
-    }
-    bar = {
-        "type": "scatter",
-        "x": [None],
-        "y": [None],
-        "mode": "markers",
-        "showlegend": False,
-        "hoverinfo": "skip",
-        "marker": {
-            "color": [lo, hi],
-            "colorscale": figures.colorscale(name),
-            "cmin": lo,
-            "cmax": hi,
-            "showscale": True,
-            "colorbar": {"thickness": 12},
-        },
-    }
-    return figure([image, bar], title, height=height)
-
-
-def show_thumb(t: dict, title: str, caption: str, height: int = 300) -> None:
-    """A small map (``convolved``/``bank`` entry) and its caption."""
-    plot(_thumb_figure(t, title, height))
-    st.caption(f"{caption}{t['text']}.{drawn_note(t['f'])}")
+    return np.asarray(shown.convert("RGB")), img.height / shown.height, img.width / shown.width
 
 
 # -------------------------------------------------------------------------------- views
 
 
-def show_input(uri_scale: tuple[str, float, float], title: str, box: tuple) -> str:
-    """The prepared input (a JPEG) with an orange box around cells top, left, bottom, right;
-    returns a note on how much smaller it is drawn ("" at full size)."""
-    uri, sx, sy = uri_scale
-    trace = {
-        "type": "image",
-        "source": uri,
-        "x0": (sx - 1) / 2,
-        "y0": (sy - 1) / 2,
-        "dx": sx,
-        "dy": sy,
-        "hovertemplate": "row %{y:.0f}, col %{x:.0f}<extra></extra>",
-    }
-    plot(figure([trace], title, shapes=[rect(*box, ORANGE, 3)]))
+def show_thumb(t: dict, title: str, caption: str) -> None:
+    """A small map (``convolved``/``bank`` entry) as an image, with its caption."""
+    st.markdown(f"**{title}**")
+    st.image(t["jpeg"], width="stretch")
+    st.caption(f"{caption}{t['text']}.{drawn_note(t['f'])} {scale_note(*t['scale'])}")
+
+
+# -------------------------------------------------------------------------------- views
+
+
+def show_input(view: tuple[np.ndarray, float, float], title: str, box: tuple) -> str:
+    """The prepared input (``input_view``) with an orange box around cells top, left,
+    bottom, right; returns a note on how much smaller it is drawn ("" at full size)."""
+    rgb, sy, sx = view
+    st.markdown(f"**{title}**")
+    st.image(picture(rgb, (sy, sx), [box]), width="stretch")
     return "" if sx == 1 and sy == 1 else f" Drawn at about 1/{max(sx, sy):.1f} size."
 
 
-def show_output(res: dict, scale: str, row: int, col: int) -> None:
+def show_output(res: dict, row: int, col: int) -> None:
     """The main output map with output cell (row, col) outlined, and its caption."""
     out_h, out_w = res["y"].shape
-    mark = rect(row, col, row, col, ORANGE, 2)
-    plot(figure([_map_trace(res["view"], scale)], f"Output {out_h}×{out_w}", shapes=[mark]))
-    st.caption(f"Output {res['text']}.{drawn_note(res['view'][1])}")
+    f = res["view"][1]
+    st.markdown(f"**Output {out_h}×{out_w}**")
+    st.image(picture(res["rgb"], (f, f), [(row, col, row, col)]), width="stretch")
+    st.caption(f"Output {res['text']}.{drawn_note(f)} {scale_note(*res['scale'])}")
 
 
 def show_zoom(x: np.ndarray, expl: lab.CellExplanation, dilation: int) -> None:
     """The input around the taps (orange), padding zeros included; image edge in green."""
     z = lab.zoom_window(x, expl, margin=max(2, dilation))
     h, w = x.shape[:2]
-    taps = [rect(i, j, i, j, ORANGE, 2) for i in expl.rows.tolist() for j in expl.cols.tolist()]
-    layout = axes()
-    layout["xaxis"]["range"] = [z.left - 0.5, z.right + 0.5]
-    layout["yaxis"]["range"] = [z.bottom + 0.5, z.top - 0.5]
-    layout["yaxis"].pop("autorange")
-    title = "Zoom: the taps (orange), image edge (green)"
-    edge = rect(0, 0, h - 1, w - 1, GREEN, 2)
-    plot(figure([_image_trace(z.crop, z.left, z.top)], title, 320, [edge, *taps], **layout))
+    t, left = z.top, z.left
+    taps = [
+        (i - t, j - left, i - t, j - left) for i in expl.rows.tolist() for j in expl.cols.tolist()
+    ]
+    edge = (-t, -left, h - 1 - t, w - 1 - left, GREEN)
+    rgb = np.asarray(images.to_image(z.crop).convert("RGB"))  # (rows, cols, 3) uint8
+    st.markdown("**Zoom: the taps (orange), image edge (green)**")
+    st.image(picture(rgb, boxes=[edge, *taps]), width="stretch")
+    st.caption(f"Input rows {t}–{z.bottom}, columns {left}–{z.right}; outside the green edge "
+               "are padding zeros (black).")  # fmt: skip
 
 
 def _numbers_figure(expl: lab.CellExplanation, ch: int, label: str) -> dict:
@@ -424,19 +377,19 @@ def show_sizes(x_shape: tuple, label: str, k_shape: tuple, g: ConvGeometry, size
         st.info(text, icon=":material/content_cut:")
 
 
-def show_maps(res: dict, input_uri: tuple, x_shape: tuple, expl, scale: str) -> None:
+def show_maps(res: dict, shown: tuple, x_shape: tuple, expl) -> None:
     """Input (with the explained cell's box), output, ReLU and the two poolings."""
     out_h, out_w = res["y"].shape
     row, col = expl.row, expl.col
     c1, c2 = st.columns(2)
     with c1:
-        drawn = show_input(input_uri, f"Input {shape_text(x_shape)}", expl.box)
+        drawn = show_input(shown, f"Input {shape_text(x_shape)}", expl.box)
         st.caption(
             f"Orange box: the pixels that feed output ({row}, {col}); pick it in *Under the "
             f"hood*.{drawn}"
         )
     with c2:
-        show_output(res, scale, row, col)
+        show_output(res, row, col)
     c1, c2, c3 = st.columns(3)
     with c1:
         show_thumb(res["relu"], f"ReLU: {out_h}×{out_w}", "max(0, x): negatives become 0. ")
@@ -513,7 +466,7 @@ def show_bank(
     for start in range(0, f, 4):
         for column, i in zip(st.columns(4), range(start, min(start + 4, f)), strict=False):
             with column:
-                show_thumb(thumbs[i], f"filter {i}: {names[i]}", "", height=260)
+                show_thumb(thumbs[i], f"filter {i}: {names[i]}", "")
 
 
 def show_tensorflow_check(result: lab.TensorFlowCheck) -> None:
@@ -525,3 +478,18 @@ def show_tensorflow_check(result: lab.TensorFlowCheck) -> None:
         f"TensorFlow {result.tf_version}, {result.tf_seconds * 1000:.0f} ms. Largest |value| "
         f"{result.max_abs_value:.4g}: differences near 1e-6 of it are float32 rounding."
     )
+
+
+def tensorflow_section(key: tuple, x: np.ndarray, kernel: np.ndarray, g: ConvGeometry) -> None:
+    """The same convolution by ``tf.nn.conv2d`` on request (TensorFlow loads only then)."""
+    st.markdown(
+        "Everything above is computed with NumPy in `cnnlib.conv.conv2d`. Press the button to "
+        "load TensorFlow (a few seconds the first time) and run `tf.nn.conv2d` on the same "
+        "input and kernel."
+    )
+    check_key = (*key, lab.kernel_tuple(kernel), g)
+    if st.button("Compare with tf.nn.conv2d", key="lab_tf"):
+        with friendly_errors(), st.spinner("Loading TensorFlow and running tf.nn.conv2d…"):
+            st.session_state.lab_tf_result = (check_key, lab.tensorflow_check(x, kernel, g))
+    if st.session_state.get("lab_tf_result", (None,))[0] == check_key:
+        show_tensorflow_check(st.session_state.lab_tf_result[1])

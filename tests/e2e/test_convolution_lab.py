@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlparse
 
 from playwright.sync_api import expect
 
-from cnnlib import images, kernels, lab, samples
+from cnnlib import images, kernels, lab, quiz, samples
 from cnnlib.conv import output_size
 from tests.e2e.conftest import no_exception as _no_exception
 from tests.e2e.conftest import screenshot, wait_idle
@@ -195,3 +195,52 @@ def test_upload_through_the_file_chooser(app_url, page, tmp_path):
     wait_idle(page)
     _no_exception(page)
     screenshot(page, tmp_path, "conv_lab_bad_upload")
+
+
+def test_transposed_convolution_and_the_quiz(app_url, page, tmp_path):
+    """The transposed-convolution section redraws on its own controls; the quiz checks a
+    wrong then a right answer (worked formula, score), and its link, opened in the same
+    browser, shows the same question."""
+    _open_lab(page, app_url)
+    section = page.get_by_text("Input cell (0, 0) writes").first
+    expect(section).to_contain_text("rows 0–2, columns 0–2", timeout=60_000)
+    _choose(page, "Transposed: kernel k×k", "4")
+    expect(page.get_by_text("every output cell receives the same").first).to_be_visible(
+        timeout=60_000
+    )
+    _radio(page, "Transposed: padding", "same")
+    x = images.to_array(
+        images.downscale(samples.load_sample(lab.DEFAULTS.image), 128), grayscale=True
+    )
+    line = page.locator('[data-testid="stMarkdownContainer"]', has_text="(grayscale), your")
+    expect(line.first).to_contain_text(f"→ {2 * x.shape[0]}×{2 * x.shape[1]}", timeout=60_000)
+    _no_exception(page)
+    screenshot(page, tmp_path, "conv_lab_transposed")
+
+    page.get_by_role("button", name=re.compile("New question")).click()
+    wait_idle(page)
+    expect(page).to_have_url(re.compile(r"quiz_h=\d+"), timeout=30_000)
+    query = {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}
+    q = quiz.question_from_query(query, quiz.QUERY_PREFIX)
+    h, w = q.answer()
+    answer = page.get_by_label("Your answer H′×W′")
+    answer.fill(f"{h + 1}x{w}")
+    answer.press("Enter")
+    wait_idle(page)
+    page.get_by_role("button", name=re.compile("^.*Check$")).click()
+    expect(page.get_by_text("Not quite").first).to_be_visible(timeout=60_000)
+    expect(page.locator(".katex").filter(has_text=f"{h}").first).to_be_visible()
+    expect(page.get_by_text("0 of 1 right").first).to_be_visible()
+    answer.fill(f"{h}×{w}")
+    answer.press("Enter")
+    wait_idle(page)
+    page.get_by_role("button", name=re.compile("^.*Check$")).click()
+    expect(page.get_by_text(f"Right: the output is {h}×{w}").first).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("1 of 2 right").first).to_be_visible()
+    _no_exception(page)
+    screenshot(page, tmp_path, "conv_lab_quiz")
+
+    page.goto(page.url)  # the shared link: a new session, the same question
+    page.get_by_text("Share this setup").first.wait_for(timeout=180_000)
+    expect(page.get_by_text(q.text()).first).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("0 of 0 right").first).to_be_visible()

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cnnlib import conv, images, kernels, lab, samples
+from cnnlib import conv, images, kernels, lab, quiz, samples
 from cnnlib.conv import ConvGeometry
 from tests.pages.apptest import open_page, run_checked, values
 from tests.uploads import bad_uploads, encode, odd_but_valid_uploads, photo
@@ -312,3 +312,173 @@ def test_tensorflow_check_on_request():
     assert float(diff.value) < 1e-5
     shapes = {m.label: m.value for m in at.metric}
     assert shapes["Our shape"] == shapes["TensorFlow's shape"]
+
+
+# ------------------------------------------------------------------------ compute-size cap
+
+
+def test_a_40_megapixel_upload_is_computed_within_the_lab_budget():
+    """A solid-colour 8000×5000 PNG (a few KB) loads, "original size" is not offered, and
+    the lab computes on at most ``budgets().lab_pixels`` pixels even when asked for the
+    largest side."""
+    from cnnlib.budgets import budgets
+    from tests.test_images import solid_png
+
+    at = _lab()
+    at.selectbox(key="lab_side").set_value(0)  # "original size" for the sample (it fits)
+    at.radio(key="lab_source").set_value("Upload")
+    _run(at)
+    data = solid_png(8000, 5000, bytes((200, 30, 30)), colour_type=2)
+    at.file_uploader(key="lab_upload").set_value(("huge.png", data, "image/png"))
+    _run(at)
+    assert _errors(at) == []
+    options = at.selectbox(key="lab_side").options
+    assert "original size (slow for big photos)" not in options and options, options
+    line = next(m.value for m in at.markdown if SHAPE.search(m.value))
+    h, w = map(int, re.search(r"Input \*\*(\d+)×(\d+)\*\*", line).groups())
+    assert h * w <= budgets().lab_pixels and (h, w) == (160, 256)  # back to the default side
+    assert "(huge.png)" in line
+
+
+def test_original_size_is_offered_for_an_image_that_fits():
+    at = _lab()
+    assert "original size (slow for big photos)" in at.selectbox(key="lab_side").options
+    at.selectbox(key="lab_side").set_value(0)
+    _run(at)
+    x = _input_array(lab.DEFAULTS.image, 0)
+    assert _shown(at) == _expected(x, (3, 3), "valid", 1, 1)
+
+
+# ------------------------------------------------------------------ transposed convolution
+
+
+def _transposed_line(at: AppTest) -> str:
+    return next(m.value for m in at.markdown if "(grayscale), your" in m.value)
+
+
+def test_transposed_convolution_section():
+    at = _lab()
+    # Defaults: 3×3 input, 3×3 kernel, stride 2, valid: o = 7, a checkerboard.
+    assert lab.transpose_formula_latex(3, 3, 2, "valid") in _latex(at)
+    assert any("not a multiple of stride 2" in i.value for i in at.info)
+    text = next(m.value for m in at.markdown if m.value.startswith("Input cell (0, 0) writes"))
+    assert "rows **0–2**, columns **0–2**" in text
+    at.slider(key="lab_tr_cell").set_value(4)  # the centre cell (1, 1)
+    _run(at)
+    text = next(m.value for m in at.markdown if m.value.startswith("Input cell (1, 1) writes"))
+    assert "rows **2–4**, columns **2–4**" in text
+    # The lab's image upsampled: 128 px grayscale, the 3×3 kernel, stride 2.
+    x = _input_array(lab.DEFAULTS.image, 128)
+    size = [conv.transpose_output_size(n, 3, stride=2) for n in x.shape]
+    assert f"**{x.shape[0]}×{x.shape[1]}**" in _transposed_line(at)
+    assert f"→ **{size[0]}×{size[1]}**" in _transposed_line(at)
+
+    at.selectbox(key="lab_tr_k").set_value(4)
+    at.radio(key="lab_tr_pad").set_value("same")
+    _run(at)
+    assert lab.transpose_formula_latex(3, 4, 2, "same") in _latex(at)
+    assert any("every output cell receives the same" in c.value for c in at.caption)
+    assert f"→ **{2 * x.shape[0]}×{2 * x.shape[1]}**" in _transposed_line(at)
+
+    at.radio(key="lab_tr_pad").set_value("crop p")
+    _run(at)
+    at.number_input(key="lab_tr_p").set_value(2)
+    _run(at)
+    assert lab.transpose_formula_latex(3, 4, 2, 2) in _latex(at)
+    size = [conv.transpose_output_size(n, 3, stride=2, padding=2) for n in x.shape]
+    assert f"→ **{size[0]}×{size[1]}**" in _transposed_line(at)
+    assert _errors(at) == []
+
+
+# ------------------------------------------------------------------------------------ quiz
+
+
+def _quiz_link(q) -> dict[str, str]:
+    return quiz.question_to_query(q, quiz.QUERY_PREFIX)
+
+
+def _answer(at: AppTest, text: str) -> AppTest:
+    at.text_input(key="quiz_answer").set_value(text)
+    at.button(key="quiz_check").click()
+    return _run(at)
+
+
+def _score(at: AppTest) -> str:
+    return next(m.value for m in at.markdown if m.value.startswith("**Score this session:**"))
+
+
+def test_quiz_right_and_wrong_answers_and_the_score():
+    q = quiz.Question(28, 20, 3, 5, "same", 2, 1)
+    at = open_page("convolution_lab", timeout=TIMEOUT, query=_quiz_link(q))
+    assert any(q.text() in m.value for m in at.markdown)
+    assert "0 of 0 right" in _score(at)
+    h, w = q.answer()
+    _answer(at, f"{h}x{w}")
+    assert any("Right" in s.value and f"{h}×{w}" in s.value for s in at.success)
+    assert "1 of 1 right, streak 1" in _score(at)
+
+    _answer(at, f"{h + 1} × {w}")
+    verdict = quiz.check_answer(q, (h + 1, w))
+    assert any("Not quite" in e.value for e in at.error)
+    latex = _latex(at)
+    for formula in (*verdict.worked, *verdict.same_rule):
+        assert formula in latex
+    assert "1 of 2 right, streak 0" in _score(at)
+
+    _answer(at, "thirteen")  # not an answer: a hint, no score change
+    assert any("two whole numbers" in e.value for e in at.error)
+    assert "1 of 2 right" in _score(at)
+
+
+def test_quiz_floor_question_shows_what_is_dropped():
+    q = quiz.Question(10, 10, 3, 3, "valid", 2, 2)  # (10 − 5) / 2 → floor drops a row
+    assert quiz.check_answer(q, q.answer()).dropped
+    at = open_page("convolution_lab", timeout=TIMEOUT, query=_quiz_link(q))
+    _answer(at, "1x1")
+    for text in quiz.check_answer(q, (1, 1)).dropped:
+        assert text in values(at.info)
+
+
+def test_quiz_new_question_is_in_the_link_and_the_link_reproduces_it():
+    at = _lab()
+    assert not any(k.startswith(quiz.QUERY_PREFIX) for k in at.query_params)  # clean URL
+    at.button(key="quiz_new").click()
+    _run(at)
+    params = {k: v for k, v in at.query_params.items() if k.startswith(quiz.QUERY_PREFIX)}
+    q = at.session_state["quiz_q"]
+    assert params == _quiz_link(q)
+    shown = next(m.value for m in at.markdown if m.value.startswith("**Question:**"))
+    fresh = open_page("convolution_lab", timeout=TIMEOUT, query=params)
+    assert fresh.session_state["quiz_q"] == q
+    assert shown in values(fresh.markdown)
+    assert "0 of 0 right" in _score(fresh)  # a new session's own score
+
+
+def test_quiz_hostile_link_gets_a_new_question_and_a_short_inert_notice():
+    link = {**_quiz_link(quiz.Question(28, 28, 3, 3)), "quiz_h": "[win](https://evil.example)"}
+    link["quiz_padding"] = "<b>" + "x" * 5000
+    at = open_page("convolution_lab", timeout=TIMEOUT, query=link)
+    notices = [w.value for w in at.warning if "quiz question" in w.value]
+    assert len(notices) == 1, values(at.warning)
+    assert "](" not in notices[0] and "<b>" not in notices[0] and len(notices[0]) < 300
+    q = at.session_state["quiz_q"]
+    assert q.answer()  # a usable question is shown
+    assert any(m.value.startswith("**Question:**") and q.text() in m.value for m in at.markdown)
+    at.button(key="quiz_new").click()
+    _run(at)
+    assert not [w for w in at.warning if "quiz question" in w.value]  # gone with a new one
+
+
+def test_transposed_tensorflow_check_on_request():
+    at = _lab(kernel="sobel y")
+    at.radio(key="lab_tr_pad").set_value("crop p")
+    _run(at)
+    at.number_input(key="lab_tr_p").set_value(1)
+    at.button(key="lab_tf_tr").click()
+    _run(at)
+    diff = next(m for m in at.metric if m.label == "max |difference|")
+    assert float(diff.value) < 1e-5
+    shapes = {m.label: m.value for m in at.metric}
+    x = _input_array(lab.DEFAULTS.image, 128)
+    size = [conv.transpose_output_size(n, 3, stride=2, padding=1) for n in x.shape]
+    assert shapes["Our shape"] == shapes["TensorFlow's shape"] == f"{size[0]}×{size[1]}×1"

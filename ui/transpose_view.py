@@ -1,0 +1,187 @@
+"""The Convolution lab's transposed-convolution section: the output-size formula with the
+learner's numbers, a small grid showing which output cells one input cell writes to (and
+the checkerboard of overlap counts), and the lab's image upsampled by ``conv2d_transpose``.
+
+Numbers come from ``cnnlib.conv`` (``transpose_grid``, ``conv2d_transpose``) and
+``cnnlib.lab.transpose_formula_latex``; figures from ``ui.figures`` and ``ui.lab_view``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from cnnlib import conv, lab
+from cnnlib.errors import CNNLabError
+from ui import figures
+from ui.errors import friendly_errors
+from ui.figures import SIGN, axes, figure, plot, rect, shape_text
+from ui.lab_view import ORANGE, picture, range_text, scale_note, show_tensorflow_check
+
+ss = st.session_state
+KEEP = {"persist_state": "session"}
+#: Longest side of the image the section upsamples (stride 3 makes it 3× as long).
+IMAGE_SIDE = 128
+PADDINGS = ("valid", "same", "crop p")
+
+
+def controls_ui() -> tuple[int, int, int, int | str]:
+    """Input size, kernel size, stride and padding of the small example: (i, k, s, padding)."""
+    c1, c2, c3, c4 = st.columns([1, 1, 1, 2])
+    i = c1.selectbox("Transposed: input i×i", list(range(2, 7)), index=1, key="lab_tr_i", **KEEP)
+    k = c2.selectbox("Transposed: kernel k×k", list(range(1, 6)), index=2, key="lab_tr_k", **KEEP)
+    s = c3.selectbox("Transposed: stride s", [1, 2, 3], index=1, key="lab_tr_s", **KEEP)
+    with c4:
+        mode = st.radio(
+            "Transposed: padding",
+            PADDINGS,
+            horizontal=True,
+            key="lab_tr_pad",
+            help="valid: keep every output cell · same: TensorFlow's, output i·s · crop p: "
+            "remove p cells from each side",
+            **KEEP,
+        )
+        if mode != "crop p":
+            return int(i), int(k), int(s), mode
+        top = max(((int(i) - 1) * int(s) + int(k) - 1) // 2, 0)
+        p = st.number_input("Transposed: p", 0, top, min(1, top), key="lab_tr_p", **KEEP)
+    return int(i), int(k), int(s), int(min(p, top))
+
+
+def grid_figure(g: conv.TransposeGrid, row: int, col: int) -> dict:
+    """The input grid (cell (row, col) in orange) beside the output grid of overlap counts,
+    with the cells that input cell writes to outlined in orange."""
+    h, w = g.input_shape
+    oh, ow = g.output_shape
+    pick = np.zeros((h, w), np.float32)
+    pick[row, col] = 1.0
+    rows, cols = g.feeds(row, col)
+    common = {"type": "heatmap", "showscale": False, "hoverinfo": "skip", "xgap": 1, "ygap": 1}
+    traces = [
+        {
+            **common,
+            "z": pick,
+            "zmin": 0.0,
+            "zmax": 1.0,
+            "colorscale": [[0.0, "#ffffff"], [1.0, ORANGE]],
+            "text": [[f"x{r},{c}" for c in range(w)] for r in range(h)],
+            "texttemplate": "%{text}",
+        },
+        {
+            **common,
+            "z": g.counts.astype(np.float32),
+            "zmin": 0.0,
+            "zmax": float(max(g.counts.max(), 1)),
+            "colorscale": figures.colorscale("Blues"),
+            "texttemplate": "%{z:.0f}",
+            "xaxis": "x2",
+            "yaxis": "y2",
+        },
+    ]
+    shapes = [rect(r, c, r, c, ORANGE, 3, ax="2") for r in rows for c in cols]
+    layout = axes(2, widths=[w, ow])
+    for name in layout:
+        layout[name]["showticklabels"] = False
+    layout["plot_bgcolor"] = "#9e9e9e"
+    fig = figure(traces, "", height=360, shapes=shapes, **layout)
+    fig["layout"]["annotations"] = [
+        {"text": f"input {h}×{w}", "xref": "x domain", "yref": "y domain", "x": 0.5, "y": 1.02,
+         "yanchor": "bottom", "showarrow": False},
+        {"text": f"output {oh}×{ow}: how many writes add up in each cell",
+         "xref": "x2 domain", "yref": "y2 domain", "x": 0.5, "y": 1.02, "yanchor": "bottom",
+         "showarrow": False},
+    ]  # fmt: skip
+    return fig
+
+
+def show_grid(g: conv.TransposeGrid) -> None:
+    """Pick an input cell (slider) and see the output cells it writes, then the counts."""
+    h, w = g.input_shape
+    n = h * w
+    ss.lab_tr_cell = min(int(ss.get("lab_tr_cell", 0)), n - 1)
+    st.slider("Input cell (row by row)", 0, n - 1, key="lab_tr_cell")
+    row, col = divmod(int(ss.lab_tr_cell), w)
+    rows, cols = g.feeds(row, col)
+    k = g.kernel_size[0]
+    st.markdown(
+        f"Input cell ({row}, {col}) writes its value × the {k}×{k} kernel into output rows "
+        f"**{rows.start}–{rows.stop - 1}**, columns **{cols.start}–{cols.stop - 1}** "
+        f"(starting at {row}·{g.stride[0]} − {g.crop[0]}, {col}·{g.stride[1]} − {g.crop[1]})."
+        if len(rows) and len(cols)
+        else f"Input cell ({row}, {col}) writes only into cells the padding crops away."
+    )
+    plot(grid_figure(g, row, col))
+    lo, hi = int(g.counts.min()), int(g.counts.max())
+    if g.uneven:
+        st.info(
+            f"Kernel {k} is not a multiple of stride {g.stride[0]}: output cells receive "
+            f"between {lo} and {hi} writes in a repeating pattern. That is the checkerboard "
+            "pattern of transposed convolutions (a kernel size divisible by the stride, or "
+            "resize-then-convolve, avoids it).",
+            icon=":material/grid_on:",
+        )
+    else:
+        st.caption(f"Kernel {k} is a multiple of stride {g.stride[0]}: away from the borders "
+                   f"every output cell receives the same number of writes ({hi}).")  # fmt: skip
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def upsampled(token: str, shape: tuple, kernel, stride: int, padding, _x) -> dict[str, object]:
+    """``conv2d_transpose`` of the (H, W) image ``_x`` with the lab's (kh, kw) kernel
+    (``lab.kernel_tuple`` form), coloured for drawing; keyed by the image token and shape."""
+    y = conv.conv2d_transpose(_x, np.array(kernel, np.float32), stride=stride, padding=padding)
+    m = lab.symmetric_limit(y)
+    view, f = lab.display_map(y, 512)
+    return {"y_shape": y.shape, "text": range_text(y), "f": f, "m": m,
+            "jpeg": picture(figures.colorize(view, SIGN, -m, m), min_side=256)}  # fmt: skip
+
+
+def show_image(token: str, x: np.ndarray, kernel: np.ndarray, s: int, padding) -> None:
+    """The lab's image (grayscale, at most IMAGE_SIDE px) and its transposed convolution."""
+    res = upsampled(token, x.shape, lab.kernel_tuple(kernel), s, padding, x)
+    kh, kw = kernel.shape
+    st.markdown(
+        f"The lab's image **{shape_text(x.shape)}** (grayscale), your **{kh}×{kw}** kernel, "
+        f"stride **{s}**, padding **{lab.padding_to_text(padding)}** → "
+        f"**{shape_text(res['y_shape'])}**: each pixel writes a copy of the kernel, {s} "
+        "cells apart."
+    )
+    c1, c2 = st.columns([1, 2])
+    c1.image(picture(figures.colorize(x, "gray", 0.0, 1.0), min_side=128), width="stretch")
+    c1.caption(f"Input {shape_text(x.shape)}.")
+    c2.image(res["jpeg"], width="stretch")
+    note = "" if res["f"] == 1 else f" Drawn with each {res['f']}×{res['f']} block as one cell."
+    c2.caption(
+        f"Transposed convolution: {res['text']}.{note} {scale_note(SIGN, -res['m'], res['m'])}"
+    )
+
+
+@st.fragment
+def transpose_section(token: str, x: np.ndarray, kernel: np.ndarray) -> None:
+    """The whole section (a fragment: its controls rerun only this). ``x`` is the lab's
+    image as (H, W) float32 in [0, 1], at most IMAGE_SIDE px; ``kernel`` (kh, kw)."""
+    st.markdown(
+        "A **transposed convolution** runs a convolution backwards: every input cell *writes* "
+        "the kernel, scaled by its value, into the output, copies `s` cells apart. Decoders "
+        "and GANs use it to upsample (Keras: `Conv2DTranspose`)."
+    )
+    i, k, s, padding = controls_ui()
+    try:
+        st.latex(lab.transpose_formula_latex(i, k, s, padding))
+        show_grid(conv.transpose_grid((i, i), k, stride=s, padding=padding))
+        show_image(token, x, kernel, s, padding)
+    except CNNLabError as err:
+        st.info(str(err), icon=":material/info:")
+        return
+    with st.expander("Trust, but verify: the same in tf.nn.conv2d_transpose"):
+        tensorflow_ui(token, x, kernel, s, padding)
+
+
+def tensorflow_ui(token: str, x: np.ndarray, kernel: np.ndarray, s: int, padding) -> None:
+    """The image's transposed convolution by TensorFlow on request (it loads only then)."""
+    check_key = (token, x.shape, lab.kernel_tuple(kernel), s, padding)
+    if st.button("Compare with tf.nn.conv2d_transpose", key="lab_tf_tr"):
+        with friendly_errors(), st.spinner("Loading TensorFlow…"):
+            ss.lab_tf_tr_result = (check_key, lab.tensorflow_transpose_check(x, kernel, s, padding))
+    if ss.get("lab_tf_tr_result", (None,))[0] == check_key:
+        show_tensorflow_check(ss.lab_tf_tr_result[1])
