@@ -1,7 +1,5 @@
-"""Train on MNIST: build a convnet, train it in the background with live curves, test it,
-read digits you draw, see why convnets beat dense networks. Layout only: ``*_ui()`` sections
-return their widgets' values (persisted for the session), ``ui.training_session`` starts and
-adopts the runs, ``cnnlib`` computes, ``ui.training_view`` draws."""
+"""Train on MNIST: build, train live, test, draw digits, dense vs convnet. Layout only:
+``*_ui()`` sections return widget values; ``ui.training_session`` runs; views draw."""
 
 from __future__ import annotations
 
