@@ -73,6 +73,7 @@ __all__ = [
     "train_head",
     "train_scratch",
     "train_transfer",
+    "unfreeze_top",
     "weights_status",
 ]
 
@@ -510,28 +511,51 @@ def train_head(
 
 
 def assemble(backbone: PretrainedModel, head, *, augment: bool | Sequence[str] = False, seed=None):
-    """One model from raw pixels: [augmentation] → preprocess → backbone → GAP → head.
+    """One flat model from raw pixels: [augmentation] → preprocess → backbone layers → GAP →
+    head.
 
-    (N, H, W, 3) float32 0..255 → (N, classes); the head's trained weights are copied in and
-    the backbone is called in inference mode (``training=False``), frozen.
+    (N, H, W, 3) float32 0..255 → (N, classes). The backbone is rebuilt on the preprocessed
+    input (``input_tensor=``) and its weights copied layer by layer, so its layers are the
+    model's own (Grad-CAM and Feature maps reach its last convolution); they stay frozen
+    (frozen BatchNorm runs in inference mode). The head's trained weights are copied in.
     """
     keras = _keras()
     spec = _backbone(_backbone_name(backbone))
     inputs = keras.Input(backbone.model.input_shape[1:], name="pixels")
     x = augmentation(seed, kinds=augment)(inputs) if _kinds(augment) else inputs
     x = _preprocess_layer(spec)(x)
-    x = backbone.model(x, training=False)
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    flat = getattr(keras.applications, spec.constructor)(
+        weights=None, include_top=False, input_tensor=x
+    )
+    for layer in backbone.model.layers:
+        if layer.weights:
+            target = flat.get_layer(layer.name)
+            target.set_weights(layer.get_weights())
+            target.trainable = False
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(flat.output)
     dropout = head.get_layer("head_dropout")
     x = keras.layers.Dropout(dropout.rate, name="head_dropout")(x)
     dense = head.get_layer("predictions")
-    outputs = keras.layers.Dense(
-        dense.units, activation="softmax", name="predictions"
-    )(x)  # fmt: skip
+    outputs = keras.layers.Dense(dense.units, activation="softmax", name="predictions")(x)
     model = keras.Model(inputs, outputs, name=f"{spec.name.lower()}_transfer")
     model.get_layer("predictions").set_weights(dense.get_weights())
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
+
+
+def unfreeze_top(model, backbone: str = DEFAULT_BACKBONE) -> int:
+    """In an ``assemble``d model, make the backbone's top block (from the first layer named
+    ``top_block``…) and the head trainable, everything before it and every BatchNorm frozen.
+    Returns the number of layers from the top block on."""
+    keras = _keras()
+    spec = _backbone(backbone)
+    names = [layer.name for layer in model.layers]
+    first = next((i for i, n in enumerate(names) if n.startswith(spec.top_block)), None)
+    if first is None:
+        raise InvalidArgumentError(f"The model has no {backbone} top block ({spec.top_block}).")
+    for i, layer in enumerate(model.layers):
+        layer.trainable = i >= first and not isinstance(layer, keras.layers.BatchNormalization)
+    return len(model.layers) - first
 
 
 def _unfreeze_top(backbone: PretrainedModel) -> int:
@@ -592,7 +616,7 @@ def train_transfer(
     )  # fmt: skip
     model = assemble(loaded, head, augment=augment, seed=seed)
     if fine_tune_epochs > 0:
-        _unfreeze_top(loaded)
+        unfreeze_top(model, backbone)
         model.compile(
             optimizer=keras.optimizers.Adam(FINE_TUNE_LR),
             loss="sparse_categorical_crossentropy",
@@ -773,14 +797,14 @@ class _OwnWorker(_TrainingWorker):
         tune = s["fine_tune_epochs"] > 0 and not self.stop_event.is_set()
         self.model = assemble(loaded, head, augment=kinds if tune else False)
         if tune:
-            self._fine_tune(loaded, images)
+            self._fine_tune(images)
 
     def _extracted(self, stage: str, done: int, total: int) -> None:
         self.update(features_done=done, features_total=total)
         if self.stop_event.is_set():
             raise _Stopped
 
-    def _fine_tune(self, loaded: PretrainedModel, images) -> None:
+    def _fine_tune(self, images) -> None:
         model, epochs = self.model, self.settings["fine_tune_epochs"]
         p = self.progress
         self.update(
@@ -788,7 +812,8 @@ class _OwnWorker(_TrainingWorker):
             batch_epoch=(), batch_loss=(), batch_accuracy=(), train_loss=(), train_accuracy=(),
             val_loss=(), val_accuracy=(), epoch_seconds=(), best_epoch=None, stopped_early=False,
         )  # fmt: skip
-        phase = Phase(epochs, FINE_TUNE_LR, lambda _: _unfreeze_top(loaded), "Fine-tuning")
+        name = self.settings["backbone"]
+        phase = Phase(epochs, FINE_TUNE_LR, lambda m: unfreeze_top(m, name), "Fine-tuning")
         self.config = self.config.with_changes(phases=(phase,))
         self.data, self.builder = images, lambda: model
         super().work()
