@@ -80,7 +80,7 @@ def data_ui() -> dict | None:
 
 def options_ui(entry: dict) -> dict:
     """Image size, split, augmentation (with its preview), model and training settings."""
-    c = st.columns(3)
+    c = st.columns([1, 1, 2])
     o = {
         "image_size": c[0].select_slider("Image size (pixels)", IMAGE_SIZES, value=64,
                                          key="own_size", **KEEP),

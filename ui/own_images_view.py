@@ -58,11 +58,11 @@ def show_health(report) -> None:
         key="own_counts",
     )  # fmt: skip
     for issue in report.issues:
-        st.error(safe_text(issue, 600), icon="⛔")
+        st.error(safe_text(issue, 600), icon=":material/block:")
     for warning in report.warnings:
         st.warning(safe_text(warning, 600), icon="⚠️")
     if report.ok:
-        st.success("Ready to train: every class has enough images.", icon="✅")
+        st.success("Ready to train: every class has enough images.", icon=":material/check_circle:")
     if report.skipped:
         with st.expander(f"Skipped files ({len(report.skipped)})"):
             for s in report.skipped[:50]:
