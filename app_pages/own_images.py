@@ -10,10 +10,8 @@ import hashlib
 
 import numpy as np
 import streamlit as st
-from PIL import Image
 
 from cnnlib import folders, transfer
-from cnnlib.imagenet import overlay
 from cnnlib.saliency import saliency_map
 from cnnlib.text import safe_text
 from cnnlib.training import default_slots
@@ -92,7 +90,9 @@ def options_ui(entry: dict) -> dict:
     o["augment"] = tuple(chosen or ())
     augmentation_preview(entry, o["image_size"], o["augment"])
     c = st.columns(3)
-    recipe = c[0].radio("Model", tuple(RECIPES), format_func=RECIPES.get, key="own_recipe", **KEEP)
+    pretrained = transfer.weights_status().available  # transfer learning first when it can
+    recipe = c[0].radio("Model", tuple(RECIPES), int(pretrained), format_func=RECIPES.get,
+                        key="own_recipe", **KEEP)  # fmt: skip
     backbone = c[1].selectbox("Backbone", tuple(transfer.BACKBONES), key="own_backbone",
                               disabled=recipe == "scratch", **KEEP)  # fmt: skip
     o.update(recipe=recipe, backbone=backbone, weights=transfer.weights_status(backbone))
@@ -281,10 +281,8 @@ def try_ui(result: dict | None) -> None:
     h, w = model.input_shape[1:3]
     x = np.asarray(image.convert("RGB").resize((w, h)), np.float32)
     best = names.index(predictions[0][0])
-    cam = saliency_map(model, x, best, method="gradcam")
-    st.markdown(f"**Grad-CAM**: where your model found evidence for "
-                f"“{safe_text(predictions[0][0])}” ({w} × {h} input).")  # fmt: skip
-    show_image(overlay(Image.fromarray(x.astype(np.uint8)), cam, 0.5), width=280)
+    view.show_grad_cam(x.astype(np.uint8), saliency_map(model, x, best, method="gradcam"),
+                       predictions[0][0])  # fmt: skip
 
 
 def export_ui(result: dict | None) -> None:

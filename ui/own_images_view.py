@@ -14,7 +14,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import streamlit as st
+from PIL import Image
 
+from cnnlib.imagenet import overlay
 from cnnlib.text import safe_text
 from ui import training_view
 from ui.figures import bar_chart
@@ -169,6 +171,14 @@ def show_prediction(predictions: Sequence[tuple[str, float]], sentence: str) -> 
                   value_title="probability", height=60 + 28 * len(predictions)),
         key="own_prediction",
     )  # fmt: skip
+
+
+def show_grad_cam(x: np.ndarray, cam: np.ndarray, label: str) -> None:
+    """Grad-CAM of the model's input (H, W, 3) uint8 for class ``label``: map (H, W) in [0, 1]."""
+    h, w = cam.shape
+    st.markdown(f"**Grad-CAM**: where your model found evidence for “{safe_text(label)}” "
+                f"({w} × {h} input, red = strong).")  # fmt: skip
+    show_image(overlay(Image.fromarray(x), cam, 0.5), width=280)
 
 
 def show_comparison(rows: list[dict]) -> None:
