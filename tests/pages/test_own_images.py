@@ -156,6 +156,7 @@ def test_bad_zips_show_their_message_and_the_page_keeps_working(example_env, upl
     assert not at.error and "Ready to train" in " ".join(values(at.success))
 
 
+@pytest.mark.slow
 def test_transfer_with_a_local_random_file_is_labelled_unverified(
     example_env, mobilenet_file, monkeypatch
 ):
@@ -170,3 +171,9 @@ def test_transfer_with_a_local_random_file_is_labelled_unverified(
     assert "unverified" in " ".join(values(at.warning)).lower()
     model = at.session_state[session.RESULT]["model"]
     assert model.name == "mobilenetv2_transfer" and model.input_shape[1:] == (32, 32, 3)
+    # Then from scratch on the same images and split: the side-by-side table.
+    at, _ = _train(at, "scratch")
+    table = at.dataframe[-1].value
+    assert sorted(table["Model"]) == ["From scratch", "MobileNetV2"]
+    names = at.session_state[state.MODEL_REGISTRY].names()
+    assert names[0].startswith("Own images · From scratch") and "MobileNetV2" in names[1]
