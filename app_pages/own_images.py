@@ -12,6 +12,7 @@ import numpy as np
 import streamlit as st
 
 from cnnlib import folders, transfer
+from cnnlib.errors import ArchiveError
 from cnnlib.saliency import saliency_map
 from cnnlib.text import safe_text
 from cnnlib.training import default_slots
@@ -322,11 +323,15 @@ def main() -> None:
         "learning), and see where your model is right, wrong and why."
     )
     runs.rerun_when_free(POLL_SECONDS, own_pages=(session.PAGE,))
+    result = entry = options = None
+    with friendly_errors("The trained model could not be tested: "):
+        result = session.adopt()  # before the data may be replaced
     tabs = st.tabs(["① Your images", "② Train", "③ Results", "④ Try it & export"])
-    entry = options = None
-    with tabs[0]:
-        with friendly_errors("These images cannot be used: "):
+    with tabs[0], friendly_errors("These images cannot be used: "):
+        try:
             entry = data_ui()
+        except ArchiveError as err:  # its message quotes the upload's names: hostile text
+            st.error(f"These images cannot be used: {safe_text(err, 1000)}", icon="⚠️")
         if entry is not None:
             view.show_health(entry["health"])
     with tabs[1]:
@@ -334,9 +339,6 @@ def main() -> None:
             with friendly_errors():
                 options = options_ui(entry)
         start_ui(entry, options)
-    result = None
-    with friendly_errors("The trained model could not be tested: "):
-        result = session.adopt()
     with tabs[2]:
         results_ui(result, entry)
     with tabs[3], friendly_errors():

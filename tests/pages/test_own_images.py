@@ -177,3 +177,51 @@ def test_transfer_with_a_local_random_file_is_labelled_unverified(
     assert sorted(table["Model"]) == ["From scratch", "MobileNetV2"]
     names = at.session_state[state.MODEL_REGISTRY].names()
     assert names[0].startswith("Own images · From scratch") and "MobileNetV2" in names[1]
+
+
+def test_a_folder_upload_replaces_the_example_and_its_temporary_folder_goes(example_env):
+    at = open_page("own_images")
+    example_root = at.session_state[session.DATA]["folders"].root
+    assert example_root.is_dir()
+    at.radio(key="own_source").set_value("Upload a folder")
+    run_checked(at)
+    hostile = "[click](evil.example) <b>bold"
+    files = [(f"photos/{hostile}/{i}.png", encode(photo((30 + i, 30))), "image/png")
+             for i in range(5)]  # fmt: skip
+    files += [(f"photos/plain/{i}.png", encode(photo((40, 30 + i))), "image/png") for i in range(5)]
+    files.append(("photos/plain/broken.png", b"not an image", "image/png"))
+    at.file_uploader(key="own_folder").set_value(files)
+    run_checked(at)
+    entry = at.session_state[session.DATA]
+    assert entry["key"].startswith("folder:") and len(entry["folders"]) == 10
+    assert entry["folders"].class_names == (hostile, "plain")
+    assert not example_root.exists()  # the replaced data's temporary folder is removed
+    shown = " ".join(values(at.markdown) + values(at.caption) + values(at.warning))
+    words = shown.replace("\\", "")
+    assert "10 images in 2 classes" in words and "1 file(s) were skipped" in words
+    assert "](evil" not in shown and "<b>" not in shown  # escaped, never a link
+    assert "\\[click\\]" in shown
+
+
+def test_start_is_refused_while_another_page_trains_or_the_server_is_full(example_env, monkeypatch):
+    class Running:
+        done = False
+
+    at = open_page("own_images", session={state.RUNNING_TASK: ("Train on MNIST", Running())})
+    assert at.button(key="own_start").disabled
+    assert "A training from Train on MNIST is running" in " ".join(values(at.warning))
+
+    full = training.TrainingSlots(1, max_waiting=0)
+    monkeypatch.setattr(tasks, "_DEFAULT_SLOTS", full)
+    import threading
+
+    blocker = object()
+    assert full.acquire(blocker, threading.Event())
+    at = open_page("own_images")
+    at.radio(key="own_recipe").set_value("scratch")
+    run_checked(at)
+    at.button(key="own_start").click()
+    run_checked(at)
+    assert "The server is busy" in " ".join(values(at.error))
+    assert session.JOB not in at.session_state and not at.button(key="own_start").disabled
+    full.release(blocker)
