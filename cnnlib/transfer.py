@@ -774,9 +774,11 @@ class _OwnWorker(_TrainingWorker):
             return
         self.update(stage="loading")
         loaded = load_backbone(s["backbone"], images.input_shape, s["weights"])
-        verified = loaded.imagenet_verified
-        source = loaded.weights_source + ("" if verified else " — not verified as Keras' file")
-        self.update(stage="features", weights_source=source, weights_verified=verified)
+        total = images.size("train") * (1 + s["copies"]) + images.size("validation")
+        self.update(
+            stage="features", features_total=total, weights_source=loaded.weights_source,
+            weights_verified=loaded.imagenet_verified,
+        )  # fmt: skip
         try:
             features = extract_features(
                 feature_extractor(loaded, s["backbone"]), images, augment_copies=s["copies"],
