@@ -298,17 +298,18 @@ def test_background_job_extracts_once_then_trains_the_head_and_gives_a_flat_mode
     data = folders.split(32, validation_fraction=0.25, seed=0)  # 12 train, 4 validation
     job = transfer.OwnImagesJob(
         data, recipe="transfer", weights=mobilenet_file, epochs=2, patience=0,
-        augment=["flip"], augment_copies=2, slots=TrainingSlots(1),
+        augment=["flip"], augment_copies=2, fine_tune_epochs=1, slots=TrainingSlots(1),
     )  # fmt: skip
     assert job.model is None
     p = job.start().wait(300)
     assert p.state == "finished", p.error
     assert p.features_done == p.features_total == 12 * 3 + 4
-    assert p.stage == "head" and len(p.val_accuracy) == 2 and not p.weights_verified
-    assert str(mobilenet_file) in p.weights_source
+    assert p.stage == "fine-tune" and len(p.head_val_accuracy) == 2 and len(p.val_accuracy) == 1
+    assert not p.weights_verified and str(mobilenet_file) in p.weights_source
     model = job.model
-    conv = model.get_layer("Conv_1")  # the backbone's layers are the model's own
-    assert not conv.trainable
+    # The backbone's layers are the model's own; fine-tuning trained only its top block.
+    assert model.get_layer("Conv_1").trainable and not model.get_layer("Conv1").trainable
+    assert model.get_layer("augmentation") is not None  # augmentation in the fine-tuned model
     cam = saliency_map(model, raw_pixels(1, 32)[0], 0, method="gradcam")
     assert cam.shape == (32, 32) and np.isfinite(cam).all()
     assert transfer.unfreeze_top(model, "MobileNetV2") > 0
