@@ -180,7 +180,7 @@ def live_progress(polling: bool) -> None:
     if not p.done:
         st.button("Stop training", key="own_stop", on_click=job.stop, icon=":material/stop:")
     if p.stage != "features":
-        training_view.show_live(p, recipe=ss[session.RUN]["label"], has_model=True)
+        training_view.show_live(p, recipe=ss[session.RUN]["label"], has_model=job.model is not None)
     if polling and p.done:
         st.rerun()  # one full rerun: the results appear and polling stops
 

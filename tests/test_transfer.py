@@ -342,3 +342,19 @@ def test_background_job_from_scratch_and_stopped_before_it_starts(tmp_path):
     with pytest.raises(InvalidArgumentError, match="recipe"):
         transfer.OwnImagesJob(data, recipe="magic")
     folders.cleanup()
+
+
+def test_the_time_limit_stops_the_extraction_at_its_next_batch(mobilenet_file, tmp_path):
+    from cnnlib.tasks import TrainingSlots
+
+    folders = open_archive(noisy_zip(size=32), workdir=tmp_path)
+    data = folders.split(32, validation_fraction=0.25, seed=0)
+    job = transfer.OwnImagesJob(
+        data, recipe="transfer", weights=mobilenet_file, batch_size=4, max_seconds=0.001,
+        slots=TrainingSlots(1),
+    )  # fmt: skip
+    p = job.start().wait(300)  # the limit passes while the backbone loads
+    assert p.state == "stopped" and "time limit" in p.message
+    assert p.stage == "features" and p.features_done == 4 < p.features_total == 16
+    assert job.model is None and not p.train_loss
+    folders.cleanup()
