@@ -131,6 +131,7 @@ def _upload_and_train_checks(page, tmp_path, photos_zip) -> None:
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,  # only the last check; the upload and training must work
     reason="Feature maps lists the session's model registry only once the Feature-maps "
     "branch is merged; remove this mark then (strict: it fails as soon as it passes).",
 )
@@ -141,6 +142,7 @@ def test_the_trained_model_opens_on_feature_maps(app_url, page, tmp_path, photos
     registered = name.split(" as ", 1)[1].split(":", 1)[0].strip()
     page.locator('[data-testid="stSidebar"]').get_by_text("Feature maps").click()
     wait_idle(page, timeout=120_000)
-    page.get_by_text(registered, exact=False).first.wait_for(timeout=30_000)
     no_exception(page)
+    page.wait_for_timeout(2_000)
+    assert page.get_by_text(registered, exact=False).count() > 0
     screenshot(page, tmp_path, "own_images_feature_maps")
