@@ -558,19 +558,6 @@ def unfreeze_top(model, backbone: str = DEFAULT_BACKBONE) -> int:
     return len(model.layers) - first
 
 
-def _unfreeze_top(backbone: PretrainedModel) -> int:
-    """Make the backbone's top block trainable (BatchNorm stays frozen); returns layer count."""
-    keras = _keras()
-    spec = _backbone(_backbone_name(backbone))
-    model = backbone.model
-    model.trainable = True
-    names = [layer.name for layer in model.layers]
-    first = next(i for i, n in enumerate(names) if n.startswith(spec.top_block))
-    for i, layer in enumerate(model.layers):
-        layer.trainable = i >= first and not isinstance(layer, keras.layers.BatchNormalization)
-    return len(model.layers) - first
-
-
 @dataclass
 class TransferRun:
     """Result of ``train_transfer``."""

@@ -196,10 +196,12 @@ def test_assembled_model_equals_head_on_features_and_exports(mobilenet_file, dat
 
 def test_fine_tuning_unfreezes_only_the_top_block(mobilenet_file):
     loaded = transfer.load_backbone("MobileNetV2", (SIZE, SIZE, 3), mobilenet_file)
-    transfer._unfreeze_top(loaded)
-    trainable = [layer for layer in loaded.model.layers if layer.trainable and layer.weights]
+    model = transfer.assemble(loaded, transfer.build_head(1280, 2))
+    assert not [layer for layer in model.layers[:-2] if layer.trainable and layer.weights]
+    transfer.unfreeze_top(model, "MobileNetV2")
+    trainable = [layer for layer in model.layers if layer.trainable and layer.weights]
     assert trainable and all(
-        layer.name.startswith("block_16") or layer.name.startswith("Conv_1") for layer in trainable
+        layer.name.startswith(("block_16", "Conv_1", "predictions")) for layer in trainable
     )
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in trainable)
 
