@@ -6,6 +6,7 @@ download the model. The trained model then opens on Feature maps."""
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 
 import pytest
@@ -103,8 +104,19 @@ def _upload_and_train_checks(page, tmp_path, photos_zip) -> None:
 
     _tab(page, "③ Results")
     expect(page.get_by_text("Validation accuracy", exact=True).first).to_be_visible()
-    page.get_by_text("Confusion matrix", exact=False).scroll_into_view_if_needed()
+    # Click the cell "true Bag, predicted Bag" (top left of the 4 × 4 matrix): its images open.
+    heatmap = page.locator('[data-testid="stPlotlyChart"]').filter(
+        has=page.locator(".hm, .heatmaplayer")
+    )
+    heatmap.scroll_into_view_if_needed()
+    area = heatmap.locator(".nsewdrag").first.bounding_box()
+    page.mouse.click(area["x"] + area["width"] / 8, area["y"] + area["height"] / 8)
+    page.get_by_text(re.compile(r"^True Bag, predicted Bag: \d+ image")).wait_for(timeout=30_000)
+    wait_idle(page)
+    page.set_viewport_size({"width": 1400, "height": 2600})
+    page.wait_for_timeout(800)
     screenshot(page, tmp_path, "own_images_results")
+    page.set_viewport_size({"width": 1400, "height": 1000})
 
     _tab(page, "④ Try it & export")
     page.get_by_text("Upload", exact=True).click()
