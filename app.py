@@ -31,6 +31,13 @@ PAGES: list[tuple[str, str, str, str]] = [
         "live curves, then test it on digits you draw and see why convnets beat dense networks.",
     ),
     (
+        "app_pages/own_images.py",
+        "Train on your own images",
+        ":material/photo_library:",
+        "Upload folders of your own photos, check them, preview the augmentation, train from "
+        "scratch or by transfer learning, fix wrong labels, and export the model.",
+    ),
+    (
         "app_pages/classify.py",
         "Classify with ResNet50",
         ":material/photo_camera:",

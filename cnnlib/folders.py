@@ -327,6 +327,28 @@ class ImageFolders:
     def __len__(self) -> int:
         return len(self.files)
 
+    def source(self, path: str | os.PathLike) -> str:
+        """The name a stored file had in the upload (hostile text: escape it to show it)."""
+        return self._sources.get(Path(path), "?")
+
+    def _index(self, path: str | os.PathLike) -> int:
+        path = Path(path)
+        for i, (p, _) in enumerate(self.files):
+            if p == path:
+                return i
+        raise InvalidArgumentError("That image is not (or no longer) in the data set.")
+
+    def relabel(self, path: str | os.PathLike, label: int) -> None:
+        """Move one stored image to class ``label`` (an index into ``class_names``)."""
+        if isinstance(label, bool) or not 0 <= int(label) < len(self.class_names):
+            raise InvalidArgumentError(f"Class index {label} is not one of the classes.")
+        i = self._index(path)
+        self.files[i] = (self.files[i][0], int(label))
+
+    def exclude(self, path: str | os.PathLike) -> None:
+        """Leave one stored image out of every later split (its file stays until cleanup)."""
+        del self.files[self._index(path)]
+
     def health(self) -> HealthReport:
         """Counts, skipped files, duplicates, tiny images, samples, issues and warnings."""
         counts = self.counts()
@@ -648,6 +670,24 @@ class FolderData:
         """Bytes the split's images take once decoded and resized (uint8)."""
         h, w, c = self.input_shape
         return self.size(split) * h * w * c
+
+    def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """(images (N, H, W, 3) uint8, labels (N,) int32, stored paths) of a split, decoded
+        as for training. Refused (``InvalidArgumentError``) above ``CACHE_BYTES``."""
+        budget = _cap("CNNLAB_CACHE_BYTES", CACHE_BYTES)
+        if self.decoded_bytes(split) > budget:
+            raise InvalidArgumentError(
+                f"The {split} images take {_mb(self.decoded_bytes(split))} decoded, over "
+                f"{_mb(budget)}; use a smaller image size or fewer images."
+            )
+        paths, labels = self.files(split)
+        paths = [str(p) for p in paths]
+        x = np.zeros((len(paths), *self.input_shape), np.uint8)
+        start = 0
+        for images, _ in self.images(split).batch(256):
+            x[start : start + len(images)] = np.asarray(images)
+            start += len(images)
+        return x, labels, paths
 
     def images(self, split: str):
         """``tf.data.Dataset`` of (image (H, W, 3) uint8, label int32), fixed order, cached.

@@ -16,6 +16,7 @@ Keras and TensorFlow are imported inside the functions.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import tempfile
@@ -37,15 +38,23 @@ from cnnlib.models.pretrained import (
     WeightsSpec,
     _load,
 )
+from cnnlib.tasks import TaskHandle, TrainingSlots, default_slots
+from cnnlib.training import Phase, TrainConfig, TrainingProgress
+from cnnlib.training import _Worker as _TrainingWorker
 
 __all__ = [
+    "AUGMENTATIONS",
     "BACKBONES",
     "DEFAULT_BACKBONE",
     "FEATURE_BYTES",
     "RESNET50_NOTOP",
     "Backbone",
+    "FeatureData",
     "FeatureSet",
+    "OwnImagesJob",
+    "OwnProgress",
     "TransferRun",
+    "WeightsStatus",
     "assemble",
     "augmentation",
     "build_head",
@@ -59,12 +68,17 @@ __all__ = [
     "load_backbone",
     "predict_image",
     "prediction_snippet",
+    "preview_augmentation",
     "register_layers",
     "train_head",
     "train_scratch",
     "train_transfer",
+    "unfreeze_top",
+    "weights_status",
 ]
 
+#: The augmentations a model can use, in the order its layers apply them.
+AUGMENTATIONS: tuple[str, ...] = ("flip", "rotation", "zoom", "translation", "contrast")
 #: Largest feature cache (train copies + validation), bytes; $CNNLAB_FEATURE_BYTES overrides.
 FEATURE_BYTES = 1024 * 1024 * 1024
 #: Learning rate of the optional fine-tuning phase (keras-io's transfer-learning guide).
@@ -156,23 +170,60 @@ def _preprocess_layer(backbone: Backbone):
     return keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="mobilenet_preprocess")
 
 
-def augmentation(seed: int | None = None, name: str = "augmentation"):
+def _kinds(augment: bool | Sequence[str]) -> tuple[str, ...]:
+    """The augmentation kinds asked for: ``True`` = all, ``False`` = none, or a list of them."""
+    if isinstance(augment, bool):
+        return AUGMENTATIONS if augment else ()
+    kinds = tuple(augment)
+    unknown = [k for k in kinds if k not in AUGMENTATIONS]
+    if unknown:
+        raise InvalidArgumentError(
+            f"Unknown augmentation(s) {unknown}; choose from {', '.join(AUGMENTATIONS)}."
+        )
+    return tuple(k for k in AUGMENTATIONS if k in kinds)
+
+
+def augmentation(
+    seed: int | None = None,
+    name: str = "augmentation",
+    kinds: bool | Sequence[str] = AUGMENTATIONS,
+):
     """The augmentation layers (active only in training): flip, rotate, zoom, shift, contrast.
 
-    Works on raw pixels 0..255 (RandomContrast's value range).
+    ``kinds``: which of ``AUGMENTATIONS`` (in that order; ``True`` = all). Works on raw
+    pixels 0..255 (RandomContrast's value range). (N, H, W, 3) → (N, H, W, 3).
     """
     keras = _keras()
     layers = keras.layers
-    return keras.Sequential(
-        [
-            layers.RandomFlip("horizontal", seed=seed),
-            layers.RandomRotation(0.1, seed=seed),
-            layers.RandomZoom(0.1, seed=seed),
-            layers.RandomTranslation(0.1, 0.1, seed=seed),
-            layers.RandomContrast(0.2, value_range=(0, 255), seed=seed),
-        ],
-        name=name,
-    )
+    make = {
+        "flip": lambda: layers.RandomFlip("horizontal", seed=seed),
+        "rotation": lambda: layers.RandomRotation(0.1, seed=seed),
+        "zoom": lambda: layers.RandomZoom(0.1, seed=seed),
+        "translation": lambda: layers.RandomTranslation(0.1, 0.1, seed=seed),
+        "contrast": lambda: layers.RandomContrast(0.2, value_range=(0, 255), seed=seed),
+    }
+    chosen = _kinds(kinds)
+    if not chosen:
+        raise InvalidArgumentError("Choose at least one augmentation.")
+    return keras.Sequential([make[k]() for k in chosen], name=name)
+
+
+def preview_augmentation(
+    images: np.ndarray, kinds: bool | Sequence[str] = AUGMENTATIONS, *, copies: int = 4, seed=0
+) -> np.ndarray:
+    """Augmented copies of a few images, made by the model's own augmentation layers.
+
+    ``images``: (N, H, W, 3) raw pixels 0..255 (N ≤ 16). Returns (N, copies, H, W, 3) uint8:
+    the layers run with ``training=True`` (as in ``fit``), ``copies`` times.
+    """
+    x = np.asarray(images, dtype=np.float32)
+    if x.ndim != 4 or x.shape[-1] != 3 or not 1 <= len(x) <= 16 or not 1 <= copies <= 8:
+        raise InvalidArgumentError(
+            f"Preview needs 1..16 RGB images and 1..8 copies; got {x.shape}, {copies} copies."
+        )
+    layer = augmentation(seed, "augmentation_preview", kinds)
+    out = [np.asarray(layer(x, training=True)) for _ in range(copies)]
+    return np.clip(np.round(np.stack(out, axis=1)), 0, 255).astype(np.uint8)
 
 
 # --------------------------------------------------------------------------------------------
@@ -184,7 +235,7 @@ def build_scratch_model(
     input_shape: tuple[int, int, int],
     num_classes: int,
     *,
-    augment: bool = False,
+    augment: bool | Sequence[str] = False,
     seed: int | None = None,
 ):
     """The tutorial's convnet for (H, W, 3) raw pixels and ``num_classes`` classes.
@@ -192,9 +243,10 @@ def build_scratch_model(
     [augmentation] → Rescaling(1/255) → Conv2D(32, 3)/MaxPool → Conv2D(64, 3)/MaxPool →
     Conv2D(128, 3)/MaxPool → Dropout(0.5) → Flatten → Dense(128) → Dropout(0.5) →
     Dense(num_classes, softmax). Compiled with adam and sparse categorical cross-entropy.
-    ``augment`` is off by default, as in the tutorial: on 3,000 Fashion-MNIST images the
-    augmentation layers cost 9 points of validation accuracy after 3 epochs
-    (benchmarks/own_images_bench.py); they pay off on small sets trained for longer.
+    ``augment``: True (all of ``AUGMENTATIONS``) or a list of them; off by default, as in
+    the tutorial: on 3,000 Fashion-MNIST images the augmentation layers cost 9 points of
+    validation accuracy after 3 epochs (benchmarks/own_images_bench.py); they pay off on
+    small sets trained for longer.
     """
     keras = _keras()
     layers = keras.layers
@@ -204,8 +256,8 @@ def build_scratch_model(
             "convolution/pooling stages; use an image size of at least 22."
         )
     stack = [keras.Input(input_shape)]
-    if augment:
-        stack.append(augmentation(seed))
+    if _kinds(augment):
+        stack.append(augmentation(seed, kinds=augment))
     stack += [layers.Rescaling(1 / 255)]
     for filters in (32, 64, 128):
         stack += [layers.Conv2D(filters, 3, activation="relu"), layers.MaxPooling2D()]
@@ -359,6 +411,7 @@ def extract_features(
     seed: int = 0,
     progress: Callable[[str, int, int], None] | None = None,
     max_bytes: int | None = None,
+    kinds: bool | Sequence[str] = AUGMENTATIONS,
 ) -> FeatureSet:
     """Run the frozen ``extractor`` once over every image (and ``augment_copies`` augmented
     copies of the training images, augmented before extraction).
@@ -367,7 +420,8 @@ def extract_features(
     ``PretrainedModel`` from ``load_backbone`` (wrapped by ``feature_extractor``). ``data``: a
     ``TrainingData``. The feature arrays' size is checked against ``max_bytes`` (default
     ``FEATURE_BYTES``, $CNNLAB_FEATURE_BYTES) before any work. ``progress("features", done,
-    total)`` is called after each batch, counting images.
+    total)`` is called after each batch, counting images. ``kinds``: the augmentations of
+    the copies (see ``augmentation``).
     """
     keras = _keras()
     if isinstance(extractor, PretrainedModel):
@@ -386,7 +440,7 @@ def extract_features(
             f"over the {budget / 2**20:,.0f} MB budget. Use fewer augmented copies or images."
         )
     start = time.perf_counter()
-    augmenter = augmentation(seed) if augment_copies else None
+    augmenter = augmentation(seed, kinds=kinds) if augment_copies else None
     done = 0
 
     def run(split: str, augmented: bool):
@@ -456,39 +510,49 @@ def train_head(
     return head, _history(history)
 
 
-def assemble(backbone: PretrainedModel, head, *, augment: bool = False, seed=None):
-    """One model from raw pixels: [augmentation] → preprocess → backbone → GAP → head.
+def assemble(backbone: PretrainedModel, head, *, augment: bool | Sequence[str] = False, seed=None):
+    """One flat model from raw pixels: [augmentation] → preprocess → backbone layers → GAP →
+    head.
 
-    (N, H, W, 3) float32 0..255 → (N, classes); the head's trained weights are copied in and
-    the backbone is called in inference mode (``training=False``), frozen.
+    (N, H, W, 3) float32 0..255 → (N, classes). The backbone is rebuilt on the preprocessed
+    input (``input_tensor=``) and its weights copied layer by layer, so its layers are the
+    model's own (Grad-CAM and Feature maps reach its last convolution); they stay frozen
+    (frozen BatchNorm runs in inference mode). The head's trained weights are copied in.
     """
     keras = _keras()
     spec = _backbone(_backbone_name(backbone))
     inputs = keras.Input(backbone.model.input_shape[1:], name="pixels")
-    x = augmentation(seed)(inputs) if augment else inputs
+    x = augmentation(seed, kinds=augment)(inputs) if _kinds(augment) else inputs
     x = _preprocess_layer(spec)(x)
-    x = backbone.model(x, training=False)
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    flat = getattr(keras.applications, spec.constructor)(
+        weights=None, include_top=False, input_tensor=x
+    )
+    for layer in backbone.model.layers:
+        if layer.weights:
+            target = flat.get_layer(layer.name)
+            target.set_weights(layer.get_weights())
+            target.trainable = False
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(flat.output)
     dropout = head.get_layer("head_dropout")
     x = keras.layers.Dropout(dropout.rate, name="head_dropout")(x)
     dense = head.get_layer("predictions")
-    outputs = keras.layers.Dense(
-        dense.units, activation="softmax", name="predictions"
-    )(x)  # fmt: skip
+    outputs = keras.layers.Dense(dense.units, activation="softmax", name="predictions")(x)
     model = keras.Model(inputs, outputs, name=f"{spec.name.lower()}_transfer")
     model.get_layer("predictions").set_weights(dense.get_weights())
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 
 
-def _unfreeze_top(backbone: PretrainedModel) -> int:
-    """Make the backbone's top block trainable (BatchNorm stays frozen); returns layer count."""
+def unfreeze_top(model, backbone: str = DEFAULT_BACKBONE) -> int:
+    """In an ``assemble``d model, make the backbone's top block (from the first layer named
+    ``top_block``…) and the head trainable, everything before it and every BatchNorm frozen.
+    Returns the number of layers from the top block on."""
     keras = _keras()
-    spec = _backbone(_backbone_name(backbone))
-    model = backbone.model
-    model.trainable = True
+    spec = _backbone(backbone)
     names = [layer.name for layer in model.layers]
-    first = next(i for i, n in enumerate(names) if n.startswith(spec.top_block))
+    first = next((i for i, n in enumerate(names) if n.startswith(spec.top_block)), None)
+    if first is None:
+        raise InvalidArgumentError(f"The model has no {backbone} top block ({spec.top_block}).")
     for i, layer in enumerate(model.layers):
         layer.trainable = i >= first and not isinstance(layer, keras.layers.BatchNormalization)
     return len(model.layers) - first
@@ -539,7 +603,7 @@ def train_transfer(
     )  # fmt: skip
     model = assemble(loaded, head, augment=augment, seed=seed)
     if fine_tune_epochs > 0:
-        _unfreeze_top(loaded)
+        unfreeze_top(model, backbone)
         model.compile(
             optimizer=keras.optimizers.Adam(FINE_TUNE_LR),
             loss="sparse_categorical_crossentropy",
@@ -562,6 +626,241 @@ def train_transfer(
     return TransferRun(
         model, history, backbone, source, verified, features.seconds, features=features
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Weights status, cached features as training data, and the background job
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WeightsStatus:
+    """Whether a backbone's ImageNet weights can be had here without a download.
+
+    ``available``: a local file exists (``$CNNLAB_<NAME>_WEIGHTS`` or Keras' cache);
+    ``source``: where it is; ``message``: for the learner (how to provide them when absent).
+    Whether the file is Keras' own is known only once loaded (``weights_verified``).
+    """
+
+    backbone: str
+    available: bool
+    source: str
+    message: str
+
+
+def weights_status(name: str = DEFAULT_BACKBONE) -> WeightsStatus:
+    """Look for ``name``'s weights file (environment variable, then Keras' cache); no download."""
+    from cnnlib.models.pretrained import how_to_provide, keras_cache_dir
+
+    spec = _backbone(name).spec
+    env = os.environ.get(spec.env_var, "").strip()
+    if env:
+        path = Path(env).expanduser()
+        if path.is_file():
+            return WeightsStatus(name, True, f"`{path}` (from `{spec.env_var}`)", "")
+        return WeightsStatus(
+            name, False, "", f"`{spec.env_var}` names `{path}`, which is not a file. "
+            + how_to_provide(spec),
+        )  # fmt: skip
+    cached = keras_cache_dir() / spec.file_name
+    if cached.is_file():
+        return WeightsStatus(name, True, f"Keras' cache `{cached}`", "")
+    return WeightsStatus(
+        name, False, "", f"No ImageNet weights for {name} on this server (no internet access "
+        "to download them). " + how_to_provide(spec),
+    )  # fmt: skip
+
+
+class FeatureData:
+    """A ``FeatureSet`` as the training core's ``TrainingData``: (N, D) features, labels.
+
+    ``input_shape`` is (D,): the head's input. "train" holds every copy's features.
+    """
+
+    def __init__(self, features: FeatureSet, class_names: Sequence[str]) -> None:
+        self.features = features
+        self.class_names = tuple(class_names)
+        self.input_shape = (int(features.train_x.shape[1]),)
+
+    def _arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        f = self.features
+        if split == "train":
+            return f.train_x, f.train_y
+        if split == "validation":
+            return f.val_x, f.val_y
+        if split == "test":
+            return f.val_x[:0], f.val_y[:0]
+        raise InvalidArgumentError(f"Unknown split {split!r}.")
+
+    def size(self, split: str) -> int:
+        return len(self._arrays(split)[1])
+
+    def counts(self, split: str) -> dict[str, int]:
+        per = np.bincount(self._arrays(split)[1], minlength=len(self.class_names))
+        return {name: int(per[i]) for i, name in enumerate(self.class_names)}
+
+    def batches(self, split: str, batch_size: int, *, epochs: int = 1, seed: int = 0, shuffle=None):
+        """(features (B, D) float32, labels (B,) int32); "train" shuffled per (seed, epoch)."""
+        import tensorflow as tf
+
+        x, y = self._arrays(split)
+        ds = tf.data.Dataset.from_tensor_slices((x, y))
+        if (split == "train") if shuffle is None else shuffle:
+            ds = ds.shuffle(max(1, len(y)), seed=seed, reshuffle_each_iteration=True)
+            return ds.batch(batch_size).repeat(epochs).prefetch(tf.data.AUTOTUNE)
+        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+@dataclass(frozen=True)
+class OwnProgress(TrainingProgress):
+    """``TrainingProgress`` plus the own-images stages.
+
+    ``stage``: "loading" (the backbone), "features" (the one-off extraction, ``features_done``
+    of ``features_total`` images), "head" (the new head's epochs on cached features),
+    "fine-tune" (the top block unfrozen, on images) or "scratch". The curves are those of
+    the current stage; ``head_val_accuracy`` keeps the head's before a fine-tune.
+    """
+
+    recipe: str = "scratch"
+    backbone: str | None = None
+    stage: str = "queued"
+    features_done: int = 0
+    features_total: int = 0
+    extract_seconds: float = 0.0
+    weights_source: str | None = None
+    weights_verified: bool = False
+    head_val_accuracy: tuple[float, ...] = ()
+
+
+class _Stopped(Exception):
+    """Raised inside the extraction when Stop was pressed (or the time ran out)."""
+
+
+class _OwnWorker(_TrainingWorker):
+    thread_name = "cnnlab-own-images"
+
+    def __init__(self, data, settings: dict, config: TrainConfig, slots, max_seconds) -> None:
+        super().__init__(None, data, config, slots, (), max_seconds=max_seconds)
+        self.settings = settings
+        self._progress = OwnProgress(
+            epochs=config.total_epochs,
+            recipe=settings["recipe"],
+            backbone=settings["backbone"] if settings["recipe"] == "transfer" else None,
+        )
+
+    def work(self) -> None:
+        s = self.settings
+        images = self.data
+        kinds = s["augment"]
+        if s["recipe"] == "scratch":
+            self.update(stage="scratch")
+            self.builder = functools.partial(
+                build_scratch_model, images.input_shape, len(images.class_names), augment=kinds
+            )
+            super().work()
+            return
+        self.update(stage="loading")
+        loaded = load_backbone(s["backbone"], images.input_shape, s["weights"])
+        total = images.size("train") * (1 + s["copies"]) + images.size("validation")
+        self.update(
+            stage="features", features_total=total, weights_source=loaded.weights_source,
+            weights_verified=loaded.imagenet_verified,
+        )  # fmt: skip
+        try:
+            features = extract_features(
+                feature_extractor(loaded, s["backbone"]), images, augment_copies=s["copies"],
+                batch_size=self.config.batch_size, seed=self.config.seed,
+                progress=self._extracted, kinds=kinds or True,
+            )  # fmt: skip
+        except _Stopped:
+            return  # stopped during the extraction: nothing learned yet
+        self.update(stage="head", extract_seconds=features.seconds)
+        self.data = FeatureData(features, images.class_names)
+        dim, n_classes = features.train_x.shape[1], len(images.class_names)
+        self.builder = functools.partial(build_head, dim, n_classes)
+        super().work()
+        head = self.model
+        self.model = None
+        if head is None:
+            return
+        tune = s["fine_tune_epochs"] > 0 and not self.stop_event.is_set()
+        self.model = assemble(loaded, head, augment=kinds if tune else False)
+        if tune:
+            self._fine_tune(images)
+
+    def _extracted(self, stage: str, done: int, total: int) -> None:
+        self.update(features_done=done, features_total=total)
+        if self.stop_event.is_set():
+            raise _Stopped
+
+    def _fine_tune(self, images) -> None:
+        model, epochs = self.model, self.settings["fine_tune_epochs"]
+        p = self.progress
+        self.update(
+            stage="fine-tune", head_val_accuracy=p.val_accuracy, epochs=epochs, epoch=0, step=0,
+            batch_epoch=(), batch_loss=(), batch_accuracy=(), train_loss=(), train_accuracy=(),
+            val_loss=(), val_accuracy=(), epoch_seconds=(), best_epoch=None, stopped_early=False,
+        )  # fmt: skip
+        name = self.settings["backbone"]
+        phase = Phase(epochs, FINE_TUNE_LR, lambda m: unfreeze_top(m, name), "Fine-tuning")
+        self.config = self.config.with_changes(phases=(phase,))
+        self.data, self.builder = images, lambda: model
+        super().work()
+        self.model = model  # stopped before a fine-tuning batch: the head-trained model stays
+
+
+class OwnImagesJob(TaskHandle[OwnProgress]):
+    """One background training on your own images, on the shared task base (slots, Stop,
+    time limit): "scratch" trains ``build_scratch_model``; "transfer" loads the frozen
+    ``backbone``, extracts features once per image (and per augmented copy) with progress,
+    trains the new head on them for ``epochs``, assembles the full model and, with
+    ``fine_tune_epochs``, fine-tunes the backbone's top block on the images.
+
+    ``data``: a ``cnnlib.folders.FolderData``. ``augment``: augmentation kinds (layers in
+    the scratch model; the augmented copies' kinds for transfer). ``model`` is the full
+    raw-pixels model once done (None while the head trains, or when nothing was learned).
+    ``start()`` raises ``ServerBusyError`` when the server's queue is full.
+    """
+
+    def __init__(
+        self,
+        data,
+        *,
+        recipe: str = "scratch",
+        backbone: str = DEFAULT_BACKBONE,
+        weights: str | os.PathLike | None = "imagenet",
+        epochs: int = 5,
+        learning_rate: float = 1e-3,
+        patience: int = 3,
+        batch_size: int = 32,
+        augment: bool | Sequence[str] = False,
+        augment_copies: int = 0,
+        fine_tune_epochs: int = 0,
+        seed: int = 0,
+        slots: TrainingSlots | None = None,
+        max_seconds: float | None = None,
+    ) -> None:
+        if recipe not in ("scratch", "transfer"):
+            raise InvalidArgumentError(f"recipe must be 'scratch' or 'transfer', got {recipe!r}.")
+        _backbone(backbone)
+        if not 0 <= augment_copies <= 20 or not 0 <= fine_tune_epochs <= 100:
+            raise InvalidArgumentError("augment_copies must be 0..20, fine_tune_epochs 0..100.")
+        config = TrainConfig(
+            learning_rate=learning_rate, batch_size=batch_size, epochs=epochs,
+            patience=patience, seed=seed,
+        )  # fmt: skip
+        settings = {
+            "recipe": recipe, "backbone": backbone, "weights": weights, "augment": _kinds(augment),
+            "copies": augment_copies, "fine_tune_epochs": fine_tune_epochs,
+        }  # fmt: skip
+        self.settings = settings
+        super().__init__(_OwnWorker(data, settings, config, slots or default_slots(), max_seconds))
+
+    @property
+    def model(self):
+        """The full model (raw pixels → class probabilities) once trained, else None."""
+        worker = self._worker
+        return worker.model if worker.done_event.is_set() else None
 
 
 # --------------------------------------------------------------------------------------------

@@ -339,3 +339,30 @@ def test_jpegs_are_kept_and_exif_rotated_ones_re_encoded(session):
             # exact: TF decodes JPEGs with the accurate IDCT, as Pillow does (the fast default
             # differed by up to 13 grey levels here)
             np.testing.assert_array_equal(got[index], expected)
+
+
+def test_relabel_and_exclude_change_the_next_split_and_arrays_match_the_batches(tmp_path):
+    folders = open_archive(make_zip(two_classes(6)), workdir=tmp_path)
+    assert folders.class_names == ("blue", "red")
+    path, label = folders.files[0]
+    assert label == 0
+    assert folders.source(path).startswith("blue/")
+    folders.relabel(path, 1)
+    folders.exclude(folders.files[1][0])
+    assert folders.counts() == {"blue": 4, "red": 7}
+    assert folders.health().counts == {"blue": 4, "red": 7}
+    with pytest.raises(CNNLabError, match="not one of the classes"):
+        folders.relabel(path, 2)
+    with pytest.raises(CNNLabError, match="no longer"):
+        folders.exclude(tmp_path / "elsewhere.png")
+    data = folders.split(24, validation_fraction=0.3, seed=1)
+    x, y, paths = data.arrays("validation")
+    batches = list(data.batches("validation", 4))
+    expected = np.concatenate([b.numpy() for b, _ in batches]).astype(np.uint8)
+    assert x.dtype == np.uint8 and x.shape == (len(y), 24, 24, 3)
+    np.testing.assert_array_equal(x, expected)
+    np.testing.assert_array_equal(y, np.concatenate([lab.numpy() for _, lab in batches]))
+    assert paths == [str(p) for p in data.files("validation")[0]]
+    stored = dict((str(p), lab) for p, lab in folders.files)
+    assert [stored[p] for p in paths] == y.tolist()
+    folders.cleanup()

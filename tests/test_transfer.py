@@ -196,10 +196,12 @@ def test_assembled_model_equals_head_on_features_and_exports(mobilenet_file, dat
 
 def test_fine_tuning_unfreezes_only_the_top_block(mobilenet_file):
     loaded = transfer.load_backbone("MobileNetV2", (SIZE, SIZE, 3), mobilenet_file)
-    transfer._unfreeze_top(loaded)
-    trainable = [layer for layer in loaded.model.layers if layer.trainable and layer.weights]
+    model = transfer.assemble(loaded, transfer.build_head(1280, 2))
+    assert not [layer for layer in model.layers[:-2] if layer.trainable and layer.weights]
+    transfer.unfreeze_top(model, "MobileNetV2")
+    trainable = [layer for layer in model.layers if layer.trainable and layer.weights]
     assert trainable and all(
-        layer.name.startswith("block_16") or layer.name.startswith("Conv_1") for layer in trainable
+        layer.name.startswith(("block_16", "Conv_1", "predictions")) for layer in trainable
     )
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in trainable)
 
@@ -246,3 +248,115 @@ def test_transfer_pipeline_end_to_end_and_the_snippet_runs(mobilenet_file, tmp_p
     assert run.returncode == 0, run.stderr
     top = transfer.predict_image(result.model, Image.fromarray(pixels), result.class_names)
     assert run.stdout.strip() == transfer.confidence_sentence(top)
+
+
+# --------------------------------------------------------------------------------------------
+# The page's pieces: augmentation kinds and preview, weights status, the background job
+# --------------------------------------------------------------------------------------------
+
+
+def test_preview_runs_only_the_chosen_augmentations():
+    x = raw_pixels(2, 32)
+    flipped = transfer.preview_augmentation(x, ["flip"], copies=6, seed=3)
+    assert flipped.shape == (2, 6, 32, 32, 3) and flipped.dtype == np.uint8
+    original, mirror = np.round(x).astype(np.uint8), np.round(x[:, :, ::-1]).astype(np.uint8)
+    for i in range(2):
+        kinds = [
+            "same" if np.array_equal(c, original[i]) else "mirror"
+            for c in flipped[i]
+            if np.array_equal(c, original[i]) or np.array_equal(c, mirror[i])
+        ]
+        assert len(kinds) == 6  # a flip only ever gives the image or its mirror
+    layer = transfer.augmentation(0, kinds=["zoom", "flip"])
+    assert [type(sub).__name__ for sub in layer.layers] == ["RandomFlip", "RandomZoom"]
+    with pytest.raises(InvalidArgumentError, match="blur"):
+        transfer.augmentation(0, kinds=["blur"])
+    with pytest.raises(InvalidArgumentError, match="at least one"):
+        transfer.augmentation(0, kinds=[])
+
+
+def test_weights_status_finds_local_files_and_never_downloads(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.delenv("CNNLAB_MOBILENETV2_WEIGHTS", raising=False)
+    missing = transfer.weights_status("MobileNetV2")
+    assert not missing.available and "CNNLAB_MOBILENETV2_WEIGHTS" in missing.message
+    monkeypatch.setenv("CNNLAB_MOBILENETV2_WEIGHTS", str(tmp_path / "nothing.h5"))
+    assert "not a file" in transfer.weights_status("MobileNetV2").message
+    monkeypatch.delenv("CNNLAB_MOBILENETV2_WEIGHTS")
+    cache = tmp_path / "keras" / "models"
+    cache.mkdir(parents=True)
+    (cache / transfer.BACKBONES["ResNet50"].spec.file_name).write_bytes(b"x")
+    found = transfer.weights_status("ResNet50")
+    assert found.available and "cache" in found.source
+
+
+def test_background_job_extracts_once_then_trains_the_head_and_gives_a_flat_model(
+    mobilenet_file, tmp_path
+):
+    from cnnlib.saliency import saliency_map
+    from cnnlib.tasks import TrainingSlots
+
+    folders = open_archive(noisy_zip(size=32), workdir=tmp_path)
+    data = folders.split(32, validation_fraction=0.25, seed=0)  # 12 train, 4 validation
+    job = transfer.OwnImagesJob(
+        data, recipe="transfer", weights=mobilenet_file, epochs=2, patience=0,
+        augment=["flip"], augment_copies=2, fine_tune_epochs=1, slots=TrainingSlots(1),
+    )  # fmt: skip
+    assert job.model is None
+    p = job.start().wait(300)
+    assert p.state == "finished", p.error
+    assert p.features_done == p.features_total == 12 * 3 + 4
+    assert p.stage == "fine-tune" and len(p.head_val_accuracy) == 2 and len(p.val_accuracy) == 1
+    assert not p.weights_verified and str(mobilenet_file) in p.weights_source
+    model = job.model
+    # The backbone's layers are the model's own; fine-tuning trained only its top block.
+    assert model.get_layer("Conv_1").trainable and not model.get_layer("Conv1").trainable
+    assert model.get_layer("augmentation") is not None  # augmentation in the fine-tuned model
+    cam = saliency_map(model, raw_pixels(1, 32)[0], 0, method="gradcam")
+    assert cam.shape == (32, 32) and np.isfinite(cam).all()
+    assert transfer.unfreeze_top(model, "MobileNetV2") > 0
+    trainable = [layer.name for layer in model.layers if layer.trainable and layer.weights]
+    assert "Conv_1" in trainable and "predictions" in trainable and "Conv1" not in trainable
+    folders.cleanup()
+
+
+def test_background_job_from_scratch_and_stopped_before_it_starts(tmp_path):
+    from cnnlib.tasks import TrainingSlots
+
+    folders = open_archive(noisy_zip(size=32), workdir=tmp_path)
+    data = folders.split(32, validation_fraction=0.25, seed=0)
+    job = transfer.OwnImagesJob(
+        data, epochs=1, augment=["flip", "contrast"], slots=TrainingSlots(1)
+    ).start()
+    p = job.wait(300)
+    assert p.state == "finished" and p.stage == "scratch" and p.features_total == 0
+    names = [type(layer).__name__ for layer in job.model.get_layer("augmentation").layers]
+    assert names == ["RandomFlip", "RandomContrast"]
+    slots = TrainingSlots(1)
+    blocker = object()
+    import threading
+
+    assert slots.acquire(blocker, threading.Event())
+    queued = transfer.OwnImagesJob(data, epochs=1, slots=slots).start()
+    queued.stop()
+    assert queued.wait(60).state == "stopped" and queued.model is None
+    slots.release(blocker)
+    with pytest.raises(InvalidArgumentError, match="recipe"):
+        transfer.OwnImagesJob(data, recipe="magic")
+    folders.cleanup()
+
+
+def test_the_time_limit_stops_the_extraction_at_its_next_batch(mobilenet_file, tmp_path):
+    from cnnlib.tasks import TrainingSlots
+
+    folders = open_archive(noisy_zip(size=32), workdir=tmp_path)
+    data = folders.split(32, validation_fraction=0.25, seed=0)
+    job = transfer.OwnImagesJob(
+        data, recipe="transfer", weights=mobilenet_file, batch_size=4, max_seconds=0.001,
+        slots=TrainingSlots(1),
+    )  # fmt: skip
+    p = job.start().wait(300)  # the limit passes while the backbone loads
+    assert p.state == "stopped" and "time limit" in p.message
+    assert p.stage == "features" and p.features_done == 4 < p.features_total == 16
+    assert job.model is None and not p.train_loss
+    folders.cleanup()

@@ -6,7 +6,13 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
 
-TITLES = ["Convolution lab", "Train on MNIST", "Classify with ResNet50", "Feature maps"]
+TITLES = [
+    "Convolution lab",
+    "Train on MNIST",
+    "Train on your own images",
+    "Classify with ResNet50",
+    "Feature maps",
+]
 
 
 def test_home_links_every_page():

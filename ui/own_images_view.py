@@ -1,0 +1,191 @@
+"""Drawing the "Train on your own images" page: health check, augmentation preview, the
+extraction and training progress, validation results, prediction and the comparison table.
+
+Every class-folder and file name comes from an upload: hostile text. Markdown gets
+``cnnlib.text.safe_text``; plotly labels and tables get ``plain_label`` (cut, HTML-escaped).
+Figures are ``ui.figures.bar_chart`` and ``ui.training_view``'s confusion matrix; nothing
+here computes a metric.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from cnnlib.imagenet import overlay
+from cnnlib.text import safe_text
+from ui import training_view
+from ui.figures import bar_chart
+from ui.image_input import show_image
+
+#: Thumbnails drawn per row in the galleries.
+COLUMNS = 8
+
+
+def plain_label(name: object, max_len: int = 40) -> str:
+    """An uploaded name for a plotly label or a table cell: control characters removed,
+    cut to ``max_len`` characters and HTML-escaped (plotly renders a few tags)."""
+    text = "".join(c if ord(c) >= 32 and ord(c) != 127 else " " for c in str(name))
+    if len(text) > max_len:
+        text = text[: max_len - 1] + "…"
+    return html.escape(text)
+
+
+def gallery(images: Sequence, captions: Sequence[str], *, columns: int = COLUMNS) -> None:
+    """A grid of RGB images (PIL or (H, W, 3) uint8) with (already safe) captions."""
+    for start in range(0, len(images), columns):
+        cols = st.columns(columns)
+        for col, image, caption in zip(
+            cols, images[start : start + columns], captions[start : start + columns], strict=False
+        ):
+            with col:
+                show_image(image, caption=caption)
+
+
+def show_health(report) -> None:
+    """A ``cnnlib.folders.HealthReport``: counts, blocking issues, warnings, skipped files,
+    duplicates, tiny images and a sample grid per class."""
+    names = [plain_label(c) for c in report.class_names]
+    counts = [report.counts[c] for c in report.class_names]
+    st.markdown(
+        f"**{sum(counts):,} images in {len(counts)} classes** (the class is the folder's name)."
+    )
+    st.plotly_chart(
+        bar_chart(names, counts, value_format=",.0f", value_title="images", label_title="class",
+                  height=260),
+        key="own_counts",
+    )  # fmt: skip
+    for issue in report.issues:
+        st.error(safe_text(issue, 600), icon=":material/block:")
+    for warning in report.warnings:
+        st.warning(safe_text(warning, 600), icon="⚠️")
+    if report.ok:
+        st.success("Ready to train: every class has enough images.", icon=":material/check_circle:")
+    if report.skipped:
+        with st.expander(f"Skipped files ({len(report.skipped)})"):
+            for s in report.skipped[:50]:
+                st.markdown(f"- `{safe_text(s.path)}`: {safe_text(s.reason, 200)}")
+    if report.duplicates:
+        with st.expander(f"Identical images in two classes ({len(report.duplicates)})"):
+            for a, b in report.duplicates[:50]:
+                st.markdown(f"- `{safe_text(a)}` = `{safe_text(b)}`")
+    if report.tiny:
+        with st.expander(f"Tiny images ({len(report.tiny)})"):
+            for path, (w, h) in report.tiny[:50]:
+                st.markdown(f"- `{safe_text(path)}`: {w} × {h} pixels")
+    st.markdown("**A few images of each class**")
+    for name in report.class_names:
+        samples = report.samples.get(name, [])
+        st.caption(f"{safe_text(name)} ({report.counts[name]} images)")
+        gallery(samples, [""] * len(samples))
+
+
+def show_augmentation_preview(originals: np.ndarray, preview: np.ndarray) -> None:
+    """Each original (N, H, W, 3) uint8 beside its augmented copies (N, copies, H, W, 3)."""
+    st.caption(
+        "What the augmentation layers do (run with training=True, as during training); each row "
+        "is one training image and random augmented copies of it. They never touch the "
+        "validation images or predictions."
+    )
+    copies = preview.shape[1]
+    for original, augmented in zip(originals, preview, strict=True):
+        images = [original, *augmented]
+        gallery(images, ["original"] + [f"copy {i + 1}" for i in range(copies)])
+
+
+def show_extraction(p) -> None:
+    """The one-off feature extraction (an ``OwnProgress`` in stage "features")."""
+    total = max(p.features_total, 1)
+    st.progress(
+        min(1.0, p.features_done / total),
+        text=f"**Computing the backbone's features once** · {p.features_done:,}/"
+        f"{p.features_total:,} images (each training image, its augmented copies, and the "
+        "validation images); then the new head trains on them",
+    )
+
+
+STAGES = {
+    "loading": "Loading the backbone and its weights…",
+    "features": "Step 1 of 2: the frozen backbone turns each image into features, once.",
+    "head": "Step 2 of 2: the new head trains on the cached features (each epoch takes "
+    "a fraction of a second).",
+    "fine-tune": "Fine-tuning: the backbone's top block is unfrozen and trained on the "
+    "images with a low learning rate.",
+    "scratch": "Training the convnet from scratch on the images.",
+}
+
+
+def show_progress(p, slot_limit: int) -> None:
+    """Queue, extraction or epochs of an ``OwnProgress``, with the device."""
+    if p.state not in ("queued", "failed") and p.stage in STAGES:
+        st.caption(STAGES[p.stage])
+    if p.stage == "features" and not p.done:
+        show_extraction(p)
+    elif p.stage != "loading" or p.done:
+        training_view.show_status(p, slot_limit)
+    if p.weights_source:
+        (st.caption if p.weights_verified else st.warning)(
+            f"Backbone weights: {p.weights_source}"  # the server's own text
+            + ("" if p.weights_verified else ". **Unverified**: not checked against Keras' "
+               "official ImageNet file, so the features may mean nothing.")
+        )  # fmt: skip
+    if p.extract_seconds:
+        st.caption(f"Features computed once in {p.extract_seconds:.1f} s.")
+
+
+def show_per_class(evaluation, class_names: Sequence[str]) -> None:
+    st.markdown("**Validation accuracy per class**")
+    values = np.nan_to_num(evaluation.per_class, nan=0.0)
+    st.plotly_chart(
+        bar_chart([plain_label(c) for c in class_names], values, value_range=(0, 1.1),
+                  value_title="validation accuracy", label_title="class", height=280),
+        key="own_per_class",
+    )  # fmt: skip
+
+
+def show_cell(evaluation, cell, images: np.ndarray, class_names: Sequence[str]) -> None:
+    """The validation images of one confusion-matrix cell (true, predicted): the first 24."""
+    true_class, predicted = cell
+    indices = evaluation.cell(true_class, predicted)
+    st.markdown(
+        f"**True {safe_text(class_names[true_class])}, predicted "
+        f"{safe_text(class_names[predicted])}: {len(indices)} image(s)**"
+    )
+    shown = indices[:24]
+    gallery(
+        [images[i] for i in shown],
+        [f"{evaluation.probabilities[i, predicted]:.0%}" for i in shown],
+    )
+
+
+def show_prediction(predictions: Sequence[tuple[str, float]], sentence: str) -> None:
+    """The tutorial's sentence and every class's probability (best highlighted)."""
+    st.markdown(f"This image most likely belongs to **{safe_text(sentence, 120)}**.")
+    st.plotly_chart(
+        bar_chart([plain_label(n) for n, _ in predictions], [p for _, p in predictions],
+                  horizontal=True, highlight=0, value_range=(0, 1.15),
+                  value_title="probability", height=60 + 28 * len(predictions)),
+        key="own_prediction",
+    )  # fmt: skip
+
+
+def show_grad_cam(x: np.ndarray, cam: np.ndarray, label: str) -> None:
+    """Grad-CAM of the model's input (H, W, 3) uint8 for class ``label``: map (H, W) in [0, 1]."""
+    h, w = cam.shape
+    st.markdown(f"**Grad-CAM**: where your model found evidence for “{safe_text(label)}” "
+                f"({w} × {h} input, red = strong).")  # fmt: skip
+    show_image(overlay(Image.fromarray(x), cam, 0.5), width=280)
+
+
+def show_comparison(rows: list[dict]) -> None:
+    """One row per recipe trained on the same data (scratch vs transfer)."""
+    st.markdown("**Scratch vs transfer learning, on the same images and split**")
+    st.dataframe(rows, hide_index=True)
+
+
+def show_registered(name: str | None) -> None:
+    training_view.show_registered(safe_text(name, 120) if name else None)
