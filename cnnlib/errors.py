@@ -37,3 +37,15 @@ class InvalidModelError(CNNLabError, ValueError):
 
 class BudgetError(CNNLabError, ValueError):
     """A request would use more memory or compute than this server allows (``cnnlib.budgets``)."""
+
+
+class ModelBusyError(CNNLabError, RuntimeError):
+    """A shared model (ResNet50, VGG19, …) stayed busy with other sessions' requests for
+    longer than the wait allowed (``cnnlib.budgets.Budgets.model_wait_seconds``)."""
+
+    def __init__(self, model_name: str, waited_seconds: float):
+        self.model_name, self.waited_seconds = model_name, waited_seconds
+        super().__init__(
+            f"{model_name} is busy with other visitors' photos (waited {waited_seconds:g} s); "
+            "try again in a few seconds."
+        )

@@ -385,7 +385,7 @@ def grad_cam(
         )
     fn = pm.cached("grad_cam", lambda: _grad_cam_function(pm))
     x = tf.convert_to_tensor(_as_batch(image, crop))
-    with pm.lock:
+    with pm.use():
         cam, _ = fn(x, tf.constant(cls, tf.int32))
     cam = cam.numpy().astype(np.float32)
     top = float(cam.max())
