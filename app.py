@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ui import session_cleanup
 from ui.keras_runtime import keep_keras_state_between_runs
 
 st.set_page_config(page_title="CNN Lab", page_icon="🧠", layout="wide")
 # Process-wide setup, idempotent: Streamlit's end-of-run hook must leave Keras alone.
 keep_keras_state_between_runs()
+# A closed tab's trainings stop and its temporary folders go (server.disconnectedSessionTTL).
+session_cleanup.install()
 
 #: (file, title, icon, what the page teaches) — the home page and the sidebar use this list.
 PAGES: list[tuple[str, str, str, str]] = [

@@ -389,9 +389,8 @@ def test_busy_model_raises_model_busy_error_after_the_wait(monkeypatch):
     with _held_elsewhere(pm):
         with pytest.raises(ModelBusyError) as info:
             pm.predict(x)
-        with pytest.raises(ModelBusyError):
-            with pm.use(timeout=0.05):
-                pass
+        with pytest.raises(ModelBusyError), pm.use(timeout=0.05):
+            pass
     assert isinstance(info.value, CNNLabError)
     assert info.value.waited_seconds == 1.0
     message = str(info.value)
@@ -428,9 +427,8 @@ def test_saliency_features_and_grad_cam_use_the_same_lock():
     assert keras_model is pm.model
     extractor, _ = features.open_model(pm.model, guard=pm.use(timeout=0.05))
     with _held_elsewhere(pm):
-        with pytest.raises(ModelBusyError, match="VGG19"):
-            with guard:
-                pass
+        with pytest.raises(ModelBusyError, match="VGG19"), guard:
+            pass
         with pytest.raises(ModelBusyError, match="VGG19"):
             extractor.run(x)
         assert extractor.forward_passes == 0
