@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+import numpy as np
 from streamlit.testing.v1 import AppTest
 
 from cnnlib import tasks
@@ -74,6 +75,23 @@ def test_release_deletes_temporary_folders_and_is_idempotent():
     janitor.release()
     assert not folder.exists()
     janitor.release()  # twice is harmless
+
+
+def test_release_empties_the_session_state():
+    """Big objects go with the session, not at the next full garbage collection."""
+    state = {"activations": np.zeros((1000, 1000), np.float32), "model": object()}
+    janitor = SessionJanitor("s", state)
+    janitor.release()
+    assert state == {}
+
+
+def test_reaper_collects_garbage_after_a_release_at_most_every_30_s(monkeypatch):
+    reaper = _Reaper(is_active=lambda sid: False, grace=lambda: 0.01)
+    first, second = SessionJanitor("a"), SessionJanitor("b")
+    reaper.disconnected(first)
+    reaper.disconnected(second)
+    assert _wait_for(lambda: first.released and second.released)
+    assert reaper.collections == 1  # two sessions ended together: one collection
 
 
 def test_a_task_owned_after_release_is_stopped_at_once():

@@ -7,22 +7,31 @@ state again, then dropped from memory without any hook, whenever Python collects
 training's ``TaskHandle`` stops when it is garbage-collected, but "whenever" is too late for a
 training slot that another visitor waits for.
 
-So each session gets a ``SessionJanitor`` in a session-scoped ``st.cache_resource``. Every task
-started in the session is registered with it (``cnnlib.tasks.add_start_listener``, set up once
-in ``app.py`` by ``install()``), and temporary folders can be made through it
-(``temp_dir()``). When the websocket closes, ``on_release`` waits out the same TTL; if the
-session has not come back by then, its trainings are stopped (their ``TrainingSlots`` slot or
-queue place is freed at once) and its temporary folders deleted. A session that reconnects
-in time adopts its janitor again on its next run.
+Nor is "whenever" soon enough for memory: a session's state (trained models, feature maps of
+ResNet50's 176 layers, datasets) sits in reference cycles that only a full garbage collection
+frees, which TensorFlow's millions of objects make rare.
+
+So each session gets a ``SessionJanitor`` in a session-scoped ``st.cache_resource``
+(``track()``, called by ``app.py`` on every run). Every task started in the session is
+registered with it (``cnnlib.tasks.add_start_listener``, set up once by ``install()``), and
+temporary folders can be made through it (``temp_dir()``). When the websocket closes,
+``on_release`` waits out the same TTL; if the session has not come back by then (Streamlit
+no longer lets it resume), its trainings are stopped (their ``TrainingSlots`` slot or queue
+place is freed at once), its temporary folders deleted and its session state emptied, and a
+full garbage collection follows (at most one every ``GC_EVERY_SECONDS``). A session that
+reconnects in time adopts its janitor again on its next run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import tempfile
 import threading
+import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
 
 import streamlit as st
@@ -33,6 +42,8 @@ _LOGGER = logging.getLogger(__name__)
 
 #: Seconds between a session's disconnection and its cleanup when Streamlit's option is unset.
 DEFAULT_GRACE_SECONDS = 120.0
+#: Fewest seconds between two full garbage collections after sessions ended.
+GC_EVERY_SECONDS = 30.0
 
 
 class SessionJanitor:
@@ -42,8 +53,11 @@ class SessionJanitor:
     ``release`` runs on a timer thread, never in the script thread.
     """
 
-    def __init__(self, session_id: str):
+    def __init__(self, session_id: str, state: MutableMapping | None = None):
         self.session_id = session_id
+        #: The session's state (Streamlit's thread-safe ``SafeSessionState``), emptied by
+        #: ``release``; None: nothing to empty.
+        self._state = state
         self._lock = threading.Lock()
         self._tasks: weakref.WeakSet = weakref.WeakSet()
         self._folders: list[tempfile.TemporaryDirectory] = []
@@ -72,17 +86,20 @@ class SessionJanitor:
             return sum(1 for h in self._tasks if not h.done)
 
     def release(self) -> None:
-        """Stop every unfinished task (leaving its slot or queue place now) and delete the
-        temporary folders. Idempotent."""
+        """Stop every unfinished task (leaving its slot or queue place now), delete the
+        temporary folders and empty the session state. Idempotent."""
         with self._lock:
             self.released = True
             handles, self._tasks = list(self._tasks), weakref.WeakSet()
             folders, self._folders = self._folders, []
+            state, self._state = self._state, None
         for handle in handles:
             if not handle.done:
                 handle.stop()
         for folder in folders:
             folder.cleanup()
+        if state is not None:
+            _empty(state)
         if handles or folders:
             _LOGGER.info(
                 "Session %s ended: stopped %d task(s), removed %d temporary folder(s).",
@@ -90,6 +107,14 @@ class SessionJanitor:
                 sum(1 for h in handles),
                 len(folders),
             )
+
+
+def _empty(state) -> None:
+    """Delete every key of a session state (Streamlit's ``SafeSessionState``, or a dict)."""
+    keys = list(state.filtered_state()) if hasattr(state, "filtered_state") else list(state)
+    for key in keys:
+        with contextlib.suppress(KeyError):
+            del state[key]
 
 
 class _Reaper:
@@ -103,6 +128,9 @@ class _Reaper:
         self._is_active, self._grace = is_active, grace
         self._lock = threading.Lock()
         self._waiting: dict[str, SessionJanitor] = {}
+        self._last_gc = 0.0
+        #: Full garbage collections run after releases (for tests and the log).
+        self.collections = 0
 
     def disconnected(self, janitor: SessionJanitor) -> None:
         with self._lock:
@@ -128,6 +156,17 @@ class _Reaper:
             self._arm(janitor)
         else:
             janitor.release()
+            self._collect()
+
+    def _collect(self) -> None:
+        """A full collection frees the ended session's cycles now (one per GC_EVERY_SECONDS)."""
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last_gc < GC_EVERY_SECONDS:
+                return
+            self._last_gc = now
+            self.collections += 1
+        gc.collect()
 
     def adopt(self, session_id: str) -> SessionJanitor | None:
         """The janitor of a session that reconnected within the grace time, or None."""
@@ -162,21 +201,22 @@ def _on_release(janitor: SessionJanitor) -> None:
 
 
 @st.cache_resource(scope="session", on_release=_on_release, show_spinner=False)
-def _janitor(session_id: str) -> SessionJanitor:
-    return REAPER.adopt(session_id) or SessionJanitor(session_id)
-
-
-def _session_id() -> str | None:
-    from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
-
-    ctx = get_script_run_ctx(suppress_warning=True)
-    return None if ctx is None else ctx.session_id
+def _janitor(session_id: str, _state: MutableMapping | None) -> SessionJanitor:
+    return REAPER.adopt(session_id) or SessionJanitor(session_id, _state)
 
 
 def janitor() -> SessionJanitor | None:
     """This session's janitor (None outside a Streamlit script run, e.g. in a plain test)."""
-    session_id = _session_id()
-    return None if session_id is None else _janitor(session_id)
+    from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+    ctx = get_script_run_ctx(suppress_warning=True)
+    return None if ctx is None else _janitor(ctx.session_id, ctx.session_state)
+
+
+def track() -> None:
+    """Give this session its janitor (every run, in ``app.py``), so that its state is
+    emptied when it ends, whether or not it trained."""
+    janitor()
 
 
 def _own_started_task(handle: tasks.TaskHandle) -> None:
