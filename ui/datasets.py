@@ -55,21 +55,12 @@ class PageDataset:
         )
 
 
-def _read_only(*arrays: np.ndarray) -> None:
-    for a in arrays:
-        a.flags.writeable = False
-
-
-# One shared copy per process (st.cache_resource), not one unpickled copy per call and per
-# session (st.cache_data): the full MNIST is 55 MB. Its arrays are read-only, so no session
-# can change what the others see.
-@st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)
+@st.cache_data(show_spinner="Loading the dataset…", max_entries=4)
 def _load(name: str) -> PageDataset:
     title = data.DATASET_TITLES[name]
     classes = tuple(data.CLASS_NAMES[name])
     try:
         (x_train, y_train), (x_test, y_test) = data.load_dataset(name)
-        _read_only(x_train, y_train, x_test, y_test)
         return PageDataset(name, title, classes, x_train, y_train, x_test, y_test)
     except DataUnavailableError as err:
         full_error = str(err)
@@ -84,7 +75,6 @@ def _load(name: str) -> PageDataset:
         )
     except CNNLabError as split_err:
         return PageDataset(name, title, classes, error=f"{full_error}\n\n{split_err}")
-    _read_only(x_train, y_train, x_test, y_test)
     total = len(x_train) + len(x_test)
     notice = (
         f"**Fallback data:** the {title} training files are not on this machine (missing: "
@@ -99,8 +89,7 @@ def _load(name: str) -> PageDataset:
 
 
 def load_for_page(name: str) -> PageDataset:
-    """The dataset ``name`` ("mnist" | "fashion_mnist") for the page, shared by every session
-    (read-only arrays: copy before changing them); never raises."""
+    """The dataset ``name`` ("mnist" | "fashion_mnist") for the page; never raises."""
     return _load(name)
 
 
