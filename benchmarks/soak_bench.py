@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -231,6 +232,9 @@ def main() -> int:
     args = parser.parse_args()
     minutes = min(max(args.minutes, 1.0), MAX_MINUTES)
     from playwright.sync_api import sync_playwright
+
+    # A plain `kill` still stops the server and the browser (the `with` blocks' exits run).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     env = {
         "CNNLAB_MAX_TRAININGS": "2",
