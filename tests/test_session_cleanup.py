@@ -112,22 +112,25 @@ def test_janitor_does_not_keep_a_dropped_handle_alive():
     assert janitor.task_count == 0
 
 
-def test_reaper_releases_a_session_that_stays_away():
-    reaper = _Reaper(is_active=lambda sid: False, grace=lambda: 0.05)
+def test_reaper_releases_a_session_that_stays_away_then_closes_it():
+    closed = []
+    reaper = _Reaper(is_active=lambda sid: False, grace=lambda: 0.05, close=closed.append)
     janitor = SessionJanitor("gone")
     reaper.disconnected(janitor)
     assert reaper.waiting == 1
-    assert _wait_for(lambda: janitor.released)
+    assert _wait_for(lambda: closed == ["gone"])
+    assert janitor.released
     assert reaper.waiting == 0 and reaper.adopt("gone") is None
 
 
 def test_reaper_keeps_a_session_that_comes_back():
-    reaper = _Reaper(is_active=lambda sid: False, grace=lambda: 0.3)
+    closed = []
+    reaper = _Reaper(is_active=lambda sid: False, grace=lambda: 0.3, close=closed.append)
     janitor = SessionJanitor("blip")
     reaper.disconnected(janitor)
     assert reaper.adopt("blip") is janitor  # its next run, within the grace time
     time.sleep(0.5)
-    assert not janitor.released
+    assert not janitor.released and closed == []
 
 
 def test_reaper_waits_while_the_session_is_connected_but_not_yet_rerun():

@@ -17,7 +17,9 @@ registered with it (``cnnlib.tasks.add_start_listener``, set up once by ``instal
 temporary folders can be made through it (``temp_dir()``). When the websocket closes,
 ``on_release`` waits out the same TTL; if the session has not come back by then (Streamlit
 no longer lets it resume), its trainings are stopped (their ``TrainingSlots`` slot or queue
-place is freed at once), its temporary folders deleted and its session state emptied, and a
+place is freed at once), its temporary folders deleted and its session state emptied; then
+Streamlit closes the session for good (``AppSession.shutdown``: without it, the images the
+session was sent stay in Streamlit's media file manager for the life of the process), and a
 full garbage collection follows (at most one every ``GC_EVERY_SECONDS``). A session that
 reconnects in time adopts its janitor again on its next run.
 """
@@ -121,11 +123,17 @@ class _Reaper:
     """Releases janitors whose session stays away for ``grace`` seconds after disconnecting.
 
     ``is_active(session_id)`` says whether a session is connected again; a janitor waiting
-    here is ``adopt``-ed back by its session's next run.
+    here is ``adopt``-ed back by its session's next run. ``close(session_id)``, called after
+    a release, ends the session in Streamlit for good.
     """
 
-    def __init__(self, is_active: Callable[[str], bool], grace: Callable[[], float]):
-        self._is_active, self._grace = is_active, grace
+    def __init__(
+        self,
+        is_active: Callable[[str], bool],
+        grace: Callable[[], float],
+        close: Callable[[str], None] = lambda session_id: None,
+    ):
+        self._is_active, self._grace, self._close = is_active, grace, close
         self._lock = threading.Lock()
         self._waiting: dict[str, SessionJanitor] = {}
         self._last_gc = 0.0
@@ -156,6 +164,7 @@ class _Reaper:
             self._arm(janitor)
         else:
             janitor.release()
+            self._close(janitor.session_id)
             self._collect()
 
     def _collect(self) -> None:
@@ -185,6 +194,17 @@ def _is_active(session_id: str) -> bool:
     return runtime.exists() and runtime.get_instance().is_active_session(session_id)
 
 
+def _close(session_id: str) -> None:
+    # Streamlit forgets a stored session after its TTL without shutting it down, so the
+    # images it sent (its media files) and its uploads stay referenced and are never freed.
+    # clear_user_info_for_session is Streamlit's thread-safe way (logout uses it) to close a
+    # stored session completely, on the event loop: AppSession.shutdown() releases them.
+    from streamlit import runtime
+
+    if runtime.exists() and not runtime.get_instance().is_active_session(session_id):
+        runtime.get_instance().clear_user_info_for_session(session_id)
+
+
 def grace_seconds() -> float:
     """Streamlit's ``server.disconnectedSessionTTL`` (seconds a closed tab may come back)."""
     try:
@@ -193,7 +213,7 @@ def grace_seconds() -> float:
         return DEFAULT_GRACE_SECONDS
 
 
-REAPER = _Reaper(_is_active, grace_seconds)
+REAPER = _Reaper(_is_active, grace_seconds, _close)
 
 
 def _on_release(janitor: SessionJanitor) -> None:
