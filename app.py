@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ui import session_cleanup
 from ui.keras_runtime import keep_keras_state_between_runs
 
 st.set_page_config(page_title="CNN Lab", page_icon="🧠", layout="wide")
 # Process-wide setup, idempotent: Streamlit's end-of-run hook must leave Keras alone.
 keep_keras_state_between_runs()
+# A closed tab's trainings stop, its temporary folders go and its state is emptied once
+# server.disconnectedSessionTTL has passed (the install is process-wide and idempotent).
+session_cleanup.install()
+session_cleanup.track()
 
 #: (file, title, icon, what the page teaches) — the home page and the sidebar use this list.
 PAGES: list[tuple[str, str, str, str]] = [

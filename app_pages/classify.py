@@ -30,19 +30,19 @@ def _digest(img: Image.Image) -> str:
     return hashlib.sha1(img.tobytes()).hexdigest() + f"-{img.mode}-{img.size}"
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(max_entries=64, max_size=budgets().cache_bytes, show_spinner=False)
 def _steps(_img: Image.Image, digest: str, crop: bool) -> imagenet.PipelineSteps:
     return imagenet.pipeline_steps(_img, crop=crop)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(max_entries=64, max_size=budgets().cache_bytes, show_spinner=False)
 def _classification(
     _model, _img: Image.Image, digest: str, crop: bool, weights: str
 ) -> imagenet.Classification:
     return imagenet.run_classification(_model, _img, crop=crop)
 
 
-@st.cache_data(max_entries=128, show_spinner=False)
+@st.cache_data(max_entries=128, max_size=budgets().cache_bytes, show_spinner=False)
 def _cam(_model, _batch: np.ndarray, digest: str, crop: bool, class_id: int, weights: str):
     return imagenet.grad_cam(_model, _batch, class_id)
 
@@ -183,7 +183,7 @@ def main() -> None:
 
     st.subheader("4 · ResNet50's top-5 guesses")
     if model is None or result is None:
-        st.info("No predictions: the model's weights are not available (see the message above).")
+        st.info("No predictions for this photo (see the message above).")
         return
     view.show_top5(result, verified=model.imagenet_verified)
     target, opacity = grad_cam_ui(result.predictions)

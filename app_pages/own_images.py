@@ -12,6 +12,7 @@ import numpy as np
 import streamlit as st
 
 from cnnlib import folders, transfer
+from cnnlib.budgets import budgets
 from cnnlib.errors import ArchiveError
 from cnnlib.saliency import saliency_map
 from cnnlib.text import safe_text
@@ -31,10 +32,11 @@ IMAGE_SIZES = [32, 48, 64, 96, 128, 160, 224]
 LEARNING_RATES = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
 DEFAULT_AUGMENT = ["flip", "rotation", "zoom"]
 RECIPES = {"scratch": "From scratch", "transfer": "Transfer learning (frozen backbone)"}
+CACHE_BYTES = budgets().cache_bytes  #: bound of this page's st.cache_data entries
 ss = st.session_state
 
 
-@st.cache_data(max_entries=1, show_spinner="Making the example set…")
+@st.cache_data(max_size=CACHE_BYTES, max_entries=1, show_spinner="Making the example set…")
 def example_zip() -> bytes:
     return folders.example_archive(EXAMPLE_PER_CLASS)
 
@@ -135,7 +137,7 @@ def weights_note(status: transfer.WeightsStatus) -> None:
         st.caption(f"{status.backbone} weights: {status.source}.")
 
 
-@st.cache_data(max_entries=8, show_spinner="Augmenting a few samples…")
+@st.cache_data(max_size=CACHE_BYTES, max_entries=8, show_spinner="Augmenting a few samples…")
 def _preview(samples: np.ndarray, kinds: tuple[str, ...]) -> np.ndarray:
     return transfer.preview_augmentation(samples, kinds, copies=4, seed=1)
 

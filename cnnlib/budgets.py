@@ -24,6 +24,7 @@ server with an environment variable ``CNNLAB_<FIELD NAME IN CAPITALS>``:
 | ``CNNLAB_MAX_TRAININGS`` | 2 | trainings running at once (the others queue) |
 | ``CNNLAB_TRAINING_QUEUE`` | 8 | trainings waiting in the queue |
 | ``CNNLAB_CLASSIFY_PHOTOS`` | 8 | photos in one Classify run |
+| ``CNNLAB_MODEL_WAIT_SECONDS`` | 20 | wait for a shared model (ResNet50, VGG19) busy with others |
 | ``CNNLAB_MODEL_FILE_BYTES`` | 20 MiB | one uploaded ``.keras`` archive |
 | ``CNNLAB_MODEL_MEMBERS`` | 8 | files inside that archive |
 | ``CNNLAB_MODEL_UNPACKED_BYTES`` | 64 MiB | the archive's files once decompressed |
@@ -107,6 +108,9 @@ class Budgets:
     training_queue: int = 8
     #: Photos classified in one Classify run.
     classify_photos: int = 8
+    #: Seconds a request waits for a shared ImageNet model other sessions are using, before
+    #: ``ModelBusyError`` ("busy, try again in a few seconds").
+    model_wait_seconds: int = 20
     #: Largest uploaded ``.keras`` archive, bytes.
     model_file_bytes: int = 20 * _MiB
     #: Files inside a ``.keras`` archive.

@@ -41,3 +41,15 @@ class BudgetError(CNNLabError, ValueError):
 
 class ArchiveError(CNNLabError, ValueError):
     """An uploaded archive or folder of images is unsafe, malformed or not trainable."""
+
+
+class ModelBusyError(CNNLabError, RuntimeError):
+    """A shared model (ResNet50, VGG19, …) stayed busy with other sessions' requests for
+    longer than the wait allowed (``cnnlib.budgets.Budgets.model_wait_seconds``)."""
+
+    def __init__(self, model_name: str, waited_seconds: float):
+        self.model_name, self.waited_seconds = model_name, waited_seconds
+        super().__init__(
+            f"{model_name} is busy with other visitors' photos (waited {waited_seconds:g} s); "
+            "try again in a few seconds."
+        )

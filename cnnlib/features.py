@@ -396,12 +396,15 @@ class FeatureExtractor:
     Built once per (model, layer set); ``run`` does exactly one forward pass per call (counted
     in ``forward_passes``) and is thread-safe (a lock), so one extractor of a shared model can
     serve every session. ``layer_names`` defaults to every layer of ``list_layers``.
+    ``guard``: the context manager each forward pass runs in instead of the extractor's own
+    lock — a shared model's ``PretrainedModel.use()``, so that it is called under its one lock
+    with a bounded wait (``ModelBusyError``).
     """
 
     #: Activation sets bigger than this (float32 bytes) are stored as float16.
     compact_bytes = 64 * 1024 * 1024
 
-    def __init__(self, model, layer_names: Sequence[str] | None = None):
+    def __init__(self, model, layer_names: Sequence[str] | None = None, *, guard=None):
         keras = _keras()
         self.model = model
         self.layers = list_layers(model)
@@ -418,7 +421,7 @@ class FeatureExtractor:
         self.input_shape = model_input_shape(model)
         outputs = [layer_tensors(model, model.get_layer(n)) for n in names]
         self._model = keras.Model(inputs=model.inputs[0], outputs=outputs)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock() if guard is None else guard
         self.forward_passes = 0
         self._float32_bytes = 4 * sum(int(np.prod(by_name[n].output_shape)) for n in names)
 
@@ -1065,14 +1068,15 @@ def spatial_hierarchy(
     return steps
 
 
-def open_model(model) -> tuple[FeatureExtractor, dict[str, ReceptiveField | None]]:
+def open_model(model, *, guard=None) -> tuple[FeatureExtractor, dict[str, ReceptiveField | None]]:
     """The ``FeatureExtractor`` and the receptive fields of any model, e.g. an uploaded one.
+    ``guard``: see ``FeatureExtractor`` (a shared model's ``use()``).
 
     A model the viewer cannot open raises ``InvalidModelError`` naming what went wrong,
     whatever Keras raised (an unusual custom layer, a graph it cannot slice, …).
     """
     try:
-        return FeatureExtractor(model), model_receptive_fields(model)
+        return FeatureExtractor(model, guard=guard), model_receptive_fields(model)
     except CNNLabError:
         raise
     except Exception as err:

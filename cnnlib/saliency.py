@@ -106,13 +106,14 @@ _entries: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _entries_lock = threading.Lock()
 
 
-def keras_model_and_lock(model: Any) -> tuple[Any, threading.RLock]:
+def keras_model_and_lock(model: Any) -> tuple[Any, Any]:
     """The ``keras.Model`` behind ``model`` (a ``PretrainedModel`` or a Keras model) and the lock
-    that serialises its use (the ``PretrainedModel``'s own, else one per Keras model)."""
+    that serialises its use: the shared model's ``use()`` (a bounded wait, then
+    ``ModelBusyError``), else one ``RLock`` per Keras model."""
     from cnnlib.models.pretrained import PretrainedModel
 
     if isinstance(model, PretrainedModel):
-        return model.model, model.lock
+        return model.model, model.use()
     return model, _entry(model).lock
 
 

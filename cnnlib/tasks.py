@@ -24,6 +24,7 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -38,6 +39,7 @@ __all__ = [
     "TaskProgress",
     "TaskWorker",
     "TrainingSlots",
+    "add_start_listener",
     "default_max_seconds",
     "default_slots",
 ]
@@ -350,6 +352,18 @@ class TaskWorker(Generic[P]):
             self.done_event.set()
 
 
+_START_LISTENERS: list[Callable[[TaskHandle], None]] = []
+_START_LISTENERS_LOCK = threading.Lock()
+
+
+def add_start_listener(listener: Callable[[TaskHandle], None]) -> None:
+    """Call ``listener(handle)`` in the starting thread each time a task starts (once per
+    listener, however often it is added): e.g. to stop a session's tasks when it ends."""
+    with _START_LISTENERS_LOCK:
+        if listener not in _START_LISTENERS:
+            _START_LISTENERS.append(listener)
+
+
 class TaskHandle(Generic[P]):
     """The page's side of a task: keep it in session state and poll ``snapshot()``.
 
@@ -371,6 +385,10 @@ class TaskHandle(Generic[P]):
                 target=worker.run, name=worker.thread_name, daemon=True
             )
             worker.thread.start()
+            with _START_LISTENERS_LOCK:
+                listeners = list(_START_LISTENERS)
+            for listener in listeners:
+                listener(self)
         return self
 
     def stop(self) -> None:

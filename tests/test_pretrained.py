@@ -335,3 +335,102 @@ def test_oversized_download_is_cut_off(clean_env, server):
     with pytest.raises(WeightsUnavailableError, match="sent more than 2,148,576 bytes"):
         pretrained._keras_download(spec)
     assert _leftovers() == []
+
+
+# ---------------------------------------------------------------- one lock, a bounded wait
+
+
+def _tiny_shared(name_spec=RESNET50) -> pretrained.PretrainedModel:
+    """A shared-model wrapper around a tiny Keras classifier: (N, 8, 8, 3) → (N, 4)."""
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.Conv2D(2, 3, name="conv"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(4, activation="softmax"),
+        ]
+    )
+    return pretrained.PretrainedModel(
+        model,
+        name_spec,
+        weights_source="test",
+        weights_path=None,
+        imagenet_verified=False,
+        load_seconds=0.0,
+    )
+
+
+@contextlib.contextmanager
+def _held_elsewhere(pm):
+    """Another thread holds ``pm``'s lock until the block ends."""
+    taken, release = threading.Event(), threading.Event()
+
+    def hold():
+        with pm.lock:
+            taken.set()
+            release.wait(30)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    assert taken.wait(10)
+    try:
+        yield
+    finally:
+        release.set()
+        t.join()
+
+
+def test_busy_model_raises_model_busy_error_after_the_wait(monkeypatch):
+    from cnnlib.errors import CNNLabError, ModelBusyError
+
+    monkeypatch.setenv("CNNLAB_MODEL_WAIT_SECONDS", "1")
+    pm = _tiny_shared()
+    x = np.zeros((1, 8, 8, 3), np.float32)
+    with _held_elsewhere(pm):
+        with pytest.raises(ModelBusyError) as info:
+            pm.predict(x)
+        with pytest.raises(ModelBusyError), pm.use(timeout=0.05):
+            pass
+    assert isinstance(info.value, CNNLabError)
+    assert info.value.waited_seconds == 1.0
+    message = str(info.value)
+    assert message.startswith("ResNet50 is busy with other visitors' photos")
+    assert "try again in a few seconds" in message
+    # Free again: the same call works, and the lock is re-entrant within one thread.
+    with pm.use(timeout=0.05):
+        assert pm.predict(x).shape == (1, 4)
+
+
+def test_a_waiting_call_runs_once_the_holder_lets_go():
+    """The wait is bounded, not a refusal: a call made while busy runs when the lock frees."""
+    pm = _tiny_shared()
+    x = np.zeros((1, 8, 8, 3), np.float32)
+    expected = pm.predict(x)
+    results = []
+    with _held_elsewhere(pm):
+        waiter = threading.Thread(target=lambda: results.append(pm.predict(x)))
+        waiter.start()
+        waiter.join(0.3)
+        assert waiter.is_alive() and not results  # still waiting for the lock
+    waiter.join(30)
+    np.testing.assert_allclose(results[0], expected)
+
+
+def test_saliency_features_and_grad_cam_use_the_same_lock():
+    """Every caller of a shared model waits on its one lock: saliency, feature maps."""
+    from cnnlib import features, saliency
+    from cnnlib.errors import ModelBusyError
+
+    pm = _tiny_shared(VGG19_NOTOP)
+    x = np.zeros((8, 8, 3), np.float32)
+    keras_model, guard = saliency.keras_model_and_lock(pm)
+    assert keras_model is pm.model
+    extractor, _ = features.open_model(pm.model, guard=pm.use(timeout=0.05))
+    with _held_elsewhere(pm):
+        with pytest.raises(ModelBusyError, match="VGG19"), guard:
+            pass
+        with pytest.raises(ModelBusyError, match="VGG19"):
+            extractor.run(x)
+        assert extractor.forward_passes == 0
+    assert extractor.run(x).maps  # free again
+    assert extractor.forward_passes == 1

@@ -13,6 +13,7 @@ import numpy as np
 import streamlit as st
 
 from cnnlib import data
+from cnnlib.budgets import budgets
 from cnnlib.errors import CNNLabError, DataUnavailableError
 
 #: Fraction of the 10,000 test images used for training in the fallback split.
@@ -55,7 +56,7 @@ class PageDataset:
         )
 
 
-@st.cache_data(show_spinner="Loading the dataset…", max_entries=4)
+@st.cache_data(max_size=budgets().cache_bytes, show_spinner="Loading the dataset…", max_entries=4)
 def _load(name: str) -> PageDataset:
     title = data.DATASET_TITLES[name]
     classes = tuple(data.CLASS_NAMES[name])

@@ -107,7 +107,9 @@ def _build_view(
 
     if raw_pixels is None:
         raw_pixels = preprocessing != "imagenet" and takes_raw_pixels(model)
-    extractor, fields = F.open_model(model)
+    # A shared model's forward passes run under its one lock, with a bounded wait.
+    guard = shared.use() if shared is not None else None
+    extractor, fields = F.open_model(model, guard=guard)
     return ModelView(
         key=key,
         title=title,

@@ -1,7 +1,10 @@
 """The one image picker used by every page that takes a photo: sample, upload or camera.
 
 All three routes go through ``cnnlib.images.load_image``, so a bad file gets the same
-learner-friendly message everywhere. ``show_image`` is the one way to show a learner's image:
+learner-friendly message everywhere. Uploads are decoded once per session and counted against
+the session's caps (``cnnlib.budgets``: ``session_uploads``, ``session_upload_bytes``,
+``session_image_bytes``); past a cap the learner reads what happened and what to do, and the
+session goes on with samples. ``show_image`` is the one way to show a learner's image:
 any size and aspect ratio.
 """
 
@@ -14,7 +17,8 @@ import streamlit as st
 from PIL import Image
 
 from cnnlib import images, samples
-from cnnlib.errors import InvalidImageError
+from cnnlib.budgets import SessionUsage, budgets, check_session_images
+from cnnlib.errors import BudgetError, InvalidImageError
 
 
 @dataclass(frozen=True)
@@ -25,31 +29,64 @@ class PickedImage:
     label: str
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+@st.cache_data(max_size=budgets().cache_bytes, show_spinner=False, max_entries=32)
 def _sample(name: str) -> Image.Image:
     return samples.load_sample(name)
 
 
-#: Session key of the decoded uploads, by Streamlit file id (so reruns do not decode again).
-_DECODED = "image_input_decoded"
-_DECODED_MAX = 8
+#: Session key of this session's ``cnnlib.budgets.SessionUsage`` (uploads decoded so far).
+_USAGE = "image_input_usage"
+
+
+def _usage() -> SessionUsage:
+    usage = st.session_state.get(_USAGE)
+    if not isinstance(usage, SessionUsage):
+        usage = st.session_state[_USAGE] = SessionUsage()
+    return usage
+
+
+# One entry per upload (Streamlit's file id), per session, dropped when the session ends; the
+# entries of one session together at most budgets().cache_bytes (pickled bytes, oldest first).
+@st.cache_data(show_spinner=False, scope="session", max_entries=32, max_size=budgets().cache_bytes)
+def _decode(file_id: str, name: str, label: str, _file, _usage: SessionUsage) -> PickedImage:
+    # Runs only for an upload this session has not decoded yet: count it against the
+    # session's caps first (BudgetError, nothing decoded), then decode.
+    _usage.admit(_file.size if hasattr(_file, "size") else len(_file.getvalue()), budgets=budgets())
+    return PickedImage(images.load_image(_file, name=name), label)
 
 
 def load_uploaded(file, *, name: str | None = None, label: str | None = None) -> PickedImage:
-    """Decode one ``UploadedFile`` (or camera photo); raises ``InvalidImageError`` naming it.
+    """Decode one ``UploadedFile`` (or camera photo). Raises ``InvalidImageError`` naming it,
+    or ``BudgetError`` once the session has decoded ``budgets().session_uploads`` uploads or
+    ``session_upload_bytes`` bytes (``SessionUsage.admit``).
 
-    Decoded images are kept per session by the file's id (a few at most), so a rerun that
-    only changes a setting does not decode the same upload again.
+    Each upload is decoded and counted once per session (a session-scoped ``st.cache_data``
+    by the file's id), so a rerun that only changes a setting does not decode it again.
     """
+    name, label = name or f"“{file.name}”", label or file.name
     file_id = getattr(file, "file_id", None)
-    cache: dict = st.session_state.setdefault(_DECODED, {})
-    if file_id is not None and file_id in cache:
-        return cache[file_id]
-    picked = PickedImage(images.load_image(file, name=name or f"“{file.name}”"), label or file.name)
-    if file_id is not None:
-        while len(cache) >= _DECODED_MAX:
-            cache.pop(next(iter(cache)))
-        cache[file_id] = picked
+    if file_id is None:  # not from a Streamlit widget: nothing to key a cache entry on
+        _usage().admit(len(file.getvalue()), budgets=budgets())
+        return PickedImage(images.load_image(file, name=name), label)
+    return _decode(file_id, name, label, file, _usage())
+
+
+def _load_all(files: list) -> list[PickedImage]:
+    """Decode ``files``, reporting each bad one (and an over-the-cap session) as it comes;
+    the images kept together stay within ``budgets().session_image_bytes``."""
+    picked: list[PickedImage] = []
+    for file in files:
+        try:
+            image = load_uploaded(file)
+            check_session_images(
+                [p.image.size for p in picked] + [image.image.size], budgets=budgets()
+            )
+            picked.append(image)
+        except BudgetError as err:
+            st.error(str(err), icon="⚠️")
+            break  # the caps hold for the remaining files too
+        except InvalidImageError as err:
+            st.error(str(err), icon="⚠️")
     return picked
 
 
@@ -96,11 +133,7 @@ def pick_images(
             accept_multiple_files=multiple,
             key=f"{key}_upload",
         )
-        for file in (files or []) if multiple else ([files] if files else []):
-            try:
-                picked.append(load_uploaded(file))
-            except InvalidImageError as err:
-                st.error(str(err), icon="⚠️")
+        picked.extend(_load_all(list(files or []) if multiple else ([files] if files else [])))
         if not files:
             st.info("Upload a JPEG, PNG, WebP, BMP, GIF or TIFF image to continue.")
     else:
@@ -108,7 +141,7 @@ def pick_images(
         if shot is not None:
             try:
                 picked.append(load_uploaded(shot, name="The camera photo", label="camera"))
-            except InvalidImageError as err:
+            except (BudgetError, InvalidImageError) as err:
                 st.error(str(err), icon="⚠️")
         else:
             st.info("Allow camera access in your browser and take a photo.")

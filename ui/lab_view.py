@@ -18,6 +18,7 @@ import streamlit as st
 from PIL import Image, ImageDraw
 
 from cnnlib import conv, images, lab
+from cnnlib.budgets import budgets
 from cnnlib.conv import ConvGeometry
 from cnnlib.errors import InvalidArgumentError
 from ui import figures
@@ -69,7 +70,7 @@ def image_token(picked: PickedImage, source: str, prefix: str) -> str:
 # ------------------------------------------------------------------------ cached results
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
+@st.cache_data(max_size=budgets().cache_bytes, show_spinner=False, max_entries=8)
 def prepared(token: str, side: int, gray: bool, _img) -> np.ndarray:
     """(H, W) or (H, W, 3) float32 in [0, 1], downscaled; keyed by the image token."""
     img = images.downscale(_img, side) if side else _img
@@ -131,7 +132,7 @@ def _thumb(a: np.ndarray, scale: str) -> dict[str, object]:
     }
 
 
-@st.cache_data(show_spinner=False, max_entries=24)
+@st.cache_data(max_size=budgets().cache_bytes, show_spinner=False, max_entries=24)
 def convolved(
     token: str, side: int, gray: bool, kernel, geometry: ConvGeometry, scale: str, _x
 ) -> dict[str, object]:
@@ -158,7 +159,7 @@ def convolved(
     return out
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
+@st.cache_data(max_size=budgets().cache_bytes, show_spinner=False, max_entries=8)
 def bank(
     token: str,
     side: int,
@@ -175,7 +176,7 @@ def bank(
     return maps.shape, [_thumb(maps[:, :, i], scale) for i in range(maps.shape[2])]
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
+@st.cache_data(max_size=budgets().cache_bytes, show_spinner=False, max_entries=8)
 def input_view(token: str, side: int, gray: bool, _x) -> tuple[np.ndarray, float, float]:
     """The prepared image drawn at most VIEW_MAX px: ((h, w, 3) uint8, rows and columns of
     the image per drawn pixel). Exact pixel values are shown in *Under the hood*."""

@@ -18,6 +18,7 @@ import streamlit as st
 from PIL import Image
 
 from cnnlib import imagenet, saliency
+from cnnlib.budgets import budgets
 from ui.image_input import show_image
 
 KEEP = {"persist_state": "session"}  #: widget values survive a visit to another page
@@ -101,7 +102,9 @@ def choose(
     return SaliencyChoice(int(cls), tuple(methods), options)
 
 
-@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False, scope="session")
+@st.cache_data(
+    max_size=budgets().cache_bytes, max_entries=CACHE_ENTRIES, show_spinner=False, scope="session"
+)
 def _one(
     _model: Any,
     model_key: str,

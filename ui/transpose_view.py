@@ -12,6 +12,7 @@ import numpy as np
 import streamlit as st
 
 from cnnlib import conv, lab
+from cnnlib.budgets import budgets
 from cnnlib.errors import CNNLabError
 from ui import figures
 from ui.errors import friendly_errors
@@ -125,7 +126,7 @@ def show_grid(g: conv.TransposeGrid) -> None:
                    f"every output cell receives the same number of writes ({hi}).")  # fmt: skip
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
+@st.cache_data(max_size=budgets().cache_bytes, show_spinner=False, max_entries=8)
 def upsampled(token: str, shape: tuple, kernel, stride: int, padding, _x) -> dict[str, object]:
     """``conv2d_transpose`` of the (H, W) image ``_x`` with the lab's (kh, kw) kernel
     (``lab.kernel_tuple`` form), coloured for drawing; keyed by the image token and shape."""

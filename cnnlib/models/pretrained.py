@@ -32,13 +32,14 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from cnnlib.errors import WeightsUnavailableError
+from cnnlib.errors import ModelBusyError, WeightsUnavailableError
 
 __all__ = [
     "MOBILENETV2_NOTOP",
     "RESNET50",
     "VGG19",
     "VGG19_NOTOP",
+    "ModelUse",
     "PretrainedModel",
     "WeightsSpec",
     "file_md5",
@@ -48,6 +49,7 @@ __all__ = [
     "load_mobilenetv2",
     "load_resnet50",
     "load_vgg19",
+    "model_wait_seconds",
 ]
 
 T = TypeVar("T")
@@ -125,11 +127,39 @@ _FAILURES: dict[str, tuple[float, str]] = {}
 _MD5_CACHE: dict[tuple[str, int, int], str] = {}
 
 
+def model_wait_seconds() -> float:
+    """How long a request waits for a shared model: ``budgets().model_wait_seconds``
+    (``$CNNLAB_MODEL_WAIT_SECONDS``, default 20 s)."""
+    from cnnlib.budgets import budgets
+
+    return float(budgets().model_wait_seconds)
+
+
+class ModelUse:
+    """``with pm.use():`` — hold a shared model's lock, waiting at most ``timeout`` seconds.
+
+    Reusable and re-entrant (the lock is an ``RLock``: a thread that holds it may enter again
+    at once). Raises ``ModelBusyError`` when other threads keep the model longer.
+    """
+
+    def __init__(self, lock: threading.RLock, name: str, timeout: float):
+        self._lock, self._name, self.timeout = lock, name, float(timeout)
+
+    def __enter__(self) -> ModelUse:
+        if not self._lock.acquire(timeout=max(self.timeout, 0.0)):
+            raise ModelBusyError(self._name, self.timeout)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
 class PretrainedModel:
     """A Keras ImageNet network, where its weights came from, and a thread-safe forward pass.
 
-    One instance is shared by every Streamlit session (``st.cache_resource``), so all
-    inference goes through ``lock``; ``predict`` runs a ``tf.function``-compiled forward pass
+    One instance is shared by every Streamlit session (``st.cache_resource``), so every call
+    of the network goes through ``use()`` (its one lock, a bounded wait, then
+    ``ModelBusyError``); ``predict`` runs a ``tf.function``-compiled forward pass
     (about 2.5× faster than ``keras.Model.predict`` for one image on a 2-core CPU).
     ``cached(key, build)`` keeps other compiled functions (Grad-CAM, feature extractors) with
     the model, built once.
@@ -156,7 +186,8 @@ class PretrainedModel:
         self.imagenet_verified = imagenet_verified
         #: Seconds to build the network and load the weights.
         self.load_seconds = load_seconds
-        #: Serialises inference and the building of cached functions across threads.
+        #: Serialises inference and the building of cached functions across threads; take it
+        #: with ``use()`` (a bounded wait), not directly.
         self.lock = threading.RLock()
         self._cache: dict[str, Any] = {}
         self._forward: Callable[[Any], Any] | None = None
@@ -170,9 +201,16 @@ class PretrainedModel:
         """The model's input shape, e.g. (None, 224, 224, 3)."""
         return tuple(self.model.input_shape)
 
+    def use(self, timeout: float | None = None) -> ModelUse:
+        """``with pm.use():`` — the model to oneself, waiting at most ``timeout`` seconds
+        (None: ``model_wait_seconds()``); raises ``ModelBusyError`` ("ResNet50 is busy with
+        other visitors' photos; try again in a few seconds") when it stays busy."""
+        return ModelUse(self.lock, self.name, model_wait_seconds() if timeout is None else timeout)
+
     def cached(self, key: str, build: Callable[[], T]) -> T:
-        """``build()``'s result, built once per model and key (thread-safe)."""
-        with self.lock:
+        """``build()``'s result, built once per model and key (thread-safe; ``ModelBusyError``
+        when the model stays busy)."""
+        with self.use():
             if key not in self._cache:
                 self._cache[key] = build()
             return self._cache[key]
@@ -182,7 +220,7 @@ class PretrainedModel:
         import tensorflow as tf
 
         x = tf.convert_to_tensor(np.asarray(batch, dtype=np.float32))
-        with self.lock:
+        with self.use():
             if self._forward is None:
                 model = self.model
                 self._forward = tf.function(

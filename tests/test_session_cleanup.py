@@ -1,0 +1,262 @@
+"""ui.session_cleanup: a session's trainings and temporary folders end with the session;
+ui.image_input: uploads are decoded once per session and capped in count and bytes.
+
+The janitor and the reaper are exercised directly (with a fake "is the session back?" and a
+short grace time); one AppTest run checks that a task started in a real script run is
+registered with that session's janitor. The browser test of a closed tab freeing its slot is
+in tests/e2e/test_concurrency.py.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from streamlit.testing.v1 import AppTest
+
+from cnnlib import tasks
+from cnnlib.tasks import TaskHandle, TaskProgress, TaskWorker, TrainingSlots
+from ui import session_cleanup
+from ui.session_cleanup import SessionJanitor, _Reaper
+
+
+@dataclass(frozen=True)
+class _Progress(TaskProgress):
+    pass
+
+
+class _UntilStopped(TaskWorker[_Progress]):
+    """Holds its slot until asked to stop (a training that would run on for a closed tab)."""
+
+    def __init__(self, slots: TrainingSlots | None = None):
+        super().__init__(_Progress(), slots=slots, max_seconds=60)
+
+    def work(self) -> None:
+        self.stop_event.wait(60)
+
+
+def _wait_for(predicate, timeout: float = 10.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+def test_release_stops_the_sessions_training_and_frees_its_slot_for_the_queue():
+    slots = TrainingSlots(1, max_waiting=1)
+    janitor = SessionJanitor("closed-tab")
+    mine = TaskHandle(_UntilStopped(slots)).start()
+    janitor.own_task(mine)
+    assert _wait_for(lambda: mine.snapshot().state == "running")
+    other = TaskHandle(_UntilStopped(slots)).start()  # another visitor's, queued behind it
+    assert _wait_for(lambda: other.snapshot().state == "queued")
+    assert other.snapshot().queue_position == 1 and janitor.task_count == 1
+
+    janitor.release()
+
+    assert mine.wait(10).state == "stopped"
+    assert _wait_for(lambda: other.snapshot().state == "running")
+    assert slots.running == 1 and slots.waiting == 0
+    assert janitor.task_count == 0
+    other.stop()
+    assert other.wait(10).state == "stopped" and slots.running == 0
+
+
+def test_release_deletes_temporary_folders_and_is_idempotent():
+    janitor = SessionJanitor("s")
+    folder = janitor.temp_dir()
+    (folder / "model.keras").write_bytes(b"x" * 1000)
+    assert folder.is_dir()
+    janitor.release()
+    assert not folder.exists()
+    janitor.release()  # twice is harmless
+
+
+def test_release_empties_the_session_state():
+    """Big objects go with the session, not at the next full garbage collection."""
+    state = {"activations": np.zeros((1000, 1000), np.float32), "model": object()}
+    janitor = SessionJanitor("s", state)
+    janitor.release()
+    assert state == {}
+
+
+def test_reaper_collects_garbage_after_a_release_at_most_every_30_s(monkeypatch):
+    reaper = _Reaper(is_active=lambda sid: False, grace=lambda: 0.01)
+    first, second = SessionJanitor("a"), SessionJanitor("b")
+    reaper.disconnected(first)
+    reaper.disconnected(second)
+    assert _wait_for(lambda: first.released and second.released)
+    assert reaper.collections == 1  # two sessions ended together: one collection
+
+
+def test_a_task_owned_after_release_is_stopped_at_once():
+    janitor = SessionJanitor("s")
+    janitor.release()
+    late = TaskHandle(_UntilStopped()).start()
+    janitor.own_task(late)
+    assert late.wait(10).state == "stopped"
+
+
+def test_janitor_does_not_keep_a_dropped_handle_alive():
+    janitor = SessionJanitor("s")
+    handle = TaskHandle(_UntilStopped()).start()
+    worker = handle._worker
+    janitor.own_task(handle)
+    del handle  # the page dropped it: the handle's own finalizer stops the work
+    assert worker.done_event.wait(10)
+    assert janitor.task_count == 0
+
+
+def test_reaper_releases_a_session_that_stays_away_then_closes_it():
+    closed = []
+    reaper = _Reaper(is_active=lambda sid: False, grace=lambda: 0.05, close=closed.append)
+    janitor = SessionJanitor("gone")
+    reaper.disconnected(janitor)
+    assert reaper.waiting == 1
+    assert _wait_for(lambda: closed == ["gone"])
+    assert janitor.released
+    assert reaper.waiting == 0 and reaper.adopt("gone") is None
+
+
+def test_reaper_keeps_a_session_that_comes_back():
+    closed = []
+    reaper = _Reaper(is_active=lambda sid: False, grace=lambda: 0.3, close=closed.append)
+    janitor = SessionJanitor("blip")
+    reaper.disconnected(janitor)
+    assert reaper.adopt("blip") is janitor  # its next run, within the grace time
+    time.sleep(0.5)
+    assert not janitor.released and closed == []
+
+
+def test_reaper_waits_while_the_session_is_connected_but_not_yet_rerun():
+    back = threading.Event()
+    back.set()
+    reaper = _Reaper(is_active=lambda sid: back.is_set(), grace=lambda: 0.05)
+    janitor = SessionJanitor("reconnected")
+    reaper.disconnected(janitor)
+    time.sleep(0.3)
+    assert not janitor.released and reaper.waiting == 1
+    back.clear()  # it went away again
+    assert _wait_for(lambda: janitor.released)
+
+
+def test_start_listeners_see_every_started_task_once():
+    seen = []
+
+    def listener(handle):
+        seen.append(handle)
+
+    tasks.add_start_listener(listener)
+    tasks.add_start_listener(listener)  # once per listener
+    try:
+        handle = TaskHandle(_UntilStopped())
+        handle.start()
+        handle.start()  # already started: not again
+        assert seen == [handle]
+        handle.stop()
+        handle.wait(10)
+    finally:
+        tasks._START_LISTENERS.remove(listener)
+
+
+def _start_a_task_app():
+    import streamlit as st
+
+    from cnnlib.tasks import TaskHandle
+    from tests.test_session_cleanup import _UntilStopped
+    from ui import session_cleanup
+
+    session_cleanup.install()
+    if "job" not in st.session_state:
+        st.session_state.job = TaskHandle(_UntilStopped()).start()
+    keeper = session_cleanup.janitor()
+    st.write(f"tasks={keeper.task_count} session={keeper.session_id != ''}")
+
+
+def test_a_task_started_in_a_script_run_belongs_to_that_sessions_janitor():
+    at = AppTest.from_function(_start_a_task_app).run(timeout=30)
+    assert not at.exception
+    assert at.markdown[0].value == "tasks=1 session=True"
+    job = at.session_state.job
+    assert not job.done
+    at.run(timeout=30)  # a rerun: the same janitor, still one task
+    assert at.markdown[0].value == "tasks=1 session=True"
+    job.stop()
+    assert job.wait(10).state == "stopped"
+
+
+def test_janitor_is_none_outside_a_script_run():
+    assert session_cleanup.janitor() is None
+
+
+# ---------------------------------------------------------------- upload caps (ui.image_input)
+
+
+class _Upload(io.BytesIO):
+    """What ``st.file_uploader`` returns: bytes with a name, a size and a file id."""
+
+    def __init__(self, data: bytes, name: str, file_id: str):
+        super().__init__(data)
+        self.name, self.file_id, self.size = name, file_id, len(data)
+
+
+def _uploads_app():
+    import io
+
+    import numpy as np
+    import streamlit as st
+    from PIL import Image
+
+    from tests.test_session_cleanup import _Upload
+    from ui.image_input import _USAGE, _load_all
+
+    def png(seed: int) -> bytes:
+        rng = np.random.default_rng(seed)
+        buf = io.BytesIO()
+        Image.fromarray(rng.integers(0, 255, (32, 48, 3), dtype=np.uint8)).save(buf, "PNG")
+        return buf.getvalue()
+
+    count, test = st.session_state.get("count", 2), st.session_state["test"]
+    files = [_Upload(png(i), f"photo{i}.png", f"{test}-{i}") for i in range(count)]
+    picked = _load_all(files)
+    usage = st.session_state[_USAGE]
+    st.write(f"picked={len(picked)} uploads={usage.uploads}")
+
+
+def test_uploads_are_decoded_once_per_session_and_capped(monkeypatch):
+    monkeypatch.setenv("CNNLAB_SESSION_UPLOADS", "3")
+    at = AppTest.from_function(_uploads_app)
+    at.session_state["test"] = "count"  # file ids unique to this test, as Streamlit's are
+    at.run(timeout=30)
+    assert not at.exception and not at.error
+    assert at.markdown[0].value == "picked=2 uploads=2"
+    at.run(timeout=30)  # the same two uploads again: not decoded nor counted again
+    assert at.markdown[0].value == "picked=2 uploads=2"
+
+    at.session_state["count"] = 5
+    at.run(timeout=30)
+    assert not at.exception
+    assert at.markdown[0].value == "picked=3 uploads=3"  # the 4th is refused, the 5th not tried
+    [message] = [e.value for e in at.error]
+    assert "already decoded 3 uploads" in message and "Reload the page" in message
+
+    at.session_state["count"] = 2
+    at.run(timeout=30)  # the session goes on working with what it has
+    assert not at.exception and not at.error
+    assert at.markdown[0].value == "picked=2 uploads=3"
+
+
+def test_decoded_images_kept_by_a_session_are_capped_in_bytes(monkeypatch):
+    monkeypatch.setenv("CNNLAB_SESSION_IMAGE_BYTES", str(32 * 48 * 3 * 2))  # two images
+    at = AppTest.from_function(_uploads_app)
+    at.session_state["test"], at.session_state["count"] = "bytes", 3
+    at.run(timeout=30)
+    assert not at.exception
+    assert at.markdown[0].value == "picked=2 uploads=3"
+    [message] = [e.value for e in at.error]
+    assert "one session may keep" in message and "Remove some images" in message
