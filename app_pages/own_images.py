@@ -1,7 +1,6 @@
-"""Train on your own images: a zip (or folder) of class folders → health check → options with
-an augmentation preview → a background training (from scratch, or transfer learning on cached
-features) → validation results, relabelling, Grad-CAM, a prediction and the export. Layout
-only: ``*_ui()`` sections return their widgets' values, ``ui.own_images_session`` keeps the
+"""Train on your own images: class folders → health check → augmentation preview → background
+training (scratch, or transfer on cached features) → results, relabelling, Grad-CAM, export.
+Layout only: ``*_ui()`` sections return widget values, ``ui.own_images_session`` keeps the
 data and runs, ``cnnlib`` computes, ``ui.own_images_view`` draws."""
 
 from __future__ import annotations
