@@ -337,18 +337,14 @@ def _frac(num: int, den: int) -> str:
     return f"{v:g}" if abs(v * 1000 - round(v * 1000)) < 1e-9 else f"{v:.3f}…"
 
 
-@dataclass(frozen=True)
-class AxisSize:
-    """How one axis (height or width) of the output gets its length, with every number used."""
+class _PaddedAxis:
+    """Shared properties of one padded axis: ``n`` input cells, ``before``/``after`` padding
+    cells and the lab's ``geometry`` (fields of the dataclasses that use it)."""
 
-    axis: str
     n: int
-    k: int
     geometry: ConvGeometry
     before: int
     after: int
-    out: int
-    dropped: int
 
     @property
     def padding(self) -> Padding:
@@ -363,13 +359,28 @@ class AxisSize:
         return self.geometry.dilation
 
     @property
+    def padded(self) -> int:
+        """Length of the padded axis, n + p_before + p_after."""
+        return self.n + self.before + self.after
+
+
+@dataclass(frozen=True)
+class AxisSize(_PaddedAxis):
+    """How one axis (height or width) of the output gets its length, with every number used."""
+
+    axis: str
+    n: int
+    k: int
+    geometry: ConvGeometry
+    before: int
+    after: int
+    out: int
+    dropped: int
+
+    @property
     def k_eff(self) -> int:
         """Span of the dilated kernel, d·(k − 1) + 1."""
         return effective_kernel_size(self.k, self.dilation)
-
-    @property
-    def padded(self) -> int:
-        return self.n + self.before + self.after
 
     @property
     def numerator(self) -> int:
@@ -597,7 +608,7 @@ def agrees(by_hand: float, computed: float) -> bool:
 
 
 @dataclass(frozen=True)
-class SmallGrid:
+class SmallGrid(_PaddedAxis):
     """A tiny n×n input and k×k kernel under the lab's padding, stride and dilation.
 
     Coordinates are in the padded grid (size ``padded``): the image occupies rows and
@@ -610,22 +621,6 @@ class SmallGrid:
     before: int
     after: int
     out: int
-
-    @property
-    def padding(self) -> Padding:
-        return self.geometry.padding
-
-    @property
-    def stride(self) -> int:
-        return self.geometry.stride
-
-    @property
-    def dilation(self) -> int:
-        return self.geometry.dilation
-
-    @property
-    def padded(self) -> int:
-        return self.n + self.before + self.after
 
     @property
     def positions(self) -> int:
