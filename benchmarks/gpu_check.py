@@ -21,7 +21,6 @@ import argparse
 import io
 import os
 import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -30,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 from PIL import Image
 
+from benchmarks.epoch_times import epoch_timer
 from cnnlib.errors import DataUnavailableError
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -65,24 +65,6 @@ def synthetic_archive(n_per_class: int = 100, side: int = 64) -> bytes:
     return out.getvalue()
 
 
-class EpochSeconds:
-    @staticmethod
-    def make():
-        import keras
-
-        class Times(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):
-                self.times = []
-
-            def on_epoch_begin(self, epoch, logs=None):
-                self.t0 = time.perf_counter()
-
-            def on_epoch_end(self, epoch, logs=None):
-                self.times.append(time.perf_counter() - self.t0)
-
-        return Times()
-
-
 def own_images(epochs: int) -> None:
     import keras
 
@@ -96,7 +78,7 @@ def own_images(epochs: int) -> None:
     with open_archive(data) as folders:
         split = folders.split(64, seed=0)
         model = build_scratch_model(split.input_shape, len(split.class_names))
-        times = EpochSeconds.make()
+        times = epoch_timer()
         n = split.size("train")
         history = model.fit(
             split.batches("train", 32, epochs=epochs), steps_per_epoch=-(-n // 32),
@@ -127,7 +109,7 @@ def mnist_recipe(epochs: int) -> None:
         return
     model = build_fast_convnet(seed=0)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    times = EpochSeconds.make()
+    times = epoch_timer()
     model.fit(to_model_input(x), y, batch_size=128, epochs=epochs, callbacks=[times], verbose=0)
     _, acc = model.evaluate(to_model_input(xt), yt, verbose=0)
     steady = times.times[1:] or times.times

@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 from PIL import Image
 
+from benchmarks.epoch_times import epoch_timer
 from benchmarks.targets import report_targets
 from cnnlib.data import CLASS_NAMES, DEBIAN_FASHION_DIR, read_idx
 
@@ -98,26 +99,6 @@ def cpu_seconds() -> float:
     """User + system CPU seconds of this process (less sensitive to other processes' load)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-class EpochTimes:
-    """A Keras callback class factory: per-epoch wall times."""
-
-    @staticmethod
-    def make():
-        import keras
-
-        class Times(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):
-                self.times = []
-
-            def on_epoch_begin(self, epoch, logs=None):
-                self.t0 = time.perf_counter()
-
-            def on_epoch_end(self, epoch, logs=None):
-                self.times.append(time.perf_counter() - self.t0)
-
-        return Times()
 
 
 def fit_pipeline(data, epochs: int, seed: int = 0) -> dict:
@@ -196,7 +177,7 @@ def transfer_timing(data, weights: Path, epochs: int) -> dict:
     features = transfer.extract_features(transfer.feature_extractor(loaded), data)
     extract = time.perf_counter() - t0
     head = transfer.build_head(features.train_x.shape[1], len(data.class_names))
-    cached = EpochTimes.make()
+    cached = epoch_timer()
     head.fit(features.train_x, features.train_y, batch_size=32, epochs=epochs, verbose=0,
              validation_data=(features.val_x, features.val_y), callbacks=[cached])  # fmt: skip
 
@@ -211,7 +192,7 @@ def transfer_timing(data, weights: Path, epochs: int) -> dict:
     outputs = keras.layers.Dense(len(data.class_names), activation="softmax")(x)
     model = keras.Model(inputs, outputs)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    full = EpochTimes.make()
+    full = epoch_timer()
     n = data.size("train")
     model.fit(data.batches("train", 32, epochs=epochs), steps_per_epoch=-(-n // 32),
               epochs=epochs, validation_data=data.batches("validation", 32), callbacks=[full],
