@@ -31,8 +31,8 @@ from PIL import Image
 
 from cnnlib.errors import InvalidArgumentError
 from cnnlib.models.pretrained import (
-    _KERAS_APPS,
     MOBILENETV2_NOTOP,
+    RESNET50_NOTOP,
     VGG19_NOTOP,
     PretrainedModel,
     WeightsSpec,
@@ -83,15 +83,6 @@ AUGMENTATIONS: tuple[str, ...] = ("flip", "rotation", "zoom", "translation", "co
 FEATURE_BYTES = 1024 * 1024 * 1024
 #: Learning rate of the optional fine-tuning phase (keras-io's transfer-learning guide).
 FINE_TUNE_LR = 1e-5
-
-RESNET50_NOTOP = WeightsSpec(
-    model_name="ResNet50 (without the classifier)",
-    file_name="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-    origin=_KERAS_APPS + "resnet/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-    md5="4d473c1dd8becc155b73f8504c6f6626",
-    env_var="CNNLAB_RESNET50_WEIGHTS",
-    size_mb=95,
-)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from cnnlib.errors import ModelBusyError, WeightsUnavailableError
 __all__ = [
     "MOBILENETV2_NOTOP",
     "RESNET50",
+    "RESNET50_NOTOP",
     "VGG19",
     "VGG19_NOTOP",
     "ModelUse",
@@ -83,6 +84,14 @@ RESNET50 = WeightsSpec(
     md5="2cb95161c43110f7111970584f804107",
     env_var="CNNLAB_RESNET50_WEIGHTS",
     size_mb=103,
+)
+RESNET50_NOTOP = WeightsSpec(
+    model_name="ResNet50 (without the classifier)",
+    file_name="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    origin=_KERAS_APPS + "resnet/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    md5="4d473c1dd8becc155b73f8504c6f6626",
+    env_var="CNNLAB_RESNET50_WEIGHTS",
+    size_mb=95,
 )
 VGG19 = WeightsSpec(
     model_name="VGG19",
