@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from cnnlib.models.pretrained import RESNET50
 from tests.conftest import IN_CI
 from tests.e2e.harness import (
     CHROMIUM,
@@ -26,6 +27,7 @@ from tests.e2e.harness import (
     streamlit_server,
     wait_idle,
 )
+from tests.imagenet_weights import resnet50_weights_file
 
 __all__ = ["no_exception", "screenshot", "wait_idle"]
 
@@ -39,6 +41,16 @@ def app_url(tmp_path_factory) -> Iterator[str]:
             yield url
     except ServerError as err:
         pytest.fail(str(err))
+
+
+@pytest.fixture(scope="module")
+def local_weights_env():
+    """CNNLAB_RESNET50_WEIGHTS (random ResNet50 weights in a local file) in os.environ for as
+    long as the module's server runs. A module opts in by overriding ``app_url`` to request it
+    first: ``def app_url(local_weights_env, app_url): return app_url``."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(RESNET50.env_var, str(resnet50_weights_file()))
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -13,17 +13,7 @@ import pytest
 from playwright.sync_api import expect
 
 from cnnlib import samples
-from cnnlib.models.pretrained import RESNET50
 from tests.e2e.conftest import screenshot, wait_idle
-from tests.imagenet_weights import resnet50_weights_file
-
-
-@pytest.fixture(scope="module")
-def local_weights_env():
-    """CNNLAB_RESNET50_WEIGHTS in os.environ for as long as this module's server runs."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(RESNET50.env_var, str(resnet50_weights_file()))
-        yield
 
 
 @pytest.fixture(scope="module")
