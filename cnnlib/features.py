@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from cnnlib import colormaps
 from cnnlib.errors import CNNLabError, InvalidArgumentError, InvalidModelError
+from cnnlib.model_files import AUGMENTATION_LAYERS
 from cnnlib.text import shape_text
 
 __all__ = [
@@ -181,12 +182,7 @@ PREPROCESSING_LAYERS = frozenset(
         "Rescaling",
         "Normalization",
         "Resizing",
-        "RandomFlip",
-        "RandomRotation",
-        "RandomZoom",
-        "RandomTranslation",
-        "RandomContrast",
-        "RandomBrightness",
+        *AUGMENTATION_LAYERS,
         "CaffePreprocess",  # cnnlib.transfer's ImageNet "caffe" preprocessing
     }
 )

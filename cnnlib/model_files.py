@@ -38,6 +38,7 @@ from cnnlib.errors import CNNLabError, InvalidArgumentError, InvalidModelError
 
 __all__ = [
     "ALLOWED_MEMBERS",
+    "AUGMENTATION_LAYERS",
     "LAYER_RULES",
     "PROJECT_LAYERS",
     "LayerReport",
@@ -58,6 +59,16 @@ _FLOAT_BYTES = 4
 _SAVE_AGAIN = "Save your model again with model.save('name.keras') and upload that file."
 
 Shape = tuple[int, ...]
+#: Keras' random image-augmentation layers a model may hold (each keeps the image's shape; an
+#: identity outside training).
+AUGMENTATION_LAYERS = (
+    "RandomFlip",
+    "RandomRotation",
+    "RandomZoom",
+    "RandomTranslation",
+    "RandomContrast",
+    "RandomBrightness",
+)
 
 
 @dataclass(frozen=True)
@@ -375,12 +386,7 @@ LAYER_RULES: dict[str, LayerRule] = {
             "ELU",
             "Softmax",
             "Rescaling",
-            "RandomFlip",
-            "RandomRotation",
-            "RandomZoom",
-            "RandomTranslation",
-            "RandomContrast",
-            "RandomBrightness",
+            *AUGMENTATION_LAYERS,
         )
     },
     "RandomCrop": _resize,  # height × width, in training and inference
