@@ -286,6 +286,23 @@ def _history(history) -> dict[str, list[float]]:
     return {k: [float(v) for v in vs] for k, vs in history.history.items()}
 
 
+def _fit_batches(
+    model, data, batch_size: int, epochs: int, seed: int, patience: int, progress, stage: str
+) -> dict[str, list[float]]:
+    """Fit a compiled ``model`` on a ``TrainingData``'s batches; returns the history dict."""
+    has_val = data.size("validation") > 0
+    history = model.fit(
+        data.batches("train", batch_size, epochs=epochs, seed=seed),
+        steps_per_epoch=math.ceil(data.size("train") / batch_size),
+        epochs=epochs,
+        validation_data=data.batches("validation", batch_size) if has_val else None,
+        callbacks=_callbacks(has_val, patience, progress, stage, epochs),
+        shuffle=False,  # the dataset shuffles itself, per (seed, epoch)
+        verbose=0,
+    )
+    return _history(history)
+
+
 def train_scratch(
     data,
     *,
@@ -300,17 +317,8 @@ def train_scratch(
     keras = _keras()
     keras.utils.set_random_seed(seed)
     model = build_scratch_model(data.input_shape, len(data.class_names), augment=augment, seed=seed)
-    has_val = data.size("validation") > 0
-    history = model.fit(
-        data.batches("train", batch_size, epochs=epochs, seed=seed),
-        steps_per_epoch=math.ceil(data.size("train") / batch_size),
-        epochs=epochs,
-        validation_data=data.batches("validation", batch_size) if has_val else None,
-        callbacks=_callbacks(has_val, patience, progress, "epochs", epochs),
-        shuffle=False,  # the dataset shuffles itself, per (seed, epoch)
-        verbose=0,
-    )
-    return model, _history(history)
+    history = _fit_batches(model, data, batch_size, epochs, seed, patience, progress, "epochs")
+    return model, history
 
 
 # --------------------------------------------------------------------------------------------
@@ -600,17 +608,10 @@ def train_transfer(
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
-        has_val = data.size("validation") > 0
-        tuned = model.fit(
-            data.batches("train", batch_size, epochs=fine_tune_epochs, seed=seed),
-            steps_per_epoch=math.ceil(data.size("train") / batch_size),
-            epochs=fine_tune_epochs,
-            validation_data=data.batches("validation", batch_size) if has_val else None,
-            callbacks=_callbacks(has_val, patience, progress, "fine-tune", fine_tune_epochs),
-            shuffle=False,
-            verbose=0,
+        tuned = _fit_batches(
+            model, data, batch_size, fine_tune_epochs, seed, patience, progress, "fine-tune"
         )
-        for key, values in _history(tuned).items():
+        for key, values in tuned.items():
             history.setdefault(key, []).extend(values)
     verified = loaded.imagenet_verified
     source = loaded.weights_source + ("" if verified else " — not verified as Keras' ImageNet file")
