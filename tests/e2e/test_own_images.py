@@ -49,13 +49,17 @@ def _tab(page, name: str) -> None:
     page.wait_for_timeout(400)
 
 
-def _upload_and_train(page, path) -> None:
+def _upload(page, path) -> None:
+    """Upload the photos zip and wait for its 60 images to be read."""
     page.get_by_text("Upload a .zip", exact=True).click()
     wait_idle(page)
     page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(path))
     page.get_by_text("60 images in 4 classes").wait_for(timeout=120_000)
     wait_idle(page, timeout=120_000)
-    _tab(page, "② Train")
+
+
+def _train_one_epoch(page) -> None:
+    """On the Train tab: set 1 epoch, start, wait until training has finished."""
     box = page.get_by_label("Epochs", exact=True)
     box.fill("1")
     box.press("Enter")
@@ -63,6 +67,12 @@ def _upload_and_train(page, path) -> None:
     page.get_by_role("button", name="Start training").click()
     page.get_by_text("Finished", exact=False).first.wait_for(timeout=180_000)
     wait_idle(page, timeout=120_000)
+
+
+def _upload_and_train(page, path) -> None:
+    _upload(page, path)
+    _tab(page, "② Train")
+    _train_one_epoch(page)
 
 
 @pytest.mark.slow
@@ -72,13 +82,7 @@ def test_upload_check_preview_train_predict_download(app_url, page, tmp_path, ph
 
 
 def _upload_and_train_checks(page, tmp_path, photos_zip) -> None:
-    page.get_by_text("Upload a .zip", exact=True).click()
-    wait_idle(page)
-    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
-        str(photos_zip)
-    )
-    page.get_by_text("60 images in 4 classes").wait_for(timeout=120_000)
-    wait_idle(page, timeout=120_000)
+    _upload(page, photos_zip)
     expect(page.get_by_text("Ready to train", exact=False)).to_have_count(1)
     expect(page.get_by_text("Skipped files (1)")).to_have_count(1)
     screenshot(page, tmp_path, "own_images_health")
@@ -88,13 +92,7 @@ def _upload_and_train_checks(page, tmp_path, photos_zip) -> None:
     # 3 rows: the original and 4 augmented copies each.
     expect(page.get_by_text("copy 4", exact=True)).to_have_count(3)
     screenshot(page, tmp_path, "own_images_options")
-    box = page.get_by_label("Epochs", exact=True)
-    box.fill("1")
-    box.press("Enter")
-    wait_idle(page, timeout=120_000)
-    page.get_by_role("button", name="Start training").click()
-    page.get_by_text("Finished", exact=False).first.wait_for(timeout=180_000)
-    wait_idle(page, timeout=120_000)
+    _train_one_epoch(page)
     no_exception(page)
     curves = page.locator('[data-testid="stPlotlyChart"]').filter(has_text="validation loss")
     expect(curves).to_be_visible()
