@@ -243,6 +243,8 @@ def _radio_actions(page, c: Control):
 
 def _select_actions(page, c: Control):
     box = _first(page.get_by_role("combobox", name=c.label, exact=True), c.label)
+    box.scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
     box.click()
     listbox = page.get_by_role("listbox")
     listbox.wait_for(timeout=10_000)
