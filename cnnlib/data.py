@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnlib.errors import CorruptDataError, DataUnavailableError, InvalidArgumentError
+from cnnlib.text import shape_text
 
 __all__ = [
     "CLASS_NAMES",
@@ -165,10 +166,9 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     actual = len(data) - header_len
     if actual != expected:
-        shape_text = " × ".join(str(s) for s in shape)
         raise corrupt(
-            f"the header declares shape {shape_text} of {dtype.name} ({expected:,} bytes of data) "
-            f"but the file holds {actual:,} bytes of data"
+            f"the header declares shape {shape_text(shape)} of {dtype.name} ({expected:,} bytes "
+            f"of data) but the file holds {actual:,} bytes of data"
             + (" (truncated)" if actual < expected else " (extra bytes at the end)")
         )
     array = np.frombuffer(data, dtype=dtype, offset=header_len).reshape(shape)
