@@ -65,7 +65,7 @@ def data_ui() -> dict | None:
     st.caption(
         "One folder per class, named after it (`cats/1.jpg`, `dogs/1.jpg`; one wrapping folder "
         "is fine). JPEG, PNG, WebP, BMP, GIF or TIFF; at least 2 classes of "
-        f"{folders.MIN_IMAGES_PER_CLASS} images."
+        f"{budgets().min_images_per_class} images."
     )
     upload = _uploaded(source)
     current = session.data()

@@ -31,6 +31,13 @@ server with an environment variable ``CNNLAB_<FIELD NAME IN CAPITALS>``:
 | ``CNNLAB_MODEL_CONFIG_BYTES`` | 2 MiB | its ``config.json`` |
 | ``CNNLAB_MODEL_PARAMS`` | 10,000,000 | parameters of an uploaded model |
 | ``CNNLAB_MODEL_ACTIVATION_BYTES`` | 256 MiB | its activations for one image at its input shape |
+| ``CNNLAB_MAX_ARCHIVE_BYTES`` | 512 MiB | one uploaded zip (or folder) of class folders |
+| ``CNNLAB_MAX_ARCHIVE_MEMBERS`` | 20,000 | files and folders that archive lists |
+| ``CNNLAB_MAX_UNCOMPRESSED_BYTES`` | 2 GiB | its members decompressed, in all |
+| ``CNNLAB_MAX_COMPRESSION_RATIO`` | 100 | one member's unpacked ÷ packed size (zip bombs) |
+| ``CNNLAB_MIN_IMAGES_PER_CLASS`` | 5 | images a class needs to be trained on |
+| ``CNNLAB_FOLDER_CACHE_BYTES`` | 512 MiB | a split's decoded images kept in memory |
+| ``CNNLAB_FEATURE_BYTES`` | 1 GiB | cached backbone features of one transfer-learning run |
 
 Values are whole numbers; byte limits also take a unit: ``512MB``, ``2GiB``, ``300k``
 (K, M, G are powers of 1024, as in Streamlit's ``server.maxCacheDataSize``).
@@ -123,6 +130,20 @@ class Budgets:
     model_params: int = 10_000_000
     #: Activations of an uploaded model for one image at its declared input shape, bytes.
     model_activation_bytes: int = 256 * _MiB
+    #: Largest uploaded zip of class folders (or sum of a folder upload's files), bytes.
+    max_archive_bytes: int = 512 * _MiB
+    #: Members (files and folders) such an archive may list.
+    max_archive_members: int = 20_000
+    #: Its members decompressed, bytes in all.
+    max_uncompressed_bytes: int = 2048 * _MiB
+    #: Largest uncompressed ÷ compressed ratio of one member (images barely compress).
+    max_compression_ratio: int = 100
+    #: Fewest images a class needs to be trained on.
+    min_images_per_class: int = 5
+    #: Decoded images of one split cached in memory by ``FolderData``; above, on disk.
+    folder_cache_bytes: int = 512 * _MiB
+    #: Cached backbone features of one transfer-learning run (train copies + validation).
+    feature_bytes: int = 1024 * _MiB
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

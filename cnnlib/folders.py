@@ -42,16 +42,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from cnnlib.budgets import budgets
 from cnnlib.errors import ArchiveError, InvalidArgumentError, InvalidImageError
-from cnnlib.images import MAX_BYTES as MAX_IMAGE_BYTES
 from cnnlib.images import downscale, load_image
 
 __all__ = [
-    "MAX_ARCHIVE_BYTES",
-    "MAX_COMPRESSION_RATIO",
-    "MAX_MEMBERS",
-    "MAX_UNCOMPRESSED_BYTES",
-    "MIN_IMAGES_PER_CLASS",
     "FolderData",
     "HealthReport",
     "ImageFolders",
@@ -63,20 +58,9 @@ __all__ = [
     "train_from_archive",
 ]
 
-#: Largest accepted upload (the zip itself, or the sum of a folder upload's files).
-MAX_ARCHIVE_BYTES = 512 * 1024 * 1024  # CNNLAB_MAX_ARCHIVE_BYTES
-#: Most members (files and folders) an archive may list.
-MAX_MEMBERS = 20_000  # CNNLAB_MAX_ARCHIVE_MEMBERS
-#: Largest total uncompressed size of all members.
-MAX_UNCOMPRESSED_BYTES = 2 * 1024 * 1024 * 1024  # CNNLAB_MAX_UNCOMPRESSED_BYTES
-#: Largest uncompressed/compressed ratio of one member (images barely compress; bombs do).
-MAX_COMPRESSION_RATIO = 100  # CNNLAB_MAX_COMPRESSION_RATIO
+#: The upload caps are ``cnnlib.budgets.Budgets.max_archive_*`` (``$CNNLAB_MAX_ARCHIVE_BYTES``…).
 #: Members smaller than this are not ratio-checked (a tiny text file may compress 200×).
 RATIO_MIN_BYTES = 1024 * 1024
-#: Fewest images a class needs to be trained on.
-MIN_IMAGES_PER_CLASS = 5  # CNNLAB_MIN_IMAGES_PER_CLASS
-#: Decoded bytes of one split that may be cached in memory; above, it is cached to a file.
-CACHE_BYTES = 512 * 1024 * 1024  # CNNLAB_CACHE_BYTES
 #: An image whose shorter side is below this many pixels is reported as tiny.
 TINY_SIDE = 16
 #: A class with this many times fewer images than the largest gets an imbalance warning.
@@ -90,22 +74,6 @@ ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar",
 #: Operating-system clutter skipped without decoding.
 _JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
 SPLITS = ("train", "validation", "test")
-
-
-def _cap(name: str, default: int) -> int:
-    """``default``, or the positive integer in the environment variable ``name``."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidArgumentError(
-            f"The environment variable {name} must be a whole number, got {raw!r}."
-        ) from None
-    if value <= 0:
-        raise InvalidArgumentError(f"The environment variable {name} must be positive.")
-    return value
 
 
 def _mb(n: int) -> str:
@@ -188,26 +156,26 @@ def _parts(name: str) -> tuple[str, ...]:
 
 def _check_members(members: Sequence[_Member], total_bytes: int) -> None:
     """Refuse the whole upload when any cap or safety rule is broken (nothing extracted yet)."""
-    max_upload = _cap("CNNLAB_MAX_ARCHIVE_BYTES", MAX_ARCHIVE_BYTES)
+    max_upload = budgets().max_archive_bytes
     if total_bytes > max_upload:
         raise ArchiveError(
             f"The upload is {_mb(total_bytes)}, over the limit of {_mb(max_upload)}. "
             "Use fewer or smaller images."
         )
-    max_members = _cap("CNNLAB_MAX_ARCHIVE_MEMBERS", MAX_MEMBERS)
+    max_members = budgets().max_archive_members
     if len(members) > max_members:
         raise ArchiveError(
             f"The upload lists {len(members):,} files, over the limit of {max_members:,}. "
             "Use fewer images."
         )
     total = sum(m.size for m in members)
-    max_total = _cap("CNNLAB_MAX_UNCOMPRESSED_BYTES", MAX_UNCOMPRESSED_BYTES)
+    max_total = budgets().max_uncompressed_bytes
     if total > max_total:
         raise ArchiveError(
             f"The archive unpacks to {_mb(total)}, over the limit of {_mb(max_total)}. "
             "Use fewer or smaller images."
         )
-    max_ratio = _cap("CNNLAB_MAX_COMPRESSION_RATIO", MAX_COMPRESSION_RATIO)
+    max_ratio = budgets().max_compression_ratio
     for m in members:
         if m.is_dir:
             continue
@@ -353,7 +321,7 @@ class ImageFolders:
         """Counts, skipped files, duplicates, tiny images, samples, issues and warnings."""
         counts = self.counts()
         issues, warnings = [], []
-        min_per_class = _cap("CNNLAB_MIN_IMAGES_PER_CLASS", MIN_IMAGES_PER_CLASS)
+        min_per_class = budgets().min_images_per_class
         if len(self.class_names) < 2:
             issues.append(
                 f"Found {len(self.class_names)} class folder(s) with images; training needs at "
@@ -428,8 +396,8 @@ class ImageFolders:
         for member, folder, read in entries:
             folder_ids.setdefault(folder, len(folder_ids))
             by_folder.setdefault(folder, [])
-            if member.size > MAX_IMAGE_BYTES:
-                reason = f"larger than {_mb(MAX_IMAGE_BYTES)}"
+            if member.size > budgets().image_file_bytes:
+                reason = f"larger than {_mb(budgets().image_file_bytes)}"
                 self.skipped.append(SkippedFile(member.name, reason))
                 continue
             raw = read()
@@ -673,8 +641,9 @@ class FolderData:
 
     def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """(images (N, H, W, 3) uint8, labels (N,) int32, stored paths) of a split, decoded
-        as for training. Refused (``InvalidArgumentError``) above ``CACHE_BYTES``."""
-        budget = _cap("CNNLAB_CACHE_BYTES", CACHE_BYTES)
+        as for training. Refused (``InvalidArgumentError``) above the folder cache budget
+        (``budgets().folder_cache_bytes``)."""
+        budget = budgets().folder_cache_bytes
         if self.decoded_bytes(split) > budget:
             raise InvalidArgumentError(
                 f"The {split} images take {_mb(self.decoded_bytes(split))} decoded, over "
@@ -692,8 +661,8 @@ class FolderData:
     def images(self, split: str):
         """``tf.data.Dataset`` of (image (H, W, 3) uint8, label int32), fixed order, cached.
 
-        Cached in memory when the split's decoded size fits ``CACHE_BYTES``
-        ($CNNLAB_CACHE_BYTES), else to a file in the temporary directory.
+        Cached in memory when the split's decoded size fits ``budgets().folder_cache_bytes``
+        ($CNNLAB_FOLDER_CACHE_BYTES), else to a file in the temporary directory.
         """
         import tensorflow as tf
 
@@ -715,7 +684,7 @@ class FolderData:
 
         ds = tf.data.Dataset.from_tensor_slices((paths.astype(str), labels))
         ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        if self.decoded_bytes(split) <= _cap("CNNLAB_CACHE_BYTES", CACHE_BYTES):
+        if self.decoded_bytes(split) <= budgets().folder_cache_bytes:
             return ds.cache()
         cache_dir = self.folders.root / "cache"
         cache_dir.mkdir(exist_ok=True)
@@ -735,7 +704,7 @@ class FolderData:
         "train" (or ``shuffle=True``): ``epochs`` passes, each in a fresh order that depends
         only on (``seed``, epoch) — tf.data's seeded shuffle, reshuffled each pass; other
         splits: one pass in fixed order. The shuffle buffer holds the whole split when it is
-        cached in memory, else as many images as fit ``CACHE_BYTES``.
+        cached in memory, else as many images as fit ``budgets().folder_cache_bytes``.
         """
         import tensorflow as tf
 
@@ -745,7 +714,7 @@ class FolderData:
         ds = self.images(split)
         if shuffle:
             h, w, c = self.input_shape
-            budget = _cap("CNNLAB_CACHE_BYTES", CACHE_BYTES) // (h * w * c)
+            budget = budgets().folder_cache_bytes // (h * w * c)
             buffer = max(1, min(self.size(split), budget))
             ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
             ds = ds.batch(batch_size).repeat(epochs)

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from cnnlib.budgets import budgets
 from cnnlib.errors import InvalidArgumentError
 from cnnlib.models.pretrained import (
     MOBILENETV2_NOTOP,
@@ -46,7 +47,6 @@ __all__ = [
     "AUGMENTATIONS",
     "BACKBONES",
     "DEFAULT_BACKBONE",
-    "FEATURE_BYTES",
     "RESNET50_NOTOP",
     "Backbone",
     "FeatureData",
@@ -79,8 +79,6 @@ __all__ = [
 
 #: The augmentations a model can use, in the order its layers apply them.
 AUGMENTATIONS: tuple[str, ...] = ("flip", "rotation", "zoom", "translation", "contrast")
-#: Largest feature cache (train copies + validation), bytes; $CNNLAB_FEATURE_BYTES overrides.
-FEATURE_BYTES = 1024 * 1024 * 1024
 #: Learning rate of the optional fine-tuning phase (keras-io's transfer-learning guide).
 FINE_TUNE_LR = 1e-5
 
@@ -418,18 +416,16 @@ def extract_features(
     ``extractor``: raw pixels (N, H, W, 3) → (N, D) (``feature_extractor``), or a
     ``PretrainedModel`` from ``load_backbone`` (wrapped by ``feature_extractor``). ``data``: a
     ``TrainingData``. The feature arrays' size is checked against ``max_bytes`` (default
-    ``FEATURE_BYTES``, $CNNLAB_FEATURE_BYTES) before any work. ``progress("features", done,
-    total)`` is called after each batch, counting images. ``kinds``: the augmentations of
-    the copies (see ``augmentation``).
+    ``budgets().feature_bytes``, $CNNLAB_FEATURE_BYTES) before any work.
+    ``progress("features", done, total)`` is called after each batch, counting images.
+    ``kinds``: the augmentations of the copies (see ``augmentation``).
     """
     keras = _keras()
     if isinstance(extractor, PretrainedModel):
         extractor = feature_extractor(extractor)
     if not 0 <= augment_copies <= 20:
         raise InvalidArgumentError(f"augment_copies must be 0..20, got {augment_copies}.")
-    from cnnlib.folders import _cap
-
-    budget = max_bytes or _cap("CNNLAB_FEATURE_BYTES", FEATURE_BYTES)
+    budget = max_bytes or budgets().feature_bytes
     dim = int(extractor.output_shape[-1])
     n_train, n_val = data.size("train"), data.size("validation")
     total = n_train * (1 + augment_copies) + n_val

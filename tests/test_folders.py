@@ -258,7 +258,7 @@ def test_file_cache_when_over_budget_gives_the_same_batches(session, monkeypatch
     data, folders = split_of((6, 6), workdir=workdir)
     with folders:
         in_memory = [x.numpy() for x, _ in data.batches("train", 4, epochs=2, seed=3)]
-        monkeypatch.setenv("CNNLAB_CACHE_BYTES", str(12 * 12 * 3))  # one image
+        monkeypatch.setenv("CNNLAB_FOLDER_CACHE_BYTES", str(12 * 12 * 3))  # one image
         on_disk = [x.numpy() for x, _ in data.batches("validation", 4)]
         assert list((folders.root / "cache").iterdir())  # the cache file lives in the temp dir
         np.testing.assert_array_equal(
