@@ -16,7 +16,8 @@ Caching (so that changing a display option does no TensorFlow work):
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -70,6 +71,9 @@ class ModelView:
     raw_pixels: bool = False
     #: The shared ``PretrainedModel`` (ResNet50, VGG19) behind ``model``, else None.
     shared: Any = None
+    #: Unique per view (so per model): keys what was computed for it. ``id()`` of a freed
+    #: model can come back for a new one and show the old model's maps.
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -256,7 +260,7 @@ def _scaling(view: ModelView) -> str:
 def activations(view: ModelView, prepared: PreparedInput) -> F.ActivationSet:
     """Every layer's activation for ``prepared``: one forward pass, then reused from the
     session's slot for as long as the model and the input stay the same."""
-    key = (view.key, id(view.extractor), prepared.digest)
+    key = (view.key, view.token, prepared.digest)
     slot = st.session_state.get(_ACTIVATIONS)
     if slot is not None and slot[0] == key:
         return slot[1]

@@ -225,7 +225,7 @@ def saliency_tab(view: Any, prepared: Any, acts: Any) -> None:
         prepared.preview,
         names,
         key="fm",
-        model_key=f"{view.key}:{id(view.model)}",
+        model_key=f"{view.key}:{view.token}",
         digest=prepared.digest,
         default=predicted,
     )
