@@ -21,6 +21,7 @@ server with an environment variable ``CNNLAB_<FIELD NAME IN CAPITALS>``:
 | ``CNNLAB_TRAINING_MULTIPLY_ADDS`` | 10^10 | multiply-adds of one training step (image × batch) |
 | ``CNNLAB_TRAINING_ACTIVATION_BYTES`` | 256 MiB | memory of one training step |
 | ``CNNLAB_TRAINING_SECONDS`` | 900 | wall-clock seconds of one training |
+| ``CNNLAB_TRAINING_PROCESS_BYTES`` | 2 GiB | resident memory of one training's own process |
 | ``CNNLAB_MAX_TRAININGS`` | 2 | trainings running at once (the others queue) |
 | ``CNNLAB_TRAINING_QUEUE`` | 8 | trainings waiting in the queue |
 | ``CNNLAB_CLASSIFY_PHOTOS`` | 8 | photos in one Classify run |
@@ -109,6 +110,9 @@ class Budgets:
     training_activation_bytes: int = 256 * _MiB
     #: Wall-clock seconds one training may run.
     training_seconds: int = 900
+    #: Resident memory (RSS) one training's own process may reach before it is ended, bytes
+    #: (``cnnlib.task_process``: each training runs in a child process of the server).
+    training_process_bytes: int = 2048 * _MiB
     #: Trainings running at once in the process.
     max_trainings: int = 2
     #: Trainings waiting for a slot.

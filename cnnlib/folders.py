@@ -277,8 +277,17 @@ class ImageFolders:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def cleanup(self) -> None:
-        """Remove the temporary directory and everything in it."""
-        self._tmp.cleanup()
+        """Remove the temporary directory and everything in it (only its owner does)."""
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def __getstate__(self) -> dict:
+        """A copy for a training's child process: the files, not the ownership of the
+        directory (the child never removes it) nor the sample thumbnails."""
+        state = self.__dict__.copy()
+        state["_tmp"] = None
+        state["_samples"] = {}
+        return state
 
     def __enter__(self) -> ImageFolders:
         return self

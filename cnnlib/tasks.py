@@ -15,11 +15,18 @@ and raises ``ServerBusyError`` when it is full, so a page can say "try again" in
 queueing without end. Every task has a wall-clock limit (``max_seconds``, by default
 ``cnnlib.budgets.budgets().training_seconds``, variable ``$CNNLAB_TRAINING_SECONDS``) after
 which it stops with a message.
+
+A worker whose class sets ``process_safe`` runs ``work()`` in a child process
+(``cnnlib.task_process``), so that TensorFlow's memory is returned to the system when the
+task ends; it reports through the same ``update`` / ``append`` and hands its result back
+with ``export_result`` / ``import_result``. Its state must pickle (the lock, events, thread
+and slots stay in the parent).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 import weakref
@@ -85,6 +92,8 @@ class TaskProgress:
     elapsed_seconds: float = 0.0  #: since the task left the queue
     error: str | None = None  #: set when failed
     message: str | None = None
+    process_id: int = 0  #: the process that runs the work (0: not started yet)
+    process_peak_bytes: int = 0  #: peak resident memory of the task's own process, if any
 
     @property
     def done(self) -> bool:
@@ -224,6 +233,9 @@ class TaskWorker(Generic[P]):
     """
 
     thread_name = "cnnlab-task"
+    #: Whether ``work()`` may run in a child process: its state pickles and its result comes
+    #: back through ``export_result`` / ``import_result``.
+    process_safe = False
 
     def __init__(
         self,
@@ -231,12 +243,20 @@ class TaskWorker(Generic[P]):
         *,
         slots: TrainingSlots | None = None,
         max_seconds: float | None = None,
+        isolate: bool | None = None,
     ):
         if max_seconds is None:
             max_seconds = default_max_seconds()
         if not (isinstance(max_seconds, int | float) and max_seconds > 0):
             raise InvalidArgumentError(f"The time limit must be above 0 s; got {max_seconds!r}.")
         self.max_seconds = float(max_seconds)
+        if isolate and not self.process_safe:
+            raise InvalidArgumentError(f"{type(self).__name__} cannot run in a child process.")
+        #: Run ``work()`` in a child process (``cnnlib.task_process``): True (it must pickle),
+        #: False (in the thread), None (in a child when process-safe, ``$CNNLAB_TRAINING_PROCESS``
+        #: is not "0" and the worker pickles; else in the thread, with a logged warning).
+        self.isolate = isolate if self.process_safe else False
+        self._relay: Any = None  #: in the child: the pipe to the parent
         self.slots = slots
         self.lock = threading.Lock()
         self.stop_event = threading.Event()
@@ -270,9 +290,11 @@ class TaskWorker(Generic[P]):
         return dataclasses.replace(progress, **changes) if changes else progress
 
     def update(self, **changes: Any) -> None:
-        """Replace some fields of the progress (atomically)."""
+        """Replace some fields of the progress (atomically; in a child, also in the parent)."""
         with self.lock:
             self._progress = dataclasses.replace(self._progress, **changes)
+        if self._relay is not None:
+            self._relay.send(("update", changes))
 
     def append(self, **items: Any) -> None:
         """Add one item to each named tuple field (atomically), e.g. ``append(val_loss=0.3)``."""
@@ -281,6 +303,8 @@ class TaskWorker(Generic[P]):
             self._progress = dataclasses.replace(
                 p, **{name: (*getattr(p, name), value) for name, value in items.items()}
             )
+        if self._relay is not None:
+            self._relay.send(("append", items))
 
     @property
     def progress(self) -> P:
@@ -288,10 +312,53 @@ class TaskWorker(Generic[P]):
         with self.lock:
             return self._progress
 
+    # -- a child process ----------------------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What a child process receives: everything but the parent's lock, events, thread,
+        slots and timer bookkeeping."""
+        state = self.__dict__.copy()
+        for name in ("lock", "stop_event", "done_event", "thread", "slots", "_relay"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.lock = threading.Lock()
+        self.stop_event = threading.Event()
+        self.done_event = threading.Event()
+        self.thread = None
+        self.slots = None
+        self._relay = None
+
+    def attach_child(self, conn: Any, stop: Any) -> None:
+        """In the child process: report through ``conn``, stop when ``stop`` is set."""
+        self._relay = conn
+        self.stop_event = stop
+
+    def export_result(self) -> Any:
+        """In the child, after ``work()``: what the parent needs (picklable)."""
+        return None
+
+    def import_result(self, result: Any) -> None:
+        """In the parent: take what ``export_result`` returned in the child."""
+
     # -- the thread --------------------------------------------------------------------------
 
     def work(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _run_work(self) -> None:
+        from cnnlib.task_process import isolation_enabled, pickled_for_child, run_in_child
+
+        payload = None
+        if self.isolate or (self.isolate is None and isolation_enabled()):
+            payload = pickled_for_child(self, required=bool(self.isolate))
+        if payload is not None:
+            run_in_child(self, payload)
+        else:
+            self.update(process_id=os.getpid())
+            self.work()
 
     def failure_message(self, exc: Exception) -> str:
         """The learner's message for an exception raised by ``work``."""
@@ -328,7 +395,7 @@ class TaskWorker(Generic[P]):
             self.update(
                 state="stopping" if self.stop_event.is_set() else "running", queue_position=None
             )
-            self.work()
+            self._run_work()
             changes: dict[str, Any] = {
                 "state": "stopped" if self.stop_event.is_set() else "finished"
             }

@@ -68,6 +68,7 @@ __all__ = [
     "WatchSnapshot",
     "choose_strategy",
     "default_slots",
+    "load_model_bytes",
     "mixed_precision_helps",
     "save_model_bytes",
 ]
@@ -580,6 +581,7 @@ class _Worker(TaskWorker[TrainingProgress]):
     """Everything the training thread touches. Holds no reference to the ``TrainingJob``."""
 
     thread_name = "cnnlab-training"
+    process_safe = True
 
     def __init__(
         self,
@@ -592,11 +594,13 @@ class _Worker(TaskWorker[TrainingProgress]):
         max_seconds: float | None = None,
         devices: Sequence[str] | None = None,
         watch: np.ndarray | None = None,
+        isolate: bool | None = None,
     ):
         super().__init__(
             TrainingProgress(epochs=config.total_epochs, phases=len(config.plan())),
             slots=slots,
             max_seconds=max_seconds,
+            isolate=isolate,
         )
         self.builder = builder
         self.data = data
@@ -617,6 +621,15 @@ class _Worker(TaskWorker[TrainingProgress]):
 
     def on_exit(self) -> None:
         self.data = None  # free the data; the model stays
+
+    def export_result(self) -> dict[str, Any]:
+        """In the child: the trained model as ``.keras`` bytes (None when there is none)."""
+        return {"model": None if self.model is None else save_model_bytes(self.model)}
+
+    def import_result(self, result: dict[str, Any]) -> None:
+        """In the parent: the child's model, loaded from its ``.keras`` bytes."""
+        data = result["model"]
+        self.model = None if data is None else load_model_bytes(data)
 
     def _watcher(self, watch_class, model) -> list:
         """[the watch callback] when an image is watched and the model has a Conv2D, else []."""
@@ -777,6 +790,12 @@ class TrainingJob(TaskHandle[TrainingProgress]):
     ``snapshot().watch`` at every epoch end (a ``WatchSnapshot``; nothing for a model
     without a Conv2D layer).
 
+    ``isolate``: train in a child process (``cnnlib.task_process``), so that TensorFlow's
+    memory is returned when it ends; None: yes unless ``$CNNLAB_TRAINING_PROCESS`` is "0".
+    The model, ``callbacks`` and ``model_builder`` must then pickle (module-level functions
+    or ``functools.partial`` of them), the callbacks run in the child, and ``model`` is the
+    trained model loaded back in this process once the job is done (None while it runs).
+
     ``start()`` raises ``cnnlib.tasks.ServerBusyError`` when the slot queue is full.
 
     When the handle is garbage-collected (its session ended), the training stops.
@@ -793,6 +812,7 @@ class TrainingJob(TaskHandle[TrainingProgress]):
         max_seconds: float | None = None,
         devices: Sequence[str] | None = None,
         watch: np.ndarray | None = None,
+        isolate: bool | None = None,
     ):
         if not isinstance(config, TrainConfig):
             raise InvalidArgumentError("config must be a TrainConfig.")
@@ -809,6 +829,7 @@ class TrainingJob(TaskHandle[TrainingProgress]):
                 max_seconds=max_seconds,
                 devices=devices,
                 watch=_watch_image(watch),
+                isolate=isolate,
             )
         )
 
@@ -829,3 +850,14 @@ def save_model_bytes(model) -> bytes:
         path = Path(folder) / "model.keras"
         model.save(path)
         return path.read_bytes()
+
+
+def load_model_bytes(data: bytes):
+    """The Keras model in ``.keras`` bytes this project saved (``save_model_bytes``), e.g. in
+    a training's child process. Not for uploads: those go through ``cnnlib.model_files``."""
+    import keras
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.keras"
+        path.write_bytes(data)
+        return keras.saving.load_model(path)

@@ -727,8 +727,10 @@ class _Stopped(Exception):
 class _OwnWorker(_TrainingWorker):
     thread_name = "cnnlab-own-images"
 
-    def __init__(self, data, settings: dict, config: TrainConfig, slots, max_seconds) -> None:
-        super().__init__(None, data, config, slots, (), max_seconds=max_seconds)
+    def __init__(
+        self, data, settings: dict, config: TrainConfig, slots, max_seconds, isolate=None
+    ) -> None:
+        super().__init__(None, data, config, slots, (), max_seconds=max_seconds, isolate=isolate)
         self.settings = settings
         self._progress = OwnProgress(
             epochs=config.total_epochs,
@@ -776,6 +778,10 @@ class _OwnWorker(_TrainingWorker):
         if tune:
             self._fine_tune(images)
 
+    def import_result(self, result: dict) -> None:
+        register_layers()  # the ResNet50 and VGG19 models hold the CaffePreprocess layer
+        super().import_result(result)
+
     def _extracted(self, stage: str, done: int, total: int) -> None:
         self.update(features_done=done, features_total=total)
         if self.stop_event.is_set():
@@ -807,6 +813,7 @@ class OwnImagesJob(TaskHandle[OwnProgress]):
     ``data``: a ``cnnlib.folders.FolderData``. ``augment``: augmentation kinds (layers in
     the scratch model; the augmented copies' kinds for transfer). ``model`` is the full
     raw-pixels model once done (None while the head trains, or when nothing was learned).
+    ``isolate``: run in a child process (see ``cnnlib.training.TrainingJob``).
     ``start()`` raises ``ServerBusyError`` when the server's queue is full.
     """
 
@@ -827,6 +834,7 @@ class OwnImagesJob(TaskHandle[OwnProgress]):
         seed: int = 0,
         slots: TrainingSlots | None = None,
         max_seconds: float | None = None,
+        isolate: bool | None = None,
     ) -> None:
         if recipe not in ("scratch", "transfer"):
             raise InvalidArgumentError(f"recipe must be 'scratch' or 'transfer', got {recipe!r}.")
@@ -842,7 +850,10 @@ class OwnImagesJob(TaskHandle[OwnProgress]):
             "copies": augment_copies, "fine_tune_epochs": fine_tune_epochs,
         }  # fmt: skip
         self.settings = settings
-        super().__init__(_OwnWorker(data, settings, config, slots or default_slots(), max_seconds))
+        worker = _OwnWorker(
+            data, settings, config, slots or default_slots(), max_seconds, isolate=isolate
+        )
+        super().__init__(worker)
 
     @property
     def model(self):

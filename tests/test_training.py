@@ -111,7 +111,8 @@ def test_progress_arrives_in_order(digits):
 
     config = TrainConfig(batch_size=50, epochs=3, train_size=500, validation_split=0.2)
     job = TrainingJob(
-        small_model, ((x, y), test), config, callbacks=[Spy()], slots=TrainingSlots(1)
+        small_model, ((x, y), test), config, callbacks=[Spy()], slots=TrainingSlots(1),
+        isolate=False,
     )
     job.start()
     polled = []
@@ -151,7 +152,7 @@ def test_stop_mid_run_keeps_a_usable_model_and_skips_evaluation(digits):
     (x, y), test = digits
     gate = Gate()
     config = TrainConfig(batch_size=32, epochs=50, train_size=3200)
-    job = TrainingJob(small_model, ((x, y), test), config, callbacks=[gate]).start()
+    job = TrainingJob(small_model, ((x, y), test), config, callbacks=[gate], isolate=False).start()
     assert gate.reached.wait(60)
     job.stop()
     assert job.snapshot().state == "stopping"
@@ -176,7 +177,7 @@ def test_the_slot_limit_queues_the_third_and_fourth_job(digits):
     gates = [Gate() for _ in range(4)]
     config = TrainConfig(batch_size=50, epochs=1, train_size=100, validation_split=0.0)
     jobs = [
-        TrainingJob(small_model, ((x, y), (None, None)), config, slots=slots, callbacks=[g])
+        TrainingJob(small_model, ((x, y), (None, None)), config, slots=slots, callbacks=[g], isolate=False)
         for g in gates
     ]
     for job in jobs:  # one at a time, so that the queue order is the start order
@@ -205,7 +206,7 @@ def test_a_garbage_collected_handle_stops_its_training(digits):
     (x, y), _ = digits
     gate = Gate()
     config = TrainConfig(batch_size=32, epochs=50, train_size=640, validation_split=0.0)
-    job = TrainingJob(small_model, ((x, y), (None, None)), config, callbacks=[gate]).start()
+    job = TrainingJob(small_model, ((x, y), (None, None)), config, callbacks=[gate], isolate=False).start()
     worker = job._worker
     assert gate.reached.wait(60)
     del job
@@ -323,7 +324,7 @@ def test_phases_recompile_with_their_learning_rate_and_trainable_layers(digits):
         ),
     )
     assert config.total_epochs == 3
-    job = TrainingJob(small_model, ((x, y), test), config, callbacks=[Spy()])
+    job = TrainingJob(small_model, ((x, y), test), config, callbacks=[Spy()], isolate=False)
     progress = job.start().wait(120)
     assert progress.state == "finished", progress.error
     assert progress.phases == 2 and progress.phase == 2 and progress.phase_name == "fine-tune"
@@ -369,7 +370,7 @@ def builder(seed=None):
     specs = [LayerSpec.conv2d(2, 3), LayerSpec.flatten(), LayerSpec.dense(2, activation="softmax")]
     return build_from_stack(specs, (8, 8, 1), 2, seed=seed)
 job = TrainingJob(builder, ((x, y), (x[:40], y[:40])), TrainConfig(batch_size=10, epochs=1),
-                  slots=TrainingSlots(1), devices=["/cpu:0", "/cpu:1"], watch=x[0]).start()
+                  slots=TrainingSlots(1), devices=["/cpu:0", "/cpu:1"], watch=x[0], isolate=False).start()
 p = job.wait(120)
 assert p.state == "finished", p.error
 assert p.device == "2 devices (MirroredStrategy)" and p.replicas == 2, p.device
@@ -447,7 +448,7 @@ def test_watch_snapshots_each_epoch_hold_that_epochs_filters_and_maps(digits):
     digit = x[8]  # (28, 28) uint8 raw pixels
     ends = EpochEnds()
     config = TrainConfig(batch_size=64, epochs=3, train_size=640, validation_split=0.0)
-    job = TrainingJob(small_model, ((x, y), test), config, callbacks=[ends], watch=digit)
+    job = TrainingJob(small_model, ((x, y), test), config, callbacks=[ends], watch=digit, isolate=False)
     ends.job = job
     assert job.snapshot().watch is None
     assert job.start().wait(180).state == "finished", job.snapshot().error

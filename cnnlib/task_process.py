@@ -1,0 +1,273 @@
+"""Run a task's ``work()`` in a child process, so that its memory is returned when it ends.
+
+Why: TensorFlow keeps part of every model it trains for the life of the process (measured
+with TF 2.21 / Keras 3.15 on this project's fast convnet: about 18 MB per ``model.fit``
+with Adam, 4 MB with SGD, none for building, loading or predicting). On a shared server
+that is hours of visitors' trainings adding up to an out-of-memory kill that logs every
+visitor out. A child process gives all of it back when it exits, and a runaway training
+is ended on its own instead of taking the server down.
+
+How: ``run_in_child(worker)`` starts a fresh interpreter, ``python -m cnnlib.task_process``
+(never ``fork`` a process that runs TensorFlow's threads; and not ``multiprocessing``'s
+"spawn", which re-runs the parent's ``__main__`` in the child: under Streamlit that is the
+app script). The child listens on a ``multiprocessing.connection.Listener`` (a private
+Unix socket or named pipe, with a random ``authkey``) whose address it prints; the parent
+connects, sends the pickled worker, and relays what the child reports until it ends:
+
+- the child's ``worker.update`` / ``worker.append`` calls come through the connection and
+  are applied to the parent's worker, so ``snapshot()`` shows live progress as before;
+- Stop (the parent's ``stop_event``: a click, the time limit, the session's end) is sent
+  to the child, whose training checks it at every batch; a child whose parent is gone
+  stops too;
+- at the end the child sends ``worker.export_result()`` (e.g. the model as ``.keras`` bytes)
+  or its failure message, and the parent calls ``worker.import_result(...)``;
+- the child's resident memory is read every ``POLL_SECONDS`` from ``/proc`` (Linux); above
+  ``budgets().training_process_bytes`` the child is killed and the task fails with a
+  message; a child that dies (killed, crashed) fails the task, never the server;
+- a child that has not ended ``STOP_GRACE_SECONDS`` after a stop request is killed.
+
+The child's first seconds go to importing TensorFlow. ``$CNNLAB_TRAINING_PROCESS=0`` runs
+tasks in a thread of the server instead (no isolation; e.g. for a debugger).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pickle
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from multiprocessing.connection import Client, Listener
+from pathlib import Path
+from typing import Any
+
+from cnnlib.budgets import budgets, format_bytes
+from cnnlib.errors import BudgetError, CNNLabError, InvalidArgumentError
+
+__all__ = [
+    "POLL_SECONDS",
+    "STOP_GRACE_SECONDS",
+    "TaskProcessError",
+    "isolation_enabled",
+    "pickled_for_child",
+    "process_rss_bytes",
+    "run_in_child",
+]
+
+_log = logging.getLogger(__name__)
+
+#: How often the parent reads the connection, forwards Stop and checks the child's memory.
+POLL_SECONDS = 0.1
+#: Seconds a child may take to end after a stop request before it is killed.
+STOP_GRACE_SECONDS = 30.0
+#: Seconds the parent waits for a child to exit once it has ended its work.
+EXIT_WAIT_SECONDS = 10.0
+
+
+class TaskProcessError(CNNLabError, RuntimeError):
+    """The task's process failed (its message is the child's, for the learner) or ended
+    without a result (killed, out of memory, crashed)."""
+
+
+def isolation_enabled() -> bool:
+    """False only when ``$CNNLAB_TRAINING_PROCESS`` is "0": tasks then run in a thread."""
+    return os.environ.get("CNNLAB_TRAINING_PROCESS", "").strip() != "0"
+
+
+def pickled_for_child(worker: Any, *, required: bool) -> bytes | None:
+    """The worker pickled for a child process; when it does not pickle (e.g. a model builder
+    that is a local function or a lambda): None, with a logged warning, or when
+    ``required``, ``InvalidArgumentError`` saying what to change."""
+    try:
+        return pickle.dumps(worker, protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+        if required:
+            raise InvalidArgumentError(
+                "This training cannot run in its own process because part of it cannot be "
+                f"copied there ({exc}). Pass module-level functions (or functools.partial of "
+                "them) as the model builder and callbacks, or isolate=False."
+            ) from exc
+        _log.warning("Training in the server's own process: %s does not pickle (%s).",
+                     type(worker).__name__, exc)  # fmt: skip
+        return None
+
+
+def process_rss_bytes(pid: int) -> int | None:
+    """Resident memory of process ``pid`` in bytes (``VmRSS``), or None where ``/proc`` has
+    no such process (ended, or not Linux)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# The child: python -m cnnlib.task_process
+# --------------------------------------------------------------------------------------------
+
+
+def _listen_for_stop(conn: Any, stop: threading.Event) -> None:
+    """In the child: set ``stop`` when the parent says "stop" or is gone."""
+    try:
+        while conn.recv() != "stop":
+            pass
+    except (EOFError, OSError):
+        pass
+    stop.set()
+
+
+def child_main() -> None:
+    """The child process: read the authkey from stdin, listen, print the address, take the
+    worker, run ``worker.work()`` and report through the connection."""
+    authkey = bytes.fromhex(sys.stdin.readline().strip())
+    with Listener(authkey=authkey) as listener:
+        print(repr(listener.address), flush=True)
+        os.dup2(2, 1)  # anything printed later goes to stderr, not the closed address pipe
+        conn = listener.accept()
+    worker = pickle.loads(conn.recv_bytes())
+    stop = threading.Event()
+    threading.Thread(target=_listen_for_stop, args=(conn, stop), daemon=True).start()
+    worker.attach_child(conn, stop)
+    try:
+        worker.work()
+        message: tuple[str, Any] = ("done", worker.export_result())
+    except Exception as exc:  # sent to the parent, which fails the task with this message
+        worker.on_failure()
+        message = ("failed", worker.failure_message(exc))
+    try:
+        conn.send(message)
+    except OSError:
+        pass  # the parent is gone: nobody is left to tell
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------------------------
+# The parent
+# --------------------------------------------------------------------------------------------
+
+
+def _start_child() -> tuple[subprocess.Popen, Any]:
+    """(the child process, a connection to it), once it listens."""
+    import ast
+
+    authkey = secrets.token_bytes(32)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "cnnlib.task_process"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    try:
+        child.stdin.write(authkey.hex() + "\n")
+        child.stdin.close()
+        line = child.stdout.readline()  # the address, or "" when the child died first
+        child.stdout.close()
+        if not line:
+            raise TaskProcessError(
+                f"The training's process could not start (exit code {child.wait()})."
+            )
+        return child, Client(ast.literal_eval(line.strip()), authkey=authkey)
+    except BaseException:
+        child.kill()
+        child.wait()
+        raise
+
+
+def _apply(worker: Any, kind: str, payload: Any) -> None:
+    if kind == "update":
+        worker.update(**payload)
+    elif kind == "append":
+        worker.append(**payload)
+
+
+def run_in_child(worker: Any, payload: bytes | None = None) -> None:
+    """Run ``worker.work()`` in a child process and relay its progress until it ends.
+
+    ``payload``: the worker already pickled (``pickled_for_child``), else it is pickled here.
+    Returns once ``worker.import_result(...)`` has taken the child's result. Raises
+    ``TaskProcessError`` with the child's message when ``work()`` failed there, or when the
+    child ended without a result; ``BudgetError`` when it passed the memory budget.
+    """
+    limit = budgets().training_process_bytes
+    if payload is None:
+        payload = pickled_for_child(worker, required=True)
+    child, conn = _start_child()
+    worker.update(process_id=child.pid)
+    peak = 0
+    stop_asked: float | None = None
+    try:
+        conn.send_bytes(payload)
+        del payload
+        while True:
+            if worker.stop_event.is_set() and stop_asked is None:
+                stop_asked = time.monotonic()
+                with contextlib.suppress(OSError):  # the child may have just ended
+                    conn.send("stop")
+            try:
+                message = conn.recv() if conn.poll(POLL_SECONDS) else None
+            except (EOFError, OSError):
+                break  # the child is gone without a result
+            if message is not None:
+                kind, payload = message
+                if kind == "done":
+                    worker.update(process_peak_bytes=peak)
+                    worker.import_result(payload)
+                    return
+                if kind == "failed":
+                    worker.update(process_peak_bytes=peak)
+                    raise TaskProcessError(payload)
+                _apply(worker, kind, payload)
+                continue
+            rss = process_rss_bytes(child.pid) or 0
+            peak = max(peak, rss)
+            if rss > limit:
+                child.kill()
+                worker.update(process_peak_bytes=peak)
+                raise BudgetError(
+                    f"The training needed more than {format_bytes(limit)} of memory "
+                    f"({format_bytes(rss)} when it was stopped), the most one training may "
+                    "use here. Use a smaller batch size, image size or network."
+                )
+            if stop_asked is not None and time.monotonic() - stop_asked > STOP_GRACE_SECONDS:
+                child.kill()
+                raise TaskProcessError(
+                    f"The training did not stop within {STOP_GRACE_SECONDS:g} s and was ended; "
+                    "nothing it learned could be kept."
+                )
+        try:
+            code = child.wait(EXIT_WAIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            code = None
+        worker.update(process_peak_bytes=peak)
+        why = (
+            "it ran out of memory or was killed"
+            if code is not None and code < 0
+            else ("it crashed")
+        )
+        raise TaskProcessError(
+            f"The training's process ended unexpectedly (exit code {code}: {why}); nothing it "
+            "learned could be kept. Try again, with a smaller batch size or fewer images."
+        )
+    finally:
+        conn.close()
+        try:
+            child.wait(EXIT_WAIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+if __name__ == "__main__":
+    child_main()
