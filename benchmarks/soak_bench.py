@@ -15,10 +15,12 @@ each doing one page's work, then closes them all:
 - maps: ResNet50's feature maps of the sample photo, until the layer's maps are drawn.
 
 A sampler thread reads the server process's resident memory (``VmRSS`` in
-``/proc/<pid>/status``) every ``--sample-seconds``. The first ``--warmup`` waves load
-TensorFlow, ResNet50 and the caches; growth is measured from the median RSS of the samples
-during the last warm-up wave to the median of the last three samples of the run (after a
-final ``TTL`` pause, so the last wave's sessions have been released).
+``/proc/<pid>/status``) every ``--sample-seconds``, and that of the server with its child
+processes (each training runs in its own, ``cnnlib.task_process``). The first ``--warmup``
+waves load TensorFlow, ResNet50 and the caches; growth of the server's RSS is measured from
+the median of the samples during the last warm-up wave to the median of the last three
+samples of the run (after a final ``TTL`` pause, so the last wave's sessions have been
+released).
 
 Prints the RSS series (seconds, MB), one row per wave, and the targets (issue 10):
 
@@ -46,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.targets import report_targets  # noqa: E402
 from cnnlib.models.pretrained import RESNET50  # noqa: E402
+from cnnlib.task_process import process_rss_bytes  # noqa: E402
 from tests.e2e.harness import VIEWPORT, launch_chromium, streamlit_server, wait_idle  # noqa: E402
 from tests.imagenet_weights import resnet50_weights_file  # noqa: E402
 
@@ -79,25 +82,38 @@ def server_pid() -> int:
 
 def rss_mb(pid: int) -> float:
     """Resident memory of ``pid`` in MB (10^6 bytes), from ``/proc/<pid>/status``."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024 / 1e6
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+    return (process_rss_bytes(pid) or 0) / 1e6
+
+
+def children(pid: int) -> list[int]:
+    """The pids of ``pid``'s child processes (from ``/proc/<pid>/task/*/children``)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
 
 
 class Sampler(threading.Thread):
-    """(seconds since start, RSS MB) every ``every`` seconds until ``stop``."""
+    """(seconds since start, server RSS MB, server + children RSS MB) every ``every`` seconds
+    until ``done``."""
 
     def __init__(self, pid: int, every: float):
         super().__init__(daemon=True)
         self.pid, self.every = pid, every
         self.start_time = time.monotonic()
         self.samples: list[tuple[float, float]] = []
+        self.tree: list[float] = []
         self.done = threading.Event()
 
     def run(self) -> None:
         while not self.done.is_set():
-            self.samples.append((time.monotonic() - self.start_time, rss_mb(self.pid)))
+            server = rss_mb(self.pid)
+            tree = server + sum(rss_mb(c) for c in children(self.pid))
+            self.samples.append((time.monotonic() - self.start_time, server))
+            self.tree.append(tree)
             self.done.wait(self.every)
 
     def now(self) -> float:
@@ -264,9 +280,9 @@ def main() -> int:
         sampler.join()
 
     samples = sampler.samples
-    print("\nServer RSS over time\n\n| s | MB |\n|---:|---:|")
-    for t, mb in samples:
-        print(f"| {t:.0f} | {mb:.0f} |")
+    print("\nRSS over time (MB)\n\n| s | server | server + trainings |\n|---:|---:|---:|")
+    for (t, mb), tree in zip(samples, sampler.tree, strict=True):
+        print(f"| {t:.0f} | {mb:.0f} | {tree:.0f} |")
     print("\n| wave | start s | seconds | sessions | lost | exceptions |")
     print("|---:|---:|---:|---:|---:|---:|")
     for w in waves:
@@ -281,7 +297,7 @@ def main() -> int:
         f"\n{len(waves)} waves, {sessions} sessions in {samples[-1][0]:.0f} s; RSS "
         f"{samples[0][1]:.0f} MB at start, {max(mb for _, mb in samples):.0f} MB peak, "
         f"{samples[-1][1]:.0f} MB at the end; growth after warm-up (wave {warm.index}) "
-        f"{growth:.1f} %."
+        f"{growth:.1f} %. With the trainings' processes: {max(sampler.tree):.0f} MB peak."
     )
     return report_targets(
         [

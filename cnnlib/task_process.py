@@ -56,6 +56,7 @@ __all__ = [
     "pickled_for_child",
     "process_rss_bytes",
     "run_in_child",
+    "share_gpu_memory",
 ]
 
 _log = logging.getLogger(__name__)
@@ -76,6 +77,13 @@ class TaskProcessError(CNNLabError, RuntimeError):
 def isolation_enabled() -> bool:
     """False only when ``$CNNLAB_TRAINING_PROCESS`` is "0": tasks then run in a thread."""
     return os.environ.get("CNNLAB_TRAINING_PROCESS", "").strip() != "0"
+
+
+def share_gpu_memory() -> None:
+    """Let the server and its trainings' processes share a GPU: TensorFlow then takes GPU
+    memory as it needs it instead of all of it at start (``TF_FORCE_GPU_ALLOW_GROWTH``,
+    unless already set). Call before TensorFlow starts; children inherit it."""
+    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
 
 
 def pickled_for_child(worker: Any, *, required: bool) -> bytes | None:

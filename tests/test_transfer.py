@@ -8,6 +8,7 @@ result must say the weights are not verified ImageNet weights.
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 import zipfile
@@ -308,6 +309,7 @@ def test_background_job_extracts_once_then_trains_the_head_and_gives_a_flat_mode
     assert p.features_done == p.features_total == 12 * 3 + 4
     assert p.stage == "fine-tune" and len(p.head_val_accuracy) == 2 and len(p.val_accuracy) == 1
     assert not p.weights_verified and str(mobilenet_file) in p.weights_source
+    assert p.process_id not in (0, os.getpid())  # trained in its own process, loaded back here
     model = job.model
     # The backbone's layers are the model's own; fine-tuning trained only its top block.
     assert model.get_layer("Conv_1").trainable and not model.get_layer("Conv1").trainable

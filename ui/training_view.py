@@ -311,6 +311,8 @@ def show_status(p, slot_limit: int) -> None:
             "finished": "Finished",
             "stopped": "Stopped",
         }.get(p.state, p.state)
+        if p.state == "running" and not p.steps_per_epoch:
+            label = "Starting: loading TensorFlow in this training's own process"
         st.progress(p.fraction, text=f"**{label}** · {progress_line(p)}")
     if p.message:  # e.g. ended by the time limit
         st.warning(p.message, icon="⏱️")

@@ -9,14 +9,14 @@ are driven from this one thread by interleaving: each is started, then each is p
 
 The sessions:
 
-- ``closer``: trains on MNIST (8,000 images, 50 epochs in batches of 16: it would run for
-  many minutes), then its browser context is closed mid-training; its slot must go to the
-  queued training within the TTL.
+- ``closer``: trains the intro convnet on MNIST (7,200 images, 50 epochs in batches of 16:
+  it would run for many minutes), then its browser context is closed mid-training; its
+  slot must go to the queued training within the TTL.
 - ``mnist_a``: trains on MNIST as long, and is stopped by its Stop button once the slot test
   is done (a stopped training keeps its model: it has finished).
 - ``mnist_b``: trains on MNIST (500 images, 1 epoch): queued behind the two above first.
-- ``QUICK_TRAINER``: trains on its own — the Feature maps page's quick training, which stands
-  in for the own-images page (not on this branch); it first meets the full queue ("busy").
+- ``own``: trains on its own images (the own-images page's built-in example, a convnet from
+  scratch, 1 epoch); it first meets the full queue ("busy").
 - ``classify_a``, ``classify_b``: classify the sample photo with the shared ResNet50.
 - ``maps``: looks at ResNet50's feature maps of the sample photo.
 
@@ -40,14 +40,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 #: Seconds a closed tab's session is kept before its cleanup (the server's TTL here).
 TTL_SECONDS = 5
-#: The session that trains "on its own images": the Feature maps page's quick training, as
-#: the own-images page is built on another branch.
-QUICK_TRAINER = "quick_trainer"
 SERVER_ENV = {
     "CNNLAB_MAX_TRAININGS": "2",
     "CNNLAB_TRAINING_QUEUE": "1",
     "STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL": str(TTL_SECONDS),
 }
+SLOW_PRESET = "Intro convnet"
 LONG = 240_000  #: ms: the slowest wait (a training on a busy 2-core machine)
 EXCEPTION = '[data-testid="stException"]'
 
@@ -74,9 +72,15 @@ def _open(browser, url: str, page_title: str):
     return page
 
 
-def _mnist_start(page, *, epochs: int, images: int | None, batch: int | None = None) -> None:
+def _mnist_start(
+    page, *, epochs: int, images: int | None, batch: int | None = None, preset: str = ""
+) -> None:
     page.get_by_text("Train a convnet on MNIST").first.wait_for(timeout=120_000)
     wait_idle(page, timeout=120_000)
+    if preset:
+        page.get_by_role("combobox", name="Start from a preset").click()
+        page.get_by_role("option", name=preset, exact=True).click()
+        wait_idle(page)
     page.get_by_role("tab", name="② Train").click()
     box = page.get_by_label("Epochs", exact=True)
     box.fill(str(epochs))
@@ -133,12 +137,13 @@ def test_seven_sessions_share_the_server(server_url, browser, tmp_path):
 
 def _seven_sessions(server_url, browser, tmp_path, pages: dict) -> None:
 
-    # Two long trainings take both slots.
+    # Two long trainings take both slots: the intro convnet (no pooling: about 11 M
+    # multiply-adds per image), 50 epochs of 7,200 digits would take many minutes.
     pages["closer"] = _open(browser, server_url, "Train on MNIST")
-    _mnist_start(pages["closer"], epochs=50, images=None, batch=16)
+    _mnist_start(pages["closer"], epochs=50, images=None, batch=16, preset=SLOW_PRESET)
     _wait_status(pages["closer"], r"^Training")
     pages["mnist_a"] = _open(browser, server_url, "Train on MNIST")
-    _mnist_start(pages["mnist_a"], epochs=50, images=None, batch=16)
+    _mnist_start(pages["mnist_a"], epochs=50, images=None, batch=16, preset=SLOW_PRESET)
     _wait_status(pages["mnist_a"], r"^Training")
 
     # A third waits in the queue (its place shown); a fourth finds the queue full.
@@ -146,11 +151,18 @@ def _seven_sessions(server_url, browser, tmp_path, pages: dict) -> None:
     _mnist_start(pages["mnist_b"], epochs=1, images=500)
     _wait_status(pages["mnist_b"], r"^queued$")
     expect(pages["mnist_b"].get_by_text("Your place in the queue: 1", exact=False)).to_be_visible()
-    quick = pages[QUICK_TRAINER] = _open(browser, server_url, "Feature maps")
-    quick.get_by_role("button", name="Train it now").click()
-    busy = quick.get_by_text("The server is busy: 2 trainings are running and 1 waiting")
+    own = pages["own"] = _open(browser, server_url, "Train on your own images")
+    own.get_by_text("160 images in 4 classes").wait_for(timeout=120_000)
+    wait_idle(own, timeout=120_000)
+    own.get_by_role("tab", name="② Train").click()
+    box = own.get_by_label("Epochs", exact=True)
+    box.fill("1")
+    box.press("Enter")
+    wait_idle(own, timeout=120_000)
+    own.get_by_role("button", name="Start training").click()
+    busy = own.get_by_text("The server is busy: 2 trainings are running and 1 waiting")
     busy.wait_for(timeout=120_000)
-    screenshot(quick, tmp_path, "concurrency_queue_full")
+    screenshot(own, tmp_path, "concurrency_queue_full")
 
     # Meanwhile, three sessions use the shared ResNet50.
     for name in ("classify_a", "classify_b"):
@@ -168,12 +180,10 @@ def _seven_sessions(server_url, browser, tmp_path, pages: dict) -> None:
     assert _status(pages["mnist_a"]).startswith("Training"), _status(pages["mnist_a"])
     assert freed_after >= TTL_SECONDS - 1  # not before the session's TTL
 
-    # The quick training now gets the free place in the queue, and waits for a slot.
-    quick.get_by_role("button", name="Train it now").click()
-    quick.get_by_text(re.compile(r"^(Waiting for a free training slot|Training )")).first.wait_for(
-        timeout=120_000
-    )
-    screenshot(quick, tmp_path, "concurrency_quick_training")
+    # The own-images training now gets the free place in the queue, and waits for a slot.
+    own.get_by_role("button", name="Start training").click()
+    _wait_status(own, r"^queued$|^Training|^Starting|^Finished")
+    screenshot(own, tmp_path, "concurrency_own_training")
 
     # The classifications and the feature maps finish.
     for name in ("classify_a", "classify_b"):
@@ -184,22 +194,33 @@ def _seven_sessions(server_url, browser, tmp_path, pages: dict) -> None:
         wait_idle(pages[name], timeout=LONG)
         screenshot(pages[name], tmp_path, f"concurrency_{name}")
 
-    # mnist_a is stopped by its learner; mnist_b and the quick training finish.
+    # mnist_a is stopped by its learner; mnist_b and the own-images training finish.
     pages["mnist_a"].get_by_role("button", name="Stop training").click()
     _wait_status(pages["mnist_a"], r"^Stopped")
     _wait_status(pages["mnist_b"], r"^Finished")
-    quick.get_by_text(re.compile(r"^Quick-trained tutorial convnet")).wait_for(timeout=LONG)
-    for name in ("mnist_a", "mnist_b"):
+    _wait_status(own, r"^Finished")
+    own.get_by_role("tab", name="③ Results").click()  # where the own-images page says it
+    for name in ("mnist_a", "mnist_b", "own"):
         page = pages[name]
         page.get_by_text(re.compile(r"^Kept in this session's models as")).first.wait_for(
             timeout=LONG
         )
         screenshot(page, tmp_path, f"concurrency_{name}")
-    wait_idle(quick, timeout=LONG)
-    screenshot(quick, tmp_path, "concurrency_quick_trained")
+    _no_exception(pages)
 
-    # Each session sees only its own models: the quick trainer and the feature-maps viewer
-    # never trained on the MNIST page, so they are not offered a model from it.
-    for name in (QUICK_TRAINER, "maps"):
-        expect(pages[name].get_by_text("Your model from the MNIST page")).to_have_count(0)
+    # Each session sees only its own models on Feature maps: the MNIST trainer its MNIST
+    # model, the own-images trainer its own, the feature-maps viewer none.
+    mine = {"mnist_a": r"^MNIST · ", "own": r"^Own images · "}
+    for name in ("mnist_a", "own", "maps"):
+        page = pages[name]
+        page.locator('[data-testid="stSidebar"]').get_by_text("Feature maps").click()
+        page.get_by_text("Layers", exact=True).wait_for(timeout=LONG)
+        wait_idle(page, timeout=LONG)
+        for owner, pattern in mine.items():
+            options = page.get_by_text(re.compile(pattern))
+            if owner == name:
+                expect(options.first).to_be_visible()
+            else:
+                expect(options).to_have_count(0)
+    screenshot(own, tmp_path, "concurrency_own_models")
     _no_exception(pages)
