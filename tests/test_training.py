@@ -111,7 +111,11 @@ def test_progress_arrives_in_order(digits):
 
     config = TrainConfig(batch_size=50, epochs=3, train_size=500, validation_split=0.2)
     job = TrainingJob(
-        small_model, ((x, y), test), config, callbacks=[Spy()], slots=TrainingSlots(1),
+        small_model,
+        ((x, y), test),
+        config,
+        callbacks=[Spy()],
+        slots=TrainingSlots(1),
         isolate=False,
     )
     job.start()
@@ -177,7 +181,9 @@ def test_the_slot_limit_queues_the_third_and_fourth_job(digits):
     gates = [Gate() for _ in range(4)]
     config = TrainConfig(batch_size=50, epochs=1, train_size=100, validation_split=0.0)
     jobs = [
-        TrainingJob(small_model, ((x, y), (None, None)), config, slots=slots, callbacks=[g], isolate=False)
+        TrainingJob(
+            small_model, ((x, y), (None, None)), config, slots=slots, callbacks=[g], isolate=False
+        )
         for g in gates
     ]
     for job in jobs:  # one at a time, so that the queue order is the start order
@@ -206,7 +212,9 @@ def test_a_garbage_collected_handle_stops_its_training(digits):
     (x, y), _ = digits
     gate = Gate()
     config = TrainConfig(batch_size=32, epochs=50, train_size=640, validation_split=0.0)
-    job = TrainingJob(small_model, ((x, y), (None, None)), config, callbacks=[gate], isolate=False).start()
+    job = TrainingJob(
+        small_model, ((x, y), (None, None)), config, callbacks=[gate], isolate=False
+    ).start()
     worker = job._worker
     assert gate.reached.wait(60)
     del job
@@ -370,7 +378,8 @@ def builder(seed=None):
     specs = [LayerSpec.conv2d(2, 3), LayerSpec.flatten(), LayerSpec.dense(2, activation="softmax")]
     return build_from_stack(specs, (8, 8, 1), 2, seed=seed)
 job = TrainingJob(builder, ((x, y), (x[:40], y[:40])), TrainConfig(batch_size=10, epochs=1),
-                  slots=TrainingSlots(1), devices=["/cpu:0", "/cpu:1"], watch=x[0], isolate=False).start()
+                  slots=TrainingSlots(1), devices=["/cpu:0", "/cpu:1"], watch=x[0],
+                  isolate=False).start()
 p = job.wait(120)
 assert p.state == "finished", p.error
 assert p.device == "2 devices (MirroredStrategy)" and p.replicas == 2, p.device
@@ -448,7 +457,9 @@ def test_watch_snapshots_each_epoch_hold_that_epochs_filters_and_maps(digits):
     digit = x[8]  # (28, 28) uint8 raw pixels
     ends = EpochEnds()
     config = TrainConfig(batch_size=64, epochs=3, train_size=640, validation_split=0.0)
-    job = TrainingJob(small_model, ((x, y), test), config, callbacks=[ends], watch=digit, isolate=False)
+    job = TrainingJob(
+        small_model, ((x, y), test), config, callbacks=[ends], watch=digit, isolate=False
+    )
     ends.job = job
     assert job.snapshot().watch is None
     assert job.start().wait(180).state == "finished", job.snapshot().error
