@@ -75,9 +75,13 @@ def _to_gray(image: Image.Image | np.ndarray) -> np.ndarray:
     whichever of black or white contrasts with the opaque pixels, so the strokes stay visible.
     """
     if isinstance(image, Image.Image):
-        if image.mode in ("RGBA", "LA", "PA") or (
+        transparent = image.mode in ("RGBA", "LA", "PA") or (
             image.mode == "P" and "transparency" in image.info
-        ):
+        )
+        factor = max(image.size) // (2 * _WORK_SIDE)
+        if factor >= 2:  # a big photo: box-average it down before any float copy
+            image = image.convert("RGBA" if transparent else "RGB").reduce(factor)
+        if transparent:
             arr = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
         else:
             arr = np.asarray(image.convert("L"), dtype=np.float32) / 255.0

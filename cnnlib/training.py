@@ -1,10 +1,12 @@
-"""Training a Keras model in a background thread, with live progress, Stop and a slot limit.
+"""Training a Keras model in the background, with live progress, Stop and a slot limit.
 
 A ``TrainingJob`` trains one model on a ``cnnlib.training_data.TrainingData`` (in-memory
-arrays or image folders streamed with tf.data) in a daemon thread that never calls
-Streamlit; the page polls ``job.snapshot()`` (an immutable ``TrainingProgress``) from a
-fragment. The thread, lock, stop flag, slot queue and time limit come from
-``cnnlib.tasks``. The model receives raw pixels (0…255) and owns its preprocessing.
+arrays or image folders streamed with tf.data) in a child process of its own
+(``cnnlib.task_process``: TensorFlow's memory goes back to the system when it ends), driven
+by a daemon thread that never calls Streamlit; the page polls ``job.snapshot()`` (an
+immutable ``TrainingProgress``) from a fragment. The thread, lock, stop flag, slot queue and
+time limit come from ``cnnlib.tasks``. The model receives raw pixels (0…255) and owns its
+preprocessing.
 
 A training is a sequence of phases (``Phase``): from scratch is one phase; transfer
 learning is a phase with a frozen backbone and a new head, then optionally a phase with the
@@ -24,7 +26,7 @@ under a lock right after ``keras.utils.set_random_seed``.
 
 "Watching it learn": given ``watch=`` one image, the job copies the first Conv2D layer's
 kernel and that image's feature maps in that layer at the end of every epoch into
-``TrainingProgress.watch`` (a ``WatchSnapshot``), from the training thread, so a page can
+``TrainingProgress.watch`` (a ``WatchSnapshot``), from where the model trains, so a page can
 draw them next to the curves without touching the model.
 """
 
@@ -835,7 +837,8 @@ class TrainingJob(TaskHandle[TrainingProgress]):
 
     @property
     def model(self):
-        """The Keras model once built (trained as far as the job went), else None."""
+        """The Keras model trained as far as the job went, else None. In a child process
+        (``isolate``) it arrives when the job is done; in the thread, once it is built."""
         return self._worker.model
 
 
