@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -70,3 +72,14 @@ def mnist_test_set(mnist_dir):
     y = read_idx(mnist_dir / "t10k-labels-idx1-ubyte.gz")
     x.flags.writeable = y.flags.writeable = False
     return x, y
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 60.0) -> bool:
+    """Poll ``predicate`` until it is true (True) or ``timeout`` seconds pass (False): a
+    bound on a wait for a background task, never a speed target."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False

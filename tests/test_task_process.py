@@ -11,7 +11,6 @@ import gc
 import logging
 import os
 import signal
-import time
 
 import numpy as np
 import pytest
@@ -20,6 +19,7 @@ from cnnlib.errors import InvalidArgumentError
 from cnnlib.models import LayerSpec, build_from_stack
 from cnnlib.task_process import process_rss_bytes
 from cnnlib.training import TrainConfig, TrainingJob, TrainingSlots
+from tests.conftest import wait_for
 
 keras = pytest.importorskip("keras")
 
@@ -50,15 +50,6 @@ def digits(mnist_test_set):
     return (x[:1000], y[:1000]), (x[9000:9200], y[9000:9200])
 
 
-def wait_until(predicate, timeout=WAIT) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 @pytest.mark.slow
 def test_a_training_runs_in_its_own_process_and_its_model_comes_back(digits):
     (x, y), test = digits
@@ -87,7 +78,7 @@ def test_stop_reaches_the_child_and_what_it_learned_is_kept(digits):
     (x, y), test = digits
     config = TrainConfig(batch_size=8, epochs=50)
     job = TrainingJob(small_model, ((x, y), test), config, slots=TrainingSlots(1)).start()
-    assert wait_until(lambda: job.snapshot().step >= 3)
+    assert wait_for(lambda: job.snapshot().step >= 3, WAIT)
     job.stop()
     p = job.wait(WAIT)
     assert p.state == "stopped" and p.epoch < 50
@@ -102,13 +93,13 @@ def test_a_closed_session_stops_its_child(digits):
         small_model, ((x, y), test), TrainConfig(batch_size=8, epochs=50), slots=TrainingSlots(1)
     ).start()
     worker = job._worker
-    assert wait_until(lambda: worker.snapshot().step >= 2)
+    assert wait_for(lambda: worker.snapshot().step >= 2, WAIT)
     pid = worker.snapshot().process_id
     del job
     gc.collect()  # the session's handle is gone: its finalizer asks the worker to stop
     assert worker.done_event.wait(WAIT)
     assert worker.snapshot().state == "stopped"
-    assert wait_until(lambda: process_rss_bytes(pid) is None, timeout=30)
+    assert wait_for(lambda: process_rss_bytes(pid) is None, 30)
 
 
 @pytest.mark.slow

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import gc
 import threading
-import time
 from dataclasses import dataclass
 
 import pytest
@@ -21,6 +20,7 @@ from cnnlib.tasks import (
     default_max_seconds,
     default_slots,
 )
+from tests.conftest import wait_for
 
 
 @dataclass(frozen=True)
@@ -49,15 +49,6 @@ class Counter(TaskWorker[CountProgress]):
             self.append(seen=i)
 
 
-def wait_for(predicate, timeout=30.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
-
-
 def test_a_task_runs_to_the_end_and_snapshots_are_immutable():
     worker = Counter(3, slots=TrainingSlots(1))
     worker.tick.set()
@@ -73,7 +64,7 @@ def test_stop_a_running_task_and_leave_the_queue():
     slots = TrainingSlots(1)
     first, second = Counter(100, slots=slots), Counter(100, slots=slots)
     a, b = TaskHandle(first).start(), TaskHandle(second)
-    assert wait_for(lambda: a.snapshot().state == "running")
+    assert wait_for(lambda: a.snapshot().state == "running", 30)
     b.start()
     assert wait_for(lambda: b.snapshot().queue_position == 1)
     assert b.snapshot().state == "queued"

@@ -27,7 +27,7 @@ from cnnlib.training import (
     save_model_bytes,
 )
 from cnnlib.training_data import ArrayData
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_for
 
 keras = pytest.importorskip("keras")
 
@@ -66,15 +66,6 @@ class Gate(keras.callbacks.Callback):
 
     def release(self):
         self.open.set()
-
-
-def wait_for(predicate, timeout=60.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 @pytest.mark.slow
