@@ -80,7 +80,9 @@ def _to_gray(image: Image.Image | np.ndarray) -> np.ndarray:
         )
         factor = max(image.size) // (2 * _WORK_SIDE)
         if factor >= 2:  # a big photo: box-average it down before any float copy
-            image = image.convert("RGBA" if transparent else "RGB").reduce(factor)
+            if image.mode not in ("L", "RGB", "RGBA"):
+                image = image.convert("RGBA" if transparent else "RGB")
+            image = image.reduce(factor)
         if transparent:
             arr = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
         else:
