@@ -18,16 +18,18 @@ connects, sends the pickled worker, and relays what the child reports until it e
   are applied to the parent's worker, so ``snapshot()`` shows live progress as before;
 - Stop (the parent's ``stop_event``: a click, the time limit, the session's end) is sent
   to the child, whose training checks it at every batch; a child whose parent is gone
-  stops too;
+  stops too (at its next batch, or after ``START_SECONDS`` if it never got its job);
 - at the end the child sends ``worker.export_result()`` (e.g. the model as ``.keras`` bytes)
   or its failure message, and the parent calls ``worker.import_result(...)``;
-- the child's resident memory is read every ``POLL_SECONDS`` from ``/proc`` (Linux); above
+- the child's resident memory is read every ``POLL_SECONDS`` from ``/proc`` (Linux only;
+  elsewhere there is no memory cap); above
   ``budgets().training_process_bytes`` the child is killed and the task fails with a
   message; a child that dies (killed, crashed) fails the task, never the server;
 - a child that has not ended ``STOP_GRACE_SECONDS`` after a stop request is killed.
 
 The child's first seconds go to importing TensorFlow. ``$CNNLAB_TRAINING_PROCESS=0`` runs
-tasks in a thread of the server instead (no isolation; e.g. for a debugger).
+tasks in a thread of the server instead (no isolation; e.g. for a debugger), unless a job
+asks for ``isolate=True``; so does a job that does not pickle (a logged warning).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from multiprocessing.connection import Client, Listener
 from pathlib import Path
 from typing import Any
@@ -65,6 +68,10 @@ _log = logging.getLogger(__name__)
 POLL_SECONDS = 0.1
 #: Seconds a child may take to end after a stop request before it is killed.
 STOP_GRACE_SECONDS = 30.0
+#: Seconds a child waits for its parent to connect and send the job before it gives up.
+START_SECONDS = 120.0
+#: Length of the random key that authenticates the parent's connection to its child.
+AUTHKEY_BYTES = 32
 #: Seconds the parent waits for a child to exit once it has ended its work.
 EXIT_WAIT_SECONDS = 10.0
 
@@ -92,7 +99,7 @@ def pickled_for_child(worker: Any, *, required: bool) -> bytes | None:
     ``required``, ``InvalidArgumentError`` saying what to change."""
     try:
         return pickle.dumps(worker, protocol=pickle.HIGHEST_PROTOCOL)
-    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+    except Exception as exc:  # whatever a user's builder or callback raises when pickled
         if required:
             raise InvalidArgumentError(
                 "This training cannot run in its own process because part of it cannot be "
@@ -134,13 +141,23 @@ def _listen_for_stop(conn: Any, stop: threading.Event) -> None:
 
 def child_main() -> None:
     """The child process: read the authkey from stdin, listen, print the address, take the
-    worker, run ``worker.work()`` and report through the connection."""
-    authkey = bytes.fromhex(sys.stdin.readline().strip())
+    worker, run ``worker.work()`` and report through the connection. A parent that has not
+    connected and sent the job within ``START_SECONDS`` is gone: the child exits."""
+    try:
+        authkey = bytes.fromhex(sys.stdin.readline().strip())
+    except ValueError:
+        authkey = b""
+    if len(authkey) != AUTHKEY_BYTES:
+        sys.exit(2)  # started by hand, or the parent died before writing the key
+    watchdog = threading.Timer(START_SECONDS, os._exit, (3,))
+    watchdog.daemon = True
+    watchdog.start()
     with Listener(authkey=authkey) as listener:
         print(repr(listener.address), flush=True)
         os.dup2(2, 1)  # anything printed later goes to stderr, not the closed address pipe
         conn = listener.accept()
     worker = pickle.loads(conn.recv_bytes())
+    watchdog.cancel()
     stop = threading.Event()
     threading.Thread(target=_listen_for_stop, args=(conn, stop), daemon=True).start()
     worker.attach_child(conn, stop)
@@ -148,6 +165,7 @@ def child_main() -> None:
         worker.work()
         message: tuple[str, Any] = ("done", worker.export_result())
     except Exception as exc:  # sent to the parent, which fails the task with this message
+        traceback.print_exc()  # for the server's log; the learner gets the message
         worker.on_failure()
         message = ("failed", worker.failure_message(exc))
     try:
@@ -164,10 +182,11 @@ def child_main() -> None:
 
 
 def _start_child() -> tuple[subprocess.Popen, Any]:
-    """(the child process, a connection to it), once it listens."""
+    """(the child process, a connection to it), once it listens. Raises
+    ``TaskProcessError`` when it cannot be started or reached (nothing is left running)."""
     import ast
 
-    authkey = secrets.token_bytes(32)
+    authkey = secrets.token_bytes(AUTHKEY_BYTES)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     child = subprocess.Popen(
@@ -182,11 +201,14 @@ def _start_child() -> tuple[subprocess.Popen, Any]:
         child.stdin.close()
         line = child.stdout.readline()  # the address, or "" when the child died first
         child.stdout.close()
-        if not line:
-            raise TaskProcessError(
-                f"The training's process could not start (exit code {child.wait()})."
-            )
         return child, Client(ast.literal_eval(line.strip()), authkey=authkey)
+    except Exception as exc:  # a dead child, a refused or unauthenticated connection, …
+        child.kill()
+        code = child.wait()
+        raise TaskProcessError(
+            f"The training's own process could not be started (exit code {code}). Try again "
+            "in a minute; if it keeps failing, the server is short of memory."
+        ) from exc
     except BaseException:
         child.kill()
         child.wait()
@@ -200,24 +222,38 @@ def _apply(worker: Any, kind: str, payload: Any) -> None:
         worker.append(**payload)
 
 
-def run_in_child(worker: Any, payload: bytes | None = None) -> None:
+def _ended_unexpectedly(code: int | None) -> TaskProcessError:
+    why = "it ran out of memory or was killed" if code is not None and code < 0 else "it crashed"
+    return TaskProcessError(
+        f"The training's process ended unexpectedly (exit code {code}: {why}); nothing it "
+        "learned could be kept. Try again, with a smaller batch size or fewer images."
+    )
+
+
+def run_in_child(worker: Any, *, required: bool = True) -> bool:
     """Run ``worker.work()`` in a child process and relay its progress until it ends.
 
-    ``payload``: the worker already pickled (``pickled_for_child``), else it is pickled here.
-    Returns once ``worker.import_result(...)`` has taken the child's result. Raises
-    ``TaskProcessError`` with the child's message when ``work()`` failed there, or when the
-    child ended without a result; ``BudgetError`` when it passed the memory budget.
+    Returns True once ``worker.import_result(...)`` has taken the child's result; False,
+    having started nothing, when the worker does not pickle and is not ``required`` to run
+    in a child (see ``pickled_for_child``). Raises ``TaskProcessError`` with the child's
+    message when ``work()`` failed there, or when the child ended without a result;
+    ``BudgetError`` when it passed the memory budget.
     """
     limit = budgets().training_process_bytes
+    payload = pickled_for_child(worker, required=required)
     if payload is None:
-        payload = pickled_for_child(worker, required=True)
+        return False
     child, conn = _start_child()
     worker.update(process_id=child.pid)
     peak = 0
     stop_asked: float | None = None
+    next_check = 0.0
     try:
-        conn.send_bytes(payload)
-        del payload
+        try:
+            conn.send_bytes(payload)
+        except OSError:
+            raise _ended_unexpectedly(child.poll()) from None
+        del payload  # the child has its copy
         while True:
             if worker.stop_event.is_set() and stop_asked is None:
                 stop_asked = time.monotonic()
@@ -227,17 +263,31 @@ def run_in_child(worker: Any, payload: bytes | None = None) -> None:
                 message = conn.recv() if conn.poll(POLL_SECONDS) else None
             except (EOFError, OSError):
                 break  # the child is gone without a result
+            except Exception as exc:  # a message that does not unpickle here
+                raise TaskProcessError(
+                    "The training's process sent something this server cannot read; it was "
+                    "ended. Try again."
+                ) from exc
             if message is not None:
                 kind, payload = message
                 if kind == "done":
                     worker.update(process_peak_bytes=peak)
-                    worker.import_result(payload)
-                    return
+                    try:
+                        worker.import_result(payload)
+                    except Exception as exc:
+                        raise TaskProcessError(
+                            "The training finished, but its model could not be loaded back "
+                            "into the server. Try again."
+                        ) from exc
+                    return True
                 if kind == "failed":
                     worker.update(process_peak_bytes=peak)
                     raise TaskProcessError(payload)
                 _apply(worker, kind, payload)
-                continue
+            now = time.monotonic()
+            if now < next_check:
+                continue  # memory and time are checked every POLL_SECONDS, messages or not
+            next_check = now + POLL_SECONDS
             rss = process_rss_bytes(child.pid) or 0
             peak = max(peak, rss)
             if rss > limit:
@@ -248,8 +298,9 @@ def run_in_child(worker: Any, payload: bytes | None = None) -> None:
                     f"({format_bytes(rss)} when it was stopped), the most one training may "
                     "use here. Use a smaller batch size, image size or network."
                 )
-            if stop_asked is not None and time.monotonic() - stop_asked > STOP_GRACE_SECONDS:
+            if stop_asked is not None and now - stop_asked > STOP_GRACE_SECONDS:
                 child.kill()
+                worker.update(process_peak_bytes=peak)
                 raise TaskProcessError(
                     f"The training did not stop within {STOP_GRACE_SECONDS:g} s and was ended; "
                     "nothing it learned could be kept."
@@ -259,15 +310,7 @@ def run_in_child(worker: Any, payload: bytes | None = None) -> None:
         except subprocess.TimeoutExpired:
             code = None
         worker.update(process_peak_bytes=peak)
-        why = (
-            "it ran out of memory or was killed"
-            if code is not None and code < 0
-            else ("it crashed")
-        )
-        raise TaskProcessError(
-            f"The training's process ended unexpectedly (exit code {code}: {why}); nothing it "
-            "learned could be kept. Try again, with a smaller batch size or fewer images."
-        )
+        raise _ended_unexpectedly(code)
     finally:
         conn.close()
         try:

@@ -349,16 +349,13 @@ class TaskWorker(Generic[P]):
         raise NotImplementedError
 
     def _run_work(self) -> None:
-        from cnnlib.task_process import isolation_enabled, pickled_for_child, run_in_child
+        from cnnlib.task_process import isolation_enabled, run_in_child
 
-        payload = None
-        if self.isolate or (self.isolate is None and isolation_enabled()):
-            payload = pickled_for_child(self, required=bool(self.isolate))
-        if payload is not None:
-            run_in_child(self, payload)
-        else:
-            self.update(process_id=os.getpid())
-            self.work()
+        in_child = self.isolate or (self.isolate is None and isolation_enabled())
+        if in_child and run_in_child(self, required=bool(self.isolate)):
+            return  # done in the child; a job that does not pickle runs here instead
+        self.update(process_id=os.getpid())
+        self.work()
 
     def failure_message(self, exc: Exception) -> str:
         """The learner's message for an exception raised by ``work``."""

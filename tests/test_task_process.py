@@ -171,3 +171,22 @@ def test_a_task_that_cannot_run_in_a_process_refuses_isolate():
 
     with pytest.raises(InvalidArgumentError, match="cannot run in a child process"):
         TaskWorker(TaskProgress(), isolate=True, max_seconds=1)
+
+
+def test_a_child_started_without_its_parents_key_exits_at_once():
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    for given in ("", "not hex\n", "abcd\n"):
+        result = subprocess.run(
+            [sys.executable, "-m", "cnnlib.task_process"],
+            input=given,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 2 and result.stdout == "" and not result.stderr

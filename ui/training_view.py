@@ -8,6 +8,7 @@ section of the Train-on-MNIST page each; the page keeps the widgets.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -312,7 +313,8 @@ def show_status(p, slot_limit: int) -> None:
             "stopped": "Stopped",
         }.get(p.state, p.state)
         if p.state == "running" and not p.steps_per_epoch:
-            label = "Starting: loading TensorFlow in this training's own process"
+            own = p.process_id not in (0, os.getpid())
+            label = "Starting" + (": loading TensorFlow in this training's own process" * own)
         st.progress(p.fraction, text=f"**{label}** · {progress_line(p)}")
     if p.message:  # e.g. ended by the time limit
         st.warning(p.message, icon="⏱️")
