@@ -297,9 +297,9 @@ def export_ui(result: dict | None) -> None:
     )
     model, names = result["model"], result["class_names"]
     c = st.columns(3)
-    c[0].download_button("Model (.keras)", lambda: transfer.export_keras(model),
-                         file_name="own_images_model.keras", on_click="ignore",
-                         icon=":material/download:", key="own_download_model")  # fmt: skip
+    with c[0]:
+        training_view.download_model(model, "own_images_model.keras", key="own_download_model",
+                                     label="Model (.keras)")  # fmt: skip
     c[1].download_button(
         "Labels (labels.txt)",
         transfer.labels_text(names),

@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -61,7 +60,6 @@ __all__ = [
     "build_scratch_model",
     "caffe_preprocess_layer",
     "confidence_sentence",
-    "export_keras",
     "extract_features",
     "feature_extractor",
     "labels_text",
@@ -865,14 +863,6 @@ class OwnImagesJob(TaskHandle[OwnProgress]):
 # --------------------------------------------------------------------------------------------
 # Export and prediction
 # --------------------------------------------------------------------------------------------
-
-
-def export_keras(model) -> bytes:
-    """The model as ``.keras`` bytes (preprocessing and augmentation inside)."""
-    with tempfile.TemporaryDirectory(prefix="cnnlab-export-") as tmp:
-        path = Path(tmp) / "model.keras"
-        model.save(path)
-        return path.read_bytes()
 
 
 def labels_text(class_names: Sequence[str]) -> str:

@@ -22,6 +22,7 @@ from PIL import Image
 from cnnlib import transfer
 from cnnlib.errors import InvalidArgumentError, WeightsUnavailableError
 from cnnlib.folders import open_archive, train_from_archive
+from cnnlib.training import save_model_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 96
@@ -90,7 +91,7 @@ def test_caffe_layer_round_trips_through_a_safe_mode_keras_file(tmp_path):
     inputs = keras.Input((8, 8, 3))
     model = keras.Model(inputs, transfer.caffe_preprocess_layer()(inputs))
     path = tmp_path / "m.keras"
-    path.write_bytes(transfer.export_keras(model))
+    path.write_bytes(save_model_bytes(model))
     loaded = keras.saving.load_model(path, safe_mode=True)
     x = raw_pixels(2, 8)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
@@ -188,7 +189,7 @@ def test_assembled_model_equals_head_on_features_and_exports(mobilenet_file, dat
     assert expected.std(axis=0).max() > 1e-3  # outputs that depend on the image
     np.testing.assert_allclose(model.predict(images, verbose=0), expected, atol=1e-4)
     path = tmp_path / "model.keras"
-    path.write_bytes(transfer.export_keras(model))
+    path.write_bytes(save_model_bytes(model))
     reloaded = keras.saving.load_model(path, safe_mode=True)
     np.testing.assert_allclose(
         reloaded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6
@@ -237,7 +238,7 @@ def test_transfer_pipeline_end_to_end_and_the_snippet_runs(mobilenet_file, tmp_p
 
     folder = tmp_path / "export"
     folder.mkdir()
-    (folder / "model.keras").write_bytes(transfer.export_keras(result.model))
+    (folder / "model.keras").write_bytes(save_model_bytes(result.model))
     (folder / "labels.txt").write_text(transfer.labels_text(result.class_names))
     (folder / "predict.py").write_text(transfer.prediction_snippet(result.model))
     pixels = raw_pixels(1, SIZE)[0].astype(np.uint8)

@@ -19,6 +19,7 @@ from PIL import Image
 from cnnlib import images, samples
 from cnnlib.budgets import SessionUsage, budgets, check_session_images
 from cnnlib.errors import BudgetError, InvalidImageError
+from ui import state
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,7 @@ _USAGE = "image_input_usage"
 
 
 def _usage() -> SessionUsage:
-    usage = st.session_state.get(_USAGE)
-    if not isinstance(usage, SessionUsage):
-        usage = st.session_state[_USAGE] = SessionUsage()
-    return usage
+    return state.session_object(_USAGE, SessionUsage)
 
 
 # One entry per upload (Streamlit's file id), per session, dropped when the session ends; the

@@ -6,9 +6,13 @@ Pages never reach into each other; what one page leaves for another lives in
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import streamlit as st
 
 from cnnlib.model_registry import ModelRegistry
+
+T = TypeVar("T")
 
 #: ``cnnlib.model_registry.ModelRegistry`` of every model trained in this session (MNIST,
 #: own images…), newest first, with class names and input shape. Use ``model_registry()``.
@@ -25,9 +29,15 @@ RUNNING_TASK = "running_training_task"
 DRAWN_DIGIT = "mnist_drawn_digit"
 
 
+def session_object(key: str, kind: type[T]) -> T:
+    """This session's ``kind()`` under ``key``, created on first use (or when the key holds
+    something else)."""
+    value = st.session_state.get(key)
+    if not isinstance(value, kind):
+        value = st.session_state[key] = kind()
+    return value
+
+
 def model_registry() -> ModelRegistry:
     """This session's ``ModelRegistry`` (created on first use)."""
-    registry = st.session_state.get(MODEL_REGISTRY)
-    if not isinstance(registry, ModelRegistry):
-        registry = st.session_state[MODEL_REGISTRY] = ModelRegistry()
-    return registry
+    return session_object(MODEL_REGISTRY, ModelRegistry)

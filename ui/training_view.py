@@ -385,10 +385,12 @@ def show_experiment(p, info: dict, *, on_stop) -> None:
         show_translation(p.result, **info)
 
 
-def download_model(model, file_name: str, *, key: str) -> None:
+def download_model(
+    model, file_name: str, *, key: str, label: str = "Download the model (.keras)"
+) -> None:
     """A download button for ``model`` as a ``.keras`` file (saved only when clicked)."""
     st.download_button(
-        "Download the model (.keras)",
+        label,
         data=functools.partial(save_model_bytes, model),
         file_name=file_name,
         mime="application/octet-stream",
