@@ -316,7 +316,7 @@ class TaskWorker(Generic[P]):
 
     def __getstate__(self) -> dict[str, Any]:
         """What a child process receives: everything but the parent's lock, events, thread,
-        slots and timer bookkeeping."""
+        slots and pipe (the child gets its own, and its stop event in ``attach_child``)."""
         state = self.__dict__.copy()
         for name in ("lock", "stop_event", "done_event", "thread", "slots", "_relay"):
             state.pop(name, None)
