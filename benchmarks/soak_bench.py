@@ -19,8 +19,10 @@ A sampler thread reads the server process's resident memory (``VmRSS`` in
 processes (each training runs in its own, ``cnnlib.task_process``). The first ``--warmup``
 waves load TensorFlow, ResNet50 and the caches; growth of the server's RSS is measured from
 the median of the samples during the last warm-up wave to the median of the last three
-samples of the run (after a final ``TTL`` pause, so the last wave's sessions have been
-released).
+samples of the run, taken after a final pause of ``TTL`` + ``GC_EVERY_SECONDS`` (the
+server's cleanup: a session is released ``TTL`` seconds after its tab closed, and its memory
+freed by the next garbage collection, at most ``GC_EVERY_SECONDS`` later), so that the last
+wave's sessions have been released and freed.
 
 Prints the RSS series (seconds, MB), one row per wave, and the targets (issue 10):
 
@@ -51,6 +53,7 @@ from cnnlib.models.pretrained import RESNET50  # noqa: E402
 from cnnlib.task_process import process_rss_bytes  # noqa: E402
 from tests.e2e.harness import VIEWPORT, launch_chromium, streamlit_server, wait_idle  # noqa: E402
 from tests.imagenet_weights import resnet50_weights_file  # noqa: E402
+from ui.session_cleanup import GC_EVERY_SECONDS  # noqa: E402
 
 MAX_MINUTES = 10
 GROWTH_LIMIT_PCT = 10.0
@@ -263,8 +266,10 @@ def main() -> int:
         sampler = Sampler(server_pid(), args.sample_seconds)
         sampler.start()
         browser = launch_chromium(pw)
+        # The last sessions' release and collection, then three samples of what stays.
+        pause = TTL_SECONDS + GC_EVERY_SECONDS + 3 * args.sample_seconds
         # A wave takes about a minute on a busy machine: start one only if it can end in time.
-        end = minutes * 60 - TTL_SECONDS
+        end = minutes * 60 - pause
         while not waves or sampler.now() + max(w.seconds for w in waves) < end:
             waves.append(run_wave(browser, url, len(waves) + 1, sampler))
             w = waves[-1]
@@ -275,7 +280,7 @@ def main() -> int:
                 flush=True,
             )
         browser.close()
-        time.sleep(TTL_SECONDS + 2 * args.sample_seconds)  # the last sessions are released
+        time.sleep(pause)
         sampler.done.set()
         sampler.join()
 

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from streamlit.runtime.state import SafeSessionState, SessionState
 from streamlit.testing.v1 import AppTest
 
 from cnnlib import tasks
@@ -85,13 +86,58 @@ def test_release_empties_the_session_state():
     assert state == {}
 
 
+def test_release_empties_streamlits_own_session_state():
+    """What a script run's context holds: a SafeSessionState, whose keys are a property."""
+    state = SafeSessionState(SessionState(), yield_callback=lambda: None)
+    state["activations"] = np.zeros((1000, 1000), np.float32)
+    state["model"] = object()
+    janitor = SessionJanitor("s", state)
+    janitor.release()
+    assert state.filtered_state == {}
+
+
+def test_a_failing_release_step_still_ends_the_session_and_collects(monkeypatch):
+    monkeypatch.setattr(session_cleanup, "trim_heap", lambda: True)
+    closed = []
+    reaper = _Reaper(is_active=lambda sid: False, grace=lambda: 0.01, close=closed.append)
+
+    class _Broken(SessionJanitor):
+        def release(self) -> None:
+            raise RuntimeError("a release step failed")
+
+    monkeypatch.setattr(threading, "excepthook", lambda args: None)  # the thread's report
+    reaper.disconnected(_Broken("a"))
+    assert _wait_for(lambda: closed == ["a"] and reaper.collections == 1)
+
+
 def test_reaper_collects_garbage_after_a_release_at_most_every_30_s(monkeypatch):
+    trims = []
+    monkeypatch.setattr(session_cleanup, "trim_heap", lambda: trims.append(1) or True)
     reaper = _Reaper(is_active=lambda sid: False, grace=lambda: 0.01)
     first, second = SessionJanitor("a"), SessionJanitor("b")
     reaper.disconnected(first)
     reaper.disconnected(second)
     assert _wait_for(lambda: first.released and second.released)
+    time.sleep(0.2)
     assert reaper.collections == 1  # two sessions ended together: one collection
+    assert len(trims) == 1  # and their memory went back to the system once
+
+
+def test_a_release_inside_the_wait_gets_one_collection_when_it_is_over(monkeypatch):
+    """The last sessions of a busy spell are collected without waiting for another visitor."""
+    monkeypatch.setattr(session_cleanup, "trim_heap", lambda: True)
+    reaper = _Reaper(is_active=lambda sid: False, grace=lambda: 0.01, gc_every=0.5)
+    reaper.disconnected(SessionJanitor("a"))
+    assert _wait_for(lambda: reaper.collections == 1)
+    started = time.monotonic()
+    for name in ("b", "c", "d"):  # released while the first collection's wait runs
+        reaper.disconnected(SessionJanitor(name))
+    time.sleep(0.2)
+    assert reaper.collections == 1
+    assert _wait_for(lambda: reaper.collections == 2, timeout=5)
+    assert time.monotonic() - started >= 0.3  # not before the wait was over
+    time.sleep(0.7)
+    assert reaper.collections == 2  # one for the three
 
 
 def test_a_task_owned_after_release_is_stopped_at_once():

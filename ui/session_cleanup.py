@@ -20,8 +20,11 @@ no longer lets it resume), its trainings are stopped (their ``TrainingSlots`` sl
 place is freed at once), its temporary folders deleted and its session state emptied; then
 Streamlit closes the session for good (``AppSession.shutdown``: without it, the images the
 session was sent stay in Streamlit's media file manager for the life of the process), and a
-full garbage collection follows (at most one every ``GC_EVERY_SECONDS``). A session that
-reconnects in time adopts its janitor again on its next run.
+full garbage collection follows, then the C heap's free pages are given back to the system
+(``cnnlib.heap.trim_heap``). Collections are at most one every ``GC_EVERY_SECONDS``; a
+session released sooner gets the next one at the end of that wait, so that the last sessions
+of a busy spell are not left in memory until the next visitor. A session that reconnects in
+time adopts its janitor again on its next run.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from pathlib import Path
 import streamlit as st
 
 from cnnlib import tasks
+from cnnlib.heap import trim_heap
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -112,8 +116,9 @@ class SessionJanitor:
 
 
 def _empty(state) -> None:
-    """Delete every key of a session state (Streamlit's ``SafeSessionState``, or a dict)."""
-    keys = list(state.filtered_state()) if hasattr(state, "filtered_state") else list(state)
+    """Delete every key of a session state (Streamlit's ``SafeSessionState``, whose keys are
+    its ``filtered_state`` property, or a dict)."""
+    keys = list(state.filtered_state if hasattr(state, "filtered_state") else state)
     for key in keys:
         with contextlib.suppress(KeyError):
             del state[key]
@@ -132,11 +137,14 @@ class _Reaper:
         is_active: Callable[[str], bool],
         grace: Callable[[], float],
         close: Callable[[str], None] = lambda session_id: None,
+        gc_every: float = GC_EVERY_SECONDS,
     ):
         self._is_active, self._grace, self._close = is_active, grace, close
+        self._gc_every = gc_every
         self._lock = threading.Lock()
         self._waiting: dict[str, SessionJanitor] = {}
-        self._last_gc = 0.0
+        self._last_gc = -gc_every
+        self._gc_pending = False
         #: Full garbage collections run after releases (for tests and the log).
         self.collections = 0
 
@@ -162,20 +170,36 @@ class _Reaper:
                 del self._waiting[janitor.session_id]
         if back:
             self._arm(janitor)
-        else:
+            return
+        try:
             janitor.release()
+        finally:  # whatever a release step raised (logged by the thread), the session ends
             self._close(janitor.session_id)
             self._collect()
 
     def _collect(self) -> None:
-        """A full collection frees the ended session's cycles now (one per GC_EVERY_SECONDS)."""
+        """A full collection frees the ended sessions' cycles, then their memory goes back to
+        the system. At most one per ``gc_every`` seconds: a release sooner than that after
+        the last collection gets one when the wait is over (one for all released meanwhile)."""
         with self._lock:
-            now = time.monotonic()
-            if now - self._last_gc < GC_EVERY_SECONDS:
+            wait = self._last_gc + self._gc_every - time.monotonic()
+            if wait > 0:
+                if not self._gc_pending:
+                    self._gc_pending = True
+                    timer = threading.Timer(wait, self._collect_later)
+                    timer.daemon = True
+                    timer.name = "cnnlab-session-gc"
+                    timer.start()
                 return
-            self._last_gc = now
+            self._last_gc = time.monotonic()
             self.collections += 1
         gc.collect()
+        trim_heap()
+
+    def _collect_later(self) -> None:
+        with self._lock:
+            self._gc_pending = False
+        self._collect()
 
     def adopt(self, session_id: str) -> SessionJanitor | None:
         """The janitor of a session that reconnected within the grace time, or None."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -51,11 +52,15 @@ EXCEPTION = '[data-testid="stException"]'
 
 
 @pytest.fixture(scope="module")
-def server_url(tmp_path_factory):
-    log = tmp_path_factory.mktemp("server") / "streamlit.log"
+def server_log(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("server") / "streamlit.log"
+
+
+@pytest.fixture(scope="module")
+def server_url(server_log):
     env = {**SERVER_ENV, RESNET50.env_var: str(resnet50_weights_file())}
     try:
-        with streamlit_server("app.py", log=log, env=env) as url:
+        with streamlit_server("app.py", log=server_log, env=env) as url:
             yield url
     except ServerError as err:
         pytest.fail(str(err))
@@ -122,7 +127,7 @@ def _no_exception(pages: dict) -> None:
         assert page.locator(EXCEPTION).count() == 0, f"{name} shows an exception"
 
 
-def test_seven_sessions_share_the_server(server_url, browser, tmp_path):
+def test_seven_sessions_share_the_server(server_url, server_log, browser, tmp_path):
     pages: dict = {}
     try:
         _seven_sessions(server_url, browser, tmp_path, pages)
@@ -133,6 +138,9 @@ def test_seven_sessions_share_the_server(server_url, browser, tmp_path):
     finally:
         for page in pages.values():
             page.context.close()
+    # Nor did anything fail on the server's side, the closed tab's cleanup included.
+    log = server_log.read_text()
+    assert "Traceback" not in log, log[log.index("Traceback") - 200 :][:3000]
 
 
 def _seven_sessions(server_url, browser, tmp_path, pages: dict) -> None:
