@@ -28,6 +28,8 @@ Prints the RSS series (seconds, MB), one row per wave, and the targets (issue 10
 
 - ``TARGET soak_rss_growth_pct <growth> <= 10``
 - ``TARGET soak_exceptions <count> <= 0`` (``stException`` boxes seen on any page)
+- ``TARGET soak_server_tracebacks <count> <= 0`` (tracebacks in the server's log: errors no
+  page showed, e.g. in a session's cleanup)
 - ``TARGET soak_lost_sessions <count> <= 0`` (sessions whose work never finished)
 
 Exits 1 if any target fails.
@@ -285,6 +287,8 @@ def main() -> int:
         sampler.join()
 
     samples = sampler.samples
+    tracebacks = log.read_text().count("Traceback")
+    print(f"server log: {log} ({tracebacks} tracebacks)")
     print("\nRSS over time (MB)\n\n| s | server | server + trainings |\n|---:|---:|---:|")
     for (t, mb), tree in zip(samples, sampler.tree, strict=True):
         print(f"| {t:.0f} | {mb:.0f} | {tree:.0f} |")
@@ -309,6 +313,7 @@ def main() -> int:
             ("soak_rss_growth_pct", growth, GROWTH_LIMIT_PCT),
             ("soak_exceptions", float(sum(w.exceptions for w in waves)), 0),
             ("soak_lost_sessions", float(sum(w.lost for w in waves)), 0),
+            ("soak_server_tracebacks", float(tracebacks), 0),
         ],
         digits=1,
     )

@@ -22,6 +22,7 @@ from tests.e2e.harness import (
     CHROMIUM,
     VIEWPORT,
     ServerError,
+    assert_no_traceback,
     launch_chromium,
     no_exception,
     streamlit_server,
@@ -34,13 +35,15 @@ __all__ = ["no_exception", "screenshot", "wait_idle"]
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory) -> Iterator[str]:
-    """Start ``streamlit run app.py`` on a free port for this module; yield its URL."""
+    """Start ``streamlit run app.py`` on a free port for this module; yield its URL. When the
+    module is done, its server's log must hold no traceback."""
     log = tmp_path_factory.mktemp("server") / "streamlit.log"
     try:
         with streamlit_server("app.py", log=log) as url:
             yield url
     except ServerError as err:
         pytest.fail(str(err))
+    assert_no_traceback(log)
 
 
 @pytest.fixture(scope="module")

@@ -58,6 +58,16 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float) -
     raise ServerError(f"streamlit did not start in {timeout:g} s:\n{log.read_text()}")
 
 
+def assert_no_traceback(log: Path) -> None:
+    """Fail, quoting it, if a server's log holds a traceback (an error in a script run, a
+    thread or a callback, even one that no page showed)."""
+    text = log.read_text()
+    if "Traceback" in text:
+        at = text.index("Traceback")
+        excerpt = text[max(0, at - 300) : at + 3000]
+        raise AssertionError(f"the server logged a traceback:\n{excerpt}")
+
+
 @contextmanager
 def streamlit_server(
     script: str | os.PathLike = "app.py",

@@ -34,7 +34,13 @@ from playwright.sync_api import expect
 
 from cnnlib.models.pretrained import RESNET50
 from tests.e2e.conftest import screenshot
-from tests.e2e.harness import VIEWPORT, ServerError, streamlit_server, wait_idle
+from tests.e2e.harness import (
+    VIEWPORT,
+    ServerError,
+    assert_no_traceback,
+    streamlit_server,
+    wait_idle,
+)
 from tests.imagenet_weights import resnet50_weights_file
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -138,9 +144,7 @@ def test_seven_sessions_share_the_server(server_url, server_log, browser, tmp_pa
     finally:
         for page in pages.values():
             page.context.close()
-    # Nor did anything fail on the server's side, the closed tab's cleanup included.
-    log = server_log.read_text()
-    assert "Traceback" not in log, log[log.index("Traceback") - 200 :][:3000]
+    assert_no_traceback(server_log)  # nor on the server's side, the closed tab's cleanup included
 
 
 def _seven_sessions(server_url, browser, tmp_path, pages: dict) -> None:
