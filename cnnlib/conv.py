@@ -286,23 +286,25 @@ def _conv_im2col(
     """Several channels or filters: (H, W, C) → (ho, wo, F) float32.
 
     One channel-first, zero-padded copy of the image (only the rows and columns some tap
-    reads), then, per band of output rows, im2col with one strided slice per tap — it reads
-    only the positions the stride visits — and one matrix product (kh·kw·C → F).
+    reads), split by column into ``sw`` phases (phase b holds padded columns b, b + sw, …),
+    then, per band of output rows, im2col — each tap's columns are one contiguous run of its
+    phase, its rows a strided slice, so it reads only the positions the stride visits — and
+    one matrix product (kh·kw·C → F).
     """
     (pt, _), (pl, _) = pads
     h, w, c = x.shape
     kh, kw, _, f = k4.shape
     (sh, sw), (dh, dw) = stride, dilation
     hp, wp = (ho - 1) * sh + (kh - 1) * dh + 1, (wo - 1) * sw + (kw - 1) * dw + 1
-    xcf = np.empty((c, hp, wp), dtype=np.float32)
-    rows, cols = max(0, min(h, hp - pt)), max(0, min(w, wp - pl))
-    if rows and cols:
-        xcf[:, pt : pt + rows, pl : pl + cols] = x[:rows, :cols].transpose(2, 0, 1)
-    # Zero only the padding around the copied image (cheaper than zeroing everything).
-    xcf[:, :pt] = 0.0
-    xcf[:, pt + rows :] = 0.0
-    xcf[:, pt : pt + rows, :pl] = 0.0
-    xcf[:, pt : pt + rows, pl + cols :] = 0.0
+    xph = np.zeros((sw, c, hp, -(-wp // sw)), dtype=np.float32)  # (phase, C, rows, columns)
+    rows = max(0, min(h, hp - pt))
+    for b in range(sw):
+        q0 = (b - pl) % sw  # the first image column that lands in phase b
+        n = len(range(q0, min(w, wp - pl), sw))
+        if rows and n:
+            d0 = (q0 + pl) // sw
+            part = x[:rows, q0 : q0 + sw * (n - 1) + 1 : sw]  # (rows, n, C)
+            xph[b, :, pt : pt + rows, d0 : d0 + n] = part.transpose(2, 0, 1)
     k = kh * kw * c
     w2 = k4.reshape(k, f)
     out = np.empty((ho * wo, f), dtype=np.float32)
@@ -317,10 +319,9 @@ def _conv_im2col(
             for i in range(kh):
                 top = i * dh + r0 * sh
                 for j in range(kw):
-                    grid[t : t + c] = xcf[
-                        :,
-                        top : top + sh * (r1 - r0 - 1) + 1 : sh,
-                        j * dw : j * dw + sw * (wo - 1) + 1 : sw,
+                    b, left = (j * dw) % sw, (j * dw) // sw
+                    grid[t : t + c] = xph[
+                        b, :, top : top + sh * (r1 - r0 - 1) + 1 : sh, left : left + wo
                     ]
                     t += c
             np.matmul(buffer[:, :n].T, w2, out=out[r0 * wo : r1 * wo])
