@@ -1,15 +1,15 @@
 """Giving memory the process has freed back to the operating system.
 
-Python and TensorFlow free their buffers with C's ``free``; glibc's allocator keeps the freed
-pages for reuse rather than returning them, spread over one arena per thread, so a long-lived
-server's resident memory stays near its highest point after the work that needed it has
-ended. ``trim_heap`` asks glibc to return every free page now.
+NumPy arrays, TensorFlow's CPU tensors and Python's larger objects are freed with C's
+``free``. glibc's allocator keeps freed pages for reuse rather than returning them, spread over
+the arenas its threads share (up to 8 per core), so a long-lived server's resident memory
+stays near its highest point after the work that needed it has ended. ``trim_heap`` asks
+glibc to return every free page now.
 """
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 from collections.abc import Callable
 
@@ -18,8 +18,8 @@ from collections.abc import Callable
 def _malloc_trim() -> Callable[[int], int] | None:
     """glibc's ``malloc_trim``, or None where the C library has none (macOS, musl)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    except OSError:
+        libc = ctypes.CDLL(None)  # the C library this process already runs (no search)
+    except (OSError, TypeError):
         return None
     trim = getattr(libc, "malloc_trim", None)
     if trim is not None:

@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from cnnlib.heap import _malloc_trim
+from tests.conftest import ROOT
 
 SCRIPT = """
 import os
@@ -35,7 +36,12 @@ print(before, process_rss_bytes(os.getpid()), returned)
 @pytest.mark.skipif(_malloc_trim() is None, reason="the C library has no malloc_trim")
 def test_trim_heap_returns_freed_pages_that_glibc_would_keep():
     out = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True, timeout=60
+        [sys.executable, "-c", SCRIPT],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        cwd=ROOT,
     ).stdout.split()
     before, after, returned = int(out[0]), int(out[1]), out[2]
     assert returned == "True"

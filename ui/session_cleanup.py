@@ -20,11 +20,11 @@ no longer lets it resume), its trainings are stopped (their ``TrainingSlots`` sl
 place is freed at once), its temporary folders deleted and its session state emptied; then
 Streamlit closes the session for good (``AppSession.shutdown``: without it, the images the
 session was sent stay in Streamlit's media file manager for the life of the process), and a
-full garbage collection follows, then the C heap's free pages are given back to the system
-(``cnnlib.heap.trim_heap``). Collections are at most one every ``GC_EVERY_SECONDS``; a
-session released sooner gets the next one at the end of that wait, so that the last sessions
-of a busy spell are not left in memory until the next visitor. A session that reconnects in
-time adopts its janitor again on its next run.
+full garbage collection follows ``SETTLE_SECONDS`` later, then the C heap's free pages are
+given back to the system (``cnnlib.heap.trim_heap``). Collections are at most one every
+``GC_EVERY_SECONDS``; a session released sooner gets the next one at the end of that wait,
+so that the last sessions of a busy spell are not left in memory until the next visitor. A
+session that reconnects in time adopts its janitor again on its next run.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ _LOGGER = logging.getLogger(__name__)
 DEFAULT_GRACE_SECONDS = 120.0
 #: Fewest seconds between two full garbage collections after sessions ended.
 GC_EVERY_SECONDS = 30.0
+#: Seconds from a release to its collection (Streamlit closes the session meanwhile).
+SETTLE_SECONDS = 1.0
 
 
 class SessionJanitor:
@@ -115,6 +117,13 @@ class SessionJanitor:
             )
 
 
+def free_memory() -> None:
+    """A full garbage collection frees ended sessions' reference cycles; then their memory
+    goes back to the system (``trim_heap``)."""
+    gc.collect()
+    trim_heap()
+
+
 def _empty(state) -> None:
     """Delete every key of a session state (Streamlit's ``SafeSessionState``, whose keys are
     its ``filtered_state`` property, or a dict)."""
@@ -138,9 +147,12 @@ class _Reaper:
         grace: Callable[[], float],
         close: Callable[[str], None] = lambda session_id: None,
         gc_every: float = GC_EVERY_SECONDS,
+        settle: float = SETTLE_SECONDS,
+        free: Callable[[], None] | None = None,
     ):
         self._is_active, self._grace, self._close = is_active, grace, close
-        self._gc_every = gc_every
+        self._gc_every, self._settle = gc_every, settle
+        self._free = free or free_memory
         self._lock = threading.Lock()
         self._waiting: dict[str, SessionJanitor] = {}
         self._last_gc = -gc_every
@@ -173,33 +185,32 @@ class _Reaper:
             return
         try:
             janitor.release()
-        finally:  # whatever a release step raised (logged by the thread), the session ends
-            self._close(janitor.session_id)
-            self._collect()
+        finally:  # whatever a step raised (the thread logs it), the next ones still run
+            try:
+                self._close(janitor.session_id)
+            finally:
+                self._schedule_collection()
+
+    def _schedule_collection(self) -> None:
+        """One collection for every release until it runs: ``settle`` seconds from now (the
+        session's close runs on Streamlit's event loop meanwhile), and not sooner than
+        ``gc_every`` seconds after the last one."""
+        with self._lock:
+            if self._gc_pending:
+                return
+            self._gc_pending = True
+            wait = max(self._settle, self._last_gc + self._gc_every - time.monotonic())
+        timer = threading.Timer(wait, self._collect)
+        timer.daemon = True
+        timer.name = "cnnlab-session-gc"
+        timer.start()
 
     def _collect(self) -> None:
-        """A full collection frees the ended sessions' cycles, then their memory goes back to
-        the system. At most one per ``gc_every`` seconds: a release sooner than that after
-        the last collection gets one when the wait is over (one for all released meanwhile)."""
-        with self._lock:
-            wait = self._last_gc + self._gc_every - time.monotonic()
-            if wait > 0:
-                if not self._gc_pending:
-                    self._gc_pending = True
-                    timer = threading.Timer(wait, self._collect_later)
-                    timer.daemon = True
-                    timer.name = "cnnlab-session-gc"
-                    timer.start()
-                return
-            self._last_gc = time.monotonic()
-            self.collections += 1
-        gc.collect()
-        trim_heap()
-
-    def _collect_later(self) -> None:
         with self._lock:
             self._gc_pending = False
-        self._collect()
+            self._last_gc = time.monotonic()
+            self.collections += 1
+        self._free()
 
     def adopt(self, session_id: str) -> SessionJanitor | None:
         """The janitor of a session that reconnected within the grace time, or None."""
