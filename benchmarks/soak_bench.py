@@ -28,9 +28,9 @@ Prints the RSS series (seconds, MB), one row per wave, and the targets (issue 10
 
 - ``TARGET soak_rss_growth_pct <growth> <= 10``
 - ``TARGET soak_exceptions <count> <= 0`` (``stException`` boxes seen on any page)
+- ``TARGET soak_lost_sessions <count> <= 0`` (sessions whose work never finished)
 - ``TARGET soak_server_tracebacks <count> <= 0`` (tracebacks in the server's log: errors no
   page showed, e.g. in a session's cleanup)
-- ``TARGET soak_lost_sessions <count> <= 0`` (sessions whose work never finished)
 
 Exits 1 if any target fails.
 """
