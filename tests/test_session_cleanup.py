@@ -117,6 +117,20 @@ def test_a_failing_release_step_still_ends_the_session_and_collects(monkeypatch)
     assert errors[0].exc_type is RuntimeError  # still reported (the server's log)
 
 
+def test_a_failing_close_still_collects(monkeypatch):
+    frees, errors = [], []
+
+    def close(session_id: str) -> None:
+        raise RuntimeError("Streamlit could not close the session")
+
+    reaper = _reaper(frees, close=close, settle=0.01)
+    monkeypatch.setattr(threading, "excepthook", errors.append)
+    janitor = SessionJanitor("a")
+    reaper.disconnected(janitor)
+    assert _wait_for(lambda: errors and len(frees) == 1)
+    assert janitor.released and errors[0].exc_type is RuntimeError
+
+
 def test_sessions_released_together_share_one_collection():
     frees = []
     reaper = _reaper(frees, settle=0.5, gc_every=2.0)
