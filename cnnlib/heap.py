@@ -4,13 +4,15 @@ NumPy arrays, TensorFlow's CPU tensors and Python's larger objects are freed wit
 ``free``. glibc's allocator keeps freed pages for reuse rather than returning them, spread over
 the arenas its threads share (up to 8 per core), so a long-lived server's resident memory
 stays near its highest point after the work that needed it has ended. ``trim_heap`` asks
-glibc to return every free page now.
+glibc to return every free page now; ``free_memory`` first collects Python's reference
+cycles, so that what they held is freed too.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
+import gc
 from collections.abc import Callable
 
 
@@ -33,3 +35,10 @@ def trim_heap() -> bool:
     C library cannot (then nothing happens)."""
     trim = _malloc_trim()
     return bool(trim(0)) if trim is not None else False
+
+
+def free_memory() -> None:
+    """A full garbage collection (objects kept alive only by reference cycles, e.g. an ended
+    session's state), then ``trim_heap``."""
+    gc.collect()
+    trim_heap()

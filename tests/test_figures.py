@@ -172,3 +172,25 @@ def test_the_pages_bar_charts_come_from_bar_chart():
     preds = [Prediction(281, "tabby", 0.6), Prediction(285, "Egyptian_cat", 0.3)]
     top = classify_view.top5_figure(preds).data[0]
     assert top.orientation == "h" and list(top.y) == ["tabby (281)", "Egyptian cat (285)"]
+
+
+def _starting_status_app(process_id_is_server: bool):
+    import os
+
+    from cnnlib.training import TrainingProgress
+    from ui import training_view
+
+    pid = os.getpid() if process_id_is_server else os.getpid() + 1
+    training_view.show_status(TrainingProgress(state="running", epochs=1, process_id=pid), 1)
+
+
+def test_the_starting_label_names_the_training_process_only_when_there_is_one():
+    from streamlit.testing.v1 import AppTest
+
+    def label(in_server: bool) -> str:
+        at = AppTest.from_function(_starting_status_app, args=(in_server,)).run(timeout=30)
+        assert not at.exception
+        return at.get("progress")[0].proto.text
+
+    assert label(False).startswith("**Starting: loading TensorFlow in this training's own proc")
+    assert label(True).startswith("**Starting** · ")

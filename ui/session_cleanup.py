@@ -21,7 +21,7 @@ place is freed at once), its temporary folders deleted and its session state emp
 Streamlit closes the session for good (``AppSession.shutdown``: without it, the images the
 session was sent stay in Streamlit's media file manager for the life of the process), and a
 full garbage collection follows ``SETTLE_SECONDS`` later, then the C heap's free pages are
-given back to the system (``cnnlib.heap.trim_heap``). Collections are at most one every
+given back to the system (``cnnlib.heap.free_memory``). Collections are at most one every
 ``GC_EVERY_SECONDS``; a session released sooner gets the next one at the end of that wait,
 so that the last sessions of a busy spell are not left in memory until the next visitor. A
 session that reconnects in time adopts its janitor again on its next run.
@@ -30,7 +30,6 @@ session that reconnects in time adopts its janitor again on its next run.
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import tempfile
 import threading
@@ -42,7 +41,7 @@ from pathlib import Path
 import streamlit as st
 
 from cnnlib import tasks
-from cnnlib.heap import trim_heap
+from cnnlib.heap import free_memory
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -115,13 +114,6 @@ class SessionJanitor:
                 sum(1 for h in handles),
                 len(folders),
             )
-
-
-def free_memory() -> None:
-    """A full garbage collection frees ended sessions' reference cycles; then their memory
-    goes back to the system (``trim_heap``)."""
-    gc.collect()
-    trim_heap()
 
 
 def _empty(state) -> None:

@@ -313,8 +313,12 @@ def show_status(p, slot_limit: int) -> None:
             "stopped": "Stopped",
         }.get(p.state, p.state)
         if p.state == "running" and not p.steps_per_epoch:
-            own = p.process_id not in (0, os.getpid())
-            label = "Starting" + (": loading TensorFlow in this training's own process" * own)
+            in_child = p.process_id not in (0, os.getpid())
+            label = (
+                "Starting: loading TensorFlow in this training's own process"
+                if in_child
+                else "Starting"
+            )
         st.progress(p.fraction, text=f"**{label}** · {progress_line(p)}")
     if p.message:  # e.g. ended by the time limit
         st.warning(p.message, icon="⏱️")
