@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from cnnlib.task_process import share_gpu_memory
+from cnnlib.training.task_process import share_gpu_memory
 from ui import session_cleanup
 from ui.keras_runtime import keep_keras_state_between_runs
 
 st.set_page_config(page_title="CNN Lab", page_icon="🧠", layout="wide")
 # Process-wide setup, idempotent: Streamlit's end-of-run hook must leave Keras alone.
 keep_keras_state_between_runs()
-# Trainings run in their own processes (cnnlib.task_process): on a GPU, each takes memory as
-# it needs it, so that they and this server fit on one card.
+# Trainings run in their own processes (cnnlib.training.task_process): on a GPU, each takes memory
+# as it needs it, so that they and this server fit on one card.
 share_gpu_memory()
 # A closed tab's trainings stop, its temporary folders go and its state is emptied once
 # server.disconnectedSessionTTL has passed (the install is process-wide and idempotent).

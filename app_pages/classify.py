@@ -2,7 +2,7 @@
 saliency methods side by side (``ui.saliency_view``).
 
 Layout only: ``*_ui()`` sections return what their widgets chose, every number comes from
-``cnnlib.imagenet`` (the shared model from ``ui.pretrained``), ``ui.classify_view`` draws.
+``cnnlib.inspect.imagenet`` (the shared model from ``ui.pretrained``), ``ui.classify_view`` draws.
 Every option persists for the session (``persist_state``).
 """
 
@@ -14,9 +14,9 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from cnnlib import imagenet
-from cnnlib.budgets import budgets
-from cnnlib.text import safe_text
+from cnnlib.core.budgets import budgets
+from cnnlib.core.text import safe_text
+from cnnlib.inspect import imagenet
 from ui import classify_view as view
 from ui import pretrained
 from ui import saliency_view as sv

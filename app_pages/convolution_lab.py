@@ -1,7 +1,7 @@
 """Convolution lab: slide a kernel over a real image with padding, stride and dilation; then
 transposed convolution (``ui.transpose_view``) and the output-size quiz (``ui.quiz_view``).
 
-Layout and widgets only: numbers come from ``cnnlib.conv`` / ``cnnlib.lab``, figures from
+Layout and widgets only: numbers come from ``cnnlib.conv.ops`` / ``cnnlib.conv.lab``, figures from
 ``ui.lab_view``; computed on at most ``budgets().lab_pixels`` pixels. Widgets keep their
 values across page switches (``persist_state``); shareable ones are bound to the URL
 (``bind="query-params"``, ``lab.QUERY_KEYS``). TensorFlow loads only for the checks.
@@ -13,10 +13,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from cnnlib import kernels, lab, samples
-from cnnlib.budgets import budgets
-from cnnlib.conv import ConvGeometry
-from cnnlib.errors import CNNLabError
+from cnnlib.conv import kernels, lab
+from cnnlib.conv.ops import ConvGeometry
+from cnnlib.core.budgets import budgets
+from cnnlib.core.errors import CNNLabError
+from cnnlib.data import samples
 from ui import lab_view, quiz_view, transpose_view
 from ui.errors import friendly_errors
 from ui.image_input import PickedImage, pick_images

@@ -3,7 +3,7 @@ registry), a quick-trained or uploaded one, ResNet50 or VGG19 on your image;
 what a filter wants to see (``ui.filters_view``); saliency side by side (``ui.saliency_view``).
 
 Layout only: ``*_ui()`` sections return what their widgets chose; the numbers come from
-``cnnlib.features``; models, inputs, cached activations and the drawing from
+``cnnlib.inspect.features``; models, inputs, cached activations and the drawing from
 ``ui.features_view``; the shared ImageNet models from ``ui.pretrained``. The forward pass
 runs once per (model, image); every other widget only changes how the stored activations are
 drawn. Every choice persists for the session (``persist_state``).
@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from cnnlib import features as F
-from cnnlib.data import CLASS_NAMES
-from cnnlib.text import safe_text, shape_text
+from cnnlib.core.text import safe_text, shape_text
+from cnnlib.data.mnist import CLASS_NAMES
+from cnnlib.inspect import features as F
 from ui import features_view as fv
 from ui import filters_view, keras_runtime, saliency_view, state, training_session
 from ui.datasets import load_for_page

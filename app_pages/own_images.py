@@ -10,12 +10,13 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from cnnlib import folders, transfer
-from cnnlib.budgets import budgets
-from cnnlib.errors import ArchiveError
-from cnnlib.saliency import saliency_map
-from cnnlib.text import safe_text
-from cnnlib.training import default_slots
+from cnnlib.core.budgets import budgets
+from cnnlib.core.errors import ArchiveError
+from cnnlib.core.text import safe_text
+from cnnlib.inspect.saliency import saliency_map
+from cnnlib.training import transfer
+from cnnlib.training.trainer import default_slots
+from cnnlib.uploads import folders
 from ui import own_images_session as session
 from ui import own_images_view as view
 from ui import training_session as runs

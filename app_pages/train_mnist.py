@@ -8,14 +8,15 @@ import functools
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
-from cnnlib import data as datasets
-from cnnlib.budgets import budgets, check_training
-from cnnlib.digits import prepare_digit
-from cnnlib.errors import BudgetError, CNNLabError, InvalidImageError
-from cnnlib.evaluation import predict_probabilities
-from cnnlib.experiments import DIRECTIONS
+from cnnlib.core.budgets import budgets
+from cnnlib.core.errors import BudgetError, CNNLabError, InvalidImageError
+from cnnlib.data import mnist as datasets
+from cnnlib.data.digits import prepare_digit
 from cnnlib.models import MNIST_PRESETS, build_from_stack, summarize_stack
-from cnnlib.training import LR_SCHEDULES, OPTIMIZERS, TrainConfig, default_slots
+from cnnlib.training.cost import check_training
+from cnnlib.training.evaluation import predict_probabilities
+from cnnlib.training.experiments import DIRECTIONS
+from cnnlib.training.trainer import LR_SCHEDULES, OPTIMIZERS, TrainConfig, default_slots
 from ui import state
 from ui import training_session as runs
 from ui import training_view as view

@@ -1,8 +1,8 @@
-"""Benchmark: cnnlib.conv.conv2d against tf.nn.conv2d, and the Convolution lab's rerun time.
+"""Benchmark: cnnlib.conv.ops.conv2d against tf.nn.conv2d, and the Convolution lab's rerun time.
 
 Run from the repository root: ``python benchmarks/conv_bench.py`` (about 1–2 minutes).
 
-1. The same NumPy inputs go to ``cnnlib.conv.conv2d`` and to ``tf.nn.conv2d`` (numpy in,
+1. The same NumPy inputs go to ``cnnlib.conv.ops.conv2d`` and to ``tf.nn.conv2d`` (numpy in,
    numpy out for both; TensorFlow warmed up first): a 512×512×3 image with 8 3×3 filters
    ("same", stride 1; stride 2; dilation 2) and a 2048×2048 grayscale image with one 3×3 and
    one 7×7 filter. Ours and TensorFlow's runs alternate; each time is the minimum of N runs
@@ -32,7 +32,7 @@ from benchmarks.targets import report_targets  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from cnnlib import conv  # noqa: E402
+from cnnlib.conv import ops as conv  # noqa: E402
 
 RATIO_LIMIT = 3.0
 STRIDE_LIMIT = 0.4

@@ -51,10 +51,10 @@ def main() -> int:
     import keras
     from streamlit.testing.v1 import AppTest
 
-    from cnnlib import features as F
-    from cnnlib.imagenet import prepare
+    from cnnlib.data.samples import load_sample
+    from cnnlib.inspect import features as F
+    from cnnlib.inspect.imagenet import prepare
     from cnnlib.models.pretrained import RESNET50
-    from cnnlib.samples import load_sample
 
     folder = Path(tempfile.mkdtemp(prefix="cnnlab-features-bench-"))
     weights = folder / "resnet50_random.weights.h5"

@@ -3,7 +3,7 @@
 Prints the TensorFlow/Keras versions and the visible GPUs, then trains briefly and reports
 images/s (second epoch, after tracing and caching):
 
-1. the own-images pipeline (``cnnlib.folders``): ``example_archive`` (real Fashion-MNIST as
+1. the own-images pipeline (``cnnlib.uploads.folders``): ``example_archive`` (real Fashion-MNIST as
    PNG class folders) when Debian's Fashion-MNIST is installed, else generated noisy class
    folders; the scratch recipe at 64×64;
 2. the MNIST recipe: ``cnnlib.models.build_fast_convnet`` on MNIST from ``$CNNLAB_DATA_DIR``
@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.epoch_times import epoch_timer
-from cnnlib.errors import DataUnavailableError
+from cnnlib.core.errors import DataUnavailableError
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -68,8 +68,8 @@ def synthetic_archive(n_per_class: int = 100, side: int = 64) -> bytes:
 def own_images(epochs: int) -> None:
     import keras
 
-    from cnnlib.folders import example_archive, open_archive
-    from cnnlib.transfer import build_scratch_model
+    from cnnlib.training.transfer import build_scratch_model
+    from cnnlib.uploads.folders import example_archive, open_archive
 
     try:
         data, source = example_archive(250, classes=(1, 5, 7, 8), size=64), "Fashion-MNIST"
@@ -93,7 +93,7 @@ def own_images(epochs: int) -> None:
 
 
 def mnist_recipe(epochs: int) -> None:
-    from cnnlib.data import load_test_split, to_model_input
+    from cnnlib.data.mnist import load_test_split, to_model_input
     from cnnlib.models import build_fast_convnet
 
     if not os.environ.get("CNNLAB_DATA_DIR") and (SHARED_DATA / "mnist").is_dir():

@@ -8,13 +8,13 @@ file in the legacy HDF5 layout of Keras' official weights file, and loaded throu
 real loader (``cnnlib.models.load_resnet50``). Measured in one run, on the same JPEG bytes
 (the scikit-image cat photo, 451×300):
 
-1. App path: ``cnnlib.images.load_image`` → ``cnnlib.imagenet.prepare`` → the shared model's
-   ``tf.function`` forward pass (``PretrainedModel.predict``) → offline ``decode``.
+1. App path: ``cnnlib.data.images.load_image`` → ``cnnlib.inspect.imagenet.prepare`` → the shared
+   model's ``tf.function`` forward pass (``PretrainedModel.predict``) → offline ``decode``.
 2. Tutorials' path: ``keras.utils.load_img(target_size=(224, 224))`` → ``img_to_array`` →
    ``np.expand_dims`` → ``resnet50.preprocess_input`` → ``model.predict`` →
    ``resnet50.decode_predictions`` (given the class index offline).
-3. Grad-CAM (``cnnlib.imagenet.grad_cam`` on a prepared batch) against the plain forward pass
-   on the same batch.
+3. Grad-CAM (``cnnlib.inspect.imagenet.grad_cam`` on a prepared batch) against the plain forward
+   pass on the same batch.
 4. Build + weight-loading time of ``load_resnet50`` from the local file (includes the MD5
    check), in this process and in a fresh one.
 5. Peak memory (peak resident set size, VmHWM) of a fresh Python process that loads ResNet50 with
@@ -59,7 +59,8 @@ sys.path.insert(0, {root!r})
 start = time.perf_counter()
 import keras
 imported = time.perf_counter() - start
-from cnnlib import imagenet, samples
+from cnnlib.inspect import imagenet
+from cnnlib.data import samples
 from cnnlib.models import load_resnet50
 pm = load_resnet50({weights!r})
 img = samples.load_sample("cat (chelsea)")
@@ -95,8 +96,9 @@ def main() -> int:
     from keras.applications import resnet50
     from keras.src.applications import imagenet_utils
 
-    from cnnlib import imagenet, samples
-    from cnnlib.images import load_image
+    from cnnlib.data import samples
+    from cnnlib.data.images import load_image
+    from cnnlib.inspect import imagenet
     from cnnlib.models import load_resnet50
     from cnnlib.models.pretrained import RESNET50
 

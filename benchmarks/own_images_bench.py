@@ -5,7 +5,7 @@ Data: real Fashion-MNIST training images (Debian's ``dataset-fashion-mnist``), u
 
 (a) Throughput — the tutorial's stack (``build_scratch_model``, no augmentation, batch 32)
     trained for ``--epochs`` epochs on the same files in the same process, fed by
-    ``cnnlib.folders`` (``open_archive`` → ``FolderData.batches``) and by
+    ``cnnlib.uploads.folders`` (``open_archive`` → ``FolderData.batches``) and by
     ``keras.utils.image_dataset_from_directory(...).prefetch(AUTOTUNE)`` (the keras-io
     tutorial's input pipeline); alternated ``--repeats`` times (each going first in turn),
     fastest kept. Target: pipeline images/s ÷ reference images/s ≥ 0.9 (reported as
@@ -52,7 +52,7 @@ from PIL import Image
 
 from benchmarks.epoch_times import epoch_timer
 from benchmarks.targets import report_targets
-from cnnlib.data import CLASS_NAMES, DEBIAN_FASHION_DIR, read_idx
+from cnnlib.data.mnist import CLASS_NAMES, DEBIAN_FASHION_DIR, read_idx
 
 THROUGHPUT_LIMIT = 1 / 0.9
 TRANSFER_LIMIT = 0.1
@@ -105,7 +105,7 @@ def fit_pipeline(data, epochs: int, seed: int = 0) -> dict:
     """(a) the stack fed by FolderData.batches; images/s over the whole fit."""
     import keras
 
-    from cnnlib.transfer import build_scratch_model
+    from cnnlib.training.transfer import build_scratch_model
 
     keras.utils.set_random_seed(seed)
     model = build_scratch_model(data.input_shape, len(data.class_names), augment=False)
@@ -129,7 +129,7 @@ def fit_reference(folder: Path, num_classes: int, epochs: int, seed: int = 0) ->
     import keras
     import tensorflow as tf
 
-    from cnnlib.transfer import build_scratch_model
+    from cnnlib.training.transfer import build_scratch_model
 
     keras.utils.set_random_seed(seed)
     train_ds, val_ds = keras.utils.image_dataset_from_directory(
@@ -170,7 +170,7 @@ def transfer_timing(data, weights: Path, epochs: int) -> dict:
     """(b) head epochs 2..N on cached features vs through the frozen backbone (keras-io)."""
     import keras
 
-    from cnnlib import transfer
+    from cnnlib.training import transfer
 
     loaded = transfer.load_backbone("MobileNetV2", data.input_shape, weights)
     t0 = time.perf_counter()
@@ -218,7 +218,7 @@ def vm_hwm_mb() -> float | None:
 
 def memory_child(zip_path: str) -> None:
     """(c), run in a subprocess: train on the big zip; print peak RSS as JSON."""
-    from cnnlib.folders import train_from_archive
+    from cnnlib.uploads.folders import train_from_archive
 
     data = Path(zip_path).read_bytes()
     t0 = time.perf_counter()
@@ -244,7 +244,7 @@ def main() -> int:
     import keras
     import tensorflow as tf
 
-    from cnnlib.folders import open_archive, train_from_archive
+    from cnnlib.uploads.folders import open_archive, train_from_archive
 
     per_class = 60 if args.quick else 300
     big_per_class, big_side = (20, 96) if args.quick else (200, 196)
@@ -277,7 +277,7 @@ def main() -> int:
         best_ref = max(ref, key=lambda r: r["ips"])
         print(f"\n(a) {args.epochs} epochs, batch 32, {data.size('train')} training images")
         print(f"{'open_archive (extract + check every image)':<{W}} {open_seconds:8.1f} s")
-        for name, runs in (("cnnlib.folders FolderData.batches", ours),
+        for name, runs in (("cnnlib.uploads.folders FolderData.batches", ours),
                            ("image_dataset_from_directory + prefetch", ref)):  # fmt: skip
             ips = ", ".join(f"{r['ips']:.0f}" for r in runs)
             print(f"{name:<{W}} {max(r['ips'] for r in runs):8.0f} img/s  (runs: {ips})")
@@ -285,7 +285,7 @@ def main() -> int:
             print(f"{'  per CPU-second of this process':<{W}} "
                   f"{max(r['cpu_ips'] for r in runs):8.0f} img/s  (runs: {cpu_ips})")  # fmt: skip
         ours_alone, ref_alone = pipeline_alone(data, folder, args.epochs)
-        print(f"{'  input pipelines alone (no model): cnnlib.folders':<{W}} "
+        print(f"{'  input pipelines alone (no model): cnnlib.uploads.folders':<{W}} "
               f"{ours_alone:8.0f} img/s")  # fmt: skip
         print(f"{'  input pipelines alone (no model): image_dataset_from_directory':<{W}} "
               f"{ref_alone:8.0f} img/s")  # fmt: skip

@@ -60,7 +60,8 @@ def main() -> int:
     import keras
     import tensorflow as tf
 
-    from cnnlib import imagenet, saliency, samples, visualize
+    from cnnlib.data import samples
+    from cnnlib.inspect import imagenet, saliency, visualize
     from cnnlib.models import build_tutorial_convnet, load_resnet50
     from cnnlib.models.pretrained import RESNET50
 

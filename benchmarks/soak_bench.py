@@ -16,7 +16,7 @@ each doing one page's work, then closes them all:
 
 A sampler thread reads the server process's resident memory (``VmRSS`` in
 ``/proc/<pid>/status``) every ``--sample-seconds``, and that of the server with its child
-processes (each training runs in its own, ``cnnlib.task_process``). The first ``--warmup``
+processes (each training runs in its own, ``cnnlib.training.task_process``). The first ``--warmup``
 waves load TensorFlow, ResNet50 and the caches; growth of the server's RSS is measured from
 the median of the samples during the last warm-up wave to the median of the last three
 samples of the run, taken after a final pause of ``TTL`` + ``GC_EVERY_SECONDS`` (the
@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.targets import report_targets  # noqa: E402
 from cnnlib.models.pretrained import RESNET50  # noqa: E402
-from cnnlib.task_process import process_rss_bytes  # noqa: E402
+from cnnlib.training.task_process import process_rss_bytes  # noqa: E402
 from tests.e2e.harness import VIEWPORT, launch_chromium, streamlit_server, wait_idle  # noqa: E402
 from tests.imagenet_weights import resnet50_weights_file  # noqa: E402
 from ui.session_cleanup import GC_EVERY_SECONDS  # noqa: E402

@@ -7,7 +7,7 @@ In one process, on the full Fashion-MNIST training set (60,000 images, Debian's
    5 epochs, plain ``model.fit`` (``verbose=0``: no progress bar, the fastest form of the
    script), then ``model.evaluate`` on the 10,000 test images. Timed: data preparation,
    build, compile and fit.
-2. Fast recipe — ``build_fast_convnet`` trained through ``cnnlib.training.TrainingJob``
+2. Fast recipe — ``build_fast_convnet`` trained through ``cnnlib.training.trainer.TrainingJob``
    with the live-progress callback and a poller reading ``snapshot()`` twice a second, as
    the page does. The test set is evaluated after every epoch (time excluded); the result
    is the time until the first epoch whose test accuracy reaches the reference's.
@@ -41,10 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 
 from benchmarks.targets import report_targets
-from cnnlib.data import load_dataset
+from cnnlib.data.mnist import load_dataset
+from cnnlib.data.training_data import ArrayData
 from cnnlib.models import DEFAULT_PRESET, PRESET_TRAINING, build_fast_convnet
-from cnnlib.training import TrainConfig, TrainingJob, TrainingSlots
-from cnnlib.training_data import ArrayData
+from cnnlib.training.trainer import TrainConfig, TrainingJob, TrainingSlots
 
 RATIO_LIMIT = 0.5
 #: Width of the table's first column.

@@ -19,7 +19,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from cnnlib.data import DEBIAN_FASHION_DIR, read_idx  # noqa: E402  (after the path is set)
+from cnnlib.data.mnist import DEBIAN_FASHION_DIR, read_idx  # noqa: E402  (after the path is set)
 
 #: The real MNIST test set (IDX, gzip) that every checkout has beside it.
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"

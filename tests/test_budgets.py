@@ -1,4 +1,4 @@
-"""cnnlib.budgets: defaults, environment overrides, and the training-cost check against
+"""cnnlib.core.budgets: defaults, environment overrides, and the training-cost check against
 numbers computed by hand (and Keras' own count_params)."""
 
 from __future__ import annotations
@@ -7,9 +7,10 @@ import dataclasses
 
 import pytest
 
-from cnnlib.budgets import Budgets, budgets, check_training, training_cost
-from cnnlib.errors import BudgetError, CNNLabError
+from cnnlib.core.budgets import Budgets, budgets
+from cnnlib.core.errors import BudgetError, CNNLabError
 from cnnlib.models.stack import LayerSpec, summarize_stack
+from cnnlib.training.cost import check_training, training_cost
 
 #: Conv2D(32, 3) → MaxPooling2D(2) → Flatten → Dense(10, softmax) on 28×28×1.
 SMALL = [
@@ -160,7 +161,7 @@ def test_server_config_matches_the_budgets_and_names_real_options():
 
 
 def test_session_usage_counts_uploads_and_bytes():
-    from cnnlib.budgets import SessionUsage
+    from cnnlib.core.budgets import SessionUsage
 
     limits = Budgets(session_uploads=3, session_upload_bytes=1000)
     usage = SessionUsage()
@@ -175,7 +176,7 @@ def test_session_usage_counts_uploads_and_bytes():
 
 
 def test_session_images_decoded_bytes():
-    from cnnlib.budgets import check_session_images
+    from cnnlib.core.budgets import check_session_images
 
     limits = Budgets(session_image_bytes=10_000_000)
     assert check_session_images([(1000, 1000), (1000, 2000)], budgets=limits) == 9_000_000

@@ -1,8 +1,8 @@
-"""cnnlib.colormaps: lookup tables and colouring, checked against hand-computed values."""
+"""cnnlib.core.colormaps: lookup tables and colouring, checked against hand-computed values."""
 
 import numpy as np
 
-from cnnlib import colormaps
+from cnnlib.core import colormaps
 
 
 def test_lookup_table_interpolates_between_stops():

@@ -1,4 +1,4 @@
-"""cnnlib.conv against TensorFlow: conv2d equals tf.nn.conv2d over a grid of kernel sizes,
+"""cnnlib.conv.ops against TensorFlow: conv2d equals tf.nn.conv2d over a grid of kernel sizes,
 paddings, strides, dilations, channels and filters; output_size equals TensorFlow's shape;
 what TensorFlow rejects we reject; pooling equals tf.nn.max_pool2d / avg_pool2d.
 
@@ -20,8 +20,8 @@ import itertools
 import numpy as np
 import pytest
 
-from cnnlib import conv
-from cnnlib.errors import InvalidArgumentError
+from cnnlib.conv import ops as conv
+from cnnlib.core.errors import InvalidArgumentError
 
 RTOL, ATOL = 1e-4, 1e-5
 #: Non-square inputs (H, W): small enough for a fast grid, large enough for 7×7 at dilation 3

@@ -1,4 +1,4 @@
-"""cnnlib.conv.conv2d_transpose against tf.nn.conv2d_transpose over a grid of sizes, kernels,
+"""cnnlib.conv.ops.conv2d_transpose against tf.nn.conv2d_transpose over a grid of sizes, kernels,
 strides and paddings; transpose_output_size against TensorFlow's shapes; the TransposeGrid's
 overlap counts against a brute-force count.
 
@@ -14,8 +14,8 @@ import itertools
 import numpy as np
 import pytest
 
-from cnnlib import conv
-from cnnlib.errors import InvalidArgumentError
+from cnnlib.conv import ops as conv
+from cnnlib.core.errors import InvalidArgumentError
 
 SHAPES = [(5, 4), (3, 7)]
 KERNELS = [(1, 1), (2, 3), (3, 3), (4, 2), (5, 5)]

@@ -1,4 +1,4 @@
-"""cnnlib.data against the real MNIST test set, Debian's Fashion-MNIST and damaged files.
+"""cnnlib.data.mnist against the real MNIST test set, Debian's Fashion-MNIST and damaged files.
 
 IDX files for the error cases are written here with ``struct`` (an independent writer), and
 the Keras download is replaced by a stub so no test touches the network.
@@ -13,8 +13,8 @@ import struct
 import numpy as np
 import pytest
 
-from cnnlib import data
-from cnnlib.errors import CorruptDataError, DataUnavailableError, InvalidArgumentError
+from cnnlib.core.errors import CorruptDataError, DataUnavailableError, InvalidArgumentError
+from cnnlib.data import mnist as data
 
 MNIST_TEST_CLASS_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 

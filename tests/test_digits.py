@@ -1,4 +1,4 @@
-"""cnnlib.digits: real MNIST digits re-drawn dark-on-light on a bigger page come back as MNIST.
+"""cnnlib.data.digits: real MNIST digits re-drawn dark-on-light on a bigger page come back as MNIST.
 
 The round trip: take a real test digit, invert it to dark ink on light paper, enlarge it 2–6×,
 paste it at a random place on a larger light canvas, preprocess → the result must match the
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnlib.digits import BOX_SIZE, FIELD_SIZE, prepare_digit, preprocess_digit
-from cnnlib.errors import InvalidImageError
+from cnnlib.core.errors import InvalidImageError
+from cnnlib.data.digits import BOX_SIZE, FIELD_SIZE, prepare_digit, preprocess_digit
 
 #: Digits 0..N-1 of the test file are re-rendered; the tiny model trains on others.
 RENDERED = 200

@@ -1,4 +1,4 @@
-"""cnnlib.evaluation against hand-computed cases and Keras' own loss and accuracy."""
+"""cnnlib.training.evaluation against hand-computed cases and Keras' own loss and accuracy."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from cnnlib.errors import InvalidArgumentError
-from cnnlib.evaluation import (
+from cnnlib.core.errors import InvalidArgumentError
+from cnnlib.training.evaluation import (
     accuracy,
     cell_indices,
     confusion_matrix,

@@ -1,12 +1,12 @@
-"""cnnlib.experiments: shifting digits, accuracy against shift, the two-model experiment."""
+"""cnnlib.training.experiments: shifting digits, accuracy against shift, the experiment."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from cnnlib.errors import InvalidArgumentError
-from cnnlib.experiments import (
+from cnnlib.core.errors import InvalidArgumentError
+from cnnlib.training.experiments import (
     TranslationExperiment,
     shift_images,
     shifted_accuracy,
@@ -85,7 +85,7 @@ def test_shifted_accuracy_by_hand():
 @pytest.mark.slow
 def test_experiment_trains_both_models_and_measures_every_shift(mnist_test_set):
     keras = pytest.importorskip("keras")
-    from cnnlib.training import TrainConfig, TrainingSlots
+    from cnnlib.training.trainer import TrainConfig, TrainingSlots
 
     x, y = mnist_test_set
 
@@ -139,7 +139,7 @@ def test_experiment_trains_both_models_and_measures_every_shift(mnist_test_set):
 def test_experiment_stop_ends_it_without_a_result(mnist_test_set):
     pytest.importorskip("keras")
     from cnnlib.models import build_dense_baseline
-    from cnnlib.training import TrainConfig, TrainingSlots
+    from cnnlib.training.trainer import TrainConfig, TrainingSlots
 
     x, y = (a[:3000] for a in mnist_test_set)
     experiment = TranslationExperiment(

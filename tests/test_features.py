@@ -1,6 +1,6 @@
-"""cnnlib.features: layers, one-pass activations, stats, grids, filters, receptive fields.
+"""cnnlib.inspect.features: layers, one-pass activations, stats, grids, filters, receptive fields.
 
-References are independent of the code under test: ``cnnlib.conv`` for convolutions,
+References are independent of the code under test: ``cnnlib.conv.ops`` for convolutions,
 Keras' own ``model.summary`` for shapes, receptive fields computed by hand (and ResNet50's
 483 px, published in Araujo et al., "Computing Receptive Fields of CNNs", Distill 2019).
 """
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnlib import conv
-from cnnlib import features as F
-from cnnlib.errors import InvalidArgumentError, InvalidModelError
+from cnnlib.conv import ops as conv
+from cnnlib.core.errors import InvalidArgumentError, InvalidModelError
+from cnnlib.inspect import features as F
 
 keras = pytest.importorskip("keras")
 
@@ -460,11 +460,11 @@ def test_preprocessing_layers_are_not_listed_and_inputs_follow_the_model():
 
 def test_a_transfer_model_with_a_shared_nested_backbone_opens():
     """An own-images transfer model: CaffePreprocess → backbone (a nested model, here shared
-    by two models as ``cnnlib.transfer.assemble`` shares one) → pooling → classes. The
+    by two models as ``cnnlib.training.transfer.assemble`` shares one) → pooling → classes. The
     backbone's maps are its call in THIS model's graph, equal to running it by hand."""
     import keras
 
-    from cnnlib.transfer import caffe_preprocess_layer
+    from cnnlib.training.transfer import caffe_preprocess_layer
 
     inner = keras.Input((16, 16, 3))
     backbone = keras.Model(inner, keras.layers.Conv2D(4, 3, activation="relu")(inner), name="bb")

@@ -83,7 +83,7 @@ def test_colorscale_and_colorize_follow_plotly():
 
 
 def test_shape_text_is_the_cnnlib_one():
-    from cnnlib.text import shape_text
+    from cnnlib.core.text import shape_text
 
     assert figures.shape_text is shape_text
 
@@ -125,9 +125,9 @@ def test_bar_chart_options():
 
 @pytest.mark.parametrize("name", ["Viridis", "RdBu_r", "Jet"])
 def test_the_app_scales_are_plotlys_and_shared_with_cnnlib(name):
-    """``cnnlib.colormaps.SCALES`` spells plotly's scales exactly; ``figures.colorize`` and
+    """``cnnlib.core.colormaps.SCALES`` spells plotly's scales exactly; ``figures.colorize`` and
     cnnlib's images (feature-map grids, the Grad-CAM overlay) colour with the same table."""
-    from cnnlib import colormaps
+    from cnnlib.core import colormaps
 
     plotly_stops = [
         (round(p, 9), tuple(pc.hex_to_rgb(c) if c.startswith("#") else pc.unlabel_rgb(c)))
@@ -141,7 +141,7 @@ def test_the_app_scales_are_plotlys_and_shared_with_cnnlib(name):
 
 
 def test_cnnlib_images_use_the_app_scales():
-    from cnnlib import features, imagenet
+    from cnnlib.inspect import features, imagenet
 
     cam = np.array([[0.0, 0.25], [0.75, 1.0]], np.float32)
     heat = np.asarray(imagenet.heatmap_rgb(cam, (2, 2)))  # same size: no resampling
@@ -159,7 +159,7 @@ def test_cnnlib_images_use_the_app_scales():
 
 def test_the_pages_bar_charts_come_from_bar_chart():
     """Per-class accuracy, probabilities and the top-5 keep their look through ``bar_chart``."""
-    from cnnlib.imagenet import Prediction
+    from cnnlib.inspect.imagenet import Prediction
     from ui import classify_view, training_view
 
     probs = training_view.probabilities_figure(np.array([0.1, 0.7, 0.2]), ["0", "1", "2"])
@@ -177,7 +177,7 @@ def test_the_pages_bar_charts_come_from_bar_chart():
 def _starting_status_app(process_id_is_server: bool):
     import os
 
-    from cnnlib.training import TrainingProgress
+    from cnnlib.training.trainer import TrainingProgress
     from ui import training_view
 
     pid = os.getpid() if process_id_is_server else os.getpid() + 1

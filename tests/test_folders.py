@@ -1,4 +1,4 @@
-"""cnnlib.folders: hostile archives refused before extraction, health report, tf.data split.
+"""cnnlib.uploads.folders: hostile archives refused before extraction, health report, tf.data split.
 
 Every refusal is checked for its message and for leaving nothing behind: the session folder
 (``workdir``) and Python's temporary folder (redirected to an empty folder) are listed
@@ -18,15 +18,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnlib.errors import ArchiveError, CNNLabError
-from cnnlib.folders import (
+from cnnlib.core.errors import ArchiveError, CNNLabError
+from cnnlib.data.images import load_image
+from cnnlib.uploads.folders import (
     FolderData,
     example_archive,
     open_archive,
     open_files,
     train_from_archive,
 )
-from cnnlib.images import load_image
 
 
 def png(color=(200, 30, 30), size=(20, 20), mode="RGB", noise_seed=None) -> bytes:
@@ -292,7 +292,7 @@ def test_example_archive_is_real_fashion_mnist(fashion_dir, session):
         assert folders.class_names == ("Bag", "Trouser")
         assert folders.counts() == {"Bag": 12, "Trouser": 12}
         assert folders.health().ok
-    from cnnlib.data import read_idx
+    from cnnlib.data.mnist import read_idx
 
     images = read_idx(fashion_dir / "t10k-images-idx3-ubyte.gz")
     labels = read_idx(fashion_dir / "t10k-labels-idx1-ubyte.gz")

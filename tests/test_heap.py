@@ -1,4 +1,4 @@
-"""cnnlib.heap.trim_heap: freed C-heap memory goes back to the operating system.
+"""cnnlib.core.heap.trim_heap: freed C-heap memory goes back to the operating system.
 
 Run in a fresh interpreter, so that only this test's allocations are in its heap: 200 MB
 of 100 kB buffers (below glibc's mmap threshold, so on the heap), each followed by a small
@@ -12,15 +12,15 @@ import sys
 
 import pytest
 
-from cnnlib.heap import _malloc_trim
+from cnnlib.core.heap import _malloc_trim
 from tests.conftest import ROOT
 
 SCRIPT = """
 import os
 
 import numpy as np
-from cnnlib.heap import trim_heap
-from cnnlib.task_process import process_rss_bytes
+from cnnlib.core.heap import trim_heap
+from cnnlib.training.task_process import process_rss_bytes
 
 keep, drop = [], []
 for _ in range(2000):

@@ -1,6 +1,6 @@
-"""cnnlib.imagenet: each step against Keras' own functions, offline class names, classification
-end to end, Grad-CAM against an independent computation, thread safety, and what the classify
-path does with awkward uploads.
+"""cnnlib.inspect.imagenet: each step against Keras' own functions, offline class names,
+classification end to end, Grad-CAM against an independent computation, thread safety, and
+what the classify path does with awkward uploads.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnlib import imagenet, samples
-from cnnlib.errors import InvalidArgumentError, InvalidImageError
-from cnnlib.images import load_image
+from cnnlib.core.errors import InvalidArgumentError, InvalidImageError
+from cnnlib.data import samples
+from cnnlib.data.images import load_image
+from cnnlib.inspect import imagenet
 from tests.imagenet_weights import resnet50_loaded, resnet50_reference
 from tests.uploads import encode, png_declaring
 

@@ -1,4 +1,4 @@
-"""cnnlib.images.load_image on good and bad uploads, and the array conversions.
+"""cnnlib.data.images.load_image on good and bad uploads, and the array conversions.
 
 The uploads (``tests/uploads.py``) are built in memory; the page tests use them too.
 """
@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from cnnlib import images
-from cnnlib.budgets import Budgets
-from cnnlib.errors import InvalidImageError
+from cnnlib.core.budgets import Budgets
+from cnnlib.core.errors import InvalidImageError
+from cnnlib.data import images
 from tests.uploads import bad_uploads, encode, odd_but_valid_uploads, photo, png_declaring
 
 

@@ -1,12 +1,13 @@
-"""cnnlib.kernels: the presets do what their descriptions say, and the kernel utilities."""
+"""cnnlib.conv.kernels: the presets do what their descriptions say, and the kernel utilities."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from cnnlib import conv, kernels
-from cnnlib.errors import InvalidArgumentError
+from cnnlib.conv import kernels
+from cnnlib.conv import ops as conv
+from cnnlib.core.errors import InvalidArgumentError
 
 REQUIRED = [
     "identity", "box blur", "gaussian blur", "sharpen", "vertical edges", "horizontal edges",

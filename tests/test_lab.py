@@ -1,5 +1,5 @@
-"""cnnlib.lab: URL settings, output-size explanations, one cell by hand, the small grid,
-the filter bank and drawing helpers — checked against cnnlib.conv and TensorFlow."""
+"""cnnlib.conv.lab: URL settings, output-size explanations, one cell by hand, the small grid,
+the filter bank and drawing helpers — checked against cnnlib.conv.ops and TensorFlow."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import itertools
 import numpy as np
 import pytest
 
-from cnnlib import conv, kernels, lab, samples
-from cnnlib.conv import ConvGeometry
-from cnnlib.errors import InvalidArgumentError
+from cnnlib.conv import kernels, lab
+from cnnlib.conv import ops as conv
+from cnnlib.conv.ops import ConvGeometry
+from cnnlib.core.errors import InvalidArgumentError
+from cnnlib.data import samples
 
 IMAGES = samples.sample_names()
 

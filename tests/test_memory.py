@@ -44,8 +44,11 @@ CHILD = (
     PEAK
     + r"""
 import json, resource, sys
-from cnnlib import conv, images, kernels, lab
-from cnnlib.budgets import budgets
+from cnnlib.conv import ops as conv
+from cnnlib.data import images
+from cnnlib.conv import kernels
+from cnnlib.conv import lab
+from cnnlib.core.budgets import budgets
 
 limits = budgets()
 data = open(sys.argv[1], "rb").read()
@@ -74,7 +77,10 @@ RESNET_CHILD = (
     PEAK
     + r"""
 import json, resource, sys
-from cnnlib import digits, features, images, imagenet
+from cnnlib.data import digits
+from cnnlib.inspect import features
+from cnnlib.data import images
+from cnnlib.inspect import imagenet
 from cnnlib.models import load_resnet50
 
 pm = load_resnet50(sys.argv[2])

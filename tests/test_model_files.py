@@ -1,4 +1,4 @@
-"""cnnlib.model_files: crafted .keras uploads, one per rule, and genuine models that load.
+"""cnnlib.uploads.model_files: crafted .keras uploads, one per rule, and genuine models that load.
 
 Crafted files are made from a real saved model by editing its archive or config.json; the
 decompression bomb is a hand-written zip whose member declares 2 GB (2 MB of deflated
@@ -17,9 +17,9 @@ import keras
 import numpy as np
 import pytest
 
-from cnnlib.budgets import Budgets
-from cnnlib.errors import InvalidModelError
-from cnnlib.model_files import inspect_keras_file, keras_settings, load_keras_file
+from cnnlib.core.budgets import Budgets
+from cnnlib.core.errors import InvalidModelError
+from cnnlib.uploads.model_files import inspect_keras_file, keras_settings, load_keras_file
 
 BUDGETS = Budgets()
 
@@ -354,7 +354,7 @@ def test_the_mnist_pages_own_download_loads(genuine):
     """What the MNIST page's download button gives (``save_model_bytes``) passes inspection
     and loads: the Feature maps page can switch to ``load_keras_file``."""
     from cnnlib.models.presets import build_fast_convnet
-    from cnnlib.training import save_model_bytes
+    from cnnlib.training.trainer import save_model_bytes
 
     model = build_fast_convnet(seed=1)
     data = save_model_bytes(model)
@@ -369,7 +369,7 @@ def test_own_images_export_with_caffe_preprocessing_loads(tmp_path):
     """A ResNet50/VGG19 own-images model carries CNN Lab's registered ``CaffePreprocess``
     layer: accepted by its registered name and module, and predicts like the original; the
     same class name from another module is refused."""
-    from cnnlib.transfer import caffe_preprocess_layer
+    from cnnlib.training.transfer import caffe_preprocess_layer
 
     inp = keras.Input((16, 16, 3))
     x = caffe_preprocess_layer()(inp)

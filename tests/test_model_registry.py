@@ -1,11 +1,11 @@
-"""cnnlib.model_registry: the session's trained models, newest first and bounded."""
+"""cnnlib.models.registry: the session's trained models, newest first and bounded."""
 
 from __future__ import annotations
 
 import pytest
 
-from cnnlib.errors import InvalidArgumentError
-from cnnlib.model_registry import ModelRegistry, RegisteredModel, registered_from_job
+from cnnlib.core.errors import InvalidArgumentError
+from cnnlib.models.registry import ModelRegistry, RegisteredModel, registered_from_job
 
 
 def entry(name, **kwargs):
@@ -47,9 +47,9 @@ def test_a_finished_job_registers_with_its_class_names_and_input_shape():
     pytest.importorskip("keras")
     import numpy as np
 
+    from cnnlib.data.training_data import ArrayData
     from cnnlib.models import LayerSpec, build_from_stack
-    from cnnlib.training import TrainConfig, TrainingJob, TrainingSlots
-    from cnnlib.training_data import ArrayData
+    from cnnlib.training.trainer import TrainConfig, TrainingJob, TrainingSlots
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (60, 6, 5, 3), dtype=np.uint8)

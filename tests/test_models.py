@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from cnnlib.errors import InvalidModelError
+from cnnlib.core.errors import InvalidModelError
 from cnnlib.models import (
     MNIST_PRESETS,
     PRESET_TRAINING,

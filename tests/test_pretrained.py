@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import pytest
 
-from cnnlib.errors import WeightsUnavailableError
+from cnnlib.core.errors import WeightsUnavailableError
 from cnnlib.models import pretrained
 from cnnlib.models.pretrained import (
     RESNET50,
@@ -381,7 +381,7 @@ def _held_elsewhere(pm):
 
 
 def test_busy_model_raises_model_busy_error_after_the_wait(monkeypatch):
-    from cnnlib.errors import CNNLabError, ModelBusyError
+    from cnnlib.core.errors import CNNLabError, ModelBusyError
 
     monkeypatch.setenv("CNNLAB_MODEL_WAIT_SECONDS", "1")
     pm = _tiny_shared()
@@ -418,8 +418,8 @@ def test_a_waiting_call_runs_once_the_holder_lets_go():
 
 def test_saliency_features_and_grad_cam_use_the_same_lock():
     """Every caller of a shared model waits on its one lock: saliency, feature maps."""
-    from cnnlib import features, saliency
-    from cnnlib.errors import ModelBusyError
+    from cnnlib.core.errors import ModelBusyError
+    from cnnlib.inspect import features, saliency
 
     pm = _tiny_shared(VGG19_NOTOP)
     x = np.zeros((8, 8, 3), np.float32)

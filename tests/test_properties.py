@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from cnnlib import conv, images
-from cnnlib.errors import InvalidArgumentError, InvalidImageError
+from cnnlib.conv import ops as conv
+from cnnlib.core.errors import InvalidArgumentError, InvalidImageError
+from cnnlib.data import images
 
 SETTINGS = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

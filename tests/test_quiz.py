@@ -1,5 +1,5 @@
-"""cnnlib.quiz: answers equal cnnlib.conv.output_size (and TensorFlow's shape for a sample),
-the question mix has its stated shares, links round-trip and refuse hostile values, answers
+"""cnnlib.conv.quiz: answers equal cnnlib.conv.ops.output_size (and TensorFlow's shape for a
+sample), the question mix has its stated shares, links round-trip and refuse hostile values, answers
 parse in every accepted form, the worked formula is the lab's."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnlib import quiz
-from cnnlib.conv import ConvGeometry, dropped_cells, output_size
-from cnnlib.errors import InvalidArgumentError
-from cnnlib.lab import axis_size
+from cnnlib.conv import quiz
+from cnnlib.conv.lab import axis_size
+from cnnlib.conv.ops import ConvGeometry, dropped_cells, output_size
+from cnnlib.core.errors import InvalidArgumentError
 
 N = 400
 

@@ -1,4 +1,4 @@
-"""cnnlib.saliency against independent references.
+"""cnnlib.inspect.saliency against independent references.
 
 The test model's decision depends on a known region: class 0's logit is the mean of a
 feature map over region R (input rows 4–11, columns 12–19), class 1's over region R2 (rows
@@ -17,8 +17,8 @@ import weakref
 import numpy as np
 import pytest
 
-from cnnlib import saliency
-from cnnlib.errors import InvalidArgumentError
+from cnnlib.core.errors import InvalidArgumentError
+from cnnlib.inspect import saliency
 
 SIZE = 24
 R = (slice(4, 12), slice(12, 20))  # class 0's region (input coordinates)
@@ -270,9 +270,10 @@ def test_occlusion_budget_is_checked_before_work(model, x, monkeypatch):
 
 @pytest.mark.slow
 def test_resnet50_grad_cam_equals_the_classify_page():
-    """``class_activation_map`` on ResNet50 equals ``cnnlib.imagenet.grad_cam`` (which has its
-    own analytic test), so imagenet.py can delegate to it."""
-    from cnnlib import imagenet, samples
+    """``class_activation_map`` on ResNet50 equals ``cnnlib.inspect.imagenet.grad_cam`` (which has
+    its own analytic test), so imagenet.py can delegate to it."""
+    from cnnlib.data import samples
+    from cnnlib.inspect import imagenet
     from tests.imagenet_weights import resnet50_loaded
 
     pm = resnet50_loaded()
@@ -314,10 +315,10 @@ def test_a_sequential_loaded_from_a_keras_file(model):
     """A loaded Sequential calls its layers once per rebuild: ``layer.output`` is from an
     earlier graph. Grad-CAM (and a maximised filter) must use the model's own graph and give
     the original's results."""
-    from cnnlib import visualize
-    from cnnlib.budgets import budgets
-    from cnnlib.model_files import load_keras_file
-    from cnnlib.training import save_model_bytes
+    from cnnlib.core.budgets import budgets
+    from cnnlib.inspect import visualize
+    from cnnlib.training.trainer import save_model_bytes
+    from cnnlib.uploads.model_files import load_keras_file
 
     loaded = load_keras_file(save_model_bytes(model), budgets=budgets())
     x = np.random.default_rng(3).random((SIZE, SIZE, 1)).astype(np.float32)

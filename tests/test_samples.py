@@ -1,12 +1,12 @@
-"""cnnlib.samples: every built-in image loads offline as 8-bit RGB."""
+"""cnnlib.data.samples: every built-in image loads offline as 8-bit RGB."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from cnnlib import samples
-from cnnlib.errors import InvalidArgumentError
+from cnnlib.core.errors import InvalidArgumentError
+from cnnlib.data import samples
 
 
 @pytest.mark.parametrize("name", samples.sample_names())

@@ -18,8 +18,8 @@ import numpy as np
 from streamlit.runtime.state import SafeSessionState, SessionState
 from streamlit.testing.v1 import AppTest
 
-from cnnlib import tasks
-from cnnlib.tasks import TaskHandle, TaskProgress, TaskWorker, TrainingSlots
+from cnnlib.training import tasks
+from cnnlib.training.tasks import TaskHandle, TaskProgress, TaskWorker, TrainingSlots
 from ui import session_cleanup
 from ui.session_cleanup import SessionJanitor, _Reaper
 
@@ -231,7 +231,7 @@ def test_start_listeners_see_every_started_task_once():
 def _start_a_task_app():
     import streamlit as st
 
-    from cnnlib.tasks import TaskHandle
+    from cnnlib.training.tasks import TaskHandle
     from tests.test_session_cleanup import _UntilStopped
     from ui import session_cleanup
 

@@ -1,4 +1,4 @@
-"""cnnlib.task_process: a training in its own process, relayed to the parent.
+"""cnnlib.training.task_process: a training in its own process, relayed to the parent.
 
 Each test trains a tiny convnet on real MNIST digits in a child process (a second or two to
 import TensorFlow there, then well under a second of training). Nothing asserts a duration:
@@ -15,10 +15,10 @@ import signal
 import numpy as np
 import pytest
 
-from cnnlib.errors import InvalidArgumentError
+from cnnlib.core.errors import InvalidArgumentError
 from cnnlib.models import LayerSpec, build_from_stack
-from cnnlib.task_process import process_rss_bytes
-from cnnlib.training import TrainConfig, TrainingJob, TrainingSlots
+from cnnlib.training.task_process import process_rss_bytes
+from cnnlib.training.trainer import TrainConfig, TrainingJob, TrainingSlots
 from tests.conftest import wait_for
 
 keras = pytest.importorskip("keras")
@@ -145,7 +145,7 @@ def test_a_builder_that_does_not_pickle_trains_in_the_thread_or_is_refused(digit
         return build_from_stack(SMALL, seed=seed)
 
     config = TrainConfig(batch_size=100, epochs=1)
-    with caplog.at_level(logging.WARNING, logger="cnnlib.task_process"):
+    with caplog.at_level(logging.WARNING, logger="cnnlib.training.task_process"):
         p = TrainingJob(local_builder, ((x, y), test), config, slots=TrainingSlots(1))
         p = p.start().wait(WAIT)
     assert p.state == "finished" and p.process_id == os.getpid()
@@ -167,7 +167,7 @@ def test_in_thread_when_the_variable_says_so(digits, monkeypatch):
 
 
 def test_a_task_that_cannot_run_in_a_process_refuses_isolate():
-    from cnnlib.tasks import TaskProgress, TaskWorker
+    from cnnlib.training.tasks import TaskProgress, TaskWorker
 
     with pytest.raises(InvalidArgumentError, match="cannot run in a child process"):
         TaskWorker(TaskProgress(), isolate=True, max_seconds=1)
@@ -181,7 +181,7 @@ def test_a_child_started_without_its_parents_key_exits_at_once():
 
     for given in ("", "not hex\n", "abcd\n"):
         result = subprocess.run(
-            [sys.executable, "-m", "cnnlib.task_process"],
+            [sys.executable, "-m", "cnnlib.training.task_process"],
             input=given,
             capture_output=True,
             text=True,

@@ -1,4 +1,4 @@
-"""cnnlib.tasks: the background-task base (states, stop, time limit, slots, handle GC)."""
+"""cnnlib.training.tasks: the background-task base (states, stop, time limit, slots, handle GC)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from cnnlib.errors import BudgetError, InvalidArgumentError, InvalidImageError
-from cnnlib.tasks import (
+from cnnlib.core.errors import BudgetError, InvalidArgumentError, InvalidImageError
+from cnnlib.training.tasks import (
     DEFAULT_MAX_SECONDS,
     ServerBusyError,
     TaskHandle,
@@ -157,7 +157,7 @@ def test_a_free_slot_admits_a_task_even_with_no_room_to_wait():
 
 
 def test_default_slots_take_their_sizes_from_the_budgets(monkeypatch):
-    from cnnlib import tasks
+    from cnnlib.training import tasks
 
     monkeypatch.setattr(tasks, "_DEFAULT_SLOTS", None)
     monkeypatch.setenv("CNNLAB_MAX_TRAININGS", "3")

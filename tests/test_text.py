@@ -1,10 +1,10 @@
-"""cnnlib.text: the one shape formatter, and untrusted values made inert for markdown."""
+"""cnnlib.core.text: the one shape formatter, and untrusted values made inert for markdown."""
 
 from __future__ import annotations
 
 import re
 
-from cnnlib.text import safe_text, shape_text
+from cnnlib.core.text import safe_text, shape_text
 
 
 def test_shape_text():

@@ -1,4 +1,4 @@
-"""cnnlib.training on real MNIST digits (the shared test set, split into two parts).
+"""cnnlib.training.trainer on real MNIST digits (the shared test set, split into two parts).
 
 Models and data are tiny so the whole file runs in well under a minute or two; nothing here
 asserts a duration.
@@ -17,16 +17,16 @@ import zipfile
 import numpy as np
 import pytest
 
-from cnnlib.errors import InvalidArgumentError
+from cnnlib.core.errors import InvalidArgumentError
+from cnnlib.data.training_data import ArrayData
 from cnnlib.models import LayerSpec, build_from_stack
-from cnnlib.training import (
+from cnnlib.training.trainer import (
     Phase,
     TrainConfig,
     TrainingJob,
     TrainingSlots,
     save_model_bytes,
 )
-from cnnlib.training_data import ArrayData
 from tests.conftest import ROOT, wait_for
 
 keras = pytest.importorskip("keras")
@@ -361,7 +361,7 @@ import numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from cnnlib.models import LayerSpec, build_from_stack
-from cnnlib.training import TrainConfig, TrainingJob, TrainingSlots
+from cnnlib.training.trainer import TrainConfig, TrainingJob, TrainingSlots
 rng = np.random.default_rng(0)
 x = rng.integers(0, 256, (200, 8, 8, 1), dtype=np.uint8)
 y = (x.mean(axis=(1, 2, 3)) > 127.5).astype(np.int64)
@@ -397,8 +397,8 @@ def test_mixed_precision_builds_keep_a_float32_softmax():
 
 def test_save_model_bytes_round_trip(tmp_path):
     """What the download button gives loads through the upload path and predicts alike."""
-    from cnnlib.budgets import budgets
-    from cnnlib.model_files import load_keras_file
+    from cnnlib.core.budgets import budgets
+    from cnnlib.uploads.model_files import load_keras_file
 
     model = small_model(seed=3)
     data = save_model_bytes(model)

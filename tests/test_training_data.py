@@ -1,12 +1,12 @@
-"""cnnlib.training_data: the stratified seeded split and the tf.data batches of ArrayData."""
+"""cnnlib.data.training_data: the stratified seeded split and the tf.data batches of ArrayData."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from cnnlib.errors import InvalidArgumentError
-from cnnlib.training_data import ArrayData, TrainingData, stratified_sample
+from cnnlib.core.errors import InvalidArgumentError
+from cnnlib.data.training_data import ArrayData, TrainingData, stratified_sample
 
 NAMES = [f"class {i}" for i in range(4)]
 

@@ -1,4 +1,4 @@
-"""cnnlib.transfer: recipes, backbones' preprocessing, cached features, assembly, export.
+"""cnnlib.training.transfer: recipes, backbones' preprocessing, cached features, assembly, export.
 
 No network: MobileNetV2 weights files are written here from ``weights=None`` models and
 loaded through the real loading code (path and ``CNNLAB_MOBILENETV2_WEIGHTS`` routes); the
@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnlib import transfer
-from cnnlib.errors import InvalidArgumentError, WeightsUnavailableError
-from cnnlib.folders import open_archive, train_from_archive
-from cnnlib.training import save_model_bytes
+from cnnlib.core.errors import InvalidArgumentError, WeightsUnavailableError
+from cnnlib.training import transfer
+from cnnlib.training.trainer import save_model_bytes
+from cnnlib.uploads.folders import open_archive, train_from_archive
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 96
@@ -101,7 +101,10 @@ def test_caffe_layer_round_trips_through_a_safe_mode_keras_file(tmp_path):
 
 
 def test_importing_the_pipeline_does_not_import_tensorflow():
-    code = "import sys, cnnlib.folders, cnnlib.transfer; print('tensorflow' in sys.modules)"
+    code = (
+        "import sys, cnnlib.uploads.folders, cnnlib.training.transfer; "
+        "print('tensorflow' in sys.modules)"
+    )
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert run.stdout.strip() == "False", run.stderr
 
@@ -295,8 +298,8 @@ def test_weights_status_finds_local_files_and_never_downloads(tmp_path, monkeypa
 def test_background_job_extracts_once_then_trains_the_head_and_gives_a_flat_model(
     mobilenet_file, tmp_path
 ):
-    from cnnlib.saliency import saliency_map
-    from cnnlib.tasks import TrainingSlots
+    from cnnlib.inspect.saliency import saliency_map
+    from cnnlib.training.tasks import TrainingSlots
 
     folders = open_archive(noisy_zip(size=32), workdir=tmp_path)
     data = folders.split(32, validation_fraction=0.25, seed=0)  # 12 train, 4 validation
@@ -324,7 +327,7 @@ def test_background_job_extracts_once_then_trains_the_head_and_gives_a_flat_mode
 
 
 def test_background_job_from_scratch_and_stopped_before_it_starts(tmp_path):
-    from cnnlib.tasks import TrainingSlots
+    from cnnlib.training.tasks import TrainingSlots
 
     folders = open_archive(noisy_zip(size=32), workdir=tmp_path)
     data = folders.split(32, validation_fraction=0.25, seed=0)
@@ -350,7 +353,7 @@ def test_background_job_from_scratch_and_stopped_before_it_starts(tmp_path):
 
 
 def test_the_time_limit_stops_the_extraction_at_its_next_batch(mobilenet_file, tmp_path):
-    from cnnlib.tasks import TrainingSlots
+    from cnnlib.training.tasks import TrainingSlots
 
     folders = open_archive(noisy_zip(size=32), workdir=tmp_path)
     data = folders.split(32, validation_fraction=0.25, seed=0)

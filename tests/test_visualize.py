@@ -1,4 +1,4 @@
-"""cnnlib.visualize: gradient ascent raises a fixed-weight filter's activation, finds the
+"""cnnlib.inspect.visualize: gradient ascent raises a fixed-weight filter's activation, finds the
 pattern the filter matches, reports the activation it measured (checked with an independent
 forward pass), treats the model's input range and preprocessing as promised, caches results;
 FilterGridJob fills a grid in the background, stops and times out."""
@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnlib import visualize
-from cnnlib.errors import InvalidArgumentError
+from cnnlib.core.errors import InvalidArgumentError
+from cnnlib.inspect import visualize
 
 SIZE = 16
 #: Vertical-edge filter: dark on the left, bright on the right.

@@ -1,4 +1,4 @@
-"""Generate ``cnnlib/assets/imagenet_class_index.json``: ImageNet-1k class names for offline use.
+"""Generate ``cnnlib/inspect/assets/imagenet_class_index.json``: ImageNet-1k class names.
 
 Keras' ``decode_predictions`` downloads ``imagenet_class_index.json`` on first use, which fails
 on a machine without internet. CNN Lab ships the same file instead, generated once from the
@@ -28,7 +28,7 @@ from pathlib import Path
 
 #: MD5 of Keras' imagenet_class_index.json (keras/src/applications/imagenet_utils.py).
 KERAS_CLASS_INDEX_MD5 = "c2c37ea517e94d9795004a39431a14cb"
-OUT = Path(__file__).resolve().parents[1] / "cnnlib" / "assets" / "imagenet_class_index.json"
+OUT = Path(__file__).resolve().parents[1] / "cnnlib/inspect/assets/imagenet_class_index.json"
 
 
 def build() -> str:

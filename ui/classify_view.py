@@ -1,6 +1,6 @@
 """Drawing the Classify page: the preprocessing steps, the top-5 chart and Grad-CAM.
 
-Every function draws results computed by ``cnnlib.imagenet`` (``PipelineSteps``,
+Every function draws results computed by ``cnnlib.inspect.imagenet`` (``PipelineSteps``,
 ``Classification``, a Grad-CAM map, an overlay image); nothing here computes.
 """
 
@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
-from cnnlib import imagenet
+from cnnlib.inspect import imagenet
 from ui import figures
 from ui.image_input import show_image
 

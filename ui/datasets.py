@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from cnnlib import data
-from cnnlib.budgets import budgets
-from cnnlib.errors import CNNLabError, DataUnavailableError
+from cnnlib.core.budgets import budgets
+from cnnlib.core.errors import CNNLabError, DataUnavailableError
+from cnnlib.data import mnist as data
 
 #: Fraction of the 10,000 test images used for training in the fallback split.
 FALLBACK_TRAIN_FRACTION = 0.8

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from cnnlib.errors import CNNLabError
+from cnnlib.core.errors import CNNLabError
 
 
 @contextmanager

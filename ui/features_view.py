@@ -25,15 +25,16 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
-from cnnlib import features as F
-from cnnlib.data import CLASS_NAMES
-from cnnlib.errors import InvalidModelError
-from cnnlib.model_registry import RegisteredModel
-from cnnlib.text import safe_text
+from cnnlib.core.errors import InvalidModelError
+from cnnlib.core.text import safe_text
+from cnnlib.data.mnist import CLASS_NAMES
+from cnnlib.inspect import features as F
+from cnnlib.models.registry import RegisteredModel
 from ui import figures, state, training_session
 from ui.image_input import show_image
 
-#: (``cnnlib.training.TrainingJob``, data source) of this page's quick training (per session).
+#: (``cnnlib.training.trainer.TrainingJob``, data source) of this page's quick training (per
+#: session).
 QUICK_JOB = "features_quick_job"
 #: Registry name of the quick-trained model the page should switch to (set once it is added).
 QUICK_ADDED = "features_quick_added"
@@ -220,7 +221,7 @@ def prepare_input(
     """
     shape = view.input_shape
     if view.preprocessing == "imagenet":
-        from cnnlib import imagenet
+        from cnnlib.inspect import imagenet
 
         img = image if image is not None else F.digit_to_image(digit)
         batch = imagenet.prepare(img, crop=crop)
@@ -231,7 +232,7 @@ def prepare_input(
             + ", RGB → BGR, ImageNet channel means subtracted (`preprocess_input`)"
         )
     elif image is not None and view.preprocessing == "mnist":
-        from cnnlib import digits
+        from cnnlib.data import digits
 
         d = digits.preprocess_digit(image)
         batch = F.digit_input(d, shape, raw_pixels=view.raw_pixels)
@@ -276,15 +277,15 @@ def activations(view: ModelView, prepared: PreparedInput) -> F.ActivationSet:
 def load_uploaded_model(data: bytes, name: str) -> tuple[Any, str]:
     """(keras.Model, sha1) of an uploaded ``.keras`` file, loaded once per session.
 
-    Inspected, then loaded, by ``cnnlib.model_files.load_keras_file`` within the server's
+    Inspected, then loaded, by ``cnnlib.uploads.model_files.load_keras_file`` within the server's
     ``budgets()``; a refused file raises ``InvalidModelError`` naming the (escaped) file.
     """
     digest = hashlib.sha1(data).hexdigest()
     kept = st.session_state.get(UPLOADED_MODEL)
     if kept is not None and kept[0] == digest:
         return kept[1], digest
-    from cnnlib.budgets import budgets
-    from cnnlib.model_files import load_keras_file
+    from cnnlib.core.budgets import budgets
+    from cnnlib.uploads.model_files import load_keras_file
 
     st.session_state.pop(UPLOADED_MODEL, None)  # free the previous upload first
     try:
@@ -310,13 +311,13 @@ class QuickStatus:
 
 def start_quick_training() -> None:
     """Start training the tutorials' convnet on a small real MNIST subset, in the background
-    (``cnnlib.training.TrainingJob``), as this session's one training
+    (``cnnlib.training.trainer.TrainingJob``), as this session's one training
     (``ui.training_session.start_task``); the job lives in this session's state. Raises
     ``DataUnavailableError`` (no MNIST), ``SessionBusyError`` / ``ServerBusyError``."""
-    from cnnlib.errors import DataUnavailableError
+    from cnnlib.core.errors import DataUnavailableError
+    from cnnlib.data.training_data import ArrayData
     from cnnlib.models import MNIST_PRESETS
-    from cnnlib.training import TrainConfig, TrainingJob
-    from cnnlib.training_data import ArrayData
+    from cnnlib.training.trainer import TrainConfig, TrainingJob
     from ui.datasets import load_for_page
 
     ds = load_for_page("mnist")
@@ -360,7 +361,7 @@ def quick_training_status() -> QuickStatus:
             f"Quick-trained {QUICK_PRESET.lower()}: {p.train_samples:,} training images from "
             f"{source}, {p.epoch} epoch(s) in {p.train_seconds:.0f} s; test accuracy {accuracy}."
         )
-        from cnnlib.model_registry import registered_from_job
+        from cnnlib.models.registry import registered_from_job
 
         registry = state.model_registry()
         score = f" · {100 * p.test_accuracy:.1f} %" if p.test_accuracy is not None else ""
@@ -381,7 +382,7 @@ def quick_training_status() -> QuickStatus:
 
 
 # ----------------------------------------------------------------------------- drawing
-# The page's figures and composed images: each draws results computed by cnnlib.features.
+# The page's figures and composed images: each draws results computed by cnnlib.inspect.features.
 
 BAR_COLOR = "#4c78a8"
 

@@ -10,14 +10,14 @@
   that Streamlit still only needs ``to_dict`` and that a plain dict renders to the same JSON
   as the ``go.Figure`` equivalent. Use it for figures redrawn on every rerun; ordinary
   ``go.Figure`` objects are fine elsewhere.
-- **One shape formatter**: ``shape_text`` (lives in ``cnnlib.text``; re-exported here).
+- **One shape formatter**: ``shape_text`` (lives in ``cnnlib.core.text``; re-exported here).
 - **One bar chart**: ``bar_chart`` (vertical or horizontal, a highlighted bar, value labels).
 - **One colour-scale mechanism**: ``colorscale(name)`` spells a plotly scale out for traces
   (plotly.js alone does not know "RdBu_r" or "gray"); ``colorize(values, name, lo, hi)``
-  colours an array with the same scale as (..., 3) uint8 via ``cnnlib.colormaps``, so a
+  colours an array with the same scale as (..., 3) uint8 via ``cnnlib.core.colormaps``, so a
   JPEG thumbnail and a heatmap of the same values look alike. ``SIGN`` (diverging around 0),
   ``MAGNITUDE`` (sequential), ``HEAT`` (Grad-CAM, saliency) and ``GRAY`` are the app's
-  scales; cnnlib draws images with the same tables (``cnnlib.colormaps.table``).
+  scales; cnnlib draws images with the same tables (``cnnlib.core.colormaps.table``).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from cnnlib import colormaps
-from cnnlib.text import shape_text
+from cnnlib.core import colormaps
+from cnnlib.core.text import shape_text
 
 __all__ = [
     "GRAY",
@@ -70,7 +70,7 @@ def colorscale(name: str) -> list[list]:
 
 @st.cache_resource(show_spinner=False)
 def _table(name: str) -> np.ndarray:
-    """The lookup table of scale ``name``: ``cnnlib.colormaps``' own for the app's scales
+    """The lookup table of scale ``name``: ``cnnlib.core.colormaps``' own for the app's scales
     (the same stops as plotly's), else built from plotly's stops."""
     if name in colormaps.SCALES:
         return colormaps.table(name)

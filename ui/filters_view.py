@@ -1,5 +1,5 @@
 """What a filter wants to see, on the Feature-maps page: the image that excites one channel of
-a conv layer most (``cnnlib.visualize``).
+a conv layer most (``cnnlib.inspect.visualize``).
 
 - this session's models (MNIST page, quick-trained, uploaded) are small: one filter is
   maximised on request, in seconds, and shown with its activation-per-step curve;
@@ -7,7 +7,7 @@ a conv layer most (``cnnlib.visualize``).
   background thread (kept in this session's state), and a fragment polls it every second for
   the progress and the filters done so far, with Stop.
 
-``cnnlib.visualize`` caches every result per (model, layer, channel, steps, options), so a
+``cnnlib.inspect.visualize`` caches every result per (model, layer, channel, steps, options), so a
 filter asked for again, or already done by a grid, is shown at once.
 """
 
@@ -19,8 +19,8 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from cnnlib import features as F
-from cnnlib import visualize
+from cnnlib.inspect import features as F
+from cnnlib.inspect import visualize
 from ui.features_view import BAR_COLOR, ModelView, show_png
 from ui.image_input import show_image
 

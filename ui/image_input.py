@@ -1,8 +1,8 @@
 """The one image picker used by every page that takes a photo: sample, upload or camera.
 
-All three routes go through ``cnnlib.images.load_image``, so a bad file gets the same
+All three routes go through ``cnnlib.data.images.load_image``, so a bad file gets the same
 learner-friendly message everywhere. Uploads are decoded once per session and counted against
-the session's caps (``cnnlib.budgets``: ``session_uploads``, ``session_upload_bytes``,
+the session's caps (``cnnlib.core.budgets``: ``session_uploads``, ``session_upload_bytes``,
 ``session_image_bytes``); past a cap the learner reads what happened and what to do, and the
 session goes on with samples. ``show_image`` is the one way to show a learner's image:
 any size and aspect ratio.
@@ -16,9 +16,9 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from cnnlib import images, samples
-from cnnlib.budgets import SessionUsage, budgets, check_session_images
-from cnnlib.errors import BudgetError, InvalidImageError
+from cnnlib.core.budgets import SessionUsage, budgets, check_session_images
+from cnnlib.core.errors import BudgetError, InvalidImageError
+from cnnlib.data import images, samples
 from ui import state
 
 
@@ -35,7 +35,7 @@ def _sample(name: str) -> Image.Image:
     return samples.load_sample(name)
 
 
-#: Session key of this session's ``cnnlib.budgets.SessionUsage`` (uploads decoded so far).
+#: Session key of this session's ``cnnlib.core.budgets.SessionUsage`` (uploads decoded so far).
 _USAGE = "image_input_usage"
 
 

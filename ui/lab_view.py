@@ -5,7 +5,7 @@ with ``st.image`` (``picture``: enlarged with crisp cells, orange/green boxes dr
 ones block-reduced first (``lab.display_map``): a browser draws an image far faster than a
 plotly heatmap. Plotly (``ui.figures``' fast plain-dict path) is kept where the learner
 reads values: the cell-by-hand numbers and the small grid. Numbers come from
-``cnnlib.conv`` / ``cnnlib.lab``.
+``cnnlib.conv.ops`` / ``cnnlib.conv.lab``.
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ import numpy as np
 import streamlit as st
 from PIL import Image, ImageDraw
 
-from cnnlib import conv, images, lab
-from cnnlib.budgets import budgets
-from cnnlib.conv import ConvGeometry
-from cnnlib.errors import InvalidArgumentError
+from cnnlib.conv import lab
+from cnnlib.conv import ops as conv
+from cnnlib.conv.ops import ConvGeometry
+from cnnlib.core.budgets import budgets
+from cnnlib.core.errors import InvalidArgumentError
+from cnnlib.data import images
 from ui import figures
 from ui.errors import friendly_errors
 from ui.figures import MAGNITUDE, SIGN, axes, figure, plot, rect, shape_text
@@ -489,7 +491,7 @@ def show_tensorflow_check(result: lab.TensorFlowCheck) -> None:
 def tensorflow_section(key: tuple, x: np.ndarray, kernel: np.ndarray, g: ConvGeometry) -> None:
     """The same convolution by ``tf.nn.conv2d`` on request (TensorFlow loads only then)."""
     st.markdown(
-        "Everything above is computed with NumPy in `cnnlib.conv.conv2d`. Press the button to "
+        "Everything above is computed with NumPy in `cnnlib.conv.ops.conv2d`. Press the button to "
         "load TensorFlow (a few seconds the first time) and run `tf.nn.conv2d` on the same "
         "input and kernel."
     )

@@ -1,8 +1,8 @@
 """The "Train on your own images" page's session: its data, its runs and their results.
 
-Page-local session keys live here. The uploaded data is one ``cnnlib.folders.ImageFolders``
+Page-local session keys live here. The uploaded data is one ``cnnlib.uploads.folders.ImageFolders``
 per session (``DATA``); replacing it removes the old temporary directory, and so does the end
-of the session (garbage collection). A run is a ``cnnlib.transfer.OwnImagesJob`` started
+of the session (garbage collection). A run is a ``cnnlib.training.transfer.OwnImagesJob`` started
 through ``ui.training_session.start_task`` (one training per session, across pages).
 """
 
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from cnnlib import transfer
-from cnnlib.errors import InvalidArgumentError
-from cnnlib.evaluation import Evaluation, evaluate_model
-from cnnlib.folders import open_archive, open_files
-from cnnlib.model_registry import RegisteredModel
+from cnnlib.core.errors import InvalidArgumentError
+from cnnlib.models.registry import RegisteredModel
+from cnnlib.training import transfer
+from cnnlib.training.evaluation import Evaluation, evaluate_model
+from cnnlib.uploads.folders import open_archive, open_files
 from ui import state
 from ui import training_session as runs
 from ui.keras_runtime import freeze_imported_objects

@@ -2,7 +2,7 @@
 extraction and training progress, validation results, prediction and the comparison table.
 
 Every class-folder and file name comes from an upload: hostile text. Markdown gets
-``cnnlib.text.safe_text``; plotly labels and tables get ``plain_label`` (cut, HTML-escaped).
+``cnnlib.core.text.safe_text``; plotly labels and tables get ``plain_label`` (cut, HTML-escaped).
 Figures are ``ui.figures.bar_chart`` and ``ui.training_view``'s confusion matrix; nothing
 here computes a metric.
 """
@@ -16,8 +16,8 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from cnnlib.imagenet import overlay
-from cnnlib.text import safe_text
+from cnnlib.core.text import safe_text
+from cnnlib.inspect.imagenet import overlay
 from ui import training_view
 from ui.figures import bar_chart
 from ui.image_input import show_image
@@ -47,7 +47,7 @@ def gallery(images: Sequence, captions: Sequence[str], *, columns: int = COLUMNS
 
 
 def show_health(report) -> None:
-    """A ``cnnlib.folders.HealthReport``: counts, blocking issues, warnings, skipped files,
+    """A ``cnnlib.uploads.folders.HealthReport``: counts, blocking issues, warnings, skipped files,
     duplicates, tiny images and a sample grid per class."""
     names = [plain_label(c) for c in report.class_names]
     counts = [report.counts[c] for c in report.class_names]

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from cnnlib import imagenet
-from cnnlib.errors import CNNLabError
+from cnnlib.core.errors import CNNLabError
+from cnnlib.inspect import imagenet
 from cnnlib.models.pretrained import (
     RESNET50,
     VGG19_NOTOP,

@@ -2,7 +2,7 @@
 the verdict (with the worked formula when wrong), the session's score and a link that
 shares the question.
 
-Questions, answers and the score come from ``cnnlib.quiz``. The question lives in the URL
+Questions, answers and the score come from ``cnnlib.conv.quiz``. The question lives in the URL
 (``quiz_h``, ``quiz_w``, … beside the lab's own parameters) once the learner has used the
 quiz or arrived by a shared link, so the address bar always shares the question shown.
 """
@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from cnnlib import quiz
-from cnnlib.errors import CNNLabError
-from cnnlib.text import safe_text
+from cnnlib.conv import quiz
+from cnnlib.core.errors import CNNLabError
+from cnnlib.core.text import safe_text
 
 ss = st.session_state
 PREFIX = quiz.QUERY_PREFIX

@@ -1,10 +1,10 @@
 """Saliency, side by side: the widgets, the cached maps and the row of overlays, shared by the
 Classify and Feature-maps pages (one view for every model: ResNet50, MNIST convnets, uploads).
 
-The maps come from ``cnnlib.saliency``; the overlays reuse ``cnnlib.imagenet.overlay`` (the
-Grad-CAM overlay's 'jet' colours, blue = 0 to red = 1). Each map is cached per session and
-per (model, image, class, method, options), so reruns that change nothing it depends on do no
-TensorFlow work, and adding a method computes only that one.
+The maps come from ``cnnlib.inspect.saliency``; the overlays reuse
+``cnnlib.inspect.imagenet.overlay`` (the Grad-CAM overlay's 'jet' colours, blue = 0 to red = 1).
+Each map is cached per session and per (model, image, class, method, options), so reruns that
+change nothing it depends on do no TensorFlow work, and adding a method computes only that one.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from cnnlib import imagenet, saliency
-from cnnlib.budgets import budgets
+from cnnlib.core.budgets import budgets
+from cnnlib.inspect import imagenet, saliency
 from ui.image_input import show_image
 
 KEEP = {"persist_state": "session"}  #: widget values survive a visit to another page
@@ -188,7 +188,7 @@ def model_classes(view: Any, acts: Any) -> tuple[list[tuple[int, str]], int] | N
     """((class index, label) pairs, the predicted class) of a Feature-maps ``ModelView``
     (``acts``: its activations for the current image), or None when the model has no class
     scores (VGG19 without its classifier, a model ending in feature maps)."""
-    from cnnlib import features as F
+    from cnnlib.inspect import features as F
 
     scores = F.output_scores(view.model, acts)
     if scores is None:

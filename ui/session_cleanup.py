@@ -13,7 +13,7 @@ frees, which TensorFlow's millions of objects make rare.
 
 So each session gets a ``SessionJanitor`` in a session-scoped ``st.cache_resource``
 (``track()``, called by ``app.py`` on every run). Every task started in the session is
-registered with it (``cnnlib.tasks.add_start_listener``, set up once by ``install()``), and
+registered with it (``cnnlib.training.tasks.add_start_listener``, set up once by ``install()``), and
 temporary folders can be made through it (``temp_dir()``). When the websocket closes,
 ``on_release`` waits out the same TTL; if the session has not come back by then (Streamlit
 no longer lets it resume), its trainings are stopped (their ``TrainingSlots`` slot or queue
@@ -21,7 +21,7 @@ place is freed at once), its temporary folders deleted and its session state emp
 Streamlit closes the session for good (``AppSession.shutdown``: without it, the images the
 session was sent stay in Streamlit's media file manager for the life of the process), and a
 full garbage collection follows ``SETTLE_SECONDS`` later, then the C heap's free pages are
-given back to the system (``cnnlib.heap.free_memory``). Collections are at most one every
+given back to the system (``cnnlib.core.heap.free_memory``). Collections are at most one every
 ``GC_EVERY_SECONDS``; a session released sooner gets the next one at the end of that wait,
 so that the last sessions of a busy spell are not left in memory until the next visitor. A
 session that reconnects in time adopts its janitor again on its next run.
@@ -40,8 +40,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from cnnlib import tasks
-from cnnlib.heap import free_memory
+from cnnlib.core.heap import free_memory
+from cnnlib.training import tasks
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
+from cnnlib.core.text import shape_text
 from cnnlib.models import (
     DEFAULT_PRESET,
     LAYER_KINDS,
@@ -26,7 +27,6 @@ from cnnlib.models import (
     SummaryRow,
     preset_stack,
 )
-from cnnlib.text import shape_text
 
 #: Widget values survive page switches (the stack itself is plain session state).
 KEEP = {"persist_state": "session"}
@@ -222,7 +222,7 @@ def stack_editor(
 
 def summary_table(rows: list[SummaryRow], input_shape: tuple[int, ...]) -> pd.DataFrame:
     """The summary as a table: one row per layer plus the input, shapes as "26×26×32"
-    (``cnnlib.text.shape_text``)."""
+    (``cnnlib.core.text.shape_text``)."""
     records = [
         {
             "Layer": "input",

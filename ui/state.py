@@ -10,16 +10,17 @@ from typing import TypeVar
 
 import streamlit as st
 
-from cnnlib.model_registry import ModelRegistry
+from cnnlib.models.registry import ModelRegistry
 
 T = TypeVar("T")
 
-#: ``cnnlib.model_registry.ModelRegistry`` of every model trained in this session (MNIST,
+#: ``cnnlib.models.registry.ModelRegistry`` of every model trained in this session (MNIST,
 #: own images…), newest first, with class names and input shape. Use ``model_registry()``.
 MODEL_REGISTRY = "model_registry"
-#: ``cnnlib.training.TrainingJob`` of this session's current or last MNIST training (or absent).
+#: ``cnnlib.training.trainer.TrainingJob`` of this session's current or last MNIST training (or
+#: absent).
 TRAINING_JOB = "mnist_training_job"
-#: (page title, ``cnnlib.tasks.TaskHandle``) of the ONE training this session may run at a
+#: (page title, ``cnnlib.training.tasks.TaskHandle``) of the ONE training this session may run at a
 #: time, whichever page started it (MNIST, the dense-vs-convnet experiment, Feature maps'
 #: quick training, own images). Use ``ui.training_session.running_task()`` /
 #: ``register_task()`` / ``start_task()``, never the key directly.

@@ -3,8 +3,9 @@ the Train-on-MNIST page's runs (start a training or the dense-vs-convnet experim
 finished model once, add it to the session's model registry).
 
 Session bookkeeping only (no drawing; it seeds the settings widgets' first values). The jobs
-are ``cnnlib.training.TrainingJob`` / ``cnnlib.experiments.TranslationExperiment``, which
-train in background threads that never call Streamlit.
+are ``cnnlib.training.trainer.TrainingJob`` /
+``cnnlib.training.experiments.TranslationExperiment``, which train in background threads that never
+call Streamlit.
 
 Any page that trains starts its job with ``start_task(page, handle)`` (or checks
 ``running_task()`` and calls ``register_task``): a session runs one training at a time,
@@ -18,13 +19,13 @@ from typing import Any
 
 import streamlit as st
 
-from cnnlib.evaluation import Evaluation, evaluate_model
-from cnnlib.experiments import TranslationExperiment
-from cnnlib.model_registry import RegisteredModel, registered_from_job
+from cnnlib.data.training_data import ArrayData
 from cnnlib.models import MNIST_PRESETS, PRESET_TRAINING, build_dense_baseline
-from cnnlib.tasks import SessionBusyError, TaskHandle
-from cnnlib.training import TrainConfig, TrainingJob
-from cnnlib.training_data import ArrayData
+from cnnlib.models.registry import RegisteredModel, registered_from_job
+from cnnlib.training.evaluation import Evaluation, evaluate_model
+from cnnlib.training.experiments import TranslationExperiment
+from cnnlib.training.tasks import SessionBusyError, TaskHandle
+from cnnlib.training.trainer import TrainConfig, TrainingJob
 from ui import state
 from ui.datasets import PageDataset
 from ui.keras_runtime import freeze_imported_objects
@@ -32,9 +33,9 @@ from ui.training_view import how_it_ended
 
 # Page-local session keys (what crosses pages is in ui.state).
 RUN = "mnist_page_run"  #: dict describing the run of state.TRAINING_JOB (dataset, test set, …)
-EVALUATION = "mnist_page_evaluation"  #: (run id, cnnlib.evaluation.Evaluation | None)
+EVALUATION = "mnist_page_evaluation"  #: (run id, cnnlib.training.evaluation.Evaluation | None)
 PREVIOUS = "mnist_page_previous_results"  #: (Evaluation, run) last shown
-EXPERIMENT = "mnist_page_experiment"  #: cnnlib.experiments.TranslationExperiment
+EXPERIMENT = "mnist_page_experiment"  #: cnnlib.training.experiments.TranslationExperiment
 EXPERIMENT_INFO = "mnist_page_experiment_info"  #: {"size": int, "epochs": int}
 RUN_COUNTER = "mnist_page_run_counter"
 
@@ -75,7 +76,8 @@ def register_task(page: str, handle: TaskHandle) -> None:
 
 def start_task(page: str, handle: TaskHandle) -> TaskHandle:
     """Start ``handle`` as this session's one training. Raises ``SessionBusyError`` (another
-    runs) or ``cnnlib.tasks.ServerBusyError`` (the server's queue is full); nothing starts."""
+    runs) or ``cnnlib.training.tasks.ServerBusyError`` (the server's queue is full); nothing
+    starts."""
     running = running_task()
     if running is not None:
         raise SessionBusyError(running[0])

@@ -1,8 +1,9 @@
 """Drawing a training and its results: progress text, live curves, confusion matrix, galleries.
 
-Figures are built from the result objects of ``cnnlib.training`` / ``cnnlib.evaluation`` /
-``cnnlib.experiments``; nothing here computes a metric. The ``show_*`` functions draw one
-section of the Train-on-MNIST page each; the page keeps the widgets.
+Figures are built from the result objects of ``cnnlib.training.trainer`` /
+``cnnlib.training.evaluation`` / ``cnnlib.training.experiments``; nothing here computes a metric.
+The ``show_*`` functions draw one section of the Train-on-MNIST page each; the page keeps the
+widgets.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from cnnlib.budgets import format_bytes
-from cnnlib.evaluation import smooth_curve
-from cnnlib.features import activation_grid, filter_grid, to_png
-from cnnlib.training import save_model_bytes
+from cnnlib.core.budgets import format_bytes
+from cnnlib.inspect.features import activation_grid, filter_grid, to_png
+from cnnlib.training.evaluation import smooth_curve
+from cnnlib.training.trainer import save_model_bytes
 from ui import figures
 from ui.image_input import show_image
 from ui.stack_editor import summary_table
@@ -285,7 +286,7 @@ def _count(n: float) -> str:
 
 
 def cost_line(cost) -> str:
-    """A ``cnnlib.budgets.TrainingCost`` for the learner: "One batch of 128: ≈ 120 MB of
+    """A ``cnnlib.core.budgets.TrainingCost`` for the learner: "One batch of 128: ≈ 120 MB of
     activations, 1.4 G multiply-adds"."""
     return (
         f"One batch of {cost.batch_size}: ≈ {format_bytes(cost.activation_bytes)} of "
@@ -325,8 +326,8 @@ def show_status(p, slot_limit: int) -> None:
 
 
 def show_watch(watch, digit: np.ndarray | None) -> None:
-    """A ``cnnlib.training.WatchSnapshot``: the first layer's filters and the watched digit's
-    feature maps at the end of its epoch (drawn with ``cnnlib.features``' grids)."""
+    """A ``cnnlib.training.trainer.WatchSnapshot``: the first layer's filters and the watched
+    digit's feature maps at the end of its epoch (drawn with ``cnnlib.inspect.features``' grids)."""
     if watch is None:
         st.caption("The first layer's filters and one digit's feature maps appear here after "
                    "each epoch (for a model with a Conv2D layer).")  # fmt: skip
@@ -414,7 +415,8 @@ def how_it_ended(p) -> str:
 
 
 def show_test_metrics(evaluation) -> None:
-    """Accuracy, loss, number of test images and mistakes of a ``cnnlib.evaluation.Evaluation``."""
+    """Accuracy, loss, number of test images and mistakes of a
+    ``cnnlib.training.evaluation.Evaluation``."""
     c = st.columns(4)
     c[0].metric("Test accuracy", f"{evaluation.accuracy:.2%}")
     c[1].metric("Test loss", f"{evaluation.loss:.4f}")
@@ -461,7 +463,7 @@ def show_cell(
 
 
 def show_prepared_digit(prepared) -> None:
-    """A ``cnnlib.digits.PreparedDigit``: the 28 × 28 input, and the cropped step below."""
+    """A ``cnnlib.data.digits.PreparedDigit``: the 28 × 28 input, and the cropped step below."""
     show_image(upscale(prepared.digit, 6), width=168, caption="What the model sees: 28 × 28")
     with st.expander("The steps"):
         show_image(

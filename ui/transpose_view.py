@@ -2,8 +2,8 @@
 learner's numbers, a small grid showing which output cells one input cell writes to (and
 the checkerboard of overlap counts), and the lab's image upsampled by ``conv2d_transpose``.
 
-Numbers come from ``cnnlib.conv`` (``transpose_grid``, ``conv2d_transpose``) and
-``cnnlib.lab.transpose_formula_latex``; figures from ``ui.figures`` and ``ui.lab_view``.
+Numbers come from ``cnnlib.conv.ops`` (``transpose_grid``, ``conv2d_transpose``) and
+``cnnlib.conv.lab.transpose_formula_latex``; figures from ``ui.figures`` and ``ui.lab_view``.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from cnnlib import conv, lab
-from cnnlib.budgets import budgets
-from cnnlib.errors import CNNLabError
+from cnnlib.conv import lab
+from cnnlib.conv import ops as conv
+from cnnlib.core.budgets import budgets
+from cnnlib.core.errors import CNNLabError
 from ui import figures
 from ui.errors import friendly_errors
 from ui.figures import SIGN, axes, figure, plot, rect, shape_text

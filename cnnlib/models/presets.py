@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from cnnlib.errors import InvalidModelError
+from cnnlib.core.errors import InvalidModelError
 from cnnlib.models.stack import LayerSpec, build_from_stack
 
 __all__ = [
@@ -102,9 +102,9 @@ PRESET_DESCRIPTIONS: dict[str, str] = {
     ),
 }
 
-#: Training settings each preset is meant to be trained with (``cnnlib.training.TrainConfig``
-#: fields). The tutorial settings are the tutorials' own; the fast recipe's were measured in
-#: ``benchmarks/train_bench.py``.
+#: Training settings each preset is meant to be trained with
+#: (``cnnlib.training.trainer.TrainConfig`` fields). The tutorial settings are the tutorials' own;
+#: the fast recipe's were measured in ``benchmarks/train_bench.py``.
 PRESET_TRAINING: dict[str, dict[str, Any]] = {
     "Fast convnet (default)": {
         "optimizer": "adam",

@@ -32,7 +32,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from cnnlib.errors import ModelBusyError, WeightsUnavailableError
+from cnnlib.core.budgets import budgets
+from cnnlib.core.errors import ModelBusyError, WeightsUnavailableError
 
 __all__ = [
     "MOBILENETV2_NOTOP",
@@ -139,7 +140,6 @@ _MD5_CACHE: dict[tuple[str, int, int], str] = {}
 def model_wait_seconds() -> float:
     """How long a request waits for a shared model: ``budgets().model_wait_seconds``
     (``$CNNLAB_MODEL_WAIT_SECONDS``, default 20 s)."""
-    from cnnlib.budgets import budgets
 
     return float(budgets().model_wait_seconds)
 

@@ -6,7 +6,7 @@ parameters (name, type, range, default), how to describe it, its output shape / 
 count / multiply-adds arithmetic and how to build the Keras layer. Adding a kind is adding
 one entry (plus a field on ``LayerSpec`` if it has a new parameter).
 
-``summarize_stack`` walks a stack with ``cnnlib.conv.output_size`` and the parameter formulas
+``summarize_stack`` walks a stack with ``cnnlib.conv.ops.output_size`` and the parameter formulas
 Keras uses, and refuses an impossible stack with a message naming the layer;
 ``build_from_stack`` builds the Keras model (Keras is imported only there). The model owns
 its preprocessing: a stack without a ``Rescaling`` layer gets ``Rescaling(1/255)`` first
@@ -19,9 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from cnnlib.conv import output_size
-from cnnlib.errors import InvalidArgumentError, InvalidModelError
-from cnnlib.text import shape_text
+from cnnlib.conv.ops import output_size
+from cnnlib.core.errors import InvalidArgumentError, InvalidModelError
+from cnnlib.core.text import shape_text
 
 __all__ = [
     "ACTIVATIONS",
@@ -707,7 +707,7 @@ def summarize_stack(
 
     Covers the implied ``Rescaling(1/255)`` first row when the stack has no Rescaling layer
     (see ``with_input_scaling``). No TensorFlow: shapes come from
-    ``cnnlib.conv.output_size``, counts from Keras' rules — Conv2D (k·k·C_in + 1)·F, Dense
+    ``cnnlib.conv.ops.output_size``, counts from Keras' rules — Conv2D (k·k·C_in + 1)·F, Dense
     (n_in + 1)·units, BatchNormalization 4·C (γ and β are trained, the moving mean and
     variance are not, and ``count_params`` counts all four). Raises ``InvalidModelError``
     naming the layer (its number in ``specs`` and kind) for an impossible stack: a spatial

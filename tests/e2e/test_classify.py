@@ -12,7 +12,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from cnnlib import samples
+from cnnlib.data import samples
 from tests.e2e.conftest import screenshot, wait_idle
 
 

@@ -9,8 +9,9 @@ from urllib.parse import parse_qs, urlparse
 
 from playwright.sync_api import expect
 
-from cnnlib import images, kernels, lab, quiz, samples
-from cnnlib.conv import output_size
+from cnnlib.conv import kernels, lab, quiz
+from cnnlib.conv.ops import output_size
+from cnnlib.data import images, samples
 from tests.e2e.conftest import no_exception as _no_exception
 from tests.e2e.conftest import screenshot, wait_idle
 

@@ -33,7 +33,7 @@ def app_url(local_weights_env, app_url):
 @pytest.fixture(scope="module")
 def small_model_file(tmp_path_factory, mnist_test_set):
     """The tutorials' convnet, trained one quick epoch on 2,000 real MNIST test digits."""
-    from cnnlib import data
+    from cnnlib.data import mnist as data
     from cnnlib.models import build_tutorial_convnet
 
     images, labels = (a[:2000] for a in mnist_test_set)

@@ -12,7 +12,7 @@ import zipfile
 import pytest
 from playwright.sync_api import expect
 
-from cnnlib.folders import example_archive
+from cnnlib.uploads.folders import example_archive
 from tests.e2e.conftest import no_exception, screenshot, wait_idle
 from tests.uploads import encode, photo
 

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from cnnlib.data import read_idx
+from cnnlib.data.mnist import read_idx
 from tests.conftest import SHARED_MNIST
 from tests.e2e.conftest import no_exception as _no_exception
 from tests.e2e.conftest import screenshot, wait_idle

@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from cnnlib import imagenet, samples
+from cnnlib.data import samples
+from cnnlib.inspect import imagenet
 from cnnlib.models.pretrained import RESNET50
 from tests.conftest import ROOT
 from tests.imagenet_weights import missing_weights_file, resnet50_weights_file
@@ -213,7 +214,7 @@ def test_saliency_side_by_side_only_while_open(local_weights):
     """Section 6 computes nothing while closed; open, it shows one overlay per chosen method,
     each captioned with its seconds, for the chosen top-5 class; occlusion adds its sliders;
     a rerun that changes nothing the maps depend on takes them from the session's cache."""
-    from cnnlib import saliency
+    from cnnlib.inspect import saliency
     from ui import saliency_view as sv
 
     at = _page()
@@ -245,7 +246,7 @@ def test_saliency_side_by_side_only_while_open(local_weights):
 def test_photos_per_run_are_capped_and_names_escaped(monkeypatch):
     """More photos than ``budgets().classify_photos``: only the first N, said plainly; file
     names (from the learner's computer) are shown as text, not as markdown links."""
-    from cnnlib.text import safe_text
+    from cnnlib.core.text import safe_text
 
     monkeypatch.setenv(RESNET50.env_var, str(missing_weights_file()))  # fast: no model
     monkeypatch.setenv("CNNLAB_CLASSIFY_PHOTOS", "3")

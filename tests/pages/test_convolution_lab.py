@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cnnlib import conv, images, kernels, lab, quiz, samples
-from cnnlib.conv import ConvGeometry
+from cnnlib.conv import kernels, lab, quiz
+from cnnlib.conv import ops as conv
+from cnnlib.conv.ops import ConvGeometry
+from cnnlib.data import images, samples
 from tests.pages.apptest import open_page, run_checked, values
 from tests.uploads import bad_uploads, encode, odd_but_valid_uploads, photo
 
@@ -321,7 +323,7 @@ def test_a_40_megapixel_upload_is_computed_within_the_lab_budget():
     """A solid-colour 8000×5000 PNG (a few KB) loads, "original size" is not offered, and
     the lab computes on at most ``budgets().lab_pixels`` pixels even when asked for the
     largest side."""
-    from cnnlib.budgets import budgets
+    from cnnlib.core.budgets import budgets
     from tests.test_images import solid_png
 
     at = _lab()

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cnnlib import features as F
-from cnnlib.model_registry import ModelRegistry, RegisteredModel
+from cnnlib.inspect import features as F
 from cnnlib.models.pretrained import RESNET50, VGG19_NOTOP
+from cnnlib.models.registry import ModelRegistry, RegisteredModel
 from tests.conftest import ROOT
 from tests.imagenet_weights import resnet50_weights_file
 from tests.pages.apptest import image_captions, open_page, run_checked, values
@@ -142,7 +142,7 @@ def test_a_test_set_digit_and_an_mnist_photo(tutorial_model, mnist_dir, monkeypa
 
 
 def test_a_fashion_model_gets_fashion_images_and_names(tutorial_model, fashion_dir):
-    from cnnlib.data import CLASS_NAMES
+    from cnnlib.data.mnist import CLASS_NAMES
 
     names = CLASS_NAMES["fashion_mnist"]
     at = _page(**_registry(_entry(tutorial_model, "Fashion-MNIST · Tutorial convnet", names)))
@@ -158,7 +158,7 @@ def test_every_registered_model_is_listed_with_its_classes_and_input(tutorial_mo
     resized to its own input and its class names on the score bars."""
     import keras
 
-    from cnnlib.text import safe_text
+    from cnnlib.core.text import safe_text
 
     rgb = keras.Sequential(
         [
@@ -213,7 +213,7 @@ def test_quick_training_waits_for_the_sessions_other_training():
 
 @pytest.mark.slow
 def test_quick_training_then_every_view(mnist_dir, monkeypatch):
-    from cnnlib.text import safe_text
+    from cnnlib.core.text import safe_text
 
     monkeypatch.setenv("CNNLAB_DATA_DIR", str(mnist_dir))
     monkeypatch.setattr(fv, "QUICK_IMAGES", 600)
@@ -255,8 +255,8 @@ def _with_member(data: bytes, name: str, body: bytes) -> bytes:
 def test_uploaded_keras_files_bad_and_good(tutorial_model):
     import keras
 
-    from cnnlib.text import safe_text
-    from cnnlib.training import save_model_bytes
+    from cnnlib.core.text import safe_text
+    from cnnlib.training.trainer import save_model_bytes
 
     at = _page()
     _run(at.radio(key="fm_model_source").set_value(UPLOAD))
@@ -296,7 +296,7 @@ def test_uploaded_keras_files_bad_and_good(tutorial_model):
 def test_uploaded_model_without_an_image_input_is_explained():
     import keras
 
-    from cnnlib.training import save_model_bytes
+    from cnnlib.training.trainer import save_model_bytes
 
     inp = keras.Input((10,))
     model = keras.Model(inp, keras.layers.Dense(2)(inp))
@@ -415,7 +415,7 @@ def test_choices_survive_a_visit_to_another_page(
 
 def test_class_names_come_from_the_registry_not_the_description(tutorial_model):
     """Class names come from the registry entry, never guessed from a description."""
-    from cnnlib.data import CLASS_NAMES
+    from cnnlib.data.mnist import CLASS_NAMES
 
     at = _page(**_registry(_entry(tutorial_model, description="A Fashion-MNIST-looking one")))
     assert at.radio(key="fm_input_mnist").value == "Digit from the MNIST test set"
@@ -435,7 +435,7 @@ def _overlay_methods(at: AppTest) -> list[str]:
 
 def test_saliency_tab_on_the_session_model(tutorial_model, drawn_digit):
     """Computed only while open; the predicted class first; one overlay per method."""
-    from cnnlib import saliency
+    from cnnlib.inspect import saliency
     from ui import saliency_view as sv
 
     session = {**_registry(_entry(tutorial_model)), state.DRAWN_DIGIT: drawn_digit}
@@ -456,7 +456,7 @@ def test_saliency_tab_on_the_session_model(tutorial_model, drawn_digit):
 def test_saliency_maps_are_cached_per_session(tutorial_model, drawn_digit, monkeypatch):
     """A rerun that changes nothing the maps depend on computes nothing (a digit of its own:
     the cache outlives AppTest's sessions in one process)."""
-    from cnnlib import saliency
+    from cnnlib.inspect import saliency
 
     drawn_digit = drawn_digit.copy()
     drawn_digit[5:8, 8:20] = 1.0  # a "7"
@@ -475,7 +475,7 @@ def test_saliency_maps_are_cached_per_session(tutorial_model, drawn_digit, monke
 
 
 def test_what_a_filter_wants_to_see_on_the_session_model(tutorial_model, drawn_digit):
-    from cnnlib import visualize
+    from cnnlib.inspect import visualize
 
     session = {**_registry(_entry(tutorial_model)), state.DRAWN_DIGIT: drawn_digit}
     at = _page(**session, fm_tab=WANTS)

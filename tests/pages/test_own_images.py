@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 import streamlit as st
 
-from cnnlib import tasks, training
+from cnnlib.training import tasks
+from cnnlib.training import trainer as training
 from tests.pages.apptest import image_captions, open_page, run_checked, values
 from tests.uploads import encode, photo
 from ui import own_images_session as session

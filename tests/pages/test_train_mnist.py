@@ -21,7 +21,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from cnnlib import tasks, training
+from cnnlib.training import tasks
+from cnnlib.training import trainer as training
 from tests.conftest import ROOT
 from tests.pages.apptest import open_page, run_checked, values
 from ui import state
@@ -30,7 +31,7 @@ from ui import state
 @pytest.fixture
 def mnist_env(mnist_dir, monkeypatch):
     """Only the shared MNIST test files, no download, a fresh dataset cache."""
-    from cnnlib import data
+    from cnnlib.data import mnist as data
 
     monkeypatch.setenv("CNNLAB_DATA_DIR", str(mnist_dir))
     monkeypatch.setenv("KERAS_HOME", str(mnist_dir / "no-such-keras-home"))
@@ -77,7 +78,7 @@ def test_renders_with_the_labelled_fallback_and_an_exact_summary(mnist_env):
 
 
 def test_nothing_available_says_what_was_tried_and_the_builder_still_works(tmp_path, monkeypatch):
-    from cnnlib import data
+    from cnnlib.data import mnist as data
 
     monkeypatch.setenv("CNNLAB_DATA_DIR", str(tmp_path))  # an empty folder
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
@@ -294,7 +295,8 @@ def _conv_stack(filters: int, count: int) -> list:
 def test_a_stack_too_big_to_train_is_refused_with_the_numbers(mnist_env):
     """Three same-padded 128-filter convolutions at 28 × 28, batch 512: refused, with the
     estimate and the largest batch that fits; batch 16 fits and shows its estimate."""
-    from cnnlib.budgets import budgets, training_cost
+    from cnnlib.core.budgets import budgets
+    from cnnlib.training.cost import training_cost
 
     session = {"mnist_stack": _conv_stack(128, 3), "mnist_next_uid": 5}
     at = open_page("train_mnist", session=session)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnlib.errors import InvalidArgumentError
+from cnnlib.core.errors import InvalidArgumentError
 
 #: Largest kernel side the lab offers.
 MAX_KERNEL_SIZE = 7

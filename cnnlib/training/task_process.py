@@ -7,7 +7,7 @@ that is hours of visitors' trainings adding up to an out-of-memory kill that log
 visitor out. A child process gives all of it back when it exits, and a runaway training
 is ended on its own instead of taking the server down.
 
-How: ``run_in_child(worker)`` starts a fresh interpreter, ``python -m cnnlib.task_process``
+How: ``run_in_child(worker)`` starts a fresh interpreter, ``python -m cnnlib.training.task_process``
 (never ``fork`` a process that runs TensorFlow's threads; and not ``multiprocessing``'s
 "spawn", which re-runs the parent's ``__main__`` in the child: under Streamlit that is the
 app script). The child listens on a ``multiprocessing.connection.Listener`` (a private
@@ -48,8 +48,8 @@ from multiprocessing.connection import Client, Listener
 from pathlib import Path
 from typing import Any
 
-from cnnlib.budgets import budgets, format_bytes
-from cnnlib.errors import BudgetError, CNNLabError, InvalidArgumentError
+from cnnlib.core.budgets import budgets, format_bytes
+from cnnlib.core.errors import BudgetError, CNNLabError, InvalidArgumentError
 
 __all__ = [
     "POLL_SECONDS",
@@ -125,7 +125,7 @@ def process_rss_bytes(pid: int) -> int | None:
 
 
 # --------------------------------------------------------------------------------------------
-# The child: python -m cnnlib.task_process
+# The child: python -m cnnlib.training.task_process
 # --------------------------------------------------------------------------------------------
 
 
@@ -190,7 +190,7 @@ def _start_child() -> tuple[subprocess.Popen, Any]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     child = subprocess.Popen(
-        [sys.executable, "-m", "cnnlib.task_process"],
+        [sys.executable, "-m", "cnnlib.training.task_process"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         env=env,

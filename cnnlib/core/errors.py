@@ -36,7 +36,8 @@ class InvalidModelError(CNNLabError, ValueError):
 
 
 class BudgetError(CNNLabError, ValueError):
-    """A request would use more memory or compute than this server allows (``cnnlib.budgets``)."""
+    """A request would use more memory or compute than this server allows
+    (``cnnlib.core.budgets``)."""
 
 
 class ArchiveError(CNNLabError, ValueError):
@@ -45,7 +46,7 @@ class ArchiveError(CNNLabError, ValueError):
 
 class ModelBusyError(CNNLabError, RuntimeError):
     """A shared model (ResNet50, VGG19, …) stayed busy with other sessions' requests for
-    longer than the wait allowed (``cnnlib.budgets.Budgets.model_wait_seconds``)."""
+    longer than the wait allowed (``cnnlib.core.budgets.Budgets.model_wait_seconds``)."""
 
     def __init__(self, model_name: str, waited_seconds: float):
         self.model_name, self.waited_seconds = model_name, waited_seconds

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from cnnlib.errors import InvalidImageError
+from cnnlib.core.errors import InvalidImageError
 
 __all__ = [
     "BOX_SIZE",

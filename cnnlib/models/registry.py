@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cnnlib.errors import InvalidArgumentError
+from cnnlib.core.errors import InvalidArgumentError
 
 __all__ = ["DEFAULT_LIMIT", "ModelRegistry", "RegisteredModel", "registered_from_job"]
 
@@ -54,7 +54,7 @@ class RegisteredModel:
 def registered_from_job(
     job, name: str, *, description: str = "", source_page: str = ""
 ) -> RegisteredModel:
-    """A ``RegisteredModel`` for a finished (or stopped) ``cnnlib.training.TrainingJob``:
+    """A ``RegisteredModel`` for a finished (or stopped) ``cnnlib.training.trainer.TrainingJob``:
     its model, the class names of its data and the model's input shape."""
     model = job.model
     if model is None:

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from cnnlib.errors import InvalidArgumentError
-from cnnlib.training_data import as_images
+from cnnlib.core.errors import InvalidArgumentError
+from cnnlib.data.training_data import as_images
 
 __all__ = [
     "Evaluation",

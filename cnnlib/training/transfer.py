@@ -28,8 +28,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from cnnlib.budgets import budgets
-from cnnlib.errors import InvalidArgumentError
+from cnnlib.core.budgets import budgets
+from cnnlib.core.errors import InvalidArgumentError
+from cnnlib.models.layers import caffe_preprocess_layer, register_layers
+from cnnlib.models.layers import keras_module as _keras
 from cnnlib.models.pretrained import (
     MOBILENETV2_NOTOP,
     RESNET50_NOTOP,
@@ -37,10 +39,12 @@ from cnnlib.models.pretrained import (
     PretrainedModel,
     WeightsSpec,
     _load,
+    how_to_provide,
+    keras_cache_dir,
 )
-from cnnlib.tasks import TaskHandle, TrainingSlots, default_slots
-from cnnlib.training import Phase, TrainConfig, TrainingProgress
-from cnnlib.training import _Worker as _TrainingWorker
+from cnnlib.training.tasks import TaskHandle, TrainingSlots, default_slots
+from cnnlib.training.trainer import Phase, TrainConfig, TrainingProgress
+from cnnlib.training.trainer import _Worker as _TrainingWorker
 
 __all__ = [
     "AUGMENTATIONS",
@@ -58,7 +62,6 @@ __all__ = [
     "augmentation",
     "build_head",
     "build_scratch_model",
-    "caffe_preprocess_layer",
     "confidence_sentence",
     "extract_features",
     "feature_extractor",
@@ -67,7 +70,6 @@ __all__ = [
     "predict_image",
     "prediction_snippet",
     "preview_augmentation",
-    "register_layers",
     "train_head",
     "train_scratch",
     "train_transfer",
@@ -102,52 +104,6 @@ BACKBONES: dict[str, Backbone] = {
     "VGG19": Backbone("VGG19", VGG19_NOTOP, "caffe", "block5", "VGG19"),
 }
 DEFAULT_BACKBONE = "MobileNetV2"
-
-
-def _keras():
-    import keras
-
-    return keras
-
-
-# --------------------------------------------------------------------------------------------
-# Layers
-# --------------------------------------------------------------------------------------------
-
-
-def _caffe_layer_class():
-    """The registered ``CaffePreprocess`` layer class (defined once, on first use)."""
-    keras = _keras()
-    registered = keras.saving.get_registered_object("cnnlab>CaffePreprocess")
-    if registered is not None:
-        return registered
-
-    @keras.saving.register_keras_serializable(package="cnnlab")
-    class CaffePreprocess(keras.layers.Layer):
-        """ResNet50/VGG19's ``preprocess_input`` as a layer: RGB 0..255 → BGR minus the mean.
-
-        (N, H, W, 3) float32 raw pixels → (N, H, W, 3) float32, exactly
-        ``keras.applications.resnet50.preprocess_input``.
-        """
-
-        MEAN_BGR = (103.939, 116.779, 123.68)
-
-        def call(self, inputs):
-            ops = keras.ops
-            x = ops.flip(ops.cast(inputs, self.compute_dtype), axis=-1)
-            return x - ops.convert_to_tensor(self.MEAN_BGR, dtype=self.compute_dtype)
-
-    return CaffePreprocess
-
-
-def register_layers() -> None:
-    """Register CNN Lab's own layers (``CaffePreprocess``) so saved models load."""
-    _caffe_layer_class()
-
-
-def caffe_preprocess_layer(name: str = "caffe_preprocess"):
-    """A ``CaffePreprocess`` layer (registered as ``cnnlab>CaffePreprocess``)."""
-    return _caffe_layer_class()(name=name)
 
 
 def _preprocess_layer(backbone: Backbone):
@@ -636,7 +592,6 @@ class WeightsStatus:
 
 def weights_status(name: str = DEFAULT_BACKBONE) -> WeightsStatus:
     """Look for ``name``'s weights file (environment variable, then Keras' cache); no download."""
-    from cnnlib.models.pretrained import how_to_provide, keras_cache_dir
 
     spec = _backbone(name).spec
     env = os.environ.get(spec.env_var, "").strip()
@@ -808,10 +763,10 @@ class OwnImagesJob(TaskHandle[OwnProgress]):
     trains the new head on them for ``epochs``, assembles the full model and, with
     ``fine_tune_epochs``, fine-tunes the backbone's top block on the images.
 
-    ``data``: a ``cnnlib.folders.FolderData``. ``augment``: augmentation kinds (layers in
+    ``data``: a ``cnnlib.uploads.folders.FolderData``. ``augment``: augmentation kinds (layers in
     the scratch model; the augmented copies' kinds for transfer). ``model`` is the full
     raw-pixels model once done (None while the head trains, or when nothing was learned).
-    ``isolate``: run in a child process (see ``cnnlib.training.TrainingJob``).
+    ``isolate``: run in a child process (see ``cnnlib.training.trainer.TrainingJob``).
     ``start()`` raises ``ServerBusyError`` when the server's queue is full.
     """
 
@@ -885,7 +840,7 @@ def prediction_snippet(
     """
     h, w = model.input_shape[1:3]
     extra = (
-        "from cnnlib.transfer import register_layers\n\nregister_layers()  # CaffePreprocess\n"
+        "from cnnlib.models.layers import register_layers\n\nregister_layers()  # CaffePreprocess\n"
         if _uses_caffe(model)
         else ""
     )
@@ -908,7 +863,7 @@ print(f"{{labels[best]}} with {{100 * probabilities[best]:.1f}}% confidence")
 def predict_image(model, image: Image.Image, class_names: Sequence[str]) -> list[tuple[str, float]]:
     """(class, probability) for every class, most likely first.
 
-    ``image``: an RGB PIL image (from ``cnnlib.images.load_image``), resized to the model's
+    ``image``: an RGB PIL image (from ``cnnlib.data.images.load_image``), resized to the model's
     input size with ``tf.image.resize`` (as in training); raw pixels go in.
     """
     import tensorflow as tf

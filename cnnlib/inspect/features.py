@@ -21,10 +21,11 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from cnnlib import colormaps
-from cnnlib.errors import CNNLabError, InvalidArgumentError, InvalidModelError
-from cnnlib.model_files import AUGMENTATION_LAYERS
-from cnnlib.text import shape_text
+from cnnlib.core import colormaps
+from cnnlib.core.errors import CNNLabError, InvalidArgumentError, InvalidModelError
+from cnnlib.core.text import shape_text
+from cnnlib.models.layers import is_preprocessing_layer
+from cnnlib.models.layers import keras_module as _keras
 
 __all__ = [
     "GLOBAL",
@@ -107,12 +108,6 @@ class LayerInfo:
         return f"{self.name} · {self.kind} · {shape_text(self.output_shape)}"
 
 
-def _keras():
-    import keras
-
-    return keras
-
-
 def _node_in(model, layer):
     """The call of ``layer`` that belongs to ``model``'s graph (None if not found). For a
     nested model (a transfer model's backbone) ``layer.output`` is the output of its own
@@ -174,26 +169,6 @@ def _check_model(model) -> None:
             f"This model's input has shape {shape_text(shape)}; the feature-map viewer "
             "needs a fixed-size image input (height × width × channels)."
         )
-
-
-#: Layers that prepare the input inside a model (scaling, augmentation): not feature maps.
-PREPROCESSING_LAYERS = frozenset(
-    {
-        "Rescaling",
-        "Normalization",
-        "Resizing",
-        *AUGMENTATION_LAYERS,
-        "CaffePreprocess",  # cnnlib.transfer's ImageNet "caffe" preprocessing
-    }
-)
-
-
-def is_preprocessing_layer(layer) -> bool:
-    """True for a layer that prepares the input (``PREPROCESSING_LAYERS``, or a layer that
-    declares ``is_preprocessing = True``, as the backbones' input layers do)."""
-    return type(layer).__name__ in PREPROCESSING_LAYERS or bool(
-        getattr(layer, "is_preprocessing", False)
-    )
 
 
 def list_layers(model) -> list[LayerInfo]:
@@ -539,7 +514,7 @@ def image_input(
 
 # --------------------------------------------------------------------------- colour & grids
 
-#: ``colorize``'s colour maps → ``cnnlib.colormaps.SCALES`` names (as plotly spells them).
+#: ``colorize``'s colour maps → ``cnnlib.core.colormaps.SCALES`` names (as plotly spells them).
 _CMAPS = {"viridis": "Viridis", "diverging": "RdBu_r"}
 
 

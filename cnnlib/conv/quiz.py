@@ -1,8 +1,8 @@
 """The output-size quiz: random (i, k, p, s, d) questions, answers checked with the worked
 formula, a session score and the URL form of one question (to share it).
 
-Pure Python/NumPy. Every expected answer comes from ``cnnlib.conv.output_size`` and every
-worked formula from ``cnnlib.lab.axis_size`` (the Convolution lab's explanations).
+Pure Python/NumPy. Every expected answer comes from ``cnnlib.conv.ops.output_size`` and every
+worked formula from ``cnnlib.conv.lab.axis_size`` (the Convolution lab's explanations).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from cnnlib.conv import ConvGeometry, output_size
-from cnnlib.errors import InvalidArgumentError
-from cnnlib.lab import AxisSize, Padding, axis_size, padding_to_text, parse_padding
+from cnnlib.conv.lab import AxisSize, Padding, axis_size, padding_to_text, parse_padding
+from cnnlib.conv.ops import ConvGeometry, output_size
+from cnnlib.core.errors import InvalidArgumentError
 
 #: Share of questions with TensorFlow's "same" padding, and of questions where the floor
 #: drops rows or columns (the rest divide exactly).
@@ -62,7 +62,7 @@ class Question:
         return ConvGeometry(self.padding, self.stride, self.dilation)
 
     def answer(self) -> tuple[int, int]:
-        """(H′, W′), from ``cnnlib.conv.output_size``."""
+        """(H′, W′), from ``cnnlib.conv.ops.output_size``."""
         args = self.geometry.kwargs
         return output_size(self.h, self.kh, **args), output_size(self.w, self.kw, **args)
 

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnlib.errors import CorruptDataError, DataUnavailableError, InvalidArgumentError
-from cnnlib.text import shape_text
+from cnnlib.core.errors import CorruptDataError, DataUnavailableError, InvalidArgumentError
+from cnnlib.core.text import shape_text
 
 __all__ = [
     "CLASS_NAMES",

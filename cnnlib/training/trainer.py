@@ -1,11 +1,11 @@
 """Training a Keras model in the background, with live progress, Stop and a slot limit.
 
-A ``TrainingJob`` trains one model on a ``cnnlib.training_data.TrainingData`` (in-memory
+A ``TrainingJob`` trains one model on a ``cnnlib.data.training_data.TrainingData`` (in-memory
 arrays or image folders streamed with tf.data) in a child process of its own
-(``cnnlib.task_process``: TensorFlow's memory goes back to the system when it ends), driven
+(``cnnlib.training.task_process``: TensorFlow's memory goes back to the system when it ends), driven
 by a daemon thread that never calls Streamlit; the page polls ``job.snapshot()`` (an
 immutable ``TrainingProgress``) from a fragment. The thread, lock, stop flag, slot queue and
-time limit come from ``cnnlib.tasks``. The model receives raw pixels (0…255) and owns its
+time limit come from ``cnnlib.training.tasks``. The model receives raw pixels (0…255) and owns its
 preprocessing.
 
 A training is a sequence of phases (``Phase``): from scratch is one phase; transfer
@@ -46,8 +46,11 @@ from typing import Any
 
 import numpy as np
 
-from cnnlib.errors import InvalidArgumentError, InvalidModelError
-from cnnlib.tasks import (
+from cnnlib.core.errors import InvalidArgumentError, InvalidModelError
+from cnnlib.data.training_data import ArrayData, TrainingData
+from cnnlib.inspect.features import FeatureExtractor, first_conv_layer, layer_kernel
+from cnnlib.models.presets import PRESET_TRAINING
+from cnnlib.training.tasks import (
     FINAL_STATES,
     TaskHandle,
     TaskProgress,
@@ -55,7 +58,6 @@ from cnnlib.tasks import (
     TrainingSlots,
     default_slots,
 )
-from cnnlib.training_data import ArrayData, TrainingData
 
 __all__ = [
     "FINAL_STATES",
@@ -186,7 +188,7 @@ class TrainConfig:
             raise InvalidArgumentError(f"The seed must be a whole number ≥ 0; got {self.seed!r}.")
         phases = tuple(self.phases)
         if not all(isinstance(p, Phase) for p in phases):
-            raise InvalidArgumentError("Every phase must be a cnnlib.training.Phase.")
+            raise InvalidArgumentError("Every phase must be a cnnlib.training.trainer.Phase.")
         object.__setattr__(self, "phases", phases)
 
     def plan(self) -> tuple[Phase, ...]:
@@ -204,7 +206,6 @@ class TrainConfig:
     def for_preset(cls, preset: str, **overrides: Any) -> TrainConfig:
         """The settings a preset is meant to be trained with (``PRESET_TRAINING``), every
         field included (e.g. the fast recipe's cosine schedule), then ``overrides``."""
-        from cnnlib.models.presets import PRESET_TRAINING
 
         if preset not in PRESET_TRAINING:
             raise InvalidArgumentError(
@@ -437,7 +438,6 @@ class _WatchMixin:
     progress. Runs in the training thread; the page only reads the frozen copy."""
 
     def setup(self, worker: _Worker, image: np.ndarray, layer: str) -> None:
-        from cnnlib.features import FeatureExtractor
 
         self.worker = worker
         self.image = image  # (H, W, C) float32 raw pixels
@@ -450,7 +450,6 @@ class _WatchMixin:
             )
 
     def on_epoch_end(self, epoch, logs=None):
-        from cnnlib.features import layer_kernel
 
         model = self.extractor.model
         filters = layer_kernel(model, self.layer)
@@ -635,7 +634,6 @@ class _Worker(TaskWorker[TrainingProgress]):
 
     def _watcher(self, watch_class, model) -> list:
         """[the watch callback] when an image is watched and the model has a Conv2D, else []."""
-        from cnnlib.features import first_conv_layer
 
         if self.watch is None:
             return []
@@ -792,13 +790,13 @@ class TrainingJob(TaskHandle[TrainingProgress]):
     ``snapshot().watch`` at every epoch end (a ``WatchSnapshot``; nothing for a model
     without a Conv2D layer).
 
-    ``isolate``: train in a child process (``cnnlib.task_process``), so that TensorFlow's
+    ``isolate``: train in a child process (``cnnlib.training.task_process``), so that TensorFlow's
     memory is returned when it ends; None: yes unless ``$CNNLAB_TRAINING_PROCESS`` is "0".
     The model, ``callbacks`` and ``model_builder`` must then pickle (module-level functions
     or ``functools.partial`` of them), the callbacks run in the child, and ``model`` is the
     trained model loaded back in this process once the job is done (None while it runs).
 
-    ``start()`` raises ``cnnlib.tasks.ServerBusyError`` when the slot queue is full.
+    ``start()`` raises ``cnnlib.training.tasks.ServerBusyError`` when the slot queue is full.
 
     When the handle is garbage-collected (its session ended), the training stops.
     """
@@ -857,7 +855,7 @@ def save_model_bytes(model) -> bytes:
 
 def load_model_bytes(data: bytes):
     """The Keras model in ``.keras`` bytes this project saved (``save_model_bytes``), e.g. in
-    a training's child process. Not for uploads: those go through ``cnnlib.model_files``."""
+    a training's child process. Not for uploads: those go through ``cnnlib.uploads.model_files``."""
     import keras
 
     with tempfile.TemporaryDirectory() as folder:

@@ -1,9 +1,9 @@
 """What training reads: a dataset object with class names, counts and tf.data batches.
 
-``TrainingData`` is the protocol the trainer (``cnnlib.training``) consumes. Two kinds
+``TrainingData`` is the protocol the trainer (``cnnlib.training.trainer``) consumes. Two kinds
 implement it: ``ArrayData`` here (images already in memory as arrays, e.g. MNIST) and image
-folders streamed from disk with ``tf.data`` (``cnnlib.folders``). Either way the batches hold
-RAW pixels (0…255): the model owns its preprocessing (a ``Rescaling`` layer or a backbone's
+folders streamed from disk with ``tf.data`` (``cnnlib.uploads.folders``). Either way the batches
+hold RAW pixels (0…255): the model owns its preprocessing (a ``Rescaling`` layer or a backbone's
 ``preprocess_input``), so a saved ``.keras`` file predicts from raw pixels too.
 
 The train/validation split is stratified (each class keeps its share) and seeded; the
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from cnnlib.errors import InvalidArgumentError
+from cnnlib.core.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     import tensorflow as tf

@@ -16,7 +16,7 @@ from typing import Literal
 
 import numpy as np
 
-from cnnlib.errors import InvalidArgumentError
+from cnnlib.core.errors import InvalidArgumentError
 
 PaddingMode = Literal["valid", "same", "full"]
 Padding = PaddingMode | int | tuple[int, int]

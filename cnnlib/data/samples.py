@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image, ImageDraw
 
-from cnnlib.errors import InvalidArgumentError
+from cnnlib.core.errors import InvalidArgumentError
 
 #: Photo name → scikit-image loader name (all bundled with scikit-image, no download).
 PHOTOS: dict[str, str] = {

@@ -32,13 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnnlib.budgets import Budgets, format_bytes
-from cnnlib.conv import output_size
-from cnnlib.errors import CNNLabError, InvalidArgumentError, InvalidModelError
+from cnnlib.conv.ops import output_size
+from cnnlib.core.budgets import Budgets, format_bytes
+from cnnlib.core.errors import CNNLabError, InvalidArgumentError, InvalidModelError
+from cnnlib.models.layers import AUGMENTATION_LAYERS, CAFFE_REGISTERED_NAME, register_layers
 
 __all__ = [
     "ALLOWED_MEMBERS",
-    "AUGMENTATION_LAYERS",
     "LAYER_RULES",
     "PROJECT_LAYERS",
     "LayerReport",
@@ -59,16 +59,6 @@ _FLOAT_BYTES = 4
 _SAVE_AGAIN = "Save your model again with model.save('name.keras') and upload that file."
 
 Shape = tuple[int, ...]
-#: Keras' random image-augmentation layers a model may hold (each keeps the image's shape; an
-#: identity outside training).
-AUGMENTATION_LAYERS = (
-    "RandomFlip",
-    "RandomRotation",
-    "RandomZoom",
-    "RandomTranslation",
-    "RandomContrast",
-    "RandomBrightness",
-)
 
 
 @dataclass(frozen=True)
@@ -393,8 +383,13 @@ LAYER_RULES: dict[str, LayerRule] = {
     "CaffePreprocess": _same,  # CNN Lab's own (``PROJECT_LAYERS``)
 }
 #: CNN Lab's own registered layers an uploaded model may use: registered name → (module,
-#: class name). ``load_keras_file`` registers them (``cnnlib.transfer.register_layers``).
-PROJECT_LAYERS = {"cnnlab>CaffePreprocess": ("cnnlib.transfer", "CaffePreprocess")}
+#: class name). ``load_keras_file`` registers them (``cnnlib.training.transfer.register_layers``).
+PROJECT_LAYERS = {
+    CAFFE_REGISTERED_NAME: {
+        ("cnnlib.models.layers", "CaffePreprocess"),
+        ("cnnlib.transfer", "CaffePreprocess"),  # files exported before the move
+    }
+}
 _MODELS = ("Sequential", "Functional", "Model")
 
 
@@ -415,7 +410,7 @@ def _check_objects(node: Any, where: str, depth: int = 0) -> None:
         if class_name in FORBIDDEN:
             raise _refuse(f"{where} uses {class_name}: {FORBIDDEN[class_name]}.")
         project = PROJECT_LAYERS.get(registered) if isinstance(registered, str) else None
-        if project == (module, class_name):
+        if project and (module, class_name) in project:
             pass  # one of CNN Lab's own layers, e.g. exported from the own-images page
         elif class_name == "__lambda__" or (
             module is not None and not (module == "keras" or str(module).startswith("keras."))
@@ -662,8 +657,6 @@ def load_keras_file(data: bytes, *, budgets: Budgets):
     """
     report = inspect_keras_file(data, budgets=budgets)
     import keras
-
-    from cnnlib.transfer import register_layers
 
     register_layers()  # CNN Lab's own layers (PROJECT_LAYERS) load by their registered names
 

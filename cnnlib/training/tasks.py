@@ -17,7 +17,7 @@ queueing without end. Every task has a wall-clock limit (``max_seconds``, by def
 which it stops with a message.
 
 A worker whose class sets ``process_safe`` runs ``work()`` in a child process
-(``cnnlib.task_process``), so that TensorFlow's memory is returned to the system when the
+(``cnnlib.training.task_process``), so that TensorFlow's memory is returned to the system when the
 task ends; it reports through the same ``update`` / ``append`` and hands its result back
 with ``export_result`` / ``import_result``. Its state must pickle (the lock, events, thread
 and slots stay in the parent).
@@ -35,7 +35,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from cnnlib.errors import CNNLabError, InvalidArgumentError
+from cnnlib.core.budgets import budgets
+from cnnlib.core.errors import CNNLabError, InvalidArgumentError
+from cnnlib.training.task_process import isolation_enabled, run_in_child
 
 __all__ = [
     "DEFAULT_MAX_SECONDS",
@@ -192,7 +194,6 @@ def default_slots() -> TrainingSlots:
     """The process-wide slots, from ``cnnlib.budgets.budgets()`` read once: ``max_trainings``
     at once (``$CNNLAB_MAX_TRAININGS``, default 2), ``training_queue`` waiting
     (``$CNNLAB_TRAINING_QUEUE``, default 8). Raises ``BudgetError`` for a bad variable."""
-    from cnnlib.budgets import budgets
 
     global _DEFAULT_SLOTS
     with _DEFAULT_SLOTS_LOCK:
@@ -206,7 +207,6 @@ def default_max_seconds() -> float:
     """Wall-clock limit per task: ``budgets().training_seconds`` (``$CNNLAB_TRAINING_SECONDS``,
     default ``DEFAULT_MAX_SECONDS``), read at each new task. Raises ``BudgetError`` for a
     bad variable."""
-    from cnnlib.budgets import budgets
 
     return float(budgets().training_seconds)
 
@@ -252,9 +252,10 @@ class TaskWorker(Generic[P]):
         self.max_seconds = float(max_seconds)
         if isolate and not self.process_safe:
             raise InvalidArgumentError(f"{type(self).__name__} cannot run in a child process.")
-        #: Run ``work()`` in a child process (``cnnlib.task_process``): True (it must pickle),
-        #: False (in the thread), None (in a child when process-safe, ``$CNNLAB_TRAINING_PROCESS``
-        #: is not "0" and the worker pickles; else in the thread, with a logged warning).
+        #: Run ``work()`` in a child process (``cnnlib.training.task_process``): True (it must
+        #: pickle), False (in the thread), None (in a child when process-safe,
+        #: ``$CNNLAB_TRAINING_PROCESS`` is not "0" and the worker pickles; else in the thread, with
+        #: a logged warning).
         self.isolate = isolate if self.process_safe else False
         self._relay: Any = None  #: in the child: the pipe to the parent
         self.slots = slots
@@ -349,7 +350,6 @@ class TaskWorker(Generic[P]):
         raise NotImplementedError
 
     def _run_work(self) -> None:
-        from cnnlib.task_process import isolation_enabled, run_in_child
 
         in_child = self.isolate or (self.isolate is None and isolation_enabled())
         if in_child and run_in_child(self, required=bool(self.isolate)):

@@ -53,18 +53,15 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from cnnlib.errors import BudgetError
+from cnnlib.core.errors import BudgetError
 
 __all__ = [
     "ENV_PREFIX",
     "Budgets",
     "SessionUsage",
-    "TrainingCost",
     "budgets",
     "check_session_images",
-    "check_training",
     "format_bytes",
-    "training_cost",
 ]
 
 #: Prefix of the environment variables that override the defaults.
@@ -111,7 +108,7 @@ class Budgets:
     #: Wall-clock seconds one training may run.
     training_seconds: int = 900
     #: Resident memory (RSS) one training's own process may reach before it is ended, bytes
-    #: (``cnnlib.task_process``: each training runs in a child process of the server).
+    #: (``cnnlib.training.task_process``: each training runs in a child process of the server).
     training_process_bytes: int = 2048 * _MiB
     #: Trainings running at once in the process.
     max_trainings: int = 2
@@ -198,41 +195,6 @@ def format_bytes(n: float) -> str:
     return f"{int(n)} B"
 
 
-@dataclass(frozen=True)
-class TrainingCost:
-    """What one training step costs, from the layer arithmetic of ``summarize_stack``."""
-
-    batch_size: int
-    #: Trainable and non-trainable parameters (Keras' ``count_params()``).
-    params: int
-    #: Multiply-adds of one image's forward pass (Conv2D and Dense).
-    multiply_adds_per_image: int
-    #: Values of one image's forward activations: the input plus every layer's output.
-    activation_values_per_image: int
-
-    @property
-    def multiply_adds(self) -> int:
-        """Multiply-adds of one step's forward pass: per image × batch."""
-        return self.multiply_adds_per_image * self.batch_size
-
-    @property
-    def activation_bytes(self) -> int:
-        """Activation memory of one step: values × batch × 4 bytes × 3 (backward, optimizer)."""
-        return (
-            self.activation_values_per_image
-            * self.batch_size
-            * FLOAT_BYTES
-            * TRAINING_MEMORY_FACTOR
-        )
-
-    def max_batch(self, limits: Budgets) -> int:
-        """Largest batch size within both training limits (0 when even 1 image is too much)."""
-        per_image_bytes = self.activation_values_per_image * FLOAT_BYTES * TRAINING_MEMORY_FACTOR
-        by_memory = limits.training_activation_bytes // max(per_image_bytes, 1)
-        by_compute = limits.training_multiply_adds // max(self.multiply_adds_per_image, 1)
-        return int(min(by_memory, by_compute))
-
-
 @dataclass
 class SessionUsage:
     """Uploads one session has decoded so far (keep one per session, e.g. in session state)."""
@@ -270,71 +232,3 @@ def check_session_images(sizes: Sequence[tuple[int, int]], *, budgets: Budgets) 
             "images or upload smaller ones."
         )
     return total
-
-
-def _prod(shape: Sequence[int]) -> int:
-    return math.prod(int(d) for d in shape)
-
-
-def training_cost(
-    rows_or_stack: Sequence, input_shape: Sequence[int], batch_size: int
-) -> TrainingCost:
-    """The cost of one training step of a layer stack (``LayerSpec``s) or its summary rows.
-
-    ``input_shape`` is (H, W, C); a stack is summarized with its last Dense layer's units as
-    the number of classes (``summarize_stack`` raises ``InvalidModelError`` if impossible).
-    """
-    from cnnlib.models.stack import LayerSpec, SummaryRow, summarize_stack
-
-    rows = list(rows_or_stack)
-    if rows and all(isinstance(r, LayerSpec) for r in rows):
-        classes = rows[-1].units if rows[-1].kind == "Dense" else 10
-        rows = summarize_stack(rows, tuple(input_shape), classes, max_params=None)
-    if not rows or not all(isinstance(r, SummaryRow) for r in rows):
-        raise BudgetError("Give a non-empty layer stack (LayerSpec) or its summary rows.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise BudgetError(f"The batch size must be a whole number ≥ 1, got {batch_size!r}.")
-    return TrainingCost(
-        batch_size=batch_size,
-        params=sum(r.params for r in rows),
-        multiply_adds_per_image=sum(r.multiply_adds for r in rows),
-        activation_values_per_image=_prod(input_shape) + sum(_prod(r.output_shape) for r in rows),
-    )
-
-
-def check_training(
-    rows_or_stack: Sequence,
-    input_shape: Sequence[int],
-    batch_size: int,
-    *,
-    budgets: Budgets,
-) -> TrainingCost:
-    """``training_cost(...)``, or ``BudgetError`` when one step exceeds ``budgets``.
-
-    The message shows the estimate and the limit, and suggests the largest batch size that
-    would fit, or a smaller network when none does.
-    """
-    cost = training_cost(rows_or_stack, input_shape, batch_size)
-    problems = []
-    if cost.activation_bytes > budgets.training_activation_bytes:
-        problems.append(
-            f"its activations need about {format_bytes(cost.activation_bytes)} per batch of "
-            f"{batch_size} (forward values × batch × 4 bytes × 3 for the backward pass), more "
-            f"than the {format_bytes(budgets.training_activation_bytes)} allowed"
-        )
-    if cost.multiply_adds > budgets.training_multiply_adds:
-        problems.append(
-            f"one batch of {batch_size} needs {cost.multiply_adds:,} multiply-adds "
-            f"({cost.multiply_adds_per_image:,} per image), more than the "
-            f"{budgets.training_multiply_adds:,} allowed"
-        )
-    if not problems:
-        return cost
-    fit = cost.max_batch(budgets)
-    advice = (
-        f"Use a batch size of at most {fit}, or a smaller network (fewer filters or units, "
-        "or pooling earlier)."
-        if fit >= 1
-        else "Even one image is too much: use fewer filters or units, or pool earlier."
-    )
-    raise BudgetError(f"This network is too big to train here: {'; '.join(problems)}. {advice}")

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from cnnlib import images, kernels
-from cnnlib.conv import (
+from cnnlib.conv import kernels
+from cnnlib.conv.ops import (
     PADDING_MODES,
     ConvGeometry,
     conv2d,
@@ -27,8 +27,9 @@ from cnnlib.conv import (
     transpose_output_size,
     transpose_pad_amounts,
 )
-from cnnlib.errors import InvalidArgumentError
-from cnnlib.text import safe_text
+from cnnlib.core.errors import InvalidArgumentError
+from cnnlib.core.text import safe_text
+from cnnlib.data import images
 
 #: Strides and dilations the lab offers.
 STRIDES: tuple[int, ...] = (1, 2, 3, 4)
@@ -481,7 +482,7 @@ def transpose_formula_latex(i: int, k: int, stride: int, padding: int | str) -> 
     """A transposed convolution's output size o = (i − 1)·s + k − 2p with the numbers filled
     in (two aligned lines); TensorFlow's "same" crops p_before + p_after so that o = i·s.
 
-    Raises like ``cnnlib.conv.transpose_output_size`` when the crop leaves nothing.
+    Raises like ``cnnlib.conv.ops.transpose_output_size`` when the crop leaves nothing.
     """
     before, after = transpose_pad_amounts(i, k, stride=stride, padding=padding)
     o = transpose_output_size(i, k, stride=stride, padding=padding)

@@ -7,8 +7,8 @@ baseline and a convnet on the same centred digits, then measures both on test di
 shifted by 0, 1, 2, … pixels.
 
 ``shift_images`` and ``shifted_accuracy`` are pure NumPy (plus a model's ``predict`` on raw
-pixels); ``TranslationExperiment`` (a ``cnnlib.tasks`` background task) trains both models
-one after the other through ``cnnlib.training.TrainingJob`` and never touches Streamlit.
+pixels); ``TranslationExperiment`` (a ``cnnlib.training.tasks`` background task) trains both models
+one after the other through ``cnnlib.training.trainer.TrainingJob`` and never touches Streamlit.
 """
 
 from __future__ import annotations
@@ -19,8 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from cnnlib.errors import InvalidArgumentError
-from cnnlib.tasks import TaskHandle, TaskProgress, TaskWorker
+from cnnlib.core.errors import InvalidArgumentError
+from cnnlib.data.training_data import ArrayData
+from cnnlib.training.evaluation import accuracy, predict_probabilities
+from cnnlib.training.tasks import TaskHandle, TaskProgress, TaskWorker
+from cnnlib.training.trainer import TrainingJob
 
 __all__ = [
     "DIRECTIONS",
@@ -103,7 +106,6 @@ def shifted_accuracy(
     seed: int = 0,
 ) -> list[float]:
     """The model's accuracy on the test images moved by each of ``shifts`` pixels."""
-    from cnnlib.evaluation import accuracy, predict_probabilities
 
     y = np.asarray(y)
     results = []
@@ -135,7 +137,7 @@ class ExperimentProgress(TaskProgress):
 
     ``state``: "running" | "stopping" | "finished" | "stopped" | "failed"; ``current``: the
     model being trained (index into ``models``) or None; ``training``: that model's
-    ``cnnlib.training.TrainingProgress`` (or the last one); ``result`` once finished.
+    ``cnnlib.training.trainer.TrainingProgress`` (or the last one); ``result`` once finished.
     """
 
     models: tuple[str, ...] = ()
@@ -183,8 +185,6 @@ class _ExperimentWorker(TaskWorker[ExperimentProgress]):
         self.data = None
 
     def work(self) -> None:
-        from cnnlib.training import TrainingJob
-        from cnnlib.training_data import ArrayData
 
         (x_train, y_train), (x_test, y_test) = self.data
         self.data = None
@@ -251,7 +251,7 @@ class TranslationExperiment(TaskHandle[ExperimentProgress]):
 
     ``builders``: display name → model builder (as for ``TrainingJob``: the model takes raw
     pixels), trained one after the other with the same ``config`` (same subset, order and
-    seed) through ``cnnlib.training.TrainingJob`` in a background thread; ``data``:
+    seed) through ``cnnlib.training.trainer.TrainingJob`` in a background thread; ``data``:
     ((x_train, y_train), (x_test, y_test)) uint8 (N, 28, 28), held once as a read-only
     ``ArrayData`` both trainings share; ``test_size`` test digits are measured at each of
     ``shifts`` pixels. Poll ``snapshot()``; ``stop()`` ends the current training at the next

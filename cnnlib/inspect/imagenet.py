@@ -29,7 +29,10 @@ from typing import Any, NamedTuple
 import numpy as np
 from PIL import Image
 
-from cnnlib.errors import InvalidArgumentError, InvalidImageError
+from cnnlib.core import colormaps
+from cnnlib.core.errors import InvalidArgumentError, InvalidImageError
+from cnnlib.inspect.saliency import class_activation_map, conv_layer
+from cnnlib.models.pretrained import RESNET50, PretrainedModel
 
 #: Side of the square image ResNet50 and VGG19 take.
 INPUT_SIZE = 224
@@ -228,7 +231,6 @@ _wrap_lock = threading.Lock()
 
 def _as_pretrained(model: Any):
     """A ``PretrainedModel`` for ``model`` (a plain ``keras.Model`` is wrapped once)."""
-    from cnnlib.models.pretrained import RESNET50, PretrainedModel
 
     if isinstance(model, PretrainedModel):
         return model
@@ -317,7 +319,6 @@ def classify(
 
 def last_conv_layer(model: Any) -> Any:
     """The last layer with a 4-D (N, h, w, c) output: ResNet50's ``conv5_block3_out``."""
-    from cnnlib.saliency import conv_layer
 
     return conv_layer(_as_pretrained(model))
 
@@ -330,9 +331,8 @@ def grad_cam(
     (7, 7) for ResNet50 at 224 × 224. Each feature map of ``last_conv_layer`` is weighted by
     the mean gradient of the class score (its logit) with respect to it; the weighted sum is
     passed through ReLU and divided by its maximum (all zeros when nothing speaks for the class).
-    Computed by ``cnnlib.saliency.class_activation_map`` under the model's lock.
+    Computed by ``cnnlib.inspect.saliency.class_activation_map`` under the model's lock.
     """
-    from cnnlib.saliency import class_activation_map
 
     pm = _as_pretrained(model)
     return class_activation_map(pm, _as_batch(image, crop), class_index)
@@ -340,8 +340,7 @@ def grad_cam(
 
 def heatmap_rgb(cam: np.ndarray, size: tuple[int, int]) -> Image.Image:
     """(h, w) values in [0, 1] → RGB heatmap of ``size`` (w, h), upsampled bilinearly, in the
-    app's "Jet" scale (``cnnlib.colormaps``; blue low, red high), as the Grad-CAM figure."""
-    from cnnlib import colormaps
+    app's "Jet" scale (``cnnlib.core.colormaps``; blue low, red high), as the Grad-CAM figure."""
 
     values = Image.fromarray(np.asarray(cam, dtype=np.float32), mode="F")
     v = np.asarray(values.resize(size, Image.Resampling.BILINEAR))

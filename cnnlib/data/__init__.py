@@ -1,0 +1,3 @@
+"""Data as arrays: decoded images and their conversions (``images``), the built-in sample
+photos (``samples``), digits prepared the way MNIST was (``digits``), MNIST and
+Fashion-MNIST (``mnist``) and the trainer's data seam (``training_data``)."""
