@@ -531,18 +531,26 @@ def to_image(arr: np.ndarray) -> Image.Image:
     return Image.fromarray((a * 255.0 + 0.5).astype(np.uint8))
 
 
-def letterbox(img: Image.Image, *, max_aspect: float = 3.0, fill: int = 128) -> Image.Image:
+def letterbox(
+    img: Image.Image, *, max_aspect: float = 3.0, fill: int = 128, max_side: int | None = None
+) -> Image.Image:
     """``img`` padded with grey bars (centred) so that neither side exceeds ``max_aspect``
     times the other: an 8 × 3000 strip becomes 1000 × 3000, a 3000 × 8 one 3000 × 1000.
 
-    Images already within the ratio are returned unchanged. The padding is ``fill`` (0–255)
-    in every colour channel (opaque); the mode of ``img`` is kept.
+    With ``max_side``, the image is first shrunk (``downscale``) so that its longer side is
+    at most that: padding comes after shrinking, so a 1 × 30,000 strip costs at most
+    ``max_side``² / ``max_aspect`` pixels, never 10,000 × 30,000. Images already within the
+    ratio are returned unchanged (or only shrunk). The padding is ``fill`` (0–255) in every
+    colour channel (opaque); the mode of ``img`` is kept.
     """
     if max_aspect < 1:
         raise InvalidImageError(f"max_aspect must be at least 1, got {max_aspect}.")
     w, h = img.size
     if w < 1 or h < 1:
         raise InvalidImageError(f"The image has no pixels ({w}×{h}).")
+    if max_side is not None:
+        img = downscale(img, max_side)
+        w, h = img.size
     width = max(w, math.ceil(h / max_aspect))
     height = max(h, math.ceil(w / max_aspect))
     if (width, height) == (w, h):
