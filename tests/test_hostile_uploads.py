@@ -206,6 +206,12 @@ def test_each_hostile_upload_costs_the_server_little_and_its_decoder_stays_in_it
     cpu_name, rss_name = worst_cpu[0], worst_rss[0]
     print(f"worst server CPU {worst_cpu[1]['cpu']:.3f} s ({cpu_name})")
     print(f"worst RSS growth {worst_rss[1]['rss'] / 1e6:.1f} MB ({rss_name})")
+    jobs = [(job, name) for name, r in report.items() for job in r["jobs"]]
+    (peak, _), peak_name = max(jobs)
+    (_, cpu), cpu_name = max(jobs, key=lambda j: j[0][1])
+    print(
+        f"decoder peaks: {peak / 1e6:.0f} MB resident ({peak_name}), {cpu:.2f} CPU-s ({cpu_name})"
+    )
     for name, r in report.items():
         assert r["rss"] <= 50 * 1024 * 1024, (name, r)
         assert r["cpu"] <= 0.5, (name, r)
