@@ -147,7 +147,7 @@ def decoded_image(result: SandboxResult, options: dict) -> DecodedImage:
     width = result.integer("width", 1, max_side)
     height = result.integer("height", 1, max_side)
     if width * height > options["max_pixels"]:
-        raise result._bad("an image over the pixel limit")
+        raise result.malformed("an image over the pixel limit")
     image = thumbnail = png = None
     if options["with_image"]:
         channels = 4 if options["keep_alpha"] else 3
@@ -160,7 +160,7 @@ def decoded_image(result: SandboxResult, options: dict) -> DecodedImage:
             max_shape=(min(height, cap), min(width, cap), channels),
         )
         if pixels.shape[0] * pixels.shape[1] > options["result_pixels"]:
-            raise result._bad("an image over the result's pixel limit")
+            raise result.malformed("an image over the result's pixel limit")
         image = Image.fromarray(pixels)
     if side := options["thumbnail_side"]:
         small = result.array(
