@@ -332,8 +332,8 @@ def main() -> None:
     with tabs[0], friendly_errors("These images cannot be used: "):
         try:
             entry = data_ui()
-        except ArchiveError as err:  # its message quotes the upload's names: hostile text
-            st.error(f"These images cannot be used: {safe_text(err, 1000)}", icon="⚠️")
+        except ArchiveError as err:  # its message shows the upload's names as code spans
+            st.error(f"These images cannot be used: {err}", icon="⚠️")
         if entry is not None:
             view.show_health(entry["health"])
     with tabs[1]:

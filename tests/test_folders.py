@@ -144,7 +144,7 @@ def test_images_are_stored_only_in_the_session_folder_and_cleaned_up(session):
     skipped = {s.path: s.reason for s in folders.skipped}
     assert set(skipped) == {"photos/red/broken.png", "photos/blue/readme.txt", "photos/README.txt"}
     assert "not inside a class folder" in skipped["photos/README.txt"]
-    assert "photos/blue/readme.txt is not an image" in skipped["photos/blue/readme.txt"]
+    assert "`photos/blue/readme.txt` is not an image" in skipped["photos/blue/readme.txt"]
     assert folders.root.parent == workdir and listing(systmp) == []
     stored = [p for p in folders.root.rglob("*") if p.is_file()]
     assert len(stored) == 12 and all(p.suffix == ".png" for p in stored)

@@ -2,7 +2,9 @@
 extraction and training progress, validation results, prediction and the comparison table.
 
 Every class-folder and file name comes from an upload: hostile text. Markdown gets
-``cnnlib.core.text.safe_text``; plotly labels and tables get ``plain_label`` (cut, HTML-escaped).
+``cnnlib.core.text.safe_text`` (a code span: shown verbatim); the health report's issues,
+warnings and skip reasons come with their names already so; plotly labels and tables get
+``plain_label`` (cut, HTML-escaped).
 Figures are ``ui.figures.bar_chart`` and ``ui.training_view``'s confusion matrix; nothing
 here computes a metric.
 """
@@ -59,16 +61,16 @@ def show_health(report) -> None:
                   height=260),
         key="own_counts",
     )  # fmt: skip
-    for issue in report.issues:
-        st.error(safe_text(issue, 600), icon=":material/block:")
+    for issue in report.issues:  # markdown whose upload names are code spans (folders)
+        st.error(issue, icon=":material/block:")
     for warning in report.warnings:
-        st.warning(safe_text(warning, 600), icon="⚠️")
+        st.warning(warning, icon="⚠️")
     if report.ok:
         st.success("Ready to train: every class has enough images.", icon=":material/check_circle:")
     if report.skipped:
         with st.expander(f"Skipped files ({len(report.skipped)})"):
             for s in report.skipped[:50]:
-                st.markdown(f"- {safe_text(s.path)}: {safe_text(s.reason, 200)}")
+                st.markdown(f"- {safe_text(s.path)}: {s.reason}")
     if report.duplicates:
         with st.expander(f"Identical images in two classes ({len(report.duplicates)})"):
             for a, b in report.duplicates[:50]:

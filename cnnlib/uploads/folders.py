@@ -53,6 +53,7 @@ from PIL import Image
 from cnnlib.core.budgets import budgets
 from cnnlib.core.errors import ArchiveError, CNNLabError, InvalidArgumentError, SandboxError
 from cnnlib.core.sandbox import SandboxJob, SandboxLimits, SandboxResult, run_in_sandbox, run_many
+from cnnlib.core.text import safe_text
 from cnnlib.data.images import DecodedImage, decode_options, decoded_image
 from cnnlib.data.mnist import CLASS_NAMES, DEBIAN_FASHION_DIR, read_idx
 from cnnlib.training import transfer
@@ -106,7 +107,9 @@ def _mb(n: int) -> str:
 
 @dataclass(frozen=True)
 class SkippedFile:
-    """A file that was not used, and why (a sentence for the learner)."""
+    """A file that was not used, and why: ``path`` as the upload named it (hostile text:
+    show it with ``safe_text``), ``reason`` a sentence for the learner in markdown, the
+    file's name in it already shown verbatim."""
 
     path: str
     reason: str
@@ -116,7 +119,8 @@ class SkippedFile:
 class HealthReport:
     """What the learner should know before training.
 
-    ``issues`` block training (``raise_for_issues``); ``warnings`` do not.
+    ``issues`` block training (``raise_for_issues``); ``warnings`` do not. Both are markdown
+    in which every name from the upload is a code span (``safe_text``): show them as they are.
     """
 
     class_names: tuple[str, ...]
@@ -162,19 +166,19 @@ def _parts(name: str) -> tuple[str, ...]:
     control characters."""
     if any(ord(c) < 32 or ord(c) == 127 for c in name):
         raise ArchiveError(
-            f"The upload contains a file name with control characters ({name!r}). Rename it "
-            "with ordinary characters."
+            f"The upload contains a file name with control characters ({safe_text(name)}). "
+            "Rename it with ordinary characters."
         )
     norm = name.replace("\\", "/")
     if norm.startswith("/") or re.match(r"^[A-Za-z]:", norm):
         raise ArchiveError(
-            f"The upload contains an absolute path ({name!r}). Only relative paths like "
+            f"The upload contains an absolute path ({safe_text(name)}). Only relative paths like "
             "`cats/1.jpg` are accepted: zip the class folders themselves."
         )
     parts = tuple(p for p in norm.split("/") if p not in ("", "."))
     if ".." in parts:
         raise ArchiveError(
-            f"The upload contains a path that leaves its folder ({name!r}, with `..`). "
+            f"The upload contains a path that leaves its folder ({safe_text(name)}, with `..`). "
             "Such archives are refused; zip the class folders themselves."
         )
     return parts
@@ -196,8 +200,9 @@ def _check_unique(members: Sequence[_Member]) -> None:
         key = same_name_key("/".join(m.parts))
         if key in seen:
             raise ArchiveError(
-                f"The upload lists {seen[key]!r} and {m.name!r}: the same name once capital "
-                "letters and accents' encoding are ignored, so one would overwrite the other. "
+                f"The upload lists {safe_text(seen[key])} and {safe_text(m.name)}: the same "
+                "name once capital letters and accents' encoding are ignored, so one would "
+                "overwrite the other. "
                 "Rename one of them and upload again."
             )
         seen[key] = m.name
@@ -230,15 +235,15 @@ def _check_members(members: Sequence[_Member], total_bytes: int) -> None:
             continue
         if m.parts and m.parts[-1].lower().endswith(ARCHIVE_SUFFIXES):
             raise ArchiveError(
-                f"The upload contains another archive ({m.name!r}). Archives inside archives "
-                "are refused: unpack it and zip the image folders directly."
+                f"The upload contains another archive ({safe_text(m.name)}). Archives inside "
+                "archives are refused: unpack it and zip the image folders directly."
             )
         if m.compressed is not None and m.size >= RATIO_MIN_BYTES:
             ratio = m.size / max(m.compressed, 1)
             if ratio > max_ratio:
                 raise ArchiveError(
-                    f"{m.name!r} unpacks {ratio:,.0f} times larger than it is stored (limit "
-                    f"{max_ratio}×): this looks like a zip bomb, so the archive is refused."
+                    f"{safe_text(m.name)} unpacks {ratio:,.0f} times larger than it is stored "
+                    f"(limit {max_ratio}×): this looks like a zip bomb, so the archive is refused."
                 )
 
 
@@ -258,11 +263,11 @@ def _zip_members(listing: SandboxResult, max_members: int) -> list[_Member]:
             raise listing.malformed("a size is not a whole number")
         if kind[i] == zip_reader.LINK:
             raise ArchiveError(
-                f"The archive contains a symbolic link ({name!r}). Links are refused; "
+                f"The archive contains a symbolic link ({safe_text(name)}). Links are refused; "
                 "zip the image files themselves."
             )
         if encrypted[i]:
-            raise ArchiveError(f"{name!r} is encrypted. Upload a zip without a password.")
+            raise ArchiveError(f"{safe_text(name)} is encrypted. Upload a zip without a password.")
         is_dir = kind[i] == zip_reader.FOLDER
         if not is_dir and method[i] not in zip_reader.SUPPORTED_METHODS:
             unreadable.append((name, method[i]))
@@ -272,9 +277,9 @@ def _zip_members(listing: SandboxResult, max_members: int) -> list[_Member]:
         what = zip_reader.COMPRESSION_NAMES.get(code, f"compression method {code}")
         more = f" and {len(unreadable) - 1:,} more files" if len(unreadable) > 1 else ""
         raise ArchiveError(
-            f"{name!r}{more} are compressed with {what}, which CNN Lab cannot read (Windows "
-            "uses it for big folders). Re-zip the folder with standard compression (Deflate), "
-            "e.g. with 7-Zip or `zip -r`, and upload it again."
+            f"{safe_text(name)}{more} are compressed with {what}, which CNN Lab cannot read "
+            "(Windows uses it for big folders). Re-zip the folder with standard compression "
+            "(Deflate), e.g. with 7-Zip or `zip -r`, and upload it again."
         )
     return members
 
@@ -399,7 +404,7 @@ class ImageFolders:
                 f"Found {len(self.class_names)} class folder(s) with images; training needs at "
                 "least 2 (one folder per class)."
             )
-        few = [f"{name} ({n})" for name, n in counts.items() if n < min_per_class]
+        few = [f"{safe_text(name)} ({n})" for name, n in counts.items() if n < min_per_class]
         if few:
             issues.append(
                 f"Too few images in: {', '.join(few)}. Each class needs at least "
@@ -429,14 +434,16 @@ class ImageFolders:
             )
         for group in _look_alike(self.class_names):
             warnings.append(
-                "The class folders " + " and ".join(repr(n) for n in group) + " differ only in "
+                "The class folders "
+                + " and ".join(safe_text(n) for n in group)
+                + " differ only in "
                 "capital letters or in how their accents are encoded: they are trained as "
                 f"{len(group)} different classes. Merge or rename them."
             )
         if self.skipped:
             warnings.append(f"{len(self.skipped)} file(s) were skipped (listed with reasons).")
         for folder in self._empty_folders:
-            warnings.append(f"The folder {folder!r} has no usable images and was ignored.")
+            warnings.append(f"The folder {safe_text(folder)} has no usable images and was ignored.")
         return HealthReport(
             class_names=self.class_names,
             counts=counts,
@@ -510,7 +517,7 @@ class ImageFolders:
 
     def _require_images(self, what: str) -> None:
         if not self.files:
-            reasons = "; ".join(f"{s.path}: {s.reason}" for s in self.skipped[:3])
+            reasons = "; ".join(f"{safe_text(s.path)}: {s.reason}" for s in self.skipped[:3])
             raise ArchiveError(
                 f"{what} contains no usable images"
                 + (f" ({reasons})" if reasons else "")
@@ -519,8 +526,8 @@ class ImageFolders:
             )
         if len(self.class_names) < 2:
             raise ArchiveError(
-                f"{what} has images of only one class ({self.class_names[0]!r}). A classifier "
-                "needs at least 2 classes: put each class's images in its own folder."
+                f"{what} has images of only one class ({safe_text(self.class_names[0])}). A "
+                "classifier needs at least 2 classes: put each class's images in its own folder."
             )
 
 
@@ -632,7 +639,9 @@ def open_files(
             SkippedFile(n, "not inside a class folder (the class is the folder's name)")
             for n in top_level
         ]
-        folders._ingest(placed, lambda m: SandboxJob("image", raws[m.name], m.name, options))
+        folders._ingest(
+            placed, lambda m: SandboxJob("image", raws[m.name], safe_text(m.name), options)
+        )
         folders._require_images("The upload")
     except BaseException:
         folders.cleanup()

@@ -19,6 +19,7 @@ from cnnlib.inspect import imagenet
 from cnnlib.models.pretrained import RESNET50
 from tests.conftest import ROOT
 from tests.imagenet_weights import missing_weights_file, resnet50_weights_file
+from tests.markdown import outside_code_spans
 from tests.pages.apptest import image_captions, open_page, run_checked
 from tests.uploads import encode
 
@@ -265,5 +266,5 @@ def test_photos_per_run_are_capped_and_names_escaped(monkeypatch):
     assert [f"{i + 1}. {safe_text(n)}" for i, n in enumerate(names[:3])] == [
         c for c in captions if c[:2] in ("1.", "2.", "3.")
     ]
-    assert not any("](http" in c for c in captions)
+    assert not any("](http" in outside_code_spans(c) for c in captions)
     assert len(at.selectbox(key="classify_detail").options) == 3
