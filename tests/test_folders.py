@@ -193,7 +193,7 @@ def test_too_few_images_per_class_blocks_training(session, monkeypatch):
     monkeypatch.setenv("CNNLAB_MIN_IMAGES_PER_CLASS", "8")
     with open_archive(make_zip(two_classes(6)), workdir=workdir) as folders:
         report = folders.health()
-    assert not report.ok and "blue (6), red (6)" in report.issues[0]
+    assert not report.ok and "`blue` (6), `red` (6)" in report.issues[0]
     with pytest.raises(ArchiveError, match="at least 8 images"):
         report.raise_for_issues()
 

@@ -607,7 +607,9 @@ def open_archive(data: bytes, *, workdir: str | os.PathLike | None = None) -> Im
             }
             folders._ingest(
                 placed,
-                lambda m: SandboxJob("zip_member", upload, m.name, options | {"index": m.index}),
+                lambda m: SandboxJob(
+                    "zip_member", upload, safe_text(m.name), options | {"index": m.index}
+                ),
             )
         finally:
             upload.unlink(missing_ok=True)
