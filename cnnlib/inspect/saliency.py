@@ -418,12 +418,15 @@ def _cam_function(keras_model: Any, layer_name: str):
 
 
 def _score_functions(keras_model: Any):
-    """Compiled (N, H, W, C) x, class → (input gradients, scores) and → scores only."""
+    """Compiled (N, H, W, C) x, class → (input gradients, logits), and → (N, 2) scores: the
+    class's logit and its softmax probability (the model's single output as is when it has
+    only one), from one forward pass."""
     import keras
     import tensorflow as tf
 
     source, logits = logit_source(keras_model)
     sub = keras.Model(keras_model.inputs[0], source)
+    single = num_classes(keras_model) == 1
 
     def gradient(x, class_index):
         with tf.GradientTape() as tape:
@@ -433,7 +436,9 @@ def _score_functions(keras_model: Any):
         return tape.gradient(total, x), score
 
     def scores(x, class_index):
-        return tf.gather(logits(sub(x, training=False)), class_index, axis=1)
+        z = logits(sub(x, training=False))
+        p = z if single else tf.nn.softmax(z, axis=-1)
+        return tf.stack([tf.gather(z, class_index, axis=1), tf.gather(p, class_index, axis=1)], 1)
 
     return _compile(gradient, keras_model), _compile(scores, keras_model)
 
@@ -451,74 +456,36 @@ def _compile(fn, keras_model: Any):
     )
 
 
-def _features_function(keras_model: Any, layer_name: str):
-    """Compiled ((1, H, W, C) x, class) → the layer's (h, w, c) feature maps (no gradients;
-    the class is unused, for ``_compile``'s one signature)."""
-    import keras
-
-    layer = keras_model.get_layer(layer_name)
-    sub = keras.Model(keras_model.inputs[0], layer_output(keras_model, layer))
-
-    def run(x, class_index):
-        return sub(x, training=False)[0]
-
-    return _compile(run, keras_model)
-
-
-def _probability_function(keras_model: Any):
-    """Compiled (N, H, W, C) x, class → (N,) the class's softmax probability (the model's
-    single output as is when it has only one)."""
-    import keras
+def _in_passes(keras_model: Any, lock, which: int, batch: np.ndarray, cls: int) -> np.ndarray:
+    """Run the model's input-gradient (``which`` = 0) or scores (1) function on an (N, H, W,
+    C) batch, ``BATCH_ELEMENTS`` input elements per pass, each pass under the model's lock (so
+    a long SmoothGrad does not hold up other users of a shared model for all its passes)."""
     import tensorflow as tf
 
-    source, logits = logit_source(keras_model)
-    sub = keras.Model(keras_model.inputs[0], source)
-    single = num_classes(keras_model) == 1
-
-    def run(x, class_index):
-        z = logits(sub(x, training=False))
-        return tf.gather(z if single else tf.nn.softmax(z, axis=-1), class_index, axis=1)
-
-    return _compile(run, keras_model)
-
-
-def _in_passes(keras_model: Any, lock, kind: str, batch: np.ndarray, cls: int) -> np.ndarray:
-    """Run the model's ``kind`` function — "gradients" (input gradients), "scores" (logits)
-    or "probabilities" — on an (N, H, W, C) batch, ``BATCH_ELEMENTS`` input elements per
-    pass, each pass under the model's lock (so a long SmoothGrad does not hold up other users
-    of a shared model for all its passes)."""
-    import tensorflow as tf
-
-    if kind == "probabilities":
-        fn = model_function(
-            keras_model, "probabilities", lambda: _probability_function(keras_model)
-        )
-    else:
-        pair = model_function(keras_model, "scores", lambda: _score_functions(keras_model))
-        fn = pair[0 if kind == "gradients" else 1]
+    fn = model_function(keras_model, "scores", lambda: _score_functions(keras_model))[which]
     index = tf.constant(cls, tf.int32)
     per = max(1, BATCH_ELEMENTS // int(np.prod(batch.shape[1:])))
     parts = []
     for i in range(0, len(batch), per):
         with lock:
             out = fn(tf.constant(batch[i : i + per]), index)
-        parts.append((out[0] if kind == "gradients" else out).numpy())
+        parts.append((out[0] if which == 0 else out).numpy())
     return np.concatenate(parts)
 
 
 def _gradients(keras_model: Any, lock, batch: np.ndarray, cls: int) -> np.ndarray:
     """∂score/∂x for each input of an (N, H, W, C) batch: (N, H, W, C) float32."""
-    return _in_passes(keras_model, lock, "gradients", batch, cls)
+    return _in_passes(keras_model, lock, 0, batch, cls)
 
 
 def _scores(keras_model: Any, lock, batch: np.ndarray, cls: int) -> np.ndarray:
     """The class score (logit) of each input of an (N, H, W, C) batch: (N,) float32."""
-    return _in_passes(keras_model, lock, "scores", batch, cls)
+    return _in_passes(keras_model, lock, 1, batch, cls)[:, 0]
 
 
 def _probabilities(keras_model: Any, lock, batch: np.ndarray, cls: int) -> np.ndarray:
     """The class's probability for each input of an (N, H, W, C) batch: (N,) float32."""
-    return _in_passes(keras_model, lock, "probabilities", batch, cls)
+    return _in_passes(keras_model, lock, 1, batch, cls)[:, 1]
 
 
 # ---------------------------------------------------------------- the methods
@@ -609,11 +576,10 @@ def score_cam(
     cls = _check_class(keras_model, class_index)
     maps = _int_option("maps", maps, 1, MAX_SCORECAM_MAPS)
     name = conv_layer(keras_model, layer).name
-    fn = model_function(
-        keras_model, ("features", name), lambda: _features_function(keras_model, name)
-    )
+    # Grad-CAM's function (its gradient through the head costs little; one trace for both).
+    fn = model_function(keras_model, ("cam", name), lambda: _cam_function(keras_model, name))
     with lock:
-        feats = fn(tf.constant(a[None]), tf.constant(cls, tf.int32))
+        feats, _ = fn(tf.constant(a[None]), tf.constant(cls, tf.int32))
     A = feats.numpy().astype(np.float32)  # (h, w, c)
     spread = A.reshape(-1, A.shape[-1]).std(axis=0)
     chosen = np.argsort(-spread, kind="stable")[: min(maps, A.shape[-1])]
