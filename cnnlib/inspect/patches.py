@@ -31,6 +31,7 @@ __all__ = [
     "TopPatches",
     "Window",
     "cell_window",
+    "padding_before",
     "top_patches",
 ]
 
@@ -89,7 +90,7 @@ class TopPatches:
 # ---------------------------------------------------------------- receptive-field windows
 
 
-def _pad_before(layer: Any, size: tuple[int, int], g: features.Geometry) -> tuple[int, int]:
+def padding_before(layer: Any, size: tuple[int, int], g: features.Geometry) -> tuple[int, int]:
     """Rows and columns of padding ``layer`` adds before its (H, W) input: Keras' "same"
     (TensorFlow's rule: half of the total, the extra one after), ZeroPadding2D's top/left,
     minus Cropping2D's."""
@@ -150,7 +151,7 @@ def cell_window(model: Any, layer: str, row: int, col: int) -> Window:
                 f"The receptive field through layer {lyr.name!r} ({type(lyr).__name__}) is "
                 "not known, so its patches cannot be cropped."
             )
-        p = _pad_before(lyr, _input_size(keras_model, lyr), g)
+        p = padding_before(lyr, _input_size(keras_model, lyr), g)
         (kr, kc), (sr, sc), (dr, dc) = g.kernel, g.stride, g.dilation
         below = [
             span[0] * sr - p[0],
