@@ -221,3 +221,37 @@ def test_mnist_digits_through_the_tutorial_convnet(mnist_test_set):
         np.testing.assert_array_equal(
             p.pixels, digits[p.image_index, part.top : part.bottom, part.left : part.right]
         )
+
+
+@pytest.mark.slow
+def test_resnet50_sample_photos():
+    """ResNet50 (weights=None: the geometry does not depend on the weights) on the sample
+    photos: each window has the receptive field's size, and the gradient of its cell is zero
+    outside it (a wrong offset would put gradient outside)."""
+    import keras
+    import tensorflow as tf
+
+    from cnnlib.data import samples
+    from cnnlib.inspect import imagenet
+
+    model = keras.applications.ResNet50(weights=None)
+    names = samples.sample_names()[:4]
+    photos = [imagenet.resize_for_model(samples.load_sample(n)) for n in names]
+    shown = np.stack([np.asarray(p.convert("RGB")) for p in photos])  # (4, 224, 224, 3) uint8
+    inputs = np.concatenate([imagenet.preprocess(imagenet.to_batch(p)) for p in photos])
+    layer = "conv3_block1_out"
+    top = patches.top_patches(model, layer, 7, inputs, images=shown)
+    field = features.model_receptive_fields(model)[layer]
+    assert len(top.patches) == 9 and top.field == field.size
+    sub = keras.Model(model.inputs[0], model.get_layer(layer).output)
+    for p in top.patches[:3]:
+        x = tf.constant(inputs[p.image_index : p.image_index + 1])
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            value = sub(x)[0, p.cell[0], p.cell[1], 7]
+        g = np.abs(tape.gradient(value, x).numpy()[0]).sum(-1)
+        rows, cols = np.nonzero(g)
+        part = p.window.clipped(224, 224)
+        assert part.top <= rows.min() and rows.max() < part.bottom
+        assert part.left <= cols.min() and cols.max() < part.right
+        assert p.pixels.shape == (part.bottom - part.top, part.right - part.left, 3)
