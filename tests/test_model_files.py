@@ -209,6 +209,26 @@ def test_genuine_model_loads_and_predicts_like_the_original(genuine):
     assert [x.name for x in loaded.layers] == [x.name for x in model.layers]
 
 
+def test_the_server_only_takes_the_sandboxs_answer(genuine, monkeypatch):
+    """zipfile, json's parser for the file, h5py and the parser itself are off limits in this
+    process: the upload is still read (by a decoder process) and rebuilt here."""
+    import h5py
+
+    from cnnlib.uploads import model_files
+
+    _, data = genuine
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the server parsed the uploaded bytes itself")
+
+    monkeypatch.setattr(model_files, "read_keras_file", forbidden)
+    monkeypatch.setattr(model_files, "read_weights", forbidden)
+    monkeypatch.setattr(zipfile, "ZipFile", forbidden)
+    monkeypatch.setattr(h5py, "File", forbidden)
+    assert inspect_keras_file(data, budgets=BUDGETS).params == genuine[0].count_params()
+    assert load_keras_file(data, budgets=BUDGETS).count_params() == genuine[0].count_params()
+
+
 def test_keras_deserializer_never_sees_the_file(genuine, monkeypatch):
     _, data = genuine
 

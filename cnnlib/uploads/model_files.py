@@ -22,6 +22,7 @@ and what to do.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import zipfile
@@ -32,12 +33,20 @@ from typing import Any
 import numpy as np
 
 from cnnlib.core.budgets import Budgets, format_bytes
-from cnnlib.core.errors import CNNLabError, InvalidModelError
+from cnnlib.core.errors import CNNLabError, InvalidModelError, SandboxError
+from cnnlib.core.sandbox import (
+    SandboxLimits,
+    SandboxResult,
+    TaskOutput,
+    run_in_sandbox,
+    sandbox_task,
+)
 from cnnlib.models.graph import (
     GraphSummary,
     ModelSpec,
     assign_weights,
     build_from_graph,
+    spec_from_dict,
     summarize_graph,
 )
 from cnnlib.models.keras_config import (
@@ -54,6 +63,7 @@ __all__ = [
     "ModelLimits",
     "ParsedModelFile",
     "inspect_keras_file",
+    "keras_model_task",
     "keras_settings",
     "load_keras_file",
     "read_keras_file",
@@ -94,6 +104,10 @@ class ModelLimits:
             params=budgets.model_params,
             activation_bytes=budgets.model_activation_bytes,
         )
+
+    def options(self) -> dict[str, int]:
+        """The limits as the sandbox task's JSON options (``ModelLimits(**options)``)."""
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -332,10 +346,141 @@ def keras_settings() -> dict[str, Any]:
     }
 
 
-def inspect_keras_file(data: bytes, *, budgets: Budgets) -> ModelFileReport:
-    """What an uploaded ``.keras`` file holds (layers, shapes, parameters), without reading
-    its weights or building anything. Raises ``InvalidModelError``."""
-    return read_keras_file(data, ModelLimits.of(budgets), weights=False).report()
+# --------------------------------------------------------------------------------------------
+# The sandbox task: what crosses back to the server
+# --------------------------------------------------------------------------------------------
+
+
+@sandbox_task("keras_model")
+def keras_model_task(source: bytes, *, name: str, weights: bool, **limits: int) -> TaskOutput:
+    """The decoder's side: ``read_keras_file`` on an uploaded file. Sends back the spec as
+    JSON (``ModelSpec.to_dict``), the members' sizes, the Keras version, the summary's
+    parameter count and input shape, and the weight arrays "w0", "w1", … (float32, in
+    ``summary.weight_rows`` order)."""
+    parsed = read_keras_file(source, ModelLimits(**limits), weights=weights)
+    meta = {
+        "spec": parsed.spec.to_dict(),
+        "members": parsed.members,
+        "keras_version": parsed.keras_version,
+        "params": parsed.summary.params,
+        "input_shape": list(parsed.summary.input_shape),
+        "weights": len(parsed.weights or []),
+    }
+    arrays = {
+        f"w{i}": np.ascontiguousarray(a, dtype="<f4") for i, a in enumerate(parsed.weights or [])
+    }
+    return TaskOutput(meta, arrays)
+
+
+def _from_sandbox(result: SandboxResult, limits: ModelLimits, weights: bool) -> ParsedModelFile:
+    """The server's side: the decoder's answer checked again — the spec re-read and
+    re-summarized within the budgets, its totals compared, every array's dtype and exact
+    shape taken from the server's own summary."""
+    try:
+        spec = spec_from_dict(result.meta.get("spec"))
+        summary = summarize_graph(
+            spec, max_params=limits.params, max_activation_bytes=limits.activation_bytes
+        )
+    except InvalidModelError as err:
+        raise _refuse(str(err)) from None
+    if result.integer("params", 0, limits.params) != summary.params or result.items(
+        "input_shape", 3
+    ) != list(summary.input_shape):
+        raise SandboxError(
+            f"The reader of {result.name} sent back a model description that does not add up, "
+            "so the file was refused.",
+            reason="malformed",
+        )
+    sizes = result.meta.get("members")
+    if not isinstance(sizes, dict) or not all(
+        k in ALLOWED_MEMBERS and type(v) is int and 0 <= v <= limits.unpacked_bytes
+        for k, v in sizes.items()
+    ):
+        raise SandboxError(
+            f"The reader of {result.name} sent back invalid members.", reason="malformed"
+        )
+    arrays = None
+    if weights:
+        shapes = [shape for row in summary.weight_rows for shape in row.weight_shapes]
+        if result.integer("weights", 0, len(shapes)) != len(shapes):
+            raise SandboxError(
+                f"The reader of {result.name} sent back {result.meta.get('weights')} weight "
+                f"arrays for a model with {len(shapes)}.",
+                reason="malformed",
+            )
+        arrays = [
+            result.array(f"w{i}", dtype="<f4", ndim=len(shape), min_shape=shape, max_shape=shape)
+            for i, shape in enumerate(shapes)
+        ]
+    return ParsedModelFile(
+        spec=spec,
+        summary=summary,
+        members=dict(sizes),
+        keras_version=result.text("keras_version", 20),
+        weights=arrays,
+    )
+
+
+def _sandbox_reason(reason: str, budgets: Budgets) -> str:
+    """What a failed decoder means for a model file, with the limit it hit."""
+    if reason == "memory":
+        return (
+            f"reading it needed more than {format_bytes(budgets.sandbox_memory_bytes)} of "
+            "memory, the most one file may use here."
+        )
+    if reason == "cpu":
+        return (
+            f"reading it took more than {budgets.sandbox_cpu_seconds} CPU-seconds, the most one "
+            "file may take here."
+        )
+    if reason == "malformed":
+        return "its reader sent back something this server does not accept."
+    return "its reader stopped unexpectedly: the file is damaged or built to crash it."
+
+
+def _parse(data: bytes, budgets: Budgets, name: str, weights: bool) -> ParsedModelFile:
+    """``read_keras_file`` in the decoding sandbox, its answer checked (``_from_sandbox``).
+    The file's size is checked before it is sent."""
+    limits = ModelLimits.of(budgets)
+    if not isinstance(data, bytes | bytearray | memoryview) or not len(data):
+        raise _refuse("it is empty or not a file. Upload a .keras file saved by Keras.")
+    if len(data) > limits.file_bytes:
+        raise _refuse(
+            f"it is {format_bytes(len(data))}, more than the "
+            f"{format_bytes(limits.file_bytes)} allowed. Upload a smaller model."
+        )
+    answer_bytes = limits.params * 4 + (1 << 20)
+    try:
+        result = run_in_sandbox(
+            "keras_model",
+            data,
+            name=name,
+            limits=SandboxLimits(
+                result_bytes=answer_bytes, header_bytes=limits.config_bytes + (1 << 20)
+            ),
+            weights=weights,
+            **limits.options(),
+        )
+    except SandboxError as err:
+        if err.reason in ("busy", "start", "time"):
+            raise
+        raise _refuse(f"{_sandbox_reason(err.reason, budgets)} {_SAVE_AGAIN}") from None
+    return _from_sandbox(result, limits, weights)
+
+
+# --------------------------------------------------------------------------------------------
+# The server
+# --------------------------------------------------------------------------------------------
+
+
+def inspect_keras_file(
+    data: bytes, *, budgets: Budgets, name: str = "the model file"
+) -> ModelFileReport:
+    """What an uploaded ``.keras`` file holds (layers, shapes, parameters), read in the
+    decoding sandbox without its weights; nothing is built. ``name``: how messages name the
+    file (safe to show). Raises ``InvalidModelError`` (or ``SandboxError`` when every
+    reader is busy)."""
+    return _parse(data, budgets, name, weights=False).report()
 
 
 def model_from_parsed(parsed: ParsedModelFile):
@@ -362,9 +507,10 @@ def model_from_parsed(parsed: ParsedModelFile):
     return model
 
 
-def load_keras_file(data: bytes, *, budgets: Budgets):
-    """The ``keras.Model`` of an uploaded ``.keras`` file: parsed (``read_keras_file``),
-    rebuilt and its weights assigned (``model_from_parsed``). Keras' deserializer never sees
-    the file. Raises ``InvalidModelError`` with a plain message for every refusal."""
-    parsed = read_keras_file(data, ModelLimits.of(budgets))
-    return model_from_parsed(parsed)
+def load_keras_file(data: bytes, *, budgets: Budgets, name: str = "the model file"):
+    """The ``keras.Model`` of an uploaded ``.keras`` file: parsed in the decoding sandbox
+    (``read_keras_file``; the server only checks its answer), rebuilt and its weights
+    assigned (``model_from_parsed``). Keras' deserializer never sees the file. ``name``: how
+    messages name the file (safe to show). Raises ``InvalidModelError`` with a plain message
+    for every refusal (``SandboxError`` when every reader is busy)."""
+    return model_from_parsed(_parse(data, budgets, name, weights=True))
