@@ -128,6 +128,8 @@ MAX_MERGE_INPUTS = 64
 _MAX_DIM = 1 << 16
 _NAME = re.compile(r"[\w.\- ]{1,128}")
 _REQUIRED = object()
+#: The keys of a serialized Keras object (an activation, initializer, regularizer, …).
+_SERIALIZED_KEYS = frozenset({"module", "class_name", "config", "registered_name"})
 
 
 class _ArgError(ValueError):
@@ -284,7 +286,7 @@ def _activation(value: Any) -> str:
     "function", "config": "relu", ...}."""
     if isinstance(value, dict):
         if (
-            set(value) - {"module", "class_name", "config", "registered_name"}
+            set(value) - _SERIALIZED_KEYS
             or value.get("class_name") != "function"
             or value.get("module") not in ("builtins", "keras.activations")
         ):
@@ -299,12 +301,7 @@ def _activation(value: Any) -> str:
 
 def _serialized(value: Any, modules: tuple[str, ...], what: str) -> tuple[str, dict]:
     """(class name, config) of a serialized Keras object of one of ``modules``."""
-    if not isinstance(value, dict) or set(value) - {
-        "module",
-        "class_name",
-        "config",
-        "registered_name",
-    }:
+    if not isinstance(value, dict) or set(value) - _SERIALIZED_KEYS:
         raise _ArgError(f"a built-in {what}")
     module, registered = value.get("module"), value.get("registered_name")
     if module is not None and module not in modules:
@@ -332,7 +329,7 @@ def _initializer(value: Any) -> str:
         raise _ArgError(f"an initializer without the setting {sorted(unknown)[0][:40]!r}")
     for key, setting in config.items():
         if setting is not None and not _is_number(setting) and not isinstance(setting, str):
-            raise _ArgError(f"an initializer whose {key} is a number")
+            raise _ArgError(f"an initializer whose settings are numbers, not {key}")
     return INITIALIZER_NAMES[class_name]
 
 
@@ -453,7 +450,6 @@ class GraphKind:
     args: tuple[Arg, ...]
     forward: Forward
     merge: bool = False
-    note: str = ""
     make: Callable[..., Any] | None = None
 
     @property
@@ -626,7 +622,6 @@ GRAPH_KINDS: dict[str, GraphKind] = _kinds(
             *_weight_args("kernel"),
         ),
         _conv2d,
-        note="learned k×k filters",
     ),
     GraphKind(
         "DepthwiseConv2D",
@@ -642,7 +637,6 @@ GRAPH_KINDS: dict[str, GraphKind] = _kinds(
             *_weight_args("depthwise"),
         ),
         _depthwise,
-        note="one k×k filter per channel",
     ),
     GraphKind(
         "SeparableConv2D",
@@ -659,7 +653,6 @@ GRAPH_KINDS: dict[str, GraphKind] = _kinds(
             *_weight_args("depthwise", "pointwise"),
         ),
         _separable,
-        note="depthwise then 1×1 convolution",
     ),
     GraphKind(
         "Dense",
@@ -672,7 +665,6 @@ GRAPH_KINDS: dict[str, GraphKind] = _kinds(
             Arg("lora_rank", _exactly(None), None, keras=False),
         ),
         _dense,
-        note="every input to every unit",
     ),
     GraphKind("MaxPooling2D", _POOL_ARGS, _pool),
     GraphKind("AveragePooling2D", _POOL_ARGS, _pool),
@@ -745,13 +737,11 @@ GRAPH_KINDS: dict[str, GraphKind] = _kinds(
         "Rescaling",
         (Arg("scale", _float(-1e6, 1e6)), Arg("offset", _float(-1e6, 1e6), 0.0)),
         _same,
-        note="pixels × scale + offset",
     ),
     GraphKind(
         "CaffePreprocess",
         (),
         _same_image,
-        note="CNN Lab's ResNet50/VGG19 preprocessing",
         make=_make_caffe,
     ),
     GraphKind(

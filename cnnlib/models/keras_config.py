@@ -56,7 +56,7 @@ __all__ = [
 #: CNN Lab's own layers a file may hold: registered name → (modules it was saved from, kind).
 PROJECT_LAYERS: dict[str, tuple[frozenset[str], str]] = {
     CAFFE_REGISTERED_NAME: (
-        frozenset({"cnnlib.models.layers", "cnnlib.transfer", "cnnlib.training.transfer"}),
+        frozenset({"cnnlib.models.layers", "cnnlib.transfer"}),  # now, and before the move
         "CaffePreprocess",
     ),
 }
