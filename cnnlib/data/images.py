@@ -36,7 +36,6 @@ from cnnlib.core.budgets import Budgets, format_bytes
 from cnnlib.core.budgets import budgets as current_budgets
 from cnnlib.core.errors import InvalidImageError, SandboxError
 from cnnlib.core.sandbox import SandboxResult, TaskOutput, run_in_sandbox, sandbox_task
-from cnnlib.core.text import safe_text
 
 #: Largest accepted image, in pixels (width × height): ``Budgets().image_pixels``.
 MAX_PIXELS = Budgets().image_pixels
@@ -81,16 +80,16 @@ _MAX_TEXT_BYTES = 1024 * 1024
 class DecodedImage:
     """An image the decoding sandbox read, and the facts about the file the pages show.
 
-    ``image``: 8-bit RGB (RGBA with ``keep_alpha``) ``PIL.Image``, at most ``max_pixels``
-    pixels (shrunk, aspect kept); ``original_size``: (width, height) of the file's first
-    frame, after its EXIF orientation; ``format``/``mode``: Pillow's names for the file's
-    format and pixel mode; ``sha1``: hex digest of the file's bytes; ``file_bytes``: its size;
-    ``thumbnail``: the image shrunk to ``thumbnail_side`` (if asked); ``png``: the image
-    shrunk to ``store_side`` (if asked) as PNG bytes the decoder wrote (files CNN Lab keeps
-    are only ever ones it made).
+    ``image``: 8-bit RGB (RGBA with ``keep_alpha``) ``PIL.Image``, at most ``lab_pixels``
+    pixels (shrunk, aspect kept; None when not asked for: an archive's members);
+    ``original_size``: (width, height) of the file's first frame, after its EXIF orientation;
+    ``format``/``mode``: Pillow's names for the file's format and pixel mode; ``sha1``: hex
+    digest of the file's bytes; ``file_bytes``: its size; ``thumbnail``: the image shrunk to
+    ``thumbnail_side`` (if asked); ``png``: the image shrunk to ``store_side`` (if asked) as
+    PNG bytes the decoder wrote (files CNN Lab keeps are only ever ones it made).
     """
 
-    image: Image.Image
+    image: Image.Image | None
     original_size: tuple[int, int]
     format: str
     mode: str
@@ -129,6 +128,7 @@ def decode_options(
     keep_alpha: bool = False,
     thumbnail_side: int = 0,
     store_side: int = 0,
+    with_image: bool = True,
 ) -> dict:
     """The options of the "image" task (``decode_image``) for ``limits``: JSON values."""
     return {
@@ -139,6 +139,7 @@ def decode_options(
         "keep_alpha": bool(keep_alpha),
         "thumbnail_side": int(thumbnail_side),
         "store_side": int(store_side),
+        "with_image": bool(with_image),
     }
 
 
@@ -150,18 +151,20 @@ def decoded_image(result: SandboxResult, options: dict) -> DecodedImage:
     height = result.integer("height", 1, max_side)
     if width * height > options["max_pixels"]:
         raise result._bad("an image over the pixel limit")
-    channels = 4 if options["keep_alpha"] else 3
-    cap = side_for_pixels((width, height), options["result_pixels"])
-    pixels = result.array(
-        "image",
-        dtype=np.uint8,
-        ndim=3,
-        min_shape=(1, 1, channels),
-        max_shape=(min(height, cap), min(width, cap), channels),
-    )
-    if pixels.shape[0] * pixels.shape[1] > options["result_pixels"]:
-        raise result._bad("an image over the result's pixel limit")
-    thumbnail = png = None
+    image = thumbnail = png = None
+    if options["with_image"]:
+        channels = 4 if options["keep_alpha"] else 3
+        cap = side_for_pixels((width, height), options["result_pixels"])
+        pixels = result.array(
+            "image",
+            dtype=np.uint8,
+            ndim=3,
+            min_shape=(1, 1, channels),
+            max_shape=(min(height, cap), min(width, cap), channels),
+        )
+        if pixels.shape[0] * pixels.shape[1] > options["result_pixels"]:
+            raise result._bad("an image over the result's pixel limit")
+        image = Image.fromarray(pixels)
     if side := options["thumbnail_side"]:
         small = result.array(
             "thumbnail", dtype=np.uint8, ndim=3, min_shape=(1, 1, 3), max_shape=(side, side, 3)
@@ -178,7 +181,7 @@ def decoded_image(result: SandboxResult, options: dict) -> DecodedImage:
         )
         png = encoded.tobytes()
     return DecodedImage(
-        image=Image.fromarray(pixels),
+        image=image,
         original_size=(width, height),
         format=result.text("format", 16, allowed=(*PIL_FORMATS, "MPO")),
         mode=result.text("mode", 16),
@@ -339,8 +342,7 @@ def _open(raw: bytes, name: str, max_pixels: int) -> Image.Image:
         raise
     except Exception as err:  # Pillow raises many types for malformed headers
         raise InvalidImageError(
-            f"{name} could not be opened as an image: its header is damaged "
-            f"({safe_text(err, 120)})."
+            f"{name} could not be opened as an image: its header is damaged ({type(err).__name__})."
         ) from None
 
 
@@ -366,9 +368,7 @@ def _check_size(
             f"{name} is {width}×{height} = {width * height:,} pixels, over the limit of "
             f"{max_pixels:,}. Upload a smaller image."
         )
-    peak = decode_peak_bytes(
-        width, height, img.mode, result_pixels=result_pixels, rotated=rotated
-    )
+    peak = decode_peak_bytes(width, height, img.mode, result_pixels=result_pixels, rotated=rotated)
     if peak > max_decoded:
         raise InvalidImageError(
             f"{name} is {width}×{height} pixels in mode {img.mode}: decoding it would take "
@@ -415,9 +415,11 @@ def decode_image(
     keep_alpha: bool = False,
     thumbnail_side: int = 0,
     store_side: int = 0,
+    with_image: bool = True,
 ) -> TaskOutput:
     """In the decoder: ``source`` (a file's bytes) → arrays "image" ((H, W, 3) uint8 RGB, or
-    (H, W, 4) RGBA with ``keep_alpha``, at most ``result_pixels``), "thumbnail" ((h, w, 3)
+    (H, W, 4) RGBA with ``keep_alpha``, at most ``result_pixels``; left out unless
+    ``with_image``), "thumbnail" ((h, w, 3)
     within ``thumbnail_side``, if > 0), "png" (PNG bytes of the image shrunk to
     ``_store_size(..., store_side)``, if > 0); meta: width, height (after orientation),
     format, mode, sha1, file_bytes. Raises ``InvalidImageError`` naming the file ``name``."""
@@ -457,10 +459,10 @@ def decode_image(
         except Exception as err:
             raise InvalidImageError(
                 f"{name} is damaged or truncated and could not be decoded "
-                f"({safe_text(err, 120)}). Try saving it again or choose another file."
+                f"({type(err).__name__}). Try saving it again or choose another file."
             ) from None
     width, height = (h, w) if orientation in (5, 6, 7, 8) else (w, h)
-    arrays = {"image": np.asarray(result)}
+    arrays = {"image": np.asarray(result)} if with_image else {}
     rgb = result if result.mode == "RGB" else result.convert("RGB")
     if thumbnail_side:
         arrays["thumbnail"] = np.asarray(downscale(rgb, thumbnail_side))
@@ -529,18 +531,26 @@ def to_image(arr: np.ndarray) -> Image.Image:
     return Image.fromarray((a * 255.0 + 0.5).astype(np.uint8))
 
 
-def letterbox(img: Image.Image, *, max_aspect: float = 3.0, fill: int = 128) -> Image.Image:
+def letterbox(
+    img: Image.Image, *, max_aspect: float = 3.0, fill: int = 128, max_side: int | None = None
+) -> Image.Image:
     """``img`` padded with grey bars (centred) so that neither side exceeds ``max_aspect``
     times the other: an 8 × 3000 strip becomes 1000 × 3000, a 3000 × 8 one 3000 × 1000.
 
-    Images already within the ratio are returned unchanged. The padding is ``fill`` (0–255)
-    in every colour channel (opaque); the mode of ``img`` is kept.
+    With ``max_side``, the image is first shrunk (``downscale``) so that its longer side is
+    at most that: padding comes after shrinking, so a 1 × 30,000 strip costs at most
+    ``max_side``² / ``max_aspect`` pixels, never 10,000 × 30,000. Images already within the
+    ratio are returned unchanged (or only shrunk). The padding is ``fill`` (0–255) in every
+    colour channel (opaque); the mode of ``img`` is kept.
     """
     if max_aspect < 1:
         raise InvalidImageError(f"max_aspect must be at least 1, got {max_aspect}.")
     w, h = img.size
     if w < 1 or h < 1:
         raise InvalidImageError(f"The image has no pixels ({w}×{h}).")
+    if max_side is not None:
+        img = downscale(img, max_side)
+        w, h = img.size
     width = max(w, math.ceil(h / max_aspect))
     height = max(h, math.ceil(w / max_aspect))
     if (width, height) == (w, h):

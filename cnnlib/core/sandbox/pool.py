@@ -44,6 +44,9 @@ IDLE_CPU_SECONDS = 0.5
 #: Linux's fcntl to enlarge a pipe (fewer system calls for a big image); 1 MiB.
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _PIPE_BYTES = 1024 * 1024
+#: Where decoders' private folders go: the system's temporary folder as this process found it
+#: (a test that redirects ``tempfile.tempdir`` afterwards does not move them).
+_TMP_ROOT = tempfile.gettempdir()
 #: Environment variables a decoder inherits (nothing else: no keys, tokens or addresses).
 _ENV_KEEP = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "SYSTEMROOT")
 
@@ -91,7 +94,7 @@ class Worker:
 
     def __init__(self, memory_bytes: int, *, lifetime_cpu_seconds: int, file_bytes: int):
         self.memory_bytes = memory_bytes
-        self.folder = tempfile.mkdtemp(prefix="cnnlab-sandbox-")
+        self.folder = tempfile.mkdtemp(prefix="cnnlab-sandbox-", dir=_TMP_ROOT)
         env = {k: os.environ[k] for k in _ENV_KEEP if k in os.environ}
         env |= {
             "PYTHONPATH": os.pathsep.join(
