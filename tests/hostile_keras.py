@@ -463,6 +463,14 @@ def _json_tricks() -> list[Hostile]:
     ]
 
 
+def _lying_count(parts: dict[str, bytes]) -> bytes:
+    """The genuine members and an extra one, under an end record that counts 3 entries."""
+    data = bytearray(raw_zip([*(stored(n, b) for n, b in parts.items()), stored("x", b"")]))
+    end = data.rindex(b"PK\x05\x06")
+    data[end + 8 : end + 12] = struct.pack("<HH", 3, 3)
+    return bytes(data)
+
+
 def _zip_tricks() -> list[Hostile]:
     parts = members(genuine())
     weights = parts["model.weights.h5"]
@@ -487,6 +495,18 @@ def _zip_tricks() -> list[Hostile]:
             "assets a layer would read",
         ),
         Hostile("duplicate_member.keras", duplicate, "same file twice", "config.json twice"),
+        Hostile(
+            "many_entries.keras",
+            raw_zip([stored(f"e{i}", b"") for i in range(50_000)]),
+            "lists 50,000 files",
+            "50,000 entries: refused from the end record, before the directory is parsed",
+        ),
+        Hostile(
+            "lying_entry_count.keras",
+            _lying_count(parts),
+            "does not hold the files its end record lists",
+            "an end record that lists 3 entries over a directory of 4",
+        ),
         Hostile(
             "no_config.keras",
             zipped({k: v for k, v in parts.items() if k != "config.json"}),

@@ -312,7 +312,7 @@ def test_files_that_unpack_to_more_than_the_budget(genuine):
 
 def test_too_many_members(genuine):
     _, data = genuine
-    refused(data, "holds 3 files", Budgets(model_members=2))
+    refused(data, "lists 3 files", Budgets(model_members=2))
 
 
 def test_dense_with_two_billion_units(genuine):

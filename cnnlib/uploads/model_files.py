@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from cnnlib.core.budgets import Budgets, format_bytes
-from cnnlib.core.errors import CNNLabError, InvalidModelError, SandboxError
+from cnnlib.core.errors import ArchiveError, CNNLabError, InvalidModelError, SandboxError
 from cnnlib.core.sandbox import (
     SandboxLimits,
     SandboxResult,
@@ -55,6 +55,7 @@ from cnnlib.models.keras_config import (
     weight_groups,
 )
 from cnnlib.uploads.model_weights import read_weights
+from cnnlib.uploads.zip_reader import MAX_ENTRY_BYTES, eocd_counts
 
 __all__ = [
     "ALLOWED_MEMBERS",
@@ -185,16 +186,34 @@ _METHODS = {
 _METHOD_NAMES = {9: "Deflate64", zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "LZMA"}
 
 
-def _open_zip(data: bytes) -> zipfile.ZipFile:
+def _open_zip(data: bytes, limits: ModelLimits) -> zipfile.ZipFile:
+    """The archive, its entry count read from its end record (``eocd_counts``) and bounded
+    before ``zipfile`` parses its directory."""
     if not isinstance(data, bytes | bytearray | memoryview) or not data:
         raise _refuse("it is empty or not a file. Upload a .keras file saved by Keras.")
+    not_keras = _refuse(
+        "it is not a .keras model file (a .keras file is a zip archive saved by Keras). "
+        + _SAVE_AGAIN
+    )
+    buffer = io.BytesIO(bytes(data))
     try:
-        return zipfile.ZipFile(io.BytesIO(bytes(data)))
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, UnicodeDecodeError):
+        entries, directory_bytes = eocd_counts(buffer)
+    except ArchiveError:
+        raise not_keras from None
+    if entries > limits.members or directory_bytes > limits.members * MAX_ENTRY_BYTES:
         raise _refuse(
-            "it is not a .keras model file (a .keras file is a zip archive saved by Keras). "
-            + _SAVE_AGAIN
-        ) from None
+            f"the archive lists {entries:,} files in a directory of "
+            f"{format_bytes(directory_bytes)}; a Keras model file has at most "
+            f"{limits.members}. " + _SAVE_AGAIN
+        )
+    try:
+        zf = zipfile.ZipFile(buffer)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, UnicodeDecodeError):
+        raise not_keras from None
+    if len(zf.infolist()) != entries:
+        zf.close()
+        raise _refuse("its directory does not hold the files its end record lists. " + _SAVE_AGAIN)
+    return zf
 
 
 def _members(zf: zipfile.ZipFile, limits: ModelLimits) -> dict[str, zipfile.ZipInfo]:
@@ -290,7 +309,7 @@ def read_keras_file(data: bytes, limits: ModelLimits, *, weights: bool = True) -
             f"it is {format_bytes(len(data))}, more than the "
             f"{format_bytes(limits.file_bytes)} allowed. Upload a smaller model."
         )
-    with _open_zip(data) as zf:
+    with _open_zip(data, limits) as zf:
         members = _members(zf, limits)
         config = _json(_read_member(zf, members[CONFIG], limits.config_bytes), CONFIG)
         metadata = (
