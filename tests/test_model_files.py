@@ -319,7 +319,7 @@ def test_dense_with_two_billion_units(genuine):
     _, data = genuine
     config = config_of(data)
     config["config"]["layers"][-1]["config"]["units"] = 2_000_000_000
-    refused(rezip(data, config=config), "units 2000000000; it must be a whole number")
+    refused(rezip(data, config=config), "units `2000000000`; it must be a whole number")
     config["config"]["layers"][-1]["config"]["units"] = 60_000
     message = refused(rezip(data, config=config), "more than 10,000,000 parameters")
     assert "40,620,000" in message  # (676 inputs + 1) × 60,000 units
@@ -369,7 +369,7 @@ def test_custom_object(genuine):
     layer.update(module="evil.layers", class_name="Conv2D", registered_name="evil>Conv2D")
     refused(rezip(data, config=config), "custom code that is not part of Keras")
     layer.update(module="keras.layers", registered_name="evil>Conv2D")
-    refused(rezip(data, config=config), "registered as 'evil>Conv2D', custom code")
+    refused(rezip(data, config=config), "registered as `evil>Conv2D`, custom code")
     # A custom initializer inside an allowed layer is found too.
     config = config_of(data)
     config["config"]["layers"][2]["config"]["kernel_initializer"]["module"] = "os"
@@ -495,3 +495,18 @@ def test_caffe_preprocessing_loads_and_only_from_cnn_lab(tmp_path):
     config = config_of(data)
     config["config"]["layers"][1]["module"] = "evil.layers"
     refused(rezip(data, config=config), "custom code that is not part of Keras")
+
+
+def test_weights_in_too_many_chunks_are_refused_before_reading(monkeypatch):
+    """The chunk cap, scaled down: the corpus's 6,760 one-value chunks are over 1,000. Runs
+    the decoder's side in this process (``read_keras_file``), where the cap can be set."""
+    from cnnlib.uploads import model_weights
+    from cnnlib.uploads.model_files import ModelLimits, read_keras_file
+    from tests.hostile_keras import corpus
+
+    data = next(h.data for h in corpus() if h.name == "many_chunks.keras")
+    limits = ModelLimits.of(BUDGETS)
+    assert len(read_keras_file(data, limits).weights) == 8  # conv 2, batch norm 4, dense 2
+    monkeypatch.setattr(model_weights, "MAX_CHUNKS", 1000)
+    with pytest.raises(InvalidModelError, match="in 6,760 chunks of 4 B"):
+        read_keras_file(data, limits)

@@ -338,6 +338,10 @@ def dense_of(config: dict) -> dict:
             "CNN Lab opens models made of these layers",
         ),
         (lambda c: c["config"]["layers"][1].update(module="evil.layers"), "custom code"),
+        (  # text from the file is shown verbatim (a code span), never as a link
+            lambda c: c["config"]["layers"][1].update(class_name="[x](https://evil.example)"),
+            r"is a `\[x\]\(https://evil\.example\)`\. CNN Lab opens",
+        ),
         (lambda c: c["config"]["layers"][1].update(registered_name="evil>Conv2D"), "custom code"),
         (
             lambda c: c["config"].update(build_input_shape=[None, 9, 9, 1]),

@@ -33,6 +33,7 @@ from typing import Any
 from cnnlib.conv.ops import output_size
 from cnnlib.core.budgets import format_bytes
 from cnnlib.core.errors import InvalidArgumentError, InvalidModelError
+from cnnlib.core.text import safe_text
 from cnnlib.models.layers import caffe_preprocess_layer
 from cnnlib.models.stack import BN_MOMENTUM, summarize_stack, with_input_scaling
 
@@ -58,6 +59,7 @@ __all__ = [
     "graph_from_stack",
     "parse_args",
     "parse_dtype_policy",
+    "quoted",
     "snake_case",
     "spec_from_dict",
     "summarize_graph",
@@ -305,9 +307,9 @@ def _serialized(value: Any, modules: tuple[str, ...], what: str) -> tuple[str, d
         raise _ArgError(f"a built-in {what}")
     module, registered = value.get("module"), value.get("registered_name")
     if module is not None and module not in modules:
-        raise _ArgError(f"a built-in {what} (not one from {str(module)[:40]!r})")
+        raise _ArgError(f"a built-in {what} (not one from {quoted(module, 40)})")
     if registered is not None and registered != value.get("class_name"):
-        raise _ArgError(f"a built-in {what} (not the custom {str(registered)[:40]!r})")
+        raise _ArgError(f"a built-in {what} (not the custom {quoted(registered, 40)})")
     config = value.get("config") if value.get("config") is not None else {}
     if not isinstance(config, dict) or not isinstance(value.get("class_name"), str):
         raise _ArgError(f"a built-in {what}")
@@ -326,7 +328,7 @@ def _initializer(value: Any) -> str:
         raise _ArgError("one of the initializers " + ", ".join(INITIALIZER_NAMES))
     unknown = set(config) - _INITIALIZER_KEYS
     if unknown:
-        raise _ArgError(f"an initializer without the setting {sorted(unknown)[0][:40]!r}")
+        raise _ArgError(f"an initializer without the setting {quoted(sorted(unknown)[0], 40)}")
     for key, setting in config.items():
         if setting is not None and not _is_number(setting) and not isinstance(setting, str):
             raise _ArgError(f"an initializer whose settings are numbers, not {key}")
@@ -345,7 +347,7 @@ def _keras_object(table: Mapping[str, tuple[str, ...]], module: str, what: str) 
             raise _ArgError(f"None or one of the {what}s " + ", ".join(table))
         unknown = set(config) - set(table[class_name])
         if unknown:
-            raise _ArgError(f"a {class_name} without the setting {sorted(unknown)[0][:40]!r}")
+            raise _ArgError(f"a {class_name} without the setting {quoted(sorted(unknown)[0], 40)}")
         typed = {}
         for key, v in config.items():
             typed[key] = _axis(v) if key == "axis" else setting(v)
@@ -367,7 +369,7 @@ def parse_dtype_policy(value: Any, where: str) -> str:
         return _dtype(value)
     except _ArgError as err:
         raise InvalidModelError(
-            f"{where} has the dtype {_short(value)}; it must be {err}."
+            f"{where} has the dtype {quoted(value)}; it must be {err}."
         ) from None
 
 
@@ -881,6 +883,13 @@ class ModelSpec:
                 yield from node.model.walk((*path, node.name))
 
 
+def quoted(value: Any, max_len: int = 60) -> str:
+    """A value from an uploaded file as a markdown code span that shows it verbatim
+    (``safe_text``; not a string: its ``repr``), at most ``max_len`` characters: a name
+    like ``[x](https://evil)`` in a message is never a link."""
+    return safe_text(value if isinstance(value, str) else repr(value), max_len)
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
@@ -890,13 +899,13 @@ def _jsonable(value: Any) -> Any:
 
 
 def _layer_error(name: str, kind: str, problem: str) -> InvalidModelError:
-    return InvalidModelError(f"layer {name[:60]!r} ({kind[:40]}) {problem}")
+    return InvalidModelError(f"layer {quoted(name)} ({quoted(kind, 40)}) {problem}")
 
 
 def unknown_kind_error(name: str, kind: str) -> InvalidModelError:
     """The refusal of a layer kind outside ``GRAPH_KINDS``."""
     return InvalidModelError(
-        f"layer {name[:60]!r} is a {str(kind)[:40]}. CNN Lab opens models made of these "
+        f"layer {quoted(name)} is a {quoted(kind, 40)}. CNN Lab opens models made of these "
         f"layers: {allowed_kinds_text()}."
     )
 
@@ -915,7 +924,9 @@ def parse_args(kind: str, name: str, config: Mapping[str, Any]) -> dict[str, Any
     unknown = [k for k in config if k not in table and k != "name"]
     if unknown:
         raise _layer_error(
-            name, kind, f"has the setting {str(unknown[0])[:40]!r}, which CNN Lab does not accept."
+            name,
+            kind,
+            f"has the setting {quoted(unknown[0], 40)}, which CNN Lab does not accept.",
         )
     args: dict[str, Any] = {}
     for key, arg in table.items():
@@ -924,7 +935,7 @@ def parse_args(kind: str, name: str, config: Mapping[str, Any]) -> dict[str, Any
                 value = arg.parse(config[key])
             except _ArgError as err:
                 raise _layer_error(
-                    name, kind, f"has {key} {_short(config[key])}; it must be {err}."
+                    name, kind, f"has {key} {quoted(config[key])}; it must be {err}."
                 ) from None
         elif arg.default is _REQUIRED:
             raise _layer_error(name, kind, f"has no {key}.")
@@ -935,16 +946,11 @@ def parse_args(kind: str, name: str, config: Mapping[str, Any]) -> dict[str, Any
     return args
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "…"
-
-
 def check_name(name: Any, what: str = "layer") -> str:
     """A layer or model name: 1 to 128 letters, digits, spaces and ``_ . -``."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise InvalidModelError(
-            f"a {what} is named {_short(name)}; names are 1 to 128 letters, digits, spaces, "
+            f"a {what} is named {quoted(name)}; names are 1 to 128 letters, digits, spaces, "
             "'_', '.' or '-'."
         )
     return name
@@ -953,16 +959,16 @@ def check_name(name: Any, what: str = "layer") -> str:
 def _input_shape(value: Any, where: str) -> Shape:
     if not isinstance(value, list | tuple) or not 1 <= len(value) <= 3:
         raise InvalidModelError(
-            f"{where} has the input shape {_short(value)}; it must be (H, W, C) or (N,)."
+            f"{where} has the input shape {quoted(value)}; it must be (H, W, C) or (N,)."
         )
     if any(d is None for d in value):
         raise InvalidModelError(
-            f"{where} has an open input size {_short(tuple(value))}; CNN Lab needs a fixed input "
+            f"{where} has an open input size {quoted(tuple(value))}; CNN Lab needs a fixed input "
             "size such as (224, 224, 3) to estimate the memory it needs."
         )
     if not all(_is_int(d) and 1 <= d <= _MAX_DIM for d in value):
         raise InvalidModelError(
-            f"{where} has the input shape {_short(value)}; each size must be a whole number from "
+            f"{where} has the input shape {quoted(value)}; each size must be a whole number from "
             f"1 to {_MAX_DIM:,}."
         )
     return tuple(int(d) for d in value)
@@ -978,12 +984,12 @@ def spec_from_dict(data: Any, *, depth: int = 0) -> ModelSpec:
         raise InvalidModelError("the model description is not laid out as CNN Lab writes it.")
     kind = data["kind"]
     if kind not in MODEL_KINDS or not isinstance(data["trainable"], bool):
-        raise InvalidModelError(f"the model kind {_short(kind)} is not one CNN Lab opens.")
+        raise InvalidModelError(f"the model kind {quoted(kind)} is not one CNN Lab opens.")
     name = check_name(data["name"], "model")
     input_name = check_name(data["input_name"])
-    shape = _input_shape(data["input_shape"], f"model {name!r}")
+    shape = _input_shape(data["input_shape"], f"model {quoted(name)}")
     if not isinstance(data["nodes"], list) or not data["nodes"]:
-        raise InvalidModelError(f"model {name!r} has no layers.")
+        raise InvalidModelError(f"model {quoted(name)} has no layers.")
     nodes = []
     for item in data["nodes"]:
         if (
@@ -991,24 +997,24 @@ def spec_from_dict(data: Any, *, depth: int = 0) -> ModelSpec:
             or not {"name", "kind", "inputs"} <= set(item)
             or set(item) - {"name", "kind", "inputs", "args", "model", "training"}
         ):
-            raise InvalidModelError(f"model {name!r} lists a layer CNN Lab cannot read.")
+            raise InvalidModelError(f"model {quoted(name)} lists a layer CNN Lab cannot read.")
         node_name = check_name(item["name"])
         inputs = item["inputs"]
         if not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs):
-            raise InvalidModelError(f"layer {node_name!r} has no list of inputs.")
+            raise InvalidModelError(f"layer {quoted(node_name)} has no list of inputs.")
         training = item.get("training")
         if training is not None and not isinstance(training, bool):
-            raise InvalidModelError(f"layer {node_name!r} has an invalid training flag.")
+            raise InvalidModelError(f"layer {quoted(node_name)} has an invalid training flag.")
         if item["kind"] in MODEL_KINDS:
             if "args" in item or "model" not in item:
-                raise InvalidModelError(f"layer {node_name!r} is a model without its layers.")
+                raise InvalidModelError(f"layer {quoted(node_name)} is a model without its layers.")
             inner = spec_from_dict(item["model"], depth=depth + 1)
             nodes.append(
                 NodeSpec(node_name, item["kind"], tuple(inputs), model=inner, training=training)
             )
         else:
             if "model" in item or not isinstance(item.get("args", {}), dict):
-                raise InvalidModelError(f"layer {node_name!r} has invalid settings.")
+                raise InvalidModelError(f"layer {quoted(node_name)} has invalid settings.")
             args = parse_args(item["kind"], node_name, item.get("args", {}))
             nodes.append(NodeSpec(node_name, item["kind"], tuple(inputs), args, training=training))
     spec = ModelSpec(
@@ -1026,11 +1032,13 @@ def check_edges(spec: ModelSpec) -> None:
     previous = spec.input_name
     for node in spec.nodes:
         if node.name in seen:
-            raise InvalidModelError(f"model {spec.name!r} has two layers named {node.name!r}.")
+            raise InvalidModelError(
+                f"model {quoted(spec.name)} has two layers named {quoted(node.name)}."
+            )
         if (node.model is None) == (node.kind in MODEL_KINDS) or (
             node.model is not None and node.model.kind != node.kind
         ):
-            raise InvalidModelError(f"layer {node.name!r} is not laid out as its kind.")
+            raise InvalidModelError(f"layer {quoted(node.name)} is not laid out as its kind.")
         merge = node.model is None and GRAPH_KINDS[node.kind].merge
         count = len(node.inputs)
         if (merge and not 2 <= count <= MAX_MERGE_INPUTS) or (not merge and count != 1):
@@ -1039,7 +1047,9 @@ def check_edges(spec: ModelSpec) -> None:
         missing = [i for i in node.inputs if i not in seen]
         if missing:
             raise _layer_error(
-                node.name, node.kind, f"reads {missing[0][:60]!r}, which is not an earlier layer."
+                node.name,
+                node.kind,
+                f"reads {quoted(missing[0][:60])}, which is not an earlier layer.",
             )
         if spec.kind == "Sequential" and node.inputs != (previous,):
             raise _layer_error(node.name, node.kind, "does not read the layer before it.")
@@ -1048,7 +1058,7 @@ def check_edges(spec: ModelSpec) -> None:
     if spec.output not in seen - {spec.input_name} or (
         spec.kind == "Sequential" and spec.output != previous
     ):
-        raise InvalidModelError(f"model {spec.name!r} has an output that names no layer.")
+        raise InvalidModelError(f"model {quoted(spec.name)} has an output that names no layer.")
 
 
 # --------------------------------------------------------------------------------------------
@@ -1106,21 +1116,21 @@ class _Summarizer:
         self.values += math.prod(row.output_shape)
         if self.max_params is not None and self.params > self.max_params:
             raise InvalidModelError(
-                f"it has more than {self.max_params:,} parameters (layer {row.name!r} alone has "
-                f"{row.params:,}). Upload a smaller model."
+                f"it has more than {self.max_params:,} parameters (layer {quoted(row.name)} alone "
+                f"has {row.params:,}). Upload a smaller model."
             )
         if self.max_bytes is not None and self.values * 4 > self.max_bytes:
             raise InvalidModelError(
                 f"its activations for one image would take more than "
                 f"{format_bytes(self.max_bytes)} "
-                f"(layer {row.name!r} outputs {_shape_text(row.output_shape)} values). Upload a "
-                "model with a smaller input or fewer filters."
+                f"(layer {quoted(row.name)} outputs {_shape_text(row.output_shape)} values). "
+                "Upload a model with a smaller input or fewer filters."
             )
 
     def model(self, spec: ModelSpec, path: tuple[str, ...], given: Shape | None) -> Shape:
         if given is not None and given != spec.input_shape:
             raise InvalidModelError(
-                f"model {spec.name!r} takes {_shape_text(spec.input_shape)} but gets "
+                f"model {quoted(spec.name)} takes {_shape_text(spec.input_shape)} but gets "
                 f"{_shape_text(given)}."
             )
         shapes = {spec.input_name: spec.input_shape}

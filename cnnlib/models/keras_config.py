@@ -40,6 +40,7 @@ from cnnlib.models.graph import (
     check_name,
     parse_args,
     parse_dtype_policy,
+    quoted,
     snake_case,
     unknown_kind_error,
 )
@@ -89,11 +90,6 @@ def _refuse(problem: str) -> InvalidModelError:
     return InvalidModelError(problem)
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "…"
-
-
 @dataclass(frozen=True)
 class KerasConfig:
     """``spec_from_keras_config``'s result: the spec, and the shapes the file declares for
@@ -114,7 +110,7 @@ class _Reader:
         if shape is None:
             return
         if not isinstance(shape, list) or len(shape) > 8:
-            raise _refuse(f"layer {name!r} declares the input shape {_short(shape)}.")
+            raise _refuse(f"layer {quoted(name)} declares the input shape {quoted(shape)}.")
         self.declared.setdefault((path, name), []).append(tuple(shape))
 
     def build_config(self, path: tuple[str, ...], name: str, value: Any) -> None:
@@ -122,7 +118,7 @@ class _Reader:
         if value is None:
             return
         if not isinstance(value, dict) or set(value) - {"input_shape"}:
-            raise _refuse(f"layer {name!r} has a build_config CNN Lab does not accept.")
+            raise _refuse(f"layer {quoted(name)} has a build_config CNN Lab does not accept.")
         shape = value.get("input_shape")
         if isinstance(shape, list) and shape and all(isinstance(s, list) for s in shape):
             for one in shape:
@@ -137,10 +133,10 @@ class _Reader:
         class_name, module = entry.get("class_name"), entry.get("module")
         registered = entry.get("registered_name")
         if not isinstance(class_name, str):
-            raise _refuse(f"layer {name!r} has no class name.")
+            raise _refuse(f"layer {quoted(name)} has no class name.")
         if class_name in FORBIDDEN:
             raise _refuse(
-                f"layer {name!r} is a {class_name}: {FORBIDDEN[class_name]}. CNN Lab opens "
+                f"layer {quoted(name)} is a {class_name}: {FORBIDDEN[class_name]}. CNN Lab opens "
                 f"models made of these layers: {allowed_kinds_text()}."
             )
         project = PROJECT_LAYERS.get(registered) if isinstance(registered, str) else None
@@ -148,8 +144,8 @@ class _Reader:
             return class_name
         if module not in _LAYER_MODULES or registered is not None:
             raise _refuse(
-                f"layer {name!r} is a {class_name[:40]} from {str(module)[:40]!r}"
-                + (f" registered as {str(registered)[:40]!r}" if registered else "")
+                f"layer {quoted(name)} is a {quoted(class_name, 40)} from {quoted(module, 40)}"
+                + (f" registered as {quoted(registered, 40)}" if registered else "")
                 + ", custom code that is not part of Keras. CNN Lab opens models made of these "
                 f"layers: {allowed_kinds_text()}."
             )
@@ -174,11 +170,11 @@ class _Reader:
         unknown = set(entry) - keys - ({"compile_config"} if is_model else set())
         if unknown:
             raise _refuse(
-                f"layer {name!r} has the entry {sorted(unknown)[0][:40]!r}, which CNN Lab does "
-                "not accept."
+                f"layer {quoted(name)} has the entry {quoted(sorted(unknown)[0], 40)}, which CNN "
+                "Lab does not accept."
             )
         if "name" in entry and entry["name"] != name:
-            raise _refuse(f"layer {name!r} is listed under another name.")
+            raise _refuse(f"layer {quoted(name)} is listed under another name.")
         self.count()
         if is_model:
             model = self.model(entry, depth + 1, path=(*path, name), given=True)
@@ -201,7 +197,7 @@ class _Reader:
         unknown = set(entry) - _TOP_KEYS - (_NODE_KEYS if given else set())
         if unknown:
             raise _refuse(
-                f"its model has the entry {sorted(unknown)[0][:40]!r}, which CNN Lab does "
+                f"its model has the entry {quoted(sorted(unknown)[0], 40)}, which CNN Lab does "
                 "not accept."
             )
         if entry.get("module") not in _MODEL_MODULES or entry.get("registered_name") not in (
@@ -209,7 +205,8 @@ class _Reader:
             entry["class_name"],
         ):
             raise _refuse(
-                f"its model is a {entry['class_name']} from {str(entry.get('module'))[:40]!r}, "
+                f"its model is a {quoted(entry['class_name'], 40)} from "
+                f"{quoted(entry.get('module'), 40)}, "
                 "custom code that is not part of Keras."
             )
         config = entry.get("config")
@@ -226,28 +223,28 @@ class _Reader:
             build is not None and (not isinstance(build, dict) or set(build) - {"input_shape"})
         ) or (declared is not None and declared != [None, *spec.input_shape]):
             raise _refuse(
-                f"model {spec.name!r} has a build_config {_short(build)} that does not match its "
-                f"input {_short(list(spec.input_shape))}. " + _SAVE_AGAIN
+                f"model {quoted(spec.name)} has a build_config {quoted(build)} that does not "
+                f"match its input {quoted(list(spec.input_shape))}. " + _SAVE_AGAIN
             )
         if config.get("build_input_shape") not in (None, [None, *spec.input_shape]):
-            raise _refuse(f"model {spec.name!r} declares two different input shapes.")
+            raise _refuse(f"model {quoted(spec.name)} declares two different input shapes.")
         return spec
 
     def model_settings(self, config: dict, allowed: set, what: str) -> tuple[str, bool, list]:
         unknown = set(config) - allowed
         if unknown:
             raise _refuse(
-                f"its {what} model has the setting {sorted(unknown)[0][:40]!r}, which CNN Lab "
+                f"its {what} model has the setting {quoted(sorted(unknown)[0], 40)}, which CNN Lab "
                 "does not accept."
             )
         name = check_name(config.get("name"), "model")
         trainable = config.get("trainable", True)
         if not isinstance(trainable, bool):
-            raise _refuse(f"model {name!r} has an invalid trainable flag.")
-        parse_dtype_policy(config.get("dtype"), f"model {name!r}")
+            raise _refuse(f"model {quoted(name)} has an invalid trainable flag.")
+        parse_dtype_policy(config.get("dtype"), f"model {quoted(name)}")
         layers = config.get("layers")
         if not isinstance(layers, list) or not layers:
-            raise _refuse(f"model {name!r} lists no layers.")
+            raise _refuse(f"model {quoted(name)} lists no layers.")
         return name, trainable, layers
 
     def input_layer(self, entry: Any, path: tuple[str, ...]) -> tuple[str, Shape]:
@@ -256,27 +253,31 @@ class _Reader:
         config = entry["config"]
         name = check_name(config.get("name"))
         if set(entry) - (_LAYER_KEYS | _NODE_KEYS) or entry.get("module") not in _LAYER_MODULES:
-            raise _refuse(f"its input {name!r} is not laid out as Keras writes it.")
+            raise _refuse(f"its input {quoted(name)} is not laid out as Keras writes it.")
         if entry.get("inbound_nodes") not in (None, []) or entry.get("build_config") is not None:
-            raise _refuse(f"its input {name!r} reads another layer.")
+            raise _refuse(f"its input {quoted(name)} reads another layer.")
         unknown = set(config) - _INPUT_KEYS
         if unknown:
             raise _refuse(
-                f"its input {name!r} has the setting {sorted(unknown)[0][:40]!r}, which CNN Lab "
-                "does not accept."
+                f"its input {quoted(name)} has the setting {quoted(sorted(unknown)[0], 40)}, "
+                "which CNN Lab does not accept."
             )
         if "batch_shape" in config and "batch_input_shape" in config:
             raise _refuse(
-                f"its input {name!r} declares both batch_shape and batch_input_shape; Keras "
+                f"its input {quoted(name)} declares both batch_shape and batch_input_shape; Keras "
                 "writes one."
             )
         for key in ("sparse", "ragged", "optional"):
             if config.get(key, False) is not False:
-                raise _refuse(f"its input {name!r} is {key}; CNN Lab takes dense image inputs.")
+                raise _refuse(
+                    f"its input {quoted(name)} is {key}; CNN Lab takes dense image inputs."
+                )
         if config.get("dtype", "float32") not in ("float32", None):
-            raise _refuse(f"its input {name!r} takes {_short(config.get('dtype'))}, not float32.")
+            raise _refuse(
+                f"its input {quoted(name)} takes {quoted(config.get('dtype'))}, not float32."
+            )
         shape = config.get("batch_shape", config.get("batch_input_shape"))
-        return name, _batch_shape(shape, f"its input {name!r}")
+        return name, _batch_shape(shape, f"its input {quoted(name)}")
 
     def sequential(self, config: dict, depth: int, path: tuple[str, ...], build: Any) -> ModelSpec:
         name, trainable, layers = self.model_settings(config, _SEQUENTIAL_KEYS, "Sequential")
@@ -289,11 +290,11 @@ class _Reader:
             if declared is None and isinstance(build, dict):
                 declared = build.get("input_shape")
             if declared is None:
-                raise _refuse(f"model {name!r} declares no input shape. " + _SAVE_AGAIN)
+                raise _refuse(f"model {quoted(name)} declares no input shape. " + _SAVE_AGAIN)
             input_name = f"{name}_input"
-            shape = _batch_shape(declared, f"model {name!r}")
+            shape = _batch_shape(declared, f"model {quoted(name)}")
         if not layers:
-            raise _refuse(f"model {name!r} has no layers.")
+            raise _refuse(f"model {quoted(name)} has no layers.")
         nodes, previous = [], input_name
         for entry in layers:
             node = self.node(entry, path, (previous,), depth, _LAYER_KEYS)
@@ -303,24 +304,24 @@ class _Reader:
 
     def functional(self, config: dict, depth: int, path: tuple[str, ...]) -> ModelSpec:
         name, trainable, layers = self.model_settings(config, _FUNCTIONAL_KEYS, "Functional")
-        input_names = _endpoints(config.get("input_layers"), f"model {name!r}'s inputs")
-        output_names = _endpoints(config.get("output_layers"), f"model {name!r}'s outputs")
+        input_names = _endpoints(config.get("input_layers"), f"model {quoted(name)}'s inputs")
+        output_names = _endpoints(config.get("output_layers"), f"model {quoted(name)}'s outputs")
         if len(input_names) != 1 or len(output_names) != 1:
             raise _refuse(
-                f"model {name!r} has several inputs or outputs; CNN Lab needs one of each."
+                f"model {quoted(name)} has several inputs or outputs; CNN Lab needs one of each."
             )
         input_name, shape, nodes = None, (), []
         for entry in layers:
             if isinstance(entry, dict) and entry.get("class_name") == "InputLayer":
                 if input_name is not None:
-                    raise _refuse(f"model {name!r} has several inputs; CNN Lab needs one.")
+                    raise _refuse(f"model {quoted(name)} has several inputs; CNN Lab needs one.")
                 input_name, shape = self.input_layer(entry, path)
                 continue
             layer_name = entry.get("name") if isinstance(entry, dict) else None
             inputs = self.inbound(entry, path, str(layer_name)[:60])
             nodes.append(self.node(entry, path, inputs, depth, _LAYER_KEYS | _NODE_KEYS))
         if input_name is None or input_names[0] != input_name:
-            raise _refuse(f"model {name!r} has no input layer.")
+            raise _refuse(f"model {quoted(name)} has no input layer.")
         return ModelSpec(
             name, "Functional", input_name, shape, tuple(nodes), output_names[0], trainable
         )
@@ -331,25 +332,27 @@ class _Reader:
         if not isinstance(nodes, list) or len(nodes) != 1:
             count = len(nodes) if isinstance(nodes, list) else 0
             raise _refuse(
-                f"layer {name!r} is used {count} times; CNN Lab opens models whose layers are "
-                "each used once."
+                f"layer {quoted(name)} is used {count} times; CNN Lab opens models whose layers "
+                "are each used once."
             )
         node = nodes[0]
         if not isinstance(node, dict) or set(node) - {"args", "kwargs"}:
             raise _refuse(
-                f"layer {name!r} is connected in a way Keras 3 does not write. " + _SAVE_AGAIN
+                f"layer {quoted(name)} is connected in a way Keras 3 does not write. " + _SAVE_AGAIN
             )
         kwargs = node.get("kwargs") or {}
         if not isinstance(kwargs, dict) or set(kwargs) - {"mask", "training"}:
-            raise _refuse(f"layer {name!r} is called with settings CNN Lab does not accept.")
+            raise _refuse(f"layer {quoted(name)} is called with settings CNN Lab does not accept.")
         if kwargs.get("mask") is not None or kwargs.get("training") not in (None, True, False):
-            raise _refuse(f"layer {name!r} is called with a mask or an invalid training flag.")
+            raise _refuse(
+                f"layer {quoted(name)} is called with a mask or an invalid training flag."
+            )
         args = node.get("args")
         if not isinstance(args, list) or len(args) != 1:
-            raise _refuse(f"layer {name!r} is connected in a way CNN Lab does not accept.")
+            raise _refuse(f"layer {quoted(name)} is connected in a way CNN Lab does not accept.")
         tensors = args[0] if isinstance(args[0], list) else [args[0]]
         if not tensors or len(tensors) > 64:
-            raise _refuse(f"layer {name!r} reads {len(tensors)} tensors.")
+            raise _refuse(f"layer {quoted(name)} reads {len(tensors)} tensors.")
         sources = []
         for tensor in tensors:
             source, shape = _tensor(tensor, name)
@@ -365,21 +368,21 @@ def _batch_shape(shape: Any, where: str) -> Shape:
     """(H, W, C) of a declared shape with the batch axis, [None, H, W, C]."""
     if not isinstance(shape, list) or not 2 <= len(shape) <= 4:
         raise _refuse(
-            f"{where} declares the shape {_short(shape)}; CNN Lab needs (H, W, C) or (N,)."
+            f"{where} declares the shape {quoted(shape)}; CNN Lab needs (H, W, C) or (N,)."
         )
     batch = shape[0]
     if batch is not None and not (
         isinstance(batch, int) and not isinstance(batch, bool) and 1 <= batch <= 4096
     ):
-        raise _refuse(f"{where} declares the batch size {_short(batch)}.")
+        raise _refuse(f"{where} declares the batch size {quoted(batch)}.")
     dims = shape[1:]
     if any(d is None for d in dims):
         raise _refuse(
-            f"{where} has an open size {_short(tuple(dims))}; CNN Lab needs a fixed input size "
+            f"{where} has an open size {quoted(tuple(dims))}; CNN Lab needs a fixed input size "
             "such as (224, 224, 3) to estimate the memory it needs."
         )
     if not all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 65536 for d in dims):
-        raise _refuse(f"{where} declares the shape {_short(shape)}; sizes are 1 to 65,536.")
+        raise _refuse(f"{where} declares the shape {quoted(shape)}; sizes are 1 to 65,536.")
     return tuple(dims)
 
 
@@ -410,14 +413,18 @@ def _tensor(value: Any, name: str) -> tuple[str, Any]:
     )
     history = value["config"].get("keras_history") if ok else None
     if not (ok and isinstance(history, list) and len(history) == 3 and isinstance(history[0], str)):
-        raise _refuse(f"layer {name!r} reads something other than a layer's output. " + _SAVE_AGAIN)
+        raise _refuse(
+            f"layer {quoted(name)} reads something other than a layer's output. " + _SAVE_AGAIN
+        )
     if history[1:] != [0, 0]:
         raise _refuse(
-            f"layer {name!r} reads a layer used several times or with several outputs; CNN Lab "
-            "opens models whose layers are each used once."
+            f"layer {quoted(name)} reads a layer used several times or with several outputs; CNN "
+            "Lab opens models whose layers are each used once."
         )
     if value["config"].get("dtype", "float32") != "float32":
-        raise _refuse(f"layer {name!r} reads a tensor of {_short(value['config'].get('dtype'))}.")
+        raise _refuse(
+            f"layer {quoted(name)} reads a tensor of {quoted(value['config'].get('dtype'))}."
+        )
     return history[0], value["config"].get("shape")
 
 
@@ -446,8 +453,8 @@ def check_declared_shapes(config: KerasConfig, summary: GraphSummary) -> None:
         for shape in declared:
             if (None, *shape[1:]) not in computed:
                 raise _refuse(
-                    f"layer {node.name!r} declares the input shape {_short(list(shape))}, but its "
-                    f"input is {_short(sorted(computed)[0][1:])}. " + _SAVE_AGAIN
+                    f"layer {quoted(node.name)} declares the input shape {quoted(list(shape))}, "
+                    f"but its input is {quoted(sorted(computed)[0][1:])}. " + _SAVE_AGAIN
                 )
 
 

@@ -46,6 +46,7 @@ from cnnlib.models.graph import (
     ModelSpec,
     assign_weights,
     build_from_graph,
+    quoted,
     spec_from_dict,
     summarize_graph,
 )
@@ -227,7 +228,7 @@ def _members(zf: zipfile.ZipFile, limits: ModelLimits) -> dict[str, zipfile.ZipI
     names = [i.filename for i in infos]
     unexpected = sorted({n for n in names if n not in ALLOWED_MEMBERS})
     if unexpected:
-        shown = ", ".join(repr(n[:60]) for n in unexpected[:5])
+        shown = ", ".join(quoted(n) for n in unexpected[:5])
         raise _refuse(
             f"the archive holds files a Keras model file does not have ({shown}). Only "
             f"{', '.join(ALLOWED_MEMBERS)} are accepted. " + _SAVE_AGAIN

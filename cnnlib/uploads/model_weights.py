@@ -34,6 +34,7 @@ import numpy as np
 
 from cnnlib.core.budgets import format_bytes
 from cnnlib.core.errors import InvalidModelError
+from cnnlib.models.graph import quoted
 from cnnlib.models.keras_config import WeightGroup
 
 __all__ = ["MAX_CHUNKS", "MAX_CHUNK_BYTES", "read_weights"]
@@ -61,7 +62,7 @@ def _node(h5py, root, path: str):
         if link is None:
             return None
         if not isinstance(link, h5py.HardLink):
-            raise _refuse(f"links {'/'.join(parts[: i + 1])!r} to another place or file.")
+            raise _refuse(f"links {quoted('/'.join(parts[: i + 1]))} to another place or file.")
         node = node[part]
     return node
 
@@ -71,35 +72,38 @@ def _check_storage(h5py, ds, path: str, shape: tuple[int, ...]) -> tuple[int, ..
     every check that does not read its data."""
     if ds.shape != shape:
         raise _refuse(
-            f"holds weights of shape {ds.shape} at {path!r}, where the layer has {shape}."
+            f"holds weights of shape {ds.shape} at {quoted(path)}, where the layer has {shape}."
         )
     if ds.dtype.kind != "f" or ds.dtype.itemsize != 4:
-        raise _refuse(f"holds {ds.dtype} weights at {path!r}; Keras writes float32.")
+        raise _refuse(
+            f"holds {quoted(str(ds.dtype))} weights at {quoted(path)}; Keras writes float32."
+        )
     plist = ds.id.get_create_plist()
     layout = plist.get_layout()
     if layout == h5py.h5d.VIRTUAL:
-        raise _refuse(f"has a virtual dataset at {path!r} (it would read other files).")
+        raise _refuse(f"has a virtual dataset at {quoted(path)} (it would read other files).")
     if plist.get_external_count():
-        raise _refuse(f"keeps the weights at {path!r} in another file.")
+        raise _refuse(f"keeps the weights at {quoted(path)} in another file.")
     for i in range(plist.get_nfilters()):
         code = plist.get_filter(i)[0]
         if code != h5py.h5z.FILTER_DEFLATE or plist.get_nfilters() > 1:
             raise _refuse(
-                f"compresses the weights at {path!r} with a filter CNN Lab does not read "
+                f"compresses the weights at {quoted(path)} with a filter CNN Lab does not read "
                 "(only gzip or none)."
             )
     if layout != h5py.h5d.CHUNKED:
         if layout not in (h5py.h5d.CONTIGUOUS, h5py.h5d.COMPACT):
-            raise _refuse(f"stores the weights at {path!r} in an unknown layout.")
+            raise _refuse(f"stores the weights at {quoted(path)} in an unknown layout.")
         return None
     chunk = tuple(plist.get_chunk())
     if len(chunk) != len(shape) or min(chunk, default=1) < 1:
-        raise _refuse(f"stores the weights at {path!r} in invalid chunks.")
+        raise _refuse(f"stores the weights at {quoted(path)} in invalid chunks.")
     chunk_bytes = math.prod(chunk) * 4
     count = math.prod(math.ceil(n / c) for n, c in zip(shape, chunk, strict=True))
     if chunk_bytes > MAX_CHUNK_BYTES or count > MAX_CHUNKS:
         raise _refuse(
-            f"stores the weights at {path!r} in {count:,} chunks of {format_bytes(chunk_bytes)} "
+            f"stores the weights at {quoted(path)} in {count:,} chunks of "
+            f"{format_bytes(chunk_bytes)} "
             f"(at most {MAX_CHUNKS:,} chunks of {format_bytes(MAX_CHUNK_BYTES)} are read)."
         )
     return chunk
@@ -123,7 +127,9 @@ def _read_chunked(
 
     ds.id.chunk_iter(collect)
     if len(chunks) > limit:
-        raise _refuse(f"lists more chunks for the weights at {path!r} than {limit:,} that fit.")
+        raise _refuse(
+            f"lists more chunks for the weights at {quoted(path)} than {limit:,} that fit."
+        )
     deflated = ds.id.get_create_plist().get_nfilters() == 1
     view = memoryview(data)
     for info in chunks:
@@ -135,11 +141,11 @@ def _read_chunked(
             or start is None
             or not 0 <= start <= start + size <= len(data)
         ):
-            raise _refuse(f"has a damaged chunk in the weights at {path!r}.")
+            raise _refuse(f"has a damaged chunk in the weights at {quoted(path)}.")
         if size > chunk_bytes + chunk_bytes // 8 + 1024:
             raise _refuse(
-                f"has a compressed chunk at {path!r} of {format_bytes(size)}, far more than the "
-                f"{format_bytes(chunk_bytes)} of weights it holds."
+                f"has a compressed chunk at {quoted(path)} of {format_bytes(size)}, far more than "
+                f"the {format_bytes(chunk_bytes)} of weights it holds."
             )
         raw = view[start : start + size]
         if deflated and not info.filter_mask & 1:
@@ -147,14 +153,14 @@ def _read_chunked(
             try:
                 raw = inflater.decompress(raw, chunk_bytes)
             except zlib.error:
-                raise _refuse(f"has a damaged compressed chunk at {path!r}.") from None
+                raise _refuse(f"has a damaged compressed chunk at {quoted(path)}.") from None
             if inflater.unconsumed_tail or not inflater.eof:
                 raise _refuse(
-                    f"has a compressed chunk at {path!r} that unpacks to more than its "
+                    f"has a compressed chunk at {quoted(path)} that unpacks to more than its "
                     f"{format_bytes(chunk_bytes)}."
                 )
         if len(raw) != chunk_bytes:
-            raise _refuse(f"has a chunk of the wrong size in the weights at {path!r}.")
+            raise _refuse(f"has a chunk of the wrong size in the weights at {quoted(path)}.")
         block = np.frombuffer(raw, dtype=ds.dtype).reshape(chunk)
         region = tuple(
             slice(o, min(o + c, n)) for o, c, n in zip(offset, chunk, shape, strict=True)
@@ -182,13 +188,14 @@ def read_weights(data: bytes, groups: Sequence[WeightGroup]) -> list[np.ndarray]
                 if sorted(names) != sorted(str(i) for i in range(len(shapes))):
                     count = f"{len(names)} weight array{'' if len(names) == 1 else 's'}"
                     raise _refuse(
-                        f"holds {count} for layer {group.row.name!r}, which has {len(shapes)}."
+                        f"holds {count} for layer {quoted(group.row.name)}, which has "
+                        f"{len(shapes)}."
                     )
                 for i, shape in enumerate(shapes):
                     path = f"{group.group}/{i}"
                     ds = _node(h5py, vars_group, str(i))
                     if not isinstance(ds, h5py.Dataset):
-                        raise _refuse(f"holds something other than weights at {path!r}.")
+                        raise _refuse(f"holds something other than weights at {quoted(path)}.")
                     chunk = _check_storage(h5py, ds, path, shape)
                     if chunk is None:
                         out = np.empty(shape, dtype=_FLOAT32)
@@ -197,7 +204,7 @@ def read_weights(data: bytes, groups: Sequence[WeightGroup]) -> list[np.ndarray]
                     else:
                         out = _read_chunked(data, ds, path, shape, chunk)
                     if not np.isfinite(out).all():
-                        raise _refuse(f"holds weights that are not numbers at {path!r}.")
+                        raise _refuse(f"holds weights that are not numbers at {quoted(path)}.")
                     arrays.append(out)
     except InvalidModelError:
         raise
