@@ -119,6 +119,23 @@ def test_letterbox_bounds_the_aspect_ratio_and_keeps_the_pixels(size, mode, padd
     assert (bar.reshape(-1, bands) == colour).all()  # grey, opaque bars
 
 
+def test_letterbox_shrinks_before_it_pads(monkeypatch):
+    """A 1 × 30,000 strip shown at most 1600 pixels long: padded after shrinking, so no
+    canvas is ever bigger than the shown image (not 10,000 × 30,000 first)."""
+    made = []
+    real_new = Image.new
+
+    def recording_new(mode, size, *args, **kwargs):
+        made.append(size)
+        return real_new(mode, size, *args, **kwargs)
+
+    strip = Image.new("L", (1, 30_000), 200)
+    monkeypatch.setattr(Image, "new", recording_new)
+    out = images.letterbox(strip, max_aspect=3.0, max_side=1600)
+    assert out.size == (534, 1600) and made == [(534, 1600)]
+    assert images.letterbox(photo((300, 200)), max_side=100).size == (100, 67)
+
+
 def test_letterbox_refuses_a_ratio_below_one():
     with pytest.raises(InvalidImageError, match="max_aspect"):
         images.letterbox(Image.new("RGB", (4, 4)), max_aspect=0.5)

@@ -171,7 +171,7 @@ def test_the_decoder_runs_limited_in_a_private_folder_without_the_servers_secret
     }
     assert facts["cwd"] == facts["tmpdir"] and Path(facts["cwd"]).name.startswith("cnnlab-sandbox-")
     assert oct(Path(facts["cwd"]).stat().st_mode & 0o777) == "0o700"
-    # An image decoded by the same decoder pulls in no TensorFlow, Keras or h5py.
+    # An image decoded by the same decoder pulls in neither TensorFlow nor Keras.
     run_in_sandbox(
         "image",
         encode(photo()),

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cnnlib.core.budgets import Budgets, format_bytes
 from cnnlib.core.budgets import budgets as current_budgets
@@ -71,9 +71,6 @@ _CONVERT_BYTES.update({"I": 14, "F": 14})
 _DECODE_OVERHEAD = 8 * 1024 * 1024
 #: 16-bit value → 8-bit value, rounded (a lookup keeps the conversion at 1 byte per pixel).
 _LUT16 = ((np.arange(65536, dtype=np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-#: The PNG text metadata a decoder keeps at most (Pillow's own limit is 64 MB); a file with
-#: more is refused. Nothing of it ever leaves the decoder.
-_MAX_TEXT_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -150,7 +147,7 @@ def decoded_image(result: SandboxResult, options: dict) -> DecodedImage:
     width = result.integer("width", 1, max_side)
     height = result.integer("height", 1, max_side)
     if width * height > options["max_pixels"]:
-        raise result._bad("an image over the pixel limit")
+        raise result.malformed("an image over the pixel limit")
     image = thumbnail = png = None
     if options["with_image"]:
         channels = 4 if options["keep_alpha"] else 3
@@ -163,7 +160,7 @@ def decoded_image(result: SandboxResult, options: dict) -> DecodedImage:
             max_shape=(min(height, cap), min(width, cap), channels),
         )
         if pixels.shape[0] * pixels.shape[1] > options["result_pixels"]:
-            raise result._bad("an image over the result's pixel limit")
+            raise result.malformed("an image over the result's pixel limit")
         image = Image.fromarray(pixels)
     if side := options["thumbnail_side"]:
         small = result.array(
@@ -263,7 +260,9 @@ def decode_peak_bytes(
     the conversion's intermediates and RGB result (``_CONVERT_BYTES``), the shrink's two
     passes (Lanczos resizes one axis, then the other) and a fixed overhead. An upper bound
     for every format (JPEGs often decode at a reduced scale, under it); the decoder's
-    measured peak is checked against it in ``tests/test_images.py``."""
+    measured peak is checked against it in ``tests/test_images.py``. Metadata is apart:
+    Pillow keeps at most 64 MB of a PNG's text (``PngImagePlugin.MAX_TEXT_MEMORY``), read
+    and dropped in the decoder, within its address space."""
     px = int(width) * int(height)
     stored = _STORED_BYTES.get(mode, 4)
     peak = px * (stored * (2 if rotated else 1) + _CONVERT_BYTES.get(mode, 4))
@@ -424,7 +423,6 @@ def decode_image(
     ``_store_size(..., store_side)``, if > 0); meta: width, height (after orientation),
     format, mode, sha1, file_bytes. Raises ``InvalidImageError`` naming the file ``name``."""
     raw = bytes(source)
-    PngImagePlugin.MAX_TEXT_MEMORY = _MAX_TEXT_BYTES
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         img = _open(raw, name, max_pixels)

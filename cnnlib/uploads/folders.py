@@ -248,14 +248,14 @@ def _zip_members(listing: SandboxResult, max_members: int) -> list[_Member]:
     columns = ("names", "size", "packed", "method", "encrypted", "kind")
     names, size, packed, method, encrypted, kind = (listing.items(c, max_members) for c in columns)
     if len({len(c) for c in (names, size, packed, method, encrypted, kind)}) != 1:
-        raise listing._bad("the directory's columns differ in length")
+        raise listing.malformed("the directory's columns differ in length")
     members, unreadable = [], []
     for i, name in enumerate(names):
         numbers = (size[i], packed[i], method[i], encrypted[i], kind[i])
         if not isinstance(name, str) or len(name) > zip_reader.MAX_NAME_CHARS:
-            raise listing._bad("a name is not text")
+            raise listing.malformed("a name is not text")
         if not all(type(v) is int and 0 <= v < 2**64 for v in numbers):
-            raise listing._bad("a size is not a whole number")
+            raise listing.malformed("a size is not a whole number")
         if kind[i] == zip_reader.LINK:
             raise ArchiveError(
                 f"The archive contains a symbolic link ({name!r}). Links are refused; "

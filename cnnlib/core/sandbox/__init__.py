@@ -134,7 +134,8 @@ class SandboxResult:
     base_rss_bytes: int = 0
     wall_seconds: float = 0.0
 
-    def _bad(self, what: str) -> SandboxError:
+    def malformed(self, what: str) -> SandboxError:
+        """The error for an answer that breaks the caller's bounds (``what``: which)."""
         return SandboxError(
             f"The reader of {self.name} sent back something this server does not accept "
             f"({what}), so the file was refused. Save it again in a common format and retry.",
@@ -154,44 +155,44 @@ class SandboxResult:
         ``min_shape`` and ``max_shape`` (None: no bound on that axis)."""
         arr = self.arrays.get(key)
         if arr is None or arr.dtype != np.dtype(dtype) or arr.ndim != ndim:
-            raise self._bad(f"array {key!r} missing or of the wrong type")
+            raise self.malformed(f"array {key!r} missing or of the wrong type")
         lows = min_shape or (0,) * ndim
         highs = max_shape or (None,) * ndim
         for size, lo, hi in zip(arr.shape, lows, highs, strict=True):
             if size < lo or (hi is not None and size > hi):
-                raise self._bad(f"array {key!r} of shape {arr.shape}")
+                raise self.malformed(f"array {key!r} of shape {arr.shape}")
         return arr
 
     def integer(self, key: str, lo: int, hi: int) -> int:
         value = self.meta.get(key)
         if type(value) is not int or not lo <= value <= hi:
-            raise self._bad(f"{key} must be a whole number {lo}–{hi}")
+            raise self.malformed(f"{key} must be a whole number {lo}–{hi}")
         return value
 
     def number(self, key: str, lo: float, hi: float) -> float:
         value = self.meta.get(key)
         if type(value) not in (int, float) or not lo <= value <= hi:
-            raise self._bad(f"{key} must be a number {lo}–{hi}")
+            raise self.malformed(f"{key} must be a number {lo}–{hi}")
         return float(value)
 
     def text(self, key: str, max_len: int, *, allowed: Iterable[str] | None = None) -> str:
         value = self.meta.get(key)
         if not isinstance(value, str) or len(value) > max_len:
-            raise self._bad(f"{key} must be text of at most {max_len} characters")
+            raise self.malformed(f"{key} must be text of at most {max_len} characters")
         if allowed is not None and value not in set(allowed):
-            raise self._bad(f"{key} is not one of the expected values")
+            raise self.malformed(f"{key} is not one of the expected values")
         return value
 
     def flag(self, key: str) -> bool:
         value = self.meta.get(key)
         if not isinstance(value, bool):
-            raise self._bad(f"{key} must be true or false")
+            raise self.malformed(f"{key} must be true or false")
         return value
 
     def items(self, key: str, max_items: int) -> list:
         value = self.meta.get(key)
         if not isinstance(value, list) or len(value) > max_items:
-            raise self._bad(f"{key} must be a list of at most {max_items:,} items")
+            raise self.malformed(f"{key} must be a list of at most {max_items:,} items")
         return value
 
 

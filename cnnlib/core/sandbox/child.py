@@ -9,7 +9,8 @@ job's allowance, resets its peak-memory counter, runs the allow-listed task
 (``tasks.resolve``), and answers on its protocol pipe: the task's ``TaskOutput`` or its
 error, with the job's CPU-seconds and peak resident memory. The process exits at the end of
 its input (the server closed the pipe or is gone) and after any failure that may have left
-it in a bad state (out of memory, an unexpected exception).
+it in a bad state (out of memory, an unexpected exception). After a big job it collects and
+trims its heap, so that its memory goes back to the system before the next one.
 
 Standard output is the protocol pipe; anything a library prints goes to standard error.
 """
@@ -32,6 +33,9 @@ from cnnlib.core.sandbox import tasks, wire
 
 #: Longest error message a child sends (the server cuts it again).
 MAX_MESSAGE = 2000
+#: After a job whose peak grew the process by more than this, collect and return the C
+#: heap's free pages to the system (small jobs skip it: it costs a few ms each).
+TIDY_BYTES = 32 * 1024 * 1024
 #: The protocol pipe's file descriptor once ``main`` runs (the tests' stand-in for a decoder
 #: taken over by a crafted file writes its own bytes there).
 PROTOCOL_FD: int | None = None
@@ -144,8 +148,9 @@ def main() -> None:
         del parts, arrays, header
         if retire:
             return
-        gc.collect()
-        trim_heap()
+        if stats["peak_rss_bytes"] - base > TIDY_BYTES:  # a big job: give its memory back
+            gc.collect()
+            trim_heap()
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 ``Pool.run`` takes an idle decoder (starting one when fewer than ``budgets().sandbox_workers``
 exist; waiting up to ``sandbox_wait_seconds`` when all are busy), sends it the request and
 the file, and reads its answer, all before a wall-clock deadline: past it the decoder is
-killed. A decoder that crashed, was killed, ran out of memory, sent anything malformed or
-ran ``sandbox_jobs_per_worker`` jobs is replaced by a fresh one on the next request.
+killed. A decoder that crashed, was killed, ran out of memory or sent anything malformed is
+replaced by a fresh one on the next request; one that ran ``sandbox_jobs_per_worker`` jobs
+is replaced at once, its successor starting in the background.
 
 Decoders start the way ``cnnlib.training.task_process`` starts trainings: a fresh
 interpreter (``python -m``, never a fork of the server's threads, never ``multiprocessing``'s
@@ -257,16 +258,44 @@ class Pool:
                     raise JobFailed("busy", f"waited {wait_seconds:g} s for a decoder")
                 self._ready.wait(left)
 
-    def _give_back(self, worker: Worker | None, jobs_per_worker: int) -> None:
+    def _give_back(self, worker: Worker | None, jobs_per_worker: int, limits: Limits) -> None:
         retire = worker is not None and (not worker.healthy or worker.jobs >= jobs_per_worker)
+        renew = retire and worker.healthy  # worn out, not failed: its successor starts now
         with self._ready:
-            if worker is None or retire:
+            if worker is None or (retire and not renew):
                 self._count -= 1
-            else:
+            elif not retire:
                 self._idle.append(worker)
             self._ready.notify()
         if retire:
             worker.close()
+        if renew:
+            threading.Thread(
+                target=self._replace, args=(jobs_per_worker, limits), daemon=True
+            ).start()
+
+    def _new_worker(self, jobs_per_worker: int, limits: Limits) -> Worker:
+        worker = Worker(
+            self.memory_bytes,
+            lifetime_cpu_seconds=int(jobs_per_worker * limits.cpu_seconds) + 60,
+            file_bytes=limits.result_bytes,
+        )
+        self.started += 1
+        return worker
+
+    def _replace(self, jobs_per_worker: int, limits: Limits) -> None:
+        """Start a worn-out decoder's successor in the background (its slot stays counted),
+        so the next job finds a warm one."""
+        try:
+            worker = self._new_worker(jobs_per_worker, limits)
+        except JobFailed:
+            worker = None
+        with self._ready:
+            if worker is None:
+                self._count -= 1
+            else:
+                self._idle.append(worker)
+            self._ready.notify()
 
     def run(
         self,
@@ -281,15 +310,10 @@ class Pool:
         worker = self._take(workers, wait_seconds)
         try:
             if worker is None:
-                worker = Worker(
-                    self.memory_bytes,
-                    lifetime_cpu_seconds=int(jobs_per_worker * limits.cpu_seconds) + 60,
-                    file_bytes=limits.result_bytes,
-                )
-                self.started += 1
+                worker = self._new_worker(jobs_per_worker, limits)
             return worker.run(request, data, limits)
         finally:
-            self._give_back(worker, jobs_per_worker)
+            self._give_back(worker, jobs_per_worker, limits)
 
     def close(self) -> None:
         with self._ready:
