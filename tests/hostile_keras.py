@@ -6,7 +6,8 @@ activation that names a function that changes Keras' settings, the zip around it
 HDF5 weights file (fill-value and gzip bombs, external, virtual and linked datasets, other
 filters, wrong shapes and types). ``corpus()`` returns them as ``Hostile`` items: the bytes,
 and either the words of the learner's message that must refuse it or ``ACCEPT`` (a file
-that is odd but safe, accepted on purpose).
+that is odd but safe, accepted on purpose). ``tests/hostile_corpus.py`` lists them too, as
+its ``KERAS_TRICKS``.
 
 Run it to write the files into a folder (one per trick)::
 
@@ -24,7 +25,7 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property, partial
 from pathlib import Path
 
 import numpy as np
@@ -35,13 +36,18 @@ ACCEPT = "ACCEPT"
 
 @dataclass(frozen=True)
 class Hostile:
-    """One trick: ``name`` (the file name), the file's bytes, and ``expect``: a regular
-    expression the refusal's message must match, or ``ACCEPT``; ``why``: what it tries."""
+    """One trick: ``name`` (the file name), ``make()`` building the file's bytes (``data``,
+    made on first use), and ``expect``: words the refusal's message must contain, or
+    ``ACCEPT``; ``why``: what it tries."""
 
     name: str
-    data: bytes
+    make: Callable[[], bytes]
     expect: str
     why: str
+
+    @cached_property
+    def data(self) -> bytes:
+        return self.make()
 
 
 # --------------------------------------------------------------------------------------------
@@ -397,7 +403,7 @@ def _config_tricks() -> list[Hostile]:
             "models nested 12 deep",
         ),
     ]
-    return [Hostile(n, with_config(e), w, why) for n, e, w, why in out]
+    return [Hostile(n, partial(with_config, e), w, why) for n, e, w, why in out]
 
 
 def _drop_build_configs(config: dict, batch_shape: list) -> None:
@@ -431,35 +437,43 @@ def _lambda_file() -> bytes:
 
 
 def _json_tricks() -> list[Hostile]:
-    parts = members(genuine())
-
     def config_bytes(body: bytes) -> bytes:
-        return zipped({**parts, "config.json": body})
+        return zipped({**_parts(), "config.json": body})
 
-    text = parts["config.json"].decode()
-    duplicate = text.replace('"units": 10,', '"units": 10, "units": 5000000,', 1)
-    assert duplicate != text
+    def text() -> str:
+        return _parts()["config.json"].decode()
+
+    def units(value: str) -> bytes:
+        changed = text().replace('"units": 10,', f'"units": {value},', 1)
+        assert changed != text()
+        return config_bytes(changed.encode())
+
     return [
-        Hostile("lambda.keras", _lambda_file(), "Lambda layer runs Python code", "Python code"),
+        Hostile("lambda.keras", _lambda_file, "Lambda layer runs Python code", "Python code"),
         Hostile(
             "deep_json.keras",
-            config_bytes(b"[" * 200_000 + b"]" * 200_000),
+            lambda: config_bytes(b"[" * 200_000 + b"]" * 200_000),
             "not valid JSON",
             "JSON nested 200,000 deep (the parser's recursion)",
         ),
         Hostile(
             "duplicate_json_key.keras",
-            config_bytes(duplicate.encode()),
+            lambda: units('10, "units": 5000000'),
             "names a setting twice",
             "a key given twice: the inspection and Keras could read different ones",
         ),
         Hostile(
             "huge_number.keras",
-            config_bytes(text.replace('"units": 10,', '"units": ' + "9" * 5000 + ",", 1).encode()),
+            lambda: units("9" * 5000),
             "not valid JSON",
             "a 5,000-digit number (Python's int parsing limit)",
         ),
-        Hostile("not_json.keras", config_bytes(b"\xff\xfe{"), "not valid JSON", "not UTF-8 JSON"),
+        Hostile(
+            "not_json.keras",
+            lambda: config_bytes(b"\xff\xfe{"),
+            "not valid JSON",
+            "not UTF-8 JSON",
+        ),
     ]
 
 
@@ -471,105 +485,129 @@ def _lying_count(parts: dict[str, bytes]) -> bytes:
     return bytes(data)
 
 
+def _parts() -> dict[str, bytes]:
+    return members(genuine())
+
+
+def _weights() -> bytes:
+    return _parts()["model.weights.h5"]
+
+
+@cache
+def _corrupt() -> bytes:
+    """The genuine weights deflated (raw), with 64 bytes of the stream zeroed."""
+    stream = zlib.compress(_weights())[2:-4]
+    return stream[:100] + bytes(64) + stream[164:]
+
+
 def _zip_tricks() -> list[Hostile]:
-    parts = members(genuine())
-    weights = parts["model.weights.h5"]
-    corrupt = zlib.compress(weights)[2:-4]  # raw deflate
-    corrupt = corrupt[:100] + bytes(64) + corrupt[164:]
-    duplicate = raw_zip([stored(n, b) for n, b in parts.items()] + [stored("config.json", b"{}")])
     return [
         Hostile(
-            "not_a_zip.keras", b"\x89PNG\r\n\x1a\n not a model", "not a .keras model file", "a PNG"
+            "not_a_zip.keras",
+            lambda: b"\x89PNG\r\n\x1a\n not a model",
+            "not a .keras model file",
+            "a PNG",
         ),
-        Hostile("empty.keras", b"", "empty", "no bytes"),
+        Hostile("empty.keras", lambda: b"", "empty", "no bytes"),
         Hostile(
             "extra_member.keras",
-            zipped({**parts, "evil.py": b"import os"}),
+            lambda: zipped({**_parts(), "evil.py": b"import os"}),
             "files a Keras model file does not have",
             "a zip with extra members",
         ),
         Hostile(
             "assets_member.keras",
-            zipped({**parts, "assets/vocabulary.txt": b"/etc/passwd"}),
+            lambda: zipped({**_parts(), "assets/vocabulary.txt": b"/etc/passwd"}),
             "files a Keras model file does not have",
             "assets a layer would read",
         ),
-        Hostile("duplicate_member.keras", duplicate, "same file twice", "config.json twice"),
+        Hostile(
+            "duplicate_member.keras",
+            lambda: raw_zip(
+                [*(stored(n, b) for n, b in _parts().items()), stored("config.json", b"{}")]
+            ),
+            "same file twice",
+            "config.json twice",
+        ),
         Hostile(
             "many_entries.keras",
-            raw_zip([stored(f"e{i}", b"") for i in range(50_000)]),
+            lambda: raw_zip([stored(f"e{i}", b"") for i in range(50_000)]),
             "lists 50,000 files",
             "50,000 entries: refused from the end record, before the directory is parsed",
         ),
         Hostile(
             "lying_entry_count.keras",
-            _lying_count(parts),
+            lambda: _lying_count(_parts()),
             "does not hold the files its end record lists",
             "an end record that lists 3 entries over a directory of 4",
         ),
         Hostile(
             "no_config.keras",
-            zipped({k: v for k, v in parts.items() if k != "config.json"}),
+            lambda: zipped({k: v for k, v in _parts().items() if k != "config.json"}),
             "no config.json",
             "no architecture",
         ),
         Hostile(
             "no_weights.keras",
-            zipped({k: v for k, v in parts.items() if k != "model.weights.h5"}),
+            lambda: zipped({k: v for k, v in _parts().items() if k != "model.weights.h5"}),
             "no model.weights.h5",
             "no weights",
         ),
         Hostile(
             "bzip2.keras",
-            zipped(parts, zipfile.ZIP_BZIP2),
+            lambda: zipped(_parts(), zipfile.ZIP_BZIP2),
             "compressed with bzip2",
             "bzip2 members (zipfile would decompress them)",
         ),
         Hostile(
             "lzma.keras",
-            zipped(parts, zipfile.ZIP_LZMA),
+            lambda: zipped(_parts(), zipfile.ZIP_LZMA),
             "compressed with LZMA",
             "LZMA members",
         ),
         Hostile(
             "deflate64.keras",
-            zip_with("model.weights.h5", corrupt, 9, len(weights)),
-            "Deflate64.*Re-zip it with standard compression",
+            lambda: zip_with("model.weights.h5", _corrupt(), 9, len(_weights())),
+            "Deflate64, which CNN Lab does not unpack. Re-zip it with standard compression",
             "Deflate64, which zipfile cannot read",
         ),
         Hostile(
             "corrupt_deflate.keras",
-            zip_with("model.weights.h5", corrupt, 8, len(weights), zlib.crc32(weights)),
+            lambda: zip_with(
+                "model.weights.h5", _corrupt(), 8, len(_weights()), zlib.crc32(_weights())
+            ),
             "damaged",
             "a corrupt deflate stream (zlib.error)",
         ),
         Hostile(
             "bad_crc.keras",
-            zip_with("model.weights.h5", weights, 0, len(weights), 1234),
+            lambda: zip_with("model.weights.h5", _weights(), 0, len(_weights()), 1234),
             "damaged",
             "a wrong CRC",
         ),
         Hostile(
             "encrypted.keras",
-            zip_with("model.weights.h5", weights, 0, len(weights), zlib.crc32(weights), 1),
+            lambda: zip_with(
+                "model.weights.h5", _weights(), 0, len(_weights()), zlib.crc32(_weights()), 1
+            ),
             "encrypted",
             "an encrypted member",
         ),
         Hostile(
             "zip_bomb.keras",
-            zip_with("model.weights.h5", deflate_bomb(2 << 30), 8, 2 << 30),
+            lambda: zip_with("model.weights.h5", deflate_bomb(2 << 30), 8, 2 << 30),
             "would unpack to",
             "weights declared as 2 GiB of deflated zeros",
         ),
         Hostile(
             "lying_size.keras",
-            zip_with("model.weights.h5", deflate_bomb(64 << 20), 8, len(weights)),
+            lambda: zip_with("model.weights.h5", deflate_bomb(64 << 20), 8, len(_weights())),
             "damaged",
             "a member that inflates far past its declared size",
         ),
         Hostile(
             "deflated_members.keras",
-            zipped(parts, zipfile.ZIP_DEFLATED),
+            lambda: zipped(_parts(), zipfile.ZIP_DEFLATED),
             ACCEPT,
             "standard deflate compression: accepted",
         ),
@@ -749,17 +787,16 @@ def _h5_tricks() -> list[Hostile]:
             "a 40 GB optimizer dataset: never opened, accepted",
         ),
     ]
-    corpus = [Hostile(n, with_weights(e), w, why) for n, e, w, why in out]
-    parts = members(genuine())
-    corpus.append(
+    garbage = b"\x89HDF\r\n\x1a\n" + bytes(range(256)) * 8
+    return [
+        *(Hostile(n, partial(with_weights, e), w, why) for n, e, w, why in out),
         Hostile(
             "not_hdf5.keras",
-            zipped({**parts, "model.weights.h5": b"\x89HDF\r\n\x1a\n" + bytes(range(256)) * 8}),
+            lambda: zipped({**_parts(), "model.weights.h5": garbage}),
             "damaged or is not an HDF5 file",
             "garbage after the HDF5 signature",
-        )
-    )
-    return corpus
+        ),
+    ]
 
 
 def _huge_chunk(f) -> None:

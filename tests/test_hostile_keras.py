@@ -11,7 +11,6 @@ keeps; its weights are a few kB here.
 
 from __future__ import annotations
 
-import re
 import resource
 from pathlib import Path
 
@@ -94,7 +93,7 @@ def test_each_hostile_file_gets_a_message_or_is_accepted_on_purpose(item):
         assert np.isfinite(np.asarray(outcome(x))).all()  # the first forward pass
     else:
         assert isinstance(outcome, str), f"{item.name} was accepted: {item.why}"
-        assert re.search(item.expect, outcome), outcome
+        assert item.expect in outcome, outcome
         assert outcome.startswith("This model file cannot be used: ")
         assert "Traceback" not in outcome and "Error" not in outcome
     assert keras_settings() == before

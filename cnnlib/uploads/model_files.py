@@ -406,28 +406,18 @@ def _from_sandbox(result: SandboxResult, limits: ModelLimits, weights: bool) -> 
     if result.integer("params", 0, limits.params) != summary.params or result.items(
         "input_shape", 3
     ) != list(summary.input_shape):
-        raise SandboxError(
-            f"The reader of {result.name} sent back a model description that does not add up, "
-            "so the file was refused.",
-            reason="malformed",
-        )
+        raise result.malformed("a model description that does not add up")
     sizes = result.meta.get("members")
     if not isinstance(sizes, dict) or not all(
         k in ALLOWED_MEMBERS and type(v) is int and 0 <= v <= limits.unpacked_bytes
         for k, v in sizes.items()
     ):
-        raise SandboxError(
-            f"The reader of {result.name} sent back invalid members.", reason="malformed"
-        )
+        raise result.malformed("invalid member sizes")
     arrays = None
     if weights:
         shapes = [shape for row in summary.weight_rows for shape in row.weight_shapes]
         if result.integer("weights", 0, len(shapes)) != len(shapes):
-            raise SandboxError(
-                f"The reader of {result.name} sent back {result.meta.get('weights')} weight "
-                f"arrays for a model with {len(shapes)}.",
-                reason="malformed",
-            )
+            raise result.malformed(f"weight arrays for a model with {len(shapes)}")
         arrays = [
             result.array(f"w{i}", dtype="<f4", ndim=len(shape), min_shape=shape, max_shape=shape)
             for i, shape in enumerate(shapes)
