@@ -5,8 +5,9 @@
 - ``data``: images as arrays, sample photos, digits, MNIST and Fashion-MNIST, the
   ``TrainingData`` seam;
 - ``conv``: convolution arithmetic in NumPy, kernels, the lab's logic and its quiz;
-- ``models``: the layer vocabulary and registry, presets, pretrained networks, the session's
-  model registry;
+- ``models``: the layer vocabulary and registry, presets, model graphs (CNN Lab's own model
+  spec, and a ``.keras`` configuration translated into it), pretrained networks, the
+  session's model registry;
 - ``inspect``: activations, receptive fields, saliency, feature visualisation, ImageNet;
 - ``training``: the task base and where its work runs, the trainer, cost, evaluation,
   experiments, own-images training;

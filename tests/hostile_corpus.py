@@ -631,9 +631,25 @@ LINK_TRICKS: dict[str, Trick] = {
     ),
 }
 
-#: ``.keras`` uploads: filled by the model-upload work (``cnnlib.uploads.model_files``), the
+
+def _keras_tricks() -> dict[str, Trick]:
+    """``tests/hostile_keras.py``'s files (built on first ``make()``; Keras is imported then)."""
+    try:
+        from tests import hostile_keras
+    except ImportError:  # run as a script: tests/ itself is on the path
+        import hostile_keras
+    return {
+        h.name: Trick(
+            lambda h=h: h.data,
+            accepted(h.why) if h.expect == hostile_keras.ACCEPT else refused(h.expect),
+        )
+        for h in hostile_keras.corpus()
+    }
+
+
+#: ``.keras`` uploads (``cnnlib.uploads.model_files``), from ``tests/hostile_keras.py``: the
 #: same ``Trick`` shape (bytes → refused with words, or accepted and why).
-KERAS_TRICKS: dict[str, Trick] = {}
+KERAS_TRICKS: dict[str, Trick] = _keras_tricks()
 
 #: Every file trick by kind (the link tricks are query parameters, not files).
 FILE_TRICKS = {"images": IMAGE_TRICKS, "zips": ZIP_TRICKS, "keras": KERAS_TRICKS}

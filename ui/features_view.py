@@ -277,8 +277,9 @@ def activations(view: ModelView, prepared: PreparedInput) -> F.ActivationSet:
 def load_uploaded_model(data: bytes, name: str) -> tuple[Any, str]:
     """(keras.Model, sha1) of an uploaded ``.keras`` file, loaded once per session.
 
-    Inspected, then loaded, by ``cnnlib.uploads.model_files.load_keras_file`` within the server's
-    ``budgets()``; a refused file raises ``InvalidModelError`` naming the (escaped) file.
+    Parsed in the decoding sandbox and rebuilt from CNN Lab's own layer spec by
+    ``cnnlib.uploads.model_files.load_keras_file`` within the server's ``budgets()``; a
+    refused file raises ``InvalidModelError`` naming the (escaped) file.
     """
     digest = hashlib.sha1(data).hexdigest()
     kept = st.session_state.get(UPLOADED_MODEL)
@@ -289,7 +290,7 @@ def load_uploaded_model(data: bytes, name: str) -> tuple[Any, str]:
 
     st.session_state.pop(UPLOADED_MODEL, None)  # free the previous upload first
     try:
-        model = load_keras_file(data, budgets=budgets())
+        model = load_keras_file(data, budgets=budgets(), name=f"“{safe_text(name)}”")
     except InvalidModelError as err:
         raise InvalidModelError(f"“{safe_text(name)}”: {err}") from None
     st.session_state[UPLOADED_MODEL] = (digest, model, name)

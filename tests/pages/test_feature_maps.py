@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from cnnlib.core.text import safe_text
 from cnnlib.inspect import features as F
 from cnnlib.models.pretrained import RESNET50, VGG19_NOTOP
 from cnnlib.models.registry import ModelRegistry, RegisteredModel
@@ -96,7 +97,7 @@ def test_session_model_every_layer_on_a_drawn_digit(tutorial_model, drawn_digit)
     # The class scores are the model's own prediction for this digit.
     expected = tutorial_model.predict(drawn_digit[None, :, :, None], verbose=0)[0]
     answer = next(m.value for m in at.markdown if m.value.startswith("**The model's answer:**"))
-    assert f"answer:** `{int(np.argmax(expected))}` (" in answer
+    assert f"answer:** {safe_text(str(int(np.argmax(expected))))} (" in answer
     acts = _acts(at)
     view = at.session_state[fv._VIEWS][f"registry:{id(tutorial_model)}"]
     # Walk through every layer: maps for spatial layers, a bar chart for vectors.
@@ -158,8 +159,6 @@ def test_every_registered_model_is_listed_with_its_classes_and_input(tutorial_mo
     resized to its own input and its class names on the score bars."""
     import keras
 
-    from cnnlib.core.text import safe_text
-
     rgb = keras.Sequential(
         [
             keras.Input((32, 32, 3)),
@@ -213,7 +212,6 @@ def test_quick_training_waits_for_the_sessions_other_training():
 
 @pytest.mark.slow
 def test_quick_training_then_every_view(mnist_dir, monkeypatch):
-    from cnnlib.core.text import safe_text
 
     monkeypatch.setenv("CNNLAB_DATA_DIR", str(mnist_dir))
     monkeypatch.setattr(fv, "QUICK_IMAGES", 600)
@@ -228,8 +226,8 @@ def test_quick_training_then_every_view(mnist_dir, monkeypatch):
         assert not at.error, [e.value for e in at.error]
         time.sleep(0.5)
         _run(at)
-    start = safe_text("Quick-trained tutorial convnet: 540 training")  # shown escaped
-    assert any(c.value.startswith(start) for c in at.caption)
+    start = "Quick-trained tutorial convnet: 540 training"  # shown verbatim (a code span)
+    assert any(c.value.lstrip("`").startswith(start) for c in at.caption)
     # Added to the session's registry and shown from there, under its registry name.
     entry = at.session_state[state.MODEL_REGISTRY].latest("Feature maps")
     assert entry.class_names == DIGITS and entry.input_shape == (28, 28, 1)
@@ -255,7 +253,6 @@ def _with_member(data: bytes, name: str, body: bytes) -> bytes:
 def test_uploaded_keras_files_bad_and_good(tutorial_model):
     import keras
 
-    from cnnlib.core.text import safe_text
     from cnnlib.training.trainer import save_model_bytes
 
     at = _page()
@@ -266,7 +263,7 @@ def test_uploaded_keras_files_bad_and_good(tutorial_model):
             ("bad.keras", b"not a model", "application/octet-stream")
         )
     )
-    assert any("“`bad.keras`”" in e.value and "zip" in e.value for e in at.error)  # verbatim
+    assert any(safe_text("bad.keras") in e.value and "zip" in e.value for e in at.error)
     assert not [s for s in at.selectbox if s.label.startswith("Layer (")]
     # Crafted files are refused with a message for a learner, never an exception's name.
     lam = keras.Sequential([keras.Input((4,)), keras.layers.Lambda(lambda x: x * 2)])
@@ -290,7 +287,8 @@ def test_uploaded_keras_files_bad_and_good(tutorial_model):
     )
     assert not at.error
     assert len(_layer_box(at).options) == 8
-    assert any(c.value.startswith("`mine.keras`: 8 layers, input 28×28×1") for c in at.caption)
+    summary = f"{safe_text('mine.keras')}: 8 layers, input 28×28×1"
+    assert any(c.value.startswith(summary) for c in at.caption)
 
 
 def test_uploaded_model_without_an_image_input_is_explained():
