@@ -177,7 +177,7 @@ def main() -> None:
 
     chosen = overview_ui(picked, steps, results)
     step, result = steps[chosen], results[chosen]
-    view.show_input_step(picked[chosen].image, step)
+    view.show_input_step(picked[chosen].image, step, picked[chosen].size)
     view.show_array_step(step)
     view.show_preprocess_step(step, imagenet.preprocessed_preview(step.batch))
 

@@ -95,7 +95,7 @@ def image_ui() -> tuple[list[PickedImage], bool, int]:
         help="Off: RGB, and one filter spans all three channels (Conv2D semantics).",
         **SHARE,
     )
-    size, cap = (picked[0].image.size if picked else (256, 256)), budgets().lab_pixels
+    size, cap = (picked[0].size if picked else (256, 256)), budgets().lab_pixels
     choices = lab.downscale_choices(size, list(SIDES), cap)
     side = c2.selectbox(
         "Downscale the longest side to",

@@ -10,8 +10,10 @@ from streamlit_drawable_canvas import st_canvas
 
 from cnnlib.core.budgets import budgets
 from cnnlib.core.errors import BudgetError, CNNLabError, InvalidImageError
+from cnnlib.core.text import safe_text
 from cnnlib.data import mnist as datasets
 from cnnlib.data.digits import prepare_digit
+from cnnlib.data.images import read_image
 from cnnlib.models import MNIST_PRESETS, build_from_stack, summarize_stack
 from cnnlib.training.cost import check_training
 from cnnlib.training.evaluation import predict_probabilities
@@ -219,7 +221,8 @@ def confusion_ui(evaluation, run) -> None:
 
 
 def digit_ui():
-    """Canvas or photo; returns the image (RGBA array or PIL image), or None."""
+    """Canvas or photo; returns the image (an RGBA or RGB PIL image), or None. The drawing
+    comes from the browser as a PNG: it is decoded in the sandbox like any upload."""
     source = st.radio(
         "Digit", ("Draw", "Upload a photo"), horizontal=True, key="mnist_draw_or_upload", **KEEP
     )
@@ -228,11 +231,18 @@ def digit_ui():
         width = st.slider("Pen width", 8, 40, 20, key="mnist_pen", **KEEP)
         result = st_canvas(stroke_width=width, key="mnist_canvas", **CANVAS)
         st.caption("Use the canvas toolbar to undo or clear.")
-        return result.image_data
+        drawing = result.image_bytes  # the PNG's bytes (base64 decoded, not parsed)
+        if drawing is None:
+            return None
+        try:
+            return read_image(drawing, name="The drawing", keep_alpha=True).image
+        except InvalidImageError as err:
+            st.error(str(err), icon="⚠️")
+            return None
     picked = pick_images("mnist_photo", sources=("Upload", "Camera"))
     if not picked:
         return None
-    show_image(picked[0].image, caption=picked[0].label, width=240)
+    show_image(picked[0].image, caption=safe_text(picked[0].label), width=240)
     return picked[0].image
 
 

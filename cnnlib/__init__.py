@@ -1,7 +1,7 @@
 """CNN Lab's logic, importable and testable without Streamlit. Packages, in dependency order
 (each imports only from those before it; ``tests/test_import_graph.py`` checks it):
 
-- ``core``: errors, text, colour maps, budgets (the limits), heap;
+- ``core``: errors, text, colour maps, budgets (the limits), heap, the decoding sandbox;
 - ``data``: images as arrays, sample photos, digits, MNIST and Fashion-MNIST, the
   ``TrainingData`` seam;
 - ``conv``: convolution arithmetic in NumPy, kernels, the lab's logic and its quiz;

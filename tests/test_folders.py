@@ -316,7 +316,9 @@ def test_scratch_recipe_learns_real_fashion_mnist(fashion_dir, session):
     assert listing(workdir) == [] and listing(systmp) == []
 
 
-def test_jpegs_are_kept_and_exif_rotated_ones_re_encoded(session):
+def test_every_stored_file_is_a_png_the_decoder_made_and_reads_as_load_image(session):
+    """JPEGs (EXIF-rotated or not) are decoded once, in the sandbox, and stored as the PNG it
+    wrote: TensorFlow only ever reads files CNN Lab made, and sees what load_image gives."""
     workdir, _ = session
     rng = np.random.default_rng(3)
     smooth = np.kron(rng.integers(0, 256, (4, 6, 3)), np.ones((4, 4, 1))).astype(np.uint8)
@@ -328,17 +330,18 @@ def test_jpegs_are_kept_and_exif_rotated_ones_re_encoded(session):
     entries = {"a/plain.jpg": plain.getvalue(), "a/rotated.jpg": rotated.getvalue()}
     entries |= {f"b/{i}.png": png(noise_seed=i, size=(16, 24)) for i in range(2)}
     with open_archive(make_zip(entries), workdir=workdir) as folders:
-        stored = sorted(p.suffix for p, label in folders.files if label == 0)
-        assert stored == [".jpg", ".png"]  # the rotated one went through load_image
+        stored = [p for p, label in folders.files]
+        assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in stored)
+        assert all(p.suffix == ".png" for p in stored)
         paths = [p for p, label in folders.files if label == 0]
+        assert [folders.source(p) for p in paths] == list(entries)[:2]
         for path, raw in zip(paths, entries.values(), strict=False):
             expected = np.asarray(load_image(raw), dtype=np.float32)
             data = folders.split(expected.shape[:2], validation_fraction=0.0)
             got = next(x.numpy() for x, _ in data.batches("train", 8, shuffle=False))
             index = data.files("train")[0].index(str(path))
-            # exact: TF decodes JPEGs with the accurate IDCT, as Pillow does (the fast default
-            # differed by up to 13 grey levels here)
-            np.testing.assert_array_equal(got[index], expected)
+            np.testing.assert_array_equal(got[index], expected)  # exact: a lossless copy
+        assert folders._sizes[paths[1]] == (16, 24)  # the rotated one, as displayed
 
 
 def test_relabel_and_exclude_change_the_next_split_and_arrays_match_the_batches(tmp_path):

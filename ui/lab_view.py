@@ -22,6 +22,7 @@ from cnnlib.conv import ops as conv
 from cnnlib.conv.ops import ConvGeometry
 from cnnlib.core.budgets import budgets
 from cnnlib.core.errors import InvalidArgumentError
+from cnnlib.core.text import safe_text
 from cnnlib.data import images
 from ui import figures
 from ui.errors import friendly_errors
@@ -366,7 +367,8 @@ def show_sizes(x_shape: tuple, label: str, k_shape: tuple, g: ConvGeometry, size
     size_h, size_w = sizes
     with st.container():
         st.markdown(
-            f"Input **{shape_text(x_shape)}** ({label}), kernel **{shape_text(k_shape)}**, "
+            f"Input **{shape_text(x_shape)}** ({safe_text(label)}), kernel "
+            f"**{shape_text(k_shape)}**, "
             f"padding **{lab.padding_to_text(g.padding)}**, stride **{g.stride}**, dilation "
             f"**{g.dilation}** → output **{size_h.out}×{size_w.out}**"
         )

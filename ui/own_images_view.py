@@ -68,15 +68,15 @@ def show_health(report) -> None:
     if report.skipped:
         with st.expander(f"Skipped files ({len(report.skipped)})"):
             for s in report.skipped[:50]:
-                st.markdown(f"- `{safe_text(s.path)}`: {safe_text(s.reason, 200)}")
+                st.markdown(f"- {safe_text(s.path)}: {safe_text(s.reason, 200)}")
     if report.duplicates:
         with st.expander(f"Identical images in two classes ({len(report.duplicates)})"):
             for a, b in report.duplicates[:50]:
-                st.markdown(f"- `{safe_text(a)}` = `{safe_text(b)}`")
+                st.markdown(f"- {safe_text(a)} = {safe_text(b)}")
     if report.tiny:
         with st.expander(f"Tiny images ({len(report.tiny)})"):
             for path, (w, h) in report.tiny[:50]:
-                st.markdown(f"- `{safe_text(path)}`: {w} × {h} pixels")
+                st.markdown(f"- {safe_text(path)}: {w} × {h} pixels")
     st.markdown("**A few images of each class**")
     for name in report.class_names:
         samples = report.samples.get(name, [])

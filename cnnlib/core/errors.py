@@ -44,6 +44,17 @@ class ArchiveError(CNNLabError, ValueError):
     """An uploaded archive or folder of images is unsafe, malformed or not trainable."""
 
 
+class SandboxError(CNNLabError, RuntimeError):
+    """An uploaded file could not be read in the decoding sandbox (``cnnlib.core.sandbox``):
+    its decoder ran out of memory, CPU time or wall-clock time, crashed, or sent back
+    something malformed. ``reason`` is one of "memory", "cpu", "time", "crash", "malformed",
+    "busy", "start"; the message names the file and the limit."""
+
+    def __init__(self, message: str, *, reason: str = "crash"):
+        self.reason = reason
+        super().__init__(message)
+
+
 class ModelBusyError(CNNLabError, RuntimeError):
     """A shared model (ResNet50, VGG19, …) stayed busy with other sessions' requests for
     longer than the wait allowed (``cnnlib.core.budgets.Budgets.model_wait_seconds``)."""

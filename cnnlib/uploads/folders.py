@@ -2,14 +2,23 @@
 
 The pipeline the "own images" page runs, usable without Streamlit:
 
-1. ``open_archive(data)`` / ``open_files(files)`` refuse unsafe input *before* anything is
-   extracted (absolute paths, ``..``, symlinks, nested archives, too many members, zip bombs),
-   then validate each image once with ``cnnlib.data.images.load_image`` and store it in a private
-   temporary directory (``ImageFolders.cleanup()`` removes it; so does garbage collection).
-   The class of an image is its folder: ``cats/1.jpg`` or, with one wrapping folder,
-   ``photos/cats/1.jpg``.
+1. ``open_archive(data)`` / ``open_files(files)`` never parse the upload in the server: a
+   zip is written to a private temporary directory and its directory is read by a decoder of
+   the sandbox (``cnnlib.core.sandbox``; ``cnnlib.uploads.zip_reader``), bounded by the entry
+   count its end record declares. The listing is refused *before* anything is extracted for
+   absolute paths, ``..``, control characters, symlinks, encryption, compression CNN Lab
+   cannot read (Deflate64: "re-zip with standard compression"), nested archives, too many
+   members, zip bombs, and names that collide once case and Unicode normalisation are
+   ignored. Then each image is read by its ``ZipInfo`` and decoded in the sandbox, several
+   decoders at once, and stored as a PNG the decoder wrote (shrunk until its shorter side is
+   ``STORE_SIDE``, the largest training size) in a private temporary directory
+   (``ImageFolders.cleanup()`` removes it; so does garbage collection): TensorFlow later reads
+   only files CNN Lab made. The class of an image is its folder: ``cats/1.jpg`` or, with one
+   wrapping folder, ``photos/cats/1.jpg``.
 2. ``ImageFolders.health()`` reports per-class counts, skipped files with their reasons,
-   duplicates across classes, tiny images and a few samples per class; blocking problems
+   duplicates across classes, tiny images, class folders whose names differ only by case or
+   accents' encoding, and a few samples per class (thumbnails the decoder made); blocking
+   problems
    (fewer than 2 classes, too few images in a class) are listed in ``issues``.
 3. ``ImageFolders.split(image_size)`` gives a ``FolderData`` (the training core's
    ``TrainingData`` protocol): a stratified, seeded train/validation split whose ``batches``
@@ -25,16 +34,15 @@ TensorFlow is imported only inside the functions that need it.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 import os
 import re
-import stat
 import tempfile
 import time
+import unicodedata
 import zipfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,10 +51,12 @@ import numpy as np
 from PIL import Image
 
 from cnnlib.core.budgets import budgets
-from cnnlib.core.errors import ArchiveError, InvalidArgumentError, InvalidImageError
-from cnnlib.data.images import downscale, load_image
+from cnnlib.core.errors import ArchiveError, CNNLabError, InvalidArgumentError, SandboxError
+from cnnlib.core.sandbox import SandboxJob, SandboxLimits, SandboxResult, run_in_sandbox, run_many
+from cnnlib.data.images import DecodedImage, decode_options, decoded_image
 from cnnlib.data.mnist import CLASS_NAMES, DEBIAN_FASHION_DIR, read_idx
 from cnnlib.training import transfer
+from cnnlib.uploads import zip_reader
 
 __all__ = [
     "FolderData",
@@ -71,6 +81,12 @@ IMBALANCE_RATIO = 3.0
 #: Samples kept per class for the health grid (thumbnails of at most SAMPLE_SIDE pixels).
 SAMPLES_PER_CLASS = 6
 SAMPLE_SIDE = 96
+#: Stored copies are shrunk until their shorter side is this many pixels: the largest side
+#: a training image may have (``FolderData``), so training only ever shrinks them further.
+STORE_SIDE = 1024
+#: The zip directory's answer may hold up to this many bytes of JSON (names are bounded by
+#: ``zip_reader.MAX_NAMES_CHARS`` characters in all).
+DIRECTORY_HEADER_BYTES = 32 * 1024 * 1024
 
 #: File endings refused as nested archives.
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar", ".zst", ".jar")
@@ -138,10 +154,17 @@ class _Member:
     size: int  # uncompressed bytes
     compressed: int | None  # None for folder uploads
     is_dir: bool
+    index: int | None = None  # position in the zip's directory (None for folder uploads)
 
 
 def _parts(name: str) -> tuple[str, ...]:
-    """Path parts of a member name; raises ``ArchiveError`` for absolute or ``..`` paths."""
+    """Path parts of a member name; raises ``ArchiveError`` for absolute or ``..`` paths and
+    control characters."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise ArchiveError(
+            f"The upload contains a file name with control characters ({name!r}). Rename it "
+            "with ordinary characters."
+        )
     norm = name.replace("\\", "/")
     if norm.startswith("/") or re.match(r"^[A-Za-z]:", norm):
         raise ArchiveError(
@@ -155,6 +178,29 @@ def _parts(name: str) -> tuple[str, ...]:
             "Such archives are refused; zip the class folders themselves."
         )
     return parts
+
+
+def same_name_key(text: str) -> str:
+    """``text`` as file systems that ignore case and Unicode normalisation (Windows, macOS)
+    compare it: NFC-normalised, case-folded, NFC again."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).casefold())
+
+
+def _check_unique(members: Sequence[_Member]) -> None:
+    """Refuse two files whose paths are the same once case and normalisation are ignored
+    (one would overwrite the other when unpacked; a name lookup would read only one)."""
+    seen: dict[str, str] = {}
+    for m in members:
+        if m.is_dir:
+            continue
+        key = same_name_key("/".join(m.parts))
+        if key in seen:
+            raise ArchiveError(
+                f"The upload lists {seen[key]!r} and {m.name!r}: the same name once capital "
+                "letters and accents' encoding are ignored, so one would overwrite the other. "
+                "Rename one of them and upload again."
+            )
+        seen[key] = m.name
 
 
 def _check_members(members: Sequence[_Member], total_bytes: int) -> None:
@@ -196,25 +242,39 @@ def _check_members(members: Sequence[_Member], total_bytes: int) -> None:
                 )
 
 
-def _zip_members(zf: zipfile.ZipFile) -> list[_Member]:
-    members = []
-    for info in zf.infolist():
-        mode = info.external_attr >> 16
-        if stat.S_ISLNK(mode):
+def _zip_members(listing: SandboxResult, max_members: int) -> list[_Member]:
+    """The members of a zip from a decoder's "zip_directory" answer, checked (types, counts)
+    and refused for symlinks, encryption and compression CNN Lab cannot read."""
+    columns = ("names", "size", "packed", "method", "encrypted", "kind")
+    names, size, packed, method, encrypted, kind = (listing.items(c, max_members) for c in columns)
+    if len({len(c) for c in (names, size, packed, method, encrypted, kind)}) != 1:
+        raise listing._bad("the directory's columns differ in length")
+    members, unreadable = [], []
+    for i, name in enumerate(names):
+        numbers = (size[i], packed[i], method[i], encrypted[i], kind[i])
+        if not isinstance(name, str) or len(name) > zip_reader.MAX_NAME_CHARS:
+            raise listing._bad("a name is not text")
+        if not all(type(v) is int and 0 <= v < 2**64 for v in numbers):
+            raise listing._bad("a size is not a whole number")
+        if kind[i] == zip_reader.LINK:
             raise ArchiveError(
-                f"The archive contains a symbolic link ({info.filename!r}). Links are refused; "
+                f"The archive contains a symbolic link ({name!r}). Links are refused; "
                 "zip the image files themselves."
             )
-        if info.flag_bits & 0x1:
-            raise ArchiveError(f"{info.filename!r} is encrypted. Upload a zip without a password.")
-        members.append(
-            _Member(
-                name=info.filename,
-                parts=_parts(info.filename),
-                size=info.file_size,
-                compressed=info.compress_size,
-                is_dir=info.is_dir(),
-            )
+        if encrypted[i]:
+            raise ArchiveError(f"{name!r} is encrypted. Upload a zip without a password.")
+        is_dir = kind[i] == zip_reader.FOLDER
+        if not is_dir and method[i] not in zip_reader.SUPPORTED_METHODS:
+            unreadable.append((name, method[i]))
+        members.append(_Member(name, _parts(name), size[i], packed[i], is_dir, i))
+    if unreadable:
+        name, code = unreadable[0]
+        what = zip_reader.COMPRESSION_NAMES.get(code, f"compression method {code}")
+        more = f" and {len(unreadable) - 1:,} more files" if len(unreadable) > 1 else ""
+        raise ArchiveError(
+            f"{name!r}{more} are compressed with {what}, which CNN Lab cannot read (Windows "
+            "uses it for big folders). Re-zip the folder with standard compression (Deflate), "
+            "e.g. with 7-Zip or `zip -r`, and upload it again."
         )
     return members
 
@@ -367,6 +427,12 @@ class ImageFolders:
                 f"{len(tiny)} image(s) are smaller than {TINY_SIDE} pixels on a side; they "
                 "carry little detail once resized."
             )
+        for group in _look_alike(self.class_names):
+            warnings.append(
+                "The class folders " + " and ".join(repr(n) for n in group) + " differ only in "
+                "capital letters or in how their accents are encoded: they are trained as "
+                f"{len(group)} different classes. Merge or rename them."
+            )
         if self.skipped:
             warnings.append(f"{len(self.skipped)} file(s) were skipped (listed with reasons).")
         for folder in self._empty_folders:
@@ -400,41 +466,42 @@ class ImageFolders:
         )
 
     # -- ingestion ---------------------------------------------------------------------------
-    def _ingest(self, entries: Iterable[tuple[_Member, str, Callable[[], bytes]]]) -> None:
-        """Validate and store each (member, class folder, read) one at a time."""
+    def _ingest(
+        self, placed: Sequence[tuple[_Member, str]], job: Callable[[_Member], SandboxJob]
+    ) -> None:
+        """Decode each (member, class folder) in the sandbox (``job(member)``: its request;
+        several decoders at once) and store what comes back, one image at a time: the PNG
+        the decoder made, its thumbnail for the first few of a class, its facts."""
         by_folder: dict[str, list[tuple[Path, str]]] = {}
         folder_ids: dict[str, int] = {}
         seen: dict[str, tuple[str, str]] = {}  # sha1 → (class folder, path)
-        for member, folder, read in entries:
+        max_file = budgets().image_file_bytes
+        readable = [(m, folder) for m, folder in placed if m.size <= max_file]
+        answers = run_many(job(m) for m, _ in readable)
+        options = _image_options()
+        for member, folder in placed:
             folder_ids.setdefault(folder, len(folder_ids))
             by_folder.setdefault(folder, [])
-            if member.size > budgets().image_file_bytes:
-                reason = f"larger than {_mb(budgets().image_file_bytes)}"
-                self.skipped.append(SkippedFile(member.name, reason))
+            if member.size > max_file:
+                self.skipped.append(SkippedFile(member.name, f"larger than {_mb(max_file)}"))
                 continue
-            raw = read()
-            try:
-                img = load_image(raw, name=member.name)
-            except InvalidImageError as err:
-                self.skipped.append(SkippedFile(member.name, str(err)))
+            decoded = _decoded(next(answers), options)
+            if isinstance(decoded, CNNLabError):
+                self.skipped.append(SkippedFile(member.name, str(decoded)))
                 continue
-            digest = hashlib.sha1(raw).hexdigest()
-            if digest in seen and seen[digest][0] != folder:
-                self._duplicates.append((seen[digest][1], member.name))
-            seen.setdefault(digest, (folder, member.name))
+            if decoded.sha1 in seen and seen[decoded.sha1][0] != folder:
+                self._duplicates.append((seen[decoded.sha1][1], member.name))
+            seen.setdefault(decoded.sha1, (folder, member.name))
             target = self.root / "images" / str(folder_ids[folder])
             target.mkdir(parents=True, exist_ok=True)
-            path = target / f"{len(by_folder[folder])}{_stored_suffix(raw)}"
-            if path.suffix == ".png" and not _keep_bytes(raw):
-                img.save(path, format="PNG", compress_level=1)
-            else:
-                path.write_bytes(raw)
+            path = target / f"{len(by_folder[folder])}.png"
+            path.write_bytes(decoded.png)
             by_folder[folder].append((path, member.name))
-            self._sizes[path] = img.size
+            self._sizes[path] = decoded.original_size
             self._sources[path] = member.name
             samples = self._samples.setdefault(folder, [])
             if len(samples) < SAMPLES_PER_CLASS:
-                samples.append(downscale(img, SAMPLE_SIDE))
+                samples.append(decoded.thumbnail)
         self._empty_folders = sorted(f for f, paths in by_folder.items() if not paths)
         self.class_names = tuple(sorted(f for f, paths in by_folder.items() if paths))
         self._samples = {k: self._samples[k] for k in self.class_names}
@@ -457,87 +524,90 @@ class ImageFolders:
             )
 
 
-def _stored_suffix(raw: bytes) -> str:
-    """Keep baseline JPEGs as they are; everything else is stored as PNG."""
-    return ".jpg" if raw[:3] == b"\xff\xd8\xff" and _keep_bytes(raw) else ".png"
+def _look_alike(names: Sequence[str]) -> list[list[str]]:
+    """Groups of class names that are the same once case and normalisation are ignored."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(same_name_key(name), []).append(name)
+    return [g for g in groups.values() if len(g) > 1]
 
 
-def _keep_bytes(raw: bytes) -> bool:
-    """True when TF's decoding of the file (``FolderData.images``) gives what ``load_image`` gives.
+def _image_options() -> dict:
+    """What the decoder makes of each image of an upload: the facts, a thumbnail and the
+    PNG to store, not the full image (the server does not keep it)."""
+    return decode_options(
+        budgets(), thumbnail_side=SAMPLE_SIDE, store_side=STORE_SIDE, with_image=False
+    )
 
-    That is an 8-bit RGB or grayscale JPEG/PNG without transparency or an EXIF rotation;
-    other files are re-encoded as PNG from ``load_image``'s result (keeping JPEGs keeps a
-    photo upload small on disk).
-    """
+
+def _decoded(answer: SandboxResult | CNNLabError, options: dict) -> DecodedImage | CNNLabError:
+    """A decoder's answer for one image, checked; its error (any CNNLabError) as it is."""
+    if isinstance(answer, CNNLabError):
+        return answer
     try:
-        with Image.open(io.BytesIO(raw)) as img:
-            if img.format not in ("JPEG", "PNG") or img.mode not in ("RGB", "L"):
-                return False
-            if "transparency" in img.info:
-                return False
-            return img.getexif().get(0x0112, 1) == 1
-    except Exception:  # the file was already decoded by load_image; be conservative
-        return False
+        return decoded_image(answer, options)
+    except SandboxError as err:
+        return err
 
 
-def _read_limited(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
-    """The member's bytes, never more than it declares (a lying header is refused)."""
-    with zf.open(info) as f:
-        raw = f.read(info.file_size + 1)
-    if len(raw) > info.file_size:
-        raise ArchiveError(f"{info.filename!r} is larger than its archive entry declares.")
-    return raw
+def _listing(upload: Path) -> list[_Member]:
+    """The zip's members, from a decoder's reading of its directory."""
+    max_members = budgets().max_archive_members
+    limits = SandboxLimits(header_bytes=DIRECTORY_HEADER_BYTES)
+    try:
+        listing = run_in_sandbox(
+            "zip_directory", upload, name="The archive", limits=limits, max_members=max_members
+        )
+        return _zip_members(listing, max_members)
+    except SandboxError as err:
+        raise ArchiveError(str(err)) from err
 
 
 def open_archive(data: bytes, *, workdir: str | os.PathLike | None = None) -> ImageFolders:
-    """Check, extract and validate a zip of class folders.
+    """Check, extract and validate a zip of class folders, in the decoding sandbox.
 
-    ``data``: the zip file's bytes. Everything is written below a new temporary directory
-    (inside ``workdir`` when given). Raises ``ArchiveError`` (a ``ValueError``) with a plain
-    message for a non-zip, an empty or unsafe archive (see the module's caps), or an archive
-    without images of at least 2 classes.
+    ``data``: the zip file's bytes. It is written to a new private temporary directory
+    (inside ``workdir`` when given) for the decoders to read; the images are stored there.
+    Raises ``ArchiveError`` (a ``ValueError``) with a plain message for a non-zip, an empty,
+    damaged or unsafe archive (see the module), or an archive without images of at least 2
+    classes. Images that cannot be used are skipped with their reason (``health()``).
     """
     if not isinstance(data, bytes):
         data = bytes(data)  # (a bytes upload is not copied: it may be hundreds of MB)
     _check_members([], len(data))
     if not data:
         raise ArchiveError("The file is empty (0 bytes). Upload a .zip of class folders.")
-    buffer = io.BytesIO(data)
-    if not zipfile.is_zipfile(buffer):
-        raise ArchiveError(
-            "The file is not a zip archive. Upload a .zip with one folder per class "
-            "(e.g. `cats/1.jpg`, `dogs/1.jpg`)."
-        )
+    folders = ImageFolders(workdir)
     try:
-        zf = zipfile.ZipFile(buffer)
-    except (zipfile.BadZipFile, OSError, ValueError) as err:
-        raise ArchiveError(f"The zip archive is damaged ({err}). Create it again.") from None
-    with zf:
-        members = _zip_members(zf)
-        if not [m for m in members if not m.is_dir]:
-            raise ArchiveError(
-                "The zip archive is empty. Put one folder per class inside, with the images."
-            )
-        _check_members(members, len(data))
-        infos = {info.filename: info for info in zf.infolist()}
-        placed, top_level = _class_paths(members)
-        folders = ImageFolders(workdir)
+        upload = folders.root / "upload.zip"
+        upload.write_bytes(data)
         try:
+            members = _listing(upload)
+            if not [m for m in members if not m.is_dir]:
+                raise ArchiveError(
+                    "The zip archive is empty. Put one folder per class inside, with the images."
+                )
+            _check_members(members, len(data))
+            _check_unique(members)
+            placed, top_level = _class_paths(members)
             folders.skipped += [
                 SkippedFile(n, "not inside a class folder (the class is the folder's name)")
                 for n in top_level
             ]
-            entries = ((m, cls, lambda m=m: _read_limited(zf, infos[m.name])) for m, cls in placed)
-            try:
-                folders._ingest(entries)
-            except (zipfile.BadZipFile, OSError, EOFError) as err:
-                raise ArchiveError(
-                    f"The zip archive is damaged ({err}). Create it again."
-                ) from None
-            folders._require_images("The archive")
-        except BaseException:
-            folders.cleanup()
-            raise
+            options = _image_options() | {
+                "max_members": budgets().max_archive_members,
+                "max_file_bytes": budgets().image_file_bytes,
+            }
+            folders._ingest(
+                placed,
+                lambda m: SandboxJob("zip_member", upload, m.name, options | {"index": m.index}),
+            )
+        finally:
+            upload.unlink(missing_ok=True)
+        folders._require_images("The archive")
+    except BaseException:
+        folders.cleanup()
+        raise
     return folders
 
 
@@ -552,15 +622,17 @@ def open_files(
     if not members:
         raise ArchiveError("No files were uploaded. Choose a folder with one folder per class.")
     _check_members(members, sum(m.size for m in members))
+    _check_unique(members)
     raws = {m.name: raw for m, (_, raw) in zip(members, files, strict=True)}
     placed, top_level = _class_paths(members)
     folders = ImageFolders(workdir)
+    options = _image_options()
     try:
         folders.skipped += [
             SkippedFile(n, "not inside a class folder (the class is the folder's name)")
             for n in top_level
         ]
-        folders._ingest((m, cls, lambda m=m: bytes(raws[m.name])) for m, cls in placed)
+        folders._ingest(placed, lambda m: SandboxJob("image", raws[m.name], m.name, options))
         folders._require_images("The upload")
     except BaseException:
         folders.cleanup()
@@ -683,14 +755,8 @@ class FolderData:
 
         @tf.autograph.experimental.do_not_convert  # plain TF ops: nothing to convert
         def decode(path, label):
-            raw = tf.io.read_file(path)
-            # Stored files are JPEG or PNG. TF's default JPEG IDCT is the fast, inexact one;
-            # INTEGER_ACCURATE matches Pillow's (load_image's) decoding.
-            image = tf.cond(
-                tf.io.is_jpeg(raw),
-                lambda: tf.io.decode_jpeg(raw, channels=3, dct_method="INTEGER_ACCURATE"),
-                lambda: tf.io.decode_png(raw, channels=3),
-            )
+            # Stored files are 8-bit RGB PNGs the decoding sandbox wrote (``open_archive``).
+            image = tf.io.decode_png(tf.io.read_file(path), channels=3)
             image = tf.image.resize(image, (h, w))
             return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8), label
 
