@@ -56,7 +56,7 @@ def hostile_bundles(valid: bytes) -> dict[str, tuple[bytes, str]]:
         return lambda m: m.__setitem__(key, value)
 
     return {
-        "not a zip": (b"PK\x03\x04 not really a zip", "not a project zip"),
+        "not a zip": (b"PK\x03\x04 not really a zip", "not a zip archive"),
         "images without a manifest": (_zip(without_manifest), "not a CNN Lab project"),
         "another format": (_with_manifest(valid, set_key("format", "teachable")), "not a CNN Lab"),
         "a future version": (_with_manifest(valid, set_key("version", 2)), "version"),

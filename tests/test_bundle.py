@@ -23,6 +23,7 @@ from cnnlib.uploads.bundle import (
     write_bundle,
 )
 from tests.hostile_bundles import hostile_bundles
+from tests.test_hostile_uploads import uploads_never_parsed_here  # noqa: F401 (a fixture)
 
 CLASSES = ("cat", "dog", "fox")
 SETTINGS = {"recipe": "transfer", "epochs": 5, "learning_rate": 1e-3, "augment": True, "x": None}
@@ -184,3 +185,14 @@ def test_parse_manifest_is_strict():
     ):
         with pytest.raises(ArchiveError):
             parse_manifest({**good, **change})
+
+
+def test_the_server_never_parses_the_bundle(uploads_never_parsed_here):  # noqa: F811
+    forbid = uploads_never_parsed_here
+    data = forbid(write_bundle(sample_project(model=b"PK\x05\x06" + bytes(18))))
+    opened = read_bundle(data)  # listing, manifest, model bytes and images: all in decoders
+    try:
+        assert opened.folders.class_names == CLASSES and len(opened.folders) == 17
+        assert opened.model_bytes == b"PK\x05\x06" + bytes(18)
+    finally:
+        opened.folders.cleanup()

@@ -98,7 +98,21 @@ def test_calibration_sample_is_bounded_and_spread_over_the_set():
     sample = export_impl.calibration_sample(images, (2, 2, 1))
     assert sample.shape == (export_impl.CALIBRATION_IMAGES, 2, 2, 1)
     assert sample.dtype == np.float32
-    assert sample[0, 0, 0, 0] == 0 and sample[-1, 0, 0, 0] == 995  # every 5th, to the end
+    assert sample[0, 0, 0, 0] == 0 and sample[-1, 0, 0, 0] == 990  # every 10th, to the end
+    pixels = export_impl.calibration_sample(np.zeros((50, 2, 2), np.uint8), (2, 2, 1))
+    assert pixels.shape == (50, 2, 2, 1) and pixels.dtype == np.uint8  # uint8 stays small
+
+
+def test_compare_with_keras_by_hand():
+    exported = Exported("onnx", "model.onnx", b"x" * 10, (2, 2, 1), 2)
+    reference = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.7, 0.3]])
+    mine = np.array([[0.8, 0.2], [0.6, 0.4], [0.1, 0.9], [0.7, 0.3]])  # disagrees on one
+    check = export_impl.compare_with_keras(exported, reference, mine, np.array([0, 0, 1, 1]))
+    assert check.agreement == 0.75 and check.size_bytes == 10 and check.error is None
+    assert check.accuracy == 0.75 and check.keras_accuracy == 0.5  # [0, 1, 1, 0] vs [0,0,1,1]
+    assert check.max_difference == pytest.approx(0.2)
+    failed = export_impl.compare_with_keras(exported, reference, "onnxruntime could not run")
+    assert failed.error and failed.agreement is None
 
 
 def test_a_failing_converter_is_an_error_with_the_format_named(monkeypatch):
@@ -162,11 +176,20 @@ def trained(fashion):
 
 
 @pytest.fixture(scope="module")
-def exported(trained, fashion):
-    """Every format, made in one child process (int8 calibrated on the training images)."""
-    model, _, _ = trained
-    calibration = fashion[0][:TRAIN]
-    return export_models(model, list(EXPORT_FORMATS), calibration=calibration)
+def export_job(trained, fashion):
+    """Every format, made in one child process (int8 calibrated on the training images),
+    each run there on the validation images."""
+    model, x, y = trained
+    job = export_impl.ExportJob(
+        model, EXPORT_FORMATS, calibration=fashion[0][:TRAIN], check_images=x, check_labels=y
+    )
+    job.start().wait()
+    return job
+
+
+@pytest.fixture(scope="module")
+def exported(export_job):
+    return export_job.files()
 
 
 @pytest.mark.slow
@@ -221,3 +244,14 @@ def test_a_failure_in_the_child_comes_back_as_the_learners_message(trained):
     with pytest.raises(ExportError) as error:
         job.files()
     assert "Traceback" not in str(error.value) and str(error.value)
+
+
+@pytest.mark.slow
+def test_the_child_runs_every_file_beside_keras(export_job, exported):
+    checks = {check.format: check for check in export_job.checks()}
+    assert list(checks) == list(EXPORT_FORMATS)
+    for fmt, check in checks.items():
+        assert check.error is None, check.error
+        assert check.size_bytes == exported[fmt].size_bytes
+        assert check.agreement >= (0.97 if fmt == "litert_int8" else 0.99), check
+        assert check.keras_accuracy - check.accuracy <= 0.03, check

@@ -7,7 +7,9 @@ and SavedModel, each made by Keras' own ``model.export`` and checked by running 
   ``ai-edge-litert`` for ``.tflite``, ``onnxruntime`` for ONNX, ``tf.saved_model.load`` for
   SavedModel, Keras for ``.keras``.
 - ``ExportJob``: the same conversion as a job of the task base (Stop, time limit, a
-  training slot), for a page that polls.
+  training slot), for a page that polls; with ``check_images`` its child also runs every
+  file in its own runtime beside the Keras model (``checks()`` → ``ExportCheck``: size,
+  agreement, accuracy), so the server never loads those runtimes.
 
 What is exported is the inference model (``cnnlib.models.inference.inference_model``: the
 augmentation layers left out). The conversion runs in a child process
@@ -23,7 +25,6 @@ activations, calibrated on a representative sample of the learner's own images
 from __future__ import annotations
 
 import io
-import os
 import tempfile
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -42,11 +43,13 @@ from cnnlib.training.trainer import load_model_bytes, save_model_bytes
 __all__ = [
     "CALIBRATION_IMAGES",
     "EXPORT_FORMATS",
+    "ExportCheck",
     "ExportError",
     "ExportJob",
     "ExportProgress",
     "Exported",
     "calibration_sample",
+    "compare_with_keras",
     "export_model",
     "export_models",
     "run_exported",
@@ -69,7 +72,7 @@ EXPORT_FORMATS: dict[str, _Format] = {
     "saved_model": _Format("saved_model.zip", "TensorFlow SavedModel (.zip)", "TensorFlow"),
 }
 #: At most this many images calibrate the int8 quantisation (TensorFlow's guide: ~100-500).
-CALIBRATION_IMAGES = 200
+CALIBRATION_IMAGES = 100
 #: Images per call of a runtime in ``run_exported``.
 RUN_BATCH = 64
 
@@ -116,8 +119,10 @@ def _formats(formats: Iterable[str]) -> tuple[str, ...]:
 
 def calibration_sample(images: np.ndarray, input_shape: Sequence[int]) -> np.ndarray:
     """Up to ``CALIBRATION_IMAGES`` of ``images``, evenly spaced (so every class in a sorted
-    set is represented), as (N, H, W, C) float32 raw pixels. Raises ``InvalidArgumentError``
-    when they do not match the model's ``input_shape`` (H, W, C) or there are none."""
+    set is represented), as (N, H, W, C) raw pixels: uint8 when given uint8 (a quarter of
+    the bytes to send to the converter's process), else float32. Raises
+    ``InvalidArgumentError`` when they do not match the model's ``input_shape`` (H, W, C)
+    or there are none."""
     x = np.asarray(images)
     if x.ndim == 3 and len(input_shape) == 3 and input_shape[-1] == 1:
         x = x[..., None]
@@ -127,7 +132,8 @@ def calibration_sample(images: np.ndarray, input_shape: Sequence[int]) -> np.nda
             f"{', '.join(map(str, input_shape))}); got {x.shape}."
         )
     step = max(1, len(x) // CALIBRATION_IMAGES)
-    return np.ascontiguousarray(x[::step][:CALIBRATION_IMAGES], dtype=np.float32)
+    dtype = np.uint8 if x.dtype == np.uint8 else np.float32
+    return np.ascontiguousarray(x[::step][:CALIBRATION_IMAGES], dtype=dtype)
 
 
 def _input_shape(model: Any) -> tuple[int, ...]:
@@ -171,7 +177,7 @@ def _convert(model: Any, fmt: str, calibration: np.ndarray | None) -> bytes:
 
             def representative_dataset():
                 for image in sample:
-                    yield [image[None]]
+                    yield [image[None].astype(np.float32)]
 
             options = {
                 "optimizations": [tf.lite.Optimize.DEFAULT],
@@ -225,6 +231,67 @@ def convert(model: Any, fmt: str, calibration: np.ndarray | None = None) -> byte
     return data
 
 
+@dataclass(frozen=True)
+class ExportCheck:
+    """One exported file run by its own runtime beside the Keras model, on the same images.
+
+    ``agreement``: the share of images where both give the same top class; ``accuracy`` and
+    ``keras_accuracy``: against the labels (None without labels); ``max_difference``: the
+    largest gap between their probabilities; ``error``: the runtime's message when it could
+    not run the file (the numbers are then None).
+    """
+
+    format: str
+    title: str
+    runtime: str
+    size_bytes: int
+    agreement: float | None
+    accuracy: float | None
+    keras_accuracy: float | None
+    max_difference: float | None
+    error: str | None = None
+
+
+def compare_with_keras(
+    exported: Exported,
+    reference: np.ndarray,
+    probabilities: np.ndarray | str,
+    labels: np.ndarray | None = None,
+) -> ExportCheck:
+    """The ``ExportCheck`` of ``exported`` from the Keras model's probabilities
+    ``reference`` (N, K) and the file's own (N, K) (or its runtime's error message)."""
+    common = {
+        "format": exported.format,
+        "title": exported.title,
+        "runtime": exported.runtime,
+        "size_bytes": exported.size_bytes,
+    }
+    if isinstance(probabilities, str):
+        return ExportCheck(
+            **common,
+            agreement=None,
+            accuracy=None,
+            keras_accuracy=None,
+            max_difference=None,
+            error=probabilities,
+        )
+    reference = np.asarray(reference, np.float64)
+    probabilities = np.asarray(probabilities, np.float64)
+    if reference.shape != probabilities.shape or not len(reference):
+        raise InvalidArgumentError(
+            f"Compare probabilities of one shape; got {reference.shape} and {probabilities.shape}."
+        )
+    top, keras_top = probabilities.argmax(1), reference.argmax(1)
+    y = None if labels is None else np.asarray(labels)
+    return ExportCheck(
+        **common,
+        agreement=float(np.mean(top == keras_top)),
+        accuracy=None if y is None else float(np.mean(top == y)),
+        keras_accuracy=None if y is None else float(np.mean(keras_top == y)),
+        max_difference=float(np.abs(probabilities - reference).max()),
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # The job
 # --------------------------------------------------------------------------------------------
@@ -248,6 +315,7 @@ class _ExportWorker(TaskWorker[ExportProgress]):
         model_bytes: bytes,
         formats: tuple[str, ...],
         calibration: np.ndarray | None,
+        check_images: np.ndarray | None,
         *,
         slots: TrainingSlots | None,
         max_seconds: float | None,
@@ -259,7 +327,12 @@ class _ExportWorker(TaskWorker[ExportProgress]):
         self.model_bytes = model_bytes
         self.formats = formats
         self.calibration = calibration
+        self.check_images = check_images
         self.files: dict[str, bytes] = {}
+        #: After the checks: the Keras model's probabilities on ``check_images`` (N, K) and
+        #: each format's, or the message of a runtime that could not run its file.
+        self.reference: np.ndarray | None = None
+        self.checks: dict[str, np.ndarray | str] = {}
 
     def work(self) -> None:
         model = load_for_export(self.model_bytes)
@@ -269,21 +342,37 @@ class _ExportWorker(TaskWorker[ExportProgress]):
             self.update(current=fmt, converted=self.formats[:i])
             self.files[fmt] = convert(model, fmt, self.calibration)
         self.update(current=None, converted=self.formats)
+        if self.check_images is None or self.stop_event.is_set():
+            return
+        x = np.asarray(self.check_images, dtype=np.float32)
+        self.reference = np.asarray(model.predict(x, batch_size=RUN_BATCH, verbose=0), np.float32)
+        for fmt, data in self.files.items():
+            try:
+                self.checks[fmt] = _RUNNERS[fmt](data, x)
+            except Exception as exc:  # each runtime raises its own types
+                title = EXPORT_FORMATS[fmt].title
+                self.checks[fmt] = f"{EXPORT_FORMATS[fmt].runtime} could not run the {title} " + (
+                    f"file: {_short(exc)}."
+                )
 
-    def export_result(self) -> dict[str, bytes]:
-        return self.files
+    def export_result(self) -> dict[str, Any]:
+        return {"files": self.files, "reference": self.reference, "checks": self.checks}
 
-    def import_result(self, result: dict[str, bytes]) -> None:
-        self.files = dict(result)
+    def import_result(self, result: dict[str, Any]) -> None:
+        self.files = dict(result["files"])
+        self.reference, self.checks = result["reference"], dict(result["checks"])
 
     def on_exit(self) -> None:
         self.model_bytes = b""
-        self.calibration = None
+        self.calibration = self.check_images = None
 
 
 class ExportJob(TaskHandle[ExportProgress]):
     """Convert ``model`` to ``formats`` in the background (a child process; see the module
     docstring). ``calibration``: (N, H, W, C) raw pixels, required for "litert_int8".
+    ``check_images`` (N, H, W, C) raw pixels (e.g. the validation images) and optionally
+    their ``check_labels``: after converting, the child runs the Keras model and every file
+    in its own runtime on them, so the server never loads a runtime (``checks()``).
     ``slots``: a ``TrainingSlots`` (None: runs at once). ``files()`` once finished."""
 
     def __init__(
@@ -292,6 +381,8 @@ class ExportJob(TaskHandle[ExportProgress]):
         formats: Iterable[str],
         *,
         calibration: np.ndarray | None = None,
+        check_images: np.ndarray | None = None,
+        check_labels: np.ndarray | None = None,
         slots: TrainingSlots | None = None,
         max_seconds: float | None = None,
         isolate: bool | None = None,
@@ -309,10 +400,17 @@ class ExportJob(TaskHandle[ExportProgress]):
         self.formats = chosen
         self.input_shape = shape
         self.num_classes = int(model.output_shape[-1])
+        checks = None if check_images is None else _pixels(shape, check_images)
+        if check_labels is not None:
+            labels = np.asarray(check_labels)
+            if checks is None or labels.shape != (len(checks),):
+                raise InvalidArgumentError("Give one label per check image.")
+        self.check_labels = None if check_labels is None else np.asarray(check_labels, np.int64)
         worker = _ExportWorker(
             save_model_bytes(model),
             chosen,
             sample,
+            checks,
             slots=slots,
             max_seconds=max_seconds,
             isolate=isolate,
@@ -332,6 +430,19 @@ class ExportJob(TaskHandle[ExportProgress]):
             )
             for fmt, data in self._worker.files.items()
         }
+
+    def checks(self) -> list[ExportCheck]:
+        """Each converted format run on the check images, in ``EXPORT_FORMATS`` order (empty
+        without check images, or before the job finished)."""
+        worker = self._worker
+        if worker.reference is None:
+            return []
+        files = self.files()
+        return [
+            compare_with_keras(files[fmt], worker.reference, worker.checks[fmt], self.check_labels)
+            for fmt in EXPORT_FORMATS
+            if fmt in worker.checks
+        ]
 
 
 def export_models(
@@ -371,9 +482,10 @@ def export_model(model: Any, fmt: str, *, calibration: np.ndarray | None = None)
 # --------------------------------------------------------------------------------------------
 
 
-def _pixels(exported: Exported, images: np.ndarray) -> np.ndarray:
+def _pixels(input_shape: Sequence[int], images: np.ndarray) -> np.ndarray:
+    """``images`` as (N, H, W, C) float32 for a model taking ``input_shape`` (H, W, C)."""
     x = np.asarray(images, dtype=np.float32)
-    shape = tuple(exported.input_shape)
+    shape = tuple(input_shape)
     if x.ndim == 3 and shape[-1] == 1:
         x = x[..., None]
     if x.ndim != 4 or tuple(x.shape[1:]) != shape:
@@ -387,7 +499,7 @@ def _pixels(exported: Exported, images: np.ndarray) -> np.ndarray:
 def _run_litert(data: bytes, x: np.ndarray) -> np.ndarray:
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_content=data, num_threads=os.cpu_count() or 1)
+    interpreter = Interpreter(model_content=data)
     source = interpreter.get_input_details()[0]
     target = interpreter.get_output_details()[0]
     out = []
@@ -461,7 +573,7 @@ def run_exported(exported: Exported, images: np.ndarray) -> np.ndarray:
     For files this project exported (``export_model``), not for uploads. Raises
     ``ExportError`` when the runtime cannot run the file.
     """
-    x = _pixels(exported, images)
+    x = _pixels(exported.input_shape, images)
     if not len(x):
         return np.zeros((0, exported.num_classes), np.float32)
     try:

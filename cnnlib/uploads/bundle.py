@@ -9,20 +9,24 @@ Layout (format "cnnlab-project", version 1)::
 
 The images sit in class folders inside one wrapping folder, so the reader opens the bundle
 with the same archive reader as any upload (``cnnlib.uploads.folders.open_archive``: its
-caps and refusals, and each image checked by ``load_image``); the manifest and the model are
-the two files beside the class folders, which that reader skips.
+caps and refusals, every image decoded in the sandbox); the manifest and the model are the
+two files beside the class folders, which that reader skips, and which decoders of the
+sandbox read (the tasks "project_manifest" and "project_model"): the server never parses
+the bundle's bytes.
 
 The manifest (JSON) holds: ``classes`` (the model's output order, = the sorted folder
 names), ``relabels`` ({"<class>/<name>": class name}), ``exclusions`` (["<class>/<name>"]),
-``settings`` ({name: JSON scalar}), ``history`` ({metric: [numbers]}), ``image_side`` (the
-longest side the images were resized to), ``images`` (how many) and ``model`` ("model.keras"
-or null). ``parse_manifest`` turns the JSON into a typed ``Manifest``, checking every key and
-bound (parse, don't validate); anything unexpected is an ``ArchiveError`` for the learner.
+``settings`` ({name: JSON scalar}), ``history`` ({metric: [numbers, null for NaN]}),
+``image_side`` (the longest side the images were resized to), ``images`` (how many) and
+``model`` ("model.keras" or null). ``parse_manifest`` turns the JSON into a typed
+``Manifest``, checking every key and bound (parse, don't validate); anything unexpected is
+an ``ArchiveError`` for the learner.
 
 ``write_bundle(project)`` → bytes; ``read_bundle(data)`` → ``OpenedProject`` (the images as
 an ``ImageFolders`` with the relabels and exclusions applied, the manifest, the model's
 bytes); ``project_model(opened)`` opens the model through the ``.keras`` upload path
-(``cnnlib.uploads.model_files.load_keras_file``), never Keras' loader on the bundle's bytes.
+(``cnnlib.uploads.model_files.load_keras_file``: parsed in the sandbox, rebuilt from CNN
+Lab's spec once the model-upload work lands), never Keras' loader on the bundle's bytes.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,10 +44,18 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from cnnlib.core.budgets import Budgets, budgets
-from cnnlib.core.errors import ArchiveError, InvalidArgumentError
+from cnnlib.core.budgets import Budgets, budgets, format_bytes
+from cnnlib.core.errors import ArchiveError, InvalidArgumentError, SandboxError
+from cnnlib.core.sandbox import (
+    SandboxLimits,
+    SandboxResult,
+    TaskOutput,
+    run_in_sandbox,
+    sandbox_task,
+)
 from cnnlib.data.images import downscale
-from cnnlib.uploads.folders import ImageFolders, open_archive
+from cnnlib.uploads import zip_reader
+from cnnlib.uploads.folders import ImageFolders, _listing, open_archive
 from cnnlib.uploads.model_files import load_keras_file
 
 __all__ = [
@@ -73,13 +86,13 @@ IMAGE_SIDE = 256
 JPEG_QUALITY = 95
 
 #: Bounds of a manifest (the reader refuses anything beyond them).
-MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+MAX_MANIFEST_BYTES = 2 * 1024 * 1024
 MAX_CLASSES = 100
 MAX_NAME = 100
 MAX_SETTINGS = 64
 MAX_TEXT = 200
-MAX_HISTORY_KEYS = 32
-MAX_HISTORY_POINTS = 10_000
+MAX_HISTORY_KEYS = 16
+MAX_HISTORY_POINTS = 2_000
 _MANIFEST_KEYS = {
     "format",
     "version",
@@ -209,12 +222,13 @@ def _history(history: Any) -> dict[str, tuple[float, ...]]:
         if not isinstance(values, Sequence) or isinstance(values, str):
             raise ArchiveError(f"The history curve {name!r} must be a list of numbers.")
         if len(values) > MAX_HISTORY_POINTS or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in values
+            v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in values
         ):
             raise ArchiveError(
                 f"The history curve {name!r} must be at most {MAX_HISTORY_POINTS:,} numbers."
             )
-        out[name] = tuple(float(v) for v in values)  # NaN allowed: a metric not computed
+        # NaN (a metric not computed) is null in the JSON, which has no NaN
+        out[name] = tuple(math.nan if v is None else float(v) for v in values)
     return out
 
 
@@ -350,12 +364,12 @@ def write_bundle(
         "relabels": relabels,
         "exclusions": [stored[key] for key in project.exclusions],
         "settings": settings,
-        "history": {k: list(v) for k, v in history.items()},
+        "history": {k: [v if math.isfinite(v) else None for v in vs] for k, vs in history.items()},
         "model": MODEL if project.model else None,
     }
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        text = json.dumps(manifest, indent=1, ensure_ascii=False, allow_nan=True)
+        text = json.dumps(manifest, indent=1, ensure_ascii=False, allow_nan=False)
         zf.writestr(f"{BUNDLE_FOLDER}/{MANIFEST}", text)
         if project.model:
             zf.writestr(f"{BUNDLE_FOLDER}/{MODEL}", project.model, zipfile.ZIP_STORED)
@@ -384,54 +398,92 @@ class OpenedProject:
     excluded: dict[str, Path]
 
 
-def _member(zf: zipfile.ZipFile, name: str, limit: int, what: str) -> bytes | None:
-    """A member's bytes (None when absent), refused above ``limit`` or a lying header."""
+@sandbox_task("project_manifest")
+def read_manifest_member(
+    source: Path, *, name: str, index: int, max_members: int, max_bytes: int
+) -> TaskOutput:
+    """In a decoder: the JSON value of member ``index`` (the manifest) of the bundle at
+    ``source``, as meta "manifest" (the server parses it again with ``parse_manifest``)."""
+    raw = zip_reader.member_bytes(
+        source, index, name=name, max_members=max_members, max_bytes=max_bytes
+    )
     try:
-        info = zf.getinfo(name)
-    except KeyError:
-        return None
-    if info.file_size > limit:
-        raise ArchiveError(f"The project's {what} is over its limit of {limit:,} bytes.")
-    with zf.open(info) as f:
-        raw = f.read(limit + 1)
-    if len(raw) != info.file_size:
-        raise ArchiveError(f"The project's {what} is not the size its zip entry declares.")
-    return raw
+        return TaskOutput({"manifest": json.loads(raw.decode("utf-8"))})
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise ArchiveError("The project's project.json is not valid JSON.") from None
 
 
-def _manifest_and_model(data: bytes, limits: Budgets) -> tuple[Manifest, bytes | None]:
+@sandbox_task("project_model")
+def read_model_member(
+    source: Path, *, name: str, index: int, max_members: int, max_bytes: int
+) -> TaskOutput:
+    """In a decoder: member ``index`` (the model) of the bundle at ``source``, its bytes as
+    the uint8 array "data" (parsed later as any ``.keras`` upload)."""
+    raw = zip_reader.member_bytes(
+        source, index, name=name, max_members=max_members, max_bytes=max_bytes
+    )
+    return TaskOutput(arrays={"data": np.frombuffer(raw, dtype=np.uint8)})
+
+
+def _sandboxed(task: str, upload: Path, index: int, limit: int, header: int) -> SandboxResult:
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            raw = _member(zf, f"{BUNDLE_FOLDER}/{MANIFEST}", MAX_MANIFEST_BYTES, "project.json")
-            if raw is None:
-                raise ArchiveError(
-                    "This zip is not a CNN Lab project (no cnnlab-project/project.json). "
-                    "Upload it as a zip of class folders instead."
-                )
-            try:
-                manifest = parse_manifest(json.loads(raw.decode("utf-8")))
-            except (UnicodeDecodeError, ValueError, RecursionError) as err:
-                if isinstance(err, ArchiveError):
-                    raise
-                raise ArchiveError("The project's project.json is not valid JSON.") from None
-            model = _member(zf, f"{BUNDLE_FOLDER}/{MODEL}", limits.model_file_bytes, "model")
-    except (zipfile.BadZipFile, OSError, EOFError) as err:
-        raise ArchiveError(f"The project file is damaged ({err}). Save it again.") from None
-    if manifest.has_model != (model is not None):
-        raise ArchiveError("The project's model is missing, or there is one it does not list.")
+        return run_in_sandbox(
+            task,
+            upload,
+            name="The project file",
+            limits=SandboxLimits(header_bytes=header),
+            index=index,
+            max_members=budgets().max_archive_members,
+            max_bytes=limit,
+        )
+    except SandboxError as err:
+        raise ArchiveError(str(err)) from err
+
+
+def _manifest_and_model(data: bytes) -> tuple[Manifest, bytes | None]:
+    """The manifest and the model's bytes, each read (and the manifest's JSON parsed) in
+    the decoding sandbox, from the member the sandbox's listing names."""
+    with tempfile.TemporaryDirectory(prefix="cnnlab-project-") as folder:
+        upload = Path(folder) / "project.zip"
+        upload.write_bytes(data)
+        index = {m.name: m.index for m in _listing(upload) if not m.is_dir}
+        where = index.get(f"{BUNDLE_FOLDER}/{MANIFEST}")
+        if where is None:
+            raise ArchiveError(
+                "This zip is not a CNN Lab project (no cnnlab-project/project.json). "
+                "Upload it as a zip of class folders instead."
+            )
+        header = 4 * MAX_MANIFEST_BYTES  # the JSON as the decoder writes it again
+        answer = _sandboxed("project_manifest", upload, where, MAX_MANIFEST_BYTES, header)
+        manifest = parse_manifest(answer.meta.get("manifest"))
+        where = index.get(f"{BUNDLE_FOLDER}/{MODEL}")
+        if manifest.has_model != (where is not None):
+            raise ArchiveError("The project's model is missing, or there is one it does not list.")
+        if where is None:
+            return manifest, None
+        limit = budgets().model_file_bytes
+        answer = _sandboxed("project_model", upload, where, limit, 64 * 1024)
+        model = answer.array("data", dtype=np.uint8, ndim=1, max_shape=(limit,)).tobytes()
     return manifest, model
 
 
 def read_bundle(data: bytes) -> OpenedProject:
-    """Open a project zip: the images through the upload archive reader (its checks and
-    caps; ``open_archive``), the manifest parsed (``parse_manifest``), its class folders
-    matched with the classes, the relabels and exclusions applied. Raises ``ArchiveError``
-    with a message for the learner; nothing is left on disk when it does."""
-    if not isinstance(data, bytes | bytearray) or not zipfile.is_zipfile(io.BytesIO(data)):
-        raise ArchiveError("The file is not a project zip. Choose a file saved by CNN Lab.")
-    limits = budgets()
-    manifest, model = _manifest_and_model(bytes(data), limits)
-    folders = open_archive(bytes(data))
+    """Open a project zip without parsing it in the server: its listing, manifest and model
+    are read by decoders of the sandbox (``_manifest_and_model``), its images by the upload
+    archive reader (``open_archive``: the sandbox, its checks and caps); then the manifest
+    is parsed strictly (``parse_manifest``), the class folders matched with the classes, and
+    the relabels and exclusions applied. Raises ``ArchiveError`` with a message for the
+    learner; nothing is left on disk when it does."""
+    if not isinstance(data, bytes | bytearray) or not data:
+        raise ArchiveError("The file is empty. Choose a project file saved by CNN Lab.")
+    if len(data) > budgets().max_archive_bytes:
+        raise ArchiveError(
+            f"The project file is {format_bytes(len(data))}, over the limit of "
+            f"{format_bytes(budgets().max_archive_bytes)} for an upload."
+        )
+    data = bytes(data)
+    manifest, model = _manifest_and_model(data)
+    folders = open_archive(data)
     try:
         extras = {MANIFEST, MODEL}
         folders.skipped = [s for s in folders.skipped if s.path.split("/")[-1] not in extras]
