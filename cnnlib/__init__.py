@@ -12,7 +12,7 @@
   experiments, own-images training;
 - ``uploads``: untrusted files (image archives, ``.keras`` models).
 
-The modules at this top level (``images``, ``saliency``, ``visualize``, ``folders``,
-``export``) are the public API the README lists; nothing inside the packages imports them.
-TensorFlow and Keras are imported lazily, only where a model is built or run.
+The modules at this top level (``images``, ``saliency``, ``visualize``, ``folders``) are the
+public API the README lists; nothing inside the packages imports them. TensorFlow and Keras
+are imported lazily, only where a model is built or run.
 """

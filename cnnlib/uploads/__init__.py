@@ -1,2 +1,3 @@
-"""Untrusted files: zip archives and folder uploads of class folders (``folders``) and
-``.keras`` model uploads (``model_files``)."""
+"""Untrusted files: zip archives and folder uploads of class folders (``folders``),
+``.keras`` model uploads (``model_files``), zips read entry by entry in the sandbox
+(``zip_reader``) and saved own-images projects (``bundle``)."""
