@@ -26,7 +26,7 @@ def test_pca_matches_svd(shape):
     rng = np.random.default_rng(0)
     n, d = shape
     # Anisotropic data: two strong directions, then noise, shifted away from the origin.
-    basis = np.linalg.qr(rng.normal(size=(d, d)))[0][:, :3]
+    basis = np.linalg.qr(rng.normal(size=(d, 3)))[0]  # 3 orthonormal directions
     x = rng.normal(size=(n, 3)) * [10.0, 4.0, 1.0] @ basis.T + rng.normal(0, 0.1, (n, d)) + 5
     points, components, explained = svd_reference(x)
     result = pca_2d(x.astype(np.float32))

@@ -23,7 +23,8 @@ def pixels(fashion_dir):
     return x.reshape(len(x), -1).astype(np.float32) / 255, y.astype(np.int64)
 
 
-def softmax_regression():
+def softmax_regression(seed: int = 0):
+    keras.utils.set_random_seed(seed)  # the same starting weights whatever ran before
     inputs = keras.Input((784,))
     return keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(inputs))
 
@@ -45,7 +46,8 @@ def test_range_test_curve_is_flat_then_falls_then_diverges(pixels):
     np.testing.assert_allclose(result.rates[0], 1e-7)
     np.testing.assert_allclose(np.diff(np.log(result.rates)), np.log(1e8) / 99)  # exponential
     flat = result.smoothed[: n // 4]  # rates up to ~1e-5: too small to move the weights
-    assert np.all(np.abs(flat - math.log(10)) < 0.25), flat  # chance level for 10 classes
+    assert np.ptp(flat) < 0.1 * flat.mean(), flat
+    assert abs(flat.mean() - math.log(10)) < 0.5  # about chance level for 10 classes
     lowest = int(np.argmin(result.smoothed))
     assert n // 2 < lowest < n - 1
     assert result.smoothed[lowest] < 0.7 * flat.mean()  # falling: it learns
@@ -56,12 +58,12 @@ def test_range_test_curve_is_flat_then_falls_then_diverges(pixels):
     assert result.rates[n // 10] <= result.steepest_rate <= result.minimum_rate
 
 
+@pytest.mark.slow
 def test_suggested_rate_trains_better_than_a_tiny_or_a_huge_one(pixels):
     x, y = pixels
     suggested = lr_range_test(softmax_regression(), x, y, seed=1).suggested
     losses = {}
     for name, rate in {"tiny": 1e-6, "suggested": suggested, "huge": 10.0}.items():
-        keras.utils.set_random_seed(0)
         model = softmax_regression()
         model.compile(keras.optimizers.Adam(rate), "sparse_categorical_crossentropy")
         losses[name] = model.fit(x, y, epochs=1, batch_size=32, verbose=0).history["loss"][-1]
