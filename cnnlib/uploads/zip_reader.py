@@ -25,7 +25,14 @@ from cnnlib.core.errors import ArchiveError, InvalidImageError
 from cnnlib.core.sandbox import TaskOutput, sandbox_task
 from cnnlib.data.images import decode_image
 
-__all__ = ["COMPRESSION_NAMES", "SUPPORTED_METHODS", "eocd_counts", "list_zip", "read_zip_member"]
+__all__ = [
+    "COMPRESSION_NAMES",
+    "SUPPORTED_METHODS",
+    "eocd_counts",
+    "list_zip",
+    "member_bytes",
+    "read_zip_member",
+]
 
 #: Compression methods ``zipfile`` reads: stored, Deflate, bzip2, LZMA.
 SUPPORTED_METHODS = frozenset({0, 8, 12, 14})
@@ -230,3 +237,20 @@ def read_zip_member(
     if info.file_size > max_file_bytes:
         raise InvalidImageError(f"{name} is larger than {max_file_bytes / 2**20:g} MB.")
     return decode_image(_read(zf, info, name), name=name, **image)
+
+
+def member_bytes(source: Path, index: int, *, name: str, max_members: int, max_bytes: int) -> bytes:
+    """In a decoder: the raw bytes of member number ``index`` of the zip at ``source`` (its
+    ``ZipInfo``, never a name lookup), refused over ``max_bytes``: for a task that parses a
+    member that is not an image (e.g. a saved project's manifest). Raises ``ArchiveError``."""
+    zf = _zipfile(Path(source), max_members)
+    infos = zf.infolist()
+    if not 0 <= index < len(infos):
+        raise ArchiveError(f"The zip has no entry number {index}. {_RECREATE}")
+    info = infos[index]
+    if info.file_size > max_bytes:
+        raise ArchiveError(f"{name} is larger than {max_bytes / 2**20:g} MB.")
+    try:
+        return _read(zf, info, name)
+    except InvalidImageError as err:
+        raise ArchiveError(str(err)) from None
