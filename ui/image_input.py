@@ -10,6 +10,7 @@ any size and aspect ratio.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,10 +25,20 @@ from ui import state
 
 @dataclass(frozen=True)
 class PickedImage:
-    """An image the learner chose, as 8-bit RGB, and where it came from (for captions)."""
+    """An image the learner chose, as 8-bit RGB, where it came from (``label``, for
+    captions), and ``token``: the one cache key of this image, the same on every rerun
+    ("sample:<name>", "file:<upload's file id>"; an image made elsewhere is named by a digest
+    of its pixels)."""
 
     image: Image.Image
     label: str
+    token: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.token:
+            img = self.image
+            digest = hashlib.sha1(img.tobytes()).hexdigest()
+            object.__setattr__(self, "token", f"pixels:{digest}-{img.mode}-{img.size}")
 
 
 @st.cache_data(max_size=budgets().cache_bytes, show_spinner=False, max_entries=32)
@@ -50,7 +61,7 @@ def _decode(file_id: str, name: str, label: str, _file, _usage: SessionUsage) ->
     # Runs only for an upload this session has not decoded yet: count it against the
     # session's caps first (BudgetError, nothing decoded), then decode.
     _usage.admit(_file.size if hasattr(_file, "size") else len(_file.getvalue()), budgets=budgets())
-    return PickedImage(images.load_image(_file, name=name), label)
+    return PickedImage(images.load_image(_file, name=name), label, f"file:{file_id}")
 
 
 def load_uploaded(file, *, name: str | None = None, label: str | None = None) -> PickedImage:
@@ -123,7 +134,7 @@ def pick_images(
             persist_state=persist_state,
             bind=bind,
         )
-        picked.append(PickedImage(_sample(name), name))
+        picked.append(PickedImage(_sample(name), name, f"sample:{name}"))
     elif source == "Upload":
         files = st.file_uploader(
             "Upload " + ("images" if multiple else "an image"),

@@ -14,6 +14,10 @@ from cnnlib.models.registry import ModelRegistry
 
 T = TypeVar("T")
 
+#: Keyword arguments that make a widget's value survive a visit to another page (its value
+#: persists for the session): ``st.slider(..., **KEEP)``.
+KEEP = {"persist_state": "session"}
+
 #: ``cnnlib.models.registry.ModelRegistry`` of every model trained in this session (MNIST,
 #: own images…), newest first, with class names and input shape. Use ``model_registry()``.
 MODEL_REGISTRY = "model_registry"
