@@ -137,17 +137,18 @@ def stop(key: str) -> None:
 
 def adopt(key: str, test: Callable[[Run[I, R]], R]) -> Run[I, R] | None:
     """Once the run under ``key`` is done: ``test(run)`` once, its return value kept as the
-    run's ``result`` (not when the job failed or left no model). Returns the latest run with
-    a result: this one once adopted, else the previous one (or None)."""
+    run's ``result`` (not when the job failed or left no model; a test that raises is tried
+    again on the next run of the page). Returns the latest run with a result: this one once
+    adopted, else the previous one (or None)."""
     run = current(key)
     last_key = f"{key}_adopted"
     if run is not None and not run.running and not run.adopted:
-        run.adopted = True
         progress = run.job.snapshot()
         if getattr(run.job, "model", None) is not None and progress.state != "failed":
             run.result = test(run)
             if run.result is not None:
                 st.session_state[last_key] = run
+        run.adopted = True
     return st.session_state.get(last_key)
 
 
