@@ -190,8 +190,9 @@ def test_saliency_and_what_a_filter_wants_to_see_on_an_uploaded_convnet(
     _tall_screenshot(page, tmp_path, "feature_maps_filter_wants")
 
 
-def _start_grid(page, app_url) -> None:
-    """ResNet50's deep layer conv4_block1_1_conv (seconds per filter), a grid of 16 filters."""
+def _start_grid(page, app_url, *, most_steps: bool = False) -> None:
+    """ResNet50's deep layer conv4_block1_1_conv (seconds per filter), a grid of 16 filters
+    (of 100 steps each with ``most_steps``, else 20)."""
     _feature_maps(page, app_url)
     page.get_by_text("ResNet50 (ImageNet)", exact=True).click()
     page.get_by_text("Layer (176 in this model", exact=False).wait_for(timeout=240_000)
@@ -206,6 +207,11 @@ def _start_grid(page, app_url) -> None:
     count.fill("16")
     count.press("Enter")
     wait_idle(page)
+    if most_steps:
+        page.locator('input[type="range"][aria-label="Steps per filter"]').focus()
+        page.keyboard.press("End")
+        wait_idle(page)
+        expect(page.get_by_text("16 most active filters", exact=False)).to_contain_text("100 steps")
     page.get_by_role("button", name="Fill a grid of 16 filters").click()
 
 
@@ -217,12 +223,13 @@ def test_resnet50_grids_share_one_slot_a_closed_tab_frees_it_and_stop(
     is released after the TTL, its grid stops and the second one runs; it is stopped part way."""
     first = browser.new_context(viewport=VIEWPORT).new_page()
     first.set_default_timeout(30_000)
-    _start_grid(first, app_url)
+    _start_grid(first, app_url, most_steps=True)  # long: it must still run when closed
     first.get_by_text("of 16 filters of conv4_block1_1_conv", exact=False).wait_for(timeout=60_000)
     _start_grid(page, app_url)
     page.get_by_text("Waiting for a free slot on the server (position 1)").wait_for(timeout=60_000)
     _no_exception(page)
     _tall_screenshot(page, tmp_path, "feature_maps_grid_queued")
+    expect(first.get_by_role("button", name="Stop")).to_be_visible()  # still running
     first.context.close()  # the tab is gone: its grid must not hold the slot
     page.get_by_text("of 16 filters of conv4_block1_1_conv", exact=False).wait_for(
         timeout=(TTL_SECONDS + 120) * 1000

@@ -207,7 +207,6 @@ def test_a_folder_upload_replaces_the_example_and_its_temporary_folder_goes(exam
     assert "\\[click\\]" in shown
 
 
-@pytest.mark.slow
 def test_start_is_refused_while_another_page_trains_or_the_server_is_full(example_env, monkeypatch):
     class Running:
         done = False
