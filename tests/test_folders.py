@@ -8,6 +8,7 @@ before and after.
 from __future__ import annotations
 
 import io
+import os
 import re
 import stat
 import tempfile
@@ -20,6 +21,7 @@ from PIL import Image
 
 from cnnlib.core.errors import ArchiveError, CNNLabError
 from cnnlib.data.images import load_image
+from cnnlib.training.transfer import OwnImagesRecipe
 from cnnlib.uploads.folders import (
     FolderData,
     example_archive,
@@ -303,15 +305,21 @@ def test_example_archive_is_real_fashion_mnist(fashion_dir, session):
 
 @pytest.mark.slow
 def test_scratch_recipe_learns_real_fashion_mnist(fashion_dir, session):
-    """3 classes × 100 real images at 32×32, 3 epochs: measured 0.90 validation accuracy."""
+    """3 classes × 100 real images at 32×32, 3 epochs, through the page's own job: measured
+    0.90 validation accuracy."""
     workdir, systmp = session
+    seen = []
+    recipe = OwnImagesRecipe("scratch", image_size=32, epochs=3, seed=0)
     result = train_from_archive(
-        example_archive(100, classes=(1, 5, 8)), recipe="scratch", epochs=3, image_size=32,
-        seed=0, workdir=workdir,
-    )  # fmt: skip
-    assert result.class_names == ("Bag", "Sandal", "Trouser")
+        example_archive(100, classes=(1, 5, 8)), recipe, workdir=workdir, progress=seen.append
+    )
+    assert result.class_names == ("Bag", "Sandal", "Trouser") and result.recipe is recipe
     assert result.val_accuracy >= 0.7  # chance is 0.33
-    assert len(result.history["val_accuracy"]) == 3
+    p = result.progress
+    assert p.state == "finished" and p.stage == "scratch" and len(p.val_accuracy) == 3
+    assert result.val_accuracy == max(p.val_accuracy)
+    assert p.process_id != os.getpid()  # the job's own process, as on the page
+    assert seen and all(s.state in ("queued", "running", "finished") for s in seen)
     assert result.model.input_shape == (None, 32, 32, 3)
     assert listing(workdir) == [] and listing(systmp) == []
 

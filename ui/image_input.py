@@ -12,6 +12,7 @@ any size and aspect ratio.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,12 +30,21 @@ from ui import state
 class PickedImage:
     """An image the learner chose, as 8-bit RGB (at most ``budgets().lab_pixels`` pixels),
     where it came from (``label``: a sample's name or the uploaded file's name, hostile text:
-    show it with ``safe_text``) and the file's own size (``original_size``: (width, height);
-    the image's size when it was not shrunk)."""
+    show it with ``safe_text``), the file's own size (``original_size``: (width, height);
+    the image's size when it was not shrunk) and ``token``: the one cache key of this image,
+    the same on every rerun ("sample:<name>", "file:<upload's file id>"; an image made
+    elsewhere is named by a digest of its pixels)."""
 
     image: Image.Image
     label: str
     original_size: tuple[int, int] | None = None
+    token: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.token:
+            img = self.image
+            digest = hashlib.sha1(img.tobytes()).hexdigest()
+            object.__setattr__(self, "token", f"pixels:{digest}-{img.mode}-{img.size}")
 
     @property
     def size(self) -> tuple[int, int]:
@@ -42,9 +52,9 @@ class PickedImage:
         return self.original_size or self.image.size
 
 
-def _picked(file, name: str, label: str) -> PickedImage:
+def _picked(file, name: str, label: str, token: str = "") -> PickedImage:
     decoded = images.read_image(file, name=name)
-    return PickedImage(decoded.image, label, decoded.original_size)
+    return PickedImage(decoded.image, label, decoded.original_size, token)
 
 
 @st.cache_data(max_size=budgets().cache_bytes, show_spinner=False, max_entries=32)
@@ -67,7 +77,7 @@ def _decode(file_id: str, name: str, label: str, _file, _usage: SessionUsage) ->
     # Runs only for an upload this session has not decoded yet: count it against the
     # session's caps first (BudgetError, nothing decoded), then decode.
     _usage.admit(_file.size if hasattr(_file, "size") else len(_file.getvalue()), budgets=budgets())
-    return _picked(_file, name, label)
+    return _picked(_file, name, label, f"file:{file_id}")
 
 
 def load_uploaded(file, *, name: str | None = None, label: str | None = None) -> PickedImage:
@@ -141,7 +151,7 @@ def pick_images(
             persist_state=persist_state,
             bind=bind,
         )
-        picked.append(PickedImage(_sample(name), name))
+        picked.append(PickedImage(_sample(name), name, token=f"sample:{name}"))
     elif source == "Upload":
         files = st.file_uploader(
             "Upload " + ("images" if multiple else "an image"),

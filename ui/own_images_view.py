@@ -57,10 +57,16 @@ def show_health(report) -> None:
         f"**{sum(counts):,} images in {len(counts)} classes** (the class is the folder's name)."
     )
     st.plotly_chart(
-        bar_chart(names, counts, value_format=",.0f", value_title="images", label_title="class",
-                  height=260),
+        bar_chart(
+            names,
+            counts,
+            value_format=",.0f",
+            value_title="images",
+            label_title="class",
+            height=260,
+        ),
         key="own_counts",
-    )  # fmt: skip
+    )
     for issue in report.issues:  # markdown whose upload names are code spans (folders)
         st.error(issue, icon=":material/block:")
     for warning in report.warnings:
@@ -132,9 +138,13 @@ def show_progress(p, slot_limit: int) -> None:
     if p.weights_source:
         (st.caption if p.weights_verified else st.warning)(
             f"Backbone weights: {p.weights_source}"  # the server's own text
-            + ("" if p.weights_verified else ". **Unverified**: not checked against Keras' "
-               "official ImageNet file, so the features may mean nothing.")
-        )  # fmt: skip
+            + (
+                ""
+                if p.weights_verified
+                else ". **Unverified**: not checked against Keras' "
+                "official ImageNet file, so the features may mean nothing."
+            )
+        )
     if p.extract_seconds:
         st.caption(f"Features computed once in {p.extract_seconds:.1f} s.")
 
@@ -143,10 +153,16 @@ def show_per_class(evaluation, class_names: Sequence[str]) -> None:
     st.markdown("**Validation accuracy per class**")
     values = np.nan_to_num(evaluation.per_class, nan=0.0)
     st.plotly_chart(
-        bar_chart([plain_label(c) for c in class_names], values, value_range=(0, 1.1),
-                  value_title="validation accuracy", label_title="class", height=280),
+        bar_chart(
+            [plain_label(c) for c in class_names],
+            values,
+            value_range=(0, 1.1),
+            value_title="validation accuracy",
+            label_title="class",
+            height=280,
+        ),
         key="own_per_class",
-    )  # fmt: skip
+    )
 
 
 def show_cell(evaluation, cell, images: np.ndarray, class_names: Sequence[str]) -> None:
@@ -168,25 +184,57 @@ def show_prediction(predictions: Sequence[tuple[str, float]], sentence: str) -> 
     """The tutorial's sentence and every class's probability (best highlighted)."""
     st.markdown(f"This image most likely belongs to **{safe_text(sentence, 120)}**.")
     st.plotly_chart(
-        bar_chart([plain_label(n) for n, _ in predictions], [p for _, p in predictions],
-                  horizontal=True, highlight=0, value_range=(0, 1.15),
-                  value_title="probability", height=60 + 28 * len(predictions)),
+        bar_chart(
+            [plain_label(n) for n, _ in predictions],
+            [p for _, p in predictions],
+            horizontal=True,
+            highlight=0,
+            value_range=(0, 1.15),
+            value_title="probability",
+            height=60 + 28 * len(predictions),
+        ),
         key="own_prediction",
-    )  # fmt: skip
+    )
 
 
 def show_grad_cam(x: np.ndarray, cam: np.ndarray, label: str) -> None:
     """Grad-CAM of the model's input (H, W, 3) uint8 for class ``label``: map (H, W) in [0, 1]."""
     h, w = cam.shape
-    st.markdown(f"**Grad-CAM**: where your model found evidence for “{safe_text(label)}” "
-                f"({w} × {h} input, red = strong).")  # fmt: skip
+    st.markdown(
+        f"**Grad-CAM**: where your model found evidence for “{safe_text(label)}” "
+        f"({w} × {h} input, red = strong)."
+    )
     show_image(overlay(Image.fromarray(x), cam, 0.5), width=280)
 
 
-def show_comparison(rows: list[dict]) -> None:
-    """One row per recipe trained on the same data (scratch vs transfer)."""
+def show_comparison(rows: Sequence) -> None:
+    """One row per recipe trained on the same data (``ComparisonRow``: scratch vs transfer)."""
     st.markdown("**Scratch vs transfer learning, on the same images and split**")
-    st.dataframe(rows, hide_index=True)
+    table = [
+        {
+            "Model": plain_label(r.model),
+            "Validation accuracy": f"{r.validation_accuracy:.1%}",
+            "Epochs run": r.epochs_run,
+            "Training time (s)": r.training_seconds,
+            "Feature extraction (s)": "—" if r.extraction_seconds is None else r.extraction_seconds,
+            "Parameters": f"{r.parameters:,}",
+        }
+        for r in rows
+    ]
+    st.dataframe(table, hide_index=True)
+
+
+def show_weights_status(status) -> None:
+    """A backbone's ``cnnlib.training.transfer.WeightsStatus``: where its weights are, or why
+    transfer learning is off and how to provide them."""
+    if not status.available:
+        st.warning(
+            f"**Transfer learning is off: no pretrained weights.** {status.message} "
+            "Training from scratch works without them.",
+            icon="⚠️",
+        )
+    else:
+        st.caption(f"{status.backbone} weights: {status.source}.")
 
 
 def show_registered(name: str | None) -> None:

@@ -20,8 +20,7 @@ from PIL import Image
 from cnnlib.core.budgets import budgets
 from cnnlib.inspect import imagenet, saliency
 from ui.image_input import show_image
-
-KEEP = {"persist_state": "session"}  #: widget values survive a visit to another page
+from ui.state import KEEP
 
 #: Shown first: the cheap gradient methods and SmoothGrad (16 gradients).
 DEFAULT_METHODS = ("gradcam", "gradcam++", "gradients", "smoothgrad")

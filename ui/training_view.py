@@ -329,13 +329,17 @@ def show_watch(watch, digit: np.ndarray | None) -> None:
     """A ``cnnlib.training.trainer.WatchSnapshot``: the first layer's filters and the watched
     digit's feature maps at the end of its epoch (drawn with ``cnnlib.inspect.features``' grids)."""
     if watch is None:
-        st.caption("The first layer's filters and one digit's feature maps appear here after "
-                   "each epoch (for a model with a Conv2D layer).")  # fmt: skip
+        st.caption(
+            "The first layer's filters and one digit's feature maps appear here after "
+            "each epoch (for a model with a Conv2D layer)."
+        )
         return
     n = watch.filters.shape[3]
     st.markdown(f"**After epoch {watch.epoch}:** the {n} filters of layer `{watch.layer}`")
-    st.image(to_png(filter_grid(watch.filters, columns=8, tile_px=28)),
-             caption="Filters: blue negative, white 0, red positive weights")  # fmt: skip
+    st.image(
+        to_png(filter_grid(watch.filters, columns=8, tile_px=28)),
+        caption="Filters: blue negative, white 0, red positive weights",
+    )
     left, right = st.columns([1, 4])
     if digit is not None:
         left.image(upscale(np.asarray(digit, np.float32) / 255.0, 2), caption="Watched test image")
@@ -371,23 +375,28 @@ def show_live(p, *, recipe: str = "", has_model: bool = True) -> None:
 def show_registered(name: str | None) -> None:
     """Which entry of the session's model registry a training produced (if any yet)."""
     if name:
-        st.success(f"Kept in this session's models as **{name}**: the other pages (e.g. "
-                   "Feature maps) can open it.", icon=":material/inventory_2:")  # fmt: skip
+        st.success(
+            f"Kept in this session's models as **{name}**: the other pages (e.g. "
+            "Feature maps) can open it.",
+            icon=":material/inventory_2:",
+        )
 
 
-def show_experiment(p, info: dict, *, on_stop) -> None:
+def show_experiment(p, *, size: int, epochs: int, on_stop) -> None:
     """A ``TranslationExperiment``'s snapshot: progress and a Stop button (calls ``on_stop``)
-    while it runs, then its failure, its stop, or its result."""
+    while it runs, then its failure, its stop, or its result (trained on ``size`` images for
+    ``epochs`` epochs per model)."""
     if not p.done:
         show_experiment_progress(p)
         st.button("Stop the experiment", key="mnist_exp_stop", on_click=on_stop)
     elif p.state == "failed":
         st.error(p.error or "The experiment failed.", icon="⚠️")
     elif p.state == "stopped":
-        st.warning(p.message or "The experiment was stopped before it finished; run it again "
-                   "for a result.")  # fmt: skip
+        st.warning(
+            p.message or "The experiment was stopped before it finished; run it again for a result."
+        )
     elif p.result is not None:
-        show_translation(p.result, **info)
+        show_translation(p.result, size=size, epochs=epochs)
 
 
 def download_model(

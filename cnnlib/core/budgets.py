@@ -60,6 +60,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from cnnlib.core.checks import is_whole
 from cnnlib.core.errors import BudgetError
 
 __all__ = [
@@ -174,7 +175,7 @@ class Budgets:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not is_whole(value, 1):
                 raise BudgetError(f"The budget {f.name} must be a whole number ≥ 1, got {value!r}.")
 
 

@@ -65,3 +65,14 @@ class ModelBusyError(CNNLabError, RuntimeError):
             f"{model_name} is busy with other visitors' photos (waited {waited_seconds:g} s); "
             "try again in a few seconds."
         )
+
+
+class WorkStopped(Exception):
+    """Long work was asked to stop (Stop, the time limit, the session's end) between two of
+    its steps. Not an error and never shown: the task that catches it reports "stopped" and
+    keeps what was done so far."""
+
+
+class TrainingFailedError(CNNLabError, RuntimeError):
+    """A training run synchronously (e.g. ``cnnlib.folders.train_from_archive``) failed; the
+    message is the one its task gave the learner."""

@@ -366,6 +366,13 @@ class TaskWorker(Generic[P]):
                 message = message[:600] + " …"
         return message
 
+    def time_limit_message(self) -> str:
+        """The learner's message when the time limit stopped the work (``max_seconds``)."""
+        return (
+            f"Stopped after {_duration_text(self.max_seconds)}, the time limit per run here; "
+            "what was done so far is kept. Use fewer images or epochs."
+        )
+
     def on_failure(self) -> None:
         """Called after a failure (e.g. drop a half-built model)."""
 
@@ -397,10 +404,7 @@ class TaskWorker(Generic[P]):
                 "state": "stopped" if self.stop_event.is_set() else "finished"
             }
             if self.timed_out:
-                changes["message"] = (
-                    f"Stopped after {_duration_text(self.max_seconds)}, the time limit per "
-                    "run here; what was done so far is kept. Use fewer images or epochs."
-                )
+                changes["message"] = self.time_limit_message()
             self.update(**changes)
         except Exception as exc:  # reported to the page, never raised into Streamlit
             self.on_failure()

@@ -25,8 +25,8 @@ The pipeline the "own images" page runs, usable without Streamlit:
    read the files with ``tf.data``, decode, resize, cache (in memory within a byte budget,
    else to a file in the temporary directory) and prefetch — never all decoded images at once
    unless they fit the budget.
-4. ``train_from_archive(data, recipe=...)`` runs the whole thing synchronously (the page runs
-   the same steps in its background trainer).
+4. ``train_from_archive(data, recipe)`` runs the whole thing synchronously: the page's own
+   job (``cnnlib.training.transfer.OwnImagesJob``), started and waited for.
 
 Caps are module constants, each overridable by an environment variable (read at call time).
 TensorFlow is imported only inside the functions that need it.
@@ -50,13 +50,20 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from cnnlib.core.budgets import budgets
-from cnnlib.core.errors import ArchiveError, CNNLabError, InvalidArgumentError, SandboxError
+from cnnlib.core.budgets import budgets, format_bytes
+from cnnlib.core.errors import (
+    ArchiveError,
+    CNNLabError,
+    InvalidArgumentError,
+    SandboxError,
+    TrainingFailedError,
+)
 from cnnlib.core.sandbox import SandboxJob, SandboxLimits, SandboxResult, run_in_sandbox, run_many
 from cnnlib.core.text import safe_text
 from cnnlib.data.images import DecodedImage, decode_options, decoded_image
 from cnnlib.data.mnist import CLASS_NAMES, DEBIAN_FASHION_DIR, read_idx
 from cnnlib.training import transfer
+from cnnlib.training.tasks import TrainingSlots
 from cnnlib.uploads import zip_reader
 
 __all__ = [
@@ -94,10 +101,6 @@ ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar",
 #: Operating-system clutter skipped without decoding.
 _JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
 SPLITS = ("train", "validation", "test")
-
-
-def _mb(n: int) -> str:
-    return f"{n / (1024 * 1024):,.0f} MB"
 
 
 # --------------------------------------------------------------------------------------------
@@ -213,8 +216,8 @@ def _check_members(members: Sequence[_Member], total_bytes: int) -> None:
     max_upload = budgets().max_archive_bytes
     if total_bytes > max_upload:
         raise ArchiveError(
-            f"The upload is {_mb(total_bytes)}, over the limit of {_mb(max_upload)}. "
-            "Use fewer or smaller images."
+            f"The upload is {format_bytes(total_bytes)}, over the limit of "
+            f"{format_bytes(max_upload)}. Use fewer or smaller images."
         )
     max_members = budgets().max_archive_members
     if len(members) > max_members:
@@ -226,8 +229,8 @@ def _check_members(members: Sequence[_Member], total_bytes: int) -> None:
     max_total = budgets().max_uncompressed_bytes
     if total > max_total:
         raise ArchiveError(
-            f"The archive unpacks to {_mb(total)}, over the limit of {_mb(max_total)}. "
-            "Use fewer or smaller images."
+            f"The archive unpacks to {format_bytes(total)}, over the limit of "
+            f"{format_bytes(max_total)}. Use fewer or smaller images."
         )
     max_ratio = budgets().max_compression_ratio
     for m in members:
@@ -489,8 +492,9 @@ class ImageFolders:
         for member, folder in placed:
             folder_ids.setdefault(folder, len(folder_ids))
             by_folder.setdefault(folder, [])
-            if member.size > max_file:
-                self.skipped.append(SkippedFile(member.name, f"larger than {_mb(max_file)}"))
+            if member.size > budgets().image_file_bytes:
+                reason = f"larger than {format_bytes(budgets().image_file_bytes)}"
+                self.skipped.append(SkippedFile(member.name, reason))
                 continue
             decoded = _decoded(next(answers), options)
             if isinstance(decoded, CNNLabError):
@@ -741,8 +745,8 @@ class FolderData:
         budget = budgets().folder_cache_bytes
         if self.decoded_bytes(split) > budget:
             raise InvalidArgumentError(
-                f"The {split} images take {_mb(self.decoded_bytes(split))} decoded, over "
-                f"{_mb(budget)}; use a smaller image size or fewer images."
+                f"The {split} images take {format_bytes(self.decoded_bytes(split))} decoded, over "
+                f"{format_bytes(budget)}; use a smaller image size or fewer images."
             )
         paths, labels = self.files(split)
         paths = [str(p) for p in paths]
@@ -869,65 +873,58 @@ def example_archive(
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class OwnTrainingResult:
-    """A trained own-images model and how it got there."""
+    """What ``train_from_archive``'s job left: the model and how it got there."""
 
-    #: The full model: raw pixels (N, H, W, 3) 0..255 → class probabilities (N, classes).
+    #: The full model: raw pixels (N, H, W, 3) 0..255 → class probabilities (N, classes);
+    #: None when nothing was learned (stopped before the first batch).
     model: Any
     class_names: tuple[str, ...]
-    #: Best validation accuracy (the restored weights' epoch); nan without a validation split.
-    val_accuracy: float
-    #: Keras history: metric name → per-epoch values (head epochs for "transfer").
-    history: dict[str, list[float]]
-    recipe: str
+    recipe: transfer.OwnImagesRecipe
+    #: The job's last progress: stages, curves (the head's validation accuracy in
+    #: ``head_val_accuracy`` after a fine-tuning), times, where the backbone's weights came
+    #: from (``weights_source``) and whether they are Keras' own (``weights_verified``).
+    progress: transfer.OwnProgress
     health: HealthReport
-    backbone: str | None = None
-    #: Learner-facing sentence: where the backbone's weights came from (None for "scratch").
-    weights_source: str | None = None
-    #: True only when the backbone's weights file is byte for byte Keras' official one.
-    weights_verified: bool = False
-    seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    seconds: float
+
+    @property
+    def val_accuracy(self) -> float:
+        """Best validation accuracy over every epoch run (head and fine-tuning); nan
+        without a validation split."""
+        p = self.progress
+        accuracies = [*p.head_val_accuracy, *p.val_accuracy]
+        return float(max(accuracies)) if accuracies else math.nan
 
 
 def train_from_archive(
     data: bytes | Sequence[tuple[str, bytes]],
+    recipe: transfer.OwnImagesRecipe | None = None,
     *,
-    recipe: str = "scratch",
-    epochs: int = 10,
-    image_size: int | tuple[int, int] = 64,
-    seed: int = 0,
-    backbone: str | None = None,
-    weights: str | os.PathLike | None = "imagenet",
-    validation_fraction: float = 0.2,
-    batch_size: int = 32,
-    augment: bool = False,
-    augment_copies: int = 0,
-    fine_tune_epochs: int = 0,
-    patience: int = 3,
     workdir: str | os.PathLike | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Callable[[transfer.OwnProgress], None] | None = None,
+    poll_seconds: float = 0.5,
+    slots: TrainingSlots | None = None,
+    max_seconds: float | None = None,
+    isolate: bool | None = None,
 ) -> OwnTrainingResult:
-    """Open, check, split and train on an upload; returns the trained model and its story.
+    """Open, check, split and train on an upload, synchronously: the page's own job
+    (``cnnlib.training.transfer.OwnImagesJob``, in its own process unless ``isolate`` is
+    False or ``$CNNLAB_TRAINING_PROCESS`` is "0"), started and waited for.
 
-    ``data``: a zip's bytes, or a folder upload's (relative path, bytes) list. ``recipe``:
-    "scratch" (the tutorial's convnet, adapted to the image size and class count) or
-    "transfer" (frozen ``backbone`` — "MobileNetV2" by default, "ResNet50", "VGG19" — with
-    features extracted once per image and augmented copy, a new head trained on them, then
-    an optional fine-tuning phase of ``fine_tune_epochs``). ``augment`` puts the augmentation
-    layers in the model (off by default, as in the tutorial; ``augment_copies`` augments the
-    images whose features are extracted). Keras' ``EarlyStopping(
-    restore_best_weights=True)`` and ``TerminateOnNaN`` guard the epochs. ``progress(stage,
-    done, total)`` reports the feature extraction ("features") and the epochs ("epochs").
-    Raises ``ArchiveError`` for unusable uploads, ``WeightsUnavailableError`` when the
-    backbone's weights cannot be had (never a silent random backbone).
+    ``data``: a zip's bytes, or a folder upload's (relative path, bytes) list. ``recipe``: an
+    ``OwnImagesRecipe`` (None: its defaults, the page's: from scratch, 64×64, 5 epochs).
+    ``progress(p)`` receives the job's ``OwnProgress`` every ``poll_seconds`` while it runs.
+    ``slots`` and ``max_seconds`` as for the job (the server's slots and time limit by
+    default). The upload's temporary folder (in ``workdir``) is removed at the end. Raises
+    ``ArchiveError`` for unusable uploads, ``WeightsUnavailableError`` when the backbone's
+    weights cannot be had (never a silent random backbone), ``ServerBusyError`` when the
+    slot queue is full, ``TrainingFailedError`` when the training failed.
     """
-
-    if recipe not in ("scratch", "transfer"):
-        raise InvalidArgumentError(f"recipe must be 'scratch' or 'transfer', got {recipe!r}.")
-    if not 1 <= epochs <= 1000:
-        raise InvalidArgumentError(f"epochs must be 1..1000, got {epochs}.")
+    recipe = recipe if recipe is not None else transfer.OwnImagesRecipe()
+    if not isinstance(recipe, transfer.OwnImagesRecipe):
+        raise InvalidArgumentError("recipe must be an OwnImagesRecipe.")
     start = time.perf_counter()
     folders = (
         open_archive(data, workdir=workdir)
@@ -937,29 +934,26 @@ def train_from_archive(
     try:
         health = folders.health()
         health.raise_for_issues()
-        split = folders.split(image_size, validation_fraction=validation_fraction, seed=seed)
-        if recipe == "scratch":
-            model, history = transfer.train_scratch(
-                split, epochs=epochs, batch_size=batch_size, seed=seed, augment=augment,
-                patience=patience, progress=progress,
-            )  # fmt: skip
-            result = OwnTrainingResult(model, split.class_names, math.nan, history, recipe, health)
-        else:
-            run = transfer.train_transfer(
-                split, backbone=backbone or transfer.DEFAULT_BACKBONE, weights=weights,
-                epochs=epochs, batch_size=batch_size, seed=seed, augment=augment,
-                augment_copies=augment_copies, fine_tune_epochs=fine_tune_epochs,
-                patience=patience, progress=progress,
-            )  # fmt: skip
-            result = OwnTrainingResult(
-                run.model, split.class_names, math.nan, run.history, recipe, health,
-                backbone=run.backbone, weights_source=run.weights_source,
-                weights_verified=run.weights_verified,
-                extra={"extract_seconds": run.extract_seconds},
-            )  # fmt: skip
-        accuracies = result.history.get("val_accuracy") or []
-        result.val_accuracy = float(max(accuracies)) if accuracies else math.nan
-        result.seconds = time.perf_counter() - start
-        return result
+        split = folders.split(
+            recipe.image_size, validation_fraction=recipe.validation_fraction, seed=recipe.seed
+        )
+        job = transfer.OwnImagesJob(
+            split, recipe, slots=slots, max_seconds=max_seconds, isolate=isolate
+        ).start()
+        try:
+            while not job.done:
+                p = job.wait(poll_seconds)
+                if progress is not None:
+                    progress(p)
+        finally:
+            if not job.done:  # interrupted (e.g. Ctrl-C): end the training too
+                job.stop()
+                job.wait()
+        p = job.snapshot()
+        if p.state == "failed":
+            raise TrainingFailedError(p.error or "The training failed.")
+        return OwnTrainingResult(
+            job.model, split.class_names, recipe, p, health, time.perf_counter() - start
+        )
     finally:
         folders.cleanup()

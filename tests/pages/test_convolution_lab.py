@@ -9,6 +9,7 @@ tested here as well as through the real file chooser in tests/e2e.
 from __future__ import annotations
 
 import re
+from urllib.parse import parse_qsl
 
 import numpy as np
 import pytest
@@ -42,7 +43,7 @@ def _link(at: AppTest) -> dict[str, str]:
     shown = at.code[-1].value
     if shown == "(defaults)":
         return {}
-    return dict(pair.split("=", 1) for pair in shown.removeprefix("?").split("&"))
+    return dict(parse_qsl(shown.removeprefix("?"), strict_parsing=True))
 
 
 def _param(at: AppTest, name: str) -> str | None:
@@ -194,8 +195,15 @@ def test_one_pixel_upload():
 
 
 def test_url_sets_every_shareable_setting():
-    at = _lab(image="moon", gray="false", kernel="sobel x", padding="explicit", p="2",
-              stride="3", dilation="2")  # fmt: skip
+    at = _lab(
+        image="moon",
+        gray="false",
+        kernel="sobel x",
+        padding="explicit",
+        p="2",
+        stride="3",
+        dilation="2",
+    )
     assert not at.warning
     x = _input_array("moon", gray=False)
     assert _shown(at) == _expected(x, (3, 3), 2, 3, 2)
@@ -323,6 +331,7 @@ def test_tensorflow_check_on_request():
 # ------------------------------------------------------------------------ compute-size cap
 
 
+@pytest.mark.slow
 def test_a_40_megapixel_upload_is_computed_within_the_lab_budget():
     """A solid-colour 8000×5000 PNG (a few KB) loads, "original size" is not offered, and
     the lab computes on at most ``budgets().lab_pixels`` pixels even when asked for the
