@@ -295,9 +295,18 @@ def cost_line(cost) -> str:
     )
 
 
+#: What a training waiting on the Ray cluster (``TaskProgress.queued_on_cluster``) shows.
+CLUSTER_WAIT = (
+    "Waiting for a free training slot on the cluster: every machine that trains is busy. "
+    "It starts by itself; Stop cancels it."
+)
+
+
 def show_status(p, slot_limit: int) -> None:
     """Where the training stands: queued, failed, or a progress bar with its line."""
-    if p.state == "queued":
+    if p.state == "queued" and p.queued_on_cluster:
+        st.info(CLUSTER_WAIT, icon="⏳")
+    elif p.state == "queued":
         st.info(
             f"Waiting for a free training slot: this server trains at most {slot_limit} "
             f"model{'s' * (slot_limit != 1)} at once. Your place in the queue: "
@@ -495,7 +504,8 @@ def show_experiment_progress(p) -> None:
         text = f"**{p.phase}** (model {p.current + 1} of {len(p.models)}){step}"
     st.progress(min(1.0, fraction), text=text)
     if t is not None and t.state == "queued":
-        st.info("Waiting for a free training slot on this server…", icon="⏳")
+        where = "on the cluster" if t.queued_on_cluster else "on this server"
+        st.info(f"Waiting for a free training slot {where}…", icon="⏳")
 
 
 def show_translation(result, *, size: int, epochs: int) -> None:
