@@ -25,16 +25,23 @@ def start(**overrides):
     from cnnlib.training.ray_backend import NAMESPACE, RESOURCE
 
     t0 = time.perf_counter()
-    ray.init(
-        num_cpus=2,
-        num_gpus=0,
-        include_dashboard=False,
-        object_store_memory=256 * 2**20,
-        resources={RESOURCE: TEST_SLOTS},
-        log_to_driver=False,
-        namespace=NAMESPACE,
-        **overrides,
-    )
+    for attempt in (1, 2):  # a raylet whose agents start slowly dies at start (ray#65983)
+        try:
+            ray.init(
+                num_cpus=2,
+                num_gpus=0,
+                include_dashboard=False,
+                object_store_memory=256 * 2**20,
+                resources={RESOURCE: TEST_SLOTS},
+                log_to_driver=False,
+                namespace=NAMESPACE,
+                **overrides,
+            )
+            break
+        except Exception:
+            ray.shutdown()
+            if attempt == 2:
+                raise
     seconds = time.perf_counter() - t0
     return ray, seconds, descendants_rss(os.getpid())
 

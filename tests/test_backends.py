@@ -256,3 +256,46 @@ def test_the_object_store_gets_each_array_once_per_server_process():
     del b, c
     gc.collect()
     assert len(store._keys) == 1  # the memo of a dead array goes with it
+
+
+# --------------------------------------------------------------------------------------------
+# The task base's side of the seam
+# --------------------------------------------------------------------------------------------
+
+
+def test_restart_clock_holds_then_starts_the_elapsed_time_and_the_time_limit():
+    worker = Counter(1, max_seconds=60)
+    with worker.lock:
+        worker.started_at = 0.0
+        worker._timer = first = worker._start_timer()  # as run() does
+    worker.restart_clock(running=False)  # e.g. waiting for a slot on the cluster
+    first.join(5)
+    assert not first.is_alive() and worker._timer is None and worker.started_at is None
+    assert worker.snapshot().elapsed_seconds == 0.0
+    worker.restart_clock()  # the work starts there
+    try:
+        assert worker.started_at > 0.0 and worker._timer.is_alive()
+    finally:
+        worker._timer.cancel()
+
+
+def _queued_status_app(on_cluster: bool):
+    from cnnlib.training.trainer import TrainingProgress
+    from ui import training_view
+
+    position = None if on_cluster else 2
+    p = TrainingProgress(state="queued", queue_position=position, queued_on_cluster=on_cluster)
+    training_view.show_status(p, 2)
+
+
+def test_a_training_waiting_on_the_cluster_says_so():
+    from streamlit.testing.v1 import AppTest
+
+    def info(on_cluster: bool) -> str:
+        at = AppTest.from_function(_queued_status_app, args=(on_cluster,)).run(timeout=30)
+        assert not at.exception
+        return at.info[0].value
+
+    assert info(True).startswith("Waiting for a free training slot on the cluster")
+    assert "Stop cancels it" in info(True)
+    assert "Your place in the queue: 2" in info(False) and "cluster" not in info(False)

@@ -8,8 +8,8 @@ widgets.
 
 from __future__ import annotations
 
-import functools
 import os
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
@@ -402,10 +402,22 @@ def show_experiment(p, info: dict, *, on_stop) -> None:
 def download_model(
     model, file_name: str, *, key: str, label: str = "Download the model (.keras)"
 ) -> None:
-    """A download button for ``model`` as a ``.keras`` file (saved only when clicked)."""
+    """A download button for ``model`` as a ``.keras`` file, saved once per model and kept
+    in the session (under ``key``) while the button shows.
+
+    Not Streamlit's deferred download (``data=`` a function, saved on click): the file it
+    makes belongs to no session, so Streamlit deletes it at its second sweep for orphaned
+    files, which follows any session's run; on a replica busy with a class that comes before
+    the browser fetches it, and the download fails (a 404, seen in tests/e2e/test_classroom.py).
+    """
+    memo = f"{key}__keras_bytes"
+    kept = st.session_state.get(memo)
+    if kept is None or kept[0]() is not model:
+        kept = (weakref.ref(model), save_model_bytes(model))
+        st.session_state[memo] = kept
     st.download_button(
         label,
-        data=functools.partial(save_model_bytes, model),
+        data=kept[1],
         file_name=file_name,
         mime="application/octet-stream",
         on_click="ignore",

@@ -465,6 +465,22 @@ def _ended_unexpectedly() -> TaskProcessError:
     )
 
 
+def _apply_drained(ray: Any, drain: Any, worker: Any, limit: int, peak: int) -> int:
+    """The events of one ``drain`` call applied to ``worker`` in order, the actor's peak
+    memory so far (returned, also in the progress) checked: ``BudgetError`` above ``limit``."""
+    try:
+        events, rss = ray.get(drain)
+    except ray.exceptions.RayError as exc:
+        raise _ended_unexpectedly() from exc
+    for kind, fields in events:
+        apply_message(worker, kind, fields)
+    peak = max(peak, rss)
+    worker.update(process_peak_bytes=peak)
+    if rss > limit:
+        raise over_memory_error(limit, rss)
+    return peak
+
+
 class RayBackend:
     """Runs a worker as a ``TrainingActor`` on the cluster (see the module docstring)."""
 
@@ -473,6 +489,7 @@ class RayBackend:
     def __init__(self) -> None:
         self._actor_class: Any = None
         self._store = _ArrayStore()
+        self._capacity_checked = False
 
     def _actor(self, ray: Any) -> Any:
         if self._actor_class is None:
@@ -486,6 +503,7 @@ class RayBackend:
         if payload is None:
             return False
         ray = connect(settings)
+        self._check_capacity(ray, settings)
         refs = self._store.refs(ray, payload.arrays)
         actor = (
             self._actor(ray)
@@ -505,12 +523,38 @@ class RayBackend:
         finally:
             ray.kill(actor, no_restart=True)  # its process ends: TensorFlow's memory is freed
 
+    def _check_capacity(self, ray: Any, settings: RaySettings) -> None:
+        """Log once (for the operator) when the cluster has no node that could ever run a
+        training: they then wait, queued on the cluster, until one joins."""
+        if self._capacity_checked:
+            return
+        self._capacity_checked = True
+        total = ray.cluster_resources()
+        missing = [
+            f"{name} {need:g} (the cluster has {total.get(name, 0):g})"
+            for name, need in (
+                (RESOURCE, 1),
+                ("CPU", settings.cpus_per_training),
+                ("GPU", settings.gpus_per_training),
+            )
+            if need and total.get(name, 0) < need
+        ]
+        if missing:
+            _log.warning(
+                "No Ray node can run a training now (each needs %s): trainings wait until one "
+                "joins. Start nodes with --resources='{\"%s\": <trainings at once>}'.",
+                ", ".join(missing),
+                RESOURCE,
+            )
+
     def _started(self, ray: Any, actor: Any, worker: Any) -> bool:
         """Wait until the actor runs (True), or until Stop while it waits (False)."""
+        worker.restart_clock(running=False)  # waiting on the cluster is not training time
         worker.update(state="queued", queued_on_cluster=True, queue_position=None)
         ping = actor.ping.remote()
         while not ray.wait([ping], timeout=WAIT_SECONDS)[0]:
             if worker.stop_event.is_set():
+                worker.update(queued_on_cluster=False)
                 return False
         try:
             pid, node = ray.get(ping)
@@ -526,29 +570,26 @@ class RayBackend:
         return True
 
     def _relay(self, ray: Any, actor: Any, worker: Any, limit: int) -> None:
-        """Pull the actor's events until its result is in ``worker`` (see the module doc)."""
+        """Pull the actor's events until its result is in ``worker`` (see the module doc).
+
+        At most one ``drain`` call is in flight: an actor busy in code that holds Python's
+        lock (importing TensorFlow takes tens of seconds on a loaded node) answers it late,
+        and meanwhile Stop is still forwarded and its grace period still counted."""
         result = actor.run.remote()
         peak = 0
+        drain = None
         stop_asked: float | None = None
         while True:
             if worker.stop_event.is_set() and stop_asked is None:
                 stop_asked = time.monotonic()
                 actor.stop.remote()
             done = bool(ray.wait([result], timeout=DRAIN_SECONDS)[0])
-            try:
-                events, rss = ray.get(actor.drain.remote(), timeout=STOP_GRACE_SECONDS)
-            except ray.exceptions.GetTimeoutError:
-                raise not_stopped_error() from None
-            except ray.exceptions.RayError as exc:
-                worker.update(process_peak_bytes=peak)
-                raise _ended_unexpectedly() from exc
-            for kind, fields in events:
-                apply_message(worker, kind, fields)
-            peak = max(peak, rss)
-            worker.update(process_peak_bytes=peak)
-            if rss > limit:
-                raise over_memory_error(limit, rss)
-            if done:
+            drain = drain or actor.drain.remote()
+            if done or ray.wait([drain], timeout=0)[0]:
+                peak = _apply_drained(ray, drain, worker, limit, peak)
+                drain = None
+            if done:  # every event of the run is in the actor now: one last pull
+                _apply_drained(ray, actor.drain.remote(), worker, limit, peak)
                 try:
                     kind, fields = ray.get(result)
                 except ray.exceptions.RayError as exc:

@@ -358,14 +358,15 @@ class TaskWorker(Generic[P]):
     def _run_work(self) -> None:
         run_work(self)  # in this thread, a child process or a cluster's actor
 
-    def restart_clock(self) -> None:
-        """The work starts now (e.g. after waiting for a free slot on the cluster): the
-        elapsed time and the time limit count from here."""
+    def restart_clock(self, *, running: bool = True) -> None:
+        """Called where the work runs, from ``run()``'s thread: the work starts now (the
+        elapsed time and the time limit count from here), or with ``running=False`` it waits
+        (e.g. for a free slot on the cluster): neither counts until the next call."""
         with self.lock:
-            self.started_at = time.perf_counter()
             if self._timer is not None:
                 self._timer.cancel()
-                self._timer = self._start_timer()
+            self._timer = self._start_timer() if running else None
+            self.started_at = time.perf_counter() if running else None
 
     def _start_timer(self) -> threading.Timer:
         timer = threading.Timer(self.max_seconds, self._time_up)
