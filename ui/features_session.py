@@ -383,6 +383,7 @@ def quick_training_status() -> QuickStatus:
         return QuickStatus(True, 1.0, "")
     if p.state == "queued":
         where = f" (position {p.queue_position})" if p.queue_position else ""
+        where = " on the cluster" if p.queued_on_cluster else where
         return QuickStatus(False, 0.0, f"Waiting for a free training slot{where}…")
     eta = f", about {p.eta_seconds:.0f} s left" if p.eta_seconds is not None else ""
     text = (

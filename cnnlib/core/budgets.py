@@ -24,6 +24,7 @@ server with an environment variable ``CNNLAB_<FIELD NAME IN CAPITALS>``:
 | ``CNNLAB_TRAINING_PROCESS_BYTES`` | 2 GiB | resident memory of one training's own process |
 | ``CNNLAB_MAX_TRAININGS`` | 2 | trainings running at once (the others queue) |
 | ``CNNLAB_TRAINING_QUEUE`` | 8 | trainings waiting in the queue |
+| ``CNNLAB_RAY_PAYLOAD_BYTES`` | 256 MiB | what one training sends to a Ray cluster |
 | ``CNNLAB_CLASSIFY_PHOTOS`` | 8 | photos in one Classify run |
 | ``CNNLAB_MODEL_WAIT_SECONDS`` | 20 | wait for a shared model (ResNet50, VGG19) busy with others |
 | ``CNNLAB_MODEL_FILE_BYTES`` | 20 MiB | one uploaded ``.keras`` archive |
@@ -125,6 +126,9 @@ class Budgets:
     max_trainings: int = 2
     #: Trainings waiting for a slot.
     training_queue: int = 8
+    #: What one training sends to a Ray cluster (its settings, arrays, own images), bytes
+    #: (``cnnlib.training.ray_backend``).
+    ray_payload_bytes: int = 256 * _MiB
     #: Photos classified in one Classify run.
     classify_photos: int = 8
     #: Seconds a request waits for a shared ImageNet model other sessions are using, before

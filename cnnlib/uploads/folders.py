@@ -53,6 +53,7 @@ from PIL import Image
 from cnnlib.core.budgets import budgets, format_bytes
 from cnnlib.core.errors import (
     ArchiveError,
+    BudgetError,
     CNNLabError,
     InvalidArgumentError,
     SandboxError,
@@ -699,6 +700,7 @@ class FolderData:
         h, w = _size_pair(image_size)
         self.input_shape: tuple[int, int, int] = (h, w, 3)
         self.seed = seed
+        self.validation_fraction, self.test_fraction = validation_fraction, test_fraction
         rng = np.random.default_rng(seed)
         paths = np.array([str(p) for p, _ in folders.files])
         labels = np.array([lab for _, lab in folders.files], dtype=np.int32)
@@ -817,6 +819,82 @@ class FolderData:
             lambda x, y: (tf.cast(x, tf.float32), y)
         )
         return ds.map(to_float).prefetch(tf.data.AUTOTUNE)
+
+    def to_portable(self, max_bytes: int) -> FolderBundle:
+        """This split for another machine, naming no path of this one (see ``FolderBundle``).
+        Raises ``BudgetError`` when the stored files take more than ``max_bytes``."""
+        return FolderBundle.of(self, max_bytes)
+
+
+@dataclass(frozen=True, eq=False)
+class FolderBundle:
+    """A ``FolderData`` as bytes, for a training on another machine (a Ray cluster's node).
+
+    ``files``: the checked, stored image files' bytes (JPEG or PNG as stored), in the
+    order of ``ImageFolders.files``, with ``suffixes`` and ``labels`` (indices into
+    ``class_names``); the split's ``image_size``, fractions and ``seed``; ``sizes``: images
+    per split, checked again when rebuilt. ``rebuild()`` writes the files into a private
+    temporary folder there and splits them the same way.
+    """
+
+    class_names: tuple[str, ...]
+    files: tuple[bytes, ...]
+    suffixes: tuple[str, ...]
+    labels: tuple[int, ...]
+    image_size: tuple[int, int]
+    validation_fraction: float
+    test_fraction: float
+    seed: int
+    sizes: tuple[int, int, int]
+
+    @classmethod
+    def of(cls, data: FolderData, max_bytes: int) -> FolderBundle:
+        """The bundle of ``data``; ``BudgetError`` (nothing read) above ``max_bytes``."""
+        stored = data.folders.files
+        total = sum(path.stat().st_size for path, _ in stored)
+        if total > max_bytes:
+            raise BudgetError(
+                f"Your images take {format_bytes(total)}, more than the "
+                f"{format_bytes(max_bytes)} one training may send to the training cluster. "
+                "Use fewer or smaller images."
+            )
+        return cls(
+            class_names=tuple(data.class_names),
+            files=tuple(path.read_bytes() for path, _ in stored),
+            suffixes=tuple(path.suffix for path, _ in stored),
+            labels=tuple(int(label) for _, label in stored),
+            image_size=data.input_shape[:2],
+            validation_fraction=data.validation_fraction,
+            test_fraction=data.test_fraction,
+            seed=data.seed,
+            sizes=tuple(data.size(s) for s in SPLITS),
+        )
+
+    @property
+    def nbytes(self) -> int:
+        return sum(len(f) for f in self.files)
+
+    def rebuild(self) -> FolderData:
+        """The ``FolderData`` again, its files in a new private temporary folder here."""
+        folders = ImageFolders()
+        folders.class_names = self.class_names
+        for index, (raw, suffix, label) in enumerate(
+            zip(self.files, self.suffixes, self.labels, strict=True)
+        ):
+            target = folders.root / "images" / str(label)
+            target.mkdir(parents=True, exist_ok=True)
+            path = target / f"{index}{suffix}"
+            path.write_bytes(raw)
+            folders.files.append((path, label))
+        data = folders.split(
+            self.image_size,
+            validation_fraction=self.validation_fraction,
+            test_fraction=self.test_fraction,
+            seed=self.seed,
+        )
+        if tuple(data.size(s) for s in SPLITS) != self.sizes:
+            raise ArchiveError("The images did not arrive whole on the training cluster.")
+        return data
 
 
 def _share(n: int, fraction: float) -> int:
