@@ -611,3 +611,34 @@ def test_saliency_sanity_check_in_the_background(tutorial_model, drawn_digit):
 
 def _alts(image) -> list[str]:
     return [img.alt for img in image.proto.imgs]
+
+
+def test_real_examples_beside_what_a_filter_wants_to_see(
+    tutorial_model, drawn_digit, mnist_dir, monkeypatch
+):
+    """The 9 MNIST test patches that excite a filter most, beside the filter's image: the
+    strongest is the filter's highest response over all the digits searched (Keras), and
+    each is cropped to a 3×3 receptive field (the first Conv2D's)."""
+    import keras
+
+    from ui import patches_session
+    from ui.datasets import load_for_page
+
+    monkeypatch.setenv("CNNLAB_DATA_DIR", str(mnist_dir))
+    session = {**_registry(_entry(tutorial_model)), state.DRAWN_DIGIT: drawn_digit}
+    at = _page(**session, fm_tab=WANTS)
+    conv = F.conv_layer_names(tutorial_model)[0]
+    channel = next(n for n in at.number_input if n.key.startswith("fm_wants_channel_"))
+    _run(channel.set_value(3))
+    n = patches_session.DIGITS
+    alts = [a for image in at.get("image") for a in _alts(image)]
+    first = "The 9 image patches of the first 2,000 test images of MNIST"
+    said = [a for a in alts if a.startswith(first)]
+    assert len(said) == 1 and f"filter 3 of {conv} most" in said[0] and "3×3 pixels" in said[0]
+    responses = [float(v) for v in said[0].rsplit(": ", 1)[1].rstrip(".").split(", ")]
+    assert len(responses) == 9 and responses == sorted(responses, reverse=True)
+    digits = load_for_page("mnist").x_test[:n].astype(np.float32)[..., None]  # raw pixels
+    layer = tutorial_model.get_layer(conv)
+    maps = keras.Model(tutorial_model.inputs, layer.output)(digits).numpy()[..., 3]
+    assert responses[0] == pytest.approx(float(maps.max()), rel=1e-3)
+    assert any(f"where filter 3 of {conv} responds most" in c.value for c in at.caption)
