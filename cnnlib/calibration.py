@@ -4,7 +4,9 @@
 from cnnlib.inspect.calibration import (
     MAX_TEMPERATURE,
     MIN_TEMPERATURE,
+    CalibrationReport,
     Reliability,
+    calibration_report,
     fit_temperature,
     model_logits,
     nll,
@@ -15,7 +17,9 @@ from cnnlib.inspect.calibration import (
 __all__ = [
     "MAX_TEMPERATURE",
     "MIN_TEMPERATURE",
+    "CalibrationReport",
     "Reliability",
+    "calibration_report",
     "fit_temperature",
     "model_logits",
     "nll",
