@@ -295,7 +295,7 @@ def show_check(
     if p.done and p.state != "failed":
         how = p.message or {"finished": "Finished", "stopped": "Stopped"}[p.state]
         st.caption(
-            f"{how}: {len(p.checks)} of {len(p.methods)} maps tested in "
+            f"{how}: {len(p.checks)} of {len(p.methods)} methods tested in "
             f"{p.elapsed_seconds:.0f} s, for “{class_label}”."
         )
     checks = [p.checks[m] for m in p.methods if m in p.checks]

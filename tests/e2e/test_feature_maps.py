@@ -186,7 +186,7 @@ def test_saliency_and_what_a_filter_wants_to_see_on_an_uploaded_convnet(
     page.get_by_text("Sanity check: do these maps depend", exact=False).click()
     wait_idle(page)
     page.get_by_role("button", name=re.compile(r"^Run the sanity check \(24 maps\)")).click()
-    page.get_by_text(re.compile(r"^Finished: 4 of 4 maps tested")).wait_for(timeout=240_000)
+    page.get_by_text(re.compile(r"^Finished: 4 of 4 methods tested")).wait_for(timeout=240_000)
     wait_idle(page)
     charts = page.locator('[data-testid="stPlotlyChart"]').filter(has_text="rank correlation")
     expect(charts).to_have_count(1)
