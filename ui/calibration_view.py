@@ -37,8 +37,8 @@ def reliability_figure(rel: Reliability, title: str) -> dict:
         "width": width * 0.95,
         "name": "accuracy",
         "marker": {"color": BAR},
-        "text": hover,
-        "hovertemplate": "%{text}<extra></extra>",
+        "hovertext": hover,
+        "hovertemplate": "%{hovertext}<extra></extra>",
     }
     gap = {
         "type": "bar",
