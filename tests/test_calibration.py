@@ -144,6 +144,13 @@ def test_calibration_report_fits_on_validation_and_measures_on_test():
     assert report.temperature == pytest.approx(cal.fit_temperature(z_val, y[400:]), rel=1e-6)
     assert report.temperature > 1.5  # it was over-confident
     assert report.after.ece < report.before.ece and report.nll_after < report.nll_before
+    softer = cal.calibrated_probabilities(model, x[:5], report.temperature)
+    np.testing.assert_allclose(
+        softer, cal.softmax(cal.model_logits(model, x[:5]), report.temperature)
+    )
+    assert (softer.argmax(1) == probs[:5].argmax(1)).all() and (
+        softer.max(1) < probs[:5].max(1)
+    ).all()
     plain = cal.calibration_report(model, x[:400], y[:400])
     assert plain.temperature is None and plain.after is None and plain.validation_count == 0
 

@@ -34,6 +34,7 @@ __all__ = [
     "MIN_TEMPERATURE",
     "CalibrationReport",
     "Reliability",
+    "calibrated_probabilities",
     "calibration_report",
     "fit_temperature",
     "model_logits",
@@ -261,3 +262,10 @@ def calibration_report(
     t = fit_temperature(z_val, y_val)
     after = reliability(softmax(z_test, t), y, bins=bins)
     return CalibrationReport(before, t, after, nll_before, nll(z_test, y, t), len(y), len(z_val))
+
+
+def calibrated_probabilities(model: Any, x: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(logits / ``temperature``) of ``model`` for an (N, H, W, C) batch prepared as
+    the model expects: (N, K) float64, the probabilities a temperature-scaled model reports
+    (same predicted class as the model's own)."""
+    return softmax(model_logits(model, x), _check_temperature(temperature))

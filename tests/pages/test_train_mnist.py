@@ -245,6 +245,26 @@ def test_a_tiny_training_from_the_page(mnist_env, monkeypatch):
     )
     bins = next(t.value for t in at.table if "confidence bin" in t.value.columns)
     assert bins["images"].sum() == 2000
+    # The draw tab can show the temperature-scaled probabilities of a digit.
+    from PIL import Image
+
+    from cnnlib.data.digits import prepare_digit
+
+    png = _strip_png(120, 160)
+    _run(at.radio(key="mnist_draw_or_upload").set_value("Upload a photo"))
+    _run(at.file_uploader(key="mnist_photo_upload").set_value(("d.png", png, "image/png")))
+    x = prepare_digit(Image.open(io.BytesIO(png))).pixels[None, :, :, None]
+    own = model.predict(x, verbose=0)[0]
+    reads = [m.value for m in at.markdown if m.value.startswith("The model reads")]
+    assert reads == [
+        f"The model reads **{int(own.argmax())}** with probability **{own.max():.1%}**."
+    ]
+    _run(at.toggle(key="mnist_draw_calibrated").set_value(True))
+    scaled = cal.softmax(cal.model_logits(model, x), t)[0]
+    reads = [m.value for m in at.markdown if m.value.startswith("The model reads")]
+    assert reads == [
+        f"The model reads **{int(own.argmax())}** with probability **{scaled.max():.1%}**."
+    ]
 
 
 def test_draw_tab_switches_to_photo_upload_without_errors(mnist_env):
