@@ -17,10 +17,10 @@ from cnnlib.inspect.saliency import saliency_map
 from cnnlib.training import transfer
 from cnnlib.training.trainer import default_slots
 from cnnlib.uploads import folders
+from ui import alt_text, training_view
 from ui import own_images_session as session
 from ui import own_images_view as view
 from ui import training_session as runs
-from ui import training_view
 from ui.errors import friendly_errors
 from ui.image_input import pick_images, show_image
 
@@ -161,7 +161,7 @@ def start_ui(entry: dict | None, o: dict | None) -> None:
         reason = reason or "Fix the problems the health check lists (tab ①) first."
     elif o["recipe"] == "transfer" and not o["weights"].available:
         reason = reason or "No pretrained weights for transfer learning: choose From scratch."
-    if st.button("Start training", type="primary", key="own_start", disabled=bool(reason),
+    if st.button("Start training", key="own_start", disabled=bool(reason),
                  icon=":material/play_arrow:"):  # fmt: skip
         with friendly_errors("Training could not start: "):
             session.start(entry, o)
@@ -213,10 +213,9 @@ def confusion_ui(result: dict) -> None:
     st.markdown("**Confusion matrix** (row = true class, column = the model's answer). "
                 "Click a cell to see its images.")  # fmt: skip
     evaluation, names = result["evaluation"], result["class_names"]
-    event = st.plotly_chart(
-        training_view.confusion_figure(evaluation.confusion, [view.plain_label(n) for n in names]),
-        key=f"own_confusion_{result['id']}", on_select="rerun", selection_mode=("points", "box"),
-    )  # fmt: skip
+    event = training_view.confusion_chart(
+        evaluation.confusion, names, key=f"own_confusion_{result['id']}"
+    )
     cell = training_view.selected_cell(event)
     if cell is not None:
         view.show_cell(evaluation, cell, result["x"], names)
@@ -240,6 +239,9 @@ def mistakes_ui(result: dict, entry: dict | None) -> None:
                 result["x"][i],
                 caption=f"{safe_text(names[true], 20)} → "
                 f"{safe_text(names[pred], 20)} ({evaluation.probabilities[i, pred]:.0%})",
+                alt=f"Validation image labelled {alt_text.plain(names[true], 40)}, read as "
+                f"{alt_text.plain(names[pred], 40)} with probability "
+                f"{evaluation.probabilities[i, pred]:.0%}",
             )
             if not editable or path not in {str(p) for p, _ in entry["folders"].files}:
                 continue
@@ -278,7 +280,12 @@ def try_ui(result: dict | None) -> None:
     predictions = transfer.predict_image(model, image, names)
     left, right = st.columns(2)
     with left:
-        show_image(image, caption=safe_text(picked[0].label), width=280)
+        show_image(
+            image,
+            caption=safe_text(picked[0].label),
+            width=280,
+            alt=alt_text.photo(f"Your photo {alt_text.plain(picked[0].label)}", image),
+        )
     with right:
         view.show_prediction(predictions, transfer.confidence_sentence(predictions))
     h, w = model.input_shape[1:3]

@@ -17,7 +17,7 @@ from cnnlib.training.cost import check_training
 from cnnlib.training.evaluation import predict_probabilities
 from cnnlib.training.experiments import DIRECTIONS
 from cnnlib.training.trainer import LR_SCHEDULES, OPTIMIZERS, TrainConfig, default_slots
-from ui import state
+from ui import alt_text, state
 from ui import training_session as runs
 from ui import training_view as view
 from ui.datasets import PageDataset, forget, load_for_page
@@ -144,7 +144,7 @@ def start_ui(ds: PageDataset, rows, config: TrainConfig) -> None:
         reason = f"{ds.title} is not available on this machine (see above)."
     elif rows is None:
         reason = "Fix the model first (tab ① Model): the stack cannot be built."
-    clicked = left.button("Start training", type="primary", key="mnist_start",
+    clicked = left.button("Start training", key="mnist_start",
                           disabled=bool(reason), icon=":material/play_arrow:")  # fmt: skip
     if reason:
         st.warning(reason, icon="⏳" if runs.running_task() else "⚠️")
@@ -206,12 +206,8 @@ def confusion_ui(evaluation, run) -> None:
         "Row = true class, column = the model's answer; the diagonal holds the correct "
         "answers. Click a cell to see its test images."
     )
-    event = st.plotly_chart(
-        view.confusion_figure(evaluation.confusion, run["class_names"]),
-        key=f"mnist_confusion_{run['id']}",
-        on_select="rerun",
-        selection_mode=("points", "box"),
-        config={"displaylogo": False},
+    event = view.confusion_chart(
+        evaluation.confusion, run["class_names"], key=f"mnist_confusion_{run['id']}"
     )
     cell = view.selected_cell(event)
     if cell is not None:
@@ -232,7 +228,12 @@ def digit_ui():
     picked = pick_images("mnist_photo", sources=("Upload", "Camera"))
     if not picked:
         return None
-    show_image(picked[0].image, caption=picked[0].label, width=240)
+    show_image(
+        picked[0].image,
+        caption=picked[0].label,
+        width=240,
+        alt=alt_text.photo("Your photo of a digit", picked[0].image),
+    )
     return picked[0].image
 
 

@@ -19,6 +19,7 @@ from PIL import Image
 
 from cnnlib.core.budgets import budgets
 from cnnlib.inspect import imagenet, saliency
+from ui import alt_text
 from ui.image_input import show_image
 
 KEEP = {"persist_state": "session"}  #: widget values survive a visit to another page
@@ -142,6 +143,15 @@ def overlay_base(image: Image.Image) -> Image.Image:
     return img.resize((img.width * factor, img.height * factor), Image.Resampling.NEAREST)
 
 
+def _peak(values: np.ndarray) -> str:
+    """Where a (h, w) map in [0, 1] is strongest, in words."""
+    v = np.asarray(values)
+    if not v.size or v.max() <= 0:
+        return "zero everywhere"
+    r, c = np.unravel_index(int(np.argmax(v)), v.shape)
+    return f"strongest at row {r}, column {c} of {v.shape[0]}×{v.shape[1]}"
+
+
 def show_row(
     base: Image.Image, results: Sequence[saliency.SaliencyResult], *, label: str, opacity: float
 ) -> None:
@@ -158,11 +168,14 @@ def show_row(
                 show_image(
                     imagenet.overlay(img, r.map, opacity),
                     caption=f"{r.label} · {r.seconds:.2f} s",
+                    alt=f"{r.label} map for “{alt_text.plain(label, 60)}” over the "
+                    f"{alt_text.size_text(img)} model input: pale yellow where the evidence is "
+                    f"strongest, dark where there is none; {_peak(r.map)}.",
                 )
     st.caption(
-        f"Where each method finds evidence for “{label}”: red = strongest, blue = none (each map "
-        "scaled to its own maximum). Times are for this image; a method's first use on a model "
-        "also builds its TensorFlow function."
+        f"Where each method finds evidence for “{label}”: pale yellow = strongest, black = none "
+        "(each map scaled to its own maximum). Times are for this image; a method's first use "
+        "on a model also builds its TensorFlow function."
     )
 
 
