@@ -28,6 +28,7 @@ SIDES = {128: "128 px", 256: "256 px (fast)", 512: "512 px", 1024: "1024 px (slo
 SIDES[0] = "original size (slow for big photos)"
 YOUR_KERNEL = "your kernel (above)"
 BANK_DEFAULT = ["vertical edges", "horizontal edges", "laplacian", "box blur"]
+BANK_MAX = 8  #: filters in the filter bank's layer
 KEEP = {"persist_state": "session"}
 SHARE = {"persist_state": "session", "bind": "query-params"}
 D = lab.DEFAULTS
@@ -243,14 +244,19 @@ def _grid_view(grid: lab.SmallGrid, playing: bool) -> None:
 
 def bank_ui(kernel: np.ndarray, channels: int) -> tuple[list[str], np.ndarray | None]:
     """The filter bank's kernels; returns their names and (kh, kw, C, F) weights (or None)."""
-    names = st.multiselect(
+    # Pills, not a multiselect: its chips are white text on the primary colour, too faint
+    # on the dark theme's (README, Accessibility).
+    names = st.pills(
         "Kernels in the layer (each one is a filter)",
         [*kernels.PRESETS, YOUR_KERNEL],
+        selection_mode="multi",
         default=BANK_DEFAULT,
         key="lab_bank",
-        max_selections=8,
         **KEEP,
     )
+    if len(names) > BANK_MAX:
+        st.caption(f"A layer here has at most {BANK_MAX} filters: the first {BANK_MAX} are used.")
+        names = names[:BANK_MAX]
     if not names:
         st.info("Choose at least one kernel to build a layer.", icon=":material/info:")
         return names, None

@@ -135,7 +135,7 @@ def show_array_step(step: imagenet.PipelineSteps) -> None:
         f"x = keras.utils.img_to_array(img)  # shape {step.array_shape}, float32, "
         f"values {lo:.0f} to {hi:.0f}\n"
         f"x = np.expand_dims(x, axis=0)      # shape {step.batch_shape}: a batch of one image",
-        language="python",
+        language=None,  # Streamlit's Python colours are too faint on light code (4.5:1)
         wrap_lines=True,
     )
     st.caption(

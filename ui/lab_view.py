@@ -526,7 +526,7 @@ def show_bank(
     )
     code, note = lab.keras_layers(f, (kh, kw), (h, w), g)
     st.markdown("The same layer in Keras (weights aside):")
-    st.code(code, language="python")
+    st.code(code, language=None)  # Streamlit's Python colours are too faint on light code
     if note:
         st.info(note, icon=":material/info:")
     for start in range(0, f, 4):

@@ -90,9 +90,12 @@ def choose(
         **extra,
         **KEEP,
     )
-    methods = st.multiselect(
+    # Pills, not a multiselect: its chips are white text on the primary colour, too faint
+    # on the dark theme's (README, Accessibility).
+    methods = st.pills(
         "Methods",
         saliency.METHODS,
+        selection_mode="multi",
         default=DEFAULT_METHODS,
         format_func=lambda m: saliency.METHOD_LABELS[m],
         key=f"{key}_saliency_methods",
