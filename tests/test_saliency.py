@@ -332,3 +332,133 @@ def test_a_sequential_loaded_from_a_keras_file(model):
     ours = visualize.maximize_activation(loaded, loaded.layers[1].name, 0, **kwargs)
     theirs = visualize.maximize_activation(model, model.layers[1].name, 0, **kwargs)
     np.testing.assert_allclose(ours.activations, theirs.activations, rtol=1e-5)
+
+
+# ---------------------------------------------------------------- LayerCAM and Score-CAM
+
+#: A model small enough to compute by hand: 5 × 5 input → Conv2D(2 filters, 2 × 2, ReLU) →
+#: (4, 4, 2) maps A → Flatten → Dense(2, softmax). ∂logit_c/∂A is the Dense kernel's column c.
+TINY_X = np.array(
+    [
+        [1, 0, 2, 0, 1],
+        [0, 3, 0, 1, 0],
+        [2, 0, -1, 0, 2],
+        [0, 1, 0, 3, 0],
+        [1, 0, 2, 0, -2],
+    ],
+    np.float32,
+)[:, :, None]
+TINY_K = np.array([[[1, -1], [0, 1]], [[1, 0], [-1, 2]]], np.float32)[:, :, None, :]  # (2,2,1,2)
+TINY_B = np.array([0.5, -1.0], np.float32)
+
+
+def _tiny_dense() -> np.ndarray:
+    """(32, 2) Dense kernel with both signs, so LayerCAM (ReLU per location) and Grad-CAM
+    (mean per map) differ."""
+    return (np.arange(64, dtype=np.float32).reshape(32, 2) % 7 - 3) / 4
+
+
+def _tiny_model():
+    import keras
+
+    model = keras.Sequential(
+        [
+            keras.Input((5, 5, 1)),
+            keras.layers.Conv2D(2, 2, activation="relu", name="conv"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(2, activation="softmax", name="predictions"),
+        ]
+    )
+    model.get_layer("conv").set_weights([TINY_K, TINY_B])
+    model.get_layer("predictions").set_weights([_tiny_dense(), np.zeros(2, np.float32)])
+    return model
+
+
+def _tiny_maps_by_hand() -> np.ndarray:
+    """A[i, j, k] = ReLU(Σ_uv x[i+u, j+v] K[u, v, k] + b_k), by loops."""
+    A = np.zeros((4, 4, 2))
+    for i in range(4):
+        for j in range(4):
+            for k in range(2):
+                z = sum(
+                    float(TINY_X[i + u, j + v, 0]) * float(TINY_K[u, v, 0, k])
+                    for u in range(2)
+                    for v in range(2)
+                )
+                A[i, j, k] = max(0.0, z + float(TINY_B[k]))
+    return A
+
+
+@pytest.mark.parametrize("cls", [0, 1])
+def test_layercam_is_the_analytic_map(cls):
+    """LayerCAM = ReLU(Σ_k ReLU(G_k) ⊙ A_k) with G the Dense kernel's column reshaped to
+    (4, 4, 2) (Flatten's row-major order), normalised by its maximum."""
+    model = _tiny_model()
+    A = _tiny_maps_by_hand()
+    G = _tiny_dense()[:, cls].reshape(4, 4, 2)
+    expected = np.maximum((np.maximum(G, 0) * A).sum(-1), 0)
+    cam = saliency.class_activation_map(model, TINY_X, cls, method="layercam")
+    np.testing.assert_allclose(cam, expected / expected.max(), atol=1e-6)
+    grad_cam = saliency.class_activation_map(model, TINY_X, cls, method="gradcam")
+    assert not np.allclose(cam, grad_cam, atol=0.05)  # a different method
+    full = saliency.saliency_map(model, TINY_X, cls, method="layercam", layer="conv")
+    assert full.shape == (5, 5) and full.max() == pytest.approx(1.0)
+
+
+def _same_size_model():
+    """Conv2D('same') keeps 6 × 6, so Score-CAM's masks need no upsampling."""
+    import keras
+
+    model = keras.Sequential(
+        [
+            keras.Input((6, 6, 1)),
+            keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(3, activation="softmax", name="predictions"),
+        ]
+    )
+    rng = np.random.default_rng(7)
+    model.set_weights([rng.normal(size=w.shape).astype(np.float32) for w in model.get_weights()])
+    return model
+
+
+@pytest.mark.parametrize("maps", [4, 2])
+def test_score_cam_weighs_each_map_by_its_masked_inputs_increase_of_confidence(maps):
+    """Score-CAM by hand with the model's own predictions: masks H_k = min-max normalised
+    A_k, weights p_c(x ⊙ H_k) − p_c(0), map ReLU(Σ_k w_k A_k); with ``maps`` = 2 only the two
+    maps of largest spatial standard deviation (one of the four maps is dead: all zeros)."""
+    import keras
+
+    model = _same_size_model()
+    x = np.random.default_rng(1).uniform(0, 1, (6, 6, 1)).astype(np.float32)
+    sub = keras.Model(model.inputs[0], model.get_layer("conv").output)
+    A = sub(x[None]).numpy()[0].astype(np.float64)
+    for cls in range(3):
+        keep = np.argsort(-A.reshape(36, 4).std(0), kind="stable")[:maps]
+        expected = np.zeros((6, 6))
+        base = model(np.zeros((1, 6, 6, 1), np.float32)).numpy()[0, cls]
+        for k in keep:
+            if np.ptp(A[:, :, k]) == 0:
+                continue  # a flat map masks nothing
+            H = (A[:, :, k] - A[:, :, k].min()) / np.ptp(A[:, :, k])
+            p = model((x * H[:, :, None])[None].astype(np.float32)).numpy()[0, cls]
+            expected += (p - base) * A[:, :, k]
+        expected = np.maximum(expected, 0)
+        got = saliency.saliency_map(model, x, cls, method="scorecam", maps=maps)
+        if expected.max() == 0:
+            assert got.max() == 0
+        else:
+            np.testing.assert_allclose(got, expected / expected.max(), atol=1e-5)
+
+
+def test_score_cam_map_count_is_checked(model, x):
+    for bad in (0, saliency.MAX_SCORECAM_MAPS + 1, 2.5):
+        with pytest.raises(InvalidArgumentError, match="maps"):
+            saliency.saliency_map(model, x, 0, method="scorecam", maps=bad)
+
+
+def test_every_method_has_a_when_to_use_note():
+    assert set(saliency.METHOD_NOTES) == set(saliency.METHODS) == set(saliency.METHOD_LABELS)
+    assert len(saliency.METHODS) == 8
+    for note in saliency.METHOD_NOTES.values():
+        assert note.use_when and note.cost and note.source[-4:].isdigit()

@@ -17,6 +17,18 @@ inside, ``preprocess_input``-ed for ResNet50/VGG19). Methods:
 - "occlusion": how much the class score drops when a ``patch`` × ``patch`` square (of
   ``value``, default 0) covers each pixel, averaged over the patches that cover it; patches
   ``stride`` apart, scored in batched forward passes.
+- "scorecam": Score-CAM (Wang et al. 2020), without gradients. Each of ``maps`` feature maps
+  A_k of the layer (those with the largest spatial standard deviation, as tf-keras-vis'
+  Faster-Score-CAM; at most the layer's channels), upsampled bilinearly to (H, W) and
+  min-max normalised to [0, 1], masks the input: x ⊙ H_k. Its weight is the paper's
+  "increase of confidence" w_k = p_c(x ⊙ H_k) − p_c(0), with p_c the class's softmax
+  probability and the all-zero input as baseline (the official code drops the baseline;
+  keeping it makes the map class-discriminative: a region that argues for another class gets
+  a negative weight). Map: ReLU(Σ_k w_k A_k), upsampled. ``maps`` + 2 forward passes, the
+  masked copies in batches.
+- "layercam": LayerCAM (Jiang et al. 2021): ReLU(Σ_k ReLU(∂score/∂A_k) ⊙ A_k), each location
+  weighted by its own positive gradient instead of the map's mean gradient, so it also works
+  at earlier, finer layers (``layer``). One forward and one backward pass, like Grad-CAM.
 
 The class score is the class's *logit*: when the last layer is a softmax Dense layer, the
 score is computed from that layer's input and kernel (h·W + b), as in the Grad-CAM paper, since
@@ -51,6 +63,8 @@ METHODS: tuple[str, ...] = (
     "smoothgrad",
     "integrated_gradients",
     "occlusion",
+    "scorecam",
+    "layercam",
 )
 #: Display names for the page.
 METHOD_LABELS: dict[str, str] = {
@@ -60,6 +74,8 @@ METHOD_LABELS: dict[str, str] = {
     "smoothgrad": "SmoothGrad",
     "integrated_gradients": "Integrated gradients",
     "occlusion": "Occlusion",
+    "scorecam": "Score-CAM",
+    "layercam": "LayerCAM",
 }
 #: Each method's options and their defaults.
 OPTIONS: dict[str, dict[str, Any]] = {
@@ -69,11 +85,86 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "smoothgrad": {"samples": 16, "noise": 0.15, "seed": 0},
     "integrated_gradients": {"steps": 32, "baseline": None},
     "occlusion": {"patch": None, "stride": None, "value": 0.0},
+    "scorecam": {"layer": None, "maps": 32},
+    "layercam": {"layer": None},
 }
+
+
+@dataclass(frozen=True)
+class MethodNote:
+    """When to use a saliency method, for the page: ``use_when`` and ``cost`` are one or two
+    sentences each for a learner; ``source`` is the paper it comes from."""
+
+    use_when: str
+    cost: str
+    source: str
+
+
+#: "Which method when", drawn from each method's paper and from Adebayo et al.'s sanity
+#: checks (NeurIPS 2018); ``sanity_check`` lets a learner test the last point themselves.
+METHOD_NOTES: dict[str, MethodNote] = {
+    "gradcam": MethodNote(
+        "Which region of the image made the network choose this class? A coarse map at the "
+        "last convolution's resolution (7×7 for ResNet50) that changes with the class asked "
+        "about. It passes the weight-randomisation sanity check.",
+        "One forward and one backward pass.",
+        "Selvaraju et al., Grad-CAM, ICCV 2017",
+    ),
+    "gradcam++": MethodNote(
+        "Like Grad-CAM, but weighs each location's positive gradient, so it covers more of the "
+        "object and several objects of the same class better.",
+        "The same single pass as Grad-CAM.",
+        "Chattopadhyay et al., Grad-CAM++, WACV 2018",
+    ),
+    "gradients": MethodNote(
+        "Which single pixels would change the score most if nudged: pixel-sharp but noisy, and "
+        "blind where the network saturates. A quick first look.",
+        "One forward and one backward pass.",
+        "Simonyan et al., Deep Inside Convolutional Networks, ICLR workshop 2014",
+    ),
+    "smoothgrad": MethodNote(
+        "Gradients averaged over noisy copies of the image: the same question with much less "
+        "speckle, so the object's shape shows. Prefer it to plain gradients when you have time.",
+        "One forward and backward pass per sample (16 by default), batched.",
+        "Smilkov et al., SmoothGrad, ICML workshop 2017",
+    ),
+    "integrated_gradients": MethodNote(
+        "How much each pixel contributed, compared with a baseline image (black by default): "
+        "the attributions add up to the score's change from the baseline. The answer depends "
+        "on the baseline, and multiplying by the input keeps the image's outlines even in a "
+        "random network: check it with the sanity check.",
+        "One forward and backward pass per step (32 by default), batched.",
+        "Sundararajan et al., Axiomatic Attribution for Deep Networks, ICML 2017",
+    ),
+    "occlusion": MethodNote(
+        "What happens to the score when a square hides each region: no gradients, works with "
+        "any model and is easy to explain. Coarse (the square's size), and a grey square is "
+        "itself an unusual input.",
+        "One forward pass per position of the square: hundreds to thousands.",
+        "Zeiler and Fergus, Visualizing and Understanding Convolutional Networks, ECCV 2014",
+    ),
+    "scorecam": MethodNote(
+        "Grad-CAM's question without gradients: each feature map is used as a mask on the "
+        "image, and weighted by how much the masked image alone raises the class's "
+        "probability. Less noisy than Grad-CAM in its authors' tests, and useful where "
+        "gradients are unreliable (saturated or flat).",
+        "One forward pass per feature map used (32 by default), batched.",
+        "Wang et al., Score-CAM, CVPR workshops 2020",
+    ),
+    "layercam": MethodNote(
+        "Grad-CAM with each location weighted by its own positive gradient: it also works at "
+        "earlier layers, whose maps are finer (choose the layer), and combining layers gives "
+        "sharper object outlines.",
+        "One forward and one backward pass.",
+        "Jiang et al., LayerCAM, IEEE Transactions on Image Processing 2021",
+    ),
+}
+
 #: Budgets, checked before any work.
 MAX_SAMPLES = 128
 MAX_STEPS = 256
 MAX_OCCLUSIONS = 4096
+MAX_SCORECAM_MAPS = 512
 #: Input elements per batched pass (8 images of 224 × 224 × 3): bounds the memory the
 #: backward pass keeps for SmoothGrad and integrated gradients.
 BATCH_ELEMENTS = 8 * 224 * 224 * 3
@@ -177,7 +268,8 @@ def _check_input(keras_model: Any, x: np.ndarray) -> np.ndarray:
     return a
 
 
-def _num_classes(keras_model: Any) -> int:
+def num_classes(keras_model: Any) -> int:
+    """K of a model with one (batch, K) output; ``InvalidArgumentError`` otherwise."""
     shape = tuple(keras_model.outputs[0].shape) if len(keras_model.outputs) == 1 else ()
     if len(shape) != 2 or shape[1] is None:
         raise InvalidArgumentError(
@@ -188,7 +280,7 @@ def _num_classes(keras_model: Any) -> int:
 
 
 def _check_class(keras_model: Any, class_index: int) -> int:
-    k = _num_classes(keras_model)
+    k = num_classes(keras_model)
     if isinstance(class_index, bool) or not isinstance(class_index, int | np.integer):
         raise InvalidArgumentError(f"The class index must be a whole number, got {class_index!r}.")
     if not 0 <= int(class_index) < k:
@@ -281,8 +373,9 @@ def _int_option(name: str, value: Any, lo: int, hi: int) -> int:
 # ---------------------------------------------------------------- the compiled functions
 
 
-def _score_source(keras_model: Any) -> tuple[Any, Callable[[Any], Any]]:
-    """(tensor the sub-model outputs, function from it to the class logits)."""
+def logit_source(keras_model: Any) -> tuple[Any, Callable[[Any], Any]]:
+    """(tensor a sub-model should output, function from it to the class logits): a softmax
+    Dense head's input and h·W + b; a Softmax layer's input as is; else the model's output."""
     import keras
 
     head = keras_model.layers[-1]
@@ -310,7 +403,7 @@ def _cam_function(keras_model: Any, layer_name: str):
     import tensorflow as tf
 
     layer = keras_model.get_layer(layer_name)
-    source, logits = _score_source(keras_model)
+    source, logits = logit_source(keras_model)
     sub = keras.Model(keras_model.inputs[0], [layer_output(keras_model, layer), source])
 
     def run(x, class_index):
@@ -325,12 +418,15 @@ def _cam_function(keras_model: Any, layer_name: str):
 
 
 def _score_functions(keras_model: Any):
-    """Compiled (N, H, W, C) x, class → (input gradients, scores) and → scores only."""
+    """Compiled (N, H, W, C) x, class → (input gradients, logits), and → (N, 2) scores: the
+    class's logit and its softmax probability (the model's single output as is when it has
+    only one), from one forward pass."""
     import keras
     import tensorflow as tf
 
-    source, logits = _score_source(keras_model)
+    source, logits = logit_source(keras_model)
     sub = keras.Model(keras_model.inputs[0], source)
+    single = num_classes(keras_model) == 1
 
     def gradient(x, class_index):
         with tf.GradientTape() as tape:
@@ -340,7 +436,9 @@ def _score_functions(keras_model: Any):
         return tape.gradient(total, x), score
 
     def scores(x, class_index):
-        return tf.gather(logits(sub(x, training=False)), class_index, axis=1)
+        z = logits(sub(x, training=False))
+        p = z if single else tf.nn.softmax(z, axis=-1)
+        return tf.stack([tf.gather(z, class_index, axis=1), tf.gather(p, class_index, axis=1)], 1)
 
     return _compile(gradient, keras_model), _compile(scores, keras_model)
 
@@ -359,9 +457,9 @@ def _compile(fn, keras_model: Any):
 
 
 def _in_passes(keras_model: Any, lock, which: int, batch: np.ndarray, cls: int) -> np.ndarray:
-    """Run the model's input-gradient (``which`` = 0) or score (1) function on an (N, H, W, C)
-    batch, ``BATCH_ELEMENTS`` input elements per pass, each pass under the model's lock (so a
-    long SmoothGrad does not hold up other users of a shared model for all its passes)."""
+    """Run the model's input-gradient (``which`` = 0) or scores (1) function on an (N, H, W,
+    C) batch, ``BATCH_ELEMENTS`` input elements per pass, each pass under the model's lock (so
+    a long SmoothGrad does not hold up other users of a shared model for all its passes)."""
     import tensorflow as tf
 
     fn = model_function(keras_model, "scores", lambda: _score_functions(keras_model))[which]
@@ -382,7 +480,12 @@ def _gradients(keras_model: Any, lock, batch: np.ndarray, cls: int) -> np.ndarra
 
 def _scores(keras_model: Any, lock, batch: np.ndarray, cls: int) -> np.ndarray:
     """The class score (logit) of each input of an (N, H, W, C) batch: (N,) float32."""
-    return _in_passes(keras_model, lock, 1, batch, cls)
+    return _in_passes(keras_model, lock, 1, batch, cls)[:, 0]
+
+
+def _probabilities(keras_model: Any, lock, batch: np.ndarray, cls: int) -> np.ndarray:
+    """The class's probability for each input of an (N, H, W, C) batch: (N,) float32."""
+    return _in_passes(keras_model, lock, 1, batch, cls)[:, 1]
 
 
 # ---------------------------------------------------------------- the methods
@@ -395,22 +498,43 @@ def _normalize(m: np.ndarray) -> np.ndarray:
     return (m / top).astype(np.float32) if top > 0 else np.zeros(m.shape, np.float32)
 
 
+def _resize(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(h, w) → (H, W) float32, bilinear (values between the cells' centres interpolated)."""
+    if m.shape == size:
+        return np.asarray(m, dtype=np.float32)
+    img = Image.fromarray(np.asarray(m, dtype=np.float32), mode="F")
+    return np.asarray(img.resize((size[1], size[0]), Image.Resampling.BILINEAR))
+
+
 def _upsample(cam: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(h, w) → (H, W) bilinear, normalised again (pixel centres fall between the cells')."""
-    if cam.shape == size:
-        return cam
-    img = Image.fromarray(np.asarray(cam, dtype=np.float32), mode="F")
-    return _normalize(np.asarray(img.resize((size[1], size[0]), Image.Resampling.BILINEAR)))
+    return cam if cam.shape == size else _normalize(_resize(cam, size))
+
+
+#: The methods ``class_activation_map`` computes from one forward and backward pass.
+CAM_METHODS = ("gradcam", "gradcam++", "layercam")
 
 
 def class_activation_map(
-    model: Any, x: np.ndarray, class_index: int, *, layer: str | None = None, plus: bool = False
+    model: Any,
+    x: np.ndarray,
+    class_index: int,
+    *,
+    layer: str | None = None,
+    method: str = "gradcam",
 ) -> np.ndarray:
-    """Grad-CAM (or Grad-CAM++ with ``plus``) at the layer's resolution: (h, w) float32 in
-    [0, 1], e.g. (7, 7) for ResNet50 at 224 × 224; all zeros when nothing speaks for the class.
+    """Grad-CAM, Grad-CAM++ or LayerCAM (``method``) at the layer's resolution: (h, w)
+    float32 in [0, 1], e.g. (7, 7) for ResNet50 at 224 × 224; all zeros when nothing speaks
+    for the class.
+
+    With A the layer's (h, w, c) feature maps and g = ∂score/∂A: Grad-CAM
+    ReLU(Σ_k mean(g_k) A_k); Grad-CAM++ weighs each map by Σ α·ReLU(g_k); LayerCAM
+    ReLU(Σ_k ReLU(g_k) ⊙ A_k), each location by its own positive gradient.
     """
     import tensorflow as tf
 
+    if method not in CAM_METHODS:
+        raise InvalidArgumentError(f"method must be one of {', '.join(CAM_METHODS)}.")
     keras_model, lock = keras_model_and_lock(model)
     a = _check_input(keras_model, x)
     cls = _check_class(keras_model, class_index)
@@ -419,7 +543,9 @@ def class_activation_map(
     with lock:
         feats, grads = fn(tf.constant(a[None]), tf.constant(cls, tf.int32))
     A, g = feats.numpy().astype(np.float64), grads.numpy().astype(np.float64)
-    if plus:
+    if method == "layercam":
+        return _normalize((np.maximum(g, 0.0) * A).sum(axis=-1))
+    if method == "gradcam++":
         g2, g3 = g**2, g**3
         denom = 2.0 * g2 + A.sum(axis=(0, 1), keepdims=True) * g3
         alpha = np.divide(g2, denom, out=np.zeros_like(g2), where=denom != 0)
@@ -427,6 +553,47 @@ def class_activation_map(
     else:
         weights = g.mean(axis=(0, 1))  # (c,): importance of each feature map
     return _normalize((A * weights).sum(axis=-1))
+
+
+def score_cam(
+    model: Any,
+    x: np.ndarray,
+    class_index: int,
+    *,
+    layer: str | None = None,
+    maps: int = OPTIONS["scorecam"]["maps"],
+) -> np.ndarray:
+    """Score-CAM at the layer's resolution: (h, w) float32 in [0, 1] (see the module's
+    docstring). ``maps``: how many feature maps mask the input (1 to ``MAX_SCORECAM_MAPS``;
+    those with the largest spatial standard deviation, at most the layer's channels). Costs
+    ``maps`` + 2 forward passes: one for the feature maps, the masked copies and the
+    all-zero baseline in batches.
+    """
+    import tensorflow as tf
+
+    keras_model, lock = keras_model_and_lock(model)
+    a = _check_input(keras_model, x)
+    cls = _check_class(keras_model, class_index)
+    maps = _int_option("maps", maps, 1, MAX_SCORECAM_MAPS)
+    name = conv_layer(keras_model, layer).name
+    # Grad-CAM's function (its gradient through the head costs little; one trace for both).
+    fn = model_function(keras_model, ("cam", name), lambda: _cam_function(keras_model, name))
+    with lock:
+        feats, _ = fn(tf.constant(a[None]), tf.constant(cls, tf.int32))
+    A = feats.numpy().astype(np.float32)  # (h, w, c)
+    spread = A.reshape(-1, A.shape[-1]).std(axis=0)
+    chosen = np.argsort(-spread, kind="stable")[: min(maps, A.shape[-1])]
+    chosen = chosen[spread[chosen] > 0]  # a flat map masks nothing: weight 0
+    if chosen.size == 0:
+        return np.zeros(A.shape[:2], np.float32)
+    masks = np.stack([_resize(A[:, :, k], a.shape[:2]) for k in chosen])  # (n, H, W)
+    lo = masks.min(axis=(1, 2), keepdims=True)
+    span = masks.max(axis=(1, 2), keepdims=True) - lo
+    masks = np.divide(masks - lo, span, out=np.zeros_like(masks), where=span > 0)
+    batch = np.concatenate([np.zeros_like(a)[None], a[None] * masks[..., None]])
+    p = _probabilities(keras_model, lock, batch.astype(np.float32), cls).astype(np.float64)
+    weights = p[1:] - p[0]  # the increase of confidence over the all-zero baseline
+    return _normalize((A[:, :, chosen].astype(np.float64) * weights).sum(axis=-1))
 
 
 def integrated_gradients(
@@ -513,19 +680,22 @@ def saliency_map(
 
     ``model``: a ``keras.Model`` or ``PretrainedModel`` with one (H, W, C) input and one
     (batch, classes) output. ``x``: one (H, W, C) input, prepared as the model expects.
-    ``method``: one of ``METHODS``; ``options`` as in ``OPTIONS[method]`` (gradcam: layer;
-    smoothgrad: samples, noise, seed; integrated_gradients: steps, baseline; occlusion:
-    patch, stride, value). Raises ``InvalidArgumentError`` for a bad method, class index,
-    input shape or option.
+    ``method``: one of ``METHODS``; ``options`` as in ``OPTIONS[method]`` (gradcam, gradcam++,
+    layercam: layer; smoothgrad: samples, noise, seed; integrated_gradients: steps, baseline;
+    occlusion: patch, stride, value; scorecam: layer, maps). Raises ``InvalidArgumentError``
+    for a bad method, class index, input shape or option.
     """
     opts = _options(method, options)
     keras_model, lock = keras_model_and_lock(model)
     a = _check_input(keras_model, x)
     cls = _check_class(keras_model, class_index)
     size = a.shape[:2]
-    if method in ("gradcam", "gradcam++"):
-        cam = class_activation_map(model, a, cls, layer=opts["layer"], plus=method == "gradcam++")
-        return _upsample(cam, size)
+    if method in CAM_METHODS:
+        return _upsample(
+            class_activation_map(model, a, cls, layer=opts["layer"], method=method), size
+        )
+    if method == "scorecam":
+        return _upsample(score_cam(model, a, cls, **opts), size)
     if method == "gradients":
         return _normalize(_gradient_map(_gradients(keras_model, lock, a[None], cls)[0]))
     if method == "smoothgrad":
