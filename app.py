@@ -60,6 +60,13 @@ PAGES: list[tuple[str, str, str, str]] = [
         "Open any layer of your trained convnet, ResNet50 or VGG19 and see its activations "
         "and filters on your own image: edges first, abstract patterns deeper.",
     ),
+    (
+        "app_pages/network_overview.py",
+        "Network overview",
+        ":material/account_tree:",
+        "See one image flow through the whole network at once, every layer's maps side by "
+        "side, then click a map to open its layer and a cell to check its arithmetic by hand.",
+    ),
 ]
 
 

@@ -8,7 +8,7 @@ Every option persists for the session (``persist_state``).
 
 from __future__ import annotations
 
-import hashlib
+from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
@@ -22,34 +22,37 @@ from ui import pretrained
 from ui import saliency_view as sv
 from ui.errors import friendly_errors
 from ui.image_input import PickedImage, pick_images
-
-KEEP = {"persist_state": "session"}  #: widget values survive a visit to another page
-
-
-def _digest(img: Image.Image) -> str:
-    return hashlib.sha1(img.tobytes()).hexdigest() + f"-{img.mode}-{img.size}"
+from ui.state import KEEP
 
 
 @st.cache_data(max_entries=64, max_size=budgets().cache_bytes, show_spinner=False)
-def _steps(_img: Image.Image, digest: str, crop: bool) -> imagenet.PipelineSteps:
+def _steps(_img: Image.Image, token: str, crop: bool) -> imagenet.PipelineSteps:
     return imagenet.pipeline_steps(_img, crop=crop)
 
 
 @st.cache_data(max_entries=64, max_size=budgets().cache_bytes, show_spinner=False)
 def _classification(
-    _model, _img: Image.Image, digest: str, crop: bool, weights: str
+    _model, _steps: imagenet.PipelineSteps, token: str, crop: bool, weights: str
 ) -> imagenet.Classification:
-    return imagenet.run_classification(_model, _img, crop=crop)
+    return imagenet.run_classification(_model, _steps)  # the page's steps: preprocessed once
 
 
 @st.cache_data(max_entries=128, max_size=budgets().cache_bytes, show_spinner=False)
-def _cam(_model, _batch: np.ndarray, digest: str, crop: bool, class_id: int, weights: str):
+def _cam(_model, _batch: np.ndarray, token: str, crop: bool, class_id: int, weights: str):
     return imagenet.grad_cam(_model, _batch, class_id)
 
 
-def images_ui() -> tuple[list[PickedImage], bool]:
-    """The photos (sample, uploads or camera; at most ``budgets().classify_photos``) and
-    whether to centre-crop them."""
+@dataclass(frozen=True)
+class Photos:
+    """The photos to classify (at most ``budgets().classify_photos``) and whether each is
+    centre-cropped to a square before resizing."""
+
+    picked: list[PickedImage]
+    crop: bool
+
+
+def images_ui() -> Photos:
+    """The photos (sample, uploads or camera) and whether to centre-crop them."""
     picked = pick_images("classify", multiple=True)
     cap = budgets().classify_photos
     if len(picked) > cap:
@@ -64,7 +67,7 @@ def images_ui() -> tuple[list[PickedImage], bool]:
         key="classify_crop",
         **KEEP,
     )
-    return picked, crop
+    return Photos(picked, bool(crop))
 
 
 def model_ui():
@@ -101,7 +104,15 @@ def overview_ui(picked: list[PickedImage], steps: list, results: list) -> int:
     return min(int(chosen), len(picked) - 1)  # a persisted choice may outnumber new photos
 
 
-def grad_cam_ui(preds: list[imagenet.Prediction]) -> tuple[imagenet.Prediction, float]:
+@dataclass(frozen=True)
+class CamChoice:
+    """Which of the top classes Grad-CAM explains, and the heatmap's opacity in [0, 1]."""
+
+    target: imagenet.Prediction
+    opacity: float
+
+
+def grad_cam_ui(preds: list[imagenet.Prediction]) -> CamChoice:
     """Which of the top classes to explain, and the heatmap's opacity."""
     st.subheader("5 · Where did it look? Grad-CAM")
     st.markdown(
@@ -118,7 +129,7 @@ def grad_cam_ui(preds: list[imagenet.Prediction]) -> tuple[imagenet.Prediction, 
         **KEEP,
     )
     opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key="classify_opacity", **KEEP)
-    return preds[min(pick, len(preds) - 1)], opacity
+    return CamChoice(preds[min(pick, len(preds) - 1)], float(opacity))
 
 
 def saliency_ui(
@@ -162,22 +173,23 @@ def main() -> None:
         "network sees it, the network's five best guesses, and — with **Grad-CAM** — which "
         "part of the photo made it choose a class."
     )
-    picked, crop = images_ui()
+    photos = images_ui()
+    picked, crop = photos.picked, photos.crop
     model = model_ui()
     if not picked:
         return
     weights = model.weights_source if model is not None else ""
-    digests = [_digest(p.image) for p in picked]
-    steps = [_steps(p.image, d, crop) for p, d in zip(picked, digests, strict=True)]
+    steps = [_steps(p.image, p.token, crop) for p in picked]
     results: list[imagenet.Classification | None] = [None] * len(picked)
     if model is not None:
         with st.spinner("Classifying…"), friendly_errors():
-            for i, (p, d) in enumerate(zip(picked, digests, strict=True)):
-                results[i] = _classification(model, p.image, d, crop, weights)
+            for i, (p, step) in enumerate(zip(picked, steps, strict=True)):
+                results[i] = _classification(model, step, p.token, crop, weights)
 
     chosen = overview_ui(picked, steps, results)
     step, result = steps[chosen], results[chosen]
-    view.show_input_step(picked[chosen].image, step)
+    token = picked[chosen].token
+    view.show_input_step(picked[chosen].image, step, picked[chosen].size)
     view.show_array_step(step)
     view.show_preprocess_step(step, imagenet.preprocessed_preview(step.batch))
 
@@ -186,9 +198,10 @@ def main() -> None:
         st.info("No predictions for this photo (see the message above).")
         return
     view.show_top5(result, verified=model.imagenet_verified)
-    target, opacity = grad_cam_ui(result.predictions)
+    cam_choice = grad_cam_ui(result.predictions)
+    target, opacity = cam_choice.target, cam_choice.opacity
     with st.spinner("Computing Grad-CAM…"), friendly_errors():
-        cam = _cam(model, step.batch, digests[chosen], crop, target.class_id, weights)
+        cam = _cam(model, step.batch, token, crop, target.class_id, weights)
         view.show_grad_cam(
             imagenet.overlay(step.resized, cam, opacity),
             cam,
@@ -196,8 +209,7 @@ def main() -> None:
             label=target.label,
             opacity=opacity,
         )
-    digest = f"{digests[chosen]}-{crop}"
-    saliency_ui(model, step, digest, result.predictions, target.class_id, opacity)
+    saliency_ui(model, step, f"{token}-{crop}", result.predictions, target.class_id, opacity)
 
 
 main()

@@ -1,36 +1,39 @@
 """Convolution lab: slide a kernel over a real image with padding, stride and dilation; then
-transposed convolution (``ui.transpose_view``) and the output-size quiz (``ui.quiz_view``).
+the small grid and the filter bank (sections of their own: ``app_pages/sections/
+lab_small_grid.py``, ``lab_filter_bank.py``), transposed convolution (``ui.transpose_view``) and
+the output-size quiz (``ui.quiz_view``).
 
-Layout and widgets only: numbers come from ``cnnlib.conv.ops`` / ``cnnlib.conv.lab``, figures from
-``ui.lab_view``; computed on at most ``budgets().lab_pixels`` pixels. Widgets keep their
-values across page switches (``persist_state``); shareable ones are bound to the URL
-(``bind="query-params"``, ``lab.QUERY_KEYS``). TensorFlow loads only for the checks.
+Layout and widgets only (``*_ui()`` sections return typed values): numbers come from
+``cnnlib.conv.ops`` / ``cnnlib.conv.lab``, figures from ``ui.lab_view``; computed on at most
+``budgets().lab_pixels`` pixels. Widgets keep their values across page switches
+(``persist_state``); shareable ones are bound to the URL (``bind="query-params"``,
+``lab.QUERY_KEYS``). TensorFlow loads only for the checks.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
+from app_pages.sections import lab_filter_bank, lab_small_grid
 from cnnlib.conv import kernels, lab
 from cnnlib.conv.ops import ConvGeometry
 from cnnlib.core.budgets import budgets
 from cnnlib.core.errors import CNNLabError
 from cnnlib.data import samples
 from ui import lab_view, quiz_view, transpose_view
-from ui.errors import friendly_errors
 from ui.image_input import PickedImage, pick_images
+from ui.state import KEEP
 
 ss = st.session_state
 #: Downscale choices: longest side in pixels (0 = keep the original size).
 SIDES = {128: "128 px", 256: "256 px (fast)", 512: "512 px", 1024: "1024 px (slow)"}
 SIDES[0] = "original size (slow for big photos)"
-YOUR_KERNEL = "your kernel (above)"
-BANK_DEFAULT = ["vertical edges", "horizontal edges", "laplacian", "box blur"]
-BANK_MAX = 8  #: filters in the filter bank's layer
-KEEP = {"persist_state": "session"}
-SHARE = {"persist_state": "session", "bind": "query-params"}
+SHARE = {**KEEP, "bind": "query-params"}  #: kept for the session and in the share link
 D = lab.DEFAULTS
 
 
@@ -81,12 +84,18 @@ def _on_edit() -> None:
     ss.lab_preset = lab.CUSTOM
 
 
-def _step(delta: int, positions: int) -> None:
-    ss.lab_step = (ss.get("lab_step", 0) + delta) % positions
+@dataclass(frozen=True)
+class ImageChoice:
+    """The chosen image (None until there is one), grayscale or RGB, and the longest side
+    it is computed at (pixels; 0 = its original size)."""
+
+    picked: PickedImage | None
+    gray: bool
+    side: int
 
 
-def image_ui() -> tuple[list[PickedImage], bool, int]:
-    """Image, grayscale and downscale widgets; returns (picked, grayscale, longest side)."""
+def image_ui() -> ImageChoice:
+    """Image, grayscale and downscale widgets."""
     picked = pick_images("lab", **SHARE)
     c1, c2 = st.columns(2)
     gray = c1.toggle(
@@ -96,7 +105,7 @@ def image_ui() -> tuple[list[PickedImage], bool, int]:
         help="Off: RGB, and one filter spans all three channels (Conv2D semantics).",
         **SHARE,
     )
-    size, cap = (picked[0].image.size if picked else (256, 256)), budgets().lab_pixels
+    size, cap = (picked[0].size if picked else (256, 256)), budgets().lab_pixels
     choices = lab.downscale_choices(size, list(SIDES), cap)
     side = c2.selectbox(
         "Downscale the longest side to",
@@ -109,7 +118,7 @@ def image_ui() -> tuple[list[PickedImage], bool, int]:
         **KEEP,
     )
     side = lab.compute_side(size, int(side), cap)
-    return picked, bool(gray), int(side)
+    return ImageChoice(picked[0] if picked else None, bool(gray), int(side))
 
 
 def kernel_ui() -> np.ndarray:
@@ -211,71 +220,17 @@ def cell_sliders(out_h: int, out_w: int) -> None:
 
 
 @st.fragment
-def maps_and_cell(key: tuple, x, kernel, g: ConvGeometry, sizes: tuple, res: dict, scale: str):
+def maps_and_cell(
+    key: tuple, x, kernel, g: ConvGeometry, sizes: tuple, res: lab_view.Convolved, scale: str
+):
     """Sections 3–4 below the colour scale: the maps, and one output cell by hand. A
     fragment: moving the row/column sliders reruns only this."""
-    row, col = cell_ui(*res["y"].shape)
+    row, col = cell_ui(*res.y.shape)
     expl = lab.explain_cell(x, kernel, g, row=row, col=col)
     lab_view.show_maps(res, lab_view.input_view(*key, x), x.shape, expl)
     st.header("4 · Under the hood: one output value by hand", divider="gray")
-    cell_sliders(*res["y"].shape)
-    lab_view.show_cell(x, expl, float(res["y"][row, col]), g, sizes)
-
-
-def grid_ui() -> tuple[int, int, bool]:
-    """Small-grid size, kernel size and the play toggle."""
-    c1, c2, c3 = st.columns([1, 1, 2])
-    n = c1.selectbox("Grid size n×n", list(range(3, 10)), index=2, key="lab_grid_n", **KEEP)
-    k = c2.selectbox("Kernel k×k", list(range(1, 6)), index=2, key="lab_grid_k", **KEEP)
-    playing = c3.toggle("▶ Play (advance every 0.8 s)", key="lab_play", **KEEP)
-    return int(n), int(k), bool(playing)
-
-
-def _grid_view(grid: lab.SmallGrid, playing: bool) -> None:
-    """Step buttons and slider, then the small grid (a fragment: stepping reruns only this)."""
-    n = grid.positions
-    ss.lab_step = (ss.get("lab_step", 0) + (1 if playing else 0)) % n
-    b1, b2, b3 = st.columns([1, 1, 6])
-    b1.button("◀ Step", on_click=_step, args=(-1, n), key="lab_prev", width="stretch")
-    b2.button("Step ▶", on_click=_step, args=(1, n), key="lab_next", width="stretch")
-    b3.slider("Output cell (row by row)", 0, max(n - 1, 1), key="lab_step", disabled=n == 1, **KEEP)
-    lab_view.show_grid(grid, min(ss.lab_step, n - 1))
-
-
-def bank_ui(kernel: np.ndarray, channels: int) -> tuple[list[str], np.ndarray | None]:
-    """The filter bank's kernels; returns their names and (kh, kw, C, F) weights (or None)."""
-    # Pills, not a multiselect: its chips are white text on the primary colour, too faint
-    # on the dark theme's (README, Accessibility).
-    names = st.pills(
-        "Kernels in the layer (each one is a filter)",
-        [*kernels.PRESETS, YOUR_KERNEL],
-        selection_mode="multi",
-        default=BANK_DEFAULT,
-        key="lab_bank",
-        **KEEP,
-    )
-    if len(names) > BANK_MAX:
-        st.caption(f"A layer here has at most {BANK_MAX} filters: the first {BANK_MAX} are used.")
-        names = names[:BANK_MAX]
-    if not names:
-        st.info("Choose at least one kernel to build a layer.", icon=":material/info:")
-        return names, None
-    chosen = [kernel if n == YOUR_KERNEL else kernels.preset(n) for n in names]
-    k4 = lab.filter_bank(chosen, channels)
-    if any(k.shape != k4.shape[:2] for k in chosen):
-        kh, kw = k4.shape[:2]
-        st.caption(f"One layer has one kernel size: smaller kernels are zero-padded to {kh}×{kw}.")
-    return names, k4
-
-
-@st.fragment
-def bank_section(key: tuple, x: np.ndarray, kernel: np.ndarray, g: ConvGeometry, scale: str):
-    """The filter bank (a fragment: choosing its kernels reruns only this)."""
-    names, k4 = bank_ui(kernel, 1 if x.ndim == 2 else x.shape[2])
-    if k4 is not None:
-        with friendly_errors():
-            shape, thumbs = lab_view.bank(*key, k4.tobytes(), k4.shape, g, scale, x)
-            lab_view.show_bank(names, k4, shape, thumbs, x.shape, g)
+    cell_sliders(*res.y.shape)
+    lab_view.show_cell(x, expl, float(res.y[row, col]), g, sizes)
 
 
 def main() -> None:
@@ -293,23 +248,24 @@ def main() -> None:
     st.header("1 · Image and kernel", divider="gray")
     col_img, col_kernel = st.columns([1, 1], gap="large")
     with col_img:
-        picked, gray, side = image_ui()
+        chosen = image_ui()
     with col_kernel:
         kernel = kernel_ui()
     st.header("2 · Padding, stride, dilation", divider="gray")
     g = geometry_ui()
     name = lab.link_kernel_name(ss.lab_preset, kernel)
     lab_view.write_kernel_link(name, kernel)
-    if picked:
-        lab_sections(picked[0], gray, side, kernel, g)
+    if chosen.picked is not None:
+        lab_sections(chosen, kernel, g)
     st.header("8 · Quiz: predict the output size", divider="gray")
     quiz_view.quiz_section()
-    footer(gray, name, kernel, g)
+    footer(chosen.gray, name, kernel, g)
 
 
-def lab_sections(picked: PickedImage, gray: bool, side: int, kernel: np.ndarray, g) -> None:
+def lab_sections(chosen: ImageChoice, kernel: np.ndarray, g: ConvGeometry) -> None:
     """Sections 3–7, on the chosen image (stops with a message when the kernel does not fit)."""
-    key = (lab_view.image_token(picked, ss.lab_source, "lab"), side, gray)
+    picked = chosen.picked
+    key = (picked.token, chosen.side, chosen.gray)
     x = lab_view.prepared(*key, picked.image)
     try:
         sizes = lab.output_sizes(x.shape[:2], kernel.shape, g)
@@ -323,20 +279,15 @@ def lab_sections(picked: PickedImage, gray: bool, side: int, kernel: np.ndarray,
     maps_and_cell(key, x, kernel, g, sizes, res, scale)
 
     st.header("5 · Small grid: which inputs feed which output", divider="gray")
-    n, k, playing = grid_ui()
-    try:
-        grid = lab.small_grid(n, k, g)
-    except CNNLabError as err:
-        st.info(str(err), icon=":material/info:")
-    else:
-        st.fragment(_grid_view, run_every=0.8 if playing else None)(grid, playing)
+    lab_small_grid.small_grid_section(g)
 
     st.header("6 · Filter bank: one Conv2D layer with F filters", divider="gray")
-    bank_section(key, x, kernel, g, scale)
+    lab_filter_bank.bank_section(key, x, kernel, g, scale)
     with st.expander("Trust, but verify: the same convolution in TensorFlow"):
         st.fragment(lab_view.tensorflow_section)(key, x, kernel, g)
     st.header("7 · Transposed convolution: upsampling", divider="gray")
-    small = lab_view.prepared(key[0], min(side, transpose_view.IMAGE_SIDE), True, picked.image)
+    side = min(chosen.side, transpose_view.IMAGE_SIDE)
+    small = lab_view.prepared(key[0], side, True, picked.image)
     transpose_view.transpose_section(key[0], small, kernel)
 
 
@@ -350,7 +301,7 @@ def footer(gray: bool, name: str, kernel: np.ndarray, g: ConvGeometry) -> None:
         "kernel, padding, stride and dilation — copy it from the address bar. Current link "
         "parameters:"
     )
-    link = "?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "(defaults)"
+    link = "?" + urlencode(query) if query else "(defaults)"
     st.code(link, language=None)
 
 

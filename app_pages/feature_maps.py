@@ -1,139 +1,49 @@
 """Feature maps: look inside any layer of a model trained in this session (the session's model
-registry), a quick-trained or uploaded one, ResNet50 or VGG19 on your image;
-what a filter wants to see (``ui.filters_view``); saliency side by side (``ui.saliency_view``).
+registry), a quick-trained or uploaded one, ResNet50 or VGG19 on your image; what a filter
+wants to see (``ui.filters_view``); saliency side by side (``ui.saliency_view``). The model
+choice is a section of its own (``app_pages/sections/feature_maps_model.py``).
 
 Layout only: ``*_ui()`` sections return what their widgets chose; the numbers come from
-``cnnlib.inspect.features``; models, inputs, cached activations and the drawing from
-``ui.features_view``; the shared ImageNet models from ``ui.pretrained``. The forward pass
-runs once per (model, image); every other widget only changes how the stored activations are
-drawn. Every choice persists for the session (``persist_state``).
+``cnnlib.inspect.features``; models, inputs, cached activations and the quick training from
+``ui.features_session``, the drawing from ``ui.features_view``; the shared ImageNet models
+from ``ui.pretrained``. The forward pass runs once per (model, image); every other widget
+only changes how the stored activations are drawn. Every choice persists for the session
+(``persist_state``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import streamlit as st
 
-from cnnlib.core.text import safe_text, shape_text
+from app_pages.sections import feature_maps_model
+from cnnlib.core.text import shape_text
 from cnnlib.data.mnist import CLASS_NAMES
 from cnnlib.inspect import features as F
-from ui import alt_text, filters_view, keras_runtime, saliency_view, state, training_session
+from ui import alt_text, filters_view, keras_runtime, saliency_view, state
+from ui import features_session as fs
 from ui import features_view as fv
 from ui.datasets import load_for_page
 from ui.errors import friendly_errors
 from ui.image_input import pick_images, show_image
+from ui.state import KEEP
 
-QUICK, UPLOAD = "Quick-train a convnet", "Upload a .keras file"
-RESNET, VGG = "ResNet50 (ImageNet)", "VGG19 without its classifier (ImageNet)"
-REGISTERED = "model: "  #: prefix of a registry entry's option (the rest is its name)
 WANTS = "What a filter wants to see"
 PHOTO, DRAWN = "Photo (sample, upload or camera)", "Digit drawn on the MNIST page"
 TEST = {
     "mnist": "Digit from the MNIST test set",
     "fashion_mnist": "Image from the Fashion-MNIST test set",
 }
-KEEP = {"persist_state": "session"}  #: widget values survive a visit to another page
 
 ss = st.session_state
-
-
-# ----------------------------------------------------------------------------- model
-
-
-def _quick_training() -> None:
-    """Quick-train the tutorials' convnet here; once trained it is listed with the others."""
-    if ss.get(fv.QUICK_JOB) is not None:
-        _training_progress()
-        return
-    st.markdown(
-        f"Train the tutorials' convnet here on {fv.QUICK_IMAGES:,} real MNIST digits for "
-        f"{fv.QUICK_EPOCHS} epochs (it trains in the background; the time it took is shown "
-        "afterwards), or train your own on the **Train on MNIST** or **own images** page and "
-        "come back: every model trained in this session is listed above."
-    )
-    busy = training_session.busy_message()
-    if busy:
-        st.info(busy, icon="⏳")
-    if st.button("Train it now", key="fm_quick_start", disabled=bool(busy)):
-        fv.start_quick_training()
-        st.rerun()
-    training_session.rerun_when_free(1.0)
-
-
-@st.fragment(run_every=0.5)
-def _training_progress() -> None:
-    status = fv.quick_training_status()
-    if status.finished:
-        st.rerun(scope="app")
-    if status.error:
-        st.error(status.error, icon="⚠️")
-        if st.button("Try again", key="fm_quick_retry"):
-            ss.pop(fv.QUICK_JOB, None)
-            st.rerun(scope="app")
-        return
-    st.progress(status.fraction, text=status.text)
-
-
-def _uploaded() -> fv.ModelView | None:
-    file = st.file_uploader(
-        "Upload a Keras model (.keras, e.g. saved from the MNIST page)",
-        type=["keras"],
-        key="fm_model_upload",
-    )
-    if file is None:
-        st.info("Upload a `.keras` file saved with `model.save(...)` to look inside it.")
-        return None
-    model, digest = fv.load_uploaded_model(file.getvalue(), file.name)
-    return fv.session_view(model, key=f"upload:{digest}", title=safe_text(file.name))
-
-
-def _pretrained(which: str) -> fv.ModelView | None:
-    from ui import pretrained
-
-    loaded = pretrained.resnet50() if which == RESNET else pretrained.vgg19()
-    pretrained.show_weights_note(loaded)
-    if loaded.model is None:
-        st.caption(
-            "Without weights there is nothing real to look at: a network with random weights "
-            "is not shown as if it were ImageNet-trained."
-        )
-        return None
-    return fv.shared_view(loaded.model, key="resnet50" if which == RESNET else "vgg19")
-
-
-def _option_text(option: str) -> str:
-    """A registry entry's name, escaped (it may come from a learner's folder names)."""
-    return (
-        safe_text(option.removeprefix(REGISTERED), 80) if option.startswith(REGISTERED) else option
-    )
-
-
-def model_ui() -> fv.ModelView | None:
-    """The model to look inside: the session's registry (newest first), quick training, an
-    upload, ResNet50 or VGG19 (None until there is one). Raises ``CNNLabError``."""
-    registry = state.model_registry()
-    added = ss.pop(fv.QUICK_ADDED, None)
-    if added is not None and added in registry:
-        ss["fm_model_source"] = REGISTERED + added  # show the model just quick-trained
-    options = [REGISTERED + name for name in registry.names()] + [QUICK, UPLOAD, RESNET, VGG]
-    source = st.radio("Model", options, format_func=_option_text, key="fm_model_source", **KEEP)
-    if source.startswith(REGISTERED):
-        entry = registry.get(source.removeprefix(REGISTERED))
-        if entry.description:
-            st.caption(safe_text(entry.description, 300))
-        return fv.registry_view(entry)
-    if source == QUICK:
-        _quick_training()
-        return None
-    if source == UPLOAD:
-        return _uploaded()
-    return _pretrained(source)
 
 
 # ----------------------------------------------------------------------------- input
 
 
-def input_ui(view: fv.ModelView) -> fv.PreparedInput | None:
+def input_ui(view: fs.ModelView) -> fs.PreparedInput | None:
     """The image, prepared for ``view``'s model. Raises ``CNNLabError`` (e.g. no digit)."""
     drawn = ss.get(state.DRAWN_DIGIT)
     fashion = view.class_names == tuple(CLASS_NAMES["fashion_mnist"])
@@ -156,9 +66,9 @@ def input_ui(view: fv.ModelView) -> fv.PreparedInput | None:
         crop = view.preprocessing == "imagenet" and st.checkbox(
             "Centre-crop to a square first (keeps the aspect ratio)", key="fm_crop", **KEEP
         )
-        return fv.prepare_input(view, image=picked[0].image, crop=crop)
+        return fs.prepare_input(view, image=picked[0].image, crop=crop)
     if kind == DRAWN:
-        return fv.prepare_input(view, digit=drawn)
+        return fs.prepare_input(view, digit=drawn)
     ds = load_for_page(dataset)
     if not ds.available:
         st.error(ds.error, icon="⚠️")
@@ -169,13 +79,13 @@ def input_ui(view: fv.ModelView) -> fv.PreparedInput | None:
     )
     what = "digit" if dataset == "mnist" else "image"
     st.caption(f"{ds.source}. This {what} is labelled **{ds.class_names[ds.y_test[index]]}**.")
-    return fv.prepare_input(view, digit=ds.x_test[index].astype(np.float32) / 255.0)
+    return fs.prepare_input(view, digit=ds.x_test[index].astype(np.float32) / 255.0)
 
 
 # ----------------------------------------------------------------------------- layers
 
 
-def layer_ui(view: fv.ModelView) -> F.LayerInfo:
+def layer_ui(view: fs.ModelView) -> F.LayerInfo:
     names = [info.name for info in view.layers]
     name = st.selectbox(
         f"Layer ({len(names)} in this model: type and output shape)",
@@ -188,18 +98,27 @@ def layer_ui(view: fv.ModelView) -> F.LayerInfo:
     return view.layer(name)
 
 
-def maps_options_ui() -> tuple[str, str, int]:
-    """(order "mean" | "index", scale "per_map" | "shared", maps per page)."""
+@dataclass(frozen=True)
+class MapsOptions:
+    """How a layer's maps are drawn: ``order`` "mean" (highest first) or "index", colour
+    ``scale`` "per_map" or "shared" (one range for the layer), ``per_page`` maps a page."""
+
+    order: str
+    scale: str
+    per_page: int
+
+
+def maps_options_ui() -> MapsOptions:
     c1, c2, c3 = st.columns([2, 2, 1])
     orders = {"Mean activation, highest first": "mean", "Channel number": "index"}
     scales = {"Each map its own range": "per_map", "One range for the whole layer": "shared"}
     by = c1.radio("Order", list(orders), horizontal=True, key="fm_order", **KEEP)
     scale = c2.radio("Colour scale", list(scales), horizontal=True, key="fm_scale", **KEEP)
     per_page = c3.selectbox("Maps per page", [32, 64, 128, 256], index=1, key="fm_per_page", **KEEP)
-    return orders[by], scales[scale], per_page
+    return MapsOptions(orders[by], scales[scale], int(per_page))
 
 
-def activations_tab(view: fv.ModelView, acts: F.ActivationSet, info: F.LayerInfo) -> None:
+def activations_tab(view: fs.ModelView, acts: F.ActivationSet, info: F.LayerInfo) -> None:
     stats = acts.stats(info.name)
     top = F.top_channel(stats)
     unit = "channel" if info.spatial else "unit"
@@ -212,14 +131,15 @@ def activations_tab(view: fv.ModelView, acts: F.ActivationSet, info: F.LayerInfo
         is_output = scores is not None and scores.layer == info.name and view.class_names
         fv.show_vector(acts[info.name], info, list(view.class_names) if is_output else None)
         return
-    by, scale, per_page = maps_options_ui()
+    o = maps_options_ui()
+    by, scale, per_page = o.order, o.scale, o.per_page
     order = F.channel_order(stats, by=by)
+    channels, pages = F.page_of(order, 0, per_page)
     page = 1
-    if info.channels > per_page:
-        pages = -(-info.channels // per_page)
+    if pages > 1:
         page_key = f"fm_page_{view.key}_{info.name}_{per_page}"
         page = st.pagination(pages, key=page_key, max_visible_pages=9, **KEEP)
-    channels, _ = F.page_of(order, page - 1, per_page)
+        channels, _ = F.page_of(order, page - 1, per_page)
     grid = F.activation_grid(
         acts[info.name], channels, stats=stats, scale=scale, columns=16, tile_px=64
     )
@@ -249,7 +169,7 @@ def activations_tab(view: fv.ModelView, acts: F.ActivationSet, info: F.LayerInfo
     fv.show_enlarged(view, info, chosen, values, stats.of(chosen), lo, hi)
 
 
-def filters_tab(view: fv.ModelView, acts: F.ActivationSet, current: F.LayerInfo) -> None:
+def filters_tab(view: fs.ModelView, acts: F.ActivationSet, current: F.LayerInfo) -> None:
     conv_names, behind = view.conv_layers(current)
     if not conv_names:
         st.info("This model has no Conv2D layer, so it has no filters to show.")
@@ -290,7 +210,7 @@ def filters_tab(view: fv.ModelView, acts: F.ActivationSet, current: F.LayerInfo)
         fv.show_filter_channel(fw, int(channel))
 
 
-def hierarchy_tab(view: fv.ModelView, acts: F.ActivationSet, preview) -> None:
+def hierarchy_tab(view: fs.ModelView, acts: F.ActivationSet, preview) -> None:
     steps = F.spatial_hierarchy(acts, view.layers, view.fields)
     if not steps:
         st.info("This model has no layer with 2-D feature maps.")
@@ -313,7 +233,7 @@ def main() -> None:
     )
     view = prepared = acts = None
     with friendly_errors():
-        view = model_ui()
+        view = feature_maps_model.model_ui()
     if view is None:
         return
     st.caption(f"{view.title}: {len(view.layers)} layers, input {shape_text(view.input_shape)}.")
@@ -332,7 +252,7 @@ def main() -> None:
         )
         st.caption(f"Prepared as the model expects: {prepared.steps}.")
         with st.spinner("Running the image through every layer…"):
-            acts = fv.activations(view, prepared)
+            acts = fs.activations(view, prepared)
         scores = F.output_scores(view.model, acts)
         if scores is not None and view.preprocessing != "imagenet":
             fv.show_scores(scores, view.class_names)

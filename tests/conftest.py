@@ -74,6 +74,43 @@ def mnist_test_set(mnist_dir):
     return x, y
 
 
+@pytest.fixture(scope="session")
+def ray_cluster(pytestconfig):
+    """A private Ray cluster for the whole test session (``tests/ray_cluster.py``: 2 CPUs,
+    ``TEST_SLOTS`` training slots, no dashboard), shut down at the end; its start time and
+    memory are printed. Without Ray: skipped (locally) or failed (in CI)."""
+    try:
+        import ray  # only whether it is installed
+    except ImportError:
+        message = "ray is not installed (pip install -r requirements-ray.txt)"
+        if IN_CI:
+            pytest.fail(message + "; CI must have it: see .ci/run")
+        pytest.skip(message)
+    from tests import ray_cluster
+
+    ray, seconds, rss = ray_cluster.start()
+    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(
+            f"ray_cluster: started in {seconds:.1f} s; its processes use {rss / 1e6:.0f} MB"
+        )
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(params=["process", pytest.param("ray", marks=pytest.mark.ray)])
+def backend(request, monkeypatch) -> str:
+    """Each backend of ``cnnlib.training.backends`` in turn: "process" (the default, no
+    ``$CNNLAB_RAY_ADDRESS``), then "ray" (``CNNLAB_RAY_ADDRESS=local`` on ``ray_cluster``)."""
+    if request.param == "ray":
+        request.getfixturevalue("ray_cluster")
+        monkeypatch.setenv("CNNLAB_RAY_ADDRESS", "local")
+    else:
+        monkeypatch.delenv("CNNLAB_RAY_ADDRESS", raising=False)
+    monkeypatch.delenv("CNNLAB_TRAINING_PROCESS", raising=False)
+    return request.param
+
+
 def wait_for(predicate: Callable[[], object], timeout: float = 60.0) -> bool:
     """Poll ``predicate`` until it is true (True) or ``timeout`` seconds pass (False): a
     bound on a wait for a background task, never a speed target."""

@@ -19,7 +19,9 @@ from PIL import Image
 from tests.conftest import ROOT
 from ui import alt_text
 
-SOURCES = sorted([*(ROOT / "app_pages").glob("*.py"), *(ROOT / "ui").glob("*.py"), ROOT / "app.py"])
+SOURCES = sorted(
+    [*(ROOT / "app_pages").rglob("*.py"), *(ROOT / "ui").glob("*.py"), ROOT / "app.py"]
+)
 #: Calls that draw an image or a chart, by the name called (``st.image``, ``col.image``…),
 #: and the keyword or positional place (0-based) of their alt text.
 NEEDS_ALT = {

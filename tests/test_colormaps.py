@@ -49,9 +49,12 @@ MACHADO = {
 }
 #: sRGB (D65) linear RGB → CIE XYZ, and the D65 white point.
 _XYZ = np.array(
-    [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
-     [0.0193339, 0.1191920, 0.9503041]]
-)  # fmt: skip
+    [
+        [0.4124564, 0.3575761, 0.1804375],
+        [0.2126729, 0.7151522, 0.0721750],
+        [0.0193339, 0.1191920, 0.9503041],
+    ]
+)
 _WHITE = np.array([0.95047, 1.0, 1.08883])
 
 
@@ -136,14 +139,12 @@ def test_the_checks_reject_scales_that_fail_colour_blind_learners():
     """The checks can fail: ColorBrewer's red-yellow-green diverging scale loses its sign
     with deuteranopia and protanopia, and the rainbow "Jet" (the app's old Grad-CAM scale) is
     not ordered by lightness."""
+    # ColorBrewer's RdYlGn, 11 colours as hex triplets.
+    rdylgn = "a50026 d73027 f46d43 fdae61 fee08b ffffbf d9ef8b a6d96a 66bd63 1a9850 006837"
     red_green = colormaps.lookup_table(
-        colormaps.evenly_spaced(
-            [(165, 0, 38), (215, 48, 39), (244, 109, 67), (253, 174, 97), (254, 224, 139),
-             (255, 255, 191), (217, 239, 139), (166, 217, 106), (102, 189, 99), (26, 152, 80),
-             (0, 104, 55)]
-        ),
+        colormaps.evenly_spaced([tuple(bytes.fromhex(h)) for h in rdylgn.split()]),
         colormaps.TABLE_SIZE,
-    )  # fmt: skip
+    )
     for deficiency in ("deuteranopia", "protanopia"):
         assert _pair_distances(red_green, deficiency).min() < 20
     assert _pair_distances(red_green, None).min() >= 20  # fine with typical vision

@@ -8,6 +8,7 @@ before and after.
 from __future__ import annotations
 
 import io
+import os
 import re
 import stat
 import tempfile
@@ -20,6 +21,7 @@ from PIL import Image
 
 from cnnlib.core.errors import ArchiveError, CNNLabError
 from cnnlib.data.images import load_image
+from cnnlib.training.transfer import OwnImagesRecipe
 from cnnlib.uploads.folders import (
     FolderData,
     example_archive,
@@ -144,7 +146,7 @@ def test_images_are_stored_only_in_the_session_folder_and_cleaned_up(session):
     skipped = {s.path: s.reason for s in folders.skipped}
     assert set(skipped) == {"photos/red/broken.png", "photos/blue/readme.txt", "photos/README.txt"}
     assert "not inside a class folder" in skipped["photos/README.txt"]
-    assert "photos/blue/readme.txt is not an image" in skipped["photos/blue/readme.txt"]
+    assert "`photos/blue/readme.txt` is not an image" in skipped["photos/blue/readme.txt"]
     assert folders.root.parent == workdir and listing(systmp) == []
     stored = [p for p in folders.root.rglob("*") if p.is_file()]
     assert len(stored) == 12 and all(p.suffix == ".png" for p in stored)
@@ -193,7 +195,7 @@ def test_too_few_images_per_class_blocks_training(session, monkeypatch):
     monkeypatch.setenv("CNNLAB_MIN_IMAGES_PER_CLASS", "8")
     with open_archive(make_zip(two_classes(6)), workdir=workdir) as folders:
         report = folders.health()
-    assert not report.ok and "blue (6), red (6)" in report.issues[0]
+    assert not report.ok and "`blue` (6), `red` (6)" in report.issues[0]
     with pytest.raises(ArchiveError, match="at least 8 images"):
         report.raise_for_issues()
 
@@ -303,20 +305,28 @@ def test_example_archive_is_real_fashion_mnist(fashion_dir, session):
 
 @pytest.mark.slow
 def test_scratch_recipe_learns_real_fashion_mnist(fashion_dir, session):
-    """3 classes × 100 real images at 32×32, 3 epochs: measured 0.90 validation accuracy."""
+    """3 classes × 100 real images at 32×32, 3 epochs, through the page's own job: measured
+    0.90 validation accuracy."""
     workdir, systmp = session
+    seen = []
+    recipe = OwnImagesRecipe("scratch", image_size=32, epochs=3, seed=0)
     result = train_from_archive(
-        example_archive(100, classes=(1, 5, 8)), recipe="scratch", epochs=3, image_size=32,
-        seed=0, workdir=workdir,
-    )  # fmt: skip
-    assert result.class_names == ("Bag", "Sandal", "Trouser")
+        example_archive(100, classes=(1, 5, 8)), recipe, workdir=workdir, progress=seen.append
+    )
+    assert result.class_names == ("Bag", "Sandal", "Trouser") and result.recipe is recipe
     assert result.val_accuracy >= 0.7  # chance is 0.33
-    assert len(result.history["val_accuracy"]) == 3
+    p = result.progress
+    assert p.state == "finished" and p.stage == "scratch" and len(p.val_accuracy) == 3
+    assert result.val_accuracy == max(p.val_accuracy)
+    assert p.process_id != os.getpid()  # the job's own process, as on the page
+    assert seen and all(s.state in ("queued", "running", "finished") for s in seen)
     assert result.model.input_shape == (None, 32, 32, 3)
     assert listing(workdir) == [] and listing(systmp) == []
 
 
-def test_jpegs_are_kept_and_exif_rotated_ones_re_encoded(session):
+def test_every_stored_file_is_a_png_the_decoder_made_and_reads_as_load_image(session):
+    """JPEGs (EXIF-rotated or not) are decoded once, in the sandbox, and stored as the PNG it
+    wrote: TensorFlow only ever reads files CNN Lab made, and sees what load_image gives."""
     workdir, _ = session
     rng = np.random.default_rng(3)
     smooth = np.kron(rng.integers(0, 256, (4, 6, 3)), np.ones((4, 4, 1))).astype(np.uint8)
@@ -328,17 +338,18 @@ def test_jpegs_are_kept_and_exif_rotated_ones_re_encoded(session):
     entries = {"a/plain.jpg": plain.getvalue(), "a/rotated.jpg": rotated.getvalue()}
     entries |= {f"b/{i}.png": png(noise_seed=i, size=(16, 24)) for i in range(2)}
     with open_archive(make_zip(entries), workdir=workdir) as folders:
-        stored = sorted(p.suffix for p, label in folders.files if label == 0)
-        assert stored == [".jpg", ".png"]  # the rotated one went through load_image
+        stored = [p for p, label in folders.files]
+        assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in stored)
+        assert all(p.suffix == ".png" for p in stored)
         paths = [p for p, label in folders.files if label == 0]
+        assert [folders.source(p) for p in paths] == list(entries)[:2]
         for path, raw in zip(paths, entries.values(), strict=False):
             expected = np.asarray(load_image(raw), dtype=np.float32)
             data = folders.split(expected.shape[:2], validation_fraction=0.0)
             got = next(x.numpy() for x, _ in data.batches("train", 8, shuffle=False))
             index = data.files("train")[0].index(str(path))
-            # exact: TF decodes JPEGs with the accurate IDCT, as Pillow does (the fast default
-            # differed by up to 13 grey levels here)
-            np.testing.assert_array_equal(got[index], expected)
+            np.testing.assert_array_equal(got[index], expected)  # exact: a lossless copy
+        assert folders._sizes[paths[1]] == (16, 24)  # the rotated one, as displayed
 
 
 def test_relabel_and_exclude_change_the_next_split_and_arrays_match_the_batches(tmp_path):

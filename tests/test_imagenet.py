@@ -186,6 +186,10 @@ def test_run_classification_keeps_steps_and_times(resnet, cat):
     assert result.steps.crop_box is not None
     assert result.inference_seconds > 0 and result.preprocess_seconds > 0
     assert result.predictions == imagenet.classify(resnet, cat, top=3, crop=True)
+    # Given the steps the page already computed, the photo is not preprocessed again.
+    again = imagenet.run_classification(resnet, result.steps, top=3)
+    assert again.steps is result.steps and again.predictions == result.predictions
+    assert again.preprocess_seconds == result.steps.seconds > 0
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ The uploads (``tests/uploads.py``) are built in memory; the page tests use them 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import struct
@@ -14,8 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
+from cnnlib.core import sandbox
 from cnnlib.core.budgets import Budgets
 from cnnlib.core.errors import InvalidImageError
+from cnnlib.core.sandbox import run_in_sandbox
 from cnnlib.data import images
 from tests.uploads import bad_uploads, encode, odd_but_valid_uploads, photo, png_declaring
 
@@ -116,6 +119,23 @@ def test_letterbox_bounds_the_aspect_ratio_and_keeps_the_pixels(size, mode, padd
     assert (bar.reshape(-1, bands) == colour).all()  # grey, opaque bars
 
 
+def test_letterbox_shrinks_before_it_pads(monkeypatch):
+    """A 1 × 30,000 strip shown at most 1600 pixels long: padded after shrinking, so no
+    canvas is ever bigger than the shown image (not 10,000 × 30,000 first)."""
+    made = []
+    real_new = Image.new
+
+    def recording_new(mode, size, *args, **kwargs):
+        made.append(size)
+        return real_new(mode, size, *args, **kwargs)
+
+    strip = Image.new("L", (1, 30_000), 200)
+    monkeypatch.setattr(Image, "new", recording_new)
+    out = images.letterbox(strip, max_aspect=3.0, max_side=1600)
+    assert out.size == (534, 1600) and made == [(534, 1600)]
+    assert images.letterbox(photo((300, 200)), max_side=100).size == (100, 67)
+
+
 def test_letterbox_refuses_a_ratio_below_one():
     with pytest.raises(InvalidImageError, match="max_aspect"):
         images.letterbox(Image.new("RGB", (4, 4)), max_aspect=0.5)
@@ -177,9 +197,9 @@ def test_psd_fixture_is_a_real_psd():
 @pytest.mark.parametrize("name", list(refused_formats()))
 def test_other_formats_under_a_png_name_are_refused(name, monkeypatch):
     data, words = refused_formats()[name]
-    # Ghostscript must never be started for EPS content.
+    # Ghostscript must never be started for EPS content (the decoder's code, run here).
     monkeypatch.setattr("subprocess.check_call", pytest.fail)
-    with pytest.raises(InvalidImageError, match=re.escape(words)) as info:
+    with sandbox.in_process(), pytest.raises(InvalidImageError, match=re.escape(words)) as info:
         images.load_image(data, name=f"“{name}”")
     assert name in str(info.value) and "PNG or JPEG" in str(info.value)
 
@@ -187,17 +207,21 @@ def test_other_formats_under_a_png_name_are_refused(name, monkeypatch):
 def test_40_megapixel_16_bit_gray_maps_to_8_bit():
     data = solid_png(8000, 5000, struct.pack(">H", 40000), colour_type=0, depth=16)
     assert len(data) < 200_000
-    img = images.load_image(data)
-    assert img.size == (8000, 5000) and img.mode == "RGB"
-    assert img.getpixel((7999, 4999)) == (round(40000 / 65535 * 255),) * 3  # 156
+    decoded = images.read_image(data)
+    img = decoded.image
+    # Decoded whole in the sandbox, handed back shrunk to the largest size a page uses.
+    assert decoded.original_size == (8000, 5000) and decoded.mode == "I;16"
+    assert img.size == (2530, 1581) and img.mode == "RGB"
+    assert img.width * img.height <= Budgets().lab_pixels
+    assert img.getpixel((2529, 1580)) == (round(40000 / 65535 * 255),) * 3  # 156
 
 
 def test_40_megapixel_transparent_rgba_is_composited_on_white():
     # Red at alpha 128 over white: 255·(128/255) + 255·(1 − 128/255) = 255, 0 + 127, 127.
     data = solid_png(8000, 5000, bytes((255, 0, 0, 128)), colour_type=6)
     img = images.load_image(data)
-    assert img.size == (8000, 5000)
-    r, g, b = img.getpixel((4000, 2500))
+    assert img.size == (2530, 1581)
+    r, g, b = img.getpixel((1265, 790))
     assert r == 255 and abs(g - 127) <= 1 and abs(b - 127) <= 1
 
 
@@ -206,27 +230,96 @@ def test_more_pixels_than_the_budget_refused_from_the_header(monkeypatch):
         raise AssertionError("must be refused before decoding")
 
     wide, square = png_declaring(8000, 5001), png_declaring(6400, 6251)
-    monkeypatch.setattr(Image.Image, "load", no_decoding)
-    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
     with pytest.raises(InvalidImageError, match="40,008,000 pixels, over the limit"):
         images.load_image(wide)
-    with pytest.raises(InvalidImageError, match="over the limit of 40,000,000"):
-        images.load_image(square)
+    # The decoder's code, run here with decoding made impossible: refused from the header.
+    monkeypatch.setattr(Image.Image, "load", no_decoding)
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    with sandbox.in_process():
+        with pytest.raises(InvalidImageError, match="40,008,000 pixels, over the limit"):
+            images.load_image(wide)
+        with pytest.raises(InvalidImageError, match="over the limit of 40,000,000"):
+            images.load_image(square)
 
 
-def test_decoded_bytes_budget_counts_channels():
-    rgba = solid_png(100, 100, bytes((1, 2, 3, 255)), colour_type=6)
-    small = Budgets(image_decoded_bytes=30_000)
+def test_decoded_bytes_budget_covers_the_peak_of_decoding_and_converting():
+    """The budget bounds the decoder's peak (``decode_peak_bytes``: Pillow's 4 bytes a pixel
+    for RGBA, the conversion's copies), checked from the header, not the result's 3 bytes."""
+    rgba = solid_png(100, 100, bytes((1, 2, 3, 128)), colour_type=6)
+    gray = solid_png(100, 100, b"\x80", colour_type=0)
+    peak_rgba = images.decode_peak_bytes(100, 100, "RGBA", result_pixels=10**6)
+    peak_gray = images.decode_peak_bytes(100, 100, "L", result_pixels=10**6)
+    assert peak_rgba - peak_gray == 100 * 100 * (4 + 4 - 1 - 4)  # decoded + composited
+    small = Budgets(image_decoded_bytes=peak_rgba - 1)
     with pytest.raises(
-        InvalidImageError,
-        match=r"mode RGBA: decoding it would take 40\.0 kB, over the limit of 30\.0 kB",
+        InvalidImageError, match=r"mode RGBA: decoding it would take 8\.5 MB, over the limit"
     ):
         images.load_image(rgba, budgets=small)
-    # The same pixels as gray: 100·100·3 (the RGB result) bytes fit.
-    gray = solid_png(100, 100, b"\x80", colour_type=0)
     assert images.load_image(gray, budgets=small).size == (100, 100)
+    assert images.load_image(rgba, budgets=Budgets(image_decoded_bytes=peak_rgba)).size == (
+        100,
+        100,
+    )
     with pytest.raises(InvalidImageError, match="over the limit of 5,000"):
         images.load_image(gray, budgets=Budgets(image_pixels=5000))
+
+
+def _peak_cases(w: int, h: int) -> dict[str, bytes]:
+    """One file per decoding path: modes that convert differently, JPEG's reduced decoding,
+    an EXIF rotation, a palette with transparency."""
+    rng = np.random.default_rng(0)
+    noise = Image.fromarray(rng.integers(0, 256, (h // 8, w // 8, 3), dtype=np.uint8))
+    noise = noise.resize((w, h))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return {
+        "L": solid_png(w, h, b"\x80", colour_type=0),
+        "RGB": solid_png(w, h, bytes((1, 2, 3)), colour_type=2),
+        "RGBA": solid_png(w, h, bytes((255, 0, 0, 128)), colour_type=6),
+        "LA": solid_png(w, h, bytes((9, 128)), colour_type=4),
+        "I;16": solid_png(w, h, struct.pack(">H", 40000), colour_type=0, depth=16),
+        "JPEG": _saved(noise, "JPEG", quality=80),
+        "CMYK JPEG": _saved(noise.convert("CMYK"), "JPEG", quality=80),
+        "P with transparency": _saved(noise.convert("P"), "PNG", transparency=0),
+        "rotated TIFF": _saved(noise, "TIFF", exif=exif.tobytes()),
+    }
+
+
+def _measured_peaks(w: int, h: int) -> dict[str, tuple[int, int]]:
+    """(measured peak growth of the decoder, its estimate) per case, decoded in the sandbox
+    with the default budgets (the decoder reports its own VmHWM, reset before the job)."""
+    limits = Budgets()
+    out = {}
+    for case, data in _peak_cases(w, h).items():
+        options = images.decode_options(dataclasses.replace(limits, image_decoded_bytes=2**40))
+        result = run_in_sandbox("image", data, name=case, **options)
+        with Image.open(io.BytesIO(data)) as img:
+            estimate = images.decode_peak_bytes(
+                w, h, img.mode, result_pixels=limits.lab_pixels, rotated="rotated" in case
+            )
+        out[case] = (result.peak_rss_bytes - result.base_rss_bytes, estimate)
+    return out
+
+
+def test_the_peak_estimate_bounds_the_measured_peak():
+    """6 megapixels: each decoding path's measured peak is within its header estimate."""
+    peaks = _measured_peaks(3000, 2000)
+    over = {case: p for case, p in peaks.items() if p[0] > p[1]}
+    assert not over, over
+    # The estimate is a bound, not a guess: PNG's paths use most of it.
+    assert peaks["RGBA"][0] > 0.5 * peaks["RGBA"][1]
+
+
+@pytest.mark.slow
+def test_the_peak_estimate_bounds_the_measured_peak_at_40_megapixels():
+    """8000×5000 (the largest image allowed): measured 227–480 MB for the PNG paths, 74–96 MB
+    for JPEGs (decoded at a reduced scale); every one within its estimate, the default
+    budget and the decoder's address space."""
+    limits = Budgets()
+    peaks = _measured_peaks(8000, 5000)
+    for case, (measured, estimate) in peaks.items():
+        assert measured <= estimate <= limits.image_decoded_bytes, (case, measured, estimate)
+    assert limits.image_decoded_bytes < limits.sandbox_memory_bytes - 300 * 1024 * 1024
 
 
 def test_budgets_from_the_environment(monkeypatch):
@@ -246,11 +339,14 @@ def test_extreme_aspect_ratios_load_and_downscale(size):
 def test_a_one_pixel_wide_40_megapixel_image_is_refused_from_its_header(monkeypatch):
     # Pillow would "decode" this 1×1 file's header as a black 1×40,000,000 image.
     tall, wide = png_declaring(1, 40_000_000), png_declaring(40_000_000, 1)
-    monkeypatch.setattr(ImageFile.ImageFile, "load", pytest.fail)
     with pytest.raises(InvalidImageError, match="longer side is over the limit of 30,000"):
         images.load_image(tall)
-    with pytest.raises(InvalidImageError, match="40000000×1 pixels"):
-        images.load_image(wide)
+    monkeypatch.setattr(ImageFile.ImageFile, "load", pytest.fail)  # the decoder's code, here
+    with sandbox.in_process():
+        with pytest.raises(InvalidImageError, match="longer side is over the limit of 30,000"):
+            images.load_image(tall)
+        with pytest.raises(InvalidImageError, match="40000000×1 pixels"):
+            images.load_image(wide)
 
 
 def _frames(n: int, size=(16, 12)) -> list[Image.Image]:
@@ -282,9 +378,10 @@ def test_la_and_i_modes():
 
 
 def test_decompression_bomb_warning_becomes_a_plain_error(monkeypatch):
-    """Pillow's own bomb check (its global limit), when it is lower than ours, is an error."""
+    """Pillow's own bomb check (its global limit), when it is lower than ours, is an error
+    (the decoder's code, run here so that the lowered limit applies to it)."""
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
-    with pytest.raises(InvalidImageError, match="too many pixels"):
+    with sandbox.in_process(), pytest.raises(InvalidImageError, match="too many pixels"):
         images.load_image(encode(photo((40, 30))))  # 1,200 > 1,000: Pillow warns
 
 

@@ -13,6 +13,7 @@ from cnnlib.conv import ops as conv
 from cnnlib.conv.ops import ConvGeometry
 from cnnlib.core.errors import InvalidArgumentError
 from cnnlib.data import samples
+from tests.markdown import outside_code_spans
 
 IMAGES = samples.sample_names()
 
@@ -101,9 +102,23 @@ def test_hostile_url_values_are_shown_inert_and_short():
     link = "[click me](https://evil.example) <script>alert(1)</script>"
     _, notices = lab.settings_from_query({"lab_sample": link, "lab_preset": "x" * 5000}, IMAGES)
     assert len(notices) == 2
-    assert "](" not in notices[0] and "<script>" not in notices[0]
-    assert "\\[click me\\]\\(https\\:" in notices[0]
+    # Shown verbatim in a code span (cut to 60 characters): nothing of it is markdown.
+    assert "`[click me](https://evil.example) <script>alert(1)</script>`" in notices[0]
+    bare = outside_code_spans(notices[0])
+    assert "](" not in bare and "<script>" not in bare and "evil" not in bare
     assert len(notices[1]) < 400 and "…" in notices[1]
+
+
+def test_a_long_kernel_text_is_refused_by_its_length_before_it_is_parsed():
+    # Parsed, "1" * 1001 would be one number too big to be finite: the length speaks first.
+    with pytest.raises(InvalidArgumentError, match="1,001 characters long"):
+        lab.kernel_from_text("1" * 1001)
+    _, notices = lab.settings_from_query(
+        {"lab_preset": lab.CUSTOM, "lab_k": "0," * 500_000}, IMAGES
+    )
+    assert len(notices) == 1 and "1,000,000 characters long" in notices[0]
+    widest = ";".join([",".join(["-1.2345678e-38"] * 7)] * 7)  # the longest 7×7 kernel text
+    assert len(widest) <= lab.MAX_KERNEL_TEXT and lab.kernel_from_text(widest).shape == (7, 7)
 
 
 def test_good_values_survive_beside_bad_ones():
@@ -120,7 +135,7 @@ def test_good_values_survive_beside_bad_ones():
     g = settings.geometry
     assert (g.stride, g.dilation, settings.kernel_name) == (3, 1, "emboss")
     assert settings.grayscale is False
-    assert len(notices) == 1 and "**lab_dilation**" in notices[0] and "“7”" in notices[0]
+    assert len(notices) == 1 and "**lab_dilation**" in notices[0] and "`7`" in notices[0]
 
 
 def test_link_kernel_name():

@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
 
 
@@ -29,6 +31,7 @@ def _ids(result: subprocess.CompletedProcess) -> set[str]:
     return {line for line in result.stdout.splitlines() if "::" in line}
 
 
+@pytest.mark.slow
 def test_e2e_marker_selects_exactly_the_browser_tests():
     in_folder = _ids(_collect("tests/e2e"))
     marked = _ids(_collect("-m", "e2e", "tests"))
@@ -37,6 +40,7 @@ def test_e2e_marker_selects_exactly_the_browser_tests():
     assert marked == in_folder
 
 
+@pytest.mark.slow
 def test_unknown_markers_are_errors(tmp_path):
     module = tmp_path / "test_typo.py"
     module.write_text("import pytest\n\n\n@pytest.mark.slwo\ndef test_x():\n    pass\n")

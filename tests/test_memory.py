@@ -1,8 +1,9 @@
 """Peak memory of the pages' paths on a 40-megapixel photo, each in a fresh process.
 
-The lab's child (no TensorFlow, checked) loads the photo through ``load_image``,
-downscales it to the lab's largest compute size (``Budgets.lab_pixels``), and runs the lab's
-computations: a 4-kernel filter bank, ReLU, both poolings and the drawing reduction. Its
+The lab's child (no TensorFlow, checked) loads the photo through ``read_image`` (decoded
+in the sandbox's own process, handed back at ``Budgets.lab_pixels``: what is measured here
+is the server's side), downscales it to the lab's largest compute size (the same), and runs
+the lab's computations: a 4-kernel filter bank, ReLU, both poolings and the drawing reduction. Its
 peak resident memory must stay within 1.2 GB. The ResNet50 child loads ResNet50 (random
 weights from a local file, through the app's loader), then takes the photo through what
 Classify does (the step-by-step preprocessing, the top-5, Grad-CAM and its overlay on the
@@ -52,8 +53,8 @@ from cnnlib.core.budgets import budgets
 
 limits = budgets()
 data = open(sys.argv[1], "rb").read()
-img = images.load_image(data, name="the photo")
-loaded = img.size
+decoded = images.read_image(data, name="the photo")  # in the sandbox: back at <= lab_pixels
+img, loaded = decoded.image, decoded.original_size
 # The largest compute size the lab allows: at most lab_pixels, aspect kept.
 small = images.downscale(img, images.side_for_pixels(img.size, limits.lab_pixels))
 del img
@@ -85,8 +86,8 @@ from cnnlib.models import load_resnet50
 
 pm = load_resnet50(sys.argv[2])
 after_model = peak_bytes()
-img = images.load_image(open(sys.argv[1], "rb").read(), name="the photo")
-loaded = img.size
+decoded = images.read_image(open(sys.argv[1], "rb").read(), name="the photo")
+img, loaded = decoded.image, decoded.original_size
 # Classify: the pipeline's steps, the top-5, Grad-CAM and its overlay, as the page draws it
 # (on the 224 x 224 image the model saw).
 result = imagenet.run_classification(pm, img)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from tests.conftest import ROOT
 
 SCRIPT = textwrap.dedent(
@@ -28,6 +30,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_home_and_lab_render_without_tensorflow():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(

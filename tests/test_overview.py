@@ -126,6 +126,27 @@ def test_every_nodes_maps_are_its_activation():
     assert not ov.by_block
 
 
+def test_overview_from_activations_is_the_overview_without_a_forward_pass():
+    """From the Feature-maps page's activations of every layer: the same nodes, maps and
+    ranges as ``network_overview``'s own forward pass, and no second pass."""
+    model = _mnist_like()
+    x = np.random.default_rng(0).uniform(0, 255, (1, 28, 28, 1)).astype(np.float32)
+    extractor = features.FeatureExtractor(model)
+    acts = extractor.run(x)
+    ov = overview.overview_from_activations(overview.layer_graph(model), acts, x, maps=4)
+    assert extractor.forward_passes == 1
+    direct = overview.network_overview(model, x, maps=4)
+    assert ov.edges == direct.edges and ov.by_block == direct.by_block
+    for a, b in zip(ov.nodes, direct.nodes, strict=True):
+        assert (a.node, a.channels, a.lo, a.hi) == (b.node, b.channels, b.lo, b.hi)
+        if a.maps is None:
+            np.testing.assert_array_equal(a.values, b.values)
+        else:
+            np.testing.assert_allclose(a.maps, b.maps, rtol=1e-6)
+    with pytest.raises(InvalidArgumentError):
+        overview.overview_from_activations(overview.layer_graph(model), acts, x, maps=0)
+
+
 def test_a_map_shrinks_by_box_averaging():
     act = np.arange(64, dtype=np.float32).reshape(8, 8, 1)
     thumb = overview._thumbnails(act, np.array([0]), 4)[0]
@@ -159,6 +180,7 @@ def test_conv_cell_equals_the_models_activation(layer):
         for f in range(n):
             cell = overview.conv_cell(model, layer, x, row, col, f)
             assert cell.value == pytest.approx(float(act[row, col, f]), abs=1e-5)
+            assert cell.model_value == float(act[row, col, f])
             assert cell.total == pytest.approx(cell.per_channel.sum() + cell.bias)
             kernel = model.get_layer(layer).get_weights()[0]
             assert cell.kernel.shape == kernel.shape[:3]

@@ -416,6 +416,7 @@ def test_a_waiting_call_runs_once_the_holder_lets_go():
     np.testing.assert_allclose(results[0], expected)
 
 
+@pytest.mark.slow
 def test_saliency_features_and_grad_cam_use_the_same_lock():
     """Every caller of a shared model waits on its one lock: saliency, feature maps."""
     from cnnlib.core.errors import ModelBusyError

@@ -68,6 +68,33 @@ def test_release_stops_the_sessions_training_and_frees_its_slot_for_the_queue():
     assert other.wait(10).state == "stopped" and slots.running == 0
 
 
+def test_release_stops_the_sessions_filter_grid_and_frees_its_slot():
+    """A closed tab's grid of filters (on a model every session shares) stops at its next
+    step and its slot goes to the queue, like a training's."""
+    import keras
+
+    from cnnlib.training.filter_grid import FilterGridJob
+
+    model = keras.Sequential(
+        [keras.Input((64, 64, 3)), keras.layers.Conv2D(32, 3, activation="relu", name="conv")]
+    )
+    slots = TrainingSlots(1, max_waiting=1)
+    janitor = SessionJanitor("closed-tab")
+    grid = FilterGridJob(model, "conv", range(32), steps=500, max_seconds=600, slots=slots)
+    janitor.own_task(grid.start())
+    assert _wait_for(lambda: grid.snapshot().state == "running", 60)
+    other = TaskHandle(_UntilStopped(slots)).start()  # another visitor's, queued behind it
+    assert _wait_for(lambda: other.snapshot().state == "queued")
+
+    janitor.release()
+
+    p = grid.wait(60)
+    assert p.state == "stopped" and p.filters_done < 32 and p.message is None
+    assert _wait_for(lambda: other.snapshot().state == "running")
+    other.stop()
+    assert other.wait(10).state == "stopped" and slots.running == 0
+
+
 def test_release_deletes_temporary_folders_and_is_idempotent():
     janitor = SessionJanitor("s")
     folder = janitor.temp_dir()

@@ -1,8 +1,13 @@
-"""cnnlib.training.task_process: a training in its own process, relayed to the parent.
+"""The backend contract: a task's work runs away from the server's threads and comes back
+the same way on every backend (``cnnlib.training.backends``): "process" (a child process,
+the default) and "ray" (an actor on a local Ray cluster, ``CNNLAB_RAY_ADDRESS=local``; the
+cases marked ``ray``).
 
-Each test trains a tiny convnet on real MNIST digits in a child process (a second or two to
-import TensorFlow there, then well under a second of training). Nothing asserts a duration:
-waits are bounded only so that a broken child cannot hang the suite.
+Trainings here are tiny convnets on real MNIST digits (a second or more to import
+TensorFlow where they run, then well under a second of training). What is about the seam
+alone (a closed session, the memory cap, a killed process, the order of many events) uses
+``tests.backend_workers.Counter``, which needs no TensorFlow. Nothing asserts a duration:
+waits are bounded only so that a broken backend cannot hang the suite.
 """
 
 from __future__ import annotations
@@ -10,38 +15,21 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import signal
 
 import numpy as np
 import pytest
 
 from cnnlib.core.errors import InvalidArgumentError
-from cnnlib.models import LayerSpec, build_from_stack
+from cnnlib.models import build_from_stack
 from cnnlib.training.task_process import process_rss_bytes
+from cnnlib.training.tasks import TaskHandle
 from cnnlib.training.trainer import TrainConfig, TrainingJob, TrainingSlots
+from tests.backend_workers import SMALL, Counter, report_pid_model, small_model
 from tests.conftest import wait_for
 
 keras = pytest.importorskip("keras")
 
-SMALL = [
-    LayerSpec.conv2d(8, 3, strides=2, padding="same"),
-    LayerSpec.flatten(),
-    LayerSpec.dense(10, activation="softmax"),
-]
-WAIT = 180  # seconds: a bound for a broken child, not a speed target
-
-
-def small_model(seed=None):
-    return build_from_stack(SMALL, seed=seed)
-
-
-def killed_model(seed=None):
-    """Dies the way the kernel's out-of-memory killer ends a process."""
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
-def report_pid_model(seed=None):
-    raise RuntimeError(f"built in process {os.getpid()}")
+WAIT = 180  # seconds: a bound for a broken backend, not a speed target
 
 
 @pytest.fixture(scope="module")
@@ -50,31 +38,42 @@ def digits(mnist_test_set):
     return (x[:1000], y[:1000]), (x[9000:9200], y[9000:9200])
 
 
+def _gone(pid: int) -> bool:
+    return wait_for(lambda: process_rss_bytes(pid) is None, 30)
+
+
+# --------------------------------------------------------------------------------------------
+# The contract, on every backend
+# --------------------------------------------------------------------------------------------
+
+
 @pytest.mark.slow
-def test_a_training_runs_in_its_own_process_and_its_model_comes_back(digits):
+def test_a_training_runs_elsewhere_and_its_model_comes_back(digits, backend):
     (x, y), test = digits
     config = TrainConfig(batch_size=50, epochs=2, validation_split=0.2)
     job = TrainingJob(small_model, ((x, y), test), config, slots=TrainingSlots(1), watch=x[0])
     p = job.start().wait(WAIT)
     assert p.state == "finished", p.error
     assert p.process_id not in (0, os.getpid())
-    assert process_rss_bytes(p.process_id) is None  # the child has exited
+    assert _gone(p.process_id)  # the child or the actor has exited
     assert p.process_peak_bytes > 0
-    # The progress crossed over: 16 batches × 2 epochs of curves, epochs, watch, test.
+    assert bool(p.node) == (backend == "ray") and not p.queued_on_cluster
+    # The progress crossed over, in order: 16 batches × 2 epochs of curves, epochs, watch, test.
     assert len(p.train_loss) == len(p.val_loss) == 2 and p.val_samples == 200
     assert p.steps_per_epoch == 16 and len(p.batch_loss) == 32
+    assert list(p.batch_epoch) == sorted(p.batch_epoch) and p.batch_epoch[-1] == 2.0
     assert p.watch is not None and p.watch.epoch == 2 and p.watch.maps.shape == (14, 14, 8)
     assert p.test_samples == 200 and p.test_accuracy is not None
-    # The model, loaded back here, gives the accuracy the child measured on the test set.
+    # The model, loaded back here, gives the accuracy measured there on the test set.
     probabilities = job.model.predict(test[0][:, :, :, None].astype("float32"), verbose=0)
     assert (probabilities.argmax(1) == test[1]).mean() == pytest.approx(p.test_accuracy, abs=1e-6)
-    # The child saw the same first-layer filters the model now has.
+    # It saw the same first-layer filters the model now has.
     kernel = job.model.get_layer(p.watch.layer).get_weights()[0]
     np.testing.assert_allclose(p.watch.filters, kernel, rtol=1e-6)
 
 
 @pytest.mark.slow
-def test_stop_reaches_the_child_and_what_it_learned_is_kept(digits):
+def test_stop_reaches_the_work_and_what_it_learned_is_kept(digits, backend):
     (x, y), test = digits
     config = TrainConfig(batch_size=8, epochs=50)
     job = TrainingJob(small_model, ((x, y), test), config, slots=TrainingSlots(1)).start()
@@ -84,57 +83,154 @@ def test_stop_reaches_the_child_and_what_it_learned_is_kept(digits):
     assert p.state == "stopped" and p.epoch < 50
     assert p.test_accuracy is None  # the evaluation is skipped
     assert job.model is not None and job.model.count_params() > 0
+    assert _gone(p.process_id)
 
 
 @pytest.mark.slow
-def test_a_closed_session_stops_its_child(digits):
-    (x, y), test = digits
-    job = TrainingJob(
-        small_model, ((x, y), test), TrainConfig(batch_size=8, epochs=50), slots=TrainingSlots(1)
-    ).start()
-    worker = job._worker
-    assert wait_for(lambda: worker.snapshot().step >= 2, WAIT)
-    pid = worker.snapshot().process_id
-    del job
-    gc.collect()  # the session's handle is gone: its finalizer asks the worker to stop
-    assert worker.done_event.wait(WAIT)
-    assert worker.snapshot().state == "stopped"
-    assert wait_for(lambda: process_rss_bytes(pid) is None, 30)
-
-
-@pytest.mark.slow
-def test_a_child_over_the_memory_budget_is_ended_not_the_server(digits, monkeypatch):
-    monkeypatch.setenv("CNNLAB_TRAINING_PROCESS_BYTES", "50MB")  # TensorFlow alone needs more
-    (x, y), test = digits
-    job = TrainingJob(small_model, ((x, y), test), TrainConfig(epochs=1), slots=TrainingSlots(1))
-    p = job.start().wait(WAIT)
-    assert p.state == "failed" and job.model is None
-    assert "more than 52.4 MB of memory" in p.error and "smaller batch size" in p.error
-    assert p.process_peak_bytes > 50 * 2**20
-    assert process_rss_bytes(p.process_id) is None
-
-
-@pytest.mark.slow
-def test_a_killed_child_fails_the_task_with_a_message(digits):
-    (x, y), test = digits
-    job = TrainingJob(killed_model, ((x, y), test), TrainConfig(epochs=1), slots=TrainingSlots(1))
-    p = job.start().wait(WAIT)
-    assert p.state == "failed" and job.model is None
-    assert "ended unexpectedly (exit code -9: it ran out of memory or was killed)" in p.error
-    assert "Traceback" not in p.error
-
-
-@pytest.mark.slow
-def test_an_error_in_the_child_comes_back_as_its_message(digits):
+def test_an_error_where_the_work_runs_comes_back_as_its_message(digits, backend):
     (x, y), test = digits
     job = TrainingJob(
         report_pid_model, ((x, y), test), TrainConfig(epochs=1), slots=TrainingSlots(1)
     )
     p = job.start().wait(WAIT)
     assert p.state == "failed"
-    child = int(p.error.rsplit(" ", 1)[1])
+    where = int(p.error.rsplit(" ", 1)[1])
     assert p.error.startswith("Training failed: RuntimeError: built in process")
-    assert child == p.process_id != os.getpid()
+    assert where == p.process_id != os.getpid()
+    assert "Traceback" not in p.error
+
+
+def test_many_events_arrive_in_order_with_the_result(backend):
+    worker = Counter(2000, slots=TrainingSlots(1))
+    p = TaskHandle(worker).start().wait(WAIT)
+    assert p.state == "finished", p.error
+    assert p.seen == tuple(range(2000)) and p.count == 2000
+    assert worker.result == {"count": 2000, "pid": p.process_id}
+    assert p.process_id != os.getpid()
+
+
+def test_a_closed_session_stops_its_work(backend):
+    worker = Counter(until_stopped=True, pause=0.02, slots=TrainingSlots(1))
+    handle = TaskHandle(worker).start()
+    assert wait_for(lambda: worker.snapshot().count >= 3, WAIT)
+    pid = worker.snapshot().process_id
+    del handle
+    gc.collect()  # the session's handle is gone: its finalizer asks the worker to stop
+    assert worker.done_event.wait(WAIT)
+    p = worker.snapshot()
+    assert p.state == "stopped" and worker.result["count"] == p.count >= 3  # what it did is kept
+    assert _gone(pid)
+
+
+def test_work_over_the_memory_budget_is_ended_not_the_server(backend, monkeypatch):
+    monkeypatch.setenv("CNNLAB_TRAINING_PROCESS_BYTES", "150MB")
+    worker = Counter(until_stopped=True, pause=0.02, hog_bytes=300 * 2**20, slots=TrainingSlots(1))
+    p = TaskHandle(worker).start().wait(WAIT)
+    assert p.state == "failed" and worker.result is None
+    assert "more than 157.3 MB of memory" in p.error and "smaller batch size" in p.error
+    assert p.process_peak_bytes > 150 * 2**20
+    assert _gone(p.process_id)
+
+
+def test_a_killed_process_fails_the_task_with_a_message(backend):
+    worker = Counter(kill=True, slots=TrainingSlots(1))
+    p = TaskHandle(worker).start().wait(WAIT)
+    assert p.state == "failed" and worker.result is None
+    assert "ended unexpectedly" in p.error and "nothing it learned could be kept" in p.error
+    if backend == "process":
+        assert "(exit code -9: it ran out of memory or was killed)" in p.error
+    assert "Traceback" not in p.error
+
+
+def test_an_error_in_the_work_comes_back_without_tensorflow(backend):
+    worker = Counter(fail=True, slots=TrainingSlots(1))
+    p = TaskHandle(worker).start().wait(WAIT)
+    assert p.state == "failed" and p.error.startswith("RuntimeError: failed in process ")
+    assert int(p.error.rsplit(" ", 1)[1]) == p.process_id != os.getpid()
+
+
+def test_a_worker_that_does_not_pickle_is_refused_when_it_must_leave(backend):
+    worker = Counter(3, slots=TrainingSlots(1), isolate=True)
+    worker.unpicklable = lambda: None  # a lambda cannot be sent to another process
+    p = TaskHandle(worker).start().wait(WAIT)
+    assert p.state == "failed" and "isolate=False" in p.error
+
+
+# --------------------------------------------------------------------------------------------
+# The Ray cluster's own cases
+# --------------------------------------------------------------------------------------------
+
+
+def _occupy_the_cluster(slots: TrainingSlots) -> list[TaskHandle]:
+    """Two trainings that hold both of the test cluster's slots until stopped."""
+    from tests.ray_cluster import TEST_SLOTS
+
+    blockers = [
+        TaskHandle(Counter(until_stopped=True, pause=0.05, slots=slots)).start()
+        for _ in range(TEST_SLOTS)
+    ]
+    for b in blockers:
+        assert wait_for(lambda b=b: b.snapshot().count >= 1, WAIT), b.snapshot()
+    return blockers
+
+
+@pytest.mark.ray
+def test_queued_on_the_cluster_then_stop_while_queued_leaves_no_actor(ray_cluster, monkeypatch):
+    from tests.ray_cluster import TEST_SLOTS, training_actors
+
+    monkeypatch.setenv("CNNLAB_RAY_ADDRESS", "local")
+    slots = TrainingSlots(TEST_SLOTS + 1)  # this server lets 3 go: the cluster holds one back
+    blockers = _occupy_the_cluster(slots)
+    waiting = TaskHandle(Counter(until_stopped=True, slots=slots)).start()
+    assert wait_for(lambda: waiting.snapshot().queued_on_cluster, WAIT), waiting.snapshot()
+    p = waiting.snapshot()
+    assert p.state == "queued" and p.queue_position is None and p.process_id == 0
+    assert len(training_actors(ray_cluster)) == TEST_SLOTS + 1  # two alive, one pending
+    waiting.stop()
+    p = waiting.wait(WAIT)
+    assert p.state == "stopped" and p.count == 0 and waiting._worker.result is None
+    assert wait_for(lambda: len(training_actors(ray_cluster)) == TEST_SLOTS, 30)
+    for b in blockers:
+        b.stop()
+    assert all(b.wait(WAIT).state == "stopped" for b in blockers)
+    assert wait_for(lambda: not training_actors(ray_cluster), 30)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_own_images_train_on_the_cluster_after_the_server_folder_is_gone(
+    ray_cluster, monkeypatch, tmp_path, fashion_dir
+):
+    """Nothing that crosses to the actor names a server path: the upload's folder on the
+    server is deleted while the training waits for a slot, and the training still runs on
+    the images it received (their bytes)."""
+    from cnnlib.training.transfer import OwnImagesJob
+    from cnnlib.uploads.folders import example_archive, open_archive
+
+    monkeypatch.setenv("CNNLAB_RAY_ADDRESS", "local")
+    folders = open_archive(example_archive(8), workdir=tmp_path)
+    data = folders.split(24, validation_fraction=0.25, seed=3)
+    slots = TrainingSlots(3)
+    blockers = _occupy_the_cluster(slots)
+    job = OwnImagesJob(data, epochs=1, batch_size=8, patience=0, slots=slots, isolate=True)
+    job.start()
+    assert wait_for(lambda: job.snapshot().queued_on_cluster, WAIT), job.snapshot()
+    folders.cleanup()  # the server's copy of the upload is gone before the actor starts
+    assert not folders.root.exists() and not any(tmp_path.iterdir())
+    for b in blockers:
+        b.stop()
+    p = job.wait(WAIT)
+    assert p.state == "finished", p.error
+    assert p.node and p.train_samples == 24 and p.val_samples == 8
+    assert p.class_names == data.class_names
+    model = job.model
+    assert model is not None and model.output_shape == (None, 4)
+    assert model.predict(np.zeros((1, 24, 24, 3), np.float32), verbose=0).shape == (1, 4)
+
+
+# --------------------------------------------------------------------------------------------
+# The process backend's own cases
+# --------------------------------------------------------------------------------------------
 
 
 @pytest.mark.slow

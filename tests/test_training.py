@@ -241,14 +241,15 @@ def test_generic_data_any_shape_and_class_count():
     assert "labels go up to 5" in progress.error and "4 outputs" in progress.error
 
 
+@pytest.mark.slow
 def test_bad_inputs_fail_with_a_message():
     config = TrainConfig(epochs=1)
     progress = TrainingJob(small_model, ((np.zeros((3, 5)), [0, 1, 2]), (None, None)), config)
-    assert progress.start().wait(30).state == "failed"
+    assert progress.start().wait(120).state == "failed"
     assert "(N, H, W)" in progress.snapshot().error
     nan_images = np.full((4, 28, 28), np.nan, np.float32)
     job = TrainingJob(small_model, ((nan_images, [0, 1, 2, 3]), (None, None)), config).start()
-    assert job.wait(30).state == "failed" and "NaN" in job.snapshot().error
+    assert job.wait(120).state == "failed" and "NaN" in job.snapshot().error
     assert job.model is None
     for field, value in [
         ("optimizer", "adagrad"),
@@ -264,6 +265,7 @@ def test_bad_inputs_fail_with_a_message():
             TrainConfig(**{field: value})
 
 
+@pytest.mark.slow
 def test_early_stopping_restores_the_best_epoch(digits):
     """Random labels: the model memorises the training images, so the validation loss rises
     after the first epochs; Keras' EarlyStopping stops and restores the best epoch."""
@@ -286,6 +288,7 @@ def test_early_stopping_restores_the_best_epoch(digits):
     assert loss == pytest.approx(progress.val_loss[best - 1], rel=1e-4)
 
 
+@pytest.mark.slow
 def test_a_diverging_loss_fails_with_lower_the_learning_rate(digits):
     (x, y), _ = digits
     # Pixels near float32's limit overflow in the first batch: the loss is NaN at once.
@@ -300,6 +303,7 @@ def test_a_diverging_loss_fails_with_lower_the_learning_rate(digits):
     assert progress.epoch == 1 and len(progress.train_loss) <= 1 and job.model is None
 
 
+@pytest.mark.slow
 def test_phases_recompile_with_their_learning_rate_and_trainable_layers(digits):
     (x, y), test = digits
     seen = {}
@@ -341,6 +345,7 @@ def test_phases_recompile_with_their_learning_rate_and_trainable_layers(digits):
         TrainConfig(phases=(3,))
 
 
+@pytest.mark.slow
 def test_the_time_limit_stops_a_job_with_a_message(digits):
     (x, y), test = digits
     config = TrainConfig(batch_size=32, epochs=200, train_size=3200)
@@ -353,6 +358,7 @@ def test_the_time_limit_stops_a_job_with_a_message(digits):
         TrainingJob(small_model, ((x, y), (None, None)), config, max_seconds=0)
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus():
     """Two logical CPU devices (set before TensorFlow starts: in a fresh process); the watch
     snapshot reads the mirrored first layer."""
@@ -439,6 +445,7 @@ class EpochEnds(keras.callbacks.Callback):
         self.seen.append((epoch + 1, self.job.snapshot().watch, kernel, bias))
 
 
+@pytest.mark.slow
 def test_watch_snapshots_each_epoch_hold_that_epochs_filters_and_maps(digits):
     """The snapshot of epoch e equals the first Conv2D's weights at the end of epoch e, and
     its maps equal tf.nn.conv2d of the watched digit with those weights (+ bias, ReLU)."""
@@ -469,6 +476,7 @@ def test_watch_snapshots_each_epoch_hold_that_epochs_filters_and_maps(digits):
     assert not job.snapshot().watch.filters.flags.writeable
 
 
+@pytest.mark.slow
 def test_watching_needs_a_conv_layer_and_an_image_of_the_model_size(digits):
     (x, y), test = digits
     config = TrainConfig(batch_size=64, epochs=1, train_size=200, validation_split=0.0)
@@ -480,3 +488,53 @@ def test_watching_needs_a_conv_layer_and_an_image_of_the_model_size(digits):
     assert progress.state == "failed" and "image to watch is (32, 32, 1)" in progress.error
     with pytest.raises(InvalidArgumentError, match="one finite"):
         TrainingJob(small_model, ((x, y), test), config, watch=np.zeros((2, 2, 2, 2)))
+
+
+class _Report:
+    """A ``Reporter`` that keeps every update and appended item, in order."""
+
+    def __init__(self):
+        self.updates, self.appended = {}, {}
+
+    def update(self, **changes):
+        self.updates.update(changes)
+
+    def append(self, **items):
+        for name, value in items.items():
+            self.appended.setdefault(name, []).append(value)
+
+
+@pytest.mark.slow
+def test_fit_phases_is_the_one_phase_runner_with_report_callbacks_and_stop(digits):
+    """Two phases on real digits, in this thread: the report gets the plan and one value per
+    epoch, extra callbacks run, each phase recompiles at its learning rate; a stop set
+    before the first batch trains nothing."""
+    from cnnlib.training.trainer import FitResult, fit_phases, new_stage
+
+    (x, y), _ = digits
+    data = ArrayData.from_arrays(
+        x[:320], y[:320], class_names=list("0123456789"), validation_split=0.25, seed=0
+    )
+    model = small_model(seed=0)
+    rates, epochs_seen = [], []
+    phases = [Phase(1, name="First"), Phase(2, learning_rate=1e-4, name="Second")]
+    seen = keras.callbacks.LambdaCallback(
+        on_train_begin=lambda logs: rates.append(float(model.optimizer.learning_rate)),
+        on_epoch_end=lambda epoch, logs: epochs_seen.append(epoch + 1),
+    )
+    report = _Report()
+    config = TrainConfig(batch_size=40, learning_rate=3e-3, seed=0)
+    result = fit_phases(model, data, phases, config, callbacks=[seen], report=report)
+    assert isinstance(result, FitResult) and result.batches == 3 * 6  # 240 images / 40
+    assert rates == pytest.approx([3e-3, 1e-4]) and epochs_seen == [1, 2, 3]
+    u = report.updates
+    assert (u["epochs"], u["phases"], u["steps_per_epoch"], u["phase"]) == (3, 2, 6, 2)
+    assert (u["phase_name"], u["train_samples"], u["val_samples"]) == ("Second", 240, 80)
+    assert len(report.appended["val_loss"]) == len(report.appended["train_loss"]) == 3
+    stop = threading.Event()
+    stop.set()
+    assert fit_phases(small_model(seed=1), data, phases, config, stop=stop).batches == 0
+    # A new stage starts its curves afresh; the task's fields stay.
+    fresh = new_stage(stage="fine-tune")
+    assert fresh["val_loss"] == () and fresh["epoch"] == 0 and fresh["stage"] == "fine-tune"
+    assert "state" not in fresh and "elapsed_seconds" not in fresh

@@ -1,4 +1,6 @@
-"""cnnlib.training.transfer: recipes, backbones' preprocessing, cached features, assembly, export.
+"""cnnlib.training.transfer: recipes, backbones' preprocessing, cached features, the head trained
+by the one phase runner (``fit_phases``), assembly, the own-images job (the one own-images
+trainer, also behind ``train_from_archive``), export.
 
 No network: MobileNetV2 weights files are written here from ``weights=None`` models and
 loaded through the real loading code (path and ``CNNLAB_MOBILENETV2_WEIGHTS`` routes); the
@@ -21,7 +23,9 @@ from PIL import Image
 
 from cnnlib.core.errors import InvalidArgumentError, WeightsUnavailableError
 from cnnlib.training import transfer
-from cnnlib.training.trainer import save_model_bytes
+from cnnlib.training.tasks import TrainingSlots
+from cnnlib.training.trainer import Phase, TrainConfig, fit_phases, save_model_bytes
+from cnnlib.training.transfer import OwnImagesRecipe
 from cnnlib.uploads.folders import open_archive, train_from_archive
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,11 +137,16 @@ def test_no_weights_raises_and_never_gives_a_random_backbone(monkeypatch, tmp_pa
     monkeypatch.setenv("CNNLAB_MOBILENETV2_WEIGHTS", str(tmp_path / "missing.h5"))
     with pytest.raises(WeightsUnavailableError, match="CNNLAB_MOBILENETV2_WEIGHTS"):
         transfer.load_backbone("MobileNetV2", (SIZE, SIZE, 3))
-    with pytest.raises(WeightsUnavailableError):
-        train_from_archive(noisy_zip(), recipe="transfer", image_size=SIZE, workdir=tmp_path / "s")
+    recipe = OwnImagesRecipe("transfer", image_size=SIZE)
+    with pytest.raises(WeightsUnavailableError, match="CNNLAB_MOBILENETV2_WEIGHTS"):
+        train_from_archive(noisy_zip(), recipe, workdir=tmp_path / "s")  # before any training
     assert list((tmp_path / "s").iterdir()) == []
+    with pytest.raises(WeightsUnavailableError, match="does not exist"):
+        transfer.require_weights("MobileNetV2", tmp_path / "nothing.h5")
+    transfer.require_weights("MobileNetV2", None)  # random weights: for tests and timing
 
 
+@pytest.mark.slow
 def test_weights_file_loads_and_is_marked_unverified(mobilenet_file, monkeypatch):
     loaded = transfer.load_backbone("MobileNetV2", (SIZE, SIZE, 3), mobilenet_file)
     assert not loaded.imagenet_verified and not loaded.model.trainable
@@ -155,6 +164,7 @@ def test_weights_file_loads_and_is_marked_unverified(mobilenet_file, monkeypatch
         transfer.load_backbone("AlexNet")
 
 
+@pytest.mark.slow
 def test_features_are_the_backbone_pooled_once_per_image_and_copy(mobilenet_file, data):
     loaded = transfer.load_backbone("MobileNetV2", data.input_shape, mobilenet_file)
     extractor = transfer.feature_extractor(loaded)
@@ -181,11 +191,14 @@ def test_features_are_the_backbone_pooled_once_per_image_and_copy(mobilenet_file
         transfer.extract_features(extractor, data, augment_copies=2, max_bytes=1000)
 
 
+@pytest.mark.slow
 def test_assembled_model_equals_head_on_features_and_exports(mobilenet_file, data, tmp_path):
     loaded = transfer.load_backbone("MobileNetV2", data.input_shape, mobilenet_file)
     features = transfer.extract_features(loaded, data)  # a PretrainedModel is wrapped
-    head, history = transfer.train_head(features, 2, epochs=2)
-    assert len(history["loss"]) == 2
+    head = transfer.build_head(features.train_x.shape[1], 2, seed=0)
+    cached = transfer.FeatureData(features, data.class_names)
+    fitted = fit_phases(head, cached, [Phase(2)], TrainConfig(batch_size=4, seed=0))
+    assert fitted.batches == 2 * 3 and not fitted.stopped_early  # 12 training images
     model = transfer.assemble(loaded, head, augment=True)
     images = np.concatenate([x.numpy() for x, _ in data.batches("validation", 64)])
     expected = head.predict(features.val_x, verbose=0)
@@ -199,6 +212,7 @@ def test_assembled_model_equals_head_on_features_and_exports(mobilenet_file, dat
     )
 
 
+@pytest.mark.slow
 def test_fine_tuning_unfreezes_only_the_top_block(mobilenet_file):
     loaded = transfer.load_backbone("MobileNetV2", (SIZE, SIZE, 3), mobilenet_file)
     model = transfer.assemble(loaded, transfer.build_head(1280, 2))
@@ -228,15 +242,24 @@ def test_predict_image_and_the_tutorial_sentence():
 @pytest.mark.slow
 def test_transfer_pipeline_end_to_end_and_the_snippet_runs(mobilenet_file, tmp_path):
     progress = []
+    recipe = OwnImagesRecipe(
+        "transfer",
+        weights=mobilenet_file,
+        image_size=SIZE,
+        augment=("flip",),
+        augment_copies=1,
+        epochs=2,
+        fine_tune_epochs=1,
+        seed=0,
+    )
     result = train_from_archive(
-        noisy_zip(), recipe="transfer", epochs=2, image_size=SIZE, seed=0,
-        weights=mobilenet_file, augment_copies=1, fine_tune_epochs=1,
-        workdir=tmp_path / "session", progress=lambda *a: progress.append(a),
-    )  # fmt: skip
-    assert result.backbone == "MobileNetV2" and not result.weights_verified
-    assert "not verified" in result.weights_source
-    assert {stage for stage, _, _ in progress} == {"features", "epochs", "fine-tune"}
-    assert len(result.history["val_accuracy"]) == 3  # 2 head epochs + 1 fine-tuning epoch
+        noisy_zip(), recipe, workdir=tmp_path / "session", progress=progress.append
+    )
+    p = result.progress
+    assert result.recipe.backbone == "MobileNetV2" and not p.weights_verified
+    assert str(mobilenet_file) in p.weights_source
+    assert {s.stage for s in progress} >= {"features", "fine-tune"}
+    assert len(p.head_val_accuracy) == 2 and len(p.val_accuracy) == 1  # head, fine-tuning
     assert list((tmp_path / "session").iterdir()) == []
 
     folder = tmp_path / "export"
@@ -247,9 +270,13 @@ def test_transfer_pipeline_end_to_end_and_the_snippet_runs(mobilenet_file, tmp_p
     pixels = raw_pixels(1, SIZE)[0].astype(np.uint8)
     Image.fromarray(pixels).save(folder / "photo.png")
     run = subprocess.run(
-        [sys.executable, "predict.py", "photo.png"], cwd=folder, capture_output=True,
-        text=True, timeout=120, env={"PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )  # fmt: skip
+        [sys.executable, "predict.py", "photo.png"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert run.returncode == 0, run.stderr
     top = transfer.predict_image(result.model, Image.fromarray(pixels), result.class_names)
     assert run.stdout.strip() == transfer.confidence_sentence(top)
@@ -295,18 +322,26 @@ def test_weights_status_finds_local_files_and_never_downloads(tmp_path, monkeypa
     assert found.available and "cache" in found.source
 
 
+@pytest.mark.slow
 def test_background_job_extracts_once_then_trains_the_head_and_gives_a_flat_model(
     mobilenet_file, tmp_path
 ):
     from cnnlib.inspect.saliency import saliency_map
-    from cnnlib.training.tasks import TrainingSlots
 
     folders = open_archive(noisy_zip(size=32), workdir=tmp_path)
     data = folders.split(32, validation_fraction=0.25, seed=0)  # 12 train, 4 validation
-    job = transfer.OwnImagesJob(
-        data, recipe="transfer", weights=mobilenet_file, epochs=2, patience=0,
-        augment=["flip"], augment_copies=2, fine_tune_epochs=1, slots=TrainingSlots(1),
-    )  # fmt: skip
+    recipe = OwnImagesRecipe(
+        "transfer",
+        weights=mobilenet_file,
+        image_size=32,
+        validation_fraction=0.25,
+        augment=("flip",),
+        augment_copies=2,
+        epochs=2,
+        patience=0,
+        fine_tune_epochs=1,
+    )
+    job = transfer.OwnImagesJob(data, recipe, slots=TrainingSlots(1))
     assert job.model is None
     p = job.start().wait(300)
     assert p.state == "finished", p.error
@@ -326,14 +361,12 @@ def test_background_job_extracts_once_then_trains_the_head_and_gives_a_flat_mode
     folders.cleanup()
 
 
+@pytest.mark.slow
 def test_background_job_from_scratch_and_stopped_before_it_starts(tmp_path):
-    from cnnlib.training.tasks import TrainingSlots
-
     folders = open_archive(noisy_zip(size=32), workdir=tmp_path)
     data = folders.split(32, validation_fraction=0.25, seed=0)
-    job = transfer.OwnImagesJob(
-        data, epochs=1, augment=["flip", "contrast"], slots=TrainingSlots(1)
-    ).start()
+    recipe = OwnImagesRecipe(image_size=32, epochs=1, augment=("flip", "contrast"))
+    job = transfer.OwnImagesJob(data, recipe, slots=TrainingSlots(1)).start()
     p = job.wait(300)
     assert p.state == "finished" and p.stage == "scratch" and p.features_total == 0
     names = [type(layer).__name__ for layer in job.model.get_layer("augmentation").layers]
@@ -343,26 +376,65 @@ def test_background_job_from_scratch_and_stopped_before_it_starts(tmp_path):
     import threading
 
     assert slots.acquire(blocker, threading.Event())
-    queued = transfer.OwnImagesJob(data, epochs=1, slots=slots).start()
+    queued = transfer.OwnImagesJob(data, OwnImagesRecipe(epochs=1), slots=slots).start()
     queued.stop()
     assert queued.wait(60).state == "stopped" and queued.model is None
     slots.release(blocker)
-    with pytest.raises(InvalidArgumentError, match="recipe"):
-        transfer.OwnImagesJob(data, recipe="magic")
+    with pytest.raises(InvalidArgumentError, match="OwnImagesRecipe"):
+        transfer.OwnImagesJob(data, "scratch")
     folders.cleanup()
 
 
-def test_the_time_limit_stops_the_extraction_at_its_next_batch(mobilenet_file, tmp_path):
-    from cnnlib.training.tasks import TrainingSlots
+def test_the_recipe_checks_its_settings_once_and_keeps_transfer_only_ones_for_transfer():
+    """One typed value from the widgets to the child: each setting checked once; copies and
+    fine-tuning apply to transfer only (``uses_backbone``: the one place of that rule)."""
+    asked = {"augment": ["zoom", "flip"], "augment_copies": 3, "fine_tune_epochs": 2}
+    scratch = OwnImagesRecipe("scratch", **asked)
+    assert (scratch.augment_copies, scratch.fine_tune_epochs) == (0, 0)
+    assert scratch.augment == ("flip", "zoom")  # in the order the layers apply them
+    assert scratch.label == "From scratch" and not scratch.transfer
+    tuned = OwnImagesRecipe("transfer", backbone="VGG19", **asked)
+    assert (tuned.augment_copies, tuned.fine_tune_epochs, tuned.label) == (3, 2, "VGG19")
+    plain = OwnImagesRecipe("transfer", augment_copies=3)  # no kinds: nothing to copy
+    assert plain.augment_copies == 0 and plain.transfer
+    assert tuned.fine_tune_phase().learning_rate == transfer.FINE_TUNE_LR
+    config = tuned.train_config()
+    assert (config.epochs, config.learning_rate, config.patience, config.batch_size) == (
+        5,
+        1e-3,
+        3,
+        32,
+    )
+    assert [transfer.uses_backbone(r) for r in transfer.RECIPES] == [False, True]
+    for bad, match in [
+        ({"recipe": "magic"}, "recipe"),
+        ({"backbone": "AlexNet"}, "Unknown backbone"),
+        ({"augment": ["blur"]}, "blur"),
+        ({"image_size": 4}, "image size"),
+        ({"validation_fraction": 1.0}, "validation split"),
+        ({"augment_copies": 21}, "augment_copies"),
+        ({"epochs": 0}, "Epochs"),
+        ({"learning_rate": 0}, "learning rate"),
+    ]:
+        with pytest.raises(InvalidArgumentError, match=match):
+            OwnImagesRecipe(**bad)
 
+
+@pytest.mark.slow
+def test_the_time_limit_stops_the_extraction_at_its_next_batch(
+    mobilenet_file, tmp_path, monkeypatch
+):
+    from cnnlib.training import task_process
+
+    # The child must reach its first batch after the stop: give a loaded machine the time to
+    # import TensorFlow and load the backbone before it would be killed.
+    monkeypatch.setattr(task_process, "STOP_GRACE_SECONDS", 600.0)
     folders = open_archive(noisy_zip(size=32), workdir=tmp_path)
     data = folders.split(32, validation_fraction=0.25, seed=0)
-    job = transfer.OwnImagesJob(
-        data, recipe="transfer", weights=mobilenet_file, batch_size=4, max_seconds=0.001,
-        slots=TrainingSlots(1),
-    )  # fmt: skip
+    recipe = OwnImagesRecipe("transfer", weights=mobilenet_file, image_size=32, batch_size=4)
+    job = transfer.OwnImagesJob(data, recipe, max_seconds=0.001, slots=TrainingSlots(1))
     p = job.start().wait(300)  # the limit passes while the backbone loads
-    assert p.state == "stopped" and "time limit" in p.message
+    assert p.state == "stopped" and "time limit" in p.message, p.error
     assert p.stage == "features" and p.features_done == 4 < p.features_total == 16
     assert job.model is None and not p.train_loss
     folders.cleanup()

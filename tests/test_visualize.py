@@ -1,15 +1,22 @@
 """cnnlib.inspect.visualize: gradient ascent raises a fixed-weight filter's activation, finds the
 pattern the filter matches, reports the activation it measured (checked with an independent
-forward pass), treats the model's input range and preprocessing as promised, caches results;
-FilterGridJob fills a grid in the background, stops and times out."""
+forward pass), treats the model's input range and preprocessing as promised, caches results
+and stops between two steps when asked; cnnlib.training.filter_grid.FilterGridJob (a task of the
+one task base) fills a grid in the background, takes a slot, stops, times out and fails with a
+message."""
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 import pytest
 
-from cnnlib.core.errors import InvalidArgumentError
+from cnnlib.core.errors import InvalidArgumentError, WorkStopped
 from cnnlib.inspect import visualize
+from cnnlib.training.filter_grid import FilterGridJob
+from cnnlib.training.tasks import TrainingSlots
+from tests.conftest import wait_for
 
 SIZE = 16
 #: Vertical-edge filter: dark on the left, bright on the right.
@@ -120,50 +127,72 @@ def test_bad_arguments_are_refused(model, kwargs, match):
         visualize.maximize_activation(model, args.pop("layer_name"), args.pop("channel"), **args)
 
 
-def test_grid_job_fills_the_grid_and_shares_the_cache(model):
+def test_should_stop_ends_the_ascent_between_two_steps_and_caches_nothing(model):
+    asked = []
+
+    def third_time() -> bool:
+        asked.append(1)
+        return len(asked) == 3
+
+    with pytest.raises(WorkStopped):
+        visualize.maximize_activation(model, "conv", 0, steps=20, should_stop=third_time)
+    assert len(asked) == 3
+    assert visualize.cached_filter(model, "conv", 0, steps=20) is None
+    done = visualize.maximize_activation(model, "conv", 0, steps=20, should_stop=lambda: False)
+    assert visualize.cached_filter(model, "conv", 0, steps=20) is done
+    assert visualize.cached_filter(model, "conv", 0, steps=20, jitter=0) is None
+
+
+def test_grid_job_fills_the_grid_shares_the_cache_and_frees_its_slot(model):
     cached = visualize.maximize_activation(model, "conv", 1, steps=5)
-    job = visualize.FilterGridJob(model, "conv", [0, 1, 2], steps=5, max_seconds=120)
-    assert job.snapshot().state == "idle" and job.snapshot().progress == 0
+    slots = TrainingSlots(1)
+    job = FilterGridJob(model, "conv", [0, 1, 2], steps=5, max_seconds=120, slots=slots)
+    first = job.snapshot()
+    assert first.state == "queued" and first.fraction == 0 and first.total == 3
     job.start()
     job.start()  # a second start does nothing
-    assert job.join(timeout=120)
-    snap = job.snapshot()
-    assert snap.state == "finished" and snap.error is None
-    assert (snap.done, snap.total, snap.progress) == (3, 3, 1.0)
-    assert snap.images[1] is cached  # taken from the cache, not recomputed
-    assert len(snap.filter_seconds) == 2 and all(s > 0 for s in snap.filter_seconds)
+    p = job.wait(120)
+    assert p.state == "finished" and p.error is None and p.message is None
+    assert (p.filters_done, p.total, p.fraction) == (3, 3, 1.0)
+    assert p.images[1] is cached  # taken from the cache, not recomputed
+    assert len(p.filter_seconds) == 2 and all(s > 0 for s in p.filter_seconds)
     for c in (0, 2):
-        assert visualize.maximize_activation(model, "conv", c, steps=5) is snap.images[c]
+        assert visualize.maximize_activation(model, "conv", c, steps=5) is p.images[c]
+    assert slots.running == 0 and slots.waiting == 0
 
 
-def test_grid_job_stops_and_times_out(model):
-    stopped = visualize.FilterGridJob(model, "conv", [0, 1], steps=5)
-    stopped.stop()
-    stopped.start()
-    assert stopped.join(timeout=60)
-    assert stopped.snapshot().state == "stopped" and stopped.snapshot().done == 0
-    late = visualize.FilterGridJob(model, "conv", [0, 1], steps=5, max_seconds=1e-9)
-    late.start()
-    assert late.join(timeout=60)
-    assert late.snapshot().state == "timed out" and late.snapshot().done == 0
+def test_grid_job_waits_for_a_slot_stops_and_times_out(model):
+    slots = TrainingSlots(1)
+    blocker = object()
+    assert slots.acquire(blocker, threading.Event())
+    queued = FilterGridJob(model, "conv", [0, 1], steps=5, slots=slots).start()
+    assert wait_for(lambda: queued.snapshot().queue_position == 1)
+    assert queued.snapshot().state == "queued"
+    queued.stop()
+    p = queued.wait(60)
+    assert p.state == "stopped" and p.filters_done == 0 and slots.waiting == 0
+    slots.release(blocker)
+    late = FilterGridJob(model, "conv", [0, 1], steps=200, max_seconds=1e-3, slots=slots)
+    p = late.start().wait(60)
+    assert p.state == "stopped" and p.filters_done == 0
+    assert "Time limit reached" in p.message and slots.running == 0
 
 
 def test_grid_job_reports_a_failure(model, monkeypatch):
     def broken(*args, **kwargs):
         raise InvalidArgumentError("broken on purpose")
 
-    monkeypatch.setattr(visualize, "_optimize", broken)
-    job = visualize.FilterGridJob(model, "conv", [0], steps=5)
-    job.start()
-    assert job.join(timeout=60)
-    snap = job.snapshot()
-    assert snap.state == "failed" and "broken on purpose" in snap.error
+    monkeypatch.setattr(visualize, "maximize_activation", broken)
+    p = FilterGridJob(model, "conv", [0], steps=5, slots=TrainingSlots(1)).start().wait(60)
+    assert p.state == "failed" and "Could not finish the filter grid: broken on purpose" in p.error
 
 
 def test_grid_job_budgets_are_checked_up_front(model):
     with pytest.raises(InvalidArgumentError, match="1 to 64"):
-        visualize.FilterGridJob(model, "conv", list(range(65)))
+        FilterGridJob(model, "conv", list(range(65)))
     with pytest.raises(InvalidArgumentError, match="from 0 to 2"):
-        visualize.FilterGridJob(model, "conv", [0, 7])
+        FilterGridJob(model, "conv", [0, 7])
     with pytest.raises(InvalidArgumentError, match="max_seconds"):
-        visualize.FilterGridJob(model, "conv", [0], max_seconds=0)
+        FilterGridJob(model, "conv", [0], max_seconds=0)
+    with pytest.raises(InvalidArgumentError, match="Unknown option"):
+        FilterGridJob(model, "conv", [0], colour=1)

@@ -107,13 +107,18 @@ def _resize_note(step: imagenet.PipelineSteps) -> str:
     return f"squashed from {w}×{h} (aspect {w / h:.2f}) to {side}×{side} (aspect 1)"
 
 
-def show_input_step(original: Image.Image, step: imagenet.PipelineSteps) -> None:
-    """Step 1: the original photo beside the 224 × 224 image the model sees."""
+def show_input_step(
+    original: Image.Image, step: imagenet.PipelineSteps, file_size: tuple[int, int] | None = None
+) -> None:
+    """Step 1: the original photo beside the 224 × 224 image the model sees. ``file_size``:
+    (width, height) of the uploaded file when the decoder handed it back shrunk."""
     st.subheader("1 · The image the model sees")
     w, h = step.original_size
+    fw, fh = file_size or (w, h)
+    size = f"{fw}×{fh} pixels" + (f" (read at {w}×{h})" if (fw, fh) != (w, h) else "")
     c1, c2 = st.columns(2)
     with c1:
-        show_image(original, caption=f"Original: {w}×{h} pixels", alt=f"Your photo, {w}×{h} pixels")
+        show_image(original, caption=f"Original: {size}", alt=f"Your photo, {size}")
     with c2:
         show_image(
             step.resized,

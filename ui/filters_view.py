@@ -3,9 +3,11 @@ a conv layer most (``cnnlib.inspect.visualize``).
 
 - this session's models (MNIST page, quick-trained, uploaded) are small: one filter is
   maximised on request, in seconds, and shown with its activation-per-step curve;
-- ResNet50 and VGG19 are large: a ``FilterGridJob`` fills a grid of one layer's filters in a
-  background thread (kept in this session's state), and a fragment polls it every second for
-  the progress and the filters done so far, with Stop.
+- ResNet50 and VGG19 are large: a ``cnnlib.training.filter_grid.FilterGridJob`` (a task of the
+  one task base: it waits for one of the server's slots, has Stop and a time limit, and ends
+  with the session) fills a grid of one layer's filters in the background (kept in this
+  session's state), and a fragment polls it every second for the progress and the filters
+  done so far, with Stop.
 
 ``cnnlib.inspect.visualize`` caches every result per (model, layer, channel, steps, options), so a
 filter asked for again, or already done by a grid, is shown at once.
@@ -21,10 +23,11 @@ import streamlit as st
 
 from cnnlib.inspect import features as F
 from cnnlib.inspect import visualize
-from ui.features_view import BAR_COLOR, ModelView, show_png
+from cnnlib.training.filter_grid import FilterGridJob, GridProgress
+from ui.features_session import ModelView
+from ui.features_view import BAR_COLOR, show_png
 from ui.image_input import show_image
-
-KEEP = {"persist_state": "session"}  #: widget values survive a visit to another page
+from ui.state import KEEP
 
 #: (model key, ``FilterGridJob``) of this session's grid, or absent.
 GRID_JOB = "features_filter_grid"
@@ -161,7 +164,7 @@ def grid_ui(view: ModelView, acts: F.ActivationSet, layer: str) -> None:
     )
     if st.button(f"Fill a grid of {len(channels)} filters", key="fm_grid_start"):
         stop_grid()
-        job = visualize.FilterGridJob(
+        job = FilterGridJob(
             view.runner,
             layer,
             channels,
@@ -170,17 +173,16 @@ def grid_ui(view: ModelView, acts: F.ActivationSet, layer: str) -> None:
             max_seconds=float(budget),
             **maximize_options(view),
         )
-        job.start()
-        st.session_state[GRID_JOB] = (view.key, job)
+        st.session_state[GRID_JOB] = (view.key, job.start())
     kept = st.session_state.get(GRID_JOB)
     if kept is not None and kept[0] != view.key:
         stop_grid()  # another model's grid: its work would never be seen
     if kept is None or kept[0] != view.key:
         return
-    if kept[1].snapshot().running:
-        _grid_progress()
-    else:
+    if kept[1].done:
         show_grid(kept[1].snapshot())
+    else:
+        _grid_progress()
 
 
 def stop_grid() -> None:
@@ -196,27 +198,31 @@ def _grid_progress() -> None:
     if kept is None:
         return
     snap = kept[1].snapshot()
-    if not snap.running:
+    if snap.done:
         st.rerun(scope="app")
-    st.progress(
-        snap.progress,
-        text=f"{snap.done} of {snap.total} filters of {snap.layer} · {snap.elapsed:.0f} s "
-        f"of at most {snap.max_seconds:.0f} s",
-    )
+    if snap.state == "queued":
+        where = f" (position {snap.queue_position})" if snap.queue_position else ""
+        text = f"Waiting for a free slot on the server{where}…"
+    else:
+        text = (
+            f"{snap.filters_done} of {snap.total} filters of {snap.layer} · "
+            f"{snap.elapsed_seconds:.0f} s of at most {snap.max_seconds:.0f} s"
+        )
+    st.progress(snap.fraction, text=text)
     if st.button("Stop", key="fm_grid_stop"):
         kept[1].stop()
     show_grid(snap)
 
 
-def show_grid(snap: visualize.GridSnapshot) -> None:
+def show_grid(snap: GridProgress) -> None:
     """The filters done so far, labelled with their channel, and how the job ended."""
     if snap.error:
         st.error(snap.error, icon="⚠️")
-    if not snap.running:
-        ended = {"finished": "Finished", "stopped": "Stopped", "timed out": "Time limit reached"}
+    if snap.done:
+        ended = {"finished": "Finished", "stopped": "Stopped", "failed": "Failed"}[snap.state]
         st.caption(
-            f"{ended.get(snap.state, snap.state)}: {snap.done} of {snap.total} filters in "
-            f"{snap.elapsed:.0f} s."
+            f"{'Time limit reached' if snap.message else ended}: {snap.filters_done} of "
+            f"{snap.total} filters in {snap.elapsed_seconds:.0f} s."
         )
     if not snap.images:
         return

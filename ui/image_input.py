@@ -1,7 +1,9 @@
 """The one image picker used by every page that takes a photo: sample, upload or camera.
 
-All three routes go through ``cnnlib.data.images.load_image``, so a bad file gets the same
-learner-friendly message everywhere. Uploads are decoded once per session and counted against
+Uploads and camera shots go through ``cnnlib.data.images.read_image``: decoded in the
+decoding sandbox, never in the server, handed back shrunk to the largest size a page uses,
+so a bad file gets the same learner-friendly message everywhere (its name shown verbatim,
+``safe_text``). Uploads are decoded once per session and counted against
 the session's caps (``cnnlib.core.budgets``: ``session_uploads``, ``session_upload_bytes``,
 ``session_image_bytes``); past a cap the learner reads what happened and what to do, and the
 session goes on with samples. ``show_image`` is the one way to show a learner's image:
@@ -10,6 +12,7 @@ any size and aspect ratio.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,16 +21,40 @@ from PIL import Image
 
 from cnnlib.core.budgets import SessionUsage, budgets, check_session_images
 from cnnlib.core.errors import BudgetError, InvalidImageError
+from cnnlib.core.text import safe_text
 from cnnlib.data import images, samples
 from ui import state
 
 
 @dataclass(frozen=True)
 class PickedImage:
-    """An image the learner chose, as 8-bit RGB, and where it came from (for captions)."""
+    """An image the learner chose, as 8-bit RGB (at most ``budgets().lab_pixels`` pixels),
+    where it came from (``label``: a sample's name or the uploaded file's name, hostile text:
+    show it with ``safe_text``), the file's own size (``original_size``: (width, height);
+    the image's size when it was not shrunk) and ``token``: the one cache key of this image,
+    the same on every rerun ("sample:<name>", "file:<upload's file id>"; an image made
+    elsewhere is named by a digest of its pixels)."""
 
     image: Image.Image
     label: str
+    original_size: tuple[int, int] | None = None
+    token: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.token:
+            img = self.image
+            digest = hashlib.sha1(img.tobytes()).hexdigest()
+            object.__setattr__(self, "token", f"pixels:{digest}-{img.mode}-{img.size}")
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the picture as the learner's file has it."""
+        return self.original_size or self.image.size
+
+
+def _picked(file, name: str, label: str, token: str = "") -> PickedImage:
+    decoded = images.read_image(file, name=name)
+    return PickedImage(decoded.image, label, decoded.original_size, token)
 
 
 @st.cache_data(max_size=budgets().cache_bytes, show_spinner=False, max_entries=32)
@@ -50,22 +77,23 @@ def _decode(file_id: str, name: str, label: str, _file, _usage: SessionUsage) ->
     # Runs only for an upload this session has not decoded yet: count it against the
     # session's caps first (BudgetError, nothing decoded), then decode.
     _usage.admit(_file.size if hasattr(_file, "size") else len(_file.getvalue()), budgets=budgets())
-    return PickedImage(images.load_image(_file, name=name), label)
+    return _picked(_file, name, label, f"file:{file_id}")
 
 
 def load_uploaded(file, *, name: str | None = None, label: str | None = None) -> PickedImage:
-    """Decode one ``UploadedFile`` (or camera photo). Raises ``InvalidImageError`` naming it,
+    """Decode one ``UploadedFile`` (or camera photo) in the sandbox. Raises
+    ``InvalidImageError`` naming it (``name``: markdown, by default its file name verbatim),
     or ``BudgetError`` once the session has decoded ``budgets().session_uploads`` uploads or
     ``session_upload_bytes`` bytes (``SessionUsage.admit``).
 
     Each upload is decoded and counted once per session (a session-scoped ``st.cache_data``
     by the file's id), so a rerun that only changes a setting does not decode it again.
     """
-    name, label = name or f"“{file.name}”", label or file.name
+    name, label = name or safe_text(file.name), label or file.name
     file_id = getattr(file, "file_id", None)
     if file_id is None:  # not from a Streamlit widget: nothing to key a cache entry on
         _usage().admit(len(file.getvalue()), budgets=budgets())
-        return PickedImage(images.load_image(file, name=name), label)
+        return _picked(file, name, label)
     return _decode(file_id, name, label, file, _usage())
 
 
@@ -123,7 +151,7 @@ def pick_images(
             persist_state=persist_state,
             bind=bind,
         )
-        picked.append(PickedImage(_sample(name), name))
+        picked.append(PickedImage(_sample(name), name, token=f"sample:{name}"))
     elif source == "Upload":
         files = st.file_uploader(
             "Upload " + ("images" if multiple else "an image"),
@@ -162,10 +190,12 @@ def show_image(
 
     ``img``: a PIL image, or an (H, W) / (H, W, C) array, uint8 or float in [0, 1] (clipped).
     ``alt``: what it shows, for screen readers (``ui.alt_text``; "" marks it decorative).
-    Extreme strips (8 × 3000, 3000 × 8) are letterboxed with grey bars to at most 3 : 1, so
-    they neither vanish nor shrink to zero pixels; very large images are sent downscaled.
+    Very large images are shrunk to ``SHOW_MAX_SIDE`` first; then extreme strips (8 × 3000,
+    3000 × 8) are letterboxed with grey bars to at most 3 : 1, so they neither vanish nor
+    shrink to zero pixels (shrinking first: a 1 × 30,000 strip costs 534 × 1600 pixels, not
+    10,000 × 30,000). ``caption`` is markdown: quote uploaded names with ``safe_text``.
     """
     if isinstance(img, np.ndarray):
         img = Image.fromarray(img) if img.dtype == np.uint8 else images.to_image(img)
-    img = images.downscale(images.letterbox(img, max_aspect=SHOW_MAX_ASPECT), SHOW_MAX_SIDE)
+    img = images.letterbox(img, max_aspect=SHOW_MAX_ASPECT, max_side=SHOW_MAX_SIDE)
     st.image(img, caption=caption, width=width, alt=alt)

@@ -10,8 +10,8 @@ reads values: the cell-by-hand numbers and the small grid. Numbers come from
 
 from __future__ import annotations
 
-import hashlib
 import io
+from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
@@ -22,11 +22,11 @@ from cnnlib.conv import ops as conv
 from cnnlib.conv.ops import ConvGeometry
 from cnnlib.core.budgets import budgets
 from cnnlib.core.errors import InvalidArgumentError
+from cnnlib.core.text import safe_text
 from cnnlib.data import images
 from ui import figures
 from ui.errors import friendly_errors
 from ui.figures import MAGNITUDE, SIGN, axes, figure, legend, plot, rect, shape_text
-from ui.image_input import PickedImage
 
 #: Longest side drawn for the input and the main output, and for the smaller maps.
 VIEW_MAX, THUMB_MAX = 512, 256
@@ -58,18 +58,40 @@ def write_kernel_link(name: str, kernel: np.ndarray) -> None:
             st.query_params[key] = text
 
 
-def image_token(picked: PickedImage, source: str, prefix: str) -> str:
-    """A short cache key for the chosen image: the sample's name or the upload's file id
-    (``prefix`` is the image picker's key)."""
-    if source == "Sample":
-        return f"sample:{picked.label}"
-    widget = st.session_state.get(f"{prefix}_upload" if source == "Upload" else f"{prefix}_camera")
-    if file_id := getattr(widget, "file_id", None):
-        return f"{source}:{file_id}"
-    return "pixels:" + hashlib.sha1(picked.image.tobytes()).hexdigest()
-
-
 # ------------------------------------------------------------------------ cached results
+
+
+@dataclass(frozen=True)
+class MapPicture:
+    """A map drawn as a colour-mapped JPEG, and what its caption says: the map's ``shape``,
+    its ``text`` ("H×W, values from a to b"), ``f`` (each f×f block drawn as its strongest
+    value; 1 = full size) and its colour ``scale`` (name, low, high)."""
+
+    jpeg: bytes
+    shape: tuple[int, ...]
+    text: str
+    f: int
+    scale: tuple[str, float, float]
+
+
+@dataclass(frozen=True, eq=False)
+class Convolved:
+    """The lab's convolution of the prepared image and what is drawn of it: the output ``y``
+    (H', W') float32, its coloured picture ``rgb`` (h, w, 3) uint8 drawn with each f×f block
+    as one cell, its ``text`` and colour ``scale``, the input's ``x_text`` ("H×W, values from
+    a to b"); the ReLU and the two 2×2 poolings
+    (``max_pool``, ``avg_pool``), or ``pool_error`` when the output is too small to pool."""
+
+    y: np.ndarray
+    rgb: np.ndarray
+    f: int
+    text: str
+    x_text: str
+    scale: tuple[str, float, float]
+    relu: MapPicture
+    max_pool: MapPicture | None = None
+    avg_pool: MapPicture | None = None
+    pool_error: str | None = None
 
 
 @st.cache_data(max_size=budgets().cache_bytes, show_spinner=False, max_entries=8)
@@ -112,52 +134,37 @@ def picture(rgb: np.ndarray, cell: tuple[float, float] = (1, 1), boxes=(), min_s
     return _jpeg(np.asarray(img))
 
 
-def _thumb(a: np.ndarray, scale: str) -> dict[str, object]:
-    """A map drawn as a colour-mapped JPEG, with what its caption needs."""
+def _thumb(a: np.ndarray, scale: str) -> MapPicture:
+    """A map drawn small as a colour-mapped JPEG, with what its caption needs."""
     view, f = lab.display_map(a, THUMB_MAX)
     rgb, spec = _colored(view, scale, lab.symmetric_limit(a))
-    return {
-        "jpeg": picture(rgb, min_side=200),
-        "f": f,
-        "shape": a.shape,
-        "text": range_text(a),
-        "scale": spec,
-    }
+    return MapPicture(picture(rgb, min_side=200), a.shape, range_text(a), f, spec)
 
 
-def map_alt(what: str, t: dict) -> str:
-    """Alt text of a drawn map (``convolved``/``bank`` entry): what it is, its shape and
+def map_alt(what: str, t: MapPicture | Convolved) -> str:
+    """Alt text of a drawn map (``convolved``/``bank`` picture): what it is, its shape and
     value range (``range_text``), how it is drawn and what its colours mean."""
-    return f"{what}: {t['text']}.{drawn_note(t['f'])} {legend(*t['scale'])}"
+    return f"{what}: {t.text}.{drawn_note(t.f)} {legend(*t.scale)}"
 
 
 @st.cache_data(max_size=budgets().cache_bytes, show_spinner=False, max_entries=24)
 def convolved(
     token: str, side: int, gray: bool, kernel, geometry: ConvGeometry, scale: str, _x
-) -> dict[str, object]:
+) -> Convolved:
     """conv2d of the prepared image, then ReLU and 2×2 pooling (or why pooling cannot run).
 
     ``kernel`` is ``lab.kernel_tuple``'s hashable form; ``_x`` is keyed by the rest.
     """
     y = conv.conv2d(_x, np.array(kernel, dtype=np.float32), **geometry.kwargs)
-    view = lab.display_map(y, VIEW_MAX)
-    rgb, spec = _colored(view[0], scale, lab.symmetric_limit(y))
-    out: dict[str, object] = {
-        "y": y,
-        "view": view,
-        "rgb": rgb,
-        "scale": spec,
-        "text": range_text(y),
-        "f": view[1],
-        "x_text": range_text(_x),
-        "relu": _thumb(conv.relu(y), "magnitude"),
-    }
+    view, f = lab.display_map(y, VIEW_MAX)
+    rgb, spec = _colored(view, scale, lab.symmetric_limit(y))
+    relu = _thumb(conv.relu(y), "magnitude")
+    made = {"y": y, "rgb": rgb, "f": f, "text": range_text(y), "x_text": range_text(_x)}
     try:
-        out["max"] = _thumb(conv.max_pool2d(y, 2), scale)
-        out["avg"] = _thumb(conv.avg_pool2d(y, 2), scale)
+        pools = _thumb(conv.max_pool2d(y, 2), scale), _thumb(conv.avg_pool2d(y, 2), scale)
     except InvalidArgumentError as err:
-        out["pool_error"] = str(err)
-    return out
+        return Convolved(**made, scale=spec, relu=relu, pool_error=str(err))
+    return Convolved(**made, scale=spec, relu=relu, max_pool=pools[0], avg_pool=pools[1])
 
 
 @st.cache_data(max_size=budgets().cache_bytes, show_spinner=False, max_entries=8)
@@ -170,7 +177,7 @@ def bank(
     geometry: ConvGeometry,
     scale: str,
     _x,
-) -> tuple[tuple[int, ...], list[dict[str, object]]]:
+) -> tuple[tuple[int, ...], list[MapPicture]]:
     """The filter bank's (H′, W′, F) output shape and each map drawn small."""
     k4 = np.frombuffer(kernel4_bytes, dtype=np.float32).reshape(shape)
     maps = conv.conv2d(_x, k4, **geometry.kwargs)
@@ -189,12 +196,12 @@ def input_view(token: str, side: int, gray: bool, _x) -> tuple[np.ndarray, float
 # -------------------------------------------------------------------------------- views
 
 
-def show_thumb(t: dict, title: str, caption: str, what: str) -> None:
-    """A small map (``convolved``/``bank`` entry) as an image, with its caption; ``what`` it
-    is starts its alt text."""
+def show_thumb(t: MapPicture, title: str, caption: str, what: str) -> None:
+    """A small map (``convolved``/``bank`` picture) as an image, with its caption; ``what``
+    it is starts its alt text."""
     st.markdown(f"**{title}**")
-    st.image(t["jpeg"], width="stretch", alt=map_alt(what, t))
-    st.caption(f"{caption}{t['text']}.{drawn_note(t['f'])} {legend(*t['scale'])}")
+    st.image(t.jpeg, width="stretch", alt=map_alt(what, t))
+    st.caption(f"{caption}{t.text}.{drawn_note(t.f)} {legend(*t.scale)}")
 
 
 # -------------------------------------------------------------------------------- views
@@ -210,17 +217,17 @@ def show_input(view: tuple[np.ndarray, float, float], title: str, box: tuple, al
     return drawn
 
 
-def show_output(res: dict, row: int, col: int) -> None:
+def show_output(res: Convolved, row: int, col: int) -> None:
     """The main output map with output cell (row, col) outlined, and its caption."""
-    out_h, out_w = res["y"].shape
-    f = res["view"][1]
+    out_h, out_w = res.y.shape
+    f = res.f
     alt = (
         f"{map_alt('Output feature map', res)} An orange box marks output cell ({row}, {col}), "
         "worked out by hand under the hood."
     )
     st.markdown(f"**Output {out_h}×{out_w}**")
-    st.image(picture(res["rgb"], (f, f), [(row, col, row, col)]), width="stretch", alt=alt)
-    st.caption(f"Output {res['text']}.{drawn_note(f)} {legend(*res['scale'])}")
+    st.image(picture(res.rgb, (f, f), [(row, col, row, col)]), width="stretch", alt=alt)
+    st.caption(f"Output {res.text}.{drawn_note(f)} {legend(*res.scale)}")
 
 
 def show_zoom(x: np.ndarray, expl: lab.CellExplanation, dilation: int) -> None:
@@ -245,8 +252,10 @@ def show_zoom(x: np.ndarray, expl: lab.CellExplanation, dilation: int) -> None:
     )
     st.markdown("**Zoom: the taps (orange), image edge (green)**")
     st.image(picture(rgb, boxes=[edge, *taps]), width="stretch", alt=alt)
-    st.caption(f"Input rows {t}–{z.bottom}, columns {left}–{z.right}; outside the green edge "
-               "are padding zeros (black).")  # fmt: skip
+    st.caption(
+        f"Input rows {t}–{z.bottom}, columns {left}–{z.right}; outside the green edge "
+        "are padding zeros (black)."
+    )
 
 
 def _numbers_figure(expl: lab.CellExplanation, ch: int, label: str) -> dict:
@@ -410,7 +419,8 @@ def show_sizes(x_shape: tuple, label: str, k_shape: tuple, g: ConvGeometry, size
     size_h, size_w = sizes
     with st.container():
         st.markdown(
-            f"Input **{shape_text(x_shape)}** ({label}), kernel **{shape_text(k_shape)}**, "
+            f"Input **{shape_text(x_shape)}** ({safe_text(label)}), kernel "
+            f"**{shape_text(k_shape)}**, "
             f"padding **{lab.padding_to_text(g.padding)}**, stride **{g.stride}**, dilation "
             f"**{g.dilation}** → output **{size_h.out}×{size_w.out}**"
         )
@@ -429,14 +439,14 @@ def show_sizes(x_shape: tuple, label: str, k_shape: tuple, g: ConvGeometry, size
             st.info(text, icon=":material/content_cut:")
 
 
-def show_maps(res: dict, shown: tuple, x_shape: tuple, expl) -> None:
+def show_maps(res: Convolved, shown: tuple, x_shape: tuple, expl) -> None:
     """Input (with the explained cell's box), output, ReLU and the two poolings."""
-    out_h, out_w = res["y"].shape
+    out_h, out_w = res.y.shape
     row, col = expl.row, expl.col
     top, left, bottom, right = expl.box
     colour = "grayscale" if len(x_shape) == 2 else "RGB"
     alt = (
-        f"Input image, {colour}: {res['x_text']} (0 black, 1 white). An orange box marks rows "
+        f"Input image, {colour}: {res.x_text} (0 black, 1 white). An orange box marks rows "
         f"{top}–{bottom}, columns {left}–{right}: the pixels that feed output ({row}, {col})."
     )
     c1, c2 = st.columns(2)
@@ -451,13 +461,12 @@ def show_maps(res: dict, shown: tuple, x_shape: tuple, expl) -> None:
     c1, c2, c3 = st.columns(3)
     with c1:
         relu = "ReLU of the output, negatives set to 0"
-        show_thumb(res["relu"], f"ReLU: {out_h}×{out_w}", "max(0, x): negatives become 0. ", relu)
-    if "pool_error" in res:
-        c2.info(f"Pooling skipped: {res['pool_error']}")
+        show_thumb(res.relu, f"ReLU: {out_h}×{out_w}", "max(0, x): negatives become 0. ", relu)
+    if res.pool_error is not None:
+        c2.info(f"Pooling skipped: {res.pool_error}")
         return
-    for column, key, word in ((c2, "max", "max"), (c3, "avg", "average")):
-        pooled = res[key]
-        title = f"2×2 {word} pool: {out_h}×{out_w} → {shape_text(pooled['shape'])}"
+    for column, pooled, word in ((c2, res.max_pool, "max"), (c3, res.avg_pool, "average")):
+        title = f"2×2 {word} pool: {out_h}×{out_w} → {shape_text(pooled.shape)}"
         what = f"2×2 {word} pool of the output, each 2×2 block replaced by its {word}"
         with column:
             show_thumb(pooled, title, f"Each 2×2 block → its {word}. ", what)
@@ -512,7 +521,12 @@ def show_grid(grid: lab.SmallGrid, position: int) -> None:
 
 
 def show_bank(
-    names: list[str], k4: np.ndarray, shape: tuple, thumbs: list, x_shape: tuple, g: ConvGeometry
+    names: list[str],
+    k4: np.ndarray,
+    shape: tuple,
+    thumbs: list[MapPicture],
+    x_shape: tuple,
+    g: ConvGeometry,
 ) -> None:
     """The filter bank: shapes and weight count, Keras code, then one map per filter."""
     kh, kw, channels, f = k4.shape

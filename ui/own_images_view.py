@@ -2,7 +2,9 @@
 extraction and training progress, validation results, prediction and the comparison table.
 
 Every class-folder and file name comes from an upload: hostile text. Markdown gets
-``cnnlib.core.text.safe_text``; plotly labels and tables get ``plain_label`` (cut, HTML-escaped).
+``cnnlib.core.text.safe_text`` (a code span: shown verbatim); the health report's issues,
+warnings and skip reasons come with their names already so; plotly labels and tables get
+``plain_label`` (cut, HTML-escaped).
 Figures are ``ui.figures.bar_chart`` and ``ui.training_view``'s confusion matrix; nothing
 here computes a metric.
 """
@@ -50,33 +52,40 @@ def show_health(report) -> None:
     )
     plain = [alt_text.plain(c, 40) for c in report.class_names]
     st.plotly_chart(
-        bar_chart(names, counts, value_format=",.0f", value_title="images", label_title="class",
-                  height=260),
+        bar_chart(
+            names,
+            counts,
+            value_format=",.0f",
+            value_title="images",
+            label_title="class",
+            height=260,
+        ),
         key="own_counts",
         alt="Bar chart of the number of images in each class: "
-        + ", ".join(f"{c} {n:,}" for c, n in zip(plain, counts, strict=True)) + ".",
-    )  # fmt: skip
+        + ", ".join(f"{c} {n:,}" for c, n in zip(plain, counts, strict=True))
+        + ".",
+    )
     figures.table_view(
         {"class": list(report.class_names), "images": counts}, alt="Images per class"
     )
-    for issue in report.issues:
-        st.error(safe_text(issue, 600), icon=":material/block:")
+    for issue in report.issues:  # markdown whose upload names are code spans (folders)
+        st.error(issue, icon=":material/block:")
     for warning in report.warnings:
-        st.warning(safe_text(warning, 600), icon="⚠️")
+        st.warning(warning, icon="⚠️")
     if report.ok:
         st.success("Ready to train: every class has enough images.", icon=":material/check_circle:")
     if report.skipped:
         with st.expander(f"Skipped files ({len(report.skipped)})"):
             for s in report.skipped[:50]:
-                st.markdown(f"- `{safe_text(s.path)}`: {safe_text(s.reason, 200)}")
+                st.markdown(f"- {safe_text(s.path)}: {s.reason}")
     if report.duplicates:
         with st.expander(f"Identical images in two classes ({len(report.duplicates)})"):
             for a, b in report.duplicates[:50]:
-                st.markdown(f"- `{safe_text(a)}` = `{safe_text(b)}`")
+                st.markdown(f"- {safe_text(a)} = {safe_text(b)}")
     if report.tiny:
         with st.expander(f"Tiny images ({len(report.tiny)})"):
             for path, (w, h) in report.tiny[:50]:
-                st.markdown(f"- `{safe_text(path)}`: {w} × {h} pixels")
+                st.markdown(f"- {safe_text(path)}: {w} × {h} pixels")
     st.markdown("**A few images of each class**")
     for name in report.class_names:
         samples = report.samples.get(name, [])
@@ -138,9 +147,13 @@ def show_progress(p, slot_limit: int) -> None:
     if p.weights_source:
         (st.caption if p.weights_verified else st.warning)(
             f"Backbone weights: {p.weights_source}"  # the server's own text
-            + ("" if p.weights_verified else ". **Unverified**: not checked against Keras' "
-               "official ImageNet file, so the features may mean nothing.")
-        )  # fmt: skip
+            + (
+                ""
+                if p.weights_verified
+                else ". **Unverified**: not checked against Keras' "
+                "official ImageNet file, so the features may mean nothing."
+            )
+        )
     if p.extract_seconds:
         st.caption(f"Features computed once in {p.extract_seconds:.1f} s.")
 
@@ -150,11 +163,17 @@ def show_per_class(evaluation, class_names: Sequence[str]) -> None:
     values = np.nan_to_num(evaluation.per_class, nan=0.0)
     what = "validation accuracy"
     st.plotly_chart(
-        bar_chart([plain_label(c) for c in class_names], values, value_range=(0, 1.1),
-                  value_title=what, label_title="class", height=280),
+        bar_chart(
+            [plain_label(c) for c in class_names],
+            values,
+            value_range=(0, 1.1),
+            value_title=what,
+            label_title="class",
+            height=280,
+        ),
         key="own_per_class",
         alt=training_view.per_class_alt(evaluation.per_class, class_names, what),
-    )  # fmt: skip
+    )
     rows = training_view.per_class_rows(evaluation.per_class, class_names, what)
     figures.table_view(rows, alt="Validation accuracy per class")
 
@@ -188,12 +207,18 @@ def show_prediction(predictions: Sequence[tuple[str, float]], sentence: str) -> 
     st.markdown(f"This image most likely belongs to **{safe_text(sentence, 120)}**.")
     bars = ", ".join(f"{alt_text.plain(n, 40)} {p:.1%}" for n, p in predictions)
     st.plotly_chart(
-        bar_chart([plain_label(n) for n, _ in predictions], [p for _, p in predictions],
-                  horizontal=True, highlight=0, value_range=(0, 1.15),
-                  value_title="probability", height=60 + 28 * len(predictions)),
+        bar_chart(
+            [plain_label(n) for n, _ in predictions],
+            [p for _, p in predictions],
+            horizontal=True,
+            highlight=0,
+            value_range=(0, 1.15),
+            value_title="probability",
+            height=60 + 28 * len(predictions),
+        ),
         key="own_prediction",
         alt=f"Bar chart of the probability of each class, highest first: {bars}.",
-    )  # fmt: skip
+    )
     rows = {
         "class": [n for n, _ in predictions],
         "probability": [f"{p:.1%}" for _, p in predictions],
@@ -204,8 +229,10 @@ def show_prediction(predictions: Sequence[tuple[str, float]], sentence: str) -> 
 def show_grad_cam(x: np.ndarray, cam: np.ndarray, label: str) -> None:
     """Grad-CAM of the model's input (H, W, 3) uint8 for class ``label``: map (H, W) in [0, 1]."""
     h, w = cam.shape
-    st.markdown(f"**Grad-CAM**: where your model found evidence for “{safe_text(label)}” "
-                f"({w} × {h} input, pale yellow = strong, dark = none).")  # fmt: skip
+    st.markdown(
+        f"**Grad-CAM**: where your model found evidence for “{safe_text(label)}” "
+        f"({w} × {h} input, pale yellow = strong, dark = none)."
+    )
     r, c = np.unravel_index(int(np.argmax(cam)), cam.shape)
     where = f"strongest at row {r}, column {c}" if cam.max() > 0 else "zero everywhere"
     show_image(
@@ -216,10 +243,34 @@ def show_grad_cam(x: np.ndarray, cam: np.ndarray, label: str) -> None:
     )
 
 
-def show_comparison(rows: list[dict]) -> None:
-    """One row per recipe trained on the same data (scratch vs transfer)."""
+def show_comparison(rows: Sequence) -> None:
+    """One row per recipe trained on the same data (``ComparisonRow``: scratch vs transfer)."""
     st.markdown("**Scratch vs transfer learning, on the same images and split**")
-    st.dataframe(rows, hide_index=True)
+    table = [
+        {
+            "Model": plain_label(r.model),
+            "Validation accuracy": f"{r.validation_accuracy:.1%}",
+            "Epochs run": r.epochs_run,
+            "Training time (s)": r.training_seconds,
+            "Feature extraction (s)": "—" if r.extraction_seconds is None else r.extraction_seconds,
+            "Parameters": f"{r.parameters:,}",
+        }
+        for r in rows
+    ]
+    st.dataframe(table, hide_index=True)
+
+
+def show_weights_status(status) -> None:
+    """A backbone's ``cnnlib.training.transfer.WeightsStatus``: where its weights are, or why
+    transfer learning is off and how to provide them."""
+    if not status.available:
+        st.warning(
+            f"**Transfer learning is off: no pretrained weights.** {status.message} "
+            "Training from scratch works without them.",
+            icon="⚠️",
+        )
+    else:
+        st.caption(f"{status.backbone} weights: {status.source}.")
 
 
 def show_registered(name: str | None) -> None:

@@ -2,7 +2,7 @@
 Classify and Feature-maps pages (one view for every model: ResNet50, MNIST convnets, uploads).
 
 The maps come from ``cnnlib.inspect.saliency``; the overlays reuse
-``cnnlib.inspect.imagenet.overlay`` (the Grad-CAM overlay's 'jet' colours, blue = 0 to red = 1).
+``cnnlib.inspect.imagenet.overlay`` (Inferno colours: black = 0 to pale yellow = 1).
 Each map is cached per session and per (model, image, class, method, options), so reruns that
 change nothing it depends on do no TensorFlow work, and adding a method computes only that one.
 """
@@ -21,8 +21,7 @@ from cnnlib.core.budgets import budgets
 from cnnlib.inspect import imagenet, saliency
 from ui import alt_text
 from ui.image_input import show_image
-
-KEEP = {"persist_state": "session"}  #: widget values survive a visit to another page
+from ui.state import KEEP
 
 #: Shown first: the cheap gradient methods and SmoothGrad (16 gradients).
 DEFAULT_METHODS = ("gradcam", "gradcam++", "gradients", "smoothgrad")

@@ -27,9 +27,7 @@ from cnnlib.models import (
     SummaryRow,
     preset_stack,
 )
-
-#: Widget values survive page switches (the stack itself is plain session state).
-KEEP = {"persist_state": "session"}
+from ui.state import KEEP  # widget values survive page switches (the stack is session state)
 
 #: A fresh layer of each kind, as the "Add layer" button inserts it (registry defaults).
 NEW_LAYER: dict[str, LayerSpec] = {kind: LayerSpec.new(kind) for kind in LAYER_KINDS}
@@ -103,10 +101,15 @@ def _param_widget(param: Param, key: str, value):
     if param.type == "int":
         return int(
             st.number_input(
-                param.label, int(param.low), int(param.high), int(value), key=key,
-                help=param.help or None, **KEEP,
+                param.label,
+                int(param.low),
+                int(param.high),
+                int(value),
+                key=key,
+                help=param.help or None,
+                **KEEP,
             )
-        )  # fmt: skip
+        )
     if param.step is not None:
         high = param.high - param.step if param.below else param.high
         return float(
@@ -122,10 +125,15 @@ def _param_widget(param: Param, key: str, value):
         )
     return float(
         st.number_input(
-            param.label, float(param.low), float(param.high), float(value), key=key,
-            format="%.5f", **KEEP,
+            param.label,
+            float(param.low),
+            float(param.high),
+            float(value),
+            key=key,
+            format="%.5f",
+            **KEEP,
         )
-    )  # fmt: skip
+    )
 
 
 def _layer_widgets(prefix: str, uid: int, spec: LayerSpec) -> LayerSpec:

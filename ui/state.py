@@ -14,16 +14,17 @@ from cnnlib.models.registry import ModelRegistry
 
 T = TypeVar("T")
 
+#: Keyword arguments that make a widget's value survive a visit to another page (its value
+#: persists for the session): ``st.slider(..., **KEEP)``.
+KEEP = {"persist_state": "session"}
+
 #: ``cnnlib.models.registry.ModelRegistry`` of every model trained in this session (MNIST,
 #: own images…), newest first, with class names and input shape. Use ``model_registry()``.
 MODEL_REGISTRY = "model_registry"
-#: ``cnnlib.training.trainer.TrainingJob`` of this session's current or last MNIST training (or
-#: absent).
-TRAINING_JOB = "mnist_training_job"
 #: (page title, ``cnnlib.training.tasks.TaskHandle``) of the ONE training this session may run at a
 #: time, whichever page started it (MNIST, the dense-vs-convnet experiment, Feature maps'
-#: quick training, own images). Use ``ui.training_session.running_task()`` /
-#: ``register_task()`` / ``start_task()``, never the key directly.
+#: quick training, own images). Use ``ui.runs.running_task()`` / ``start()``, never the key
+#: directly.
 RUNNING_TASK = "running_training_task"
 #: The last digit drawn (or uploaded) on the MNIST page, preprocessed: (28, 28) float32 in [0, 1],
 #: light digit on dark background, as MNIST (× 255 for a model's raw-pixel input).

@@ -8,8 +8,8 @@ widgets.
 
 from __future__ import annotations
 
-import functools
 import os
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
@@ -377,9 +377,18 @@ def cost_line(cost) -> str:
     )
 
 
+#: What a training waiting on the Ray cluster (``TaskProgress.queued_on_cluster``) shows.
+CLUSTER_WAIT = (
+    "Waiting for a free training slot on the cluster: every machine that trains is busy. "
+    "It starts by itself; Stop cancels it."
+)
+
+
 def show_status(p, slot_limit: int) -> None:
     """Where the training stands: queued, failed, or a progress bar with its line."""
-    if p.state == "queued":
+    if p.state == "queued" and p.queued_on_cluster:
+        st.info(CLUSTER_WAIT, icon="⏳")
+    elif p.state == "queued":
         st.info(
             f"Waiting for a free training slot: this server trains at most {slot_limit} "
             f"model{'s' * (slot_limit != 1)} at once. Your place in the queue: "
@@ -411,8 +420,10 @@ def show_watch(watch, digit: np.ndarray | None) -> None:
     """A ``cnnlib.training.trainer.WatchSnapshot``: the first layer's filters and the watched
     digit's feature maps at the end of its epoch (drawn with ``cnnlib.inspect.features``' grids)."""
     if watch is None:
-        st.caption("The first layer's filters and one digit's feature maps appear here after "
-                   "each epoch (for a model with a Conv2D layer).")  # fmt: skip
+        st.caption(
+            "The first layer's filters and one digit's feature maps appear here after "
+            "each epoch (for a model with a Conv2D layer)."
+        )
         return
     kh, kw, _, n = watch.filters.shape
     w, m = watch.filters, watch.maps
@@ -476,32 +487,49 @@ def show_live(p, *, recipe: str = "", has_model: bool = True) -> None:
 def show_registered(name: str | None) -> None:
     """Which entry of the session's model registry a training produced (if any yet)."""
     if name:
-        st.success(f"Kept in this session's models as **{name}**: the other pages (e.g. "
-                   "Feature maps) can open it.", icon=":material/inventory_2:")  # fmt: skip
+        st.success(
+            f"Kept in this session's models as **{name}**: the other pages (e.g. "
+            "Feature maps) can open it.",
+            icon=":material/inventory_2:",
+        )
 
 
-def show_experiment(p, info: dict, *, on_stop) -> None:
+def show_experiment(p, *, size: int, epochs: int, on_stop) -> None:
     """A ``TranslationExperiment``'s snapshot: progress and a Stop button (calls ``on_stop``)
-    while it runs, then its failure, its stop, or its result."""
+    while it runs, then its failure, its stop, or its result (trained on ``size`` images for
+    ``epochs`` epochs per model)."""
     if not p.done:
         show_experiment_progress(p)
         st.button("Stop the experiment", key="mnist_exp_stop", on_click=on_stop)
     elif p.state == "failed":
         st.error(p.error or "The experiment failed.", icon="⚠️")
     elif p.state == "stopped":
-        st.warning(p.message or "The experiment was stopped before it finished; run it again "
-                   "for a result.")  # fmt: skip
+        st.warning(
+            p.message or "The experiment was stopped before it finished; run it again for a result."
+        )
     elif p.result is not None:
-        show_translation(p.result, **info)
+        show_translation(p.result, size=size, epochs=epochs)
 
 
 def download_model(
     model, file_name: str, *, key: str, label: str = "Download the model (.keras)"
 ) -> None:
-    """A download button for ``model`` as a ``.keras`` file (saved only when clicked)."""
+    """A download button for ``model`` as a ``.keras`` file, saved once per model and kept
+    in the session (under ``key``) while the button shows.
+
+    Not Streamlit's deferred download (``data=`` a function, saved on click): the file it
+    makes belongs to no session, so Streamlit deletes it at its second sweep for orphaned
+    files, which follows any session's run; on a replica busy with a class that comes before
+    the browser fetches it, and the download fails (a 404, seen in tests/e2e/test_classroom.py).
+    """
+    memo = f"{key}__keras_bytes"
+    kept = st.session_state.get(memo)
+    if kept is None or kept[0]() is not model:
+        kept = (weakref.ref(model), save_model_bytes(model))
+        st.session_state[memo] = kept
     st.download_button(
         label,
-        data=functools.partial(save_model_bytes, model),
+        data=kept[1],
         file_name=file_name,
         mime="application/octet-stream",
         on_click="ignore",
@@ -650,7 +678,8 @@ def show_experiment_progress(p) -> None:
         text = f"**{p.phase}** (model {p.current + 1} of {len(p.models)}){step}"
     st.progress(min(1.0, fraction), text=text)
     if t is not None and t.state == "queued":
-        st.info("Waiting for a free training slot on this server…", icon="⏳")
+        where = "on the cluster" if t.queued_on_cluster else "on this server"
+        st.info(f"Waiting for a free training slot {where}…", icon="⏳")
 
 
 def show_translation(result, *, size: int, epochs: int) -> None:

@@ -8,6 +8,8 @@ Numbers come from ``cnnlib.conv.ops`` (``transpose_grid``, ``conv2d_transpose``)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import streamlit as st
 
@@ -18,17 +20,28 @@ from cnnlib.core.errors import CNNLabError
 from ui import figures
 from ui.errors import friendly_errors
 from ui.figures import SIGN, axes, figure, plot, rect, shape_text
-from ui.lab_view import ORANGE, picture, range_text, show_tensorflow_check
+from ui.lab_view import ORANGE, MapPicture, picture, range_text, show_tensorflow_check
+from ui.state import KEEP
 
 ss = st.session_state
-KEEP = {"persist_state": "session"}
 #: Longest side of the image the section upsamples (stride 3 makes it 3× as long).
 IMAGE_SIDE = 128
 PADDINGS = ("valid", "same", "crop p")
 
 
-def controls_ui() -> tuple[int, int, int, int | str]:
-    """Input size, kernel size, stride and padding of the small example: (i, k, s, padding)."""
+@dataclass(frozen=True)
+class TransposeSettings:
+    """The small example's input size ``i``, kernel size ``k``, stride ``s`` and padding
+    ("valid", "same", or p cells cropped from each side)."""
+
+    i: int
+    k: int
+    s: int
+    padding: int | str
+
+
+def controls_ui() -> TransposeSettings:
+    """Input size, kernel size, stride and padding of the small example."""
     c1, c2, c3, c4 = st.columns([1, 1, 1, 2])
     i = c1.selectbox("Transposed: input i×i", list(range(2, 7)), index=1, key="lab_tr_i", **KEEP)
     k = c2.selectbox("Transposed: kernel k×k", list(range(1, 6)), index=2, key="lab_tr_k", **KEEP)
@@ -44,10 +57,10 @@ def controls_ui() -> tuple[int, int, int, int | str]:
             **KEEP,
         )
         if mode != "crop p":
-            return int(i), int(k), int(s), mode
+            return TransposeSettings(int(i), int(k), int(s), mode)
         top = max(((int(i) - 1) * int(s) + int(k) - 1) // 2, 0)
         p = st.number_input("Transposed: p", 0, top, min(1, top), key="lab_tr_p", **KEEP)
-    return int(i), int(k), int(s), int(min(p, top))
+    return TransposeSettings(int(i), int(k), int(s), int(min(p, top)))
 
 
 def grid_figure(g: conv.TransposeGrid, row: int, col: int) -> dict:
@@ -87,12 +100,25 @@ def grid_figure(g: conv.TransposeGrid, row: int, col: int) -> dict:
     layout["plot_bgcolor"] = "#9e9e9e"
     fig = figure(traces, "", height=360, shapes=shapes, **layout)
     fig["layout"]["annotations"] = [
-        {"text": f"input {h}×{w}", "xref": "x domain", "yref": "y domain", "x": 0.5, "y": 1.02,
-         "yanchor": "bottom", "showarrow": False},
-        {"text": f"output {oh}×{ow}: how many writes add up in each cell",
-         "xref": "x2 domain", "yref": "y2 domain", "x": 0.5, "y": 1.02, "yanchor": "bottom",
-         "showarrow": False},
-    ]  # fmt: skip
+        {
+            "text": f"input {h}×{w}",
+            "xref": "x domain",
+            "yref": "y domain",
+            "x": 0.5,
+            "y": 1.02,
+            "yanchor": "bottom",
+            "showarrow": False,
+        },
+        {
+            "text": f"output {oh}×{ow}: how many writes add up in each cell",
+            "xref": "x2 domain",
+            "yref": "y2 domain",
+            "x": 0.5,
+            "y": 1.02,
+            "yanchor": "bottom",
+            "showarrow": False,
+        },
+    ]
     return fig
 
 
@@ -129,19 +155,21 @@ def show_grid(g: conv.TransposeGrid) -> None:
             icon=":material/grid_on:",
         )
     else:
-        st.caption(f"Kernel {k} is a multiple of stride {g.stride[0]}: away from the borders "
-                   f"every output cell receives the same number of writes ({hi}).")  # fmt: skip
+        st.caption(
+            f"Kernel {k} is a multiple of stride {g.stride[0]}: away from the borders "
+            f"every output cell receives the same number of writes ({hi})."
+        )
 
 
 @st.cache_data(max_size=budgets().cache_bytes, show_spinner=False, max_entries=8)
-def upsampled(token: str, shape: tuple, kernel, stride: int, padding, _x) -> dict[str, object]:
+def upsampled(token: str, shape: tuple, kernel, stride: int, padding, _x) -> MapPicture:
     """``conv2d_transpose`` of the (H, W) image ``_x`` with the lab's (kh, kw) kernel
     (``lab.kernel_tuple`` form), coloured for drawing; keyed by the image token and shape."""
     y = conv.conv2d_transpose(_x, np.array(kernel, np.float32), stride=stride, padding=padding)
     m = lab.symmetric_limit(y)
     view, f = lab.display_map(y, 512)
-    return {"y_shape": y.shape, "text": range_text(y), "f": f, "m": m,
-            "jpeg": picture(figures.colorize(view, SIGN, -m, m), min_side=256)}  # fmt: skip
+    jpeg = picture(figures.colorize(view, SIGN, -m, m), min_side=256)
+    return MapPicture(jpeg, y.shape, range_text(y), f, (SIGN, -m, m))
 
 
 def show_upsampled(token: str, x: np.ndarray, kernel: np.ndarray, s: int, padding) -> None:
@@ -151,12 +179,12 @@ def show_upsampled(token: str, x: np.ndarray, kernel: np.ndarray, s: int, paddin
     st.markdown(
         f"The lab's image **{shape_text(x.shape)}** (grayscale), your **{kh}×{kw}** kernel, "
         f"stride **{s}**, padding **{lab.padding_to_text(padding)}** → "
-        f"**{shape_text(res['y_shape'])}**: each pixel writes a copy of the kernel, {s} "
+        f"**{shape_text(res.shape)}**: each pixel writes a copy of the kernel, {s} "
         "cells apart."
     )
     c1, c2 = st.columns([1, 2])
-    legend = figures.legend(SIGN, -res["m"], res["m"])
-    note = "" if res["f"] == 1 else f" Drawn with each {res['f']}×{res['f']} block as one cell."
+    legend = figures.legend(*res.scale)
+    note = "" if res.f == 1 else f" Drawn with each {res.f}×{res.f} block as one cell."
     c1.image(
         picture(figures.colorize(x, "gray", 0.0, 1.0), min_side=128),
         width="stretch",
@@ -164,12 +192,12 @@ def show_upsampled(token: str, x: np.ndarray, kernel: np.ndarray, s: int, paddin
     )
     c1.caption(f"Input {shape_text(x.shape)}.")
     c2.image(
-        res["jpeg"],
+        res.jpeg,
         width="stretch",
         alt=f"Its transposed convolution with your {kh}×{kw} kernel, stride {s}: "
-        f"{res['text']}.{note} {legend}",
+        f"{res.text}.{note} {legend}",
     )
-    c2.caption(f"Transposed convolution: {res['text']}.{note} {legend}")
+    c2.caption(f"Transposed convolution: {res.text}.{note} {legend}")
 
 
 @st.fragment
@@ -181,7 +209,8 @@ def transpose_section(token: str, x: np.ndarray, kernel: np.ndarray) -> None:
         "the kernel, scaled by its value, into the output, copies `s` cells apart. Decoders "
         "and GANs use it to upsample (Keras: `Conv2DTranspose`)."
     )
-    i, k, s, padding = controls_ui()
+    c = controls_ui()
+    i, k, s, padding = c.i, c.k, c.s, c.padding
     try:
         st.latex(lab.transpose_formula_latex(i, k, s, padding))
         show_grid(conv.transpose_grid((i, i), k, stride=s, padding=padding))

@@ -28,7 +28,7 @@ from cnnlib.conv.ops import (
     transpose_pad_amounts,
 )
 from cnnlib.core.errors import InvalidArgumentError
-from cnnlib.core.text import safe_text
+from cnnlib.core.text import plain_text, safe_text
 from cnnlib.data import images
 
 #: Strides and dilations the lab offers.
@@ -40,6 +40,9 @@ MAX_EXPLICIT_PADDING = 10
 CUSTOM = "custom"
 #: Largest kernel weight accepted from the editor or the URL (in absolute value).
 MAX_WEIGHT = 1e6
+#: Longest kernel text a link may hold: 7 × 7 values of up to 16 characters (the shortest
+#: text of any float32, e.g. "-1.2345678e-38"), their separators, and some slack.
+MAX_KERNEL_TEXT = 1000
 #: Padding choices of the lab's radio: "explicit" means ``p`` zeros on each side.
 PADDING_CHOICES: tuple[str, ...] = (*PADDING_MODES, "explicit")
 #: Relative tolerance of "the hand-made sum equals the output map" (float32 rounding).
@@ -126,8 +129,16 @@ def check_kernel(kernel: np.ndarray) -> np.ndarray:
 
 
 def kernel_from_text(text: str) -> np.ndarray:
-    """Parse "a,b,c;d,e,f" into a (kh, kw) float32 kernel; raises ``InvalidArgumentError``."""
-    rows = [r for r in str(text).strip().strip(";").split(";")]
+    """Parse "a,b,c;d,e,f" into a (kh, kw) float32 kernel; raises ``InvalidArgumentError``
+    (a text over ``MAX_KERNEL_TEXT`` characters before anything is parsed)."""
+    text = str(text)
+    if len(text) > MAX_KERNEL_TEXT:
+        raise InvalidArgumentError(
+            f"The kernel text is {len(text):,} characters long; a "
+            f"{kernels.MAX_KERNEL_SIZE}×{kernels.MAX_KERNEL_SIZE} kernel needs at most "
+            f"{MAX_KERNEL_TEXT:,}."
+        )
+    rows = [r for r in text.strip().strip(";").split(";")]
     try:
         values = [[float(v) for v in row.split(",")] for row in rows]
     except ValueError:
@@ -240,8 +251,8 @@ def settings_from_query(
 
     Accepts exactly what Streamlit's bound widgets accept (which drop anything else
     silently), so the returned notices name every value a learner's link lost: one
-    learner-facing notice per ignored parameter, its value escaped and shortened with
-    ``safe_text``. Unknown parameters are ignored silently.
+    learner-facing notice per ignored parameter (markdown), its value shown verbatim and
+    shortened with ``safe_text``. Unknown parameters are ignored silently.
     """
     notices: list[str] = []
     s = DEFAULTS
@@ -257,8 +268,8 @@ def settings_from_query(
 
     def bad(name: str, value: str, why: str, default: object) -> None:
         notices.append(
-            f"The link's **{q[name]}** value “{safe_text(value)}” was not used "
-            f"({safe_text(why, 200)}); using the default “{safe_text(default)}” instead."
+            f"The link's **{q[name]}** value {safe_text(value)} was not used "
+            f"({plain_text(why, 200)}); using the default {safe_text(default)} instead."
         )
 
     if (v := get("image")) is not None:

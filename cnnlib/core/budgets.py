@@ -11,11 +11,11 @@ server with an environment variable ``CNNLAB_<FIELD NAME IN CAPITALS>``:
 | ``CNNLAB_IMAGE_FILE_BYTES`` | 20 MiB | one uploaded image file |
 | ``CNNLAB_IMAGE_PIXELS`` | 40,000,000 | pixels of one image ``load_image`` decodes |
 | ``CNNLAB_IMAGE_SIDE`` | 30,000 | longer side of one image, pixels |
-| ``CNNLAB_IMAGE_DECODED_BYTES`` | 160 MB | one decoded image, H·W·C bytes at 8 bits |
+| ``CNNLAB_IMAGE_DECODED_BYTES`` | 600 MB | peak memory of decoding one image (from its header) |
 | ``CNNLAB_SESSION_IMAGE_BYTES`` | 256 MiB | decoded-image bytes one session keeps |
 | ``CNNLAB_SESSION_UPLOADS`` | 20 | uploads decoded per session |
 | ``CNNLAB_SESSION_UPLOAD_BYTES`` | 100 MiB | file bytes decoded per session |
-| ``CNNLAB_LAB_PIXELS`` | 4,000,000 | the lab's compute size; "original size" up to it |
+| ``CNNLAB_LAB_PIXELS`` | 4,000,000 | the lab's compute size: uploads come back shrunk to it |
 | ``CNNLAB_ACTIVATION_BYTES`` | 256 MiB | activations kept from one forward pass (Feature maps) |
 | ``CNNLAB_CACHE_BYTES`` | 256 MiB | ``st.cache_data(max_size=...)`` of the big caches |
 | ``CNNLAB_TRAINING_MULTIPLY_ADDS`` | 10^10 | multiply-adds of one training step (image × batch) |
@@ -24,6 +24,7 @@ server with an environment variable ``CNNLAB_<FIELD NAME IN CAPITALS>``:
 | ``CNNLAB_TRAINING_PROCESS_BYTES`` | 2 GiB | resident memory of one training's own process |
 | ``CNNLAB_MAX_TRAININGS`` | 2 | trainings running at once (the others queue) |
 | ``CNNLAB_TRAINING_QUEUE`` | 8 | trainings waiting in the queue |
+| ``CNNLAB_RAY_PAYLOAD_BYTES`` | 256 MiB | what one training sends to a Ray cluster |
 | ``CNNLAB_CLASSIFY_PHOTOS`` | 8 | photos in one Classify run |
 | ``CNNLAB_MODEL_WAIT_SECONDS`` | 20 | wait for a shared model (ResNet50, VGG19) busy with others |
 | ``CNNLAB_MODEL_FILE_BYTES`` | 20 MiB | one uploaded ``.keras`` archive |
@@ -39,6 +40,13 @@ server with an environment variable ``CNNLAB_<FIELD NAME IN CAPITALS>``:
 | ``CNNLAB_MIN_IMAGES_PER_CLASS`` | 5 | images a class needs to be trained on |
 | ``CNNLAB_FOLDER_CACHE_BYTES`` | 512 MiB | a split's decoded images kept in memory |
 | ``CNNLAB_FEATURE_BYTES`` | 1 GiB | cached backbone features of one transfer-learning run |
+| ``CNNLAB_SANDBOX_MEMORY_BYTES`` | 1 GiB | address space (``RLIMIT_AS``) of one decoder process |
+| ``CNNLAB_SANDBOX_CPU_SECONDS`` | 10 | CPU-seconds (``RLIMIT_CPU``) of one decoding job |
+| ``CNNLAB_SANDBOX_WALL_SECONDS`` | 30 | wall-clock seconds of one decoding job (then killed) |
+| ``CNNLAB_SANDBOX_WORKERS`` | 2 | warm decoder processes |
+| ``CNNLAB_SANDBOX_JOBS_PER_WORKER`` | 200 | jobs one decoder runs before it is replaced |
+| ``CNNLAB_SANDBOX_RESULT_BYTES`` | 64 MiB | arrays one decoding job may send back |
+| ``CNNLAB_SANDBOX_WAIT_SECONDS`` | 60 | wait for a free decoder when all are busy |
 
 Values are whole numbers; byte limits also take a unit: ``512MB``, ``2GiB``, ``300k``
 (K, M, G are powers of 1024, as in Streamlit's ``server.maxCacheDataSize``).
@@ -53,6 +61,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from cnnlib.core.checks import is_whole
 from cnnlib.core.errors import BudgetError
 
 __all__ = [
@@ -86,8 +95,10 @@ class Budgets:
     image_pixels: int = 40_000_000
     #: Longest side of an image, pixels (a 1×40,000,000 "image" is no photo).
     image_side: int = 30_000
-    #: Largest decoded image, W·H·C bytes at 8 bits per channel.
-    image_decoded_bytes: int = 160_000_000
+    #: Peak memory of decoding and converting one image, bytes, estimated from its header
+    #: before decoding (``cnnlib.data.images.decode_peak_bytes``; a test measures it). It must
+    #: fit the decoder's ``sandbox_memory_bytes`` with the interpreter's own ~150 MB.
+    image_decoded_bytes: int = 600_000_000
     #: Decoded-image bytes one session may keep (uploads, camera shots, samples).
     session_image_bytes: int = 256 * _MiB
     #: Uploads one session may decode.
@@ -95,7 +106,8 @@ class Budgets:
     #: File bytes one session may decode in all.
     session_upload_bytes: int = 100 * _MiB
     #: Largest image the Convolution lab computes on, pixels; "original size" is offered
-    #: only up to this.
+    #: only up to this. The largest size any page uses: the decoding sandbox hands uploaded
+    #: images back shrunk to it.
     lab_pixels: int = 4_000_000
     #: Activations one forward pass may keep (Feature maps), bytes.
     activation_bytes: int = 256 * _MiB
@@ -114,6 +126,9 @@ class Budgets:
     max_trainings: int = 2
     #: Trainings waiting for a slot.
     training_queue: int = 8
+    #: What one training sends to a Ray cluster (its settings, arrays, own images), bytes
+    #: (``cnnlib.training.ray_backend``).
+    ray_payload_bytes: int = 256 * _MiB
     #: Photos classified in one Classify run.
     classify_photos: int = 8
     #: Seconds a request waits for a shared ImageNet model other sessions are using, before
@@ -145,11 +160,26 @@ class Budgets:
     folder_cache_bytes: int = 512 * _MiB
     #: Cached backbone features of one transfer-learning run (train copies + validation).
     feature_bytes: int = 1024 * _MiB
+    #: Address space (``RLIMIT_AS``) of one decoder process of the sandbox
+    #: (``cnnlib.core.sandbox``), bytes: its interpreter, the file and the decoding together.
+    sandbox_memory_bytes: int = 1024 * _MiB
+    #: CPU-seconds one decoding job may use (``RLIMIT_CPU``, set before each job).
+    sandbox_cpu_seconds: int = 10
+    #: Wall-clock seconds one decoding job may take before the server kills its decoder.
+    sandbox_wall_seconds: int = 30
+    #: Warm decoder processes (started on first use, each one job at a time).
+    sandbox_workers: int = 2
+    #: Jobs one decoder runs before it is replaced by a fresh one (its memory returns).
+    sandbox_jobs_per_worker: int = 200
+    #: Bytes of arrays one decoding job may send back to the server.
+    sandbox_result_bytes: int = 64 * _MiB
+    #: Seconds a request waits for a free decoder when every one is busy.
+    sandbox_wait_seconds: int = 60
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not is_whole(value, 1):
                 raise BudgetError(f"The budget {f.name} must be a whole number ≥ 1, got {value!r}.")
 
 

@@ -23,19 +23,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-_VIRIDIS = [
-    (68, 1, 84), (72, 40, 120), (62, 73, 137), (49, 104, 142), (38, 130, 142),
-    (31, 158, 137), (53, 183, 121), (110, 206, 88), (181, 222, 43), (253, 231, 37),
-]  # fmt: skip
-_RDBU_R = [
-    (5, 48, 97), (33, 102, 172), (67, 147, 195), (146, 197, 222), (209, 229, 240),
-    (247, 247, 247), (253, 219, 199), (244, 165, 130), (214, 96, 77), (178, 24, 43),
-    (103, 0, 31),
-]  # fmt: skip
-_INFERNO = [
-    (0, 0, 4), (27, 12, 65), (74, 12, 107), (120, 28, 109), (165, 44, 96), (207, 68, 70),
-    (237, 105, 37), (251, 155, 6), (247, 209, 61), (252, 255, 164),
-]  # fmt: skip
+
+def _rgb(hex_colours: str) -> list[tuple[int, int, int]]:
+    """ "440154 482878" → [(68, 1, 84), (72, 40, 120)]: colours written as hex triplets."""
+    return [tuple(bytes.fromhex(h)) for h in hex_colours.split()]
+
+
+_VIRIDIS = _rgb("440154 482878 3e4989 31688e 26828e 1f9e89 35b779 6ece58 b5de2b fde725")
+_RDBU_R = _rgb("053061 2166ac 4393c3 92c5de d1e5f0 f7f7f7 fddbc7 f4a582 d6604d b2182b 67001f")
+_INFERNO = _rgb("000004 1b0c41 4a0c6b 781c6d a52c60 cf4446 ed6925 fb9b06 f7d13d fcffa4")
 
 #: The app's scales: signed values (diverging around 0: weights, convolution outputs),
 #: magnitudes (sequential: feature maps, |values|), and Grad-CAM / saliency evidence.

@@ -44,6 +44,17 @@ class ArchiveError(CNNLabError, ValueError):
     """An uploaded archive or folder of images is unsafe, malformed or not trainable."""
 
 
+class SandboxError(CNNLabError, RuntimeError):
+    """An uploaded file could not be read in the decoding sandbox (``cnnlib.core.sandbox``):
+    its decoder ran out of memory, CPU time or wall-clock time, crashed, or sent back
+    something malformed. ``reason`` is one of "memory", "cpu", "time", "crash", "malformed",
+    "busy", "start"; the message names the file and the limit."""
+
+    def __init__(self, message: str, *, reason: str = "crash"):
+        self.reason = reason
+        super().__init__(message)
+
+
 class ModelBusyError(CNNLabError, RuntimeError):
     """A shared model (ResNet50, VGG19, …) stayed busy with other sessions' requests for
     longer than the wait allowed (``cnnlib.core.budgets.Budgets.model_wait_seconds``)."""
@@ -54,3 +65,14 @@ class ModelBusyError(CNNLabError, RuntimeError):
             f"{model_name} is busy with other visitors' photos (waited {waited_seconds:g} s); "
             "try again in a few seconds."
         )
+
+
+class WorkStopped(Exception):
+    """Long work was asked to stop (Stop, the time limit, the session's end) between two of
+    its steps. Not an error and never shown: the task that catches it reports "stopped" and
+    keeps what was done so far."""
+
+
+class TrainingFailedError(CNNLabError, RuntimeError):
+    """A training run synchronously (e.g. ``cnnlib.folders.train_from_archive``) failed; the
+    message is the one its task gave the learner."""

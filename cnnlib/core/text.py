@@ -1,18 +1,20 @@
-"""Text shown to learners: shapes written the one way, and untrusted values made safe.
+r"""Text shown to learners: shapes written the one way, and untrusted values made safe.
 
 ``shape_text`` is the project's single shape formatter (cnnlib summaries and every page use
 it; ``ui.figures`` re-exports it). ``safe_text`` quotes a value that came from outside (a
-link, a file name) so Streamlit's markdown shows it as plain text.
+link, a file name, a class name) so Streamlit's markdown shows it as plain text.
+
+Why a code span and not backslash escapes: Streamlit renders markdown with GitHub's
+extensions, whose autolinks are found in the text *after* escapes are resolved, so an
+escaped ``https\://evil\.example`` or ``www\.evil\.example`` is still shown as a link
+(seen in Chromium). Inside a code span nothing is interpreted: no link, autolink, emphasis,
+HTML, LaTeX, colour or icon directive.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
-
-#: Characters with a meaning in Streamlit's markdown (CommonMark, GitHub extras, LaTeX, colour
-#: and icon directives) or in HTML; each is backslash-escaped or replaced by an entity.
-_MARKDOWN_SPECIALS = set("\\`*_{}[]()#+-.!|~>:$=")
-_HTML = {"<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;", "'": "&#39;"}
 
 
 def shape_text(shape: Iterable[int | None]) -> str:
@@ -21,22 +23,29 @@ def shape_text(shape: Iterable[int | None]) -> str:
     return "×".join(parts) if parts else "scalar"
 
 
-def safe_text(value: object, max_len: int = 60) -> str:
-    """An untrusted value as inert markdown/HTML text, at most ``max_len`` characters shown.
-
-    Longer values are cut and end with "…"; control characters and line breaks become spaces;
-    markdown specials are backslash-escaped and HTML specials become entities, so
-    ``[x](https://evil)`` shows as those characters, not as a link.
-    """
+def plain_text(value: object, max_len: int = 60) -> str:
+    """``value`` as one line of at most ``max_len`` characters: control characters and line
+    breaks become spaces, a longer text is cut and ends with "…". For places that show text
+    as it is (``st.text``, table cells, chart labels)."""
     text = "".join(" " if (ord(c) < 32 or ord(c) == 127) else c for c in str(value))
     if len(text) > max_len:
         text = text[: max(max_len - 1, 0)] + "…"
-    out = []
-    for c in text:
-        if c in _HTML:
-            out.append(_HTML[c])
-        elif c in _MARKDOWN_SPECIALS:
-            out.append("\\" + c)
-        else:
-            out.append(c)
-    return "".join(out)
+    return text
+
+
+def safe_text(value: object, max_len: int = 60) -> str:
+    """An untrusted value as a markdown code span that shows it verbatim, at most
+    ``max_len`` characters (``plain_text``): ``[x](https://evil)`` shows as those
+    characters, never as a link; nor does a bare ``https://…``, ``www.…`` or e-mail address.
+
+    The fence is one backtick more than the longest run inside the value (CommonMark), with
+    a space inside it when the value starts or ends with a backtick, or with spaces.
+    """
+    text = plain_text(value, max_len)
+    if not text.strip():
+        return "“”" if not text else "“" + text + "”"
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    both_spaces = text[0] == " " and text[-1] == " "  # CommonMark strips one of each
+    pad = " " if "`" in (text[0], text[-1]) or both_spaces else ""
+    return f"{fence}{pad}{text}{pad}{fence}"

@@ -1,3 +1,4 @@
 """Data as arrays: decoded images and their conversions (``images``), the built-in sample
 photos (``samples``), digits prepared the way MNIST was (``digits``), MNIST and
-Fashion-MNIST (``mnist``) and the trainer's data seam (``training_data``)."""
+Fashion-MNIST (``mnist``), the trainer's data seam (``training_data``) and the shortcut lab's
+cues stamped on images (``shortcuts``)."""

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnlib.core.errors import CorruptDataError, DataUnavailableError, InvalidArgumentError
+from cnnlib.core.paths import keras_home
 from cnnlib.core.text import shape_text
 
 __all__ = [
@@ -267,8 +268,7 @@ def _env_dir() -> Path | None:
 
 
 def _keras_cache_dir() -> Path:
-    base = os.environ.get("KERAS_HOME", "").strip()
-    return (Path(base).expanduser() if base else Path.home() / ".keras") / "datasets"
+    return keras_home() / "datasets"
 
 
 def _local_folders(name: str) -> list[tuple[str, Path, bool]]:

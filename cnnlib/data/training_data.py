@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
+from cnnlib.core.checks import is_whole
 from cnnlib.core.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
@@ -181,7 +182,7 @@ class ArrayData:
         rng = np.random.default_rng(seed)
         keep = np.arange(len(y))
         if train_size is not None:
-            if isinstance(train_size, bool) or not isinstance(train_size, int) or train_size < 1:
+            if not is_whole(train_size, 1):
                 raise InvalidArgumentError(
                     f"The training-set size must be a positive whole number; got {train_size!r}."
                 )
@@ -269,7 +270,7 @@ class ArrayData:
         part = self._split(split)
         if part is None:
             raise InvalidArgumentError(f"This dataset has no {split} images.")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        if not is_whole(batch_size, 1):
             raise InvalidArgumentError(f"The batch size must be at least 1; got {batch_size!r}.")
         x, y = part
         with tf.device("/CPU:0"):  # the input pipeline runs on the CPU, even with a GPU

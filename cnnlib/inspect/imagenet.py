@@ -177,10 +177,13 @@ class PipelineSteps:
     probe_bgr_after: tuple[float, float, float]
     #: The (1, 224, 224, 3) float32 batch the model takes.
     batch: np.ndarray
+    #: Seconds the steps took (resize + array + preprocess_input and the measurements).
+    seconds: float = 0.0
 
 
 def pipeline_steps(image: Image.Image, *, crop: bool = False) -> PipelineSteps:
     """Run ``prepare`` step by step and measure each intermediate."""
+    start = time.perf_counter()
     img = image if image.mode == "RGB" else image.convert("RGB")
     resized = resize_for_model(img, crop=crop)
     array = np.asarray(resized, dtype=np.float32)  # img_to_array
@@ -204,6 +207,7 @@ def pipeline_steps(image: Image.Image, *, crop: bool = False) -> PipelineSteps:
         probe_rgb=_triple(batch[0, r, c]),
         probe_bgr_after=_triple(after[0, r, c]),
         batch=after,
+        seconds=time.perf_counter() - start,
     )
 
 
@@ -286,19 +290,20 @@ class Classification:
 
 
 def run_classification(
-    model: Any, image: Image.Image, *, top: int = 5, crop: bool = False
+    model: Any, image: Image.Image | PipelineSteps, *, top: int = 5, crop: bool = False
 ) -> Classification:
-    """Preprocess ``image`` step by step, run the model once, decode the top ``top`` classes."""
+    """Run the model once on a photo and decode the top ``top`` classes. ``image``: a photo
+    (preprocessed here step by step, ``crop`` as in ``pipeline_steps``) or its
+    ``PipelineSteps`` already computed (then used as they are: a photo is preprocessed once)."""
     pm = _as_pretrained(model)
     _check_classifier(pm)
-    t0 = time.perf_counter()
-    steps = pipeline_steps(image, crop=crop)
+    steps = image if isinstance(image, PipelineSteps) else pipeline_steps(image, crop=crop)
     t1 = time.perf_counter()
     probs = pm.predict(steps.batch)[0]
     t2 = time.perf_counter()
     predictions = decode(probs, top=top)
     t3 = time.perf_counter()
-    return Classification(steps, predictions, probs, t1 - t0, t2 - t1, t3 - t2)
+    return Classification(steps, predictions, probs, steps.seconds, t2 - t1, t3 - t2)
 
 
 def classify(

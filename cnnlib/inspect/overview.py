@@ -11,7 +11,8 @@ network whose layers have block names (ResNet50's ``conv3_block2_*``, VGG19's ``
 
 ``network_overview(model, x)`` runs ``x`` once through the model (one multi-output forward
 pass, ``features.FeatureExtractor``) and keeps, per node, up to ``maps`` channels (the most
-active first) shrunk to at most ``thumb_px`` pixels a side, and the node's value range.
+active first) shrunk to at most ``thumb_px`` pixels a side, and the node's value range;
+``overview_from_activations`` does the same from activations computed already.
 
 ``conv_cell(model, layer, x, row, col, filter)`` is one output cell of a Conv2D layer worked
 out from the numbers in the model: its input patch (zeros where it reaches into the padding),
@@ -20,6 +21,7 @@ the filter's weights, patch ⊙ kernel summed per input channel, the bias, the a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +46,7 @@ __all__ = [
     "conv_cell",
     "layer_graph",
     "network_overview",
+    "overview_from_activations",
 ]
 
 #: Most channels drawn per node, and the largest thumbnail side.
@@ -225,14 +228,35 @@ def network_overview(
     graph = layer_graph(keras_model, by_block=by_block)
     names = [n.output_layer for n in graph if n.output_layer is not None]
     extractor = features.FeatureExtractor(keras_model, names, guard=lock)
-    acts = extractor.run(x)
-    image = np.asarray(x, dtype=np.float32).reshape(extractor.input_shape)
+    return overview_from_activations(graph, extractor.run(x), x, maps=maps, thumb_px=thumb_px)
+
+
+def overview_from_activations(
+    graph: Sequence[GraphNode],
+    acts: features.ActivationSet,
+    x: np.ndarray,
+    *,
+    maps: int = 8,
+    thumb_px: int = 32,
+) -> Overview:
+    """``network_overview`` from activations computed already, without a forward pass.
+
+    ``graph``: ``layer_graph(model)``; ``acts``: holds every node's output layer (e.g. the
+    ``FeatureExtractor`` of every layer that the Feature-maps page runs once per image; its
+    channel statistics are reused); ``x``: the input those activations came from, one
+    (H, W, C) or (1, H, W, C) image (the input node's maps).
+    """
+    maps = _check_int("maps", maps, 1, MAX_MAPS)
+    thumb_px = _check_int("thumb_px", thumb_px, 4, MAX_THUMB_PX)
+    image = np.asarray(x, dtype=np.float32).reshape(graph[0].output_shape)
     nodes = []
     for node in graph:
-        act = image if node.output_layer is None else acts[node.output_layer]
-        lo, hi = float(act.min()), float(act.max())
+        layer = node.output_layer
+        act = image if layer is None else acts[layer]
+        stats = features.channel_stats(image) if layer is None else acts.stats(layer)
+        lo, hi = stats.layer_range
         if act.ndim == 3:
-            order = features.channel_order(features.channel_stats(act), by="mean")[:maps]
+            order = features.channel_order(stats, by="mean")[:maps]
             thumbs = _thumbnails(act, order, thumb_px)
             nodes.append(OverviewNode(node, thumbs, tuple(int(c) for c in order), None, lo, hi))
         else:
@@ -253,7 +277,8 @@ class ConvCell:
     filter's C input channels (``first_channel`` onwards); ``kernel``: (kh, kw, C) the
     filter's weights; ``per_channel``: (C,) Σ patch ⊙ kernel per input channel (float64);
     ``total`` = Σ per_channel + ``bias``; ``value`` = ``activation``(total), the layer's
-    output at the cell.
+    output at the cell by hand; ``model_value``: the same cell of the layer's output as the
+    model computes it (Keras' forward pass, float32), the number to check ``value`` against.
     """
 
     layer: str
@@ -270,6 +295,7 @@ class ConvCell:
     total: float
     activation: str
     value: float
+    model_value: float
 
 
 def conv_cell(model: Any, layer: str, x: np.ndarray, row: int, col: int, filter: int) -> ConvCell:
@@ -293,10 +319,12 @@ def conv_cell(model: Any, layer: str, x: np.ndarray, row: int, col: int, filter:
     col = _check_int("col", col, 0, w_out - 1)
     filter = _check_int("filter", filter, 0, n_filters - 1)
 
-    sub = keras.Model(keras_model.inputs[0], features.layer_tensors(keras_model, conv, "input"))
+    tensors = [features.layer_tensors(keras_model, conv, which) for which in ("input", "output")]
+    sub = keras.Model(keras_model.inputs[0], tensors)
     batch = np.asarray(x, dtype=np.float32).reshape(1, *features.model_input_shape(keras_model))
     with lock:
-        a = keras.ops.convert_to_numpy(sub(batch, training=False))[0]  # (H, W, C_in)
+        a, out = (keras.ops.convert_to_numpy(t)[0] for t in sub(batch, training=False))
+    # a: (H, W, C_in) the layer's input; out: (h_out, w_out, F) its output
     g = features.layer_geometry(conv, keras_model)
     assert isinstance(g, features.Geometry)
     pad = padding_before(conv, a.shape[:2], g)
@@ -330,6 +358,7 @@ def conv_cell(model: Any, layer: str, x: np.ndarray, row: int, col: int, filter:
         total=total,
         activation=name,
         value=value,
+        model_value=float(out[row, col, filter]),
     )
 
 

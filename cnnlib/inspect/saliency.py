@@ -51,6 +51,7 @@ from typing import Any, TypeVar
 import numpy as np
 from PIL import Image
 
+from cnnlib.core.checks import is_whole
 from cnnlib.core.errors import InvalidArgumentError
 from cnnlib.models.pretrained import PretrainedModel
 
@@ -281,7 +282,7 @@ def num_classes(keras_model: Any) -> int:
 
 def _check_class(keras_model: Any, class_index: int) -> int:
     k = num_classes(keras_model)
-    if isinstance(class_index, bool) or not isinstance(class_index, int | np.integer):
+    if not is_whole(class_index):
         raise InvalidArgumentError(f"The class index must be a whole number, got {class_index!r}.")
     if not 0 <= int(class_index) < k:
         raise InvalidArgumentError(
@@ -363,7 +364,7 @@ def _options(method: str, options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _int_option(name: str, value: Any, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or not lo <= value <= hi:
+    if not is_whole(value, lo, hi):
         raise InvalidArgumentError(
             f"{name} must be a whole number from {lo} to {hi}, got {value!r}."
         )

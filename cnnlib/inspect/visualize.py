@@ -13,32 +13,43 @@ preprocessing, so the returned image is in [0, 1] whatever the model takes. ``pr
 part of the cache key: pass the same function object each time (a new lambda is a new key).
 
 Results are cached per (model, layer, channel, steps, seed, options) in a bounded in-process
-cache that lives as long as the model. ``FilterGridJob`` fills a grid of one layer's filters in
-a background thread (never calling Streamlit) within a time budget, with progress.
+cache that lives as long as the model (``cached_filter`` reads it without computing). Given
+``should_stop``, the optimisation checks it between two steps and raises
+``cnnlib.core.errors.WorkStopped``: ``cnnlib.training.filter_grid.FilterGridJob`` fills a grid of
+one layer's filters that way, as a task of the one task base.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from cnnlib.core.errors import InvalidArgumentError
+from cnnlib.core.checks import is_whole
+from cnnlib.core.errors import InvalidArgumentError, WorkStopped
 from cnnlib.inspect.saliency import input_shape, keras_model_and_lock, layer_output, model_function
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "CACHE_BYTES",
+    "DEFAULT_OPTIONS",
+    "MAX_STEPS",
+    "FilterImage",
+    "cached_filter",
+    "check_filter",
+    "check_options",
+    "clear_cache",
+    "feature_layer_channels",
+    "maximize_activation",
+]
 
-#: Budgets, checked before any work.
+#: Budget, checked before any work.
 MAX_STEPS = 500
-MAX_GRID_FILTERS = 64
-MAX_JOB_SECONDS = 600.0
 #: Bytes of result images kept per model (least recently used dropped first).
 CACHE_BYTES = 32 * 1024 * 1024
 
@@ -87,15 +98,17 @@ def feature_layer_channels(model: Any, layer_name: str) -> int:
     return int(shape[-1])
 
 
-def _check(model: Any, layer_name: str, channel: int, steps: int) -> None:
+def check_filter(model: Any, layer_name: str, channel: int, steps: int) -> None:
+    """Raise ``InvalidArgumentError`` unless ``layer_name`` has feature maps, ``channel`` is
+    one of them and ``steps`` is from 1 to ``MAX_STEPS`` (checked before any work)."""
     n = feature_layer_channels(model, layer_name)
-    if isinstance(channel, bool) or not isinstance(channel, int | np.integer):
+    if not is_whole(channel):
         raise InvalidArgumentError(f"The channel must be a whole number, got {channel!r}.")
     if not 0 <= channel < n:
         raise InvalidArgumentError(
             f"Layer {layer_name!r} has {n} channels: choose one from 0 to {n - 1}, got {channel}."
         )
-    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
+    if not is_whole(steps, 1, MAX_STEPS):
         raise InvalidArgumentError(f"steps must be from 1 to {MAX_STEPS}, got {steps!r}.")
 
 
@@ -142,10 +155,6 @@ def _blur(u: np.ndarray) -> np.ndarray:
     return 0.25 * v[:, :-2] + 0.5 * v[:, 1:-1] + 0.25 * v[:, 2:]
 
 
-class _Stopped(Exception):
-    """The optimisation was asked to stop between two steps."""
-
-
 def _optimize(
     model: Any,
     layer_name: str,
@@ -174,7 +183,7 @@ def _optimize(
     activations = []
     for i in range(steps + 1):
         if should_stop is not None and should_stop():
-            raise _Stopped
+            raise WorkStopped
         last = i == steps
         j = 0 if last else int(o["jitter"])
         shift = rng.integers(-j, j + 1, size=2).astype(np.int32) if j else np.zeros(2, np.int32)
@@ -213,7 +222,9 @@ DEFAULT_OPTIONS: dict[str, Any] = {
 }
 
 
-def _options(options: dict[str, Any]) -> dict[str, Any]:
+def check_options(options: dict[str, Any]) -> dict[str, Any]:
+    """``DEFAULT_OPTIONS`` updated with ``options``, each checked (``InvalidArgumentError``
+    for an unknown or out-of-range one); the input range as a pair of floats."""
     unknown = sorted(set(options) - set(DEFAULT_OPTIONS))
     if unknown:
         raise InvalidArgumentError(
@@ -292,6 +303,7 @@ def maximize_activation(
     steps: int = 40,
     seed: int = 0,
     cache: bool = True,
+    should_stop: Callable[[], bool] | None = None,
     **options: Any,
 ) -> FilterImage:
     """Gradient ascent on the mean activation of ``channel`` of ``layer_name``.
@@ -301,169 +313,28 @@ def maximize_activation(
     [0, 1] units), jitter (pixels), blur_every (steps; 0 = never), decay (towards grey, per
     step), input_range (what [0, 1] maps to, e.g. (0, 255)), preprocess (applied after that,
     on a tensor). Returns the cached result object when the same question was asked before.
-    Raises ``InvalidArgumentError`` for an unknown layer, a layer without feature maps, a
-    channel out of range or a bad option.
+    ``should_stop``: asked before each step; when it answers True, ``WorkStopped`` is raised
+    (nothing is cached). Raises ``InvalidArgumentError`` for an unknown layer, a layer
+    without feature maps, a channel out of range or a bad option.
     """
-    _check(model, layer_name, channel, steps)
-    o = _options(options)
+    check_filter(model, layer_name, channel, steps)
+    o = check_options(options)
     keras_model, _ = keras_model_and_lock(model)
     key = _cache_key(layer_name, channel, steps, seed, o)
     if cache and (hit := _cache.get(keras_model, key)) is not None:
         return hit
-    result = _optimize(model, layer_name, channel, steps=steps, seed=seed, options=o)
+    result = _optimize(
+        model, layer_name, channel, steps=steps, seed=seed, options=o, should_stop=should_stop
+    )
     if cache:
         _cache.put(keras_model, key, result)
     return result
 
 
-# ---------------------------------------------------------------- a grid in the background
-
-
-@dataclass(frozen=True)
-class GridSnapshot:
-    """What a ``FilterGridJob`` has done so far."""
-
-    layer: str
-    channels: tuple[int, ...]
-    #: Channel → its result, for the filters done so far.
-    images: dict[int, FilterImage]
-    #: "idle", "running", "finished", "stopped", "timed out" or "failed".
-    state: str
-    elapsed: float
-    max_seconds: float
-    #: The learner-facing error when ``state`` is "failed".
-    error: str | None = None
-    #: Seconds each computed filter took (cache hits left out).
-    filter_seconds: tuple[float, ...] = ()
-
-    @property
-    def done(self) -> int:
-        return len(self.images)
-
-    @property
-    def total(self) -> int:
-        return len(self.channels)
-
-    @property
-    def progress(self) -> float:
-        """Share of the filters done, in [0, 1]."""
-        return self.done / self.total if self.total else 1.0
-
-    @property
-    def running(self) -> bool:
-        return self.state == "running"
-
-
-class FilterGridJob:
-    """Maximise ``channels`` of one layer one after another in a background thread.
-
-    ``start()`` begins (once), ``stop()`` asks it to stop after the current step, and
-    ``snapshot()`` returns what is done so far. The work stops by itself after
-    ``max_seconds`` (state "timed out"), leaving the filters done so far. Finished filters go
-    into ``maximize_activation``'s cache, and filters already there are taken from it.
-    The thread never calls Streamlit; a page polls ``snapshot()``.
-    """
-
-    def __init__(
-        self,
-        model: Any,
-        layer_name: str,
-        channels: Sequence[int],
-        *,
-        steps: int = 40,
-        seed: int = 0,
-        max_seconds: float = 60.0,
-        **options: Any,
-    ) -> None:
-        channels = tuple(int(c) for c in channels)
-        if not 1 <= len(channels) <= MAX_GRID_FILTERS:
-            raise InvalidArgumentError(
-                f"A grid holds 1 to {MAX_GRID_FILTERS} filters, got {len(channels)}."
-            )
-        for c in channels:
-            _check(model, layer_name, c, steps)
-        if not isinstance(max_seconds, int | float) or not 0 < max_seconds <= MAX_JOB_SECONDS:
-            raise InvalidArgumentError(
-                f"max_seconds must be more than 0 and at most {MAX_JOB_SECONDS:g}."
-            )
-        self._model, self._layer, self._channels = model, layer_name, channels
-        self._steps, self._seed, self._max_seconds = steps, seed, float(max_seconds)
-        self._options = _options(options)
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._images: dict[int, FilterImage] = {}
-        self._seconds: list[float] = []
-        self._state, self._error = "idle", None
-        self._start = self._end = 0.0
-
-    def start(self) -> None:
-        """Start the background thread (a second call does nothing)."""
-        with self._lock:
-            if self._thread is not None:
-                return
-            self._state, self._start = "running", time.perf_counter()
-            self._thread = threading.Thread(target=self._run, name="filter-grid", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        """Ask the thread to stop after its current step."""
-        self._stop.set()
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the thread; True when it has ended (or never started)."""
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-            return not thread.is_alive()
-        return True
-
-    def snapshot(self) -> GridSnapshot:
-        with self._lock:
-            end = self._end if self._state not in ("idle", "running") else time.perf_counter()
-            return GridSnapshot(
-                layer=self._layer,
-                channels=self._channels,
-                images=dict(self._images),
-                state=self._state,
-                elapsed=end - self._start if self._start else 0.0,
-                max_seconds=self._max_seconds,
-                error=self._error,
-                filter_seconds=tuple(self._seconds),
-            )
-
-    def _out_of_time(self) -> bool:
-        return time.perf_counter() - self._start > self._max_seconds
-
-    def _run(self) -> None:
-        keras_model, _ = keras_model_and_lock(self._model)
-        state, error = "finished", None
-        try:
-            for channel in self._channels:
-                if self._stop.is_set() or self._out_of_time():
-                    state = "stopped" if self._stop.is_set() else "timed out"
-                    break
-                key = _cache_key(self._layer, channel, self._steps, self._seed, self._options)
-                result = _cache.get(keras_model, key)
-                if result is None:
-                    result = _optimize(
-                        self._model,
-                        self._layer,
-                        channel,
-                        steps=self._steps,
-                        seed=self._seed,
-                        options=self._options,
-                        should_stop=lambda: self._stop.is_set() or self._out_of_time(),
-                    )
-                    _cache.put(keras_model, key, result)
-                    with self._lock:
-                        self._seconds.append(result.seconds)
-                with self._lock:
-                    self._images[channel] = result
-        except _Stopped:
-            state = "stopped" if self._stop.is_set() else "timed out"
-        except Exception as err:  # the thread's boundary: report it in the snapshot
-            log.exception("Filter grid for layer %s failed", self._layer)
-            state, error = "failed", f"Could not finish the filter grid: {err}"
-        with self._lock:
-            self._state, self._error, self._end = state, error, time.perf_counter()
+def cached_filter(
+    model: Any, layer_name: str, channel: int, *, steps: int = 40, seed: int = 0, **options: Any
+) -> FilterImage | None:
+    """``maximize_activation``'s cached result for the same question, or None (no work)."""
+    keras_model, _ = keras_model_and_lock(model)
+    key = _cache_key(layer_name, channel, steps, seed, check_options(options))
+    return _cache.get(keras_model, key)

@@ -34,6 +34,7 @@ import numpy as np
 
 from cnnlib.core.budgets import budgets
 from cnnlib.core.errors import ModelBusyError, WeightsUnavailableError
+from cnnlib.core.paths import keras_home
 
 __all__ = [
     "MOBILENETV2_NOTOP",
@@ -243,8 +244,7 @@ class PretrainedModel:
 
 def keras_cache_dir() -> Path:
     """Where Keras caches downloaded weights: ``$KERAS_HOME/models`` or ``~/.keras/models``."""
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return Path(home) / "models"
+    return keras_home() / "models"
 
 
 def file_md5(path: Path) -> str:

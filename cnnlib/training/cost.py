@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cnnlib.core.budgets import FLOAT_BYTES, TRAINING_MEMORY_FACTOR, Budgets, format_bytes
+from cnnlib.core.checks import is_whole
 from cnnlib.core.errors import BudgetError
 from cnnlib.models.stack import LayerSpec, SummaryRow, summarize_stack
 
@@ -67,7 +68,7 @@ def training_cost(
         rows = summarize_stack(rows, tuple(input_shape), classes, max_params=None)
     if not rows or not all(isinstance(r, SummaryRow) for r in rows):
         raise BudgetError("Give a non-empty layer stack (LayerSpec) or its summary rows.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if not is_whole(batch_size, 1):
         raise BudgetError(f"The batch size must be a whole number ≥ 1, got {batch_size!r}.")
     return TrainingCost(
         batch_size=batch_size,

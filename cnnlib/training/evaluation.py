@@ -1,5 +1,7 @@
 """How well a trained classifier does on test data: accuracy, loss, per-class accuracy,
-the confusion matrix, which images fall in each of its cells, and the most confident mistakes.
+precision and recall, the confusion matrix, which images fall in each of its cells, the most
+confident mistakes, the most-confused pairs of classes, and a held-out test set's result set
+beside the validation score (``held_out_test``: the gap between them explained).
 
 The pure functions take labels and probabilities as NumPy arrays; ``evaluate_model`` runs a
 Keras model over the test images once and computes everything from its probabilities.
@@ -7,6 +9,7 @@ Keras model over the test images once and computes everything from its probabili
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,15 +19,21 @@ from cnnlib.core.errors import InvalidArgumentError
 from cnnlib.data.training_data import as_images
 
 __all__ = [
+    "ConfusedPair",
     "Evaluation",
+    "HeldOutTest",
     "accuracy",
     "cell_indices",
     "confusion_matrix",
     "cross_entropy",
     "evaluate_model",
     "evaluation_from_probabilities",
+    "gap_sentence",
+    "held_out_test",
     "most_confident_mistakes",
+    "most_confused_pairs",
     "per_class_accuracy",
+    "precision_recall",
     "predict_probabilities",
     "smooth_curve",
 ]
@@ -99,6 +108,49 @@ def per_class_accuracy(confusion: np.ndarray) -> np.ndarray:
     totals = confusion.sum(axis=1).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(totals > 0, np.diag(confusion) / totals, np.nan)
+
+
+def precision_recall(confusion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(precision (K,), recall (K,)) float64 from a confusion matrix (row = true class).
+
+    Precision of class k: of the images predicted k, the share that are k (NaN when nothing
+    was predicted k). Recall: of the images of class k, the share predicted k (NaN when the
+    class has no image; equal to ``per_class_accuracy``).
+    """
+    confusion = np.asarray(confusion)
+    if confusion.ndim != 2 or confusion.shape[0] != confusion.shape[1]:
+        raise InvalidArgumentError(f"A confusion matrix is square; got {confusion.shape}.")
+    hits = np.diag(confusion).astype(np.float64)
+    predicted = confusion.sum(axis=0).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(predicted > 0, hits / predicted, np.nan)
+    return precision, per_class_accuracy(confusion)
+
+
+@dataclass(frozen=True)
+class ConfusedPair:
+    """``count`` images of class ``true`` were predicted as ``predicted`` (class indices)."""
+
+    true: int
+    predicted: int
+    count: int
+
+
+def most_confused_pairs(
+    confusion: np.ndarray, *, top: int = 5, min_count: int = 1
+) -> list[ConfusedPair]:
+    """The off-diagonal cells of a confusion matrix with at least ``min_count`` images, most
+    images first (ties: by true class, then predicted class), at most ``top`` of them."""
+    confusion = np.asarray(confusion)
+    if confusion.ndim != 2 or confusion.shape[0] != confusion.shape[1]:
+        raise InvalidArgumentError(f"A confusion matrix is square; got {confusion.shape}.")
+    cells = [
+        ConfusedPair(int(t), int(p), int(confusion[t, p]))
+        for t, p in zip(*np.nonzero(confusion >= max(1, min_count)), strict=True)
+        if t != p
+    ]
+    cells.sort(key=lambda c: (-c.count, c.true, c.predicted))
+    return cells[: max(0, top)]
 
 
 def cell_indices(
@@ -213,3 +265,111 @@ def evaluate_model(
     if len(x) != len(y):
         raise InvalidArgumentError(f"{len(x)} test images but {len(y)} labels; they must match.")
     return evaluation_from_probabilities(predict_probabilities(model, x, batch_size=batch_size), y)
+
+
+# --------------------------------------------------------------------------------------------
+# A held-out test set beside the validation score
+# --------------------------------------------------------------------------------------------
+
+
+def _standard_error(accuracy_value: float, n: int) -> float:
+    """Binomial standard error of an accuracy measured on ``n`` images, with the
+    Agresti-Coull adjustment (one success and one failure added) so that 0 % and 100 % do
+    not claim certainty."""
+    p = (accuracy_value * n + 1) / (n + 2)
+    return math.sqrt(p * (1 - p) / (n + 2))
+
+
+def gap_sentence(
+    validation_accuracy: float, validation_size: int, test_accuracy: float, test_size: int
+) -> tuple[float, str]:
+    """(noise, sentence): the gap between validation and test accuracy explained for a
+    learner. ``noise`` is the gap chance alone gives (two standard errors of the difference,
+    as a fraction); the sentence says whether the gap is within it and what it means."""
+    noise = 2 * math.hypot(
+        _standard_error(validation_accuracy, validation_size),
+        _standard_error(test_accuracy, test_size),
+    )
+    gap = validation_accuracy - test_accuracy
+    both = (
+        f"Test accuracy is {100 * test_accuracy:.1f} % on {test_size} images the model never "
+        f"saw; validation accuracy was {100 * validation_accuracy:.1f} % on {validation_size}."
+    )
+    if abs(gap) <= noise:
+        return noise, (
+            f"{both} They differ by {100 * abs(gap):.1f} points, within the ±{100 * noise:.1f} "
+            "that chance gives with this many images: the validation score was an honest "
+            "estimate of how the model does on new images."
+        )
+    if gap > 0:
+        return noise, (
+            f"{both} Test is {100 * gap:.1f} points lower, more than the ±{100 * noise:.1f} "
+            "chance explains. The validation images helped pick this model (early stopping "
+            "kept its best epoch on them, and any settings you compared were judged on them), "
+            "so they flatter it; or the test images differ from the training images (other "
+            "lighting, backgrounds or camera). The test mistakes show which."
+        )
+    return noise, (
+        f"{both} Test is {100 * -gap:.1f} points higher, more than the ±{100 * noise:.1f} "
+        "chance explains: the test images are easier than the validation images (closer to "
+        "the training images, or fewer hard cases). Don't expect this score on new photos."
+    )
+
+
+@dataclass(frozen=True)
+class HeldOutTest:
+    """A held-out test set's results beside the validation score.
+
+    ``evaluation``: every metric on the test images; ``precision`` and ``recall`` (K,)
+    (NaN where undefined, see ``precision_recall``); ``gap`` = validation − test accuracy
+    (fraction; positive when the test is worse); ``noise``: the gap chance alone gives;
+    ``explanation``: a sentence for the learner (``gap_sentence``).
+    """
+
+    evaluation: Evaluation
+    precision: np.ndarray
+    recall: np.ndarray
+    validation_accuracy: float
+    validation_size: int
+    gap: float
+    noise: float
+    explanation: str
+
+    @property
+    def accuracy(self) -> float:
+        return self.evaluation.accuracy
+
+
+def held_out_test(
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    *,
+    validation_accuracy: float,
+    validation_size: int,
+) -> HeldOutTest:
+    """The test set's metrics from its softmax outputs (N, K) and labels (N,), with the
+    validation–test gap explained. Raises ``InvalidArgumentError`` for an empty test set or
+    a validation score that is not a fraction of at least one image."""
+    y = _labels(labels)
+    if not y.size:
+        raise InvalidArgumentError("The test set is empty: add test images first.")
+    if not 0.0 <= validation_accuracy <= 1.0 or validation_size < 1:
+        raise InvalidArgumentError(
+            f"The validation accuracy must be a fraction of at least one image; got "
+            f"{validation_accuracy!r} on {validation_size!r}."
+        )
+    evaluation = evaluation_from_probabilities(probabilities, y)
+    precision, recall = precision_recall(evaluation.confusion)
+    noise, sentence = gap_sentence(
+        validation_accuracy, validation_size, evaluation.accuracy, int(y.size)
+    )
+    return HeldOutTest(
+        evaluation=evaluation,
+        precision=precision,
+        recall=recall,
+        validation_accuracy=float(validation_accuracy),
+        validation_size=int(validation_size),
+        gap=float(validation_accuracy - evaluation.accuracy),
+        noise=noise,
+        explanation=sentence,
+    )

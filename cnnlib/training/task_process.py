@@ -55,10 +55,14 @@ __all__ = [
     "POLL_SECONDS",
     "STOP_GRACE_SECONDS",
     "TaskProcessError",
+    "apply_message",
     "isolation_enabled",
+    "not_stopped_error",
+    "over_memory_error",
     "pickled_for_child",
     "process_rss_bytes",
     "run_in_child",
+    "run_job",
     "share_gpu_memory",
 ]
 
@@ -139,6 +143,19 @@ def _listen_for_stop(conn: Any, stop: threading.Event) -> None:
     stop.set()
 
 
+def run_job(worker: Any) -> tuple[str, Any]:
+    """Where the work runs (a child process, a cluster actor): ``worker.work()``, then
+    ("done", ``worker.export_result()``) or ("failed", the learner's message), the traceback
+    going to this process's log."""
+    try:
+        worker.work()
+        return ("done", worker.export_result())
+    except Exception as exc:  # sent to the parent, which fails the task with this message
+        traceback.print_exc()  # for the server's log; the learner gets the message
+        worker.on_failure()
+        return ("failed", worker.failure_message(exc))
+
+
 def child_main() -> None:
     """The child process: read the authkey from stdin, listen, print the address, take the
     worker, run ``worker.work()`` and report through the connection. A parent that has not
@@ -161,13 +178,7 @@ def child_main() -> None:
     stop = threading.Event()
     threading.Thread(target=_listen_for_stop, args=(conn, stop), daemon=True).start()
     worker.attach_child(conn, stop)
-    try:
-        worker.work()
-        message: tuple[str, Any] = ("done", worker.export_result())
-    except Exception as exc:  # sent to the parent, which fails the task with this message
-        traceback.print_exc()  # for the server's log; the learner gets the message
-        worker.on_failure()
-        message = ("failed", worker.failure_message(exc))
+    message = run_job(worker)
     try:
         conn.send(message)
     except OSError:
@@ -215,11 +226,30 @@ def _start_child() -> tuple[subprocess.Popen, Any]:
         raise
 
 
-def _apply(worker: Any, kind: str, payload: Any) -> None:
+def apply_message(worker: Any, kind: str, payload: Any) -> None:
+    """Apply one ("update" | "append", fields) message from where the work runs to the
+    server's worker (its progress)."""
     if kind == "update":
         worker.update(**payload)
     elif kind == "append":
         worker.append(**payload)
+
+
+def over_memory_error(limit: int, rss: int) -> BudgetError:
+    """The learner's message for a training ended at ``rss`` bytes, over ``limit``."""
+    return BudgetError(
+        f"The training needed more than {format_bytes(limit)} of memory "
+        f"({format_bytes(rss)} when it was stopped), the most one training may "
+        "use here. Use a smaller batch size, image size or network."
+    )
+
+
+def not_stopped_error() -> TaskProcessError:
+    """The learner's message for a training ended ``STOP_GRACE_SECONDS`` after Stop."""
+    return TaskProcessError(
+        f"The training did not stop within {STOP_GRACE_SECONDS:g} s and was ended; "
+        "nothing it learned could be kept."
+    )
 
 
 def _ended_unexpectedly(code: int | None) -> TaskProcessError:
@@ -283,7 +313,7 @@ def run_in_child(worker: Any, *, required: bool = True) -> bool:
                 if kind == "failed":
                     worker.update(process_peak_bytes=peak)
                     raise TaskProcessError(payload)
-                _apply(worker, kind, payload)
+                apply_message(worker, kind, payload)
             now = time.monotonic()
             if now < next_check:
                 continue  # memory and time are checked every POLL_SECONDS, messages or not
@@ -293,18 +323,11 @@ def run_in_child(worker: Any, *, required: bool = True) -> bool:
             if rss > limit:
                 child.kill()
                 worker.update(process_peak_bytes=peak)
-                raise BudgetError(
-                    f"The training needed more than {format_bytes(limit)} of memory "
-                    f"({format_bytes(rss)} when it was stopped), the most one training may "
-                    "use here. Use a smaller batch size, image size or network."
-                )
+                raise over_memory_error(limit, rss)
             if stop_asked is not None and now - stop_asked > STOP_GRACE_SECONDS:
                 child.kill()
                 worker.update(process_peak_bytes=peak)
-                raise TaskProcessError(
-                    f"The training did not stop within {STOP_GRACE_SECONDS:g} s and was ended; "
-                    "nothing it learned could be kept."
-                )
+                raise not_stopped_error()
         try:
             code = child.wait(EXIT_WAIT_SECONDS)
         except subprocess.TimeoutExpired:

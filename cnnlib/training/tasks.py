@@ -16,17 +16,18 @@ queueing without end. Every task has a wall-clock limit (``max_seconds``, by def
 ``cnnlib.budgets.budgets().training_seconds``, variable ``$CNNLAB_TRAINING_SECONDS``) after
 which it stops with a message.
 
-A worker whose class sets ``process_safe`` runs ``work()`` in a child process
-(``cnnlib.training.task_process``), so that TensorFlow's memory is returned to the system when the
-task ends; it reports through the same ``update`` / ``append`` and hands its result back
-with ``export_result`` / ``import_result``. Its state must pickle (the lock, events, thread
-and slots stay in the parent).
+A worker whose class sets ``process_safe`` runs ``work()`` away from the server's threads:
+where is decided in one place, ``cnnlib.training.backends`` (a child process by default, so
+that TensorFlow's memory is returned to the system when the task ends; an actor on a Ray
+cluster when ``$CNNLAB_RAY_ADDRESS`` is set; a thread for a debugger). Wherever it runs, it
+reports through the same ``update`` / ``append`` and hands its result back with
+``export_result`` / ``import_result``. Its state must pickle (the lock, events, thread,
+timer and slots stay on the server).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 import time
 import weakref
@@ -37,7 +38,7 @@ from typing import Any, Generic, TypeVar
 
 from cnnlib.core.budgets import budgets
 from cnnlib.core.errors import CNNLabError, InvalidArgumentError
-from cnnlib.training.task_process import isolation_enabled, run_in_child
+from cnnlib.training.backends import run_work
 
 __all__ = [
     "DEFAULT_MAX_SECONDS",
@@ -96,6 +97,9 @@ class TaskProgress:
     message: str | None = None
     process_id: int = 0  #: the process that runs the work (0: not started yet)
     process_peak_bytes: int = 0  #: peak resident memory of the task's own process, if any
+    #: Queued because every training slot of the Ray cluster is taken (not this server's).
+    queued_on_cluster: bool = False
+    node: str = ""  #: the Ray node that runs the work ("": this server's machine)
 
     @property
     def done(self) -> bool:
@@ -265,6 +269,7 @@ class TaskWorker(Generic[P]):
         self.timed_out = False
         self.thread: threading.Thread | None = None
         self.started_at: float | None = None
+        self._timer: threading.Timer | None = None
         self._progress = progress
 
     # -- any thread -------------------------------------------------------------------------
@@ -319,7 +324,7 @@ class TaskWorker(Generic[P]):
         """What a child process receives: everything but the parent's lock, events, thread,
         slots and pipe (the child gets its own, and its stop event in ``attach_child``)."""
         state = self.__dict__.copy()
-        for name in ("lock", "stop_event", "done_event", "thread", "slots", "_relay"):
+        for name in ("lock", "stop_event", "done_event", "thread", "slots", "_relay", "_timer"):
             state.pop(name, None)
         return state
 
@@ -331,6 +336,7 @@ class TaskWorker(Generic[P]):
         self.thread = None
         self.slots = None
         self._relay = None
+        self._timer = None
 
     def attach_child(self, conn: Any, stop: Any) -> None:
         """In the child process: report through ``conn``, stop when ``stop`` is set."""
@@ -350,12 +356,23 @@ class TaskWorker(Generic[P]):
         raise NotImplementedError
 
     def _run_work(self) -> None:
+        run_work(self)  # in this thread, a child process or a cluster's actor
 
-        in_child = self.isolate or (self.isolate is None and isolation_enabled())
-        if in_child and run_in_child(self, required=bool(self.isolate)):
-            return  # done in the child; a job that does not pickle runs here instead
-        self.update(process_id=os.getpid())
-        self.work()
+    def restart_clock(self, *, running: bool = True) -> None:
+        """Called where the work runs, from ``run()``'s thread: the work starts now (the
+        elapsed time and the time limit count from here), or with ``running=False`` it waits
+        (e.g. for a free slot on the cluster): neither counts until the next call."""
+        with self.lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self._start_timer() if running else None
+            self.started_at = time.perf_counter() if running else None
+
+    def _start_timer(self) -> threading.Timer:
+        timer = threading.Timer(self.max_seconds, self._time_up)
+        timer.daemon = True
+        timer.start()
+        return timer
 
     def failure_message(self, exc: Exception) -> str:
         """The learner's message for an exception raised by ``work``."""
@@ -365,6 +382,13 @@ class TaskWorker(Generic[P]):
             if len(message) > 600:
                 message = message[:600] + " …"
         return message
+
+    def time_limit_message(self) -> str:
+        """The learner's message when the time limit stopped the work (``max_seconds``)."""
+        return (
+            f"Stopped after {_duration_text(self.max_seconds)}, the time limit per run here; "
+            "what was done so far is kept. Use fewer images or epochs."
+        )
 
     def on_failure(self) -> None:
         """Called after a failure (e.g. drop a half-built model)."""
@@ -378,17 +402,15 @@ class TaskWorker(Generic[P]):
 
     def run(self) -> None:
         acquired = False
-        timer: threading.Timer | None = None
         try:
             if self.slots is not None:
                 acquired = self.slots.acquire(self, self.stop_event)
                 if not acquired:
                     self.update(state="stopped", queue_position=None)
                     return
-            self.started_at = time.perf_counter()
-            timer = threading.Timer(self.max_seconds, self._time_up)
-            timer.daemon = True
-            timer.start()
+            with self.lock:
+                self.started_at = time.perf_counter()
+                self._timer = self._start_timer()
             self.update(
                 state="stopping" if self.stop_event.is_set() else "running", queue_position=None
             )
@@ -397,17 +419,15 @@ class TaskWorker(Generic[P]):
                 "state": "stopped" if self.stop_event.is_set() else "finished"
             }
             if self.timed_out:
-                changes["message"] = (
-                    f"Stopped after {_duration_text(self.max_seconds)}, the time limit per "
-                    "run here; what was done so far is kept. Use fewer images or epochs."
-                )
+                changes["message"] = self.time_limit_message()
             self.update(**changes)
         except Exception as exc:  # reported to the page, never raised into Streamlit
             self.on_failure()
             self.update(state="failed", error=self.failure_message(exc))
         finally:
-            if timer is not None:
-                timer.cancel()
+            with self.lock:
+                if self._timer is not None:
+                    self._timer.cancel()
             if acquired and self.slots is not None:
                 self.slots.release(self)
             if self.started_at is not None:

@@ -10,9 +10,12 @@ preprocessing.
 
 A training is a sequence of phases (``Phase``): from scratch is one phase; transfer
 learning is a phase with a frozen backbone and a new head, then optionally a phase with the
-top of the backbone unfrozen at a low learning rate. The model is recompiled between phases.
-Keras' own ``EarlyStopping(restore_best_weights=True)`` and ``TerminateOnNaN`` stop a phase;
-the progress callback only reports.
+top of the backbone unfrozen at a low learning rate. ``fit_phases`` is the one phase runner:
+it trains a model on a ``TrainingData`` for a list of phases, recompiling between them, with
+callbacks and Stop; every job composes it (``TrainingJob`` here, the own-images job in
+``cnnlib.training.transfer``, the experiment through ``TrainingJob``). Keras' own
+``EarlyStopping(restore_best_weights=True)`` and ``TerminateOnNaN`` stop a phase; the
+progress callback only reports (into anything with ``update`` / ``append``: a task's worker).
 
 With more than one GPU the model is built and trained under ``tf.distribute.MirroredStrategy``
 (the batch scaled by the number of replicas); on a GPU that has fast float16 (compute
@@ -32,6 +35,7 @@ draw them next to the curves without touching the model.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import math
@@ -42,13 +46,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from cnnlib.core.checks import check_whole, is_whole
 from cnnlib.core.errors import InvalidArgumentError, InvalidModelError
 from cnnlib.data.training_data import ArrayData, TrainingData
 from cnnlib.inspect.features import FeatureExtractor, first_conv_layer, layer_kernel
+from cnnlib.models.layers import register_layers
 from cnnlib.models.presets import PRESET_TRAINING
 from cnnlib.training.tasks import (
     FINAL_STATES,
@@ -64,16 +70,21 @@ __all__ = [
     "LR_SCHEDULES",
     "MAX_CURVE_POINTS",
     "OPTIMIZERS",
+    "FitResult",
     "Phase",
+    "Reporter",
     "TrainConfig",
     "TrainingJob",
     "TrainingProgress",
     "TrainingSlots",
+    "TrainingWorker",
     "WatchSnapshot",
     "choose_strategy",
     "default_slots",
+    "fit_phases",
     "load_model_bytes",
     "mixed_precision_helps",
+    "new_stage",
     "save_model_bytes",
 ]
 
@@ -87,14 +98,6 @@ MAX_CURVE_POINTS = 300
 # --------------------------------------------------------------------------------------------
 # Configuration and progress
 # --------------------------------------------------------------------------------------------
-
-
-def _check_whole(name: str, value: Any, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InvalidArgumentError(
-            f"{name.replace('_', ' ').capitalize()} must be a whole number from {low} to "
-            f"{high}; got {value!r}."
-        )
 
 
 def _check_learning_rate(value: Any) -> None:
@@ -119,7 +122,7 @@ class Phase:
     name: str = ""
 
     def __post_init__(self) -> None:
-        _check_whole("epochs", self.epochs, 1, 1000)
+        check_whole("epochs", self.epochs, 1, 1000)
         if self.learning_rate is not None:
             _check_learning_rate(self.learning_rate)
         if self.prepare is not None and not callable(self.prepare):
@@ -162,13 +165,9 @@ class TrainConfig:
                 f"The learning-rate schedule must be one of {', '.join(LR_SCHEDULES)}."
             )
         _check_learning_rate(self.learning_rate)
-        _check_whole("batch_size", self.batch_size, 1, 65536)
-        _check_whole("epochs", self.epochs, 1, 1000)
-        if self.train_size is not None and (
-            isinstance(self.train_size, bool)
-            or not isinstance(self.train_size, int)
-            or self.train_size < 1
-        ):
+        check_whole("batch_size", self.batch_size, 1, 65536)
+        check_whole("epochs", self.epochs, 1, 1000)
+        if self.train_size is not None and not is_whole(self.train_size, 1):
             raise InvalidArgumentError(
                 f"The training-set size must be a positive whole number; got {self.train_size!r}."
             )
@@ -176,15 +175,11 @@ class TrainConfig:
             raise InvalidArgumentError(
                 f"The validation split must be at least 0 and below 1; got {self.validation_split}."
             )
-        if (
-            isinstance(self.patience, bool)
-            or not isinstance(self.patience, int)
-            or self.patience < 0
-        ):
+        if not is_whole(self.patience, 0):
             raise InvalidArgumentError(
                 f"The patience must be 0 (off) or a number of epochs; got {self.patience!r}."
             )
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+        if not is_whole(self.seed, 0):
             raise InvalidArgumentError(f"The seed must be a whole number ≥ 0; got {self.seed!r}.")
         phases = tuple(self.phases)
         if not all(isinstance(p, Phase) for p in phases):
@@ -283,6 +278,33 @@ class TrainingProgress(TaskProgress):
         if total <= 0:
             return 1.0 if self.state == "finished" else 0.0
         return min(1.0, ((max(self.epoch, 1) - 1) * self.steps_per_epoch + self.step) / total)
+
+
+#: The fields of ``TrainingProgress`` that describe one stage of a training (its epochs,
+#: batches and curves), as opposed to the task's and the data's.
+STAGE_FIELDS = (
+    "epoch",
+    "epochs",
+    "step",
+    "batch_epoch",
+    "batch_loss",
+    "batch_accuracy",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "epoch_seconds",
+    "best_epoch",
+    "stopped_early",
+)
+
+
+def new_stage(**changes: Any) -> dict[str, Any]:
+    """The changes that start a new stage of a training: every ``STAGE_FIELDS`` field back to
+    its default, then ``changes`` (for ``TaskWorker.update``, e.g. a fine-tuning after the
+    head's epochs: ``worker.update(**new_stage(stage="fine-tune"))``)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainingProgress)}
+    return {**{name: defaults[name] for name in STAGE_FIELDS}, **changes}
 
 
 # --------------------------------------------------------------------------------------------
@@ -437,12 +459,11 @@ class _WatchMixin:
     maps in it (one forward pass of one image through a sub-model built once) into the
     progress. Runs in the training thread; the page only reads the frozen copy."""
 
-    def setup(self, worker: _Worker, image: np.ndarray, layer: str) -> None:
-
-        self.worker = worker
+    def setup(self, report: Reporter, model: Any, image: np.ndarray, layer: str) -> None:
+        self.report = report
         self.image = image  # (H, W, C) float32 raw pixels
         self.layer = layer
-        self.extractor = FeatureExtractor(worker.model, [layer])
+        self.extractor = FeatureExtractor(model, [layer])
         if tuple(image.shape) != tuple(self.extractor.input_shape):
             raise InvalidArgumentError(
                 f"The image to watch is {image.shape} but the model takes "
@@ -450,12 +471,11 @@ class _WatchMixin:
             )
 
     def on_epoch_end(self, epoch, logs=None):
-
         model = self.extractor.model
         filters = layer_kernel(model, self.layer)
         maps = np.array(self.extractor.run(self.image)[self.layer], dtype=np.float32)
         filters.flags.writeable = maps.flags.writeable = False  # shared with every reader
-        self.worker.update(watch=WatchSnapshot(epoch + 1, self.layer, filters, maps))
+        self.report.update(watch=WatchSnapshot(epoch + 1, self.layer, filters, maps))
 
 
 class _StopMixin:
@@ -480,16 +500,24 @@ class _StopMixin:
 
 
 class _ProgressMixin:
-    """Reports into the worker: per-batch means over windows, per-epoch metrics, images/s,
+    """Reports (``Reporter``): per-batch means over windows, per-epoch metrics, images/s,
     ETA, and the first batch whose loss was NaN or infinite. Stops nothing."""
 
-    def setup(self, worker: _Worker, n_train: int, batch_size: int, total_epochs: int) -> None:
-        self.worker = worker
+    def setup(
+        self,
+        report: Reporter,
+        n_train: int,
+        batch_size: int,
+        total_epochs: int,
+        steps: int,
+        window: int,
+    ) -> None:
+        self.report = report
         self.n_train = n_train
         self.batch_size = batch_size
         self.total_epochs = total_epochs
-        self.steps = worker.progress.steps_per_epoch
-        self.window = worker.progress.batch_window
+        self.steps = steps
+        self.window = window
         self.val_seconds = 0.0
         self.val_epochs = 0
         self.batches_done = 0
@@ -508,7 +536,7 @@ class _ProgressMixin:
         self.mark_samples = 0
         self.mark_loss = 0.0
         self.mark_acc = 0.0
-        self.worker.update(epoch=epoch + 1, step=0)
+        self.report.update(epoch=epoch + 1, step=0)
 
     def on_train_batch_end(self, batch, logs=None):
         t0 = time.perf_counter()
@@ -519,7 +547,7 @@ class _ProgressMixin:
         t0 = time.perf_counter()
         self._epoch_end(logs or {})
         self.own_seconds += time.perf_counter() - t0
-        self.worker.update(callback_seconds=self.own_seconds)
+        self.report.update(callback_seconds=self.own_seconds)
 
     def on_test_begin(self, logs=None):
         self.test_start = time.perf_counter()
@@ -556,8 +584,8 @@ class _ProgressMixin:
                 "batch_accuracy": (samples * acc - self.mark_samples * self.mark_acc) / new,
             }
             self.mark_samples, self.mark_loss, self.mark_acc = samples, loss, acc
-            self.worker.append(**point)
-        self.worker.update(**changes)
+            self.report.append(**point)
+        self.report.update(**changes)
 
     def _epoch_end(self, logs) -> None:
         now = time.perf_counter()
@@ -569,20 +597,230 @@ class _ProgressMixin:
         if "val_loss" in logs:
             items["val_loss"] = float(logs["val_loss"])
             items["val_accuracy"] = float(logs.get("val_accuracy", math.nan))
-        self.worker.append(**items)
-        self.worker.update(train_seconds=now - (self.train_start or now))
+        self.report.append(**items)
+        self.report.update(train_seconds=now - (self.train_start or now))
 
 
 # --------------------------------------------------------------------------------------------
-# The worker
+# The phase runner
 # --------------------------------------------------------------------------------------------
 
 
-class _Worker(TaskWorker[TrainingProgress]):
-    """Everything the training thread touches. Holds no reference to the ``TrainingJob``."""
+class Reporter(Protocol):
+    """Where a training reports its progress: a ``cnnlib.training.tasks.TaskWorker`` (its
+    ``update`` replaces fields of its ``TrainingProgress``, ``append`` adds to tuple fields)."""
+
+    def update(self, **changes: Any) -> None: ...
+
+    def append(self, **items: Any) -> None: ...
+
+
+class _Discard:
+    """A ``Reporter`` that keeps nothing (``fit_phases`` without ``report``)."""
+
+    def update(self, **changes: Any) -> None:
+        pass
+
+    def append(self, **items: Any) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What ``fit_phases`` did: ``batches`` trained over all phases (0: stopped before the
+    first, so nothing was learned); ``stopped_early``: Keras' ``EarlyStopping`` ended a phase,
+    keeping the weights of epoch ``best_epoch`` (1-based, across the phases)."""
+
+    batches: int
+    stopped_early: bool = False
+    best_epoch: int | None = None
+
+
+def stop_callback(stop: threading.Event):
+    """A Keras callback that ends ``fit`` and ``evaluate`` at the next batch once ``stop`` is
+    set (an epoch cut short keeps no validation metrics). Put it first in the list."""
+    stopper = _callback_classes()[0]()
+    stopper.setup(stop)
+    return stopper
+
+
+def fit_phases(
+    model: Any,
+    data: TrainingData,
+    phases: Sequence[Phase],
+    config: TrainConfig,
+    *,
+    callbacks: Sequence[Any] = (),
+    stop: threading.Event | None = None,
+    report: Reporter | None = None,
+    strategy: Any = None,
+    mixed: bool = False,
+) -> FitResult:
+    """Train ``model`` on ``data`` for each of ``phases`` in turn: the one phase runner.
+
+    Before each phase, ``phase.prepare(model)`` (e.g. unfreeze a block), then the model is
+    compiled (under ``strategy``'s scope: None = the default strategy) with ``config``'s
+    optimizer at the phase's learning rate (or the config's), sparse categorical
+    cross-entropy and accuracy, and fitted for ``phase.epochs`` epochs on ``data``'s "train"
+    batches (``config.batch_size`` per replica, a different seeded order in each phase),
+    validated on its "validation" split when it has one. ``callbacks``: extra Keras callbacks.
+    Guards: ``stop`` (ends the phase at its next batch and skips the rest), Keras'
+    ``TerminateOnNaN`` and, with ``config.patience``, ``EarlyStopping(restore_best_weights=
+    True)``. ``report`` receives the live progress (``TrainingProgress`` fields: the planned
+    epochs and batches, per-batch windows, per-epoch metrics, images/s, ETA). ``mixed``: wrap
+    the optimizer for mixed precision. Epochs are counted from 1 across ``phases``.
+
+    Raises ``InvalidArgumentError`` when there are no training images or the loss became
+    infinite or NaN (with the learning rate to lower).
+    """
+    import keras
+    import tensorflow as tf
+
+    stop = stop if stop is not None else threading.Event()
+    report = report if report is not None else _Discard()
+    strategy = strategy if strategy is not None else tf.distribute.get_strategy()
+    phases = tuple(phases)
+    n_train, n_val = data.size("train"), data.size("validation")
+    if n_train < 1:
+        raise InvalidArgumentError("There are no training images: add some and try again.")
+    batch = config.batch_size * int(strategy.num_replicas_in_sync)  # batch_size per replica
+    steps = math.ceil(n_train / batch)
+    total_epochs = sum(p.epochs for p in phases)
+    window = max(1, math.ceil(steps * total_epochs / MAX_CURVE_POINTS))
+    report.update(
+        epochs=total_epochs,
+        phases=len(phases),
+        steps_per_epoch=steps,
+        train_samples=n_train,
+        val_samples=n_val,
+        batch_window=window,
+        epoch=1,
+    )
+    _, progress_class, _ = _callback_classes()
+    stopper = stop_callback(stop)
+    recorder = progress_class()
+    recorder.setup(report, n_train, batch, total_epochs, steps, window)
+    validation = data.batches("validation", max(batch, 256)) if n_val else None
+    first, stopped_early, best_epoch = 0, False, None
+    for index, phase in enumerate(phases):
+        if stop.is_set():
+            break
+        report.update(phase=index + 1, phase_name=phase.name)
+        if phase.prepare is not None:
+            phase.prepare(model)
+        learning_rate = phase.learning_rate or config.learning_rate
+        with strategy.scope():
+            model.compile(
+                optimizer=_optimizer(config, learning_rate, steps * phase.epochs, mixed),
+                loss="sparse_categorical_crossentropy",
+                metrics=["accuracy"],
+            )
+        guards = [stopper, recorder, keras.callbacks.TerminateOnNaN()]
+        early = None
+        if config.patience > 0:
+            early = keras.callbacks.EarlyStopping(
+                monitor="val_loss" if n_val else "loss",
+                patience=config.patience,
+                restore_best_weights=True,
+            )
+            guards.append(early)
+        model.fit(
+            data.batches("train", batch, epochs=phase.epochs, seed=_phase_seed(config.seed, index)),
+            epochs=first + phase.epochs,
+            initial_epoch=first,
+            steps_per_epoch=steps,
+            validation_data=validation,
+            callbacks=[*guards, *callbacks],
+            shuffle=False,  # each epoch is already in its own seeded order
+            verbose=0,
+        )
+        if recorder.diverged is not None:
+            epoch, step = recorder.diverged
+            raise InvalidArgumentError(
+                f"The loss became infinite or NaN at epoch {epoch}, batch {step}: the "
+                f"learning rate {learning_rate:g} is too high for {config.optimizer}. "
+                "Lower the learning rate (e.g. ten times) and train again."
+            )
+        if early is not None and early.stopped_epoch > 0:
+            stopped_early, best_epoch = True, early.best_epoch + 1
+            report.update(stopped_early=True, best_epoch=best_epoch)
+        first += phase.epochs
+    report.update(eta_seconds=0.0)
+    return FitResult(recorder.batches_done, stopped_early, best_epoch)
+
+
+def evaluate_test(
+    model: Any,
+    data: TrainingData,
+    *,
+    stop: threading.Event | None = None,
+    report: Reporter | None = None,
+    batch_size: int = 256,
+) -> tuple[float, float] | None:
+    """(loss, accuracy) of a compiled ``model`` on ``data``'s "test" split, also reported as
+    ``test_loss`` / ``test_accuracy``; None when there is no test split or ``stop`` cut the
+    evaluation short (its numbers would mean nothing)."""
+    stop = stop if stop is not None else threading.Event()
+    if not data.size("test") or stop.is_set():
+        return None
+    batches = data.batches("test", batch_size)
+    loss, accuracy = model.evaluate(batches, callbacks=[stop_callback(stop)], verbose=0)
+    if stop.is_set():
+        return None
+    if report is not None:
+        report.update(test_loss=float(loss), test_accuracy=float(accuracy))
+    return float(loss), float(accuracy)
+
+
+# --------------------------------------------------------------------------------------------
+# The workers
+# --------------------------------------------------------------------------------------------
+
+
+class TrainingWorker(TaskWorker[TrainingProgress]):
+    """A task whose work trains a Keras model (``self.model``): it may run in a child process,
+    from where the model comes back as ``.keras`` bytes; a failed training keeps no model.
+    Subclasses implement ``work()`` by composing ``fit_phases``."""
 
     thread_name = "cnnlab-training"
     process_safe = True
+
+    def __init__(self, progress: TrainingProgress, **task: Any):
+        super().__init__(progress, **task)
+        self.model = None
+
+    def failure_message(self, exc: Exception) -> str:
+        message = super().failure_message(exc)
+        if message.startswith(type(exc).__name__ + ":"):
+            message = "Training failed: " + message
+        return message
+
+    def on_failure(self) -> None:
+        self.model = None  # a failed training leaves no model to use
+
+    def export_result(self) -> dict[str, Any]:
+        """In the child: the trained model as ``.keras`` bytes (None when there is none)."""
+        return {"model": None if self.model is None else save_model_bytes(self.model)}
+
+    def import_result(self, result: dict[str, Any]) -> None:
+        """In the parent: the child's model, loaded from its ``.keras`` bytes."""
+        data = result["model"]
+        self.model = None if data is None else load_model_bytes(data)
+
+    def describe_device(self, strategy: Any, device: str, mixed: bool) -> None:
+        """Report the device the training runs on (``choose_strategy``'s description), the
+        replicas and TensorFlow's version."""
+        import tensorflow as tf
+
+        self.update(
+            device=device + (", mixed precision" if mixed else ""),
+            replicas=int(strategy.num_replicas_in_sync),
+            tf_version=tf.__version__,
+        )
+
+
+class _JobWorker(TrainingWorker):
+    """``TrainingJob``'s side: build the model, ``fit_phases``, test. No link to the handle."""
 
     def __init__(
         self,
@@ -609,39 +847,19 @@ class _Worker(TaskWorker[TrainingProgress]):
         self.extra_callbacks = list(callbacks)
         self.devices = devices
         self.watch = watch
-        self.model = None
-
-    def failure_message(self, exc: Exception) -> str:
-        message = super().failure_message(exc)
-        if message.startswith(type(exc).__name__ + ":"):
-            message = "Training failed: " + message
-        return message
-
-    def on_failure(self) -> None:
-        self.model = None  # a failed training leaves no model to use
 
     def on_exit(self) -> None:
         self.data = None  # free the data; the model stays
 
-    def export_result(self) -> dict[str, Any]:
-        """In the child: the trained model as ``.keras`` bytes (None when there is none)."""
-        return {"model": None if self.model is None else save_model_bytes(self.model)}
-
-    def import_result(self, result: dict[str, Any]) -> None:
-        """In the parent: the child's model, loaded from its ``.keras`` bytes."""
-        data = result["model"]
-        self.model = None if data is None else load_model_bytes(data)
-
-    def _watcher(self, watch_class, model) -> list:
+    def _watcher(self, model) -> list:
         """[the watch callback] when an image is watched and the model has a Conv2D, else []."""
-
         if self.watch is None:
             return []
         layer = first_conv_layer(model)
         if layer is None:
             return []
-        watcher = watch_class()
-        watcher.setup(self, self.watch, layer)
+        watcher = _callback_classes()[2]()
+        watcher.setup(self, model, self.watch, layer)
         return [watcher]
 
     def _data(self) -> TrainingData:
@@ -657,102 +875,35 @@ class _Worker(TaskWorker[TrainingProgress]):
         )
 
     def work(self) -> None:
-        import keras
-        import tensorflow as tf
-
         config = self.config
         data = self._data()
         self.data = None
         strategy, device = choose_strategy(self.devices)
         mixed = mixed_precision_helps()
-        replicas = int(strategy.num_replicas_in_sync)
-        self.update(
-            device=device + (", mixed precision" if mixed else ""),
-            replicas=replicas,
-            tf_version=tf.__version__,
-            class_names=tuple(data.class_names),
-        )
-        n_train, n_val, n_test = (data.size(s) for s in ("train", "validation", "test"))
-        if n_train < 1:
-            raise InvalidArgumentError("There are no training images: add some and try again.")
-        batch = config.batch_size * replicas  # each replica gets batch_size images
-        eval_batch = max(batch, 256)
-        steps = math.ceil(n_train / batch)
-        phases = config.plan()
+        self.describe_device(strategy, device, mixed)
+        self.update(class_names=tuple(data.class_names), test_samples=data.size("test"))
         with strategy.scope():
             model = _build_model(self.builder, config.seed, "mixed_float16" if mixed else None)
         _check_model(model, data)
         self.model = model
-        self.update(
-            steps_per_epoch=steps,
-            train_samples=n_train,
-            val_samples=n_val,
-            test_samples=n_test,
-            batch_window=max(1, math.ceil(steps * config.total_epochs / MAX_CURVE_POINTS)),
-            epoch=1,
+        fitted = fit_phases(
+            model,
+            data,
+            config.plan(),
+            config,
+            callbacks=[*self._watcher(model), *self.extra_callbacks],
+            stop=self.stop_event,
+            report=self,
+            strategy=strategy,
+            mixed=mixed,
         )
-        stop_class, progress_class, watch_class = _callback_classes()
-        stopper = stop_class()
-        stopper.setup(self.stop_event)
-        recorder = progress_class()
-        recorder.setup(self, n_train, batch, config.total_epochs)
-        watcher = self._watcher(watch_class, model)
-        validation = data.batches("validation", eval_batch) if n_val else None
-        first = 0
-        for index, phase in enumerate(phases):
-            if self.stop_event.is_set():
-                break
-            self.update(phase=index + 1, phase_name=phase.name)
-            if phase.prepare is not None:
-                phase.prepare(model)
-            learning_rate = phase.learning_rate or config.learning_rate
-            with strategy.scope():
-                model.compile(
-                    optimizer=_optimizer(config, learning_rate, steps * phase.epochs, mixed),
-                    loss="sparse_categorical_crossentropy",
-                    metrics=["accuracy"],
-                )
-            callbacks = [stopper, recorder, keras.callbacks.TerminateOnNaN(), *watcher]
-            early = None
-            if config.patience > 0:
-                early = keras.callbacks.EarlyStopping(
-                    monitor="val_loss" if n_val else "loss",
-                    patience=config.patience,
-                    restore_best_weights=True,
-                )
-                callbacks.append(early)
-            train = data.batches(
-                "train", batch, epochs=phase.epochs, seed=_phase_seed(config.seed, index)
-            )
-            model.fit(
-                train,
-                epochs=first + phase.epochs,
-                initial_epoch=first,
-                steps_per_epoch=steps,
-                validation_data=validation,
-                callbacks=[*callbacks, *self.extra_callbacks],
-                shuffle=False,  # each epoch is already in its own seeded order
-                verbose=0,
-            )
-            if recorder.diverged is not None:
-                epoch, step = recorder.diverged
-                raise InvalidArgumentError(
-                    f"The loss became infinite or NaN at epoch {epoch}, batch {step}: the "
-                    f"learning rate {learning_rate:g} is too high for {config.optimizer}. "
-                    "Lower the learning rate (e.g. ten times) and train again."
-                )
-            if early is not None and early.stopped_epoch > 0:
-                self.update(stopped_early=True, best_epoch=early.best_epoch + 1)
-            first += phase.epochs
-        self.update(eta_seconds=0.0)
-        if recorder.batches_done == 0:
+        if fitted.batches == 0:
             # Stopped before the first batch: there is no trained model to keep or test.
             self.model = None
-        elif n_test and not self.stop_event.is_set():
-            test = data.batches("test", eval_batch)
-            test_loss, test_accuracy = model.evaluate(test, callbacks=[stopper], verbose=0)
-            if not self.stop_event.is_set():  # an evaluation cut short means nothing
-                self.update(test_loss=float(test_loss), test_accuracy=float(test_accuracy))
+            return
+        replicas = int(strategy.num_replicas_in_sync)
+        batch = max(config.batch_size * replicas, 256)
+        evaluate_test(model, data, stop=self.stop_event, report=self, batch_size=batch)
 
 
 # --------------------------------------------------------------------------------------------
@@ -820,7 +971,7 @@ class TrainingJob(TaskHandle[TrainingProgress]):
             raise InvalidArgumentError("model_builder must be a function returning a model.")
         self.config = config
         super().__init__(
-            _Worker(
+            _JobWorker(
                 model_builder,
                 data,
                 config,
@@ -858,6 +1009,7 @@ def load_model_bytes(data: bytes):
     a training's child process. Not for uploads: those go through ``cnnlib.uploads.model_files``."""
     import keras
 
+    register_layers()  # a model may hold CNN Lab's own layers (CaffePreprocess)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.keras"
         path.write_bytes(data)

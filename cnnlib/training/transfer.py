@@ -17,20 +17,19 @@ Keras and TensorFlow are imported inside the functions.
 from __future__ import annotations
 
 import functools
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from cnnlib.core.budgets import budgets
-from cnnlib.core.errors import InvalidArgumentError
-from cnnlib.models.layers import caffe_preprocess_layer, register_layers
+from cnnlib.core.budgets import budgets, format_bytes
+from cnnlib.core.checks import is_whole
+from cnnlib.core.errors import InvalidArgumentError, WeightsUnavailableError, WorkStopped
+from cnnlib.models.layers import caffe_preprocess_layer
 from cnnlib.models.layers import keras_module as _keras
 from cnnlib.models.pretrained import (
     MOBILENETV2_NOTOP,
@@ -43,20 +42,29 @@ from cnnlib.models.pretrained import (
     keras_cache_dir,
 )
 from cnnlib.training.tasks import TaskHandle, TrainingSlots, default_slots
-from cnnlib.training.trainer import Phase, TrainConfig, TrainingProgress
-from cnnlib.training.trainer import _Worker as _TrainingWorker
+from cnnlib.training.trainer import (
+    Phase,
+    TrainConfig,
+    TrainingProgress,
+    TrainingWorker,
+    choose_strategy,
+    fit_phases,
+    mixed_precision_helps,
+    new_stage,
+)
 
 __all__ = [
     "AUGMENTATIONS",
     "BACKBONES",
     "DEFAULT_BACKBONE",
+    "RECIPES",
     "RESNET50_NOTOP",
     "Backbone",
     "FeatureData",
     "FeatureSet",
     "OwnImagesJob",
+    "OwnImagesRecipe",
     "OwnProgress",
-    "TransferRun",
     "WeightsStatus",
     "assemble",
     "augmentation",
@@ -67,13 +75,13 @@ __all__ = [
     "feature_extractor",
     "labels_text",
     "load_backbone",
+    "model_input",
     "predict_image",
     "prediction_snippet",
     "preview_augmentation",
-    "train_head",
-    "train_scratch",
-    "train_transfer",
+    "require_weights",
     "unfreeze_top",
+    "uses_backbone",
     "weights_status",
 ]
 
@@ -216,63 +224,6 @@ def build_scratch_model(
     return model
 
 
-def _callbacks(has_validation: bool, patience: int, progress, stage: str, total: int):
-    keras = _keras()
-    monitor = "val_loss" if has_validation else "loss"
-    callbacks = [
-        keras.callbacks.EarlyStopping(
-            monitor=monitor, patience=patience, restore_best_weights=True
-        ),
-        keras.callbacks.TerminateOnNaN(),
-    ]
-    if progress is not None:
-        callbacks.append(
-            keras.callbacks.LambdaCallback(
-                on_epoch_end=lambda epoch, logs: progress(stage, epoch + 1, total)
-            )
-        )
-    return callbacks
-
-
-def _history(history) -> dict[str, list[float]]:
-    return {k: [float(v) for v in vs] for k, vs in history.history.items()}
-
-
-def _fit_batches(
-    model, data, batch_size: int, epochs: int, seed: int, patience: int, progress, stage: str
-) -> dict[str, list[float]]:
-    """Fit a compiled ``model`` on a ``TrainingData``'s batches; returns the history dict."""
-    has_val = data.size("validation") > 0
-    history = model.fit(
-        data.batches("train", batch_size, epochs=epochs, seed=seed),
-        steps_per_epoch=math.ceil(data.size("train") / batch_size),
-        epochs=epochs,
-        validation_data=data.batches("validation", batch_size) if has_val else None,
-        callbacks=_callbacks(has_val, patience, progress, stage, epochs),
-        shuffle=False,  # the dataset shuffles itself, per (seed, epoch)
-        verbose=0,
-    )
-    return _history(history)
-
-
-def train_scratch(
-    data,
-    *,
-    epochs: int = 10,
-    batch_size: int = 32,
-    seed: int = 0,
-    augment: bool = False,
-    patience: int = 3,
-    progress: Callable[[str, int, int], None] | None = None,
-):
-    """Train ``build_scratch_model`` on a ``TrainingData``; returns (model, history dict)."""
-    keras = _keras()
-    keras.utils.set_random_seed(seed)
-    model = build_scratch_model(data.input_shape, len(data.class_names), augment=augment, seed=seed)
-    history = _fit_batches(model, data, batch_size, epochs, seed, patience, progress, "epochs")
-    return model, history
-
-
 # --------------------------------------------------------------------------------------------
 # Backbones and features
 # --------------------------------------------------------------------------------------------
@@ -385,8 +336,8 @@ def extract_features(
     total = n_train * (1 + augment_copies) + n_val
     if total * dim * 4 > budget:
         raise InvalidArgumentError(
-            f"{total:,} feature vectors of {dim} numbers need {total * dim * 4 / 2**20:,.0f} MB, "
-            f"over the {budget / 2**20:,.0f} MB budget. Use fewer augmented copies or images."
+            f"{total:,} feature vectors of {dim} numbers need {format_bytes(total * dim * 4)}, "
+            f"over the {format_bytes(budget)} budget. Use fewer augmented copies or images."
         )
     start = time.perf_counter()
     augmenter = augmentation(seed, kinds=kinds) if augment_copies else None
@@ -429,34 +380,6 @@ def build_head(feature_dim: int, num_classes: int, *, dropout: float = 0.2, seed
     head = keras.Model(inputs, outputs, name="head")
     head.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return head
-
-
-def train_head(
-    features: FeatureSet,
-    num_classes: int,
-    *,
-    epochs: int = 10,
-    batch_size: int = 32,
-    seed: int = 0,
-    patience: int = 3,
-    progress: Callable[[str, int, int], None] | None = None,
-):
-    """Train ``build_head`` on cached features; returns (head model, history dict)."""
-    keras = _keras()
-    keras.utils.set_random_seed(seed)
-    head = build_head(features.train_x.shape[1], num_classes, seed=seed)
-    has_val = len(features.val_y) > 0
-    history = head.fit(
-        features.train_x,
-        features.train_y,
-        batch_size=batch_size,
-        epochs=epochs,
-        shuffle=True,
-        validation_data=(features.val_x, features.val_y) if has_val else None,
-        callbacks=_callbacks(has_val, patience, progress, "epochs", epochs),
-        verbose=0,
-    )
-    return head, _history(history)
 
 
 def assemble(backbone: PretrainedModel, head, *, augment: bool | Sequence[str] = False, seed=None):
@@ -507,71 +430,8 @@ def unfreeze_top(model, backbone: str = DEFAULT_BACKBONE) -> int:
     return len(model.layers) - first
 
 
-@dataclass
-class TransferRun:
-    """Result of ``train_transfer``."""
-
-    model: Any
-    history: dict[str, list[float]]
-    backbone: str
-    weights_source: str
-    weights_verified: bool
-    extract_seconds: float
-    features: FeatureSet | None = field(default=None, repr=False)
-
-
-def train_transfer(
-    data,
-    *,
-    backbone: str = DEFAULT_BACKBONE,
-    weights: str | os.PathLike | None = "imagenet",
-    epochs: int = 10,
-    batch_size: int = 32,
-    seed: int = 0,
-    augment: bool = False,
-    augment_copies: int = 0,
-    fine_tune_epochs: int = 0,
-    patience: int = 3,
-    progress: Callable[[str, int, int], None] | None = None,
-) -> TransferRun:
-    """Phase 1: frozen backbone, features extracted once, head trained on them, assembled.
-
-    Phase 2 (``fine_tune_epochs`` > 0): the backbone's top block is unfrozen and the whole
-    model recompiled with a low learning rate (``FINE_TUNE_LR``), then trained on images.
-    """
-    keras = _keras()
-    loaded = load_backbone(backbone, data.input_shape, weights)
-    extractor = feature_extractor(loaded, backbone)
-    features = extract_features(
-        extractor, data, augment_copies=augment_copies, batch_size=batch_size, seed=seed,
-        progress=progress,
-    )  # fmt: skip
-    head, history = train_head(
-        features, len(data.class_names), epochs=epochs, batch_size=batch_size, seed=seed,
-        patience=patience, progress=progress,
-    )  # fmt: skip
-    model = assemble(loaded, head, augment=augment, seed=seed)
-    if fine_tune_epochs > 0:
-        unfreeze_top(model, backbone)
-        model.compile(
-            optimizer=keras.optimizers.Adam(FINE_TUNE_LR),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        tuned = _fit_batches(
-            model, data, batch_size, fine_tune_epochs, seed, patience, progress, "fine-tune"
-        )
-        for key, values in tuned.items():
-            history.setdefault(key, []).extend(values)
-    verified = loaded.imagenet_verified
-    source = loaded.weights_source + ("" if verified else " — not verified as Keras' ImageNet file")
-    return TransferRun(
-        model, history, backbone, source, verified, features.seconds, features=features
-    )
-
-
 # --------------------------------------------------------------------------------------------
-# Weights status, cached features as training data, and the background job
+# Weights status, the recipe, cached features as training data, and the background job
 # --------------------------------------------------------------------------------------------
 
 
@@ -599,17 +459,126 @@ def weights_status(name: str = DEFAULT_BACKBONE) -> WeightsStatus:
         path = Path(env).expanduser()
         if path.is_file():
             return WeightsStatus(name, True, f"`{path}` (from `{spec.env_var}`)", "")
-        return WeightsStatus(
-            name, False, "", f"`{spec.env_var}` names `{path}`, which is not a file. "
-            + how_to_provide(spec),
-        )  # fmt: skip
+        message = f"`{spec.env_var}` names `{path}`, which is not a file. " + how_to_provide(spec)
+        return WeightsStatus(name, False, "", message)
     cached = keras_cache_dir() / spec.file_name
     if cached.is_file():
         return WeightsStatus(name, True, f"Keras' cache `{cached}`", "")
-    return WeightsStatus(
-        name, False, "", f"No ImageNet weights for {name} on this server (no internet access "
-        "to download them). " + how_to_provide(spec),
-    )  # fmt: skip
+    message = (
+        f"No ImageNet weights for {name} on this server (no internet access to download "
+        "them). " + how_to_provide(spec)
+    )
+    return WeightsStatus(name, False, "", message)
+
+
+def require_weights(name: str, weights: str | os.PathLike | None) -> None:
+    """Before a training starts: raise ``WeightsUnavailableError`` (with how to provide them)
+    when ``weights`` is "imagenet" and ``weights_status(name)`` finds no local file, or a path
+    that is not a file. None (random weights, for tests and timing) passes."""
+    if weights is None:
+        return
+    if isinstance(weights, str) and weights == "imagenet":
+        status = weights_status(name)
+        if not status.available:
+            raise WeightsUnavailableError(status.message)
+    elif not Path(weights).expanduser().is_file():
+        raise WeightsUnavailableError(
+            f"The weights file `{weights}` for {name} does not exist. "
+            + how_to_provide(_backbone(name).spec)
+        )
+
+
+#: The two ways to train on your own images.
+RECIPES: tuple[str, ...] = ("scratch", "transfer")
+
+
+def uses_backbone(recipe: str) -> bool:
+    """The one rule of the recipes: a backbone, augmented copies of its features and
+    fine-tuning exist for "transfer" only ("scratch" trains the tutorial's convnet)."""
+    return recipe == "transfer"
+
+
+@dataclass(frozen=True)
+class OwnImagesRecipe:
+    """How to train on your own images: every setting of the page, one name each, checked
+    once, from the widgets to the training's child process.
+
+    ``recipe``: "scratch" (``build_scratch_model``) or "transfer" (the frozen ``backbone``,
+    ImageNet ``weights``: "imagenet" = ``$CNNLAB_<NAME>_WEIGHTS`` or Keras' cache, or a path to
+    a weights file, or None = random weights, for tests and timing only). ``image_size``: the
+    side the images are resized to (pixels); ``validation_fraction``: share of each class
+    held out for validation. ``augment``: augmentation kinds (``AUGMENTATIONS``; layers in the
+    scratch model, the copies' kinds for transfer); ``augment_copies``: augmented copies per
+    training image whose features are extracted; ``fine_tune_epochs``: epochs with the
+    backbone's top block unfrozen at ``FINE_TUNE_LR``, after the head's ``epochs``. Copies
+    and fine-tuning apply to transfer only (``uses_backbone``): for "scratch" they are 0, and
+    so are the copies without augmentation kinds.
+    ``epochs``, ``learning_rate``, ``patience``, ``batch_size`` and ``seed`` as in
+    ``cnnlib.training.trainer.TrainConfig`` (``train_config()``).
+    """
+
+    recipe: str = "scratch"
+    backbone: str = DEFAULT_BACKBONE
+    weights: str | os.PathLike | None = "imagenet"
+    image_size: int = 64
+    validation_fraction: float = 0.2
+    augment: tuple[str, ...] = ()
+    augment_copies: int = 0
+    epochs: int = 5
+    learning_rate: float = 1e-3
+    patience: int = 3
+    batch_size: int = 32
+    fine_tune_epochs: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.recipe not in RECIPES:
+            raise InvalidArgumentError(
+                f"recipe must be 'scratch' or 'transfer', got {self.recipe!r}."
+            )
+        _backbone(self.backbone)
+        if not is_whole(self.image_size, 8, 1024):
+            raise InvalidArgumentError(
+                f"The image size must be a whole number of pixels from 8 to 1024; got "
+                f"{self.image_size!r}."
+            )
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise InvalidArgumentError(
+                "The validation split must be at least 0 and below 1; got "
+                f"{self.validation_fraction!r}."
+            )
+        if not is_whole(self.augment_copies, 0, 20) or not is_whole(self.fine_tune_epochs, 0, 100):
+            raise InvalidArgumentError("augment_copies must be 0..20, fine_tune_epochs 0..100.")
+        object.__setattr__(self, "augment", _kinds(self.augment))
+        if not uses_backbone(self.recipe):
+            object.__setattr__(self, "fine_tune_epochs", 0)
+        if not uses_backbone(self.recipe) or not self.augment:
+            object.__setattr__(self, "augment_copies", 0)
+        self.train_config()  # epochs, learning rate, patience, batch size and seed checked
+
+    @property
+    def transfer(self) -> bool:
+        return uses_backbone(self.recipe)
+
+    @property
+    def label(self) -> str:
+        """The model's name for the learner: "From scratch", or the backbone's."""
+        return self.backbone if self.transfer else "From scratch"
+
+    def train_config(self) -> TrainConfig:
+        """The ``TrainConfig`` of the head's (or the scratch model's) epochs."""
+        return TrainConfig(
+            learning_rate=self.learning_rate,
+            batch_size=self.batch_size,
+            epochs=self.epochs,
+            patience=self.patience,
+            seed=self.seed,
+        )
+
+    def fine_tune_phase(self) -> Phase:
+        """The fine-tuning phase: the backbone's top block unfrozen, at ``FINE_TUNE_LR``."""
+        unfreeze = functools.partial(unfreeze_top, backbone=self.backbone)
+        return Phase(self.fine_tune_epochs, FINE_TUNE_LR, unfreeze, "Fine-tuning")
 
 
 class FeatureData:
@@ -662,8 +631,6 @@ class OwnProgress(TrainingProgress):
     the current stage; ``head_val_accuracy`` keeps the head's before a fine-tune.
     """
 
-    recipe: str = "scratch"
-    backbone: str | None = None
     stage: str = "queued"
     features_done: int = 0
     features_total: int = 0
@@ -673,138 +640,120 @@ class OwnProgress(TrainingProgress):
     head_val_accuracy: tuple[float, ...] = ()
 
 
-class _Stopped(Exception):
-    """Raised inside the extraction when Stop was pressed (or the time ran out)."""
+class _OwnImagesWorker(TrainingWorker):
+    """``OwnImagesJob``'s side: each stage composes ``fit_phases``. No link to the handle."""
 
-
-class _OwnWorker(_TrainingWorker):
     thread_name = "cnnlab-own-images"
 
-    def __init__(
-        self, data, settings: dict, config: TrainConfig, slots, max_seconds, isolate=None
-    ) -> None:
-        super().__init__(None, data, config, slots, (), max_seconds=max_seconds, isolate=isolate)
-        self.settings = settings
-        self._progress = OwnProgress(
-            epochs=config.total_epochs,
-            recipe=settings["recipe"],
-            backbone=settings["backbone"] if settings["recipe"] == "transfer" else None,
+    def __init__(self, data, recipe: OwnImagesRecipe, slots, max_seconds, isolate=None) -> None:
+        super().__init__(
+            OwnProgress(epochs=recipe.epochs),
+            slots=slots,
+            max_seconds=max_seconds,
+            isolate=isolate,
         )
+        self.data = data
+        self.recipe = recipe
+
+    def on_exit(self) -> None:
+        self.data = None  # free the data; the model stays
 
     def work(self) -> None:
-        s = self.settings
-        images = self.data
-        kinds = s["augment"]
-        if s["recipe"] == "scratch":
+        images, r = self.data, self.recipe
+        self.data = None
+        strategy, device = choose_strategy()
+        mixed = mixed_precision_helps()
+        self.describe_device(strategy, device, mixed)
+        self.update(class_names=tuple(images.class_names))
+        config, n_classes = r.train_config(), len(images.class_names)
+        fit = functools.partial(
+            fit_phases, stop=self.stop_event, report=self, strategy=strategy, mixed=mixed
+        )
+        if not r.transfer:
             self.update(stage="scratch")
-            self.builder = functools.partial(
-                build_scratch_model, images.input_shape, len(images.class_names), augment=kinds
-            )
-            super().work()
+            with strategy.scope():
+                model = build_scratch_model(
+                    images.input_shape, n_classes, augment=r.augment, seed=r.seed
+                )
+            self.model = model
+            if fit(model, images, config.plan(), config).batches == 0:
+                self.model = None  # stopped before the first batch: nothing learned
             return
         self.update(stage="loading")
-        loaded = load_backbone(s["backbone"], images.input_shape, s["weights"])
-        total = images.size("train") * (1 + s["copies"]) + images.size("validation")
+        loaded = load_backbone(r.backbone, images.input_shape, r.weights)
+        total = images.size("train") * (1 + r.augment_copies) + images.size("validation")
         self.update(
-            stage="features", features_total=total, weights_source=loaded.weights_source,
+            stage="features",
+            features_total=total,
+            weights_source=loaded.weights_source,
             weights_verified=loaded.imagenet_verified,
-        )  # fmt: skip
+        )
         try:
             features = extract_features(
-                feature_extractor(loaded, s["backbone"]), images, augment_copies=s["copies"],
-                batch_size=self.config.batch_size, seed=self.config.seed,
-                progress=self._extracted, kinds=kinds or True,
-            )  # fmt: skip
-        except _Stopped:
+                feature_extractor(loaded, r.backbone),
+                images,
+                augment_copies=r.augment_copies,
+                batch_size=config.batch_size,
+                seed=config.seed,
+                progress=self._extracted,
+                kinds=r.augment,
+            )
+        except WorkStopped:
             return  # stopped during the extraction: nothing learned yet
         self.update(stage="head", extract_seconds=features.seconds)
-        self.data = FeatureData(features, images.class_names)
-        dim, n_classes = features.train_x.shape[1], len(images.class_names)
-        self.builder = functools.partial(build_head, dim, n_classes)
-        super().work()
-        head = self.model
-        self.model = None
-        if head is None:
+        with strategy.scope():
+            head = build_head(features.train_x.shape[1], n_classes, seed=r.seed)
+        if fit(head, FeatureData(features, images.class_names), config.plan(), config).batches == 0:
             return
-        tune = s["fine_tune_epochs"] > 0 and not self.stop_event.is_set()
-        self.model = assemble(loaded, head, augment=kinds if tune else False)
+        tune = r.fine_tune_epochs > 0 and not self.stop_event.is_set()
+        with strategy.scope():  # the fine-tuned model is built where it trains
+            model = assemble(loaded, head, augment=r.augment if tune else False)
+        self.model = model
         if tune:
-            self._fine_tune(images)
-
-    def import_result(self, result: dict) -> None:
-        register_layers()  # the ResNet50 and VGG19 models hold the CaffePreprocess layer
-        super().import_result(result)
+            self.update(
+                **new_stage(stage="fine-tune", head_val_accuracy=self.progress.val_accuracy)
+            )
+            fit(model, images, (r.fine_tune_phase(),), config)
 
     def _extracted(self, stage: str, done: int, total: int) -> None:
         self.update(features_done=done, features_total=total)
         if self.stop_event.is_set():
-            raise _Stopped
-
-    def _fine_tune(self, images) -> None:
-        model, epochs = self.model, self.settings["fine_tune_epochs"]
-        p = self.progress
-        self.update(
-            stage="fine-tune", head_val_accuracy=p.val_accuracy, epochs=epochs, epoch=0, step=0,
-            batch_epoch=(), batch_loss=(), batch_accuracy=(), train_loss=(), train_accuracy=(),
-            val_loss=(), val_accuracy=(), epoch_seconds=(), best_epoch=None, stopped_early=False,
-        )  # fmt: skip
-        name = self.settings["backbone"]
-        phase = Phase(epochs, FINE_TUNE_LR, lambda m: unfreeze_top(m, name), "Fine-tuning")
-        self.config = self.config.with_changes(phases=(phase,))
-        self.data, self.builder = images, lambda: model
-        super().work()
-        self.model = model  # stopped before a fine-tuning batch: the head-trained model stays
+            raise WorkStopped
 
 
 class OwnImagesJob(TaskHandle[OwnProgress]):
     """One background training on your own images, on the shared task base (slots, Stop,
-    time limit): "scratch" trains ``build_scratch_model``; "transfer" loads the frozen
-    ``backbone``, extracts features once per image (and per augmented copy) with progress,
-    trains the new head on them for ``epochs``, assembles the full model and, with
-    ``fine_tune_epochs``, fine-tunes the backbone's top block on the images.
+    time limit): ``recipe`` (an ``OwnImagesRecipe``) "scratch" trains ``build_scratch_model``;
+    "transfer" loads the frozen backbone, extracts features once per image (and per
+    augmented copy) with progress, trains the new head on them, assembles the full model and,
+    with fine-tuning epochs, fine-tunes the backbone's top block on the images. Each stage is
+    one ``fit_phases`` call.
 
-    ``data``: a ``cnnlib.uploads.folders.FolderData``. ``augment``: augmentation kinds (layers in
-    the scratch model; the augmented copies' kinds for transfer). ``model`` is the full
-    raw-pixels model once done (None while the head trains, or when nothing was learned).
+    ``data``: a ``TrainingData`` of raw-pixel images (``cnnlib.uploads.folders.FolderData``,
+    split with the recipe's ``image_size`` and ``validation_fraction``). ``model`` is the full
+    raw-pixels model once done (None while it trains, or when nothing was learned).
     ``isolate``: run in a child process (see ``cnnlib.training.trainer.TrainingJob``).
-    ``start()`` raises ``ServerBusyError`` when the server's queue is full.
+    Raises ``WeightsUnavailableError`` (``require_weights``) before anything starts when a
+    transfer recipe's weights are not here; ``start()`` raises ``ServerBusyError`` when the
+    server's queue is full.
     """
 
     def __init__(
         self,
         data,
+        recipe: OwnImagesRecipe,
         *,
-        recipe: str = "scratch",
-        backbone: str = DEFAULT_BACKBONE,
-        weights: str | os.PathLike | None = "imagenet",
-        epochs: int = 5,
-        learning_rate: float = 1e-3,
-        patience: int = 3,
-        batch_size: int = 32,
-        augment: bool | Sequence[str] = False,
-        augment_copies: int = 0,
-        fine_tune_epochs: int = 0,
-        seed: int = 0,
         slots: TrainingSlots | None = None,
         max_seconds: float | None = None,
         isolate: bool | None = None,
     ) -> None:
-        if recipe not in ("scratch", "transfer"):
-            raise InvalidArgumentError(f"recipe must be 'scratch' or 'transfer', got {recipe!r}.")
-        _backbone(backbone)
-        if not 0 <= augment_copies <= 20 or not 0 <= fine_tune_epochs <= 100:
-            raise InvalidArgumentError("augment_copies must be 0..20, fine_tune_epochs 0..100.")
-        config = TrainConfig(
-            learning_rate=learning_rate, batch_size=batch_size, epochs=epochs,
-            patience=patience, seed=seed,
-        )  # fmt: skip
-        settings = {
-            "recipe": recipe, "backbone": backbone, "weights": weights, "augment": _kinds(augment),
-            "copies": augment_copies, "fine_tune_epochs": fine_tune_epochs,
-        }  # fmt: skip
-        self.settings = settings
-        worker = _OwnWorker(
-            data, settings, config, slots or default_slots(), max_seconds, isolate=isolate
+        if not isinstance(recipe, OwnImagesRecipe):
+            raise InvalidArgumentError("recipe must be an OwnImagesRecipe.")
+        if recipe.transfer:
+            require_weights(recipe.backbone, recipe.weights)
+        self.recipe = recipe
+        worker = _OwnImagesWorker(
+            data, recipe, slots or default_slots(), max_seconds, isolate=isolate
         )
         super().__init__(worker)
 
@@ -860,22 +809,29 @@ print(f"{{labels[best]}} with {{100 * probabilities[best]:.1f}}% confidence")
 '''
 
 
+def model_input(model, image: Image.Image) -> np.ndarray:
+    """``image`` as ``model`` takes it: (H, W, 3) float32 raw pixels 0..255 at the model's
+    input size, resized with ``tf.image.resize`` (bilinear, as the training pipeline does)
+    and rounded. The one resize of a photo for an own-images model: its prediction and the
+    Grad-CAM that explains it use the same pixels."""
+    import tensorflow as tf
+
+    h, w = model.input_shape[1:3]
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
+    return np.asarray(tf.clip_by_value(tf.round(tf.image.resize(pixels, (h, w))), 0, 255))
+
+
 def predict_image(model, image: Image.Image, class_names: Sequence[str]) -> list[tuple[str, float]]:
     """(class, probability) for every class, most likely first.
 
     ``image``: an RGB PIL image (from ``cnnlib.data.images.load_image``), resized to the model's
-    input size with ``tf.image.resize`` (as in training); raw pixels go in.
+    input size by ``model_input`` (as in training); raw pixels go in.
     """
-    import tensorflow as tf
-
-    h, w = model.input_shape[1:3]
     if model.output_shape[-1] != len(class_names):
         raise InvalidArgumentError(
             f"The model has {model.output_shape[-1]} outputs but {len(class_names)} class names."
         )
-    pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
-    x = tf.clip_by_value(tf.round(tf.image.resize(pixels, (h, w))), 0, 255)[None]
-    probs = np.asarray(model(x, training=False))[0]
+    probs = np.asarray(model(model_input(model, image)[None], training=False))[0]
     order = np.argsort(-probs, kind="stable")
     return [(class_names[i], float(probs[i])) for i in order]
 

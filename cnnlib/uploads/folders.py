@@ -2,22 +2,31 @@
 
 The pipeline the "own images" page runs, usable without Streamlit:
 
-1. ``open_archive(data)`` / ``open_files(files)`` refuse unsafe input *before* anything is
-   extracted (absolute paths, ``..``, symlinks, nested archives, too many members, zip bombs),
-   then validate each image once with ``cnnlib.data.images.load_image`` and store it in a private
-   temporary directory (``ImageFolders.cleanup()`` removes it; so does garbage collection).
-   The class of an image is its folder: ``cats/1.jpg`` or, with one wrapping folder,
-   ``photos/cats/1.jpg``.
+1. ``open_archive(data)`` / ``open_files(files)`` never parse the upload in the server: a
+   zip is written to a private temporary directory and its directory is read by a decoder of
+   the sandbox (``cnnlib.core.sandbox``; ``cnnlib.uploads.zip_reader``), bounded by the entry
+   count its end record declares. The listing is refused *before* anything is extracted for
+   absolute paths, ``..``, control characters, symlinks, encryption, compression CNN Lab
+   cannot read (Deflate64: "re-zip with standard compression"), nested archives, too many
+   members, zip bombs, and names that collide once case and Unicode normalisation are
+   ignored. Then each image is read by its ``ZipInfo`` and decoded in the sandbox, several
+   decoders at once, and stored as a PNG the decoder wrote (shrunk until its shorter side is
+   ``STORE_SIDE``, the largest training size) in a private temporary directory
+   (``ImageFolders.cleanup()`` removes it; so does garbage collection): TensorFlow later reads
+   only files CNN Lab made. The class of an image is its folder: ``cats/1.jpg`` or, with one
+   wrapping folder, ``photos/cats/1.jpg``.
 2. ``ImageFolders.health()`` reports per-class counts, skipped files with their reasons,
-   duplicates across classes, tiny images and a few samples per class; blocking problems
+   duplicates across classes, tiny images, class folders whose names differ only by case or
+   accents' encoding, and a few samples per class (thumbnails the decoder made); blocking
+   problems
    (fewer than 2 classes, too few images in a class) are listed in ``issues``.
 3. ``ImageFolders.split(image_size)`` gives a ``FolderData`` (the training core's
    ``TrainingData`` protocol): a stratified, seeded train/validation split whose ``batches``
    read the files with ``tf.data``, decode, resize, cache (in memory within a byte budget,
    else to a file in the temporary directory) and prefetch — never all decoded images at once
    unless they fit the budget.
-4. ``train_from_archive(data, recipe=...)`` runs the whole thing synchronously (the page runs
-   the same steps in its background trainer).
+4. ``train_from_archive(data, recipe)`` runs the whole thing synchronously: the page's own
+   job (``cnnlib.training.transfer.OwnImagesJob``), started and waited for.
 
 Caps are module constants, each overridable by an environment variable (read at call time).
 TensorFlow is imported only inside the functions that need it.
@@ -25,16 +34,15 @@ TensorFlow is imported only inside the functions that need it.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 import os
 import re
-import stat
 import tempfile
 import time
+import unicodedata
 import zipfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,11 +50,22 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from cnnlib.core.budgets import budgets
-from cnnlib.core.errors import ArchiveError, InvalidArgumentError, InvalidImageError
-from cnnlib.data.images import downscale, load_image
+from cnnlib.core.budgets import budgets, format_bytes
+from cnnlib.core.errors import (
+    ArchiveError,
+    BudgetError,
+    CNNLabError,
+    InvalidArgumentError,
+    SandboxError,
+    TrainingFailedError,
+)
+from cnnlib.core.sandbox import SandboxJob, SandboxLimits, SandboxResult, run_in_sandbox, run_many
+from cnnlib.core.text import safe_text
+from cnnlib.data.images import DecodedImage, decode_options, decoded_image
 from cnnlib.data.mnist import CLASS_NAMES, DEBIAN_FASHION_DIR, read_idx
 from cnnlib.training import transfer
+from cnnlib.training.tasks import TrainingSlots
+from cnnlib.uploads import zip_reader
 
 __all__ = [
     "FolderData",
@@ -71,16 +90,18 @@ IMBALANCE_RATIO = 3.0
 #: Samples kept per class for the health grid (thumbnails of at most SAMPLE_SIDE pixels).
 SAMPLES_PER_CLASS = 6
 SAMPLE_SIDE = 96
+#: Stored copies are shrunk until their shorter side is this many pixels: the largest side
+#: a training image may have (``FolderData``), so training only ever shrinks them further.
+STORE_SIDE = 1024
+#: The zip directory's answer may hold up to this many bytes of JSON (names are bounded by
+#: ``zip_reader.MAX_NAMES_CHARS`` characters in all).
+DIRECTORY_HEADER_BYTES = 32 * 1024 * 1024
 
 #: File endings refused as nested archives.
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar", ".zst", ".jar")
 #: Operating-system clutter skipped without decoding.
 _JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
 SPLITS = ("train", "validation", "test")
-
-
-def _mb(n: int) -> str:
-    return f"{n / (1024 * 1024):,.0f} MB"
 
 
 # --------------------------------------------------------------------------------------------
@@ -90,7 +111,9 @@ def _mb(n: int) -> str:
 
 @dataclass(frozen=True)
 class SkippedFile:
-    """A file that was not used, and why (a sentence for the learner)."""
+    """A file that was not used, and why: ``path`` as the upload named it (hostile text:
+    show it with ``safe_text``), ``reason`` a sentence for the learner in markdown, the
+    file's name in it already shown verbatim."""
 
     path: str
     reason: str
@@ -100,7 +123,8 @@ class SkippedFile:
 class HealthReport:
     """What the learner should know before training.
 
-    ``issues`` block training (``raise_for_issues``); ``warnings`` do not.
+    ``issues`` block training (``raise_for_issues``); ``warnings`` do not. Both are markdown
+    in which every name from the upload is a code span (``safe_text``): show them as they are.
     """
 
     class_names: tuple[str, ...]
@@ -138,23 +162,54 @@ class _Member:
     size: int  # uncompressed bytes
     compressed: int | None  # None for folder uploads
     is_dir: bool
+    index: int | None = None  # position in the zip's directory (None for folder uploads)
 
 
 def _parts(name: str) -> tuple[str, ...]:
-    """Path parts of a member name; raises ``ArchiveError`` for absolute or ``..`` paths."""
+    """Path parts of a member name; raises ``ArchiveError`` for absolute or ``..`` paths and
+    control characters."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise ArchiveError(
+            f"The upload contains a file name with control characters ({safe_text(name)}). "
+            "Rename it with ordinary characters."
+        )
     norm = name.replace("\\", "/")
     if norm.startswith("/") or re.match(r"^[A-Za-z]:", norm):
         raise ArchiveError(
-            f"The upload contains an absolute path ({name!r}). Only relative paths like "
+            f"The upload contains an absolute path ({safe_text(name)}). Only relative paths like "
             "`cats/1.jpg` are accepted: zip the class folders themselves."
         )
     parts = tuple(p for p in norm.split("/") if p not in ("", "."))
     if ".." in parts:
         raise ArchiveError(
-            f"The upload contains a path that leaves its folder ({name!r}, with `..`). "
+            f"The upload contains a path that leaves its folder ({safe_text(name)}, with `..`). "
             "Such archives are refused; zip the class folders themselves."
         )
     return parts
+
+
+def same_name_key(text: str) -> str:
+    """``text`` as file systems that ignore case and Unicode normalisation (Windows, macOS)
+    compare it: NFC-normalised, case-folded, NFC again."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).casefold())
+
+
+def _check_unique(members: Sequence[_Member]) -> None:
+    """Refuse two files whose paths are the same once case and normalisation are ignored
+    (one would overwrite the other when unpacked; a name lookup would read only one)."""
+    seen: dict[str, str] = {}
+    for m in members:
+        if m.is_dir:
+            continue
+        key = same_name_key("/".join(m.parts))
+        if key in seen:
+            raise ArchiveError(
+                f"The upload lists {safe_text(seen[key])} and {safe_text(m.name)}: the same "
+                "name once capital letters and accents' encoding are ignored, so one would "
+                "overwrite the other. "
+                "Rename one of them and upload again."
+            )
+        seen[key] = m.name
 
 
 def _check_members(members: Sequence[_Member], total_bytes: int) -> None:
@@ -162,8 +217,8 @@ def _check_members(members: Sequence[_Member], total_bytes: int) -> None:
     max_upload = budgets().max_archive_bytes
     if total_bytes > max_upload:
         raise ArchiveError(
-            f"The upload is {_mb(total_bytes)}, over the limit of {_mb(max_upload)}. "
-            "Use fewer or smaller images."
+            f"The upload is {format_bytes(total_bytes)}, over the limit of "
+            f"{format_bytes(max_upload)}. Use fewer or smaller images."
         )
     max_members = budgets().max_archive_members
     if len(members) > max_members:
@@ -175,8 +230,8 @@ def _check_members(members: Sequence[_Member], total_bytes: int) -> None:
     max_total = budgets().max_uncompressed_bytes
     if total > max_total:
         raise ArchiveError(
-            f"The archive unpacks to {_mb(total)}, over the limit of {_mb(max_total)}. "
-            "Use fewer or smaller images."
+            f"The archive unpacks to {format_bytes(total)}, over the limit of "
+            f"{format_bytes(max_total)}. Use fewer or smaller images."
         )
     max_ratio = budgets().max_compression_ratio
     for m in members:
@@ -184,37 +239,51 @@ def _check_members(members: Sequence[_Member], total_bytes: int) -> None:
             continue
         if m.parts and m.parts[-1].lower().endswith(ARCHIVE_SUFFIXES):
             raise ArchiveError(
-                f"The upload contains another archive ({m.name!r}). Archives inside archives "
-                "are refused: unpack it and zip the image folders directly."
+                f"The upload contains another archive ({safe_text(m.name)}). Archives inside "
+                "archives are refused: unpack it and zip the image folders directly."
             )
         if m.compressed is not None and m.size >= RATIO_MIN_BYTES:
             ratio = m.size / max(m.compressed, 1)
             if ratio > max_ratio:
                 raise ArchiveError(
-                    f"{m.name!r} unpacks {ratio:,.0f} times larger than it is stored (limit "
-                    f"{max_ratio}×): this looks like a zip bomb, so the archive is refused."
+                    f"{safe_text(m.name)} unpacks {ratio:,.0f} times larger than it is stored "
+                    f"(limit {max_ratio}×): this looks like a zip bomb, so the archive is refused."
                 )
 
 
-def _zip_members(zf: zipfile.ZipFile) -> list[_Member]:
-    members = []
-    for info in zf.infolist():
-        mode = info.external_attr >> 16
-        if stat.S_ISLNK(mode):
+def _zip_members(listing: SandboxResult, max_members: int) -> list[_Member]:
+    """The members of a zip from a decoder's "zip_directory" answer, checked (types, counts)
+    and refused for symlinks, encryption and compression CNN Lab cannot read."""
+    columns = ("names", "size", "packed", "method", "encrypted", "kind")
+    names, size, packed, method, encrypted, kind = (listing.items(c, max_members) for c in columns)
+    if len({len(c) for c in (names, size, packed, method, encrypted, kind)}) != 1:
+        raise listing.malformed("the directory's columns differ in length")
+    members, unreadable = [], []
+    for i, name in enumerate(names):
+        numbers = (size[i], packed[i], method[i], encrypted[i], kind[i])
+        if not isinstance(name, str) or len(name) > zip_reader.MAX_NAME_CHARS:
+            raise listing.malformed("a name is not text")
+        if not all(type(v) is int and 0 <= v < 2**64 for v in numbers):
+            raise listing.malformed("a size is not a whole number")
+        if kind[i] == zip_reader.LINK:
             raise ArchiveError(
-                f"The archive contains a symbolic link ({info.filename!r}). Links are refused; "
+                f"The archive contains a symbolic link ({safe_text(name)}). Links are refused; "
                 "zip the image files themselves."
             )
-        if info.flag_bits & 0x1:
-            raise ArchiveError(f"{info.filename!r} is encrypted. Upload a zip without a password.")
-        members.append(
-            _Member(
-                name=info.filename,
-                parts=_parts(info.filename),
-                size=info.file_size,
-                compressed=info.compress_size,
-                is_dir=info.is_dir(),
-            )
+        if encrypted[i]:
+            raise ArchiveError(f"{safe_text(name)} is encrypted. Upload a zip without a password.")
+        is_dir = kind[i] == zip_reader.FOLDER
+        if not is_dir and method[i] not in zip_reader.SUPPORTED_METHODS:
+            unreadable.append((name, method[i]))
+        members.append(_Member(name, _parts(name), size[i], packed[i], is_dir, i))
+    if unreadable:
+        name, code = unreadable[0]
+        what = zip_reader.COMPRESSION_NAMES.get(code, f"compression method {code}")
+        more = f" and {len(unreadable) - 1:,} more files" if len(unreadable) > 1 else ""
+        raise ArchiveError(
+            f"{safe_text(name)}{more} are compressed with {what}, which CNN Lab cannot read "
+            "(Windows uses it for big folders). Re-zip the folder with standard compression "
+            "(Deflate), e.g. with 7-Zip or `zip -r`, and upload it again."
         )
     return members
 
@@ -339,7 +408,7 @@ class ImageFolders:
                 f"Found {len(self.class_names)} class folder(s) with images; training needs at "
                 "least 2 (one folder per class)."
             )
-        few = [f"{name} ({n})" for name, n in counts.items() if n < min_per_class]
+        few = [f"{safe_text(name)} ({n})" for name, n in counts.items() if n < min_per_class]
         if few:
             issues.append(
                 f"Too few images in: {', '.join(few)}. Each class needs at least "
@@ -367,10 +436,18 @@ class ImageFolders:
                 f"{len(tiny)} image(s) are smaller than {TINY_SIDE} pixels on a side; they "
                 "carry little detail once resized."
             )
+        for group in _look_alike(self.class_names):
+            warnings.append(
+                "The class folders "
+                + " and ".join(safe_text(n) for n in group)
+                + " differ only in "
+                "capital letters or in how their accents are encoded: they are trained as "
+                f"{len(group)} different classes. Merge or rename them."
+            )
         if self.skipped:
             warnings.append(f"{len(self.skipped)} file(s) were skipped (listed with reasons).")
         for folder in self._empty_folders:
-            warnings.append(f"The folder {folder!r} has no usable images and was ignored.")
+            warnings.append(f"The folder {safe_text(folder)} has no usable images and was ignored.")
         return HealthReport(
             class_names=self.class_names,
             counts=counts,
@@ -400,41 +477,43 @@ class ImageFolders:
         )
 
     # -- ingestion ---------------------------------------------------------------------------
-    def _ingest(self, entries: Iterable[tuple[_Member, str, Callable[[], bytes]]]) -> None:
-        """Validate and store each (member, class folder, read) one at a time."""
+    def _ingest(
+        self, placed: Sequence[tuple[_Member, str]], job: Callable[[_Member], SandboxJob]
+    ) -> None:
+        """Decode each (member, class folder) in the sandbox (``job(member)``: its request;
+        several decoders at once) and store what comes back, one image at a time: the PNG
+        the decoder made, its thumbnail for the first few of a class, its facts."""
         by_folder: dict[str, list[tuple[Path, str]]] = {}
         folder_ids: dict[str, int] = {}
         seen: dict[str, tuple[str, str]] = {}  # sha1 → (class folder, path)
-        for member, folder, read in entries:
+        max_file = budgets().image_file_bytes
+        readable = [(m, folder) for m, folder in placed if m.size <= max_file]
+        answers = run_many(job(m) for m, _ in readable)
+        options = _image_options()
+        for member, folder in placed:
             folder_ids.setdefault(folder, len(folder_ids))
             by_folder.setdefault(folder, [])
             if member.size > budgets().image_file_bytes:
-                reason = f"larger than {_mb(budgets().image_file_bytes)}"
+                reason = f"larger than {format_bytes(budgets().image_file_bytes)}"
                 self.skipped.append(SkippedFile(member.name, reason))
                 continue
-            raw = read()
-            try:
-                img = load_image(raw, name=member.name)
-            except InvalidImageError as err:
-                self.skipped.append(SkippedFile(member.name, str(err)))
+            decoded = _decoded(next(answers), options)
+            if isinstance(decoded, CNNLabError):
+                self.skipped.append(SkippedFile(member.name, str(decoded)))
                 continue
-            digest = hashlib.sha1(raw).hexdigest()
-            if digest in seen and seen[digest][0] != folder:
-                self._duplicates.append((seen[digest][1], member.name))
-            seen.setdefault(digest, (folder, member.name))
+            if decoded.sha1 in seen and seen[decoded.sha1][0] != folder:
+                self._duplicates.append((seen[decoded.sha1][1], member.name))
+            seen.setdefault(decoded.sha1, (folder, member.name))
             target = self.root / "images" / str(folder_ids[folder])
             target.mkdir(parents=True, exist_ok=True)
-            path = target / f"{len(by_folder[folder])}{_stored_suffix(raw)}"
-            if path.suffix == ".png" and not _keep_bytes(raw):
-                img.save(path, format="PNG", compress_level=1)
-            else:
-                path.write_bytes(raw)
+            path = target / f"{len(by_folder[folder])}.png"
+            path.write_bytes(decoded.png)
             by_folder[folder].append((path, member.name))
-            self._sizes[path] = img.size
+            self._sizes[path] = decoded.original_size
             self._sources[path] = member.name
             samples = self._samples.setdefault(folder, [])
             if len(samples) < SAMPLES_PER_CLASS:
-                samples.append(downscale(img, SAMPLE_SIDE))
+                samples.append(decoded.thumbnail)
         self._empty_folders = sorted(f for f, paths in by_folder.items() if not paths)
         self.class_names = tuple(sorted(f for f, paths in by_folder.items() if paths))
         self._samples = {k: self._samples[k] for k in self.class_names}
@@ -443,7 +522,7 @@ class ImageFolders:
 
     def _require_images(self, what: str) -> None:
         if not self.files:
-            reasons = "; ".join(f"{s.path}: {s.reason}" for s in self.skipped[:3])
+            reasons = "; ".join(f"{safe_text(s.path)}: {s.reason}" for s in self.skipped[:3])
             raise ArchiveError(
                 f"{what} contains no usable images"
                 + (f" ({reasons})" if reasons else "")
@@ -452,92 +531,97 @@ class ImageFolders:
             )
         if len(self.class_names) < 2:
             raise ArchiveError(
-                f"{what} has images of only one class ({self.class_names[0]!r}). A classifier "
-                "needs at least 2 classes: put each class's images in its own folder."
+                f"{what} has images of only one class ({safe_text(self.class_names[0])}). A "
+                "classifier needs at least 2 classes: put each class's images in its own folder."
             )
 
 
-def _stored_suffix(raw: bytes) -> str:
-    """Keep baseline JPEGs as they are; everything else is stored as PNG."""
-    return ".jpg" if raw[:3] == b"\xff\xd8\xff" and _keep_bytes(raw) else ".png"
+def _look_alike(names: Sequence[str]) -> list[list[str]]:
+    """Groups of class names that are the same once case and normalisation are ignored."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(same_name_key(name), []).append(name)
+    return [g for g in groups.values() if len(g) > 1]
 
 
-def _keep_bytes(raw: bytes) -> bool:
-    """True when TF's decoding of the file (``FolderData.images``) gives what ``load_image`` gives.
+def _image_options() -> dict:
+    """What the decoder makes of each image of an upload: the facts, a thumbnail and the
+    PNG to store, not the full image (the server does not keep it)."""
+    return decode_options(
+        budgets(), thumbnail_side=SAMPLE_SIDE, store_side=STORE_SIDE, with_image=False
+    )
 
-    That is an 8-bit RGB or grayscale JPEG/PNG without transparency or an EXIF rotation;
-    other files are re-encoded as PNG from ``load_image``'s result (keeping JPEGs keeps a
-    photo upload small on disk).
-    """
+
+def _decoded(answer: SandboxResult | CNNLabError, options: dict) -> DecodedImage | CNNLabError:
+    """A decoder's answer for one image, checked; its error (any CNNLabError) as it is."""
+    if isinstance(answer, CNNLabError):
+        return answer
     try:
-        with Image.open(io.BytesIO(raw)) as img:
-            if img.format not in ("JPEG", "PNG") or img.mode not in ("RGB", "L"):
-                return False
-            if "transparency" in img.info:
-                return False
-            return img.getexif().get(0x0112, 1) == 1
-    except Exception:  # the file was already decoded by load_image; be conservative
-        return False
+        return decoded_image(answer, options)
+    except SandboxError as err:
+        return err
 
 
-def _read_limited(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
-    """The member's bytes, never more than it declares (a lying header is refused)."""
-    with zf.open(info) as f:
-        raw = f.read(info.file_size + 1)
-    if len(raw) > info.file_size:
-        raise ArchiveError(f"{info.filename!r} is larger than its archive entry declares.")
-    return raw
+def _listing(upload: Path) -> list[_Member]:
+    """The zip's members, from a decoder's reading of its directory."""
+    max_members = budgets().max_archive_members
+    limits = SandboxLimits(header_bytes=DIRECTORY_HEADER_BYTES)
+    try:
+        listing = run_in_sandbox(
+            "zip_directory", upload, name="The archive", limits=limits, max_members=max_members
+        )
+        return _zip_members(listing, max_members)
+    except SandboxError as err:
+        raise ArchiveError(str(err)) from err
 
 
 def open_archive(data: bytes, *, workdir: str | os.PathLike | None = None) -> ImageFolders:
-    """Check, extract and validate a zip of class folders.
+    """Check, extract and validate a zip of class folders, in the decoding sandbox.
 
-    ``data``: the zip file's bytes. Everything is written below a new temporary directory
-    (inside ``workdir`` when given). Raises ``ArchiveError`` (a ``ValueError``) with a plain
-    message for a non-zip, an empty or unsafe archive (see the module's caps), or an archive
-    without images of at least 2 classes.
+    ``data``: the zip file's bytes. It is written to a new private temporary directory
+    (inside ``workdir`` when given) for the decoders to read; the images are stored there.
+    Raises ``ArchiveError`` (a ``ValueError``) with a plain message for a non-zip, an empty,
+    damaged or unsafe archive (see the module), or an archive without images of at least 2
+    classes. Images that cannot be used are skipped with their reason (``health()``).
     """
     if not isinstance(data, bytes):
         data = bytes(data)  # (a bytes upload is not copied: it may be hundreds of MB)
     _check_members([], len(data))
     if not data:
         raise ArchiveError("The file is empty (0 bytes). Upload a .zip of class folders.")
-    buffer = io.BytesIO(data)
-    if not zipfile.is_zipfile(buffer):
-        raise ArchiveError(
-            "The file is not a zip archive. Upload a .zip with one folder per class "
-            "(e.g. `cats/1.jpg`, `dogs/1.jpg`)."
-        )
+    folders = ImageFolders(workdir)
     try:
-        zf = zipfile.ZipFile(buffer)
-    except (zipfile.BadZipFile, OSError, ValueError) as err:
-        raise ArchiveError(f"The zip archive is damaged ({err}). Create it again.") from None
-    with zf:
-        members = _zip_members(zf)
-        if not [m for m in members if not m.is_dir]:
-            raise ArchiveError(
-                "The zip archive is empty. Put one folder per class inside, with the images."
-            )
-        _check_members(members, len(data))
-        infos = {info.filename: info for info in zf.infolist()}
-        placed, top_level = _class_paths(members)
-        folders = ImageFolders(workdir)
+        upload = folders.root / "upload.zip"
+        upload.write_bytes(data)
         try:
+            members = _listing(upload)
+            if not [m for m in members if not m.is_dir]:
+                raise ArchiveError(
+                    "The zip archive is empty. Put one folder per class inside, with the images."
+                )
+            _check_members(members, len(data))
+            _check_unique(members)
+            placed, top_level = _class_paths(members)
             folders.skipped += [
                 SkippedFile(n, "not inside a class folder (the class is the folder's name)")
                 for n in top_level
             ]
-            entries = ((m, cls, lambda m=m: _read_limited(zf, infos[m.name])) for m, cls in placed)
-            try:
-                folders._ingest(entries)
-            except (zipfile.BadZipFile, OSError, EOFError) as err:
-                raise ArchiveError(
-                    f"The zip archive is damaged ({err}). Create it again."
-                ) from None
-            folders._require_images("The archive")
-        except BaseException:
-            folders.cleanup()
-            raise
+            options = _image_options() | {
+                "max_members": budgets().max_archive_members,
+                "max_file_bytes": budgets().image_file_bytes,
+            }
+            folders._ingest(
+                placed,
+                lambda m: SandboxJob(
+                    "zip_member", upload, safe_text(m.name), options | {"index": m.index}
+                ),
+            )
+        finally:
+            upload.unlink(missing_ok=True)
+        folders._require_images("The archive")
+    except BaseException:
+        folders.cleanup()
+        raise
     return folders
 
 
@@ -552,15 +636,19 @@ def open_files(
     if not members:
         raise ArchiveError("No files were uploaded. Choose a folder with one folder per class.")
     _check_members(members, sum(m.size for m in members))
+    _check_unique(members)
     raws = {m.name: raw for m, (_, raw) in zip(members, files, strict=True)}
     placed, top_level = _class_paths(members)
     folders = ImageFolders(workdir)
+    options = _image_options()
     try:
         folders.skipped += [
             SkippedFile(n, "not inside a class folder (the class is the folder's name)")
             for n in top_level
         ]
-        folders._ingest((m, cls, lambda m=m: bytes(raws[m.name])) for m, cls in placed)
+        folders._ingest(
+            placed, lambda m: SandboxJob("image", raws[m.name], safe_text(m.name), options)
+        )
         folders._require_images("The upload")
     except BaseException:
         folders.cleanup()
@@ -612,6 +700,7 @@ class FolderData:
         h, w = _size_pair(image_size)
         self.input_shape: tuple[int, int, int] = (h, w, 3)
         self.seed = seed
+        self.validation_fraction, self.test_fraction = validation_fraction, test_fraction
         rng = np.random.default_rng(seed)
         paths = np.array([str(p) for p, _ in folders.files])
         labels = np.array([lab for _, lab in folders.files], dtype=np.int32)
@@ -658,8 +747,8 @@ class FolderData:
         budget = budgets().folder_cache_bytes
         if self.decoded_bytes(split) > budget:
             raise InvalidArgumentError(
-                f"The {split} images take {_mb(self.decoded_bytes(split))} decoded, over "
-                f"{_mb(budget)}; use a smaller image size or fewer images."
+                f"The {split} images take {format_bytes(self.decoded_bytes(split))} decoded, over "
+                f"{format_bytes(budget)}; use a smaller image size or fewer images."
             )
         paths, labels = self.files(split)
         paths = [str(p) for p in paths]
@@ -683,14 +772,8 @@ class FolderData:
 
         @tf.autograph.experimental.do_not_convert  # plain TF ops: nothing to convert
         def decode(path, label):
-            raw = tf.io.read_file(path)
-            # Stored files are JPEG or PNG. TF's default JPEG IDCT is the fast, inexact one;
-            # INTEGER_ACCURATE matches Pillow's (load_image's) decoding.
-            image = tf.cond(
-                tf.io.is_jpeg(raw),
-                lambda: tf.io.decode_jpeg(raw, channels=3, dct_method="INTEGER_ACCURATE"),
-                lambda: tf.io.decode_png(raw, channels=3),
-            )
+            # Stored files are 8-bit RGB PNGs the decoding sandbox wrote (``open_archive``).
+            image = tf.io.decode_png(tf.io.read_file(path), channels=3)
             image = tf.image.resize(image, (h, w))
             return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8), label
 
@@ -736,6 +819,82 @@ class FolderData:
             lambda x, y: (tf.cast(x, tf.float32), y)
         )
         return ds.map(to_float).prefetch(tf.data.AUTOTUNE)
+
+    def to_portable(self, max_bytes: int) -> FolderBundle:
+        """This split for another machine, naming no path of this one (see ``FolderBundle``).
+        Raises ``BudgetError`` when the stored files take more than ``max_bytes``."""
+        return FolderBundle.of(self, max_bytes)
+
+
+@dataclass(frozen=True, eq=False)
+class FolderBundle:
+    """A ``FolderData`` as bytes, for a training on another machine (a Ray cluster's node).
+
+    ``files``: the checked, stored image files' bytes (JPEG or PNG as stored), in the
+    order of ``ImageFolders.files``, with ``suffixes`` and ``labels`` (indices into
+    ``class_names``); the split's ``image_size``, fractions and ``seed``; ``sizes``: images
+    per split, checked again when rebuilt. ``rebuild()`` writes the files into a private
+    temporary folder there and splits them the same way.
+    """
+
+    class_names: tuple[str, ...]
+    files: tuple[bytes, ...]
+    suffixes: tuple[str, ...]
+    labels: tuple[int, ...]
+    image_size: tuple[int, int]
+    validation_fraction: float
+    test_fraction: float
+    seed: int
+    sizes: tuple[int, int, int]
+
+    @classmethod
+    def of(cls, data: FolderData, max_bytes: int) -> FolderBundle:
+        """The bundle of ``data``; ``BudgetError`` (nothing read) above ``max_bytes``."""
+        stored = data.folders.files
+        total = sum(path.stat().st_size for path, _ in stored)
+        if total > max_bytes:
+            raise BudgetError(
+                f"Your images take {format_bytes(total)}, more than the "
+                f"{format_bytes(max_bytes)} one training may send to the training cluster. "
+                "Use fewer or smaller images."
+            )
+        return cls(
+            class_names=tuple(data.class_names),
+            files=tuple(path.read_bytes() for path, _ in stored),
+            suffixes=tuple(path.suffix for path, _ in stored),
+            labels=tuple(int(label) for _, label in stored),
+            image_size=data.input_shape[:2],
+            validation_fraction=data.validation_fraction,
+            test_fraction=data.test_fraction,
+            seed=data.seed,
+            sizes=tuple(data.size(s) for s in SPLITS),
+        )
+
+    @property
+    def nbytes(self) -> int:
+        return sum(len(f) for f in self.files)
+
+    def rebuild(self) -> FolderData:
+        """The ``FolderData`` again, its files in a new private temporary folder here."""
+        folders = ImageFolders()
+        folders.class_names = self.class_names
+        for index, (raw, suffix, label) in enumerate(
+            zip(self.files, self.suffixes, self.labels, strict=True)
+        ):
+            target = folders.root / "images" / str(label)
+            target.mkdir(parents=True, exist_ok=True)
+            path = target / f"{index}{suffix}"
+            path.write_bytes(raw)
+            folders.files.append((path, label))
+        data = folders.split(
+            self.image_size,
+            validation_fraction=self.validation_fraction,
+            test_fraction=self.test_fraction,
+            seed=self.seed,
+        )
+        if tuple(data.size(s) for s in SPLITS) != self.sizes:
+            raise ArchiveError("The images did not arrive whole on the training cluster.")
+        return data
 
 
 def _share(n: int, fraction: float) -> int:
@@ -792,65 +951,58 @@ def example_archive(
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class OwnTrainingResult:
-    """A trained own-images model and how it got there."""
+    """What ``train_from_archive``'s job left: the model and how it got there."""
 
-    #: The full model: raw pixels (N, H, W, 3) 0..255 → class probabilities (N, classes).
+    #: The full model: raw pixels (N, H, W, 3) 0..255 → class probabilities (N, classes);
+    #: None when nothing was learned (stopped before the first batch).
     model: Any
     class_names: tuple[str, ...]
-    #: Best validation accuracy (the restored weights' epoch); nan without a validation split.
-    val_accuracy: float
-    #: Keras history: metric name → per-epoch values (head epochs for "transfer").
-    history: dict[str, list[float]]
-    recipe: str
+    recipe: transfer.OwnImagesRecipe
+    #: The job's last progress: stages, curves (the head's validation accuracy in
+    #: ``head_val_accuracy`` after a fine-tuning), times, where the backbone's weights came
+    #: from (``weights_source``) and whether they are Keras' own (``weights_verified``).
+    progress: transfer.OwnProgress
     health: HealthReport
-    backbone: str | None = None
-    #: Learner-facing sentence: where the backbone's weights came from (None for "scratch").
-    weights_source: str | None = None
-    #: True only when the backbone's weights file is byte for byte Keras' official one.
-    weights_verified: bool = False
-    seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    seconds: float
+
+    @property
+    def val_accuracy(self) -> float:
+        """Best validation accuracy over every epoch run (head and fine-tuning); nan
+        without a validation split."""
+        p = self.progress
+        accuracies = [*p.head_val_accuracy, *p.val_accuracy]
+        return float(max(accuracies)) if accuracies else math.nan
 
 
 def train_from_archive(
     data: bytes | Sequence[tuple[str, bytes]],
+    recipe: transfer.OwnImagesRecipe | None = None,
     *,
-    recipe: str = "scratch",
-    epochs: int = 10,
-    image_size: int | tuple[int, int] = 64,
-    seed: int = 0,
-    backbone: str | None = None,
-    weights: str | os.PathLike | None = "imagenet",
-    validation_fraction: float = 0.2,
-    batch_size: int = 32,
-    augment: bool = False,
-    augment_copies: int = 0,
-    fine_tune_epochs: int = 0,
-    patience: int = 3,
     workdir: str | os.PathLike | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Callable[[transfer.OwnProgress], None] | None = None,
+    poll_seconds: float = 0.5,
+    slots: TrainingSlots | None = None,
+    max_seconds: float | None = None,
+    isolate: bool | None = None,
 ) -> OwnTrainingResult:
-    """Open, check, split and train on an upload; returns the trained model and its story.
+    """Open, check, split and train on an upload, synchronously: the page's own job
+    (``cnnlib.training.transfer.OwnImagesJob``, in its own process unless ``isolate`` is
+    False or ``$CNNLAB_TRAINING_PROCESS`` is "0"), started and waited for.
 
-    ``data``: a zip's bytes, or a folder upload's (relative path, bytes) list. ``recipe``:
-    "scratch" (the tutorial's convnet, adapted to the image size and class count) or
-    "transfer" (frozen ``backbone`` — "MobileNetV2" by default, "ResNet50", "VGG19" — with
-    features extracted once per image and augmented copy, a new head trained on them, then
-    an optional fine-tuning phase of ``fine_tune_epochs``). ``augment`` puts the augmentation
-    layers in the model (off by default, as in the tutorial; ``augment_copies`` augments the
-    images whose features are extracted). Keras' ``EarlyStopping(
-    restore_best_weights=True)`` and ``TerminateOnNaN`` guard the epochs. ``progress(stage,
-    done, total)`` reports the feature extraction ("features") and the epochs ("epochs").
-    Raises ``ArchiveError`` for unusable uploads, ``WeightsUnavailableError`` when the
-    backbone's weights cannot be had (never a silent random backbone).
+    ``data``: a zip's bytes, or a folder upload's (relative path, bytes) list. ``recipe``: an
+    ``OwnImagesRecipe`` (None: its defaults, the page's: from scratch, 64×64, 5 epochs).
+    ``progress(p)`` receives the job's ``OwnProgress`` every ``poll_seconds`` while it runs.
+    ``slots`` and ``max_seconds`` as for the job (the server's slots and time limit by
+    default). The upload's temporary folder (in ``workdir``) is removed at the end. Raises
+    ``ArchiveError`` for unusable uploads, ``WeightsUnavailableError`` when the backbone's
+    weights cannot be had (never a silent random backbone), ``ServerBusyError`` when the
+    slot queue is full, ``TrainingFailedError`` when the training failed.
     """
-
-    if recipe not in ("scratch", "transfer"):
-        raise InvalidArgumentError(f"recipe must be 'scratch' or 'transfer', got {recipe!r}.")
-    if not 1 <= epochs <= 1000:
-        raise InvalidArgumentError(f"epochs must be 1..1000, got {epochs}.")
+    recipe = recipe if recipe is not None else transfer.OwnImagesRecipe()
+    if not isinstance(recipe, transfer.OwnImagesRecipe):
+        raise InvalidArgumentError("recipe must be an OwnImagesRecipe.")
     start = time.perf_counter()
     folders = (
         open_archive(data, workdir=workdir)
@@ -860,29 +1012,26 @@ def train_from_archive(
     try:
         health = folders.health()
         health.raise_for_issues()
-        split = folders.split(image_size, validation_fraction=validation_fraction, seed=seed)
-        if recipe == "scratch":
-            model, history = transfer.train_scratch(
-                split, epochs=epochs, batch_size=batch_size, seed=seed, augment=augment,
-                patience=patience, progress=progress,
-            )  # fmt: skip
-            result = OwnTrainingResult(model, split.class_names, math.nan, history, recipe, health)
-        else:
-            run = transfer.train_transfer(
-                split, backbone=backbone or transfer.DEFAULT_BACKBONE, weights=weights,
-                epochs=epochs, batch_size=batch_size, seed=seed, augment=augment,
-                augment_copies=augment_copies, fine_tune_epochs=fine_tune_epochs,
-                patience=patience, progress=progress,
-            )  # fmt: skip
-            result = OwnTrainingResult(
-                run.model, split.class_names, math.nan, run.history, recipe, health,
-                backbone=run.backbone, weights_source=run.weights_source,
-                weights_verified=run.weights_verified,
-                extra={"extract_seconds": run.extract_seconds},
-            )  # fmt: skip
-        accuracies = result.history.get("val_accuracy") or []
-        result.val_accuracy = float(max(accuracies)) if accuracies else math.nan
-        result.seconds = time.perf_counter() - start
-        return result
+        split = folders.split(
+            recipe.image_size, validation_fraction=recipe.validation_fraction, seed=recipe.seed
+        )
+        job = transfer.OwnImagesJob(
+            split, recipe, slots=slots, max_seconds=max_seconds, isolate=isolate
+        ).start()
+        try:
+            while not job.done:
+                p = job.wait(poll_seconds)
+                if progress is not None:
+                    progress(p)
+        finally:
+            if not job.done:  # interrupted (e.g. Ctrl-C): end the training too
+                job.stop()
+                job.wait()
+        p = job.snapshot()
+        if p.state == "failed":
+            raise TrainingFailedError(p.error or "The training failed.")
+        return OwnTrainingResult(
+            job.model, split.class_names, recipe, p, health, time.perf_counter() - start
+        )
     finally:
         folders.cleanup()

@@ -245,3 +245,24 @@ def test_transposed_convolution_and_the_quiz(app_url, page, tmp_path):
     page.get_by_text("Share this setup").first.wait_for(timeout=180_000)
     expect(page.get_by_text(q.text()).first).to_be_visible(timeout=60_000)
     expect(page.get_by_text("0 of 0 right").first).to_be_visible()
+
+
+def test_hostile_link_values_are_shown_as_text_never_as_links(app_url, page, tmp_path):
+    """A shared link whose values are a markdown link, a bare URL and an e-mail address: the
+    notices show them verbatim (code), with no clickable link anywhere in them. (Backslash
+    escapes still let Streamlit's markdown turn a bare URL or address into a link.)"""
+    page.set_viewport_size({"width": 1400, "height": 5200})
+    page.goto(
+        f"{app_url}/convolution_lab?lab_sample=https%3A%2F%2Fevil.example%2Flogin"
+        "&lab_preset=%5Bwin%5D(https%3A%2F%2Fevil.example)&lab_stride=admin%40evil.example"
+    )
+    page.get_by_text("Share this setup").first.wait_for(timeout=180_000)
+    wait_idle(page)
+    notices = page.locator('[data-testid="stAlert"]', has_text="was not used")
+    expect(notices).to_have_count(3)
+    expect(notices.locator("a")).to_have_count(0)
+    expect(notices.locator("code", has_text="https://evil.example/login")).to_have_count(1)
+    expect(notices.locator("code", has_text="admin@evil.example")).to_have_count(1)
+    expect(page.locator('a[href*="evil.example"]')).to_have_count(0)
+    _no_exception(page)
+    screenshot(page, tmp_path, "conv_lab_hostile_link")

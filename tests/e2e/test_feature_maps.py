@@ -5,7 +5,8 @@ see it run on a real test-set digit, pick a layer in the picker and see its grid
 switch to the other views; upload a file that is not a Keras model and read the message; the
 saliency row and what a filter wants to see on the uploaded convnet; ResNet50 (random weights
 from a local file, ``CNNLAB_RESNET50_WEIGHTS``) filling a grid of filters in the background,
-stopped part way.
+stopped part way; a second tab's grid waiting for the one slot until the first tab is
+closed and its grid stopped.
 
 (ResNet50 and VGG19 from local weights files are tested under AppTest in
 ``tests/pages/test_feature_maps.py``.)
@@ -22,11 +23,26 @@ from playwright.sync_api import expect
 
 from tests.e2e.conftest import no_exception as _no_exception
 from tests.e2e.conftest import screenshot, wait_idle
+from tests.e2e.harness import VIEWPORT
+
+#: Seconds a closed tab's session is kept before its cleanup (the server's TTL here).
+TTL_SECONDS = 5
 
 
 @pytest.fixture(scope="module")
-def app_url(local_weights_env, app_url):
-    """The harness's server, started after (so with) the local weights in its environment."""
+def one_slot_env():
+    """One long job at a time on this module's server, and a closed tab's session released
+    ``TTL_SECONDS`` after it closed (in os.environ while the server starts)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CNNLAB_MAX_TRAININGS", "1")
+        mp.setenv("STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL", str(TTL_SECONDS))
+        yield
+
+
+@pytest.fixture(scope="module")
+def app_url(local_weights_env, one_slot_env, app_url):
+    """The harness's server, started after (so with) the local weights and one slot in its
+    environment."""
     return app_url
 
 
@@ -174,12 +190,13 @@ def test_saliency_and_what_a_filter_wants_to_see_on_an_uploaded_convnet(
     _tall_screenshot(page, tmp_path, "feature_maps_filter_wants")
 
 
-def test_resnet50_fills_a_grid_of_filters_in_the_background_and_stops(app_url, page, tmp_path):
+def _start_grid(page, app_url, *, most_steps: bool = False) -> None:
+    """ResNet50's deep layer conv4_block1_1_conv (seconds per filter), a grid of 16 filters
+    (of 100 steps each with ``most_steps``, else 20)."""
     _feature_maps(page, app_url)
     page.get_by_text("ResNet50 (ImageNet)", exact=True).click()
     page.get_by_text("Layer (176 in this model", exact=False).wait_for(timeout=240_000)
     wait_idle(page, timeout=240_000)
-    # A deep layer, so each filter takes seconds: there is time to see progress and stop.
     picker = page.get_by_role("combobox", name=re.compile(r"^Layer \(176 in this model"))
     _open_dropdown(page, picker)
     page.keyboard.type("conv4_block1_1_conv")
@@ -190,8 +207,33 @@ def test_resnet50_fills_a_grid_of_filters_in_the_background_and_stops(app_url, p
     count.fill("16")
     count.press("Enter")
     wait_idle(page)
+    if most_steps:
+        page.locator('input[type="range"][aria-label="Steps per filter"]').focus()
+        page.keyboard.press("End")
+        wait_idle(page)
+        expect(page.get_by_text("16 most active filters", exact=False)).to_contain_text("100 steps")
     page.get_by_role("button", name="Fill a grid of 16 filters").click()
-    page.get_by_text("of 16 filters of conv4_block1_1_conv", exact=False).wait_for(timeout=60_000)
+
+
+def test_resnet50_grids_share_one_slot_a_closed_tab_frees_it_and_stop(
+    app_url, browser, page, tmp_path
+):
+    """The server runs one long job at a time here (``CNNLAB_MAX_TRAININGS=1``): a first
+    tab's grid runs, a second tab's waits for the slot; the first tab is closed, its session
+    is released after the TTL, its grid stops and the second one runs; it is stopped part way."""
+    first = browser.new_context(viewport=VIEWPORT).new_page()
+    first.set_default_timeout(30_000)
+    _start_grid(first, app_url, most_steps=True)  # long: it must still run when closed
+    first.get_by_text("of 16 filters of conv4_block1_1_conv", exact=False).wait_for(timeout=60_000)
+    _start_grid(page, app_url)
+    page.get_by_text("Waiting for a free slot on the server (position 1)").wait_for(timeout=60_000)
+    _no_exception(page)
+    _tall_screenshot(page, tmp_path, "feature_maps_grid_queued")
+    expect(first.get_by_role("button", name="Stop")).to_be_visible()  # still running
+    first.context.close()  # the tab is gone: its grid must not hold the slot
+    page.get_by_text("of 16 filters of conv4_block1_1_conv", exact=False).wait_for(
+        timeout=(TTL_SECONDS + 120) * 1000
+    )
     page.get_by_text("What each filter of conv4_block1_1_conv", exact=False).wait_for(
         timeout=180_000
     )

@@ -19,6 +19,7 @@ from cnnlib.inspect import imagenet
 from cnnlib.models.pretrained import RESNET50
 from tests.conftest import ROOT
 from tests.imagenet_weights import missing_weights_file, resnet50_weights_file
+from tests.markdown import outside_code_spans
 from tests.pages.apptest import image_captions, open_page, run_checked
 from tests.uploads import encode
 
@@ -94,11 +95,17 @@ def test_grad_cam_class_choice_opacity_and_crop(local_weights):
 
 
 @pytest.mark.slow
-def test_upload_several_files_one_bad(local_weights):
+def test_upload_several_files_one_bad(local_weights, monkeypatch):
+    preprocessed = []
+    steps = imagenet.pipeline_steps
+    monkeypatch.setattr(
+        imagenet, "pipeline_steps", lambda image, **kw: preprocessed.append(1) or steps(image, **kw)
+    )
     at = _page()
     at.radio(key="classify_source").set_value("Upload")
     _run(at)
     assert any("Upload a JPEG" in i.value for i in at.info)
+    preprocessed.clear()
     at.file_uploader(key="classify_upload").set_value(
         [
             ("coffee.jpg", _jpeg("coffee cup"), "image/jpeg"),
@@ -112,6 +119,7 @@ def test_upload_several_files_one_bad(local_weights):
     assert any(h.value == "2 photos" for h in at.subheader)
     charts = _charts(at)
     assert len(charts) == 2 + 2  # one compact chart per good photo, then the detail view
+    assert len(preprocessed) == 2  # each new photo once (not once more to classify it)
     at.selectbox(key="classify_detail").set_value(1)
     _run(at)
     assert any("Original: 640×427" in c for c in _image_captions(at))
@@ -171,6 +179,7 @@ def _strip_png(width: int, height: int) -> bytes:
     return encode(Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [(8, 3000), (3000, 8)])
 def test_an_extreme_upload_is_shown_and_classified(local_weights, size):
     """8 × 3000 and 3000 × 8 photos are shown letterboxed (``st.image`` used to raise)."""
@@ -210,6 +219,7 @@ def test_options_survive_a_visit_to_another_page(local_weights):
     assert at.radio(key="classify_source").value == "Camera"
 
 
+@pytest.mark.slow
 def test_saliency_side_by_side_only_while_open(local_weights):
     """Section 6 computes nothing while closed; open, it shows one overlay per chosen method,
     each captioned with its seconds, for the chosen top-5 class; occlusion adds its sliders;
@@ -265,5 +275,5 @@ def test_photos_per_run_are_capped_and_names_escaped(monkeypatch):
     assert [f"{i + 1}. {safe_text(n)}" for i, n in enumerate(names[:3])] == [
         c for c in captions if c[:2] in ("1.", "2.", "3.")
     ]
-    assert not any("](http" in c for c in captions)
+    assert not any("](http" in outside_code_spans(c) for c in captions)
     assert len(at.selectbox(key="classify_detail").options) == 3

@@ -9,6 +9,7 @@ tested here as well as through the real file chooser in tests/e2e.
 from __future__ import annotations
 
 import re
+from urllib.parse import parse_qsl
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from cnnlib.conv import kernels, lab, quiz
 from cnnlib.conv import ops as conv
 from cnnlib.conv.ops import ConvGeometry
 from cnnlib.data import images, samples
+from tests.markdown import outside_code_spans
 from tests.pages.apptest import image_alts, open_page, run_checked, values
 from tests.uploads import bad_uploads, encode, odd_but_valid_uploads, photo
 
@@ -41,7 +43,7 @@ def _link(at: AppTest) -> dict[str, str]:
     shown = at.code[-1].value
     if shown == "(defaults)":
         return {}
-    return dict(pair.split("=", 1) for pair in shown.removeprefix("?").split("&"))
+    return dict(parse_qsl(shown.removeprefix("?"), strict_parsing=True))
 
 
 def _param(at: AppTest, name: str) -> str | None:
@@ -194,7 +196,7 @@ def test_photo_upload_in_rgb():
     at.toggle(key="lab_gray").set_value(False)
     _run(at)
     assert _errors(at) == []
-    assert any("(holiday.jpg)" in m.value and "192×256×3" in m.value for m in at.markdown)
+    assert any("(`holiday.jpg`)" in m.value and "192×256×3" in m.value for m in at.markdown)
     assert _shown(at) == (190, 254)
     assert any("Sum of the 27 products" in m.value for m in at.markdown)  # 3×3 × 3 channels
     assert _param(at, "gray") == "false"
@@ -224,7 +226,7 @@ def test_odd_but_valid_uploads_are_convolved():
         at.file_uploader(key="lab_upload").set_value((name, data, "application/octet-stream"))
         _run(at)
         assert _errors(at) == [], (name, _errors(at))
-        assert any(f"**{h}×{w}** ({name})" in m.value for m in at.markdown), name
+        assert any(f"**{h}×{w}** (`{name}`)" in m.value for m in at.markdown), name
         assert _shown(at) == (-(-h // 2), -(-w // 2)), name
 
 
@@ -248,8 +250,15 @@ def test_one_pixel_upload():
 
 
 def test_url_sets_every_shareable_setting():
-    at = _lab(image="moon", gray="false", kernel="sobel x", padding="explicit", p="2",
-              stride="3", dilation="2")  # fmt: skip
+    at = _lab(
+        image="moon",
+        gray="false",
+        kernel="sobel x",
+        padding="explicit",
+        p="2",
+        stride="3",
+        dilation="2",
+    )
     assert not at.warning
     x = _input_array("moon", gray=False)
     assert _shown(at) == _expected(x, (3, 3), 2, 3, 2)
@@ -274,7 +283,10 @@ def test_hostile_url_values_are_shown_inert_and_short():
     at = _lab(image="[win](https://evil.example)", kernel="x" * 5000, k="<b>1</b>")
     notices = [w.value for w in at.warning]
     assert len(notices) == 2, notices
-    assert not any("](" in n or "<b>" in n for n in notices)
+    # The values are shown verbatim inside code spans; nothing of them is markdown.
+    bare = [outside_code_spans(n) for n in notices]
+    assert not any("](" in b or "<b>" in b or "evil" in b or "xxx" in b for b in bare), bare
+    assert any("`[win](https://evil.example)`" in n for n in notices)
     assert all(len(n) < 400 for n in notices)
     assert _errors(at) == [] and _shown(at)
 
@@ -374,6 +386,7 @@ def test_tensorflow_check_on_request():
 # ------------------------------------------------------------------------ compute-size cap
 
 
+@pytest.mark.slow
 def test_a_40_megapixel_upload_is_computed_within_the_lab_budget():
     """A solid-colour 8000×5000 PNG (a few KB) loads, "original size" is not offered, and
     the lab computes on at most ``budgets().lab_pixels`` pixels even when asked for the
@@ -394,7 +407,7 @@ def test_a_40_megapixel_upload_is_computed_within_the_lab_budget():
     line = next(m.value for m in at.markdown if SHAPE.search(m.value))
     h, w = map(int, re.search(r"Input \*\*(\d+)×(\d+)\*\*", line).groups())
     assert h * w <= budgets().lab_pixels and (h, w) == (160, 256)  # back to the default side
-    assert "(huge.png)" in line
+    assert "(`huge.png`)" in line
 
 
 def test_original_size_is_offered_for_an_image_that_fits():
@@ -517,7 +530,8 @@ def test_quiz_hostile_link_gets_a_new_question_and_a_short_inert_notice():
     at = open_page("convolution_lab", timeout=TIMEOUT, query=link)
     notices = [w.value for w in at.warning if "quiz question" in w.value]
     assert len(notices) == 1, values(at.warning)
-    assert "](" not in notices[0] and "<b>" not in notices[0] and len(notices[0]) < 300
+    bare = outside_code_spans(notices[0])
+    assert "](" not in bare and "<b>" not in bare and "evil" not in bare and len(notices[0]) < 300
     q = at.session_state["quiz_q"]
     assert q.answer()  # a usable question is shown
     assert any(m.value.startswith("**Question:**") and q.text() in m.value for m in at.markdown)

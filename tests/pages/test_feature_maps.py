@@ -18,13 +18,14 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from cnnlib.core.text import safe_text
 from cnnlib.inspect import features as F
 from cnnlib.models.pretrained import RESNET50, VGG19_NOTOP
 from cnnlib.models.registry import ModelRegistry, RegisteredModel
 from tests.conftest import ROOT
 from tests.imagenet_weights import resnet50_weights_file
 from tests.pages.apptest import image_captions, open_page, run_checked, values
-from ui import features_view as fv
+from ui import features_session as fs
 from ui import state
 
 QUICK, UPLOAD = "Quick-train a convnet", "Upload a .keras file"
@@ -63,8 +64,30 @@ def _captions(at: AppTest) -> list[str]:
     return image_captions(at) + values(at.caption)
 
 
+#: Every activation set the page computed in the current test, in order.
+_FORWARD_PASSES: list[F.ActivationSet] = []
+
+
+@pytest.fixture(autouse=True)
+def _record_forward_passes(monkeypatch):
+    """Record each forward pass (``FeatureExtractor.run``) the page makes: its session-scoped
+    cache must make one per (model, image)."""
+    run = F.FeatureExtractor.run
+
+    def recorded(self, x):
+        acts = run(self, x)
+        _FORWARD_PASSES.append(acts)
+        return acts
+
+    monkeypatch.setattr(F.FeatureExtractor, "run", recorded)
+    _FORWARD_PASSES.clear()
+    yield
+    _FORWARD_PASSES.clear()
+
+
 def _acts(at: AppTest) -> F.ActivationSet:
-    return at.session_state[fv._ACTIVATIONS][1]
+    """The activations the page shows: those of its last forward pass."""
+    return _FORWARD_PASSES[-1]
 
 
 def _hierarchy(at: AppTest):
@@ -85,6 +108,7 @@ def drawn_digit():
     return digit
 
 
+@pytest.mark.slow
 def test_session_model_every_layer_on_a_drawn_digit(tutorial_model, drawn_digit):
     at = _page(**_registry(_entry(tutorial_model)), **{state.DRAWN_DIGIT: drawn_digit})
     assert at.radio(key="fm_model_source").value == SESSION
@@ -96,9 +120,9 @@ def test_session_model_every_layer_on_a_drawn_digit(tutorial_model, drawn_digit)
     # The class scores are the model's own prediction for this digit.
     expected = tutorial_model.predict(drawn_digit[None, :, :, None], verbose=0)[0]
     answer = next(m.value for m in at.markdown if m.value.startswith("**The model's answer:**"))
-    assert f"answer:** {int(np.argmax(expected))} (" in answer
+    assert f"answer:** {safe_text(str(int(np.argmax(expected))))} (" in answer
     acts = _acts(at)
-    view = at.session_state[fv._VIEWS][f"registry:{id(tutorial_model)}"]
+    assert len(_FORWARD_PASSES) == 1
     # Walk through every layer: maps for spatial layers, a bar chart for vectors.
     for i, info in enumerate(layers):
         _run(_layer_box(at).select_index(i))
@@ -110,14 +134,14 @@ def test_session_model_every_layer_on_a_drawn_digit(tutorial_model, drawn_digit)
             assert any(len(b["x"]) == info.channels for b in bars), info.name
         stats = acts.stats(info.name)
         top = F.top_channel(stats)
-        assert any(f"activating {'channel' if info.spatial else 'unit'}:** {top} of" in m.value
-                   for m in at.markdown)  # fmt: skip
+        said = f"activating {'channel' if info.spatial else 'unit'}:** {top} of"
+        assert any(said in m.value for m in at.markdown)
     # Display options rerun the page without another forward pass.
     _run(_layer_box(at).select_index(2))
     _run(at.radio(key="fm_order").set_value("Channel number"))
     _run(at.radio(key="fm_scale").set_value("One range for the whole layer"))
     _run(at.selectbox(key="fm_per_page").set_value(32))
-    assert _acts(at) is acts and view.extractor.forward_passes == 1
+    assert _acts(at) is acts and len(_FORWARD_PASSES) == 1  # no second forward pass
     # Filters: the first layer's 32 kernels, and one filter of any conv layer.
     assert any(c.startswith("Each square is one filter") for c in _captions(at))
     assert any("3×3 weights for each of its 32 input channels" in c.value for c in at.caption)
@@ -135,7 +159,7 @@ def test_a_test_set_digit_and_an_mnist_photo(tutorial_model, mnist_dir, monkeypa
     first = _acts(at)
     _run(at.number_input(key="fm_test_index_mnist").set_value(7))
     assert any("This digit is labelled" in c.value for c in at.caption)
-    assert _acts(at) is not first  # a new image: one new forward pass
+    assert _acts(at) is not first and len(_FORWARD_PASSES) == 2  # a new image: one pass
     _run(radio.set_value("Photo (sample, upload or camera)"))
     assert any("MNIST-style" in c.value for c in at.caption)
     assert _layer_box(at).options
@@ -158,8 +182,6 @@ def test_every_registered_model_is_listed_with_its_classes_and_input(tutorial_mo
     resized to its own input and its class names on the score bars."""
     import keras
 
-    from cnnlib.core.text import safe_text
-
     rgb = keras.Sequential(
         [
             keras.Input((32, 32, 3)),
@@ -179,7 +201,7 @@ def test_every_registered_model_is_listed_with_its_classes_and_input(tutorial_mo
     radio = at.radio(key="fm_model_source")
     assert radio.options[:3] == [safe_text(own, 80), safe_text(MNIST_NAME, 80), QUICK]
     assert radio.value == "model: " + own  # the newest first
-    assert any(c.value == "3 folders of photos" for c in at.caption)
+    assert any(c.value == safe_text("3 folders of photos", 300) for c in at.caption)
     assert any(
         c.value.startswith(f"{safe_text(own, 80)}: 3 layers, input 32×32×3") for c in at.caption
     )
@@ -189,11 +211,11 @@ def test_every_registered_model_is_listed_with_its_classes_and_input(tutorial_mo
     scores = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
     assert scores["x"] == list(classes)
     answer = next(m.value for m in at.markdown if m.value.startswith("**The model's answer:**"))
-    assert any(f"answer:** {c} (" in answer for c in classes)
+    assert any(f"answer:** {safe_text(c)} (" in answer for c in classes)
     # The MNIST model from the same list: its digits and its 28×28×1 input.
     _run(radio.set_value(SESSION))
-    assert any(c.value.startswith(f"{safe_text(MNIST_NAME, 80)}: 8 layers, input 28×28×1")
-               for c in at.caption)  # fmt: skip
+    title = f"{safe_text(MNIST_NAME, 80)}: 8 layers, input 28×28×1"
+    assert any(c.value.startswith(title) for c in at.caption)
     scores = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
     assert scores["x"] == list(DIGITS)
 
@@ -213,11 +235,10 @@ def test_quick_training_waits_for_the_sessions_other_training():
 
 @pytest.mark.slow
 def test_quick_training_then_every_view(mnist_dir, monkeypatch):
-    from cnnlib.core.text import safe_text
 
     monkeypatch.setenv("CNNLAB_DATA_DIR", str(mnist_dir))
-    monkeypatch.setattr(fv, "QUICK_IMAGES", 600)
-    monkeypatch.setattr(fv, "QUICK_EPOCHS", 1)
+    monkeypatch.setattr(fs, "QUICK_IMAGES", 600)
+    monkeypatch.setattr(fs, "QUICK_EPOCHS", 1)
     at = _page()
     assert at.radio(key="fm_model_source").value == QUICK
     assert not [s for s in at.selectbox if s.label.startswith("Layer (")]
@@ -228,8 +249,8 @@ def test_quick_training_then_every_view(mnist_dir, monkeypatch):
         assert not at.error, [e.value for e in at.error]
         time.sleep(0.5)
         _run(at)
-    start = safe_text("Quick-trained tutorial convnet: 540 training")  # shown escaped
-    assert any(c.value.startswith(start) for c in at.caption)
+    start = "Quick-trained tutorial convnet: 540 training"  # shown verbatim (a code span)
+    assert any(c.value.lstrip("`").startswith(start) for c in at.caption)
     # Added to the session's registry and shown from there, under its registry name.
     entry = at.session_state[state.MODEL_REGISTRY].latest("Feature maps")
     assert entry.class_names == DIGITS and entry.input_shape == (28, 28, 1)
@@ -255,7 +276,6 @@ def _with_member(data: bytes, name: str, body: bytes) -> bytes:
 def test_uploaded_keras_files_bad_and_good(tutorial_model):
     import keras
 
-    from cnnlib.core.text import safe_text
     from cnnlib.training.trainer import save_model_bytes
 
     at = _page()
@@ -266,7 +286,7 @@ def test_uploaded_keras_files_bad_and_good(tutorial_model):
             ("bad.keras", b"not a model", "application/octet-stream")
         )
     )
-    assert any("“bad\\.keras”" in e.value and "zip" in e.value for e in at.error)  # escaped
+    assert any(safe_text("bad.keras") in e.value and "zip" in e.value for e in at.error)
     assert not [s for s in at.selectbox if s.label.startswith("Layer (")]
     # Crafted files are refused with a message for a learner, never an exception's name.
     lam = keras.Sequential([keras.Input((4,)), keras.layers.Lambda(lambda x: x * 2)])
@@ -290,7 +310,8 @@ def test_uploaded_keras_files_bad_and_good(tutorial_model):
     )
     assert not at.error
     assert len(_layer_box(at).options) == 8
-    assert any(c.value.startswith("mine\\.keras: 8 layers, input 28×28×1") for c in at.caption)
+    summary = f"{safe_text('mine.keras')}: 8 layers, input 28×28×1"
+    assert any(c.value.startswith(summary) for c in at.caption)
 
 
 def test_uploaded_model_without_an_image_input_is_explained():
@@ -382,6 +403,7 @@ def test_missing_weights_are_named_and_nothing_is_faked(tmp_path, monkeypatch):
     assert any("random weights" in c.value for c in at.caption)
 
 
+@pytest.mark.slow
 def test_choices_survive_a_visit_to_another_page(
     tutorial_model, drawn_digit, mnist_dir, monkeypatch
 ):
@@ -433,6 +455,7 @@ def _overlay_methods(at: AppTest) -> list[str]:
     return [c.split(" · ")[0] for c in _captions(at) if " · " in c and c.endswith(" s")]
 
 
+@pytest.mark.slow
 def test_saliency_tab_on_the_session_model(tutorial_model, drawn_digit):
     """Computed only while open; the predicted class first; one overlay per method."""
     from cnnlib.inspect import saliency
@@ -501,7 +524,6 @@ def test_maximize_options_follow_the_model_input():
     import keras
 
     from cnnlib.models import takes_raw_pixels
-    from ui import features_view as fv
     from ui import filters_view
 
     plain = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3)])
@@ -511,7 +533,7 @@ def test_maximize_options_follow_the_model_input():
 
     def view(model, key="m", preprocessing="mnist"):
         raw = preprocessing != "imagenet" and takes_raw_pixels(model)
-        return fv.ModelView(key, "t", model, None, [], {}, preprocessing, raw_pixels=raw)
+        return fs.ModelView(key, "t", model, None, [], {}, preprocessing, raw_pixels=raw)
 
     assert filters_view.maximize_options(view(plain)) == {}
     assert filters_view.maximize_options(view(raw)) == {"input_range": (0.0, 255.0)}
@@ -539,9 +561,9 @@ def test_resnet50_saliency_and_a_grid_of_filters_in_the_background(monkeypatch):
     at.slider(key="fm_grid_steps").set_value(5)
     _run(at.button(key="fm_grid_start").click())
     job = at.session_state[filters_view.GRID_JOB][1]
-    assert job.join(timeout=240)
+    assert job.wait(240).done
     _run(at)
     snap = job.snapshot()
-    assert snap.state == "finished" and snap.done == 2
+    assert snap.state == "finished" and snap.filters_done == 2
     assert any(c.startswith("Finished: 2 of 2 filters") for c in _captions(at))
     assert any(c.startswith("What each filter of conv1_conv wants") for c in _captions(at))

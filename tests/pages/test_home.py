@@ -12,6 +12,7 @@ TITLES = [
     "Train on your own images",
     "Classify with ResNet50",
     "Feature maps",
+    "Network overview",
 ]
 
 

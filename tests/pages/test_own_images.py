@@ -20,6 +20,7 @@ import streamlit as st
 
 from cnnlib.training import tasks
 from cnnlib.training import trainer as training
+from tests.markdown import outside_code_spans
 from tests.pages.apptest import image_captions, open_page, run_checked, values
 from tests.uploads import encode, photo
 from ui import own_images_session as session
@@ -58,7 +59,7 @@ def _train(at, recipe: str, **sliders):
     run_checked(at)
     at.button(key="own_start").click()
     run_checked(at)
-    p = at.session_state[session.JOB].wait(300)
+    p = at.session_state[session.RUN].job.wait(300)
     assert p.state == "finished", p.error
     return run_checked(at), p
 
@@ -71,6 +72,7 @@ def _zip(files: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.slow
 def test_example_health_preview_train_results_predict_export(example_env):
     at = open_page("own_images")
     text = " ".join(values(at.markdown) + values(at.caption))
@@ -87,9 +89,10 @@ def test_example_health_preview_train_results_predict_export(example_env):
     assert at.button(key="own_start").disabled
 
     at, p = _train(at, "scratch")
-    assert p.recipe == "scratch" and len(p.train_loss) == 1 and p.device
-    result = at.session_state[session.RESULT]
-    evaluation = result["evaluation"]
+    run = at.session_state[session.RUN]
+    assert run.info.recipe.recipe == "scratch" and len(p.train_loss) == 1 and p.device
+    assert run.info.recipe.image_size == 32 and run.info.recipe.epochs == 1
+    evaluation = run.result.evaluation
     assert len(evaluation.labels) == 32  # 20 % of 40 per class, stratified
     assert np.array_equal(np.bincount(evaluation.labels), [8, 8, 8, 8])
     metrics = {m.label: m.value for m in at.metric}
@@ -115,7 +118,7 @@ def test_example_health_preview_train_results_predict_export(example_env):
         run_checked(at)
         at.button(key=moves[0].key).click()
         run_checked(at)
-        assert at.session_state[session.DATA]["version"] == 1
+        assert at.session_state[session.DATA].version == 1
 
 
 def _probabilities(at) -> list[float]:
@@ -170,7 +173,7 @@ def test_transfer_with_a_local_random_file_is_labelled_unverified(
     assert p.stage == "head" and p.features_done == p.features_total == 128 * 2 + 32
     assert not p.weights_verified
     assert "unverified" in " ".join(values(at.warning)).lower()
-    model = at.session_state[session.RESULT]["model"]
+    model = at.session_state[session.RUN].result.model
     assert model.name == "mobilenetv2_transfer" and model.input_shape[1:] == (32, 32, 3)
     # Then from scratch on the same images and split: the side-by-side table.
     at, _ = _train(at, "scratch")
@@ -182,26 +185,28 @@ def test_transfer_with_a_local_random_file_is_labelled_unverified(
 
 def test_a_folder_upload_replaces_the_example_and_its_temporary_folder_goes(example_env):
     at = open_page("own_images")
-    example_root = at.session_state[session.DATA]["folders"].root
+    example_root = at.session_state[session.DATA].folders.root
     assert example_root.is_dir()
     at.radio(key="own_source").set_value("Upload a folder")
     run_checked(at)
     hostile = "[click](evil.example) <b>bold"
-    files = [(f"photos/{hostile}/{i}.png", encode(photo((30 + i, 30))), "image/png")
-             for i in range(5)]  # fmt: skip
+    files = [
+        (f"photos/{hostile}/{i}.png", encode(photo((30 + i, 30))), "image/png") for i in range(5)
+    ]
     files += [(f"photos/plain/{i}.png", encode(photo((40, 30 + i))), "image/png") for i in range(5)]
     files.append(("photos/plain/broken.png", b"not an image", "image/png"))
     at.file_uploader(key="own_folder").set_value(files)
     run_checked(at)
     entry = at.session_state[session.DATA]
-    assert entry["key"].startswith("folder:") and len(entry["folders"]) == 10
-    assert entry["folders"].class_names == (hostile, "plain")
+    assert entry.key.startswith("folder:") and len(entry.folders) == 10
+    assert entry.folders.class_names == (hostile, "plain")
     assert not example_root.exists()  # the replaced data's temporary folder is removed
     shown = " ".join(values(at.markdown) + values(at.caption) + values(at.warning))
     words = shown.replace("\\", "")
     assert "10 images in 2 classes" in words and "1 file(s) were skipped" in words
-    assert "](evil" not in shown and "<b>" not in shown  # escaped, never a link
-    assert "\\[click\\]" in shown
+    bare = outside_code_spans(shown)  # the names are shown verbatim, never as a link
+    assert "](evil" not in bare and "<b>" not in bare and "evil" not in bare
+    assert "`[click](evil.example) <b>bold`" in shown
 
 
 def test_start_is_refused_while_another_page_trains_or_the_server_is_full(example_env, monkeypatch):
@@ -224,5 +229,5 @@ def test_start_is_refused_while_another_page_trains_or_the_server_is_full(exampl
     at.button(key="own_start").click()
     run_checked(at)
     assert "The server is busy" in " ".join(values(at.error))
-    assert session.JOB not in at.session_state and not at.button(key="own_start").disabled
+    assert session.RUN not in at.session_state and not at.button(key="own_start").disabled
     full.release(blocker)
