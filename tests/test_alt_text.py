@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cnnlib.core.text import safe_text
 from tests.conftest import ROOT
 from ui import alt_text
 
@@ -80,6 +81,14 @@ def test_plain_strips_control_characters_and_cuts():
     assert alt_text.plain("cats\n<b>&\x00dogs") == "cats <b>& dogs"
     assert alt_text.plain("x" * 100, 10) == "x" * 9 + "…"
     assert alt_text.plain("[link](https://evil)") == "[link](https://evil)"  # not markdown
+
+
+@pytest.mark.parametrize(
+    "name", ["mine.keras", "`tick`.keras", "a``b", " spaced ", "[x](https://evil)", "x" * 90]
+)
+def test_unquote_gives_back_what_safe_text_shows(name):
+    assert alt_text.unquote(safe_text(name, 80)) == alt_text.plain(name, 80)
+    assert alt_text.unquote("ResNet50 (ImageNet)") == "ResNet50 (ImageNet)"
 
 
 def test_map_text_states_shape_range_and_colours():

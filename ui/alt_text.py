@@ -13,17 +13,27 @@ Alt text is an HTML attribute, never markdown: a name from an upload goes in thr
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from PIL import Image
 
-from cnnlib.core.text import shape_text
+from cnnlib.core.text import plain_text, shape_text
 
 
 def plain(value: object, max_len: int = 60) -> str:
     """An untrusted value (a file or class name) as plain text for an alt attribute: control
-    characters become spaces, longer values are cut to ``max_len`` characters ending in "…"."""
-    text = "".join(" " if (ord(c) < 32 or ord(c) == 127) else c for c in str(value))
-    return text if len(text) <= max_len else text[: max(max_len - 1, 0)] + "…"
+    characters become spaces, longer values are cut to ``max_len`` characters ending in "…"
+    (``cnnlib.core.text.plain_text``)."""
+    return plain_text(value, max_len)
+
+
+def unquote(text: str) -> str:
+    """A name that ``safe_text`` quoted for markdown (a code span, e.g. a model view's title)
+    as the plain text it shows: alt text is not markdown, and a screen reader would read the
+    backticks. Other text is returned as it is."""
+    match = re.fullmatch(r"(`+) ?(.*?) ?\1", text, flags=re.DOTALL)
+    return match.group(2) if match else text
 
 
 def values_text(lo: float, hi: float) -> str:
