@@ -114,9 +114,10 @@ def _expect_output(page, h: int, w: int) -> None:
 
 
 def test_every_page_and_tab_passes_axe(app_url, page, axe_source, tmp_path):
-    """Home, the lab, own images (each tab, with the built-in example) and Classify (its
+    """Home, the lab, own images (each tab, with the built-in example), Classify (its
     preprocessing steps: this server has no ResNet50 weights; ``test_classify`` checks the
-    results), in both themes. Train on MNIST and Feature maps: after a training, below."""
+    results) and Network overview (before any model), in both themes. Train on MNIST,
+    Feature maps and Network overview on a trained model: after a training, below."""
     problems: list[str] = []
     page.set_viewport_size({"width": 1400, "height": 1400})
     page.goto(app_url)
@@ -127,6 +128,7 @@ def test_every_page_and_tab_passes_axe(app_url, page, axe_source, tmp_path):
         ("Convolution lab", "Share this setup"),
         ("Train on your own images", "A few images of each class"),
         ("Classify with ResNet50", "From image to array to batch"),
+        ("Network overview", "One image flows through"),  # no model yet: the upload
     ):
         _nav(page, title, marker)
         no_exception(page)
@@ -213,7 +215,7 @@ def test_training_by_keyboard_then_its_results_and_feature_maps_pass_axe(
     """Train on MNIST with the keyboard alone: its Train tab, the smallest training set, 50
     epochs, Start, Stop once it has learned a little, then the Results tab: the test accuracy
     and the per-class table behind "Show as table". Then axe on every tab of the page, and on
-    every tab of Feature maps opened on the model just trained."""
+    every tab of Feature maps and Network overview opened on the model just trained."""
     page.set_viewport_size({"width": 1400, "height": 1400})
     page.goto(app_url)
     page.get_by_text("Start with the Convolution lab").wait_for(timeout=120_000)
@@ -267,4 +269,6 @@ def test_training_by_keyboard_then_its_results_and_feature_maps_pass_axe(
     check_tabs(page, axe_source, "Train on MNIST after a training", problems)
     _nav(page, "Feature maps", "Layers")
     check_tabs(page, axe_source, "Feature maps on the trained model", problems)
+    _nav(page, "Network overview", "Layer detail")
+    check_tabs(page, axe_source, "Network overview of the trained model", problems)
     assert not problems, "\n".join(problems)
