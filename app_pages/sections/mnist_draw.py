@@ -13,8 +13,8 @@ from cnnlib.data.images import read_image
 from cnnlib.data.training_data import as_images
 from cnnlib.inspect.calibration import calibrated_probabilities
 from cnnlib.training.evaluation import predict_probabilities
+from ui import alt_text, state
 from ui import mnist_session as session
-from ui import state
 from ui import training_view as view
 from ui.image_input import pick_images, show_image
 from ui.state import KEEP
@@ -52,7 +52,12 @@ def digit_ui():
     picked = pick_images("mnist_photo", sources=("Upload", "Camera"))
     if not picked:
         return None
-    show_image(picked[0].image, caption=safe_text(picked[0].label), width=240)
+    show_image(
+        picked[0].image,
+        caption=safe_text(picked[0].label),
+        width=240,
+        alt=alt_text.photo("Your photo of a digit", picked[0].image),
+    )
     return picked[0].image
 
 
