@@ -286,3 +286,78 @@ def test_a_child_started_without_its_parents_key_exits_at_once():
             check=False,
         )
         assert result.returncode == 2 and result.stdout == "" and not result.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# Pause, Step, a new learning rate, Resume: over the same channel as Stop
+# --------------------------------------------------------------------------------------------
+
+
+def _held_after(job: TrainingJob, batches: int):
+    """The first snapshot that is paused with more than ``batches`` batches done (or done)."""
+    found = []
+
+    def held():
+        p = job.snapshot()
+        if p.done or (p.paused and p.batches_done > batches):
+            found.append(p)
+            return True
+        return False
+
+    assert wait_for(held, WAIT)
+    return found[0]
+
+
+@pytest.mark.slow
+def test_pause_step_and_a_new_learning_rate_reach_the_work(digits, backend):
+    (x, y), test = digits
+    config = TrainConfig(batch_size=50, epochs=2, validation_split=0.2, learning_rate=0.001)
+    plain = TrainingJob(small_model, ((x, y), test), config, slots=TrainingSlots(1)).start()
+    uninterrupted = plain.wait(WAIT)
+    assert uninterrupted.state == "finished", uninterrupted.error
+    assert uninterrupted.batches_done == 32 and uninterrupted.lr_changes == ()
+
+    job = TrainingJob(small_model, ((x, y), test), config, slots=TrainingSlots(1))
+    job.pause()  # held before its first batch
+    job.start()
+    assert wait_for(lambda: job.snapshot().paused, WAIT)
+    assert job.snapshot().batches_done == 0
+    assert job.step()
+    p = _held_after(job, 0)
+    assert (p.paused, p.batches_done) == (True, 1)  # exactly one batch, then held again
+    assert job.set_learning_rate(0.0123) == 0.0123
+    assert job.step()
+    p = _held_after(job, 1)
+    assert p.batches_done == 2
+    # Read back from the optimizer after batch 2, the first batch at the new rate.
+    assert len(p.lr_changes) == 1 and p.lr_changes[0][0] == 1
+    assert p.lr_changes[0][1] == pytest.approx(0.0123, rel=1e-6)
+    assert job.step()
+    assert _held_after(job, 2).batches_done == 3
+    job.resume()
+    done = job.wait(WAIT)
+    assert done.state == "finished", done.error
+    # As many batches (and curve points, epochs) as the run nobody paused.
+    assert done.batches_done == uninterrupted.batches_done == 32
+    assert len(done.batch_loss) == len(uninterrupted.batch_loss)
+    assert len(done.val_loss) == len(uninterrupted.val_loss) == 2
+    assert not done.paused
+    lr = float(keras.ops.convert_to_numpy(job.model.optimizer.learning_rate))
+    assert lr == pytest.approx(0.0123, rel=1e-6)
+
+
+@pytest.mark.slow
+def test_a_paused_training_can_still_be_stopped(digits, backend):
+    (x, y), test = digits
+    config = TrainConfig(batch_size=50, epochs=2, validation_split=0.2)
+    job = TrainingJob(small_model, ((x, y), test), config, slots=TrainingSlots(1))
+    job.pause()
+    job.start()
+    assert job.step()
+    p = _held_after(job, 0)
+    job.stop()
+    done = job.wait(WAIT)
+    assert done.state == "stopped"
+    # Keras runs the batch whose start the pause held, then ends: at most one more.
+    assert p.batches_done <= done.batches_done <= p.batches_done + 1
+    assert done.test_accuracy is None

@@ -29,7 +29,8 @@ result is fetched (TensorFlow keeps memory per fitted model; the process gives i
   with the actor's resident memory: above ``budgets().training_process_bytes`` the actor
   is killed and the task fails with a message;
 - Stop is the actor's ``stop()`` (the training ends at its next batch and its model is
-  kept); an actor that has not ended ``STOP_GRACE_SECONDS`` later is killed;
+  kept); an actor that has not ended ``STOP_GRACE_SECONDS`` later is killed; Pause, Step
+  and a new learning rate are its ``control(state)`` (``cnnlib.training.control``);
 - the result (the model as ``.keras`` bytes) comes back through the object store; an actor
   that dies (killed, out of memory, its node lost) fails the task with a message.
 
@@ -59,6 +60,7 @@ import numpy as np
 
 from cnnlib.core.budgets import budgets, format_bytes
 from cnnlib.core.errors import BudgetError, InvalidArgumentError
+from cnnlib.training.control import TaskControl
 from cnnlib.training.task_process import (
     STOP_GRACE_SECONDS,
     TaskProcessError,
@@ -416,6 +418,7 @@ class TrainingActor:
         self._events: list[tuple[str, Any]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._control = TaskControl()
 
     def ping(self) -> tuple[int, str]:
         """(this process's id, this node's ID): the actor has started."""
@@ -433,6 +436,8 @@ class TrainingActor:
             worker = load_payload(self._payload, self._arrays)
             self._payload, self._arrays = b"", ()
             worker.attach_child(_Relay(self._events, self._lock), self._stop)
+            self._control.sync(worker.control.state())  # unless the server's is newer
+            worker.control = self._control
             return run_job(worker)
         except Exception as exc:  # the job could not be set up here: say so, for the learner
             _log.exception("The training could not be set up on this node.")
@@ -450,6 +455,10 @@ class TrainingActor:
     def stop(self) -> None:
         """End the training at its next batch; its model is kept."""
         self._stop.set()
+
+    def control(self, state: dict[str, Any]) -> None:
+        """Pause, Step or a new learning rate (``TaskControl.state()`` of the server's)."""
+        self._control.sync(state)
 
 
 # --------------------------------------------------------------------------------------------
@@ -579,10 +588,15 @@ class RayBackend:
         peak = 0
         drain = None
         stop_asked: float | None = None
+        control_sent = -1
         while True:
             if worker.stop_event.is_set() and stop_asked is None:
                 stop_asked = time.monotonic()
                 actor.stop.remote()
+            if worker.control.version != control_sent and stop_asked is None:
+                state = worker.control.state()
+                control_sent = state["version"]
+                actor.control.remote(state)
             done = bool(ray.wait([result], timeout=DRAIN_SECONDS)[0])
             drain = drain or actor.drain.remote()
             if done or ray.wait([drain], timeout=0)[0]:

@@ -16,6 +16,8 @@ connects, sends the pickled worker, and relays what the child reports until it e
 
 - the child's ``worker.update`` / ``worker.append`` calls come through the connection and
   are applied to the parent's worker, so ``snapshot()`` shows live progress as before;
+- Pause, Step and a new learning rate (the worker's ``control``,
+  ``cnnlib.training.control``) go down the same connection as ("control", state);
 - Stop (the parent's ``stop_event``: a click, the time limit, the session's end) is sent
   to the child, whose training checks it at every batch; a child whose parent is gone
   stops too (at its next batch, or after ``START_SECONDS`` if it never got its job);
@@ -136,11 +138,13 @@ def process_rss_bytes(pid: int) -> int | None:
 # --------------------------------------------------------------------------------------------
 
 
-def _listen_for_stop(conn: Any, stop: threading.Event) -> None:
-    """In the child: set ``stop`` when the parent says "stop" or is gone."""
+def _listen_for_stop(conn: Any, stop: threading.Event, control: Any) -> None:
+    """In the child: set ``stop`` when the parent says "stop" or is gone; pass ("control",
+    state) messages (pause, step, learning rate) to the worker's ``control``."""
     try:
-        while conn.recv() != "stop":
-            pass
+        while (message := conn.recv()) != "stop":
+            if isinstance(message, tuple) and message[0] == "control":
+                control.sync(message[1])
     except (EOFError, OSError):
         pass
     stop.set()
@@ -179,7 +183,9 @@ def child_main() -> None:
     worker = pickle.loads(conn.recv_bytes())
     watchdog.cancel()
     stop = threading.Event()
-    threading.Thread(target=_listen_for_stop, args=(conn, stop), daemon=True).start()
+    threading.Thread(
+        target=_listen_for_stop, args=(conn, stop, worker.control), daemon=True
+    ).start()
     worker.attach_child(conn, stop)
     message = run_job(worker)
     try:
@@ -281,6 +287,7 @@ def run_in_child(worker: Any, *, required: bool = True) -> bool:
     peak = 0
     stop_asked: float | None = None
     next_check = 0.0
+    control_sent = -1  # send the state once at the start; the child ignores what it has
     try:
         try:
             conn.send_bytes(payload)
@@ -292,6 +299,11 @@ def run_in_child(worker: Any, *, required: bool = True) -> bool:
                 stop_asked = time.monotonic()
                 with contextlib.suppress(OSError):  # the child may have just ended
                     conn.send("stop")
+            if worker.control.version != control_sent and stop_asked is None:
+                state = worker.control.state()
+                control_sent = state["version"]
+                with contextlib.suppress(OSError):
+                    conn.send(("control", state))
             try:
                 message = conn.recv() if conn.poll(POLL_SECONDS) else None
             except (EOFError, OSError):

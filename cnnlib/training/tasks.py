@@ -39,6 +39,7 @@ from typing import Any, Generic, TypeVar
 from cnnlib.core.budgets import budgets
 from cnnlib.core.errors import CNNLabError, InvalidArgumentError
 from cnnlib.training.backends import run_work
+from cnnlib.training.control import TaskControl
 
 __all__ = [
     "DEFAULT_MAX_SECONDS",
@@ -100,6 +101,8 @@ class TaskProgress:
     #: Queued because every training slot of the Ray cluster is taken (not this server's).
     queued_on_cluster: bool = False
     node: str = ""  #: the Ray node that runs the work ("": this server's machine)
+    #: Paused (``TaskHandle.pause``): the work waits before its next step for Resume or Step.
+    paused: bool = False
 
     @property
     def done(self) -> bool:
@@ -271,6 +274,8 @@ class TaskWorker(Generic[P]):
         self.started_at: float | None = None
         self._timer: threading.Timer | None = None
         self._progress = progress
+        #: Pause / Step / learning-rate requests; the backends carry it where the work runs.
+        self.control = TaskControl()
 
     # -- any thread -------------------------------------------------------------------------
 
@@ -478,6 +483,23 @@ class TaskHandle(Generic[P]):
     def stop(self) -> None:
         """End the work at its next check (or leave the queue); what was done is kept."""
         self._worker.request_stop()
+
+    def pause(self) -> None:
+        """Hold work that waits on ``control`` (a training: before its next batch)."""
+        self._worker.control.pause()
+
+    def resume(self) -> None:
+        self._worker.control.resume()
+
+    def step(self) -> bool:
+        """While paused, run one more step (a batch) and hold again (True); False when not
+        paused."""
+        return self._worker.control.step()
+
+    def set_learning_rate(self, value: float) -> float:
+        """A training uses ``value`` from its next batch on; returns it. Raises
+        ``InvalidArgumentError`` unless 0 < value ≤ 10."""
+        return self._worker.control.set_learning_rate(value)
 
     def snapshot(self) -> P:
         return self._worker.snapshot()

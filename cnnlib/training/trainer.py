@@ -56,6 +56,7 @@ from cnnlib.data.training_data import ArrayData, TrainingData
 from cnnlib.inspect.features import FeatureExtractor, first_conv_layer, layer_kernel
 from cnnlib.models.layers import register_layers
 from cnnlib.models.presets import PRESET_TRAINING
+from cnnlib.training.control import TaskControl
 from cnnlib.training.tasks import (
     FINAL_STATES,
     TaskHandle,
@@ -270,6 +271,11 @@ class TrainingProgress(TaskProgress):
     #: The first Conv2D layer's filters and the watched image's maps at the last epoch end
     #: (``TrainingJob(watch=...)``), else None.
     watch: WatchSnapshot | None = None
+    batches_done: int = 0  #: batches trained so far, over every epoch and phase
+    #: Learning-rate changes asked for while training (``TaskHandle.set_learning_rate``):
+    #: (batches done before the first batch at the new rate, the rate read back from the
+    #: optimizer after that batch).
+    lr_changes: tuple[tuple[int, float], ...] = ()
 
     @property
     def fraction(self) -> float:
@@ -451,7 +457,45 @@ def _callback_classes():
         type("StopOnRequest", (_StopMixin, keras.callbacks.Callback), {}),
         type("ProgressCallback", (_ProgressMixin, keras.callbacks.Callback), {}),
         type("WatchCallback", (_WatchMixin, keras.callbacks.Callback), {}),
+        type("ControlCallback", (_ControlMixin, keras.callbacks.Callback), {}),
     )
+
+
+class _ControlMixin:
+    """Pause, Step and a new learning rate (a ``cnnlib.training.control.TaskControl``).
+
+    Before each batch: waits while paused (reporting ``paused``; Stop, and so the time limit,
+    still end the wait, after which Keras runs that one batch and stops), spends one Step
+    while paused, and sets the optimizer's learning rate when a new one was asked for. After
+    the first batch at a new rate, appends (batches done before it, the rate read back from
+    the optimizer) to ``lr_changes``.
+    """
+
+    def setup(self, control: TaskControl, stop: threading.Event, report: Reporter) -> None:
+        self.control, self.stop_event, self.report = control, stop, report
+        self.batches = 0  #: batches done, over every phase
+        self.changed_at: int | None = None
+
+    def _hold(self, paused: bool) -> None:
+        self.report.update(paused=paused)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if not self.control.wait_turn(self.stop_event, self._hold):
+            self.model.stop_training = True
+            return
+        learning_rate = self.control.take_learning_rate()
+        if learning_rate is not None:
+            self.model.optimizer.learning_rate = learning_rate
+            self.changed_at = self.batches
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.changed_at is not None:
+            import keras
+
+            value = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            self.report.append(lr_changes=(self.changed_at, value))
+            self.changed_at = None
+        self.batches += 1
 
 
 class _WatchMixin:
@@ -570,6 +614,7 @@ class _ProgressMixin:
         val_each = self.val_seconds / self.val_epochs if self.val_epochs else 0.0
         changes: dict[str, Any] = {
             "step": step,
+            "batches_done": self.batches_done,
             "images_per_second": ips,
             "eta_seconds": left_images / ips + val_each * validations_left,
         }
@@ -655,6 +700,7 @@ def fit_phases(
     report: Reporter | None = None,
     strategy: Any = None,
     mixed: bool = False,
+    control: TaskControl | None = None,
 ) -> FitResult:
     """Train ``model`` on ``data`` for each of ``phases`` in turn: the one phase runner.
 
@@ -668,7 +714,9 @@ def fit_phases(
     ``TerminateOnNaN`` and, with ``config.patience``, ``EarlyStopping(restore_best_weights=
     True)``. ``report`` receives the live progress (``TrainingProgress`` fields: the planned
     epochs and batches, per-batch windows, per-epoch metrics, images/s, ETA). ``mixed``: wrap
-    the optimizer for mixed precision. Epochs are counted from 1 across ``phases``.
+    the optimizer for mixed precision. ``control``: Pause, Step and a new learning rate
+    (a task's ``TaskControl``; each phase starts at its own learning rate). Epochs are
+    counted from 1 across ``phases``.
 
     Raises ``InvalidArgumentError`` when there are no training images or the loss became
     infinite or NaN (with the learning rate to lower).
@@ -696,8 +744,12 @@ def fit_phases(
         batch_window=window,
         epoch=1,
     )
-    _, progress_class, _ = _callback_classes()
+    progress_class, control_class = _callback_classes()[1], _callback_classes()[3]
     stopper = stop_callback(stop)
+    controls = []
+    if control is not None:
+        controls.append(control_class())
+        controls[0].setup(control, stop, report)
     recorder = progress_class()
     recorder.setup(report, n_train, batch, total_epochs, steps, window)
     validation = data.batches("validation", max(batch, 256)) if n_val else None
@@ -715,7 +767,7 @@ def fit_phases(
                 loss="sparse_categorical_crossentropy",
                 metrics=["accuracy"],
             )
-        guards = [stopper, recorder, keras.callbacks.TerminateOnNaN()]
+        guards = [stopper, *controls, recorder, keras.callbacks.TerminateOnNaN()]
         early = None
         if config.patience > 0:
             early = keras.callbacks.EarlyStopping(
@@ -896,6 +948,7 @@ class _JobWorker(TrainingWorker):
             report=self,
             strategy=strategy,
             mixed=mixed,
+            control=self.control,
         )
         if fitted.batches == 0:
             # Stopped before the first batch: there is no trained model to keep or test.
@@ -983,6 +1036,17 @@ class TrainingJob(TaskHandle[TrainingProgress]):
                 isolate=isolate,
             )
         )
+
+    def set_learning_rate(self, value: float) -> float:
+        """Train at ``value`` from the next batch on (``TaskHandle.set_learning_rate``).
+        Raises ``InvalidArgumentError`` for a bad value, or when the config's learning rate
+        follows a schedule (the schedule sets it at every batch)."""
+        if self.config.lr_schedule != "constant":
+            raise InvalidArgumentError(
+                f"This training's learning rate follows the {self.config.lr_schedule} "
+                "schedule; choose the constant schedule to change it while training."
+            )
+        return super().set_learning_rate(value)
 
     @property
     def model(self):

@@ -667,7 +667,12 @@ class _OwnImagesWorker(TrainingWorker):
         self.update(class_names=tuple(images.class_names))
         config, n_classes = r.train_config(), len(images.class_names)
         fit = functools.partial(
-            fit_phases, stop=self.stop_event, report=self, strategy=strategy, mixed=mixed
+            fit_phases,
+            stop=self.stop_event,
+            report=self,
+            strategy=strategy,
+            mixed=mixed,
+            control=self.control,
         )
         if not r.transfer:
             self.update(stage="scratch")
