@@ -12,7 +12,7 @@ import functools
 
 import streamlit as st
 
-from app_pages.sections import mnist_calibration, mnist_draw, mnist_experiment
+from app_pages.sections import mnist_calibration, mnist_draw, mnist_experiment, training_controls
 from cnnlib.core.budgets import budgets
 from cnnlib.core.errors import BudgetError, CNNLabError
 from cnnlib.data import mnist as datasets
@@ -179,6 +179,14 @@ def live_progress(polling: bool) -> None:
             args=(session.RUN,),
             icon=":material/stop:",
             help=HELP["mnist_stop"],
+        )
+        config = run.job.config
+        training_controls.controls_ui(
+            session.RUN,
+            p,
+            prefix="mnist",
+            learning_rate=config.learning_rate,
+            schedule=config.lr_schedule,
         )
     curves, watch = st.columns([3, 2], gap="medium")
     with curves:

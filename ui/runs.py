@@ -135,6 +135,35 @@ def stop(key: str) -> None:
         run.job.stop()
 
 
+def pause(key: str) -> None:
+    """Hold the run under ``key`` before its next batch (a button callback)."""
+    run = current(key)
+    if run is not None:
+        run.job.pause()
+
+
+def resume(key: str) -> None:
+    """Let the run under ``key`` train on (a button callback)."""
+    run = current(key)
+    if run is not None:
+        run.job.resume()
+
+
+def step(key: str) -> None:
+    """While paused: train the run under ``key`` for one batch, then hold (a button callback)."""
+    run = current(key)
+    if run is not None:
+        run.job.step()
+
+
+def set_learning_rate(key: str, value: float) -> None:
+    """The run under ``key`` trains at ``value`` from its next batch (raises
+    ``InvalidArgumentError`` for a bad value or a scheduled learning rate)."""
+    run = current(key)
+    if run is not None:
+        run.job.set_learning_rate(value)
+
+
 def adopt(key: str, test: Callable[[Run[I, R]], R]) -> Run[I, R] | None:
     """Once the run under ``key`` is done: ``test(run)`` once, its return value kept as the
     run's ``result`` (not when the job failed or left no model; a test that raises is tried

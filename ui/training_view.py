@@ -26,6 +26,7 @@ from ui.image_input import show_image
 from ui.stack_editor import summary_table
 
 LOSS_COLOR, ACC_COLOR, VAL_COLOR = "#1f77b4", "#2ca02c", "#d62728"
+LR_COLOR = "#6a3d9a"  #: the learning-rate change marks
 
 
 def _duration(seconds: float | None) -> str:
@@ -101,6 +102,16 @@ def curves_figure(p, *, smoothing: float = 0.6) -> go.Figure:
             row=1,
             col=col,
         )
+    for batch, value in p.lr_changes:
+        if p.steps_per_epoch:
+            fig.add_vline(
+                x=batch / p.steps_per_epoch,
+                line={"color": LR_COLOR, "width": 1.5, "dash": "dash"},
+                annotation_text=f"lr {value:g}",
+                annotation_position="top left",
+                row="all",
+                col="all",
+            )
     fig.update_xaxes(title_text="epoch", rangemode="tozero")
     fig.update_yaxes(rangemode="tozero", row=1, col=1)
     fig.update_yaxes(range=[0, 1.02], row=1, col=2)
@@ -127,10 +138,26 @@ def curves_alt(p) -> str:
             f"epoch {len(p.val_loss)}"
         )
     latest = "; ".join(parts) if parts else "no values yet"
+    changes = ""
+    if p.lr_changes:
+        marks = ", ".join(f"{v:g} from batch {b + 1:,}" for b, v in p.lr_changes)
+        changes = f" Dashed vertical lines mark the learning-rate changes: {marks}."
     return (
         "Two line charts against epochs: loss (left, lower is better) and accuracy (right, "
         f"higher is better), for the training batches and the validation set. Latest: {latest}."
+        + changes
     )
+
+
+def lr_change_rows(p) -> dict[str, list]:
+    """One row per learning-rate change: from which batch (1-based, counted over the run),
+    at which epoch position, and the rate read back from the optimizer."""
+    steps = max(p.steps_per_epoch, 1)
+    return {
+        "from batch": [b + 1 for b, _ in p.lr_changes],
+        "at epoch": [f"{b / steps:.2f}" for b, _ in p.lr_changes],
+        "learning rate": [f"{v:g}" for _, v in p.lr_changes],
+    }
 
 
 def epoch_rows(p) -> dict[str, list]:
@@ -404,6 +431,8 @@ def show_status(p, slot_limit: int) -> None:
             "finished": "Finished",
             "stopped": "Stopped",
         }.get(p.state, p.state)
+        if p.state == "running" and p.paused:
+            label = "Paused"
         if p.state == "running" and not p.steps_per_epoch:
             in_child = p.process_id not in (0, os.getpid())
             label = (
@@ -463,6 +492,12 @@ def show_live(p, *, recipe: str = "", has_model: bool = True) -> None:
         )
         if p.train_loss or p.val_loss:
             figures.table_view(epoch_rows(p), alt="Loss and accuracy after each epoch")
+        if p.lr_changes:
+            figures.table_view(
+                lr_change_rows(p),
+                alt="Learning-rate changes during training",
+                label="Learning-rate changes as a table",
+            )
     facts = [recipe] if recipe else []
     if p.train_samples:
         facts.append(

@@ -491,6 +491,12 @@ class TaskHandle(Generic[P]):
     def resume(self) -> None:
         self._worker.control.resume()
 
+    @property
+    def pause_requested(self) -> bool:
+        """Pause was asked (the work holds at its next check; ``snapshot().paused`` once
+        it does)."""
+        return self._worker.control.paused
+
     def step(self) -> bool:
         """While paused, run one more step (a batch) and hold again (True); False when not
         paused."""

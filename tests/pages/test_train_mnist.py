@@ -429,3 +429,58 @@ def test_a_run_ended_by_the_time_limit_says_so_and_keeps_its_model(mnist_env, mo
         entry = at.session_state[state.MODEL_REGISTRY].latest("Train on MNIST")
         assert entry is not None and entry.model is job.model
         assert any("Kept in this session's models as" in t for t in _texts(at.success))
+
+
+def _held(job, batches: int, timeout: float = 180):
+    """The first snapshot of ``job`` paused after more than ``batches`` batches (or done)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        p = job.snapshot()
+        if p.done or (p.paused and p.batches_done > batches):
+            return p
+        time.sleep(0.05)
+    raise AssertionError(f"not held after batch {batches}: {job.snapshot()}")
+
+
+@pytest.mark.slow
+def test_pause_step_a_new_learning_rate_and_resume_from_the_page(mnist_env, monkeypatch):
+    monkeypatch.setattr(tasks, "_DEFAULT_SLOTS", training.TrainingSlots(2))
+    at = _page()
+    at.slider(key="mnist_train_size_mnist").set_value(1000)
+    at.number_input(key="mnist_epochs").set_value(1)
+    at.selectbox(key="mnist_batch").select(32)  # 900 training images → 29 steps
+    at.selectbox(key="mnist_lr_schedule").select("constant")
+    at.button(key="mnist_start").click()
+    _run(at)
+    job = at.session_state[mnist_session.RUN].job
+    _run(at.button(key="mnist_pause").click())  # before its process has loaded TensorFlow
+    assert job.pause_requested and at.button(key="mnist_resume")
+    p = _held(job, -1)
+    assert (p.state, p.batches_done) == ("running", 0)
+    _run(at)
+    assert any(t.startswith("**Paused**") for t in [g.proto.text for g in at.get("progress")])
+    assert not at.button(key="mnist_step").disabled
+    _run(at.button(key="mnist_step").click())
+    assert _held(job, 0).batches_done == 1  # one batch, then held again
+    _run(at)
+    assert "Paused after 1 batches." in _texts(at.caption)
+    _run(at.select_slider(key="mnist_new_lr").set_value(0.01))
+    _run(at.button(key="mnist_set_lr").click())
+    _run(at.button(key="mnist_step").click())
+    p = _held(job, 1)
+    assert p.batches_done == 2 and len(p.lr_changes) == 1
+    assert p.lr_changes[0][0] == 1 and p.lr_changes[0][1] == pytest.approx(0.01, rel=1e-6)
+    _run(at)
+    # The curves mark the change at batch 2 of 29, and the table says so.
+    curves = json.loads(at.get("plotly_chart")[0].proto.spec)
+    marks = [s for s in curves["layout"].get("shapes", []) if s.get("type") == "line"]
+    assert marks and all(m["x0"] == pytest.approx(1 / 29) for m in marks)
+    table = next(t.value for t in at.table if "`learning rate`" in t.value.columns)
+    assert table["`from batch`"].tolist() == [2]
+    assert table["`learning rate`"].tolist() == ["`0.01`"]  # shown as plain text
+    _run(at.button(key="mnist_resume").click())
+    done = job.wait(180)
+    assert done.state == "finished", done.error
+    assert done.batches_done == 29 and not done.paused
+    lr = float(np.asarray(job.model.optimizer.learning_rate))
+    assert lr == pytest.approx(0.01, rel=1e-6)
