@@ -50,7 +50,7 @@ def progress_line(p) -> str:
     if p.images_per_second:
         parts.append(f"{p.images_per_second:,.0f} images/s")
     parts.append(f"{_duration(p.elapsed_seconds)} elapsed")
-    if not p.done and p.eta_seconds is not None:
+    if not p.done and p.eta_seconds is not None and not p.paused:
         parts.append(f"about {_duration(p.eta_seconds)} left")
     return " · ".join(parts)
 

@@ -66,7 +66,8 @@ def controls_ui(
         help=HELP["step"],
     )
     if held and p.paused:
-        cols[2].caption(f"Paused after {p.batches_done:,} batches.")
+        n = p.batches_done
+        cols[2].caption(f"Paused after {n:,} batch{'es' * (n != 1)}.")
     if not held:
         return
     if schedule != "constant":

@@ -293,3 +293,56 @@ def test_watching_it_learn_filters_and_maps_beside_the_curves(app_url, page, tmp
         assert min(size) > 20, (caption, size)  # a drawn grid, not a broken image
     expect(kept.first).to_contain_text(re.compile(r"MNIST · .+ · \d+\.\d %"))
     screenshot(page, tmp_path, "train_mnist_watch")
+
+
+LR_MARKS = """() => {
+    for (const el of document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')) {
+        if ((el.data || []).some(t => t.name === 'training loss (smoothed)'))
+            return ((el.layout || {}).shapes || []).map(s => s.x0);
+    }
+    return [];
+}"""
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_pause_step_a_new_learning_rate_and_resume(app_url, page, tmp_path):
+    """1,000 images (4 batches of 256 an epoch, the default recipe's), 1 epoch: paused
+    before its first batch, two Steps (one batch each), a new learning rate between them,
+    marked on the curves, then Resume to the end."""
+    _open_page(page, app_url)
+    _tab(page, "② Train")
+    _slider_to(page, "Training images", 5)  # 500 + 5 × 100 = 1,000: 900 to train on
+    _set_number(page, "Epochs", 1)
+    page.get_by_role("combobox", name="Learning-rate schedule").click()
+    page.get_by_role("option", name="constant").click()
+    wait_idle(page)
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_role("button", name="Pause").click()  # while its process loads TensorFlow
+    page.get_by_text("Paused after 0 batches.").wait_for(timeout=180_000)
+    expect(page.get_by_text(re.compile(r"^Paused ·"))).to_have_count(1)
+    page.get_by_role("button", name="Step one batch").click()
+    page.get_by_text("Paused after 1 batch.").wait_for(timeout=60_000)
+    wait_idle(page)
+    expect(page.get_by_text(re.compile(r"step 1/4"))).to_have_count(1)
+    thumb = page.get_by_role("slider", name="Learning rate from the next batch")
+    thumb.focus()
+    for _ in range(2):  # the run's 0.002 → 0.003 → 0.01
+        thumb.press("ArrowRight")
+    wait_idle(page)
+    page.get_by_role("button", name="Use it").click()
+    wait_idle(page)
+    page.get_by_role("button", name="Step one batch").click()
+    page.get_by_text("Paused after 2 batches.").wait_for(timeout=60_000)
+    wait_idle(page)
+    marks = page.evaluate(LR_MARKS)
+    assert marks and all(abs(x - 1 / 4) < 1e-9 for x in marks), marks
+    expect(page.get_by_text("lr 0.01").first).to_be_visible()  # the mark's label
+    _no_exception(page)
+    screenshot(page, tmp_path, "train_mnist_paused")
+    page.get_by_role("button", name="Resume").click()
+    page.get_by_text(re.compile(r"^Finished ·")).wait_for(timeout=180_000)
+    wait_idle(page)
+    expect(page.get_by_text(re.compile(r"step 4/4"))).to_have_count(1)
+    _no_exception(page)
+    screenshot(page, tmp_path, "train_mnist_resumed")

@@ -463,7 +463,7 @@ def test_pause_step_a_new_learning_rate_and_resume_from_the_page(mnist_env, monk
     _run(at.button(key="mnist_step").click())
     assert _held(job, 0).batches_done == 1  # one batch, then held again
     _run(at)
-    assert "Paused after 1 batches." in _texts(at.caption)
+    assert "Paused after 1 batch." in _texts(at.caption)
     _run(at.select_slider(key="mnist_new_lr").set_value(0.01))
     _run(at.button(key="mnist_set_lr").click())
     _run(at.button(key="mnist_step").click())
