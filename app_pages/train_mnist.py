@@ -20,8 +20,8 @@ from cnnlib.models import build_from_stack, summarize_stack
 from cnnlib.models.stack import SummaryRow
 from cnnlib.training.cost import check_training
 from cnnlib.training.trainer import LR_SCHEDULES, OPTIMIZERS, TrainConfig, default_slots
+from ui import health_view, runs
 from ui import mnist_session as session
-from ui import runs
 from ui import training_view as view
 from ui.datasets import PageDataset, forget, load_for_page
 from ui.errors import friendly_errors
@@ -193,6 +193,8 @@ def live_progress(polling: bool) -> None:
         view.show_live(p, recipe=run.info.recipe, has_model=run.job.model is not None)
     with watch:
         view.show_watch(p.watch, run.info.watched)
+    with st.expander("Layer health, each epoch", expanded=bool(p.health)):
+        health_view.show_health(p.health)
     view.show_registered(run.result.registered if run.result is not None else None)
     if polling and p.done:
         st.rerun()  # one full rerun: the results appear and polling stops

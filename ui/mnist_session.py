@@ -118,7 +118,7 @@ def start_training(
             train_size=config.train_size,
             seed=config.seed,
         )
-        return TrainingJob(builder, data, config, watch=watched)
+        return TrainingJob(builder, data, config, watch=watched, health=True)
 
     info = MnistRun(
         recipe, ds.name, ds.source, tuple(ds.class_names), ds.x_test, ds.y_test, watched

@@ -54,6 +54,7 @@ from cnnlib.core.checks import check_whole, is_whole
 from cnnlib.core.errors import InvalidArgumentError, InvalidModelError
 from cnnlib.data.training_data import ArrayData, TrainingData
 from cnnlib.inspect.features import FeatureExtractor, first_conv_layer, layer_kernel
+from cnnlib.inspect.health import EpochHealth, LayerProbe
 from cnnlib.models.layers import register_layers
 from cnnlib.models.presets import PRESET_TRAINING
 from cnnlib.training.control import TaskControl
@@ -276,6 +277,8 @@ class TrainingProgress(TaskProgress):
     #: (batches done before the first batch at the new rate, the rate read back from the
     #: optimizer after that batch).
     lr_changes: tuple[tuple[int, float], ...] = ()
+    #: Each layer's health at each epoch end (``TrainingJob(health=True)``), one per epoch.
+    health: tuple[EpochHealth, ...] = ()
 
     @property
     def fraction(self) -> float:
@@ -458,7 +461,31 @@ def _callback_classes():
         type("ProgressCallback", (_ProgressMixin, keras.callbacks.Callback), {}),
         type("WatchCallback", (_WatchMixin, keras.callbacks.Callback), {}),
         type("ControlCallback", (_ControlMixin, keras.callbacks.Callback), {}),
+        type("HealthCallback", (_HealthMixin, keras.callbacks.Callback), {}),
     )
+
+
+#: Images of the fixed batch on which each layer's health is measured every epoch.
+HEALTH_IMAGES = 64
+
+
+class _HealthMixin:
+    """At each epoch end, each layer's health on one fixed batch (``LayerProbe``), appended
+    to the progress's ``health``."""
+
+    def setup(self, report: Reporter, probe: LayerProbe) -> None:
+        self.report, self.probe = report, probe
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.report.append(health=self.probe.measure(epoch + 1))
+
+
+def health_batch(data: TrainingData, size: int = HEALTH_IMAGES) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed batch of a training's health: the first ``size`` validation images (training
+    images when there is no validation split): ((n, H, W, C) float32, (n,) int64)."""
+    split = "validation" if data.size("validation") else "train"
+    x, y = next(iter(data.batches(split, size)))
+    return np.asarray(x, np.float32), np.asarray(y, np.int64)
 
 
 class _ControlMixin:
@@ -886,6 +913,7 @@ class _JobWorker(TrainingWorker):
         devices: Sequence[str] | None = None,
         watch: np.ndarray | None = None,
         isolate: bool | None = None,
+        health: bool = False,
     ):
         super().__init__(
             TrainingProgress(epochs=config.total_epochs, phases=len(config.plan())),
@@ -899,6 +927,7 @@ class _JobWorker(TrainingWorker):
         self.extra_callbacks = list(callbacks)
         self.devices = devices
         self.watch = watch
+        self.health = health
 
     def on_exit(self) -> None:
         self.data = None  # free the data; the model stays
@@ -913,6 +942,14 @@ class _JobWorker(TrainingWorker):
         watcher = _callback_classes()[2]()
         watcher.setup(self, model, self.watch, layer)
         return [watcher]
+
+    def _health(self, model, data: TrainingData) -> list:
+        """[the health callback] when asked for, else []."""
+        if not self.health:
+            return []
+        probe = _callback_classes()[4]()
+        probe.setup(self, LayerProbe(model, *health_batch(data)))
+        return [probe]
 
     def _data(self) -> TrainingData:
         data = self.data
@@ -943,7 +980,7 @@ class _JobWorker(TrainingWorker):
             data,
             config.plan(),
             config,
-            callbacks=[*self._watcher(model), *self.extra_callbacks],
+            callbacks=[*self._watcher(model), *self._health(model, data), *self.extra_callbacks],
             stop=self.stop_event,
             report=self,
             strategy=strategy,
@@ -992,7 +1029,8 @@ class TrainingJob(TaskHandle[TrainingProgress]):
     names (None: every GPU when there are several). ``watch``: one raw image (H, W) or
     (H, W, C) whose first-Conv2D feature maps, with that layer's filters, are copied into
     ``snapshot().watch`` at every epoch end (a ``WatchSnapshot``; nothing for a model
-    without a Conv2D layer).
+    without a Conv2D layer). ``health``: measure each layer's health on a fixed batch of
+    ``HEALTH_IMAGES`` validation images at every epoch end (``snapshot().health``).
 
     ``isolate``: train in a child process (``cnnlib.training.task_process``), so that TensorFlow's
     memory is returned when it ends; None: yes unless ``$CNNLAB_TRAINING_PROCESS`` is "0".
@@ -1017,6 +1055,7 @@ class TrainingJob(TaskHandle[TrainingProgress]):
         devices: Sequence[str] | None = None,
         watch: np.ndarray | None = None,
         isolate: bool | None = None,
+        health: bool = False,
     ):
         if not isinstance(config, TrainConfig):
             raise InvalidArgumentError("config must be a TrainConfig.")
@@ -1034,6 +1073,7 @@ class TrainingJob(TaskHandle[TrainingProgress]):
                 devices=devices,
                 watch=_watch_image(watch),
                 isolate=isolate,
+                health=health,
             )
         )
 

@@ -484,3 +484,12 @@ def test_pause_step_a_new_learning_rate_and_resume_from_the_page(mnist_env, monk
     assert done.batches_done == 29 and not done.paused
     lr = float(np.asarray(job.model.optimizer.learning_rate))
     assert lr == pytest.approx(0.01, rel=1e-6)
+    # Each layer's health after the epoch: a row per layer with a kernel or a ReLU.
+    _run(at)
+    (health,) = done.health
+    table = next(t.value for t in at.table if "`gradient norm`" in t.value.columns)
+    assert table["`layer`"].tolist() == [f"`{row.name}`" for row in health.layers]
+    kinds = {layer.name: type(layer).__name__ for layer in job.model.layers}
+    assert [kinds[row.name] for row in health.layers] == [row.kind for row in health.layers]
+    assert sum(row.kind == "Conv2D" for row in health.layers) == 2  # the default recipe's
+    assert any("Layer health after epoch 1" in m.value for m in at.markdown)

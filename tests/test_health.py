@@ -1,0 +1,96 @@
+"""Layer health (``cnnlib.inspect.health``) against hand computations: the gradient of a
+softmax regression's cross-entropy is Xᵀ(P − Y)/N; a ReLU unit with zero weights and a
+negative bias is dead on every image; histograms count every value; and a real tiny
+training reports one health record per epoch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cnnlib.core.errors import InvalidArgumentError
+from cnnlib.inspect.health import BINS, LayerProbe, histogram
+
+keras = pytest.importorskip("keras")
+
+
+def _regression(seed: int = 0):
+    inputs = keras.Input((4, 4, 1))
+    flat = keras.layers.Flatten()(inputs)
+    hidden = keras.layers.Dense(6, activation="relu", name="hidden")(flat)
+    out = keras.layers.Dense(3, activation="softmax", name="out")(hidden)
+    model = keras.Model(inputs, out)
+    rng = np.random.default_rng(seed)
+    w, b = rng.normal(size=(16, 6)).astype("float32"), np.zeros(6, "float32")
+    w[:, :2], b[:2] = 0.0, -1.0  # units 0 and 1: 0 for every input
+    model.get_layer("hidden").set_weights([w, b])
+    return model
+
+
+def test_gradient_norm_and_dead_units_match_hand_computations():
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 1, size=(10, 4, 4, 1)).astype("float32")
+    y = rng.integers(0, 3, size=10)
+    model = _regression()
+    health = LayerProbe(model, x, y).measure(3)
+    assert health.epoch == 3 and health.images == 10
+    by_name = {row.name: row for row in health.layers}
+    assert set(by_name) == {"hidden", "out"}
+    # Softmax regression on the hidden layer's output: dL/dW = Hᵀ (P − onehot(y)) / N.
+    w, b = model.get_layer("hidden").get_weights()
+    h = np.maximum(x.reshape(10, 16) @ w + b, 0)
+    wo, bo = model.get_layer("out").get_weights()
+    z = h @ wo + bo
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    grad = h.T @ (p - np.eye(3)[y]) / 10
+    assert by_name["out"].grad_norm == pytest.approx(np.linalg.norm(grad), rel=1e-4)
+    assert by_name["out"].dead_share is None  # softmax, not a ReLU
+    hidden = by_name["hidden"]
+    fired = (h > 0).any(axis=0)
+    assert not fired[:2].any()
+    assert hidden.dead_share == pytest.approx(1 - fired.mean()) and hidden.dead_share >= 2 / 6
+    assert hidden.units == 6
+    counts, edges = hidden.weights
+    assert counts.sum() == 16 * 6 and len(edges) == BINS + 1
+    assert edges[0] == pytest.approx(w.min()) and edges[-1] == pytest.approx(w.max())
+    assert hidden.activations[0].sum() == 10 * 6
+
+
+def test_histogram_of_equal_values_and_refusals():
+    counts, edges = histogram(np.full(5, 2.0))
+    assert counts.sum() == 5 and edges[0] < 2.0 < edges[-1]
+    counts, _ = histogram(np.array([np.nan, 1.0, np.inf]))
+    assert counts.sum() == 1
+    with pytest.raises(InvalidArgumentError):
+        LayerProbe(_regression(), np.zeros((0, 4, 4, 1)), np.zeros(0))
+    with pytest.raises(InvalidArgumentError):
+        LayerProbe(_regression(), np.zeros((3, 4, 4, 1)), np.zeros(2))
+
+
+@pytest.mark.slow
+def test_a_training_reports_each_layers_health_every_epoch(mnist_test_set):
+    from cnnlib.training.trainer import HEALTH_IMAGES, TrainConfig, TrainingJob, TrainingSlots
+    from tests.backend_workers import small_model
+
+    x, y = mnist_test_set
+    config = TrainConfig(batch_size=50, epochs=2, validation_split=0.2)
+    job = TrainingJob(
+        small_model,
+        ((x[:500], y[:500]), (None, None)),
+        config,
+        slots=TrainingSlots(1),
+        health=True,
+        isolate=False,
+    )
+    p = job.start().wait(300)
+    assert p.state == "finished", p.error
+    assert [h.epoch for h in p.health] == [1, 2]
+    last = p.health[-1]
+    assert last.images == HEALTH_IMAGES
+    assert [row.kind for row in last.layers] == ["Conv2D", "Dense"]
+    assert all(row.grad_norm is not None and row.grad_norm > 0 for row in last.layers)
+    conv = last.layers[0]
+    assert conv.dead_share is not None and 0 <= conv.dead_share <= 1 and conv.units == 8
+    kernel = job.model.get_layer(conv.name).get_weights()[0]
+    assert conv.weights[0].sum() == kernel.size
