@@ -195,6 +195,7 @@ def live_progress(polling: bool) -> None:
         view.show_watch(p.watch, run.info.watched)
     with st.expander("Layer health, each epoch", expanded=bool(p.health)):
         health_view.show_health(p.health)
+        health_view.show_cams(p.cams, p.class_names or run.info.class_names)
     view.show_registered(run.result.registered if run.result is not None else None)
     if polling and p.done:
         st.rerun()  # one full rerun: the results appear and polling stops

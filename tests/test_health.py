@@ -94,3 +94,16 @@ def test_a_training_reports_each_layers_health_every_epoch(mnist_test_set):
     assert conv.dead_share is not None and 0 <= conv.dead_share <= 1 and conv.units == 8
     kernel = job.model.get_layer(conv.name).get_weights()[0]
     assert conv.weights[0].sum() == kernel.size
+    # Grad-CAM of the four fixed validation images, redrawn at the last epoch end: the
+    # trained model's own maps for their true classes, and its own answers.
+    from cnnlib.inspect.saliency import class_activation_map
+    from cnnlib.training.trainer import CAM_IMAGES
+
+    cams = p.cams
+    assert cams is not None and cams.epoch == 2 and len(cams.maps) == CAM_IMAGES
+    assert cams.layer == conv.name and cams.maps.shape[1:] == (14, 14)
+    probabilities = job.model.predict(cams.images, verbose=0)
+    np.testing.assert_array_equal(cams.predicted, probabilities.argmax(1))
+    for image, label, cam in zip(cams.images, cams.labels, cams.maps, strict=True):
+        expected = class_activation_map(job.model, image, int(label), layer=cams.layer)
+        np.testing.assert_allclose(cam, expected, atol=1e-4)

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
+from PIL import Image
 from plotly.subplots import make_subplots
 
+from cnnlib.inspect.imagenet import overlay
 from ui import figures
+from ui.image_input import show_image
 
 WEIGHT_COLOR, ACTIVATION_COLOR = "#1f77b4", "#ff7f0e"
 
@@ -133,3 +137,34 @@ def show_health(health: Sequence) -> None:
         alt=f"Histograms (log counts) after epoch {latest.epoch}: each layer's kernel weights "
         "(top, blue) and its outputs on the fixed images (bottom, orange).",
     )
+
+
+def show_cams(cams, class_names: Sequence[str]) -> None:
+    """A ``cnnlib.training.trainer.CamSnapshot``: each fixed image with its Grad-CAM for its
+    true class blended over it, and what the model answered, at the last epoch end."""
+    if cams is None:
+        st.caption("Grad-CAM of four validation images appears here after each epoch.")
+        return
+    st.markdown(
+        f"**Where it looks, after epoch {cams.epoch}:** Grad-CAM at layer `{cams.layer}` "
+        "for each image's true class (red = the evidence it uses)."
+    )
+    columns = st.columns(len(cams.images))
+    for column, image, label, answer, p, cam in zip(
+        columns, cams.images, cams.labels, cams.predicted, cams.confidence, cams.maps, strict=True
+    ):
+        pixels = np.clip(image[..., 0] if image.shape[-1] == 1 else image, 0, 255)
+        photo = Image.fromarray(pixels.astype(np.uint8)).resize(
+            (112, 112), Image.Resampling.NEAREST
+        )
+        true, said = class_names[int(label)], class_names[int(answer)]
+        with column:
+            show_image(
+                overlay(photo, cam, 0.45),
+                caption=f"true {true} · said {said} ({p:.0%})",
+                alt=f"A validation image of a {true} with its Grad-CAM for {true} after epoch "
+                f"{cams.epoch} blended over it: red where the layer's evidence for it is "
+                f"strongest (peak at row {int(cam.argmax() // cam.shape[1]) + 1} of "
+                f"{cam.shape[0]}, column {int(cam.argmax() % cam.shape[1]) + 1} of "
+                f"{cam.shape[1]}). The model said {said} with probability {p:.0%}.",
+            )

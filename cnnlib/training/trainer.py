@@ -55,6 +55,7 @@ from cnnlib.core.errors import InvalidArgumentError, InvalidModelError
 from cnnlib.data.training_data import ArrayData, TrainingData
 from cnnlib.inspect.features import FeatureExtractor, first_conv_layer, layer_kernel
 from cnnlib.inspect.health import EpochHealth, LayerProbe
+from cnnlib.inspect.saliency import class_activation_map
 from cnnlib.models.layers import register_layers
 from cnnlib.models.presets import PRESET_TRAINING
 from cnnlib.training.control import TaskControl
@@ -68,10 +69,13 @@ from cnnlib.training.tasks import (
 )
 
 __all__ = [
+    "CAM_IMAGES",
     "FINAL_STATES",
+    "HEALTH_IMAGES",
     "LR_SCHEDULES",
     "MAX_CURVE_POINTS",
     "OPTIMIZERS",
+    "CamSnapshot",
     "FitResult",
     "Phase",
     "Reporter",
@@ -84,6 +88,7 @@ __all__ = [
     "choose_strategy",
     "default_slots",
     "fit_phases",
+    "health_batch",
     "load_model_bytes",
     "mixed_precision_helps",
     "new_stage",
@@ -279,6 +284,9 @@ class TrainingProgress(TaskProgress):
     lr_changes: tuple[tuple[int, float], ...] = ()
     #: Each layer's health at each epoch end (``TrainingJob(health=True)``), one per epoch.
     health: tuple[EpochHealth, ...] = ()
+    #: Grad-CAM of ``CAM_IMAGES`` fixed validation images at the last epoch end (with
+    #: ``health``, for a model with a Conv2D layer), else None.
+    cams: CamSnapshot | None = None
 
     @property
     def fraction(self) -> float:
@@ -465,6 +473,27 @@ def _callback_classes():
     )
 
 
+#: Fixed validation images whose Grad-CAM is redrawn at each epoch end (with ``health``).
+CAM_IMAGES = 4
+
+
+@dataclass(frozen=True, eq=False)
+class CamSnapshot:
+    """Grad-CAM of ``CAM_IMAGES`` fixed validation images at the end of ``epoch`` (1-based):
+    ``images`` (n, H, W, C) raw pixels, ``labels`` and ``predicted`` (n,) classes,
+    ``confidence`` (n,) the predicted class's probability, ``maps`` (n, h, w) float32 in
+    [0, 1], each for the image's true class, at the last Conv2D layer ``layer``'s
+    resolution."""
+
+    epoch: int
+    layer: str
+    images: np.ndarray
+    labels: np.ndarray
+    predicted: np.ndarray
+    confidence: np.ndarray
+    maps: np.ndarray
+
+
 #: Images of the fixed batch on which each layer's health is measured every epoch.
 HEALTH_IMAGES = 64
 
@@ -478,6 +507,37 @@ class _HealthMixin:
 
     def on_epoch_end(self, epoch, logs=None):
         self.report.append(health=self.probe.measure(epoch + 1))
+        if self.cam_layer is not None:
+            self.report.update(cams=self._cams(epoch + 1))
+
+    @property
+    def cam_layer(self) -> str | None:
+        convs = [
+            layer.name for layer in self.probe.model.layers if type(layer).__name__ == "Conv2D"
+        ]
+        return convs[-1] if convs else None
+
+    def _cams(self, epoch: int) -> CamSnapshot:
+        """Grad-CAM of the batch's first ``CAM_IMAGES`` images for their true classes."""
+        x, y = self.probe.x[:CAM_IMAGES], self.probe.y[:CAM_IMAGES]
+        probabilities = np.asarray(self.probe.model(x, training=False), np.float32)
+        layer = self.cam_layer
+        maps = np.stack(
+            [
+                class_activation_map(self.probe.model, image, int(label), layer=layer)
+                for image, label in zip(x, y, strict=True)
+            ]
+        ).astype(np.float32)
+        predicted = probabilities.argmax(axis=1)
+        return CamSnapshot(
+            epoch,
+            layer,
+            x.copy(),
+            y.copy(),
+            predicted,
+            probabilities[np.arange(len(x)), predicted],
+            maps,
+        )
 
 
 def health_batch(data: TrainingData, size: int = HEALTH_IMAGES) -> tuple[np.ndarray, np.ndarray]:
@@ -1030,7 +1090,8 @@ class TrainingJob(TaskHandle[TrainingProgress]):
     (H, W, C) whose first-Conv2D feature maps, with that layer's filters, are copied into
     ``snapshot().watch`` at every epoch end (a ``WatchSnapshot``; nothing for a model
     without a Conv2D layer). ``health``: measure each layer's health on a fixed batch of
-    ``HEALTH_IMAGES`` validation images at every epoch end (``snapshot().health``).
+    ``HEALTH_IMAGES`` validation images at every epoch end (``snapshot().health``), and the
+    Grad-CAM of the first ``CAM_IMAGES`` of them (``snapshot().cams``).
 
     ``isolate``: train in a child process (``cnnlib.training.task_process``), so that TensorFlow's
     memory is returned when it ends; None: yes unless ``$CNNLAB_TRAINING_PROCESS`` is "0".

@@ -347,6 +347,8 @@ def test_pause_step_a_new_learning_rate_and_resume(app_url, page, tmp_path):
     page.get_by_text("Layer health after epoch 1").wait_for(timeout=30_000)
     health = page.locator('[data-testid="stPlotlyChart"]').filter(has_text="Dead ReLU units")
     expect(health).to_have_count(1)
+    cams = page.locator('[data-testid="stImage"]', has_text=re.compile(r"^true \d · said \d"))
+    expect(cams).to_have_count(4)
     _no_exception(page)
     height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
     page.set_viewport_size({"width": 1400, "height": int(height) + 50})

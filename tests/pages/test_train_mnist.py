@@ -493,3 +493,10 @@ def test_pause_step_a_new_learning_rate_and_resume_from_the_page(mnist_env, monk
     assert [kinds[row.name] for row in health.layers] == [row.kind for row in health.layers]
     assert sum(row.kind == "Conv2D" for row in health.layers) == 2  # the default recipe's
     assert any("Layer health after epoch 1" in m.value for m in at.markdown)
+    # Grad-CAM of the four fixed validation images after the epoch, with the model's answers.
+    cams = done.cams
+    captions = [c for image in at.get("image") for c in image.captions if c.startswith("true ")]
+    assert captions == [
+        f"true {label} · said {answer} ({p:.0%})"
+        for label, answer, p in zip(cams.labels, cams.predicted, cams.confidence, strict=True)
+    ]
