@@ -77,7 +77,7 @@ def histograms_figure(latest) -> go.Figure:
                 row=r,
                 col=col,
             )
-    fig.update_yaxes(type="log")
+    fig.update_yaxes(type="log", dtick=1)  # ticks at powers of 10 only
     fig.update_annotations(font_size=11)
     fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 40, "b": 10}, bargap=0)
     return fig
