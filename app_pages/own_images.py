@@ -15,7 +15,12 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from app_pages.sections import own_images_results, own_images_try
+from app_pages.sections import (
+    own_images_export,
+    own_images_results,
+    own_images_test,
+    own_images_try,
+)
 from cnnlib.core.budgets import budgets
 from cnnlib.core.errors import ArchiveError
 from cnnlib.training import transfer
@@ -87,7 +92,7 @@ def data_ui() -> session.OwnData | None:
 def options_ui(entry: session.OwnData) -> OwnImagesRecipe:
     """Image size, split, augmentation (with its preview), model and training settings: the
     ``OwnImagesRecipe`` (raises ``InvalidArgumentError``)."""
-    c = st.columns([1, 1, 2])
+    c = st.columns([1, 1, 1, 2])
     image_size = c[0].select_slider(
         "Image size (pixels)", IMAGE_SIZES, value=64, key="own_size", **KEEP
     )
@@ -101,7 +106,18 @@ def options_ui(entry: session.OwnData) -> OwnImagesRecipe:
         help="Stratified: every class keeps this share aside.",
         **KEEP,
     )
-    chosen = c[2].pills(
+    test = c[2].slider(
+        "Test share",
+        0.0,
+        0.3,
+        0.0,
+        0.05,
+        key="own_test",
+        help="Set aside before training, never seen nor used to pick the model: the "
+        "held-out test in tab ③. 0 = none (you can upload a test zip instead).",
+        **KEEP,
+    )
+    chosen = c[3].pills(
         "Augmentation",
         transfer.AUGMENTATIONS,
         selection_mode="multi",
@@ -162,6 +178,7 @@ def options_ui(entry: session.OwnData) -> OwnImagesRecipe:
         backbone=backbone,
         image_size=int(image_size),
         validation_fraction=float(validation),
+        test_fraction=float(test),
         augment=augment,
         augment_copies=int(copies),
         epochs=int(epochs),
@@ -238,7 +255,7 @@ def main() -> None:
         "them, then train a small convnet from scratch or reuse a pretrained network (transfer "
         "learning), and see where your model is right, wrong and why."
     )
-    runs.rerun_when_free(POLL_SECONDS, own_pages=(session.PAGE,))
+    runs.rerun_when_free(POLL_SECONDS, own_pages=(session.PAGE, session.EXPORT_PAGE))
     tested = entry = recipe = None
     with friendly_errors("The trained model could not be tested: "):
         tested = session.adopt()  # before the data may be replaced
@@ -257,9 +274,10 @@ def main() -> None:
         start_ui(entry, recipe)
     with tabs[2]:
         own_images_results.results_ui(tested, entry)
+        own_images_test.held_out_ui(tested)
     with tabs[3], friendly_errors():
         own_images_try.try_ui(tested)
-        own_images_try.export_ui(tested)
+        own_images_export.export_ui(tested)
 
 
 main()

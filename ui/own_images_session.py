@@ -14,8 +14,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import streamlit as st
 
-from cnnlib.core.errors import InvalidArgumentError
-from cnnlib.training.evaluation import Evaluation, evaluate_model
+from cnnlib.core.errors import ArchiveError, InvalidArgumentError
+from cnnlib.core.text import safe_text
+from cnnlib.training.evaluation import (
+    Evaluation,
+    HeldOutTest,
+    evaluate_model,
+    held_out_test,
+    predict_probabilities,
+)
+from cnnlib.training.export import ExportJob
+from cnnlib.training.tasks import default_slots
 from cnnlib.training.transfer import OwnImagesJob, OwnImagesRecipe
 from cnnlib.uploads.folders import FolderData, HealthReport, ImageFolders, open_archive, open_files
 from ui import runs
@@ -24,6 +33,9 @@ PAGE = "Train on your own images"  #: the page title, as the registry and busy m
 DATA = "own_data"  #: the session's ``OwnData``
 RUN = "own_run"  #: ``ui.runs.Run`` of the latest training (info: ``OwnRun``)
 COMPARE = "own_compare"  #: {(data key, version, image size): {model label: ComparisonRow}}
+EXPORT = "own_export"  #: ``ui.runs.Run`` of the latest export (info: the exported run's id)
+EXPORT_PAGE = f"{PAGE} (export)"  #: how the busy message names a running export
+TESTS = "own_tests"  #: {(run id, test source key): OwnTestResult}, the held-out tests done
 
 
 @dataclass(eq=False)
@@ -120,7 +132,10 @@ def start(entry: OwnData, recipe: OwnImagesRecipe) -> None:
     ``WeightsUnavailableError`` (nothing starts)."""
     entry.health.raise_for_issues()
     split = entry.folders.split(
-        recipe.image_size, validation_fraction=recipe.validation_fraction, seed=recipe.seed
+        recipe.image_size,
+        validation_fraction=recipe.validation_fraction,
+        test_fraction=recipe.test_fraction,
+        seed=recipe.seed,
     )
     info = OwnRun(recipe, split, (entry.key, entry.version, recipe.image_size))
     runs.start(RUN, PAGE, lambda: OwnImagesJob(split, recipe), info)
@@ -165,3 +180,124 @@ def comparison(tested: OwnTested | None) -> list[ComparisonRow]:
     if tested is None:
         return []
     return list(st.session_state.get(COMPARE, {}).get(tested.info.data, {}).values())
+
+
+# --------------------------------------------------------------------------------------------
+# The held-out test
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class OwnTestResult:
+    """A trained model on held-out test images: ``test`` (metrics, precision and recall, the
+    validation–test gap explained), the images ``x`` (N, H, W, 3) uint8 in the order of
+    ``test.evaluation`` and where they came from (``source``, for the learner)."""
+
+    test: HeldOutTest
+    x: np.ndarray
+    source: str
+
+
+def _held_out(tested: OwnTested, x: np.ndarray, y: np.ndarray, source: str) -> OwnTestResult:
+    validation = tested.result.evaluation
+    if validation is None:
+        raise InvalidArgumentError(
+            "This model has no validation score to compare with: train it with a validation split."
+        )
+    with st.spinner("Testing the model on the held-out images…"):
+        probabilities = predict_probabilities(tested.result.model, x)
+    test = held_out_test(
+        probabilities,
+        y,
+        validation_accuracy=validation.accuracy,
+        validation_size=len(validation.labels),
+    )
+    return OwnTestResult(test, x, source)
+
+
+def _remember(key: tuple, compute) -> OwnTestResult:
+    tests = st.session_state.setdefault(TESTS, {})
+    if key not in tests:
+        tests[key] = compute()
+    return tests[key]
+
+
+def test_share_size(tested: OwnTested) -> int:
+    """Images of the test share the run's split set aside (0 when none was)."""
+    return tested.info.split.size("test")
+
+
+def test_on_share(tested: OwnTested) -> OwnTestResult:
+    """The run's model on the test share set aside before it trained (computed once).
+    Raises ``InvalidArgumentError`` when there is no test share."""
+    if not test_share_size(tested):
+        raise InvalidArgumentError(
+            "No test share was set aside for this model: set a test share (tab ②) and train "
+            "again, or upload a test zip."
+        )
+
+    def compute() -> OwnTestResult:
+        x, y, _ = tested.info.split.arrays("test")
+        return _held_out(tested, x, y, "the test share set aside before training")
+
+    return _remember((tested.id, "share"), compute)
+
+
+def test_on_zip(tested: OwnTested, key: str, read) -> OwnTestResult:
+    """The run's model on a test zip (``read()``: its bytes; ``key`` names the upload),
+    checked and decoded like any upload (the decoding sandbox), resized to the model's input.
+    Its class folders must be classes of the model. Raises ``ArchiveError``."""
+
+    def compute() -> OwnTestResult:
+        names = tested.result.class_names
+        folders = open_archive(read())
+        try:
+            unknown = [n for n in folders.class_names if n not in names]
+            if unknown:
+                raise ArchiveError(
+                    f"The test zip has a class the model was not trained on: "
+                    f"{', '.join(safe_text(n) for n in unknown[:5])}. Name its folders like "
+                    f"the training classes ({', '.join(safe_text(n) for n in names[:10])})."
+                )
+            h, w = tested.result.model.input_shape[1:3]
+            x, local, _ = folders.split((int(h), int(w)), validation_fraction=0.0).arrays("train")
+            y = np.array([names.index(folders.class_names[i]) for i in local], np.int64)
+        finally:
+            folders.cleanup()
+        return _held_out(tested, x, y, "your test zip")
+
+    return _remember((tested.id, key), compute)
+
+
+# --------------------------------------------------------------------------------------------
+# Exports
+# --------------------------------------------------------------------------------------------
+
+
+def start_export(tested: OwnTested, formats: tuple[str, ...]) -> None:
+    """Convert the run's model to ``formats`` in the background (an ``ExportJob``, this
+    session's one task), each file then run by its own runtime on the validation images
+    beside Keras. int8 is calibrated on the training images. Raises ``SessionBusyError`` /
+    ``ServerBusyError`` / ``InvalidArgumentError`` (nothing starts)."""
+    result = tested.result
+    calibration = None
+    if "litert_int8" in formats:
+        calibration = tested.info.split.arrays("train")[0]
+
+    def make() -> ExportJob:
+        return ExportJob(
+            result.model,
+            formats,
+            calibration=calibration,
+            check_images=result.x if len(result.y) else None,
+            check_labels=result.y if len(result.y) else None,
+            slots=default_slots(),
+        )
+
+    runs.start(EXPORT, EXPORT_PAGE, make, tested.id)
+
+
+def export_of(tested: OwnTested) -> runs.Run | None:
+    """The latest export of ``tested``'s model (running or done), or None."""
+    run = runs.current(EXPORT)
+    return run if run is not None and run.info == tested.id else None

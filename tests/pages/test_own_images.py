@@ -231,3 +231,115 @@ def test_start_is_refused_while_another_page_trains_or_the_server_is_full(exampl
     assert "The server is busy" in " ".join(values(at.error))
     assert session.RUN not in at.session_state and not at.button(key="own_start").disabled
     full.release(blocker)
+
+
+# --------------------------------------------------------------------------------------------
+# After one training with a test share: held-out test, exports, save and resume
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained_page(fashion_dir, tmp_path_factory):
+    """The page after one training from scratch (32 × 32, 2 epochs) on the example with a
+    20 % test share: (AppTest, its run)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tasks, "_DEFAULT_SLOTS", training.TrainingSlots(2))
+        mp.setenv("KERAS_HOME", str(tmp_path_factory.mktemp("keras-home")))
+        st.cache_data.clear()
+        at = open_page("own_images")
+        at.slider(key="own_test").set_value(0.2)
+        at.number_input(key="own_epochs").set_value(2)
+        at, _ = _train(at, "scratch")
+        yield at, at.session_state[session.RUN]
+        st.cache_data.clear()
+
+
+@pytest.mark.slow
+def test_the_held_out_test_share_is_never_trained_on_and_its_gap_is_explained(trained_page):
+    at, run = trained_page
+    split = run.info.split
+    assert run.info.recipe.test_fraction == 0.2
+    # 40 per class: 8 validation, 8 test, 24 train; the three splits never share an image
+    assert split.counts("test") == dict.fromkeys(run.result.class_names, 8)
+    files = {s: set(split.files(s)[0]) for s in ("train", "validation", "test")}
+    assert not files["test"] & (files["train"] | files["validation"])
+    assert run.job.snapshot().train_samples == 96
+    result = at.session_state[session.TESTS][(run.id, "share")]
+    model = run.result.model
+    x, y, _ = split.arrays("test")
+    expected = model.predict(x.astype("float32"), verbose=0).argmax(1)
+    assert np.array_equal(result.test.evaluation.predictions, expected)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Test accuracy"] == f"{np.mean(expected == y):.1%}"
+    assert metrics["Test images"] == "32"
+    assert result.test.explanation in values(at.info)
+    # per-class precision and recall, as the table shows them
+    table = next(d.value for d in at.dataframe if "Precision" in d.value.columns)
+    precision, recall = result.test.precision, result.test.recall
+    assert list(table["Test images"]) == [8, 8, 8, 8]
+    assert list(table["Recall"]) == [f"{r:.1%}" for r in recall]
+    confusion = result.test.evaluation.confusion
+    assert np.allclose(recall, np.diag(confusion) / confusion.sum(1))
+    with np.errstate(invalid="ignore"):
+        assert np.allclose(precision, np.diag(confusion) / confusion.sum(0), equal_nan=True)
+
+
+@pytest.mark.slow
+def test_a_test_zip_is_checked_like_any_upload(trained_page):
+    from cnnlib.uploads.folders import example_archive
+
+    at, run = trained_page
+    at.radio(key="own_test_source").set_value("Upload a test zip")
+    run_checked(at)
+    # unseen Fashion-MNIST images (after the 40 per class of the example), 2 of the 4 classes
+    fresh = example_archive(6, (5, 7), offset=100)
+    at.file_uploader(key="own_test_zip").set_value([("test.zip", fresh, "application/zip")])
+    run_checked(at)
+    key = next(k for k in at.session_state[session.TESTS] if k[0] == run.id and k[1] != "share")
+    result = at.session_state[session.TESTS][key]
+    assert result.source == "your test zip" and len(result.x) == 12
+    names = run.result.class_names
+    assert np.bincount(result.test.evaluation.labels, minlength=4).tolist() == [0, 6, 6, 0]
+    assert names[1] == "Sandal" and names[2] == "Sneaker"
+    assert {m.label: m.value for m in at.metric}["Test images"] == "12"
+    # a class the model does not know: a message, the page keeps working
+    other = example_archive(3, (0, 5))  # T-shirt/top is not one of the model's classes
+    at.file_uploader(key="own_test_zip").set_value([("bad.zip", other, "application/zip")])
+    run_checked(at)
+    assert "not trained on" in " ".join(values(at.error))
+    at.radio(key="own_test_source").set_value("The test share set aside before training")
+    run_checked(at)
+    assert not at.error
+
+
+@pytest.mark.slow
+def test_export_runs_as_a_job_and_each_file_is_checked_by_its_runtime(trained_page):
+    from cnnlib.export import run_exported
+
+    at, run = trained_page
+    at.pills(key="own_export_formats").set_value(["litert", "litert_int8", "onnx"])
+    run_checked(at)
+    at.button(key="own_export_start").click()
+    run_checked(at)
+    export = at.session_state[session.EXPORT]
+    assert export.info == run.id and at.button(key="own_start").disabled  # one task at a time
+    p = export.job.wait(300)
+    assert p.state == "finished", p.error
+    at = run_checked(at)
+    labels = [d.proto.label for d in at.get("download_button")]
+    assert [lab.split(" · ")[0] for lab in labels if "·" in lab] == [
+        "LiteRT float32 (.tflite)",
+        "LiteRT int8 (.tflite)",
+        "ONNX (.onnx)",
+    ]
+    table = next(d.value for d in at.dataframe if "Same answer as Keras" in d.value.columns)
+    assert list(table["Run by"]) == ["ai-edge-litert", "ai-edge-litert", "onnxruntime"]
+    # the agreement shown is measured: run the downloaded ONNX file here, beside Keras
+    files = export.job.files()
+    x = run.result.x
+    onnx = run_exported(files["onnx"], x).argmax(1)
+    keras_top = run.result.model.predict(x.astype("float32"), verbose=0).argmax(1)
+    shown = dict(zip(table["File"], table["Same answer as Keras"], strict=True))
+    assert shown["ONNX (.onnx)"] == f"{np.mean(onnx == keras_top):.1%}"
+    assert np.mean(onnx == keras_top) >= 0.99
+    assert not at.button(key="own_start").disabled  # the export ended: training may start
