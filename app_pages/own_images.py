@@ -17,6 +17,7 @@ import streamlit as st
 
 from app_pages.sections import (
     own_images_export,
+    own_images_project,
     own_images_results,
     own_images_test,
     own_images_try,
@@ -35,6 +36,7 @@ from ui.state import KEEP
 
 POLL_SECONDS = 1.0
 EXAMPLE, ZIP, FOLDER = "Built-in example", "Upload a .zip", "Upload a folder"
+PROJECT = "Open a saved project"
 EXAMPLE_PER_CLASS = 40
 IMAGE_SIZES = [32, 48, 64, 96, 128, 160, 224]
 LEARNING_RATES = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
@@ -66,7 +68,15 @@ def _uploaded(source: str):
 
 def data_ui() -> session.OwnData | None:
     """Where the images come from; returns the session's data (or None)."""
-    source = st.radio("Images", (EXAMPLE, ZIP, FOLDER), horizontal=True, key="own_source", **KEEP)
+    source = st.radio(
+        "Images", (EXAMPLE, ZIP, FOLDER, PROJECT), horizontal=True, key="own_source", **KEEP
+    )
+    if source == PROJECT:
+        entry, resumed = own_images_project.open_project_ui()
+        if resumed is not None:
+            restore_options(resumed.recipe)
+            st.rerun()  # the resumed model becomes the page's latest run
+        return entry
     if source == EXAMPLE:
         st.caption(
             f"The example: {EXAMPLE_PER_CLASS} real Fashion-MNIST test images of each of four "
@@ -188,6 +198,27 @@ def options_ui(entry: session.OwnData) -> OwnImagesRecipe:
     )
 
 
+def restore_options(recipe: OwnImagesRecipe) -> None:
+    """Set the options' widgets (drawn later in this run) to a resumed project's recipe;
+    a value a widget cannot show is left as it is."""
+    values = {
+        "own_size": (recipe.image_size, recipe.image_size in IMAGE_SIZES),
+        "own_val": (recipe.validation_fraction, 0.1 <= recipe.validation_fraction <= 0.5),
+        "own_test": (recipe.test_fraction, recipe.test_fraction <= 0.3),
+        "own_augment": (list(recipe.augment), True),
+        "own_recipe": (recipe.recipe, recipe.recipe in RECIPES),
+        "own_backbone": (recipe.backbone, recipe.backbone in transfer.BACKBONES),
+        "own_copies": (recipe.augment_copies, recipe.augment_copies <= 5),
+        "own_epochs": (recipe.epochs, 1 <= recipe.epochs <= 100),
+        "own_lr": (recipe.learning_rate, recipe.learning_rate in LEARNING_RATES),
+        "own_patience": (recipe.patience, recipe.patience <= 20),
+        "own_fine_tune": (recipe.fine_tune_epochs, recipe.fine_tune_epochs <= 20),
+    }
+    for key, (value, fits) in values.items():
+        if fits:
+            st.session_state[key] = value
+
+
 @st.cache_data(max_size=CACHE_BYTES, max_entries=8, show_spinner="Augmenting a few samples…")
 def _preview(samples: np.ndarray, kinds: tuple[str, ...]) -> np.ndarray:
     return transfer.preview_augmentation(samples, kinds, copies=4, seed=1)
@@ -259,7 +290,7 @@ def main() -> None:
     tested = entry = recipe = None
     with friendly_errors("The trained model could not be tested: "):
         tested = session.adopt()  # before the data may be replaced
-    tabs = st.tabs(["① Your images", "② Train", "③ Results", "④ Try it & export"])
+    tabs = st.tabs(["① Your images", "② Train", "③ Results", "④ Try it, export & save"])
     with tabs[0], friendly_errors("These images cannot be used: "):
         try:
             entry = data_ui()
@@ -278,6 +309,7 @@ def main() -> None:
     with tabs[3], friendly_errors():
         own_images_try.try_ui(tested)
         own_images_export.export_ui(tested)
+        own_images_project.save_ui(entry, recipe, tested)
 
 
 main()

@@ -10,6 +10,7 @@ session's model registry through the one flow of ``ui.runs``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -35,18 +36,27 @@ RUN = "own_run"  #: ``ui.runs.Run`` of the latest training (info: ``OwnRun``)
 COMPARE = "own_compare"  #: {(data key, version, image size): {model label: ComparisonRow}}
 EXPORT = "own_export"  #: ``ui.runs.Run`` of the latest export (info: the exported run's id)
 EXPORT_PAGE = f"{PAGE} (export)"  #: how the busy message names a running export
+#: The curves of a training kept with its result (and saved with a project).
+HISTORY = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 TESTS = "own_tests"  #: {(run id, test source key): OwnTestResult}, the held-out tests done
 
 
 @dataclass(eq=False)
 class OwnData:
     """The session's images: the upload's ``key``, its checked ``folders``, ``version`` (one
-    more after each relabelling or exclusion) and the ``health`` report of that version."""
+    more after each relabelling or exclusion), the ``health`` report of that version and
+    ``initial``: every (stored file, label) as first checked, in order (what a saved project
+    holds; the relabels and exclusions are the differences from it)."""
 
     key: str
     folders: ImageFolders
     health: HealthReport
     version: int = 0
+    initial: tuple[tuple[Path, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.initial:
+            self.initial = tuple(self.folders.files)
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,6 +85,8 @@ class OwnImagesResult:
     registered: str
     label: str
     verified: bool = field(default=False)
+    #: The training's curves per epoch ("train_loss", "val_accuracy"…), for a saved project.
+    history: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -113,9 +125,14 @@ def use_data(key: str, read) -> OwnData:
     raw = read()
     with st.spinner("Checking every image…"):
         folders = open_archive(raw) if isinstance(raw, bytes) else open_files(raw)
-    if current is not None:
+    return replace_data(OwnData(key, folders, folders.health()))
+
+
+def replace_data(entry: OwnData) -> OwnData:
+    """Make ``entry`` the session's data; the previous one's temporary folder is removed."""
+    current = data()
+    if current is not None and current is not entry:
         current.folders.cleanup()
-    entry = OwnData(key, folders, folders.health())
     st.session_state[DATA] = entry
     return entry
 
@@ -163,10 +180,10 @@ def _test(run: OwnTested) -> OwnImagesResult:
         extraction_seconds=round(p.extract_seconds, 1) if p.extract_seconds else None,
         parameters=int(model.count_params()),
     )
-    result = OwnImagesResult(
-        model, evaluation, x, y, tuple(paths), class_names, name, label, p.weights_verified
+    history = {k: tuple(getattr(p, k)) for k in HISTORY}
+    return OwnImagesResult(
+        model, evaluation, x, y, tuple(paths), class_names, name, label, p.weights_verified, history
     )
-    return result
 
 
 def adopt() -> OwnTested | None:

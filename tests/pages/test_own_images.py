@@ -240,7 +240,7 @@ def test_start_is_refused_while_another_page_trains_or_the_server_is_full(exampl
 
 @pytest.fixture(scope="module")
 def trained_page(fashion_dir, tmp_path_factory):
-    """The page after one training from scratch (32 × 32, 2 epochs) on the example with a
+    """The page after one training from scratch (32 × 32, 1 epoch) on the example with a
     20 % test share: (AppTest, its run)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(tasks, "_DEFAULT_SLOTS", training.TrainingSlots(2))
@@ -248,7 +248,6 @@ def trained_page(fashion_dir, tmp_path_factory):
         st.cache_data.clear()
         at = open_page("own_images")
         at.slider(key="own_test").set_value(0.2)
-        at.number_input(key="own_epochs").set_value(2)
         at, _ = _train(at, "scratch")
         yield at, at.session_state[session.RUN]
         st.cache_data.clear()
@@ -343,3 +342,92 @@ def test_export_runs_as_a_job_and_each_file_is_checked_by_its_runtime(trained_pa
     assert shown["ONNX (.onnx)"] == f"{np.mean(onnx == keras_top):.1%}"
     assert np.mean(onnx == keras_top) >= 0.99
     assert not at.button(key="own_start").disabled  # the export ended: training may start
+
+
+def _resume(project_bytes: bytes):
+    """A fresh page (a new session) that opens ``project_bytes`` as a saved project."""
+    at = open_page("own_images")
+    at.radio(key="own_source").set_value("Open a saved project")
+    run_checked(at)
+    at.file_uploader(key="own_project").set_value(
+        [("cnnlab-project.zip", project_bytes, "application/zip")]
+    )
+    return run_checked(at)
+
+
+@pytest.mark.slow
+def test_save_the_project_and_resume_it_in_a_new_session(trained_page):
+    from pathlib import Path
+
+    from ui import own_images_project as project
+
+    at, run = trained_page
+    at.button(key="own_project_prepare").click()
+    at = run_checked(at)
+    labels = [d.proto.label for d in at.get("download_button")]
+    assert any(lab.startswith("Download the project (.zip") for lab in labels)
+    saved = at.session_state[project.FILE][1]
+    entry = at.session_state[session.DATA]
+    initial = [p for p, _ in entry.initial]
+
+    fresh = _resume(saved)
+    resumed = fresh.session_state[session.DATA]
+    assert resumed.folders.class_names == entry.folders.class_names
+    assert len(resumed.folders) == 160 and resumed.health.ok
+    # the settings came back into the widgets
+    assert fresh.select_slider(key="own_size").value == 32
+    assert fresh.slider(key="own_test").value == 0.2
+    assert fresh.number_input(key="own_epochs").value == 1
+    assert fresh.radio(key="own_recipe").value == "scratch"
+    # the same model, tested again on the same validation images (the same seeded split)
+    back = fresh.session_state[f"{session.RUN}_adopted"]
+    for a, b in zip(back.result.model.get_weights(), run.result.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    before = [initial.index(Path(p)) for p in run.info.split.files("validation")[0]]
+    after = [
+        int(resumed.folders.source(p).rsplit("/", 1)[1].split(".")[0])
+        for p in back.info.split.files("validation")[0]
+    ]
+    assert before == after
+    assert np.array_equal(back.result.y, run.result.y)
+    assert back.result.history["val_accuracy"] == run.result.history["val_accuracy"]
+    assert len(back.result.history["val_accuracy"]) == 1
+    assert "Opened your project" in " ".join(values(fresh.success))
+    metrics = {m.label: m.value for m in fresh.metric}
+    assert metrics["Validation accuracy"] == f"{back.result.evaluation.accuracy:.1%}"
+    # the held-out share is the same images too: the resumed model can be tested on it
+    assert back.info.split.counts("test") == run.info.split.counts("test")
+
+
+@pytest.mark.slow
+def test_relabels_and_exclusions_travel_in_a_project_without_the_old_model(trained_page):
+    from ui import own_images_project as project
+
+    at, _ = trained_page
+    entry = at.session_state[session.DATA]
+    (moved, label), (gone, _) = entry.folders.files[0], entry.folders.files[-1]
+    entry.folders.relabel(moved, (label + 1) % 4)
+    entry.folders.exclude(gone)
+    session.edited(entry)
+    at = run_checked(at)
+    captions = " ".join(values(at.caption))
+    assert "The trained model is not included" in captions
+    at.button(key="own_project_prepare").click()
+    at = run_checked(at)
+    fresh = _resume(at.session_state[project.FILE][1])
+    resumed = fresh.session_state[session.DATA]
+    assert resumed.folders.counts() == entry.folders.counts()
+    assert len(resumed.folders) == 159 and len(resumed.initial) == 160
+    assert f"{session.RUN}_adopted" not in fresh.session_state
+    assert "saved without a model" in " ".join(values(fresh.success))
+    # saved again from the resumed page: the same relabel and exclusion
+    again = project.project_of(resumed, None, None)
+    first = project.project_of(entry, None, None)
+    assert again.relabels == first.relabels and again.exclusions == first.exclusions
+
+
+def test_a_damaged_project_file_shows_its_message(example_env):
+    at = _resume(b"PK\x03\x04 not really a zip")
+    assert "These images cannot be used" in " ".join(values(at.error))
+    at = _resume(_zip({"a/1.png": encode(photo()), "b/1.png": encode(photo())}))
+    assert "not a CNN Lab project" in " ".join(values(at.error))
