@@ -16,6 +16,7 @@ import numpy as np
 import streamlit as st
 
 from app_pages.sections import (
+    own_images_explore,
     own_images_export,
     own_images_project,
     own_images_results,
@@ -290,7 +291,9 @@ def main() -> None:
     tested = entry = recipe = None
     with friendly_errors("The trained model could not be tested: "):
         tested = session.adopt()  # before the data may be replaced
-    tabs = st.tabs(["① Your images", "② Train", "③ Results", "④ Try it, export & save"])
+    tabs = st.tabs(
+        ["① Your images", "② Train", "③ Results", "④ Try it & export", "⑤ Threshold & data map"]
+    )
     with tabs[0], friendly_errors("These images cannot be used: "):
         try:
             entry = data_ui()
@@ -310,6 +313,9 @@ def main() -> None:
         own_images_try.try_ui(tested)
         own_images_export.export_ui(tested)
         own_images_project.save_ui(entry, recipe, tested)
+    with tabs[4], friendly_errors():
+        own_images_explore.threshold_ui(tested)
+        own_images_explore.data_map_ui(tested)
 
 
 main()

@@ -17,6 +17,7 @@ import streamlit as st
 
 from cnnlib.core.errors import ArchiveError, InvalidArgumentError
 from cnnlib.core.text import safe_text
+from cnnlib.inspect.data_map import FeatureMap, classifier_features, pca_2d
 from cnnlib.training.evaluation import (
     Evaluation,
     HeldOutTest,
@@ -38,6 +39,8 @@ EXPORT = "own_export"  #: ``ui.runs.Run`` of the latest export (info: the export
 EXPORT_PAGE = f"{PAGE} (export)"  #: how the busy message names a running export
 #: The curves of a training kept with its result (and saved with a project).
 HISTORY = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+THRESHOLD = "own_threshold"  #: the confidence threshold chosen in tab ⑤ (0: always answer)
+MAPS = "own_maps"  #: {run id: FeatureMap} of the validation images
 TESTS = "own_tests"  #: {(run id, test source key): OwnTestResult}, the held-out tests done
 
 
@@ -318,3 +321,35 @@ def export_of(tested: OwnTested) -> runs.Run | None:
     """The latest export of ``tested``'s model (running or done), or None."""
     run = runs.current(EXPORT)
     return run if run is not None and run.info == tested.id else None
+
+
+# --------------------------------------------------------------------------------------------
+# The threshold and the map of the data
+# --------------------------------------------------------------------------------------------
+
+
+def threshold() -> float:
+    """The confidence threshold the learner chose (0.0 until they do: always answer)."""
+    return float(st.session_state.get(THRESHOLD, 0.0))
+
+
+def prediction_sets(tested: OwnTested) -> dict[str, Evaluation]:
+    """The run's predictions a threshold can be explored on: the validation images, and the
+    held-out test share once it was tested ({what: Evaluation})."""
+    sets = {}
+    if tested.result.evaluation is not None:
+        sets["validation images"] = tested.result.evaluation
+    test = st.session_state.get(TESTS, {}).get((tested.id, "share"))
+    if test is not None:
+        sets["held-out test share"] = test.test.evaluation
+    return sets
+
+
+def data_map(tested: OwnTested) -> FeatureMap:
+    """The 2-D PCA of the features the model's classifier reads for each validation image
+    (computed once per run)."""
+    maps = st.session_state.setdefault(MAPS, {})
+    if tested.id not in maps:
+        with st.spinner("Computing what the model sees in each validation image…"):
+            maps[tested.id] = pca_2d(classifier_features(tested.result.model, tested.result.x))
+    return maps[tested.id]

@@ -100,7 +100,7 @@ def downloads_ui(tested: session.OwnTested) -> None:
     )
     c[2].download_button(
         "Python snippet (predict.py)",
-        transfer.prediction_snippet(model),
+        transfer.prediction_snippet(model, threshold=session.threshold()),
         file_name="predict.py",
         on_click="ignore",
         key="own_download_snippet",

@@ -9,6 +9,7 @@ import streamlit as st
 from cnnlib.core.text import safe_text
 from cnnlib.inspect.saliency import saliency_map
 from cnnlib.training import transfer
+from ui import own_images_explore_view as explore_view
 from ui import own_images_session as session
 from ui import own_images_view as view
 from ui.image_input import pick_images, show_image
@@ -29,6 +30,9 @@ def try_ui(tested: session.OwnTested | None) -> None:
     with left:
         show_image(image, caption=safe_text(picked[0].label), width=280)
     with right:
+        best, probability = predictions[0]
+        if probability < session.threshold():
+            explore_view.show_not_sure(best, probability, session.threshold())
         view.show_prediction(predictions, transfer.confidence_sentence(predictions))
     x = transfer.model_input(model, image)  # the pixels the prediction saw
     best = names.index(predictions[0][0])

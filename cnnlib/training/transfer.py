@@ -788,13 +788,18 @@ def _uses_caffe(model) -> bool:
 
 
 def prediction_snippet(
-    model, *, model_file: str = "model.keras", labels_file: str = "labels.txt"
+    model,
+    *,
+    model_file: str = "model.keras",
+    labels_file: str = "labels.txt",
+    threshold: float = 0.0,
 ) -> str:
     """A short Python script that loads the exported model and predicts one image.
 
     Usage: ``python predict.py photo.jpg``. It needs keras, pillow and numpy; models with a
     ResNet50/VGG19 backbone also need CNN Lab's ``cnnlib`` importable (its registered
-    ``CaffePreprocess`` layer).
+    ``CaffePreprocess`` layer). With a ``threshold`` above 0 it answers "not sure" when the
+    top probability is below it (``cnnlib.training.thresholds.answer``'s rule).
     """
     h, w = model.input_shape[1:3]
     extra = (
@@ -802,7 +807,18 @@ def prediction_snippet(
         if _uses_caffe(model)
         else ""
     )
-    return f'''import sys
+    answer = 'print(f"{labels[best]} with {100 * probabilities[best]:.1f}% confidence")\n'
+    if threshold > 0:
+        answer = (
+            f"if probabilities[best] >= {float(threshold)!r}:  # your confidence threshold\n"
+            f"    {answer}"
+            "else:\n"
+            '    print(f"not sure (best guess {labels[best]} with '
+            "{100 * probabilities[best]:.1f}% confidence, below the threshold of "
+            f'{100 * float(threshold):g}%)")\n'
+        )
+    return (
+        f'''import sys
 
 import keras
 import numpy as np
@@ -814,8 +830,9 @@ image = Image.open(sys.argv[1]).convert("RGB").resize(({w}, {h}))
 pixels = np.asarray(image, dtype="float32")[None]  # (1, {h}, {w}, 3), raw 0..255
 probabilities = model.predict(pixels, verbose=0)[0]
 best = int(np.argmax(probabilities))
-print(f"{{labels[best]}} with {{100 * probabilities[best]:.1f}}% confidence")
 '''
+        + answer
+    )
 
 
 def model_input(model, image: Image.Image) -> np.ndarray:

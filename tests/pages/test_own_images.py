@@ -431,3 +431,60 @@ def test_a_damaged_project_file_shows_its_message(example_env):
     assert "These images cannot be used" in " ".join(values(at.error))
     at = _resume(_zip({"a/1.png": encode(photo()), "b/1.png": encode(photo())}))
     assert "not a CNN Lab project" in " ".join(values(at.error))
+
+
+def _chart(at, key: str) -> dict:
+    import json
+
+    chart = next(c for c in at.get("plotly_chart") if key in c.proto.id)
+    return json.loads(chart.proto.spec)
+
+
+def _numbers(values) -> np.ndarray:
+    """A plotly trace's array (a list, or a typed array as plotly sends NumPy arrays)."""
+    import base64
+
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+    return np.asarray(values)
+
+
+@pytest.mark.slow
+def test_the_threshold_says_not_sure_and_the_map_marks_the_mistakes(trained_page):
+    at, run = trained_page
+    evaluation = run.result.evaluation
+    confidence = evaluation.probabilities.max(1)
+    threshold = float(np.round(np.median(confidence), 2))
+    at.slider(key=session.THRESHOLD).set_value(threshold)
+    at = run_checked(at)
+    # by hand: the images whose top probability reaches the threshold are answered
+    answered = confidence >= threshold
+    right = answered & (evaluation.predictions == evaluation.labels)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Answered"] == f"{answered.mean():.1%}"
+    assert metrics["Accuracy of the answers"] == f"{right.sum() / answered.sum():.1%}"
+    assert metrics["“Not sure” (validation images)"] == str(int((~answered).sum()))
+    table = next(d.value for d in at.dataframe if "Not sure" in d.value.columns)
+    for k in range(4):
+        mine = evaluation.labels == k
+        assert table["Right"][k] == int((right & mine).sum())
+        assert table["Not sure"][k] == int((~answered & mine).sum())
+    # the prediction panel uses the same threshold
+    top = max(_probabilities(at))
+    warned = any("Not sure" in w for w in values(at.warning))
+    assert warned == (top < threshold)
+    at.slider(key=session.THRESHOLD).set_value(0.99)
+    at = run_checked(at)
+    assert any("Not sure" in w for w in values(at.warning)) == (max(_probabilities(at)) < 0.99)
+    # the map: one point per validation image, at its PCA coordinates, mistakes as crosses
+    spec = _chart(at, "own_data_map_")
+    feature_map = at.session_state[session.MAPS][run.id]
+    xs = np.concatenate([_numbers(t["x"]) for t in spec["data"]])
+    assert len(xs) == len(evaluation.labels) == 32
+    crosses = sum(len(_numbers(t["x"])) for t in spec["data"] if "(mistake)" in t["name"])
+    assert crosses == int((evaluation.predictions != evaluation.labels).sum())
+    first = spec["data"][0]
+    index = _numbers(first["customdata"]).reshape(-1, 2)[:, 0].astype(int)
+    np.testing.assert_allclose(_numbers(first["x"]), feature_map.points[index, 0], rtol=1e-5)
+    at.slider(key=session.THRESHOLD).set_value(0.0)
+    run_checked(at)
