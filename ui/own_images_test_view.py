@@ -32,10 +32,11 @@ def show_test_summary(result) -> None:
     t = result.test
     evaluation = t.evaluation
     c = st.columns(4)
+    gap = round(-100 * t.gap, 1)
     c[0].metric(
         "Test accuracy",
         f"{t.accuracy:.1%}",
-        delta=f"{-100 * t.gap:+.1f} points vs validation",
+        delta=f"{gap:+.1f} points vs validation" if gap else None,
         delta_color="normal",
     )
     c[1].metric("Validation accuracy", f"{t.validation_accuracy:.1%}")
