@@ -16,6 +16,7 @@ import numpy as np
 import streamlit as st
 
 from app_pages.sections import (
+    own_images_camera,
     own_images_explore,
     own_images_export,
     own_images_project,
@@ -37,7 +38,7 @@ from ui.state import KEEP
 
 POLL_SECONDS = 1.0
 EXAMPLE, ZIP, FOLDER = "Built-in example", "Upload a .zip", "Upload a folder"
-PROJECT = "Open a saved project"
+PROJECT, CAMERA = "Open a saved project", "Webcam"
 EXAMPLE_PER_CLASS = 40
 IMAGE_SIZES = [32, 48, 64, 96, 128, 160, 224]
 LEARNING_RATES = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
@@ -70,8 +71,14 @@ def _uploaded(source: str):
 def data_ui() -> session.OwnData | None:
     """Where the images come from; returns the session's data (or None)."""
     source = st.radio(
-        "Images", (EXAMPLE, ZIP, FOLDER, PROJECT), horizontal=True, key="own_source", **KEEP
+        "Images",
+        (EXAMPLE, ZIP, FOLDER, CAMERA, PROJECT),
+        horizontal=True,
+        key="own_source",
+        **KEEP,
     )
+    if source == CAMERA:
+        return own_images_camera.camera_ui()
     if source == PROJECT:
         entry, resumed = own_images_project.open_project_ui()
         if resumed is not None:

@@ -488,3 +488,44 @@ def test_the_threshold_says_not_sure_and_the_map_marks_the_mistakes(trained_page
     np.testing.assert_allclose(_numbers(first["x"]), feature_map.points[index, 0], rtol=1e-5)
     at.slider(key=session.THRESHOLD).set_value(0.0)
     run_checked(at)
+
+
+def test_webcam_classes_photos_removed_one_by_one_then_checked_like_an_upload(example_env):
+    """The capture flow without a camera (AppTest has none; the browser test takes real
+    photos with Chromium's fake camera): classes made by name, photos kept per class, one
+    removed, then used: the same archive reader and health report as an upload."""
+    from PIL import Image
+
+    from ui import own_images_camera as camera
+
+    at = open_page("own_images")
+    at.radio(key="own_source").set_value("Webcam")
+    run_checked(at)
+    camera_widget = at.get("camera_input")[0]
+    assert camera_widget.proto.disabled  # no class yet
+    for name in ("thumbs up", "[x](evil.example)", "a/b"):
+        at.text_input(key="own_cam_new").set_value(name)
+        at.button(key="own_cam_add").click()
+        run_checked(at)
+    assert at.session_state[camera.CLASSES] == ["thumbs up", "[x](evil.example)"]
+    assert "without / \\ :" in " ".join(values(at.error))  # "a/b" refused
+    assert at.selectbox(key="own_cam_class").value == "[x](evil.example)"
+    assert not at.get("camera_input")[0].proto.disabled
+    rng = np.random.default_rng(0)
+    shots = [
+        camera.Capture(i + 1, name, Image.fromarray(rng.integers(0, 256, (60, 80, 3), np.uint8)))
+        for i, name in enumerate(["thumbs up"] * 6 + ["[x](evil.example)"] * 6)
+    ]
+    at.session_state[camera.CAPTURES] = shots
+    run_checked(at)
+    at.button(key="own_cam_remove_3").click()
+    run_checked(at)
+    assert [c.id for c in at.session_state[camera.CAPTURES]] == [1, 2, 4, *range(5, 13)]
+    at.button(key="own_cam_use").click()
+    run_checked(at)
+    entry = at.session_state[session.DATA]
+    assert entry.key.startswith("camera:")
+    assert entry.folders.counts() == {"[x](evil.example)": 6, "thumbs up": 5}
+    shown = " ".join(values(at.markdown) + values(at.caption))
+    assert "11 images in 2 classes" in shown and "Ready to train" in " ".join(values(at.success))
+    assert "](evil" not in outside_code_spans(shown)
