@@ -19,6 +19,7 @@ from app_pages.sections import (
     own_images_camera,
     own_images_explore,
     own_images_export,
+    own_images_lr,
     own_images_project,
     own_images_results,
     own_images_test,
@@ -294,7 +295,9 @@ def main() -> None:
         "them, then train a small convnet from scratch or reuse a pretrained network (transfer "
         "learning), and see where your model is right, wrong and why."
     )
-    runs.rerun_when_free(POLL_SECONDS, own_pages=(session.PAGE, session.EXPORT_PAGE))
+    runs.rerun_when_free(
+        POLL_SECONDS, own_pages=(session.PAGE, session.EXPORT_PAGE, session.LR_PAGE)
+    )
     tested = entry = recipe = None
     with friendly_errors("The trained model could not be tested: "):
         tested = session.adopt()  # before the data may be replaced
@@ -312,6 +315,9 @@ def main() -> None:
         if entry is not None and entry.health.ok:
             with friendly_errors():
                 recipe = options_ui(entry)
+            if recipe is not None:
+                with st.expander("Find a learning rate"), friendly_errors():
+                    own_images_lr.lr_finder_ui(entry, recipe, LEARNING_RATES, "own_lr")
         start_ui(entry, recipe)
     with tabs[2]:
         own_images_results.results_ui(tested, entry)

@@ -39,6 +39,45 @@ CLASS_COLORS = (
 )
 
 
+def lr_figure(test) -> go.Figure:
+    """A range test (``cnnlib.training.lr_finder.RangeTest``): each batch's loss (faint)
+    and its moving average against the learning rate (log scale), the suggested rate and
+    the rate at the lowest loss marked."""
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=test.rates,
+            y=test.losses,
+            name="loss of each batch",
+            mode="lines",
+            line={"color": "#9aa5b1", "width": 1},
+            hovertemplate="rate %{x:.2g}: loss %{y:.3f}<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=test.rates,
+            y=test.smoothed,
+            name="smoothed loss",
+            mode="lines",
+            line={"color": "#1f77b4", "width": 3},
+            hovertemplate="rate %{x:.2g}: smoothed loss %{y:.3f}<extra></extra>",
+        )
+    )
+    fig.add_vline(x=test.suggested, line_dash="dash", line_color="#2ca02c")
+    fig.add_vline(x=test.minimum_rate, line_dash="dot", line_color="#d62728")
+    finite = test.smoothed[np.isfinite(test.smoothed)]
+    top = float(min(finite.max(), 3 * finite.min() + 1e-9)) if finite.size else 1.0
+    fig.update_xaxes(type="log", title_text="learning rate (log scale)")
+    fig.update_yaxes(title_text="training loss", range=[0, 1.1 * top])
+    fig.update_layout(
+        height=300,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        legend={"orientation": "h", "y": 1.12},
+    )
+    return fig
+
+
 def threshold_figure(curve, threshold: float) -> go.Figure:
     """Coverage (share of images answered) and accuracy of those answers against the
     threshold; a dashed line at ``threshold``."""

@@ -176,12 +176,7 @@ def resume(key: str, read) -> tuple[session.OwnData, ResumedProject]:
 
 def _adopt(entry: session.OwnData, recipe: OwnImagesRecipe, model, history: dict) -> None:
     """The project's model as the page's latest run: tested on its validation split."""
-    split = entry.folders.split(
-        recipe.image_size,
-        validation_fraction=recipe.validation_fraction,
-        test_fraction=recipe.test_fraction,
-        seed=recipe.seed,
-    )
+    split = session.split_of(entry, recipe)
     with st.spinner("Testing the saved model on its validation images…"):
         x, y, paths = split.arrays("validation")
         evaluation = evaluate_model(model, x, y) if len(y) else None

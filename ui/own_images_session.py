@@ -26,6 +26,7 @@ from cnnlib.training.evaluation import (
     predict_probabilities,
 )
 from cnnlib.training.export import ExportJob
+from cnnlib.training.lr_finder import LrFinderJob
 from cnnlib.training.tasks import default_slots
 from cnnlib.training.transfer import OwnImagesJob, OwnImagesRecipe
 from cnnlib.uploads.folders import FolderData, HealthReport, ImageFolders, open_archive, open_files
@@ -39,6 +40,8 @@ EXPORT = "own_export"  #: ``ui.runs.Run`` of the latest export (info: the export
 EXPORT_PAGE = f"{PAGE} (export)"  #: how the busy message names a running export
 #: The curves of a training kept with its result (and saved with a project).
 HISTORY = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+LR_RUN = "own_lr_finder"  #: ``ui.runs.Run`` of the latest range test (info: its recipe)
+LR_PAGE = f"{PAGE} (learning-rate finder)"  #: how the busy message names a running one
 THRESHOLD = "own_threshold"  #: the confidence threshold chosen in tab ⑤ (0: always answer)
 MAPS = "own_maps"  #: {run id: FeatureMap} of the validation images
 TESTS = "own_tests"  #: {(run id, test source key): OwnTestResult}, the held-out tests done
@@ -146,17 +149,22 @@ def edited(entry: OwnData) -> None:
     entry.health = entry.folders.health()
 
 
-def start(entry: OwnData, recipe: OwnImagesRecipe) -> None:
-    """Start an ``OwnImagesJob`` of ``recipe`` on the current data. Raises
-    ``SessionBusyError`` / ``ServerBusyError`` / ``ArchiveError`` /
-    ``WeightsUnavailableError`` (nothing starts)."""
-    entry.health.raise_for_issues()
-    split = entry.folders.split(
+def split_of(entry: OwnData, recipe: OwnImagesRecipe) -> FolderData:
+    """The seeded, stratified split of the data that ``recipe`` trains on (the one rule)."""
+    return entry.folders.split(
         recipe.image_size,
         validation_fraction=recipe.validation_fraction,
         test_fraction=recipe.test_fraction,
         seed=recipe.seed,
     )
+
+
+def start(entry: OwnData, recipe: OwnImagesRecipe) -> None:
+    """Start an ``OwnImagesJob`` of ``recipe`` on the current data. Raises
+    ``SessionBusyError`` / ``ServerBusyError`` / ``ArchiveError`` /
+    ``WeightsUnavailableError`` (nothing starts)."""
+    entry.health.raise_for_issues()
+    split = split_of(entry, recipe)
     info = OwnRun(recipe, split, (entry.key, entry.version, recipe.image_size))
     runs.start(RUN, PAGE, lambda: OwnImagesJob(split, recipe), info)
 
@@ -287,6 +295,14 @@ def test_on_zip(tested: OwnTested, key: str, read) -> OwnTestResult:
         return _held_out(tested, x, y, "your test zip")
 
     return _remember((tested.id, key), compute)
+
+
+def start_lr_finder(entry: OwnData, recipe: OwnImagesRecipe) -> None:
+    """Start the range test of ``recipe`` on the current data's training split (an
+    ``LrFinderJob``, this session's one task). Raises like ``start``."""
+    entry.health.raise_for_issues()
+    split = split_of(entry, recipe)
+    runs.start(LR_RUN, LR_PAGE, lambda: LrFinderJob(split, recipe, slots=default_slots()), recipe)
 
 
 # --------------------------------------------------------------------------------------------

@@ -529,3 +529,36 @@ def test_webcam_classes_photos_removed_one_by_one_then_checked_like_an_upload(ex
     shown = " ".join(values(at.markdown) + values(at.caption))
     assert "11 images in 2 classes" in shown and "Ready to train" in " ".join(values(at.success))
     assert "](evil" not in outside_code_spans(shown)
+
+
+@pytest.mark.slow
+def test_the_learning_rate_finder_runs_as_a_job_and_its_suggestion_is_one_click(example_env):
+    from app_pages.sections.own_images_lr import nearest
+
+    at = open_page("own_images")
+    at.select_slider(key="own_size").set_value(32)
+    at.radio(key="own_recipe").set_value("scratch")
+    run_checked(at)
+    at.button(key="own_lr_start").click()
+    run_checked(at)
+    run = at.session_state[session.LR_RUN]
+    assert run.info.recipe == "scratch" and run.info.image_size == 32
+    assert at.button(key="own_start").disabled  # one task at a time
+    p = run.job.wait(300)
+    assert p.state == "finished", p.error
+    at = run_checked(at)
+    test = run.job.result()
+    assert 10 <= len(test.rates) <= 100 and test.rates[0] == pytest.approx(1e-7)
+    assert test.suggested == pytest.approx(test.minimum_rate / 10)
+    spec = _chart(at, "own_lr_curve")
+    np.testing.assert_allclose(_numbers(spec["data"][1]["y"]), test.smoothed, rtol=1e-6)
+    choice = nearest(test.suggested, [1e-4, 3e-4, 1e-3, 3e-3, 1e-2])
+    assert f"The nearest setting is {choice:g}" in " ".join(values(at.caption))
+    current = at.select_slider(key="own_lr").value
+    assert at.button(key="own_lr_apply").disabled == (current == choice)
+    at.select_slider(key="own_lr").set_value(1e-4 if choice != 1e-4 else 1e-2)
+    at = run_checked(at)
+    at.button(key="own_lr_apply").click()
+    at = run_checked(at)
+    assert at.select_slider(key="own_lr").value == choice
+    assert not at.button(key="own_start").disabled
