@@ -22,6 +22,7 @@ from app_pages.sections import (
     own_images_lr,
     own_images_project,
     own_images_results,
+    own_images_shortcut,
     own_images_test,
     own_images_try,
 )
@@ -296,13 +297,21 @@ def main() -> None:
         "learning), and see where your model is right, wrong and why."
     )
     runs.rerun_when_free(
-        POLL_SECONDS, own_pages=(session.PAGE, session.EXPORT_PAGE, session.LR_PAGE)
+        POLL_SECONDS,
+        own_pages=(session.PAGE, session.EXPORT_PAGE, session.LR_PAGE, session.SHORTCUT_PAGE),
     )
     tested = entry = recipe = None
     with friendly_errors("The trained model could not be tested: "):
         tested = session.adopt()  # before the data may be replaced
     tabs = st.tabs(
-        ["① Your images", "② Train", "③ Results", "④ Try it & export", "⑤ Threshold & data map"]
+        [
+            "① Your images",
+            "② Train",
+            "③ Results",
+            "④ Try it & export",
+            "⑤ Threshold & data map",
+            "⑥ Shortcut lab",
+        ]
     )
     with tabs[0], friendly_errors("These images cannot be used: "):
         try:
@@ -329,6 +338,8 @@ def main() -> None:
     with tabs[4], friendly_errors():
         own_images_explore.threshold_ui(tested)
         own_images_explore.data_map_ui(tested)
+    with tabs[5]:
+        own_images_shortcut.shortcut_ui(entry, recipe)
 
 
 main()

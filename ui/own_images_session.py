@@ -17,6 +17,7 @@ import streamlit as st
 
 from cnnlib.core.errors import ArchiveError, InvalidArgumentError
 from cnnlib.core.text import safe_text
+from cnnlib.data.shortcuts import Cue
 from cnnlib.inspect.data_map import FeatureMap, classifier_features, pca_2d
 from cnnlib.training.evaluation import (
     Evaluation,
@@ -27,6 +28,7 @@ from cnnlib.training.evaluation import (
 )
 from cnnlib.training.export import ExportJob
 from cnnlib.training.lr_finder import LrFinderJob
+from cnnlib.training.shortcut_lab import ShortcutReport, shortcut_data, shortcut_report
 from cnnlib.training.tasks import default_slots
 from cnnlib.training.transfer import OwnImagesJob, OwnImagesRecipe
 from cnnlib.uploads.folders import FolderData, HealthReport, ImageFolders, open_archive, open_files
@@ -42,6 +44,8 @@ EXPORT_PAGE = f"{PAGE} (export)"  #: how the busy message names a running export
 HISTORY = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 LR_RUN = "own_lr_finder"  #: ``ui.runs.Run`` of the latest range test (info: its recipe)
 LR_PAGE = f"{PAGE} (learning-rate finder)"  #: how the busy message names a running one
+SHORTCUT_RUN = "own_shortcut"  #: ``ui.runs.Run`` of the shortcut lab's training (info: ShortcutRun)
+SHORTCUT_PAGE = f"{PAGE} (shortcut lab)"  #: how the busy message names it
 THRESHOLD = "own_threshold"  #: the confidence threshold chosen in tab ⑤ (0: always answer)
 MAPS = "own_maps"  #: {run id: FeatureMap} of the validation images
 TESTS = "own_tests"  #: {(run id, test source key): OwnTestResult}, the held-out tests done
@@ -369,3 +373,51 @@ def data_map(tested: OwnTested) -> FeatureMap:
         with st.spinner("Computing what the model sees in each validation image…"):
             maps[tested.id] = pca_2d(classifier_features(tested.result.model, tested.result.x))
     return maps[tested.id]
+
+
+# --------------------------------------------------------------------------------------------
+# The shortcut lab
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class ShortcutRun:
+    """What the shortcut lab keeps about its training: the recipe, the planted ``cue`` in
+    ``share`` of class ``target``'s images, and the clean validation images ``x`` (N, H, W,
+    3) uint8 with labels ``y`` it is tested on once trained."""
+
+    recipe: OwnImagesRecipe
+    cue: Cue
+    target: int
+    share: float
+    x: np.ndarray
+    y: np.ndarray
+    class_names: tuple[str, ...]
+
+
+def start_shortcut(
+    entry: OwnData, recipe: OwnImagesRecipe, cue: Cue, target: int, share: float
+) -> None:
+    """Train ``recipe`` on the data with ``cue`` planted in ``share`` of class ``target``'s
+    training and validation images (an ``OwnImagesJob``, this session's one task). Raises
+    like ``start``."""
+    entry.health.raise_for_issues()
+    split = split_of(entry, recipe)
+    xt, yt, _ = split.arrays("train")
+    xv, yv, _ = split.arrays("validation")
+    names = tuple(split.class_names)
+    data = shortcut_data((xt, yt), (xv, yv), names, target, share, cue, recipe.seed)
+    info = ShortcutRun(recipe, cue, target, share, xv, yv, names)
+    runs.start(SHORTCUT_RUN, SHORTCUT_PAGE, lambda: OwnImagesJob(data, recipe), info)
+
+
+def shortcut_tested() -> runs.Run | None:
+    """The shortcut lab's latest trained run, tested three ways once (``result``: a
+    ``ShortcutReport``), or None."""
+
+    def test(run: runs.Run) -> ShortcutReport:
+        i = run.info
+        with st.spinner("Testing the model with and without the cue…"):
+            return shortcut_report(run.job.model, i.x, i.y, i.target, i.share, i.cue, i.recipe.seed)
+
+    return runs.adopt(SHORTCUT_RUN, test)

@@ -562,3 +562,45 @@ def test_the_learning_rate_finder_runs_as_a_job_and_its_suggestion_is_one_click(
     at = run_checked(at)
     assert at.select_slider(key="own_lr").value == choice
     assert not at.button(key="own_start").disabled
+
+
+@pytest.mark.slow
+def test_the_shortcut_lab_plants_a_cue_trains_and_tests_with_and_without_it(example_env):
+    from cnnlib.data.shortcuts import Cue, stamp_all, stamp_share
+
+    at = open_page("own_images")
+    at.select_slider(key="own_size").set_value(32)
+    at.radio(key="own_recipe").set_value("scratch")
+    at.number_input(key="own_epochs").set_value(3)
+    run_checked(at)
+    assert image_captions(at).count("with the cue") == 1  # the preview of the cue
+    at.selectbox(key="own_sc_class").set_value(0)  # Bag
+    at.slider(key="own_sc_share").set_value(1.0)
+    at = run_checked(at)
+    at.button(key="own_sc_start").click()
+    at = run_checked(at)
+    run = at.session_state[session.SHORTCUT_RUN]
+    assert run.info.cue == Cue("corner", (255, 0, 0)) and run.info.target == 0
+    p = run.job.wait(300)
+    assert p.state == "finished", p.error
+    at = run_checked(at)
+    report = run.result
+    # independently: the model on the validation images stamped, clean, and others stamped
+    model, x, y = run.job.model, run.info.x, run.info.y
+    stamped = stamp_share(x, y, 0, 1.0, run.info.cue, run.info.recipe.seed + 1).images
+    top = model.predict(stamped.astype("float32"), verbose=0).argmax(1)
+    clean = model.predict(x.astype("float32"), verbose=0).argmax(1)
+    others = stamp_all(x[y != 0], run.info.cue)
+    fooled = model.predict(others.astype("float32"), verbose=0).argmax(1)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Validation accuracy (with the cue, as trained)"] == f"{np.mean(top == y):.1%}"
+    assert metrics["Clean validation accuracy"] == f"{np.mean(clean == y):.1%}"
+    assert metrics["Bag recognised without the cue"] == f"{np.mean(clean[y == 0] == 0):.0%}"
+    assert metrics["Other classes read as it once stamped"] == f"{np.mean(fooled == 0):.0%}"
+    assert report.targets == 8 and report.others == 24
+    assert "A validation set with the same bias cannot reveal a shortcut" in " ".join(
+        values(at.info)
+    )
+    captions = image_captions(at)
+    assert "clean" in captions and captions.count("with the cue") == 2  # preview + Grad-CAM
+    assert state.MODEL_REGISTRY not in at.session_state  # a lab model is not registered
