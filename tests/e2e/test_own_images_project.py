@@ -128,3 +128,22 @@ def test_test_share_export_threshold_map_save_and_resume(app_url, page, browser,
         _tall_screenshot(fresh, tmp_path, "own_images_resumed")
     finally:
         context.close()
+
+
+@pytest.mark.slow
+def test_the_shortcut_lab(app_url, page, tmp_path):
+    _open(page, app_url)
+    _tab(page, "② Train")
+    _press(page, "Image size (pixels)", "ArrowLeft", 2)  # 64 → 32
+    box = page.get_by_label("Epochs", exact=True)
+    box.fill("10")
+    box.press("Enter")
+    wait_idle(page)
+    _tab(page, "⑥ Shortcut lab")
+    page.get_by_text("with the cue", exact=True).wait_for()
+    page.get_by_role("button", name="Plant the cue and train").click()
+    page.get_by_text("Clean validation accuracy").wait_for(timeout=300_000)
+    wait_idle(page, timeout=120_000)
+    no_exception(page)
+    expect(page.get_by_text("Where the model looks for", exact=False)).to_have_count(1)
+    _tall_screenshot(page, tmp_path, "own_images_shortcut_lab")
