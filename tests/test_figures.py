@@ -73,8 +73,10 @@ def test_colorscale_and_colorize_follow_plotly():
     assert scale == [[float(p), c] for p, c in pc.get_colorscale("RdBu_r")]
     rgb = figures.colorize(np.array([-1.0, 0.0, 1.0]), figures.SIGN, -1.0, 1.0)
     assert rgb.shape == (3, 3) and rgb.dtype == np.uint8
-    first, last = (pc.hex_to_rgb(c) if c.startswith("#") else pc.unlabel_rgb(c)
-                   for c in (scale[0][1], scale[-1][1]))  # fmt: skip
+    first, last = (
+        pc.hex_to_rgb(c) if c.startswith("#") else pc.unlabel_rgb(c)
+        for c in (scale[0][1], scale[-1][1])
+    )
     assert tuple(rgb[0]) == tuple(int(v) for v in first)
     assert tuple(rgb[2]) == tuple(int(v) for v in last)
     gray = figures.colorize(np.linspace(0, 1, 11), figures.GRAY, 0.0, 1.0)
