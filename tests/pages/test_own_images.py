@@ -177,7 +177,7 @@ def test_transfer_with_a_local_random_file_is_labelled_unverified(
     assert model.name == "mobilenetv2_transfer" and model.input_shape[1:] == (32, 32, 3)
     # Then from scratch on the same images and split: the side-by-side table.
     at, _ = _train(at, "scratch")
-    table = at.dataframe[-1].value
+    table = next(d.value for d in at.dataframe if "Model" in d.value.columns)
     assert sorted(table["Model"]) == ["From scratch", "MobileNetV2"]
     names = at.session_state[state.MODEL_REGISTRY].names()
     assert names[0].startswith("Own images · From scratch") and "MobileNetV2" in names[1]
