@@ -12,7 +12,7 @@ import functools
 
 import streamlit as st
 
-from app_pages.sections import mnist_draw, mnist_experiment
+from app_pages.sections import mnist_calibration, mnist_draw, mnist_experiment
 from cnnlib.core.budgets import budgets
 from cnnlib.core.errors import BudgetError, CNNLabError
 from cnnlib.data import mnist as datasets
@@ -148,7 +148,6 @@ def start_ui(ds: PageDataset, rows, config: TrainConfig) -> None:
         reason = "Fix the model first (tab ① Model): the stack cannot be built."
     clicked = left.button(
         "Start training",
-        type="primary",
         key="mnist_start",
         disabled=bool(reason),
         icon=":material/play_arrow:",
@@ -209,6 +208,7 @@ def results_ui(tested: session.MnistTested | None) -> None:
         )
     view.show_per_class(evaluation, info.class_names)
     confusion_ui(tested)
+    mnist_calibration.calibration_ui(tested)
     view.show_mistakes(evaluation, info.x_test, info.class_names)
 
 
@@ -220,12 +220,8 @@ def confusion_ui(tested: session.MnistTested) -> None:
         "answers. Click a cell to see its test images."
     )
     info, evaluation = tested.info, tested.result.evaluation
-    event = st.plotly_chart(
-        view.confusion_figure(evaluation.confusion, info.class_names),
-        key=f"mnist_confusion_{tested.id}",
-        on_select="rerun",
-        selection_mode=("points", "box"),
-        config={"displaylogo": False},
+    event = view.confusion_chart(
+        evaluation.confusion, info.class_names, key=f"mnist_confusion_{tested.id}"
     )
     cell = view.selected_cell(event)
     if cell is not None:

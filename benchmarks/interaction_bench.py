@@ -443,6 +443,7 @@ def main() -> int:
             context = browser.new_context(viewport=VIEWPORT)
             context.add_init_script(OBSERVER_JS)
             run_floor(context, floor_url, floor, args.clicks)
+            print(f"  floor: {sorted(round(s.end_ms) for s in floor.samples)} ms", flush=True)
             if LAB in pages:
                 open_page(context, app_url, PAGE_PATHS[LAB]).close()  # warm the server
                 opens = [first_open_ms(context, app_url, PAGE_PATHS[LAB]) for _ in range(3)]
@@ -451,7 +452,9 @@ def main() -> int:
                 page = open_page(context, app_url, PAGE_PATHS[name])
                 for c in (c for c in controls if c.page == name):
                     run_control(page, c, args.clicks)
-                    print(f"  {c.page}/{c.name}: {c.note or f'{len(c.samples)} samples'}")
+                    ends = sorted(s.end_ms for s in c.samples)
+                    shown = f"median {statistics.median(ends):.0f} ms of {ends}" if ends else ""
+                    print(f"  {c.page}/{c.name}: {c.note or shown}", flush=True)
                 page.close()
             run_floor(context, floor_url, floor, args.clicks)
             browser.close()

@@ -125,7 +125,7 @@ def test_bar_chart_options():
     assert top.data[0].hovertemplate == "%{y}: %{x:.2%}<extra></extra>"
 
 
-@pytest.mark.parametrize("name", ["Viridis", "RdBu_r", "Jet"])
+@pytest.mark.parametrize("name", ["Viridis", "RdBu_r", "Inferno"])
 def test_the_app_scales_are_plotlys_and_shared_with_cnnlib(name):
     """``cnnlib.core.colormaps.SCALES`` spells plotly's scales exactly; ``figures.colorize`` and
     cnnlib's images (feature-map grids, the Grad-CAM overlay) colour with the same table."""
@@ -148,7 +148,7 @@ def test_cnnlib_images_use_the_app_scales():
     cam = np.array([[0.0, 0.25], [0.75, 1.0]], np.float32)
     heat = np.asarray(imagenet.heatmap_rgb(cam, (2, 2)))  # same size: no resampling
     np.testing.assert_array_equal(heat, figures.colorize(cam, figures.HEAT, 0.0, 1.0))
-    assert tuple(heat[0, 0]) == (0, 0, 131) and tuple(heat[1, 1]) == (128, 0, 0)  # Jet's ends
+    assert tuple(heat[0, 0]) == (0, 0, 4) and tuple(heat[1, 1]) == (252, 255, 164)  # Inferno's ends
     np.testing.assert_array_equal(
         features.colorize(cam, 0.0, 1.0), figures.colorize(cam, figures.MAGNITUDE, 0.0, 1.0)
     )

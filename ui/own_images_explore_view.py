@@ -21,8 +21,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from cnnlib.core.text import safe_text
+from ui import alt_text
+from ui.figures import plain_label
 from ui.image_input import show_image
-from ui.own_images_view import plain_label
 
 #: One colour per class (plotly's qualitative "D3"; repeats after 10 classes).
 CLASS_COLORS = (
@@ -254,4 +255,12 @@ def show_map_image(image: np.ndarray, true: str, predicted: str, probability: fl
     st.markdown(
         f"**{safe_text(true, 60)}**, read as **{safe_text(predicted, 60)}** ({probability:.0%})"
     )
-    show_image(image, width=160)
+    show_image(
+        image,
+        width=160,
+        alt=alt_text.photo(
+            f"Validation image of class {alt_text.plain(true, 40)}, read as "
+            f"{alt_text.plain(predicted, 40)} with probability {probability:.0%}",
+            image,
+        ),
+    )

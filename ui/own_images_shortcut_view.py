@@ -10,6 +10,7 @@ from PIL import Image
 
 from cnnlib.core.text import safe_text
 from cnnlib.inspect.imagenet import overlay
+from ui import alt_text
 from ui.image_input import show_image
 
 #: How the lab names each kind of cue.
@@ -20,9 +21,19 @@ def show_cue_preview(original: np.ndarray, stamped: np.ndarray) -> None:
     """A training image of the chosen class, as it is and with the cue."""
     c = st.columns(4)
     with c[0]:
-        show_image(original, caption="as it is", width=120)
+        show_image(
+            original,
+            caption="as it is",
+            width=120,
+            alt=alt_text.photo("A training image of the chosen class, as it is", original),
+        )
     with c[1]:
-        show_image(stamped, caption="with the cue", width=120)
+        show_image(
+            stamped,
+            caption="with the cue",
+            width=120,
+            alt=alt_text.photo("The same image with the cue stamped on it", stamped),
+        )
 
 
 def _delta(points: float, text: str) -> str | None:
@@ -90,4 +101,14 @@ def show_cam_pair(stamped: np.ndarray, clean: np.ndarray, cams, target_name: str
         c, (stamped, clean), cams, ("with the cue", "clean"), strict=False
     ):
         with col:
-            show_image(overlay(Image.fromarray(image), cam, 0.5), caption=caption, width=160)
+            show_image(
+                overlay(Image.fromarray(image), cam, 0.5),
+                caption=caption,
+                width=160,
+                alt=alt_text.map_text(
+                    f"Grad-CAM for {alt_text.plain(target_name, 40)} on a validation photo "
+                    f"{caption}",
+                    cam,
+                    "Bright = strong evidence, dark = none, over the photo.",
+                ),
+            )

@@ -16,7 +16,9 @@ import streamlit as st
 
 from cnnlib.core.text import safe_text
 from cnnlib.training.evaluation import most_confused_pairs
-from ui.own_images_view import gallery, plain_label
+from ui import alt_text
+from ui.figures import plain_label
+from ui.own_images_view import gallery
 
 #: Images shown for each most-confused pair.
 PAIR_IMAGES = 8
@@ -125,4 +127,10 @@ def show_confused_pairs(result, class_names: Sequence[str], *, top: int = 3) -> 
         gallery(
             [result.x[i] for i in shown],
             [f"{evaluation.probabilities[i, pair.predicted]:.0%}" for i in shown],
+            [
+                f"Test image of class {alt_text.plain(class_names[pair.true], 40)}, read as "
+                f"{alt_text.plain(class_names[pair.predicted], 40)} with probability "
+                f"{evaluation.probabilities[i, pair.predicted]:.0%}"
+                for i in shown
+            ],
         )

@@ -9,6 +9,7 @@ import streamlit as st
 from cnnlib.core.budgets import budgets
 from cnnlib.core.errors import BudgetError, InvalidImageError
 from cnnlib.core.text import safe_text
+from ui import alt_text
 from ui import own_images_camera as camera
 from ui import own_images_session as session
 from ui.errors import friendly_errors
@@ -48,7 +49,13 @@ def gallery_ui() -> None:
             cols = st.columns(COLUMNS)
             for col, capture in zip(cols, photos[start : start + COLUMNS], strict=False):
                 with col:
-                    show_image(capture.image)
+                    show_image(
+                        capture.image,
+                        alt=alt_text.photo(
+                            f"Webcam photo {capture.id} of class {alt_text.plain(name, 40)}",
+                            capture.image,
+                        ),
+                    )
                     st.button(
                         "Remove",
                         key=f"own_cam_remove_{capture.id}",
