@@ -136,21 +136,21 @@ def stop(key: str) -> None:
         run.job.stop()
 
 
-def pause(key: str) -> None:
+def pause_training(key: str) -> None:
     """Hold the run under ``key`` before its next batch (a button callback)."""
     run = current(key)
     if run is not None:
         run.job.pause()
 
 
-def resume(key: str) -> None:
+def resume_training(key: str) -> None:
     """Let the run under ``key`` train on (a button callback)."""
     run = current(key)
     if run is not None:
         run.job.resume()
 
 
-def step(key: str) -> None:
+def step_training(key: str) -> None:
     """While paused: train the run under ``key`` for one batch, then hold (a button callback)."""
     run = current(key)
     if run is not None:

@@ -43,7 +43,7 @@ def controls_ui(
         cols[0].button(
             "Resume",
             key=f"{prefix}_resume",
-            on_click=runs.resume,
+            on_click=runs.resume_training,
             args=(run_key,),
             icon=":material/play_arrow:",
         )
@@ -51,7 +51,7 @@ def controls_ui(
         cols[0].button(
             "Pause",
             key=f"{prefix}_pause",
-            on_click=runs.pause,
+            on_click=runs.pause_training,
             args=(run_key,),
             icon=":material/pause:",
             help=HELP["pause"],
@@ -59,7 +59,7 @@ def controls_ui(
     cols[1].button(
         "Step one batch",
         key=f"{prefix}_step",
-        on_click=runs.step,
+        on_click=runs.step_training,
         args=(run_key,),
         disabled=not held,
         icon=":material/skip_next:",
