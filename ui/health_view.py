@@ -146,8 +146,8 @@ def show_cams(cams, class_names: Sequence[str]) -> None:
         st.caption("Grad-CAM of four validation images appears here after each epoch.")
         return
     st.markdown(
-        f"**Where it looks, after epoch {cams.epoch}:** Grad-CAM at layer `{cams.layer}` "
-        "for each image's true class (red = the evidence it uses)."
+        f"**Where it looks at the end of epoch {cams.epoch}**: Grad-CAM at layer "
+        f"`{cams.layer}` for each image's true class (red = the evidence it uses)."
     )
     columns = st.columns(len(cams.images))
     for column, image, label, answer, p, cam in zip(
