@@ -193,9 +193,12 @@ def run_round(backend: str, n: int, data, args, folder: Path, *, stop_after: int
     slots = TimedSlots(budgets().max_trainings, n)
     epochs = 100 if stop_after else args.epochs
     config = TrainConfig(
-        batch_size=args.batch_size, epochs=epochs, train_size=args.train_size,
-        validation_split=0.1, seed=0,
-    )  # fmt: skip
+        batch_size=args.batch_size,
+        epochs=epochs,
+        train_size=args.train_size,
+        validation_split=0.1,
+        seed=0,
+    )
     jobs, submitted, paths = [], [], []
     for i in range(n):
         path = folder / f"{backend}-{n}-{stop_after}-{i}.stamps"
@@ -384,8 +387,10 @@ def main_two_nodes(args) -> int:
 
         ray.init(address=cluster.address, namespace=ray_backend.NAMESPACE, log_to_driver=False)
         head = ray.get_runtime_context().get_node_id()
-        print(f"head {head[:12]} (this driver; no {ray_backend.RESOURCE}), "
-              f"worker {worker.node_id[:12]}")  # fmt: skip
+        print(
+            f"head {head[:12]} (this driver; no {ray_backend.RESOURCE}), "
+            f"worker {worker.node_id[:12]}"
+        )
         os.environ["BENCH_RAY_ADDRESS"] = cluster.address
         n = args.n[0]
         r = run_round("ray", n, data, args, folder)

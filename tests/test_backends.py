@@ -132,9 +132,13 @@ def test_ray_is_never_imported_without_the_variable():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("CNNLAB_RAY_ADDRESS", None)
     done = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=300,
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip().endswith("NO RAY"), done.stdout
 

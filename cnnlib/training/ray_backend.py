@@ -33,7 +33,9 @@ result is fetched (TensorFlow keeps memory per fitted model; the process gives i
 - the result (the model as ``.keras`` bytes) comes back through the object store; an actor
   that dies (killed, out of memory, its node lost) fails the task with a message.
 
-Usage statistics are off (``RAY_USAGE_STATS_ENABLED=0``).
+Usage statistics are off (``RAY_USAGE_STATS_ENABLED=0``), and so is Ray's implicit
+``ray.init()`` on a first call (``RAY_ENABLE_AUTO_CONNECT=0``): the server joins only the
+cluster ``connect`` names, never one a ``ray start`` left recorded in ``/tmp/ray``.
 """
 
 from __future__ import annotations
@@ -168,6 +170,38 @@ class RaySettings:
 
 
 _CONNECT_LOCK = threading.Lock()
+#: Starts of a ``local`` cluster tried (a raylet whose agents start slowly on a busy machine
+#: dies at start, ray-project/ray#65983).
+LOCAL_START_TRIES = 2
+
+
+def _start_local(ray: Any, **init: Any) -> None:
+    """``ray.init(address="local", **init)`` from a thread of its own that lives as long as
+    this process. Ray's processes die with the *thread* that started them (Linux's
+    ``PR_SET_PDEATHSIG``): started from a task's or a page run's thread, the cluster would
+    die when that thread ends, and the server with it at its next call. Raises what
+    ``ray.init`` raised."""
+    started = threading.Event()
+    failure: list[BaseException] = []
+
+    def keep() -> None:
+        for attempt in range(1, LOCAL_START_TRIES + 1):
+            try:
+                ray.init(address="local", **init)  # never a cluster found in /tmp/ray
+                break
+            except Exception as exc:
+                ray.shutdown()
+                if attempt == LOCAL_START_TRIES:
+                    failure.append(exc)
+                    started.set()
+                    return
+        started.set()
+        threading.Event().wait()  # the cluster's processes live while this thread does
+
+    threading.Thread(target=keep, name="cnnlab-ray-local", daemon=True).start()
+    started.wait()
+    if failure:
+        raise failure[0]
 
 
 def connect(settings: RaySettings):
@@ -175,6 +209,7 @@ def connect(settings: RaySettings):
     already called ``ray.init`` keeps its cluster). Raises ``TaskProcessError`` when Ray is
     not installed or the cluster cannot be reached."""
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    os.environ["RAY_ENABLE_AUTO_CONNECT"] = "0"  # read when ray is first imported
     try:
         import ray
     except ImportError as exc:
@@ -188,7 +223,8 @@ def connect(settings: RaySettings):
         common = {"namespace": NAMESPACE, "log_to_driver": False, "logging_level": logging.WARNING}
         try:
             if settings.address == "local":
-                ray.init(
+                _start_local(
+                    ray,
                     num_cpus=os.cpu_count() or 1,
                     resources={RESOURCE: budgets().max_trainings},
                     include_dashboard=False,

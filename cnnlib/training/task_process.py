@@ -110,8 +110,11 @@ def pickled_for_child(worker: Any, *, required: bool) -> bytes | None:
                 f"copied there ({exc}). Pass module-level functions (or functools.partial of "
                 "them) as the model builder and callbacks, or isolate=False."
             ) from exc
-        _log.warning("Training in the server's own process: %s does not pickle (%s).",
-                     type(worker).__name__, exc)  # fmt: skip
+        _log.warning(
+            "Training in the server's own process: %s does not pickle (%s).",
+            type(worker).__name__,
+            exc,
+        )
         return None
 
 

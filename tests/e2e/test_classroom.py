@@ -75,17 +75,25 @@ def classroom(tmp_path_factory):
     proxy, ray_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k != "CNNLAB_RAY_ADDRESS"}
     env.update(
-        PYTHON=sys.executable, RUN_DIR=str(run_dir), REPLICAS=str(REPLICAS), TRAINING_SLOTS="2",
-        FIRST_PORT=str(first), RAY_PORT=str(ray_port), CNNLAB_PROXY_BIND=f"127.0.0.1:{proxy}",
+        PYTHON=sys.executable,
+        RUN_DIR=str(run_dir),
+        REPLICAS=str(REPLICAS),
+        TRAINING_SLOTS="2",
+        FIRST_PORT=str(first),
+        RAY_PORT=str(ray_port),
+        CNNLAB_PROXY_BIND=f"127.0.0.1:{proxy}",
         CNNLAB_MAX_TRAININGS="2",  # 2 per replica, 2 on the cluster: the cluster queues
         CNNLAB_DATA_DIR=os.environ.get("CNNLAB_DATA_DIR", str(SHARED_MNIST)),
         TF_CPP_MIN_LOG_LEVEL="2",
-    )  # fmt: skip
+    )
     out = (run_dir / "classroom.out").open("w")
     script = subprocess.Popen(
-        ["bash", str(ROOT / "deploy" / "classroom.sh")], cwd=ROOT, env=env, stdout=out,
+        ["bash", str(ROOT / "deploy" / "classroom.sh")],
+        cwd=ROOT,
+        env=env,
+        stdout=out,
         stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    )
     url = f"http://127.0.0.1:{proxy}"
     try:
         deadline = time.monotonic() + 300
