@@ -15,7 +15,10 @@ each backend. Measured:
   batch end where it runs;
 - progress latency p50/p95: from that timestamp to the moment the server applied the
   batch's progress (the relay's own hook, no polling);
-- Stop → stopped: from ``stop()`` to the task's end, with the model back;
+- Stop → stopped: from ``stop()`` to the task's end, with the model back. On "process"
+  that includes the child's exit (the server waits for it, up to ``EXIT_WAIT_SECONDS``,
+  before it frees the slot, so the next training starts with that memory back); on "ray"
+  the actor is killed once its result is fetched (``ray.kill``, not waited for);
 - this server process's resident memory before and after each backend's trainings (after a
   garbage collection and ``malloc_trim``), and the Ray processes' memory.
 
@@ -212,22 +215,26 @@ def run_round(backend: str, n: int, data, args, folder: Path, *, stop_after: int
         submitted.append(time.time())
         job.start()
     stop_asked: dict[int, float] = {}
-    if stop_after:
-        while len(stop_asked) < n:
-            for i, job in enumerate(jobs):
-                if i not in stop_asked and job.snapshot().step >= stop_after:
-                    stop_asked[i] = time.time()
-                    job.stop()
-                if job.done and i not in stop_asked:
+    ended: dict[int, float] = {}  # when each training's end was seen (polled every 10 ms)
+    while len(ended) < n:
+        for i, job in enumerate(jobs):
+            if i in ended:
+                continue
+            if job.done:
+                ended[i] = time.time()
+                if stop_after and i not in stop_asked:
                     raise SystemExit(f"training {i} ended before its Stop: {job.snapshot()}")
-            time.sleep(0.01)
-    ended = []
+            elif stop_after and i not in stop_asked and job.snapshot().step >= stop_after:
+                stop_asked[i] = time.time()
+                job.stop()
+        if time.time() - t0 > 3600:
+            raise SystemExit(f"{backend}: trainings still running after an hour")
+        time.sleep(0.01)
     for job in jobs:
-        p = job.wait(3600)
-        ended.append(time.time())
+        p = job.snapshot()
         if p.state not in ("finished", "stopped") or job.model is None:
             raise SystemExit(f"{backend}: a training ended {p.state}: {p.error}")
-    makespan = max(ended) - t0
+    makespan = max(ended.values()) - t0
     first_batch, slot_first, latencies, batch_seconds, nodes, devices = [], [], [], [], set(), set()
     for i, (job, path) in enumerate(zip(jobs, paths, strict=True)):
         stamps = _stamps(path)
@@ -323,11 +330,14 @@ def main_compare(args) -> int:
     memory: dict[str, tuple[int, int]] = {}
     for backend in ("process", "ray"):
         if backend == "ray":
+            unjoined = rss()
             t0 = time.perf_counter()
             ray = ray_backend.connect(settings)
             started = time.perf_counter() - t0
             print(
-                f"ray local: started in {started:.1f} s; its processes use "
+                f"ray local: started in {started:.1f} s; this server's RSS "
+                f"{unjoined / 1e6:.0f} MB → {rss() / 1e6:.0f} MB for importing Ray and joining; "
+                f"the cluster's processes use "
                 f"{descendants_rss(os.getpid()) / 1e6:.0f} MB; resources "
                 f"{ {k: v for k, v in ray.cluster_resources().items() if 'node' not in k} }",
                 flush=True,

@@ -25,8 +25,9 @@ result is fetched (TensorFlow keeps memory per fitted model; the process gives i
   number of trainings it may run at once;
 - until the actor answers, it waits for a free slot on the cluster: the progress shows
   ``state="queued"``, ``queued_on_cluster=True``; Stop then cancels it (``ray.kill``);
-- the server pulls the progress events the actor buffered every ``DRAIN_SECONDS``,
-  with the actor's resident memory: above ``budgets().training_process_bytes`` the actor
+- the server pulls the progress events the actor buffered every ``DRAIN_SECONDS`` (an
+  event reaches the server within that plus one round trip), with the actor's resident
+  memory: above ``budgets().training_process_bytes`` the actor
   is killed and the task fails with a message;
 - Stop is the actor's ``stop()`` (the training ends at its next batch and its model is
   kept); an actor that has not ended ``STOP_GRACE_SECONDS`` later is killed;
@@ -608,20 +609,28 @@ class RayBackend:
     def _relay(self, ray: Any, actor: Any, worker: Any, limit: int) -> None:
         """Pull the actor's events until its result is in ``worker`` (see the module doc).
 
-        At most one ``drain`` call is in flight: an actor busy in code that holds Python's
-        lock (importing TensorFlow takes tens of seconds on a loaded node) answers it late,
-        and meanwhile Stop is still forwarded and its grace period still counted."""
+        A ``drain`` call goes out every ``DRAIN_SECONDS`` and is applied as soon as it
+        answers, so an event waits at most ``DRAIN_SECONDS`` plus one round trip. At most
+        one is in flight: an actor busy in code that holds Python's lock (importing
+        TensorFlow takes tens of seconds on a loaded node) answers it late, and meanwhile
+        Stop is still forwarded (checked every ``WAIT_SECONDS``) and its grace period
+        counted."""
         result = actor.run.remote()
         peak = 0
         drain = None
+        next_drain = 0.0
         stop_asked: float | None = None
         while True:
             if worker.stop_event.is_set() and stop_asked is None:
                 stop_asked = time.monotonic()
                 actor.stop.remote()
-            done = bool(ray.wait([result], timeout=DRAIN_SECONDS)[0])
-            drain = drain or actor.drain.remote()
-            if done or ray.wait([drain], timeout=0)[0]:
+            if drain is None and time.monotonic() >= next_drain:
+                drain = actor.drain.remote()
+                next_drain = time.monotonic() + DRAIN_SECONDS
+            waiting = [result] if drain is None else [result, drain]
+            ray.wait(waiting, num_returns=1, timeout=WAIT_SECONDS)
+            done = bool(ray.wait([result], timeout=0)[0])
+            if drain is not None and (done or ray.wait([drain], timeout=0)[0]):
                 peak = _apply_drained(ray, drain, worker, limit, peak)
                 drain = None
             if done:  # every event of the run is in the actor now: one last pull
