@@ -27,8 +27,11 @@ extra slot → first batch ≤ 2 s; progress p95 ≤ 0.5 s; Stop p95 ≤ 2 s + o
 server's RSS growth over the Ray runs ≤ 10 %.
 
 ``--two-nodes`` runs the second experiment instead: a cluster of two raylets on this
-machine (``ray.cluster_utils.Cluster``), the head without the training resource and this
-process its driver; N trainings must all finish on the worker node.
+machine, the head without the training resource and this process its driver (on the
+head's node); N trainings must all finish on the worker node. The cluster is started here
+(``ray.cluster_utils.Cluster``), or with ``--address`` is one started by hand: ``ray start
+--head --num-cpus=1`` and ``ray start --address=<head> --num-cpus=2
+--resources='{"cnnlab_training": 2}'``, run from the repository root.
 
 On a GPU machine: ``CNNLAB_MAX_TRAININGS=8 CNNLAB_RAY_GPUS_PER_TRAINING=0.125 python
 benchmarks/backend_bench.py`` (or 1.0 with as many trainings as GPUs); trainings per
@@ -37,7 +40,7 @@ minute per GPU are printed. Run from anywhere (it works in the repository root);
 one).
 
     python benchmarks/backend_bench.py [--n 8 16] [--train-size 2000] [--epochs 2] [--quick]
-    python benchmarks/backend_bench.py --two-nodes [--n 4]
+    python benchmarks/backend_bench.py --two-nodes [--n 4] [--address 127.0.0.1:6379]
 """
 
 from __future__ import annotations
@@ -380,42 +383,63 @@ def main_compare(args) -> int:
     return report_targets(targets, digits=3)
 
 
-def main_two_nodes(args) -> int:
-    """Two raylets on this machine; the head (this driver's node) trains nothing."""
-    from ray.cluster_utils import Cluster
+def _join(address: str):
+    import ray
 
+    ray.init(address=address, namespace=ray_backend.NAMESPACE, log_to_driver=False)
+    return ray
+
+
+def main_two_nodes(args) -> int:
+    """Two raylets on this machine; the head (this driver's node) trains nothing. With
+    ``--address``, the cluster is one started by hand (``ray start --head`` and ``ray start
+    --address``); else ``ray.cluster_utils.Cluster`` starts both here."""
     data = digits(args)
     folder = Path(tempfile.mkdtemp(prefix="cnnlab-bench-"))
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 1, "include_dashboard": False},
-    )
-    worker = cluster.add_node(num_cpus=2, resources={ray_backend.RESOURCE: 2})
-    cluster.wait_for_nodes()
-    try:
-        import ray
+    cluster = None
+    if args.address:
+        address = args.address
+    else:
+        from ray.cluster_utils import Cluster
 
-        ray.init(address=cluster.address, namespace=ray_backend.NAMESPACE, log_to_driver=False)
-        head = ray.get_runtime_context().get_node_id()
-        print(
-            f"head {head[:12]} (this driver; no {ray_backend.RESOURCE}), "
-            f"worker {worker.node_id[:12]}"
+        cluster = Cluster(
+            initialize_head=True,
+            head_node_args={"num_cpus": 1, "include_dashboard": False},
         )
-        os.environ["BENCH_RAY_ADDRESS"] = cluster.address
+        cluster.add_node(num_cpus=2, resources={ray_backend.RESOURCE: 2})
+        cluster.wait_for_nodes()
+        address = cluster.address
+    try:
+        ray = _join(address)
+        head = ray.get_runtime_context().get_node_id()
+        nodes = [n for n in ray.nodes() if n["Alive"]]
+        trainers = {n["NodeID"] for n in nodes if n["Resources"].get(ray_backend.RESOURCE)}
+        for n in nodes:
+            print(
+                f"node {n['NodeID'][:12]} {n['NodeManagerAddress']}:{n['NodeManagerPort']} "
+                f"{'(this driver) ' if n['NodeID'] == head else ''}resources "
+                f"{ {k: v for k, v in n['Resources'].items() if not k.startswith('node')} }",
+                flush=True,
+            )
+        if len(nodes) < 2 or head in trainers or not trainers:
+            raise SystemExit("needs two live nodes, the driver's without cnnlab_training")
+        os.environ["BENCH_RAY_ADDRESS"] = address
         n = args.n[0]
         r = run_round("ray", n, data, args, folder)
         describe(r)
-        on_worker = r["nodes"] == {worker.node_id}
+        on_workers = r["nodes"] <= trainers
         print(
-            f"{n} trainings finished, on {'the worker node only' if on_worker else r['nodes']}; "
-            f"none on the head: {head not in r['nodes']}"
+            f"{n} trainings finished on node(s) {sorted(x[:12] for x in r['nodes'])}; "
+            f"all on the worker node: {on_workers}; none on the head: {head not in r['nodes']}",
+            flush=True,
         )
-        return report_targets([("trainings_not_on_the_worker_node", float(not on_worker), 0)])
+        return report_targets([("trainings_not_on_the_worker_node", float(not on_workers), 0)])
     finally:
         import ray
 
         ray.shutdown()
-        cluster.shutdown()
+        if cluster is not None:
+            cluster.shutdown()
 
 
 def main() -> int:
@@ -427,6 +451,7 @@ def main() -> int:
     parser.add_argument("--stops", type=int, default=4, help="trainings stopped, per backend")
     parser.add_argument("--stop-after", type=int, default=5, help="batches before Stop")
     parser.add_argument("--two-nodes", action="store_true")
+    parser.add_argument("--address", help="--two-nodes on this running cluster (host:port)")
     parser.add_argument("--quick", action="store_true", help="N=2 and 500 digits: a check")
     args = parser.parse_args()
     os.chdir(ROOT)  # Ray's workers import the project from the driver's working directory
