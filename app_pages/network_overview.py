@@ -6,7 +6,7 @@ the numbers from the model; and the architecture as a graph.
 
 Layout only: ``*_ui()`` sections return what their widgets chose; the numbers come from
 ``cnnlib.inspect.overview`` and ``overview_canvas``; the model, its input and the one forward
-pass per (model, image) are the Feature-maps page's helpers (``ui.features_view``); the
+pass per (model, image) are the Feature-maps page's helpers (``ui.features_session``); the
 cached graph, overview, column images and cells from ``ui.overview_session``; the drawing
 from ``ui.overview_view``. Clicks write the same session keys as the keyboard's widgets.
 """
@@ -23,6 +23,7 @@ from cnnlib.data.mnist import CLASS_NAMES
 from cnnlib.inspect import features as F
 from cnnlib.inspect import overview as O
 from cnnlib.inspect.overview_canvas import canvas
+from ui import features_session as fs
 from ui import features_view as fv
 from ui import keras_runtime, overview_cell, pretrained, state
 from ui import overview_session as ovs
@@ -75,7 +76,7 @@ def _option_text(option: str) -> str:
     return option
 
 
-def model_ui() -> fv.ModelView | None:
+def model_ui() -> fs.ModelView | None:
     """The model to look at: the session's registry (newest first), an upload, ResNet50 or
     VGG19 (None until there is one). Raises ``CNNLabError``."""
     registry = state.model_registry()
@@ -90,7 +91,7 @@ def model_ui() -> fv.ModelView | None:
         entry = registry.get(source.removeprefix(REGISTERED))
         if entry.description:
             st.caption(safe_text(entry.description, 300))
-        return fv.registry_view(entry)
+        return fs.registry_view(entry)
     if source == UPLOAD:
         file = st.file_uploader(
             "Upload a Keras model (.keras, e.g. saved from the MNIST page)",
@@ -100,19 +101,19 @@ def model_ui() -> fv.ModelView | None:
         if file is None:
             st.info("Upload a `.keras` file saved with `model.save(...)` to see it whole.")
             return None
-        model, digest = fv.load_uploaded_model(file.getvalue(), file.name)
-        return fv.session_view(model, key=f"upload:{digest}", title=safe_text(file.name))
+        model, digest = fs.load_uploaded_model(file.getvalue(), file.name)
+        return fs.session_view(model, key=f"upload:{digest}", title=safe_text(file.name))
     loaded = pretrained.resnet50() if source == RESNET else pretrained.vgg19()
     pretrained.show_weights_note(loaded)
     if loaded.model is None:
         st.caption("A network with random weights is not shown as if it were ImageNet-trained.")
         return None
-    return fv.shared_view(loaded.model, key="resnet50" if source == RESNET else "vgg19")
+    return fs.shared_view(loaded.model, key="resnet50" if source == RESNET else "vgg19")
 
 
-def input_ui(view: fv.ModelView) -> fv.PreparedInput | None:
+def input_ui(view: fs.ModelView) -> fs.PreparedInput | None:
     """The image, prepared exactly as ``view``'s model expects (the Feature-maps page's
-    choices and ``fv.prepare_input``). Raises ``CNNLabError`` (e.g. no digit in a photo)."""
+    choices and ``fs.prepare_input``). Raises ``CNNLabError`` (e.g. no digit in a photo)."""
     drawn = ss.get(state.DRAWN_DIGIT)
     fashion = view.class_names == tuple(CLASS_NAMES["fashion_mnist"])
     dataset = "fashion_mnist" if fashion else "mnist"
@@ -134,9 +135,9 @@ def input_ui(view: fv.ModelView) -> fv.PreparedInput | None:
         crop = view.preprocessing == "imagenet" and st.checkbox(
             "Centre-crop to a square first (keeps the aspect ratio)", key="ov_crop", **KEEP
         )
-        return fv.prepare_input(view, image=picked[0].image, crop=crop)
+        return fs.prepare_input(view, image=picked[0].image, crop=crop)
     if kind == DRAWN:
-        return fv.prepare_input(view, digit=drawn)
+        return fs.prepare_input(view, digit=drawn)
     ds = load_for_page(dataset)
     if not ds.available:
         st.error(ds.error, icon="⚠️")
@@ -146,7 +147,7 @@ def input_ui(view: fv.ModelView) -> fv.PreparedInput | None:
         f"Test image number (0 to {n - 1:,})", 0, n - 1, 0, key=f"ov_test_{dataset}", **KEEP
     )
     st.caption(f"{ds.source}. This one is labelled **{ds.class_names[ds.y_test[index]]}**.")
-    return fv.prepare_input(view, digit=ds.x_test[index].astype(np.float32) / 255.0)
+    return fs.prepare_input(view, digit=ds.x_test[index].astype(np.float32) / 255.0)
 
 
 # ----------------------------------------------------------------------------- the overview
@@ -161,12 +162,12 @@ def options_ui() -> OverviewOptions:
     return OverviewOptions(per_layer=SCALES[scale], maps=int(maps or 8))
 
 
-def _keys(view: fv.ModelView) -> tuple[str, str]:
+def _keys(view: fs.ModelView) -> tuple[str, str]:
     """(session key of the chosen node, prefix of its channel's key) for ``view``'s model."""
     return f"ov_node_{view.key}", f"ov_channel_{view.key}_"
 
 
-def _chosen(view: fv.ModelView, ov: O.Overview) -> tuple[str, int | None]:
+def _chosen(view: fs.ModelView, ov: O.Overview) -> tuple[str, int | None]:
     """The node and channel chosen so far (by a click or the widgets), else the first
     Conv2D node's most active map; stale values (another model's) are replaced."""
     node_key, channel_prefix = _keys(view)
@@ -183,7 +184,7 @@ def _chosen(view: fv.ModelView, ov: O.Overview) -> tuple[str, int | None]:
     return node.name, int(ss[channel_key])
 
 
-def _map_clicked(chart_key: str, view: fv.ModelView, names: list[str]) -> None:
+def _map_clicked(chart_key: str, view: fs.ModelView, names: list[str]) -> None:
     """A click on a map of the overview: choose its node and channel."""
     points = ((ss.get(chart_key) or {}).get("selection") or {}).get("points") or []
     hits = [p["customdata"] for p in points if len(p.get("customdata") or ()) == 2]
@@ -197,7 +198,7 @@ def _map_clicked(chart_key: str, view: fv.ModelView, names: list[str]) -> None:
 
 
 def overview_section(
-    view: fv.ModelView, prepared: fv.PreparedInput, acts: F.ActivationSet
+    view: fs.ModelView, prepared: fs.PreparedInput, acts: F.ActivationSet
 ) -> tuple[O.Overview, OverviewOptions]:
     options = options_ui()
     ov = ovs.overview(view, prepared, acts, options.maps)
@@ -231,7 +232,7 @@ def overview_section(
 # ----------------------------------------------------------------------------- detail
 
 
-def map_ui(view: fv.ModelView, ov: O.Overview) -> MapChoice:
+def map_ui(view: fs.ModelView, ov: O.Overview) -> MapChoice:
     """The node and channel shown in detail: the keyboard's way to do what a click on the
     overview does (both write the same session keys, read by ``_chosen``)."""
     name, channel = _chosen(view, ov)
@@ -247,8 +248,8 @@ def map_ui(view: fv.ModelView, ov: O.Overview) -> MapChoice:
 
 
 def detail_section(
-    view: fv.ModelView,
-    prepared: fv.PreparedInput,
+    view: fs.ModelView,
+    prepared: fs.PreparedInput,
     acts: F.ActivationSet,
     ov: O.Overview,
     per_layer: bool,
@@ -313,7 +314,7 @@ def main() -> None:
         st.image(prepared.preview, width=160, alt=f"What the model sees: the input, {size}")
         st.caption(f"What the model sees, prepared as it expects: {prepared.steps}.")
         with st.spinner("Running the image through every layer…"):
-            acts = fv.activations(view, prepared)
+            acts = fs.activations(view, prepared)
     if acts is None:
         return
     tabs = st.tabs(["The whole network", "Architecture graph"], key="ov_tab", on_change="rerun")

@@ -19,7 +19,7 @@ import streamlit as st
 from cnnlib.core.text import safe_text
 from cnnlib.inspect import features as F
 from cnnlib.inspect import overview as O
-from ui import features_view as fv
+from ui import features_session as fs
 from ui import overview_session as ovs
 from ui import overview_view as view_ui
 
@@ -36,14 +36,14 @@ class CellChoice:
     col: int
 
 
-def _keys(view: fv.ModelView, layer: str) -> tuple[str, str, str]:
+def _keys(view: fs.ModelView, layer: str) -> tuple[str, str, str]:
     """Session keys of (the clickable map, its row input, its column input)."""
     where = f"{view.key}_{layer}"
     return f"ov_cells_{where}", f"ov_row_{where}", f"ov_col_{where}"
 
 
 def cell_ui(
-    view: fv.ModelView, node: O.GraphNode, channel: int, acts: F.ActivationSet
+    view: fs.ModelView, node: O.GraphNode, channel: int, acts: F.ActivationSet
 ) -> CellChoice | None:
     """The Conv2D cell to work out: in ``node``'s Conv2D layer (a block's: picked), filter =
     the chosen ``channel`` (a block's: picked); first the map's strongest cell, then the one
@@ -91,8 +91,8 @@ def input_channel_ui(cell: O.ConvCell, key: str) -> int:
 
 
 def cell_section(
-    view: fv.ModelView,
-    prepared: fv.PreparedInput,
+    view: fs.ModelView,
+    prepared: fs.PreparedInput,
     acts: F.ActivationSet,
     choice: CellChoice,
     facts: tuple | None = None,

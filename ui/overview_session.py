@@ -3,7 +3,7 @@ image, each column's image and one Conv2D cell's arithmetic, each computed once 
 as long as what it depends on stays the same.
 
 The model, its input and the activations are the Feature-maps page's own helpers
-(``ui.features_view``: ``registry_view``, ``load_uploaded_model``, ``shared_view``,
+(``ui.features_session``: ``registry_view``, ``load_uploaded_model``, ``shared_view``,
 ``prepare_input``, ``activations``), so one forward pass per (model, image) serves both
 pages. What is kept, and where:
 
@@ -25,7 +25,7 @@ from cnnlib.core.budgets import budgets
 from cnnlib.inspect import features as F
 from cnnlib.inspect import overview as O
 from cnnlib.inspect.overview_canvas import Canvas, column_image
-from ui import features_view as fv
+from ui import features_session as fs
 
 _GRAPHS = "overview_graphs"
 _OVERVIEW = "overview_slot"
@@ -33,7 +33,7 @@ _OVERVIEW = "overview_slot"
 THUMB_PX = 48
 
 
-def graph(view: fv.ModelView, *, every_layer: bool = False) -> tuple[list[O.GraphNode], str]:
+def graph(view: fs.ModelView, *, every_layer: bool = False) -> tuple[list[O.GraphNode], str]:
     """(``layer_graph``, ``architecture_dot``) of ``view``'s model, built once per model:
     by block where the model has blocks, or with ``every_layer`` one node per layer."""
     by_block = False if every_layer else None
@@ -47,14 +47,14 @@ def graph(view: fv.ModelView, *, every_layer: bool = False) -> tuple[list[O.Grap
         return view.shared.cached(key, build)
     kept: dict[tuple[str, str], tuple] = st.session_state.setdefault(_GRAPHS, {})
     if (view.token, key) not in kept:
-        while len(kept) >= 6:  # a few models per session, as ``fv.session_view`` keeps
+        while len(kept) >= 6:  # a few models per session, as ``fs.session_view`` keeps
             kept.pop(next(iter(kept)))
         kept[view.token, key] = build()
     return kept[view.token, key]
 
 
 def overview(
-    view: fv.ModelView, prepared: fv.PreparedInput, acts: F.ActivationSet, maps: int
+    view: fs.ModelView, prepared: fs.PreparedInput, acts: F.ActivationSet, maps: int
 ) -> O.Overview:
     """The overview of ``prepared`` through ``view``'s model from its activations ``acts``
     (no forward pass), kept in one session slot until the model, image or ``maps`` change."""
@@ -77,8 +77,8 @@ def _column_png(key: tuple, _node: O.OverviewNode) -> bytes:
 
 
 def column_pngs(
-    view: fv.ModelView,
-    prepared: fv.PreparedInput,
+    view: fs.ModelView,
+    prepared: fs.PreparedInput,
     ov: O.Overview,
     cv: Canvas,
     ranges: list[tuple[float, float]],
@@ -102,7 +102,7 @@ def _cell(
 
 
 def conv_cell(
-    view: fv.ModelView, prepared: fv.PreparedInput, layer: str, row: int, col: int, filter: int
+    view: fs.ModelView, prepared: fs.PreparedInput, layer: str, row: int, col: int, filter: int
 ) -> O.ConvCell:
     """``conv_cell`` for ``prepared`` through ``view``'s model (a shared model under its
     lock), computed once per (model, image, layer, cell, filter) in this session. Raises
