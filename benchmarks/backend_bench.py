@@ -15,12 +15,13 @@ each backend. Measured:
   batch end where it runs;
 - progress latency p50/p95: from that timestamp to the moment the server applied the
   batch's progress (the relay's own hook, no polling);
-- Stop → stopped: from ``stop()`` to the task's end, with the model back. On "process"
-  that includes the child's exit (the server waits for it, up to ``EXIT_WAIT_SECONDS``,
-  before it frees the slot, so the next training starts with that memory back); on "ray"
-  the actor is killed once its result is fetched (``ray.kill``, not waited for);
+- Stop → stopped: from ``stop()`` to the task's end, with the model back (saved as
+  ``.keras`` where it trained and loaded in the server: that round trip, timed here, is
+  part of it on every backend); the child or the actor is then killed;
 - this server process's resident memory before and after each backend's trainings (after a
-  garbage collection and ``malloc_trim``), and the Ray processes' memory.
+  garbage collection and ``malloc_trim``), and the Ray processes' memory;
+- the load average before and after each round: the backends run one after the other, so
+  on a shared machine other work can favour either; compare rounds of similar load.
 
 TARGET lines: Ray throughput ≥ 0.85 × process (as process ÷ Ray ≤ 1/0.85) at each N; Ray's
 extra slot → first batch ≤ 2 s; progress p95 ≤ 0.5 s; Stop p95 ≤ 2 s + one batch; the
@@ -205,6 +206,7 @@ def run_round(backend: str, n: int, data, args, folder: Path, *, stop_after: int
         validation_split=0.1,
         seed=0,
     )
+    load_before = os.getloadavg()[0]
     jobs, submitted, paths = [], [], []
     for i in range(n):
         path = folder / f"{backend}-{n}-{stop_after}-{i}.stamps"
@@ -266,6 +268,7 @@ def run_round(backend: str, n: int, data, args, folder: Path, *, stop_after: int
         "stop": stop_seconds,
         "nodes": nodes,
         "devices": devices,
+        "load": (load_before, os.getloadavg()[0]),
     }
 
 
@@ -281,7 +284,11 @@ def describe(r: dict) -> None:
     if r["stop"]:
         line += f"  Stop→stopped p50 {pct(r['stop'], 50):.2f} s p95 {pct(r['stop'], 95):.2f} s"
     print(line, flush=True)
-    print(f"        devices {sorted(r['devices'])}  nodes {len(r['nodes'])}", flush=True)
+    print(
+        f"        devices {sorted(r['devices'])}  nodes {len(r['nodes'])}  load average "
+        f"{r['load'][0]:.1f} → {r['load'][1]:.1f} (other work on this machine counts too)",
+        flush=True,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -305,6 +312,16 @@ def warm_up(data, folder: Path) -> None:
     from cnnlib.training.trainer import load_model_bytes, save_model_bytes
 
     load_model_bytes(save_model_bytes(job.model))
+    trips = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        load_model_bytes(save_model_bytes(job.model))
+        trips.append(time.perf_counter() - t0)
+    print(
+        f"the model's way back (save as .keras + load here), part of every Stop→stopped: "
+        f"median {statistics.median(trips):.2f} s",
+        flush=True,
+    )
     del os.environ["CNNLAB_TRAINING_PROCESS"]
 
 

@@ -20,7 +20,8 @@ connects, sends the pickled worker, and relays what the child reports until it e
   to the child, whose training checks it at every batch; a child whose parent is gone
   stops too (at its next batch, or after ``START_SECONDS`` if it never got its job);
 - at the end the child sends ``worker.export_result()`` (e.g. the model as ``.keras`` bytes)
-  or its failure message, and the parent calls ``worker.import_result(...)``;
+  or its failure message, and the parent calls ``worker.import_result(...)``; the child,
+  with nothing left to do, is then killed rather than waited for (as a Ray actor is);
 - the child's resident memory is read every ``POLL_SECONDS`` from ``/proc`` (Linux only;
   elsewhere there is no memory cap); above
   ``budgets().training_process_bytes`` the child is killed and the task fails with a
@@ -281,6 +282,7 @@ def run_in_child(worker: Any, *, required: bool = True) -> bool:
     peak = 0
     stop_asked: float | None = None
     next_check = 0.0
+    reported = False  # the child sent its result or its failure: nothing is left for it to do
     try:
         try:
             conn.send_bytes(payload)
@@ -303,6 +305,7 @@ def run_in_child(worker: Any, *, required: bool = True) -> bool:
                 ) from exc
             if message is not None:
                 kind, payload = message
+                reported = kind in ("done", "failed")
                 if kind == "done":
                     worker.update(process_peak_bytes=peak)
                     try:
@@ -339,6 +342,10 @@ def run_in_child(worker: Any, *, required: bool = True) -> bool:
         raise _ended_unexpectedly(code)
     finally:
         conn.close()
+        if reported:
+            # Its interpreter's exit (TensorFlow's teardown) takes seconds on a busy machine,
+            # and the slot waits for it: ended now, its memory goes back at once.
+            child.kill()
         try:
             child.wait(EXIT_WAIT_SECONDS)
         except subprocess.TimeoutExpired:
