@@ -22,9 +22,9 @@ from app_pages.sections import feature_maps_model
 from cnnlib.core.text import shape_text
 from cnnlib.data.mnist import CLASS_NAMES
 from cnnlib.inspect import features as F
+from ui import alt_text, filters_view, keras_runtime, saliency_view, state
 from ui import features_session as fs
 from ui import features_view as fv
-from ui import filters_view, keras_runtime, saliency_view, state
 from ui.datasets import load_for_page
 from ui.errors import friendly_errors
 from ui.image_input import pick_images, show_image
@@ -145,10 +145,15 @@ def activations_tab(view: fs.ModelView, acts: F.ActivationSet, info: F.LayerInfo
     )
     first, last = (page - 1) * per_page + 1, (page - 1) * per_page + len(channels)
     h, w = info.output_shape[:2]
+    shown = acts[info.name][:, :, channels]
+    how = "each map on its own scale" if scale == "per_map" else "one scale for the layer"
     fv.show_png(
         grid,
         f"{info.name}: maps {first}–{last} of {info.channels}, each {h}×{w}, labelled with "
-        "their channel number; bright = strong response (viridis colours).",
+        "their channel number; dark purple = weak, yellow = strong response (viridis colours).",
+        alt=f"Grid of feature maps {first}–{last} of the {info.channels} of {info.name}, each "
+        f"{h}×{w}, {alt_text.values_text(shown.min(), shown.max())}, {how}: dark purple weak, "
+        "yellow strong; labelled with their channel number.",
     )
     options = [int(c) for c in channels]
     chosen = st.selectbox(
@@ -239,7 +244,12 @@ def main() -> None:
     if prepared is None:
         return
     with right, friendly_errors():
-        show_image(prepared.preview, caption="What the model sees", width=160)
+        show_image(
+            prepared.preview,
+            caption="What the model sees",
+            width=160,
+            alt=alt_text.photo("The image as the model sees it", prepared.preview),
+        )
         st.caption(f"Prepared as the model expects: {prepared.steps}.")
         with st.spinner("Running the image through every layer…"):
             acts = fs.activations(view, prepared)

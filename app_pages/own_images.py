@@ -201,7 +201,6 @@ def start_ui(entry: session.OwnData | None, recipe: OwnImagesRecipe | None) -> N
         reason = reason or "No pretrained weights for transfer learning: choose From scratch."
     if st.button(
         "Start training",
-        type="primary",
         key="own_start",
         disabled=bool(reason),
         icon=":material/play_arrow:",

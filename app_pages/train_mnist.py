@@ -148,7 +148,6 @@ def start_ui(ds: PageDataset, rows, config: TrainConfig) -> None:
         reason = "Fix the model first (tab ① Model): the stack cannot be built."
     clicked = left.button(
         "Start training",
-        type="primary",
         key="mnist_start",
         disabled=bool(reason),
         icon=":material/play_arrow:",
@@ -220,12 +219,8 @@ def confusion_ui(tested: session.MnistTested) -> None:
         "answers. Click a cell to see its test images."
     )
     info, evaluation = tested.info, tested.result.evaluation
-    event = st.plotly_chart(
-        view.confusion_figure(evaluation.confusion, info.class_names),
-        key=f"mnist_confusion_{tested.id}",
-        on_select="rerun",
-        selection_mode=("points", "box"),
-        config={"displaylogo": False},
+    event = view.confusion_chart(
+        evaluation.confusion, info.class_names, key=f"mnist_confusion_{tested.id}"
     )
     cell = view.selected_cell(event)
     if cell is not None:

@@ -157,12 +157,16 @@ def main() -> int:
     import tensorflow as tf
 
     print(f"\nconv2d vs tf.nn.conv2d {tf.__version__} (ms; min and median of {args.repeats})")
-    print(f"{'case':<15}{'ours min':>10}{'ours med':>10}{'TF min':>9}{'TF med':>9}"
-          f"{'ratio':>7}{'max|diff|':>11}")  # fmt: skip
+    print(
+        f"{'case':<15}{'ours min':>10}{'ours med':>10}{'TF min':>9}{'TF med':>9}"
+        f"{'ratio':>7}{'max|diff|':>11}"
+    )
     for name, r in results.items():
         r["ratio"] = r["ours_min"] / r["tf_min"]
-        print(f"{name:<15}{r['ours_min']:>10.1f}{r['ours_med']:>10.1f}{r['tf_min']:>9.1f}"
-              f"{r['tf_med']:>9.1f}{r['ratio']:>7.2f}{r['max_abs_diff']:>11.1e}")  # fmt: skip
+        print(
+            f"{name:<15}{r['ours_min']:>10.1f}{r['ours_med']:>10.1f}{r['tf_min']:>9.1f}"
+            f"{r['tf_med']:>9.1f}{r['ratio']:>7.2f}{r['max_abs_diff']:>11.1e}"
+        )
     stride_ratio, s1_ms, s2_ms = stride
     print(
         f"\nour stride 2 / our stride 1 (512×512×3, 8 filters, same; alternated, without "

@@ -90,12 +90,16 @@ def main() -> int:
                 pager = at.get("pagination")[0]
                 rows.append((layer, f"page {page} of channels", _timed_run(pager.set_value(page))))
         changes = [
-            *((f"colour scale: {v}", "radio", "fm_scale", v)
-              for v in ("One range for the whole layer", "Each map its own range")),
-            *((f"order: {v}", "radio", "fm_order", v)
-              for v in ("Channel number", "Mean activation, highest first")),
+            *(
+                (f"colour scale: {v}", "radio", "fm_scale", v)
+                for v in ("One range for the whole layer", "Each map its own range")
+            ),
+            *(
+                (f"order: {v}", "radio", "fm_order", v)
+                for v in ("Channel number", "Mean activation, highest first")
+            ),
             *((f"{v} maps per page", "selectbox", "fm_per_page", v) for v in (128, 256, 64)),
-        ]  # fmt: skip
+        ]
         for what, kind, key, value in changes:
             widget = getattr(at, kind)(key=key)  # looked up in the current element tree
             rows.append((layer, what, _timed_run(widget.set_value(value))))

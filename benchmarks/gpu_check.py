@@ -81,15 +81,21 @@ def own_images(epochs: int) -> None:
         times = epoch_timer()
         n = split.size("train")
         history = model.fit(
-            split.batches("train", 32, epochs=epochs), steps_per_epoch=-(-n // 32),
-            epochs=epochs, validation_data=split.batches("validation", 32), shuffle=False,
-            callbacks=[times, keras.callbacks.TerminateOnNaN()], verbose=0,
-        )  # fmt: skip
+            split.batches("train", 32, epochs=epochs),
+            steps_per_epoch=-(-n // 32),
+            epochs=epochs,
+            validation_data=split.batches("validation", 32),
+            shuffle=False,
+            callbacks=[times, keras.callbacks.TerminateOnNaN()],
+            verbose=0,
+        )
     steady = times.times[1:] or times.times
     print(f"\nOwn-images pipeline ({source}, {n} training images, 64×64, scratch recipe)")
     print(f"  epoch seconds: {', '.join(f'{t:.2f}' for t in times.times)}")
-    print(f"  {n * len(steady) / sum(steady):,.0f} images/s after the first epoch; "
-          f"val accuracy {history.history['val_accuracy'][-1]:.3f}")  # fmt: skip
+    print(
+        f"  {n * len(steady) / sum(steady):,.0f} images/s after the first epoch; "
+        f"val accuracy {history.history['val_accuracy'][-1]:.3f}"
+    )
 
 
 def mnist_recipe(epochs: int) -> None:
@@ -115,8 +121,10 @@ def mnist_recipe(epochs: int) -> None:
     steady = times.times[1:] or times.times
     print(f"\nMNIST recipe (build_fast_convnet on {name}, {len(x)} images, batch 128)")
     print(f"  epoch seconds: {', '.join(f'{t:.2f}' for t in times.times)}")
-    print(f"  {len(x) * len(steady) / sum(steady):,.0f} images/s after the first epoch; "
-          f"test accuracy {acc:.3f}")  # fmt: skip
+    print(
+        f"  {len(x) * len(steady) / sum(steady):,.0f} images/s after the first epoch; "
+        f"test accuracy {acc:.3f}"
+    )
 
 
 def main() -> int:

@@ -107,8 +107,10 @@ def main() -> int:
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPU cores")
     start = time.perf_counter()
     tutorial_model = _write_random_resnet50(weights)
-    print(f"Built ResNet50 (weights=None) and wrote {weights.stat().st_size / 1e6:.0f} MB "
-          f"of weights in {time.perf_counter() - start:.1f} s")  # fmt: skip
+    print(
+        f"Built ResNet50 (weights=None) and wrote {weights.stat().st_size / 1e6:.0f} MB "
+        f"of weights in {time.perf_counter() - start:.1f} s"
+    )
 
     pm = load_resnet50(weights)
     # Keras' decode_predictions, given the same class index offline (no download here).
@@ -167,11 +169,14 @@ def main() -> int:
     cam_ratio = med["gradcam"] / med["forward"]
     rows = [
         ("app path: load_image + prepare + tf.function + decode", med["app"], low["app"]),
-        ("tutorials: load_img … preprocess_input + predict + decode", med["tutorial"],
-         low["tutorial"]),
+        (
+            "tutorials: load_img … preprocess_input + predict + decode",
+            med["tutorial"],
+            low["tutorial"],
+        ),
         ("plain forward pass (tf.function), prepared batch", med["forward"], low["forward"]),
         ("Grad-CAM (forward + gradient), prepared batch", med["gradcam"], low["gradcam"]),
-    ]  # fmt: skip
+    ]
     print(f"\nSingle photo, median and minimum of {REPEATS} alternating runs:")
     print(f"{'measurement':60s} {'median ms':>10s} {'min ms':>8s}")
     for name, m, lo in rows:
@@ -179,8 +184,10 @@ def main() -> int:
     print("\nOnce:")
     for name, seconds in first.items():
         print(f"{name:60s} {seconds:9.2f} s")
-    print(f"{'load_resnet50 from the local file (build + load + MD5)':60s} "
-          f"{statistics.median(load_here):9.2f} s")  # fmt: skip
+    print(
+        f"{'load_resnet50 from the local file (build + load + MD5)':60s} "
+        f"{statistics.median(load_here):9.2f} s"
+    )
     print(f"{'same, fresh process (after importing Keras/TF)':60s} {float(fresh_load_s):9.2f} s")
     print(f"{'importing Keras/TensorFlow, fresh process':60s} {float(fresh_import_s):9.2f} s")
     print(f"{'peak RSS, fresh process: load + classify + Grad-CAM':60s} {peak_mb:9.0f} MB")

@@ -73,9 +73,13 @@ def warm_up() -> None:
     import keras
 
     model = keras.Sequential(
-        [keras.Input((28, 28, 1)), keras.layers.Conv2D(4, 3), keras.layers.Flatten(),
-         keras.layers.Dense(10, activation="softmax")]
-    )  # fmt: skip
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Conv2D(4, 3),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     x = np.zeros((256, 28, 28, 1), np.float32)
     model.fit(x, np.zeros(256, np.int32), batch_size=64, epochs=1, verbose=0)

@@ -147,9 +147,18 @@ def test_server_config_matches_the_budgets_and_names_real_options():
     path = Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml"
     settings = tomllib.loads(path.read_text())
     options = st_config._config_options_template  # every option Streamlit defines
-    for section, values in settings.items():
-        for key in values:
-            assert f"{section}.{key}" in options, f"{section}.{key}"
+
+    def names(table: dict, prefix: str = "") -> list[str]:  # nested tables: [theme.dark]
+        return [
+            n
+            for key, value in table.items()
+            for n in (
+                names(value, f"{prefix}{key}.") if isinstance(value, dict) else [prefix + key]
+            )
+        ]
+
+    for name in names(settings):
+        assert name in options, name
     server = settings["server"]
     assert server["maxUploadSize"] * 1024 * 1024 == Budgets().image_file_bytes
     assert server["maxUploadSize"] * 1024 * 1024 == Budgets().model_file_bytes

@@ -73,8 +73,10 @@ def test_colorscale_and_colorize_follow_plotly():
     assert scale == [[float(p), c] for p, c in pc.get_colorscale("RdBu_r")]
     rgb = figures.colorize(np.array([-1.0, 0.0, 1.0]), figures.SIGN, -1.0, 1.0)
     assert rgb.shape == (3, 3) and rgb.dtype == np.uint8
-    first, last = (pc.hex_to_rgb(c) if c.startswith("#") else pc.unlabel_rgb(c)
-                   for c in (scale[0][1], scale[-1][1]))  # fmt: skip
+    first, last = (
+        pc.hex_to_rgb(c) if c.startswith("#") else pc.unlabel_rgb(c)
+        for c in (scale[0][1], scale[-1][1])
+    )
     assert tuple(rgb[0]) == tuple(int(v) for v in first)
     assert tuple(rgb[2]) == tuple(int(v) for v in last)
     gray = figures.colorize(np.linspace(0, 1, 11), figures.GRAY, 0.0, 1.0)
@@ -123,7 +125,7 @@ def test_bar_chart_options():
     assert top.data[0].hovertemplate == "%{y}: %{x:.2%}<extra></extra>"
 
 
-@pytest.mark.parametrize("name", ["Viridis", "RdBu_r", "Jet"])
+@pytest.mark.parametrize("name", ["Viridis", "RdBu_r", "Inferno"])
 def test_the_app_scales_are_plotlys_and_shared_with_cnnlib(name):
     """``cnnlib.core.colormaps.SCALES`` spells plotly's scales exactly; ``figures.colorize`` and
     cnnlib's images (feature-map grids, the Grad-CAM overlay) colour with the same table."""
@@ -146,7 +148,7 @@ def test_cnnlib_images_use_the_app_scales():
     cam = np.array([[0.0, 0.25], [0.75, 1.0]], np.float32)
     heat = np.asarray(imagenet.heatmap_rgb(cam, (2, 2)))  # same size: no resampling
     np.testing.assert_array_equal(heat, figures.colorize(cam, figures.HEAT, 0.0, 1.0))
-    assert tuple(heat[0, 0]) == (0, 0, 131) and tuple(heat[1, 1]) == (128, 0, 0)  # Jet's ends
+    assert tuple(heat[0, 0]) == (0, 0, 4) and tuple(heat[1, 1]) == (252, 255, 164)  # Inferno's ends
     np.testing.assert_array_equal(
         features.colorize(cam, 0.0, 1.0), figures.colorize(cam, figures.MAGNITUDE, 0.0, 1.0)
     )

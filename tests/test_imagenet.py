@@ -247,7 +247,7 @@ def test_overlay_and_heatmap(cat):
     heat = imagenet.heatmap_rgb(cam, base.size)
     assert heat.size == base.size
     centre, corner = np.asarray(heat)[112, 112], np.asarray(heat)[0, 0]
-    assert centre[0] > centre[2] and corner[2] > corner[0]  # red where high, blue where low
+    assert centre.astype(int).sum() > 600 > 30 > corner.astype(int).sum()  # bright where high
     np.testing.assert_array_equal(np.asarray(imagenet.overlay(base, cam, 0.0)), np.asarray(base))
     np.testing.assert_array_equal(np.asarray(imagenet.overlay(base, cam, 1.0)), np.asarray(heat))
     with pytest.raises(InvalidArgumentError):

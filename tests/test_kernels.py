@@ -10,9 +10,18 @@ from cnnlib.conv import ops as conv
 from cnnlib.core.errors import InvalidArgumentError
 
 REQUIRED = [
-    "identity", "box blur", "gaussian blur", "sharpen", "vertical edges", "horizontal edges",
-    "sobel x", "sobel y", "laplacian", "emboss", "outline",
-]  # fmt: skip
+    "identity",
+    "box blur",
+    "gaussian blur",
+    "sharpen",
+    "vertical edges",
+    "horizontal edges",
+    "sobel x",
+    "sobel y",
+    "laplacian",
+    "emboss",
+    "outline",
+]
 
 
 def test_every_required_preset_exists_as_float32_2d():
@@ -32,8 +41,14 @@ def test_presets_behave_as_described():
     np.testing.assert_array_equal(conv.conv2d(x, kernels.preset("identity"), padding="same"), x)
     for blur in ("box blur", "gaussian blur"):
         assert kernels.preset(blur).sum() == pytest.approx(1.0, abs=1e-6)
-    for zero_sum in ("vertical edges", "horizontal edges", "sobel x", "sobel y", "laplacian",
-                     "outline"):  # fmt: skip
+    for zero_sum in (
+        "vertical edges",
+        "horizontal edges",
+        "sobel x",
+        "sobel y",
+        "laplacian",
+        "outline",
+    ):
         assert kernels.preset(zero_sum).sum() == 0
     flat = np.full((8, 8), 0.5, np.float32)
     assert np.allclose(conv.conv2d(flat, kernels.preset("laplacian")), 0)

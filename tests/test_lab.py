@@ -247,9 +247,14 @@ def test_explain_cell_rejects_positions_outside():
 
 @pytest.mark.parametrize(
     ("n", "k", "padding", "stride", "dilation"),
-    [(5, 3, "valid", 1, 1), (5, 3, "same", 2, 1), (5, 3, 1, 1, 2), (6, 2, "full", 3, 1),
-     (7, 3, "same", 2, 3)],
-)  # fmt: skip
+    [
+        (5, 3, "valid", 1, 1),
+        (5, 3, "same", 2, 1),
+        (5, 3, 1, 1, 2),
+        (6, 2, "full", 3, 1),
+        (7, 3, "same", 2, 3),
+    ],
+)
 def test_small_grid_feeds_match_the_convolution(n, k, padding, stride, dilation):
     g = lab.small_grid(n, k, ConvGeometry(padding, stride, dilation))
     assert g.out == conv.output_size(n, k, padding=padding, stride=stride, dilation=dilation)
@@ -300,8 +305,9 @@ def test_filter_bank_is_one_conv2d_layer():
     maps = conv.conv2d(x, k4, padding="same", stride=2)
     assert maps.shape == (6, 5, 3)
     for i, name in enumerate(names):
-        one = conv.conv2d(x, kernels.resize_kernel(kernels.preset(name), (5, 5)), padding="same",
-                          stride=2)  # fmt: skip
+        one = conv.conv2d(
+            x, kernels.resize_kernel(kernels.preset(name), (5, 5)), padding="same", stride=2
+        )
         np.testing.assert_allclose(maps[:, :, i], one, rtol=1e-5, atol=1e-6)
     assert lab.conv_layer_params(5, 5, 3, 3) == (225, 3)
     with pytest.raises(InvalidArgumentError, match="at least one"):

@@ -13,7 +13,7 @@ import streamlit as st
 from PIL import Image
 
 from cnnlib.inspect import imagenet
-from ui import figures
+from ui import alt_text, figures
 from ui.image_input import show_image
 
 BAR_COLOR = "#4c78a8"
@@ -55,10 +55,31 @@ def cam_figure(cam: np.ndarray, layer: str) -> go.Figure:
     return fig
 
 
+def top5_rows(preds: list[imagenet.Prediction]) -> dict[str, list]:
+    """The top predictions as table columns (rank, class, ImageNet id, probability)."""
+    return {
+        "rank": list(range(1, len(preds) + 1)),
+        "class": [p.label for p in preds],
+        "ImageNet id": [p.class_id for p in preds],
+        "probability": [f"{p.probability:.1%}" for p in preds],
+    }
+
+
+def top5_alt(preds: list[imagenet.Prediction]) -> str:
+    """ "Bar chart of the top 5 classes: tabby 61.2%, tiger cat 20.1%, …"."""
+    bars = ", ".join(f"{p.label} {p.probability:.1%}" for p in preds)
+    return f"Bar chart of the top {len(preds)} classes by probability: {bars}."
+
+
 def show_card(index: int, name: str, step: imagenet.PipelineSteps, result) -> None:
     """One photo of several: its model input, best guess and a compact top-5 chart."""
     with st.container(border=True):
-        show_image(step.resized, caption=name, width=160)
+        show_image(
+            step.resized,
+            caption=name,
+            width=160,
+            alt=alt_text.photo(f"Model input of {alt_text.plain(name)}", step.resized),
+        )
         if result is None:
             return
         best = result.predictions[0]
@@ -67,6 +88,7 @@ def show_card(index: int, name: str, step: imagenet.PipelineSteps, result) -> No
             top5_figure(result.predictions, height=190),
             key=f"classify_grid_chart_{index}",
             config={"displayModeBar": False},
+            alt=top5_alt(result.predictions),
         )
         st.caption(f"Inference {result.inference_seconds * 1000:.0f} ms")
 
@@ -93,12 +115,16 @@ def show_input_step(
     st.subheader("1 · The image the model sees")
     w, h = step.original_size
     fw, fh = file_size or (w, h)
-    caption = f"Original: {fw}×{fh} pixels" + (f" (read at {w}×{h})" if (fw, fh) != (w, h) else "")
+    size = f"{fw}×{fh} pixels" + (f" (read at {w}×{h})" if (fw, fh) != (w, h) else "")
     c1, c2 = st.columns(2)
     with c1:
-        show_image(original, caption=caption)
+        show_image(original, caption=f"Original: {size}", alt=f"Your photo, {size}")
     with c2:
-        show_image(step.resized, caption=f"Model input: {_resize_note(step)}")
+        show_image(
+            step.resized,
+            caption=f"Model input: {_resize_note(step)}",
+            alt=f"The photo as ResNet50 gets it: {_resize_note(step)}",
+        )
     st.caption(
         "Keras' `load_img(path, target_size=(224, 224))` resizes with nearest-neighbour "
         "interpolation and ignores the aspect ratio; the crop option is "
@@ -114,7 +140,7 @@ def show_array_step(step: imagenet.PipelineSteps) -> None:
         f"x = keras.utils.img_to_array(img)  # shape {step.array_shape}, float32, "
         f"values {lo:.0f} to {hi:.0f}\n"
         f"x = np.expand_dims(x, axis=0)      # shape {step.batch_shape}: a batch of one image",
-        language="python",
+        language=None,  # Streamlit's Python colours are too faint on light code (4.5:1)
         wrap_lines=True,
     )
     st.caption(
@@ -153,6 +179,8 @@ def show_preprocess_step(step: imagenet.PipelineSteps, preview: Image.Image) -> 
         show_image(
             preview,
             caption="The preprocessed array drawn as if it were RGB (rescaled): reds turn blue",
+            alt=f"The preprocessed {alt_text.size_text(preview)} array drawn as if it were RGB: "
+            "with red and blue swapped, red things look blue and blue things orange.",
         )
 
 
@@ -165,7 +193,13 @@ def show_top5(result, *, verified: bool) -> None:
         else "Top-5 of the model's 1000 outputs (ImageNet names, unverified weights)"
     )
     st.markdown(f"**{title}**")
-    st.plotly_chart(top5_figure(preds), key="classify_top5", config={"displayModeBar": False})
+    st.plotly_chart(
+        top5_figure(preds),
+        key="classify_top5",
+        config={"displayModeBar": False},
+        alt=top5_alt(preds),
+    )
+    figures.table_view(top5_rows(preds), alt=title)
     st.caption(
         f"Inference (one forward pass, compiled with tf.function): "
         f"{result.inference_seconds * 1000:.0f} ms · preprocessing "
@@ -179,10 +213,26 @@ def show_grad_cam(
     overlay: Image.Image, cam: np.ndarray, *, layer: str, label: str, opacity: float
 ) -> None:
     """The Grad-CAM overlay on the model input beside the map alone."""
+    h, w = cam.shape
+    r, c = np.unravel_index(int(np.argmax(cam)), cam.shape)
+    where = (
+        f"strongest in cell row {r}, column {c} of its {h}×{w} grid"
+        if cam.max() > 0
+        else "zero everywhere: nothing in the photo speaks for this class"
+    )
     c1, c2 = st.columns(2)
     with c1:
-        show_image(overlay, caption=f"Grad-CAM overlay for “{label}” (opacity {opacity:.2f})")
+        show_image(
+            overlay,
+            caption=f"Grad-CAM overlay for “{label}” (opacity {opacity:.2f})",
+            alt=f"Grad-CAM heatmap for “{label}” over the {alt_text.size_text(overlay)} model "
+            f"input, bright yellow where the evidence is strong, dark where there is none; "
+            f"{where}.",
+        )
     with c2:
         st.plotly_chart(
-            cam_figure(cam, layer), key="classify_cam_alone", config={"displayModeBar": False}
+            cam_figure(cam, layer),
+            key="classify_cam_alone",
+            config={"displayModeBar": False},
+            alt=f"The {h}×{w} Grad-CAM map of {layer} alone, values 0 to 1, {where}.",
         )

@@ -12,7 +12,7 @@ from PIL import Image
 
 from cnnlib.core.text import safe_text
 from cnnlib.inspect import features as F
-from ui import figures
+from ui import alt_text, figures
 from ui.features_session import ModelView
 from ui.image_input import show_image
 
@@ -49,15 +49,16 @@ def heatmap_figure(
     return fig
 
 
-def show_png(image: np.ndarray | Image.Image, caption: str) -> None:
+def show_png(image: np.ndarray | Image.Image, caption: str, *, alt: str) -> None:
     """A composed image ((H, W, 3) uint8 or PIL), sent as PNG: wide ones fitted to the
     column's width with the caption below; small ones at their own size, the caption beside
-    them as a line of text (an image caption is only as wide as its image)."""
+    them as a line of text (an image caption is only as wide as its image). ``alt`` says what
+    it shows, with its numbers (``ui.alt_text``)."""
     pixels = image.width if isinstance(image, Image.Image) else int(image.shape[1])
     if pixels > 700:
-        st.image(F.to_png(image), caption=caption, width="stretch", output_format="PNG")
+        st.image(F.to_png(image), caption=caption, width="stretch", output_format="PNG", alt=alt)
     else:
-        st.image(F.to_png(image), width=pixels, output_format="PNG")
+        st.image(F.to_png(image), width=pixels, output_format="PNG", alt=alt)
         st.caption(caption)
 
 
@@ -85,14 +86,17 @@ def show_scores(scores: F.Scores, class_names: tuple[str, ...] | None) -> None:
     answer = safe_text(names[scores.predicted])
     st.markdown(f"**The model's answer:** {answer} ({what} {shown})")
     fig = figures.bar_chart(
-        names,
+        [figures.plain_label(n) for n in names],
         scores.values,
         color=BAR_COLOR,
         value_format=value_format,
         value_title=what,
         height=220,
     )
-    st.plotly_chart(fig, key="fm_scores")
+    cells = [format(float(v), value_format) for v in scores.values]
+    bars = ", ".join(f"{alt_text.plain(n, 40)} {c}" for n, c in zip(names, cells, strict=True))
+    st.plotly_chart(fig, key="fm_scores", alt=f"Bar chart of the {what} of each class: {bars}.")
+    figures.table_view({"class": names, what: cells}, alt=f"The model's {what} for each class")
 
 
 def show_vector(values: np.ndarray, info: F.LayerInfo, names: list[str] | None) -> None:
@@ -107,7 +111,16 @@ def show_vector(values: np.ndarray, info: F.LayerInfo, names: list[str] | None) 
         show_values=False,
         hover="unit %{x}: %{y:.4g}<extra></extra>",
     )
-    st.plotly_chart(fig, key="fm_vector")
+    v = np.asarray(values)
+    st.plotly_chart(
+        fig,
+        key="fm_vector",
+        alt=f"Bar chart of the {info.channels} units of {info.name}, "
+        f"{alt_text.values_text(v.min(), v.max())}; the largest is unit {int(np.argmax(v))}.",
+    )
+    labels = names or [str(i) for i in range(info.channels)]
+    rows = {"unit": labels, "value": [f"{float(x):.4g}" for x in v]}
+    figures.table_view(rows, alt=f"The {info.channels} values of {info.name}")
     st.caption(
         f"{info.name} is a vector of {info.channels} numbers, not maps: every unit sees the "
         "whole image."
@@ -119,7 +132,12 @@ def show_enlarged(
 ) -> None:
     """One map of layer ``info`` large, with its statistics and receptive field."""
     left, right = st.columns([3, 2])
-    left.plotly_chart(heatmap_figure(values, float(lo), float(hi)), key="fm_enlarged")
+    alt = alt_text.map_text(
+        f"Channel {channel} of {info.name}, enlarged",
+        values,
+        figures.legend(figures.MAGNITUDE, float(lo), float(hi)),
+    )
+    left.plotly_chart(heatmap_figure(values, float(lo), float(hi)), key="fm_enlarged", alt=alt)
     with right:
         st.markdown(f"**Channel {channel}** of {info.name} ({info.kind})")
         zeros = "exact zeros (switched off by the ReLU)" if info.relu else "exact zeros"
@@ -148,6 +166,8 @@ def show_first_filters(view: ModelView, layer: str, kernel: np.ndarray) -> None:
     show_png(
         F.filter_grid(kernel, bgr=view.bgr, columns=16, tile_px=48),
         f"Each square is one filter, {colour}; grey or white = 0.{note}",
+        alt=f"Grid of the {nf} {kh}×{kw} filters of {layer}, weights "
+        f"{alt_text.values_text(kernel.min(), kernel.max())}, drawn {colour}.",
     )
 
 
@@ -166,14 +186,23 @@ def show_filter(fw: F.FilterWeights, top_channel: int) -> None:
         F.weight_grid(fw.kernel, columns=32, tile_px=tile),
         "One square per input channel, labelled with its number: blue = negative, "
         "white = 0, red = positive (one scale for the whole filter).",
+        alt=f"Grid of the {fcin} {fh}×{fwid} weight squares of filter {fw.index} of {fw.layer}, "
+        f"one per input channel, weights {alt_text.values_text(fw.stats.min, fw.stats.max)}: "
+        "blue negative, white 0, red positive.",
     )
 
 
 def show_filter_channel(fw: F.FilterWeights, channel: int) -> None:
     """The weights of one input channel of a filter, values written in the cells."""
     top = float(np.abs(fw.kernel).max())
-    fig = heatmap_figure(fw.kernel[:, :, channel], -top, top, height=260, scale=figures.SIGN)
-    st.plotly_chart(fig, key="fm_filter_values")
+    weights = fw.kernel[:, :, channel]
+    fig = heatmap_figure(weights, -top, top, height=260, scale=figures.SIGN)
+    alt = alt_text.map_text(
+        f"Weights of input channel {channel} of filter {fw.index}",
+        weights,
+        figures.legend(figures.SIGN, -top, top),
+    )
+    st.plotly_chart(fig, key="fm_filter_values", alt=alt)
 
 
 def show_hierarchy(
@@ -188,14 +217,20 @@ def show_hierarchy(
     cols = st.columns(len(steps) + 1)
     h, w = input_shape[:2]
     with cols[0]:
-        show_image(preview)
+        show_image(preview, alt=alt_text.photo("The input image", preview))
     cols[0].caption(f"**input**  \n{h}×{w}")
     for col, step in zip(cols[1:], steps, strict=True):
         lo, hi = float(step.map.min()), float(step.map.max())
         tile = F.tile_grid([F.colorize(step.map, lo, hi)], columns=1, tile_px=160, gap=0)
         sh, sw = step.size
         rf = step.receptive_field.describe((h, w)) if step.receptive_field else "unknown"
-        col.image(F.to_png(tile), width="stretch", output_format="PNG")
+        alt = alt_text.map_text(
+            f"Most active map after stage {step.layer}: channel {step.channel} of "
+            f"{step.channels}, each cell seeing {rf} of the input",
+            step.map,
+            figures.legend(figures.MAGNITUDE, lo, hi),
+        )
+        col.image(F.to_png(tile), width="stretch", output_format="PNG", alt=alt)
         col.caption(
             f"**{step.layer}**  \n{sh}×{sw} map, channel {step.channel} of {step.channels}"
             f"  \neach cell sees {rf}"

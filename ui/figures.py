@@ -17,12 +17,17 @@
   colours an array with the same scale as (..., 3) uint8 via ``cnnlib.core.colormaps``, so a
   JPEG thumbnail and a heatmap of the same values look alike. ``SIGN`` (diverging around 0),
   ``MAGNITUDE`` (sequential), ``HEAT`` (Grad-CAM, saliency) and ``GRAY`` are the app's
-  scales; cnnlib draws images with the same tables (``cnnlib.core.colormaps.table``).
+  scales; cnnlib draws images with the same tables (``cnnlib.core.colormaps.table``), all
+  readable with a colour-vision deficiency; ``legend`` says what a scale's colours mean.
+- **Every chart has its numbers one click away**: ``table_view`` ("Show as table", an
+  expander holding an HTML table a screen reader can read), and ``plot``/``st.plotly_chart``
+  get an ``alt`` that says what the chart shows.
 """
 
 from __future__ import annotations
 
 import base64
+import html
 from collections.abc import Sequence
 
 import numpy as np
@@ -30,7 +35,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from cnnlib.core import colormaps
-from cnnlib.core.text import shape_text
+from cnnlib.core.text import safe_text, shape_text
+from ui import alt_text
 
 __all__ = [
     "GRAY",
@@ -43,14 +49,20 @@ __all__ = [
     "colorize",
     "colorscale",
     "figure",
+    "legend",
+    "plain_label",
     "plot",
     "rect",
     "shape_text",
+    "table_view",
 ]
 
 #: The app's colour scales (plotly names): diverging around 0, sequential |value|, grey, and
-#: Grad-CAM / saliency heat (blue = none, red = strongest).
-SIGN, MAGNITUDE, GRAY, HEAT = "RdBu_r", "Viridis", "gray", "Jet"
+#: Grad-CAM / saliency evidence (black = none, pale yellow = strongest).
+SIGN, MAGNITUDE, HEAT = colormaps.SIGN, colormaps.MAGNITUDE, colormaps.HEAT
+GRAY = "gray"
+#: The label of every chart's table equivalent.
+TABLE_LABEL = "Show as table"
 #: Image-panel axes: no grid, square cells kept inside the domain.
 AXIS = {"showgrid": False, "zeroline": False, "constrain": "domain"}
 #: NumPy dtype → plotly.js typed-array name (what ``plot`` sends as base64).
@@ -87,6 +99,9 @@ def colorize(values: np.ndarray, name: str, lo: float, hi: float) -> np.ndarray:
     """Values (...,) → (..., 3) uint8 with plotly scale ``name``: lo → its first colour,
     hi → its last (clipped outside)."""
     return colormaps.colorize(values, _table(name), lo, hi)
+
+
+legend = colormaps.legend
 
 
 # ----------------------------------------------------------------------- fast figures
@@ -135,9 +150,31 @@ def plain(fig: dict) -> dict:
     return fig
 
 
-def plot(fig: dict, key: str | None = None) -> None:
-    """Draw a plain-dict figure with ``st.plotly_chart`` (the fast path)."""
-    st.plotly_chart(PlainFigure(plain(fig)), key=key, config={"displaylogo": False})
+def plot(fig: dict, key: str | None = None, *, alt: str | None = None) -> None:
+    """Draw a plain-dict figure with ``st.plotly_chart`` (the fast path); ``alt`` says what it
+    shows to a screen reader."""
+    st.plotly_chart(PlainFigure(plain(fig)), key=key, config={"displaylogo": False}, alt=alt)
+
+
+def plain_label(name: object, max_len: int = 40) -> str:
+    """An uploaded name for a plotly label: control characters removed, cut to ``max_len``
+    characters and HTML-escaped (plotly renders a few tags)."""
+    return html.escape(alt_text.plain(name, max_len))
+
+
+def table_view(rows, *, alt: str, label: str = TABLE_LABEL) -> None:
+    """A chart's numbers one click away: an expander (keyboard-operable) holding ``rows`` (a
+    DataFrame, a dict of columns or a list of row dicts) as an HTML table named ``alt``, which
+    screen readers read cell by cell (``st.dataframe`` draws on a canvas). ``st.table`` reads
+    markdown in its cells, so every text cell and header is shown as plain text
+    (``safe_text``): class and file names come from uploads."""
+    import pandas as pd
+
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+    frame = frame.rename(columns=lambda c: safe_text(c, 80))
+    frame = frame.map(lambda v: safe_text(v, 80) if isinstance(v, str) else v)
+    with st.expander(label):
+        st.table(frame, hide_index=True, alt=alt)
 
 
 def axes(n: int = 1, gap: float = 0.06, widths: Sequence[float] | None = None) -> dict:

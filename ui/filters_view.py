@@ -117,7 +117,7 @@ def one_filter_ui(view: ModelView, acts: F.ActivationSet, layer: str) -> None:
     steps = c2.slider("Steps", 10, 200, 40, 10, key="fm_wants_steps", **KEEP)
     asked: set = st.session_state.setdefault(ASKED, set())
     key = (view.key, layer, int(channel), int(steps))
-    if st.button("Show what this filter wants to see", key="fm_wants_run", type="primary"):
+    if st.button("Show what this filter wants to see", key="fm_wants_run"):
         asked.add(key)
     if key not in asked:
         st.caption(f"Channel {top} is this layer's top activating channel for the current image.")
@@ -128,14 +128,24 @@ def one_filter_ui(view: ModelView, acts: F.ActivationSet, layer: str) -> None:
         )
     left, right = st.columns([1, 2])
     with left:
-        show_image(to_rgb(result), width=200)
+        show_image(
+            to_rgb(result),
+            width=200,
+            alt=f"The image filter {result.channel} of {layer} responds to most, found in "
+            f"{result.steps} steps from a grey image (contrast stretched).",
+        )
         st.caption(
             f"Filter {result.channel} of {layer} after {result.steps} steps "
             f"({result.seconds:.1f} s), contrast stretched."
         )
     with right:
-        st.plotly_chart(activation_figure(result), key="fm_wants_curve")
         a = result.activations
+        st.plotly_chart(
+            activation_figure(result),
+            key="fm_wants_curve",
+            alt=f"Line chart of the filter's mean activation at each of the {len(a) - 1} steps, "
+            f"from {a[0]:.4g} to {a[-1]:.4g}.",
+        )
         st.caption(f"Its mean activation went from {a[0]:.4g} (grey image) to {a[-1]:.4g}.")
 
 
@@ -152,7 +162,7 @@ def grid_ui(view: ModelView, acts: F.ActivationSet, layer: str) -> None:
         f"The {len(channels)} most active filters of {layer} for the current image, "
         f"{steps} steps each; the grid keeps what is done when the time limit comes."
     )
-    if st.button(f"Fill a grid of {len(channels)} filters", key="fm_grid_start", type="primary"):
+    if st.button(f"Fill a grid of {len(channels)} filters", key="fm_grid_start"):
         stop_grid()
         job = FilterGridJob(
             view.runner,
@@ -219,4 +229,9 @@ def show_grid(snap: GridProgress) -> None:
     done = [c for c in snap.channels if c in snap.images]
     tiles = [to_rgb(snap.images[c]) for c in done]
     grid = F.tile_grid(tiles, [f"filter {c}" for c in done], columns=8, tile_px=112)
-    show_png(grid, f"What each filter of {snap.layer} wants to see (contrast stretched).")
+    show_png(
+        grid,
+        f"What each filter of {snap.layer} wants to see (contrast stretched).",
+        alt=f"Grid of {len(done)} images, each labelled with its filter of {snap.layer}: the "
+        "image that filter responds to most (contrast stretched).",
+    )

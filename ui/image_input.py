@@ -184,10 +184,12 @@ def show_image(
     *,
     width: int | str = "stretch",
     caption: str | None = None,
+    alt: str,
 ) -> None:
     """Show a learner's image at ``width`` (pixels or "stretch"), whatever its shape.
 
     ``img``: a PIL image, or an (H, W) / (H, W, C) array, uint8 or float in [0, 1] (clipped).
+    ``alt``: what it shows, for screen readers (``ui.alt_text``; "" marks it decorative).
     Very large images are shrunk to ``SHOW_MAX_SIDE`` first; then extreme strips (8 × 3000,
     3000 × 8) are letterboxed with grey bars to at most 3 : 1, so they neither vanish nor
     shrink to zero pixels (shrinking first: a 1 × 30,000 strip costs 534 × 1600 pixels, not
@@ -196,4 +198,4 @@ def show_image(
     if isinstance(img, np.ndarray):
         img = Image.fromarray(img) if img.dtype == np.uint8 else images.to_image(img)
     img = images.letterbox(img, max_aspect=SHOW_MAX_ASPECT, max_side=SHOW_MAX_SIDE)
-    st.image(img, caption=caption, width=width)
+    st.image(img, caption=caption, width=width, alt=alt)

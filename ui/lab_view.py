@@ -17,7 +17,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image, ImageDraw
 
-from cnnlib.conv import lab
+from cnnlib.conv import kernels, lab
 from cnnlib.conv import ops as conv
 from cnnlib.conv.ops import ConvGeometry
 from cnnlib.core.budgets import budgets
@@ -26,7 +26,7 @@ from cnnlib.core.text import safe_text
 from cnnlib.data import images
 from ui import figures
 from ui.errors import friendly_errors
-from ui.figures import MAGNITUDE, SIGN, axes, figure, plot, rect, shape_text
+from ui.figures import MAGNITUDE, SIGN, axes, figure, legend, plot, rect, shape_text
 
 #: Longest side drawn for the input and the main output, and for the smaller maps.
 VIEW_MAX, THUMB_MAX = 512, 256
@@ -78,13 +78,15 @@ class MapPicture:
 class Convolved:
     """The lab's convolution of the prepared image and what is drawn of it: the output ``y``
     (H', W') float32, its coloured picture ``rgb`` (h, w, 3) uint8 drawn with each f×f block
-    as one cell, its ``text`` and colour ``scale``; the ReLU and the two 2×2 poolings
+    as one cell, its ``text`` and colour ``scale``, the input's ``x_text`` ("H×W, values from
+    a to b"); the ReLU and the two 2×2 poolings
     (``max_pool``, ``avg_pool``), or ``pool_error`` when the output is too small to pool."""
 
     y: np.ndarray
     rgb: np.ndarray
     f: int
     text: str
+    x_text: str
     scale: tuple[str, float, float]
     relu: MapPicture
     max_pool: MapPicture | None = None
@@ -104,15 +106,6 @@ def _jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="JPEG", quality=quality, subsampling=0)
     return buf.getvalue()
-
-
-def scale_note(name: str, lo: float, hi: float) -> str:
-    """What the colours of a map mean, e.g. "blue −0.5 · white 0 · red +0.5"."""
-    if name == SIGN:
-        return f"Colours: blue {lo:.3g} · white 0 · red +{hi:.3g}."
-    if name == MAGNITUDE:
-        return f"Colours: dark purple {lo:.3g} → yellow {hi:.3g}."
-    return f"Grey levels {lo:.3g} (black) to {hi:.3g} (white)."
 
 
 def _colored(view: np.ndarray, scale: str, limit: float) -> tuple[np.ndarray, tuple]:
@@ -148,6 +141,12 @@ def _thumb(a: np.ndarray, scale: str) -> MapPicture:
     return MapPicture(picture(rgb, min_side=200), a.shape, range_text(a), f, spec)
 
 
+def map_alt(what: str, t: MapPicture | Convolved) -> str:
+    """Alt text of a drawn map (``convolved``/``bank`` picture): what it is, its shape and
+    value range (``range_text``), how it is drawn and what its colours mean."""
+    return f"{what}: {t.text}.{drawn_note(t.f)} {legend(*t.scale)}"
+
+
 @st.cache_data(max_size=budgets().cache_bytes, show_spinner=False, max_entries=24)
 def convolved(
     token: str, side: int, gray: bool, kernel, geometry: ConvGeometry, scale: str, _x
@@ -160,11 +159,12 @@ def convolved(
     view, f = lab.display_map(y, VIEW_MAX)
     rgb, spec = _colored(view, scale, lab.symmetric_limit(y))
     relu = _thumb(conv.relu(y), "magnitude")
+    made = {"y": y, "rgb": rgb, "f": f, "text": range_text(y), "x_text": range_text(_x)}
     try:
         pools = _thumb(conv.max_pool2d(y, 2), scale), _thumb(conv.avg_pool2d(y, 2), scale)
     except InvalidArgumentError as err:
-        return Convolved(y, rgb, f, range_text(y), spec, relu, pool_error=str(err))
-    return Convolved(y, rgb, f, range_text(y), spec, relu, *pools)
+        return Convolved(**made, scale=spec, relu=relu, pool_error=str(err))
+    return Convolved(**made, scale=spec, relu=relu, max_pool=pools[0], avg_pool=pools[1])
 
 
 @st.cache_data(max_size=budgets().cache_bytes, show_spinner=False, max_entries=8)
@@ -196,32 +196,38 @@ def input_view(token: str, side: int, gray: bool, _x) -> tuple[np.ndarray, float
 # -------------------------------------------------------------------------------- views
 
 
-def show_thumb(t: MapPicture, title: str, caption: str) -> None:
-    """A small map (``convolved``/``bank`` picture) as an image, with its caption."""
+def show_thumb(t: MapPicture, title: str, caption: str, what: str) -> None:
+    """A small map (``convolved``/``bank`` picture) as an image, with its caption; ``what``
+    it is starts its alt text."""
     st.markdown(f"**{title}**")
-    st.image(t.jpeg, width="stretch")
-    st.caption(f"{caption}{t.text}.{drawn_note(t.f)} {scale_note(*t.scale)}")
+    st.image(t.jpeg, width="stretch", alt=map_alt(what, t))
+    st.caption(f"{caption}{t.text}.{drawn_note(t.f)} {legend(*t.scale)}")
 
 
 # -------------------------------------------------------------------------------- views
 
 
-def show_input(view: tuple[np.ndarray, float, float], title: str, box: tuple) -> str:
+def show_input(view: tuple[np.ndarray, float, float], title: str, box: tuple, alt: str) -> str:
     """The prepared input (``input_view``) with an orange box around cells top, left,
     bottom, right; returns a note on how much smaller it is drawn ("" at full size)."""
     rgb, sy, sx = view
+    drawn = "" if sx == 1 and sy == 1 else f" Drawn at about 1/{max(sx, sy):.1f} size."
     st.markdown(f"**{title}**")
-    st.image(picture(rgb, (sy, sx), [box]), width="stretch")
-    return "" if sx == 1 and sy == 1 else f" Drawn at about 1/{max(sx, sy):.1f} size."
+    st.image(picture(rgb, (sy, sx), [box]), width="stretch", alt=f"{alt}{drawn}")
+    return drawn
 
 
 def show_output(res: Convolved, row: int, col: int) -> None:
     """The main output map with output cell (row, col) outlined, and its caption."""
     out_h, out_w = res.y.shape
     f = res.f
+    alt = (
+        f"{map_alt('Output feature map', res)} An orange box marks output cell ({row}, {col}), "
+        "worked out by hand under the hood."
+    )
     st.markdown(f"**Output {out_h}×{out_w}**")
-    st.image(picture(res.rgb, (f, f), [(row, col, row, col)]), width="stretch")
-    st.caption(f"Output {res.text}.{drawn_note(f)} {scale_note(*res.scale)}")
+    st.image(picture(res.rgb, (f, f), [(row, col, row, col)]), width="stretch", alt=alt)
+    st.caption(f"Output {res.text}.{drawn_note(f)} {legend(*res.scale)}")
 
 
 def show_zoom(x: np.ndarray, expl: lab.CellExplanation, dilation: int) -> None:
@@ -234,8 +240,18 @@ def show_zoom(x: np.ndarray, expl: lab.CellExplanation, dilation: int) -> None:
     ]
     edge = (-t, -left, h - 1 - t, w - 1 - left, GREEN)
     rgb = np.asarray(images.to_image(z.crop).convert("RGB"))  # (rows, cols, 3) uint8
+    beyond = t < 0 or left < 0 or z.bottom >= h or z.right >= w
+    alt = (
+        f"Zoom on input rows {t}–{z.bottom}, columns {left}–{z.right}, enlarged: orange boxes "
+        f"mark the {len(taps)} pixels that output ({expl.row}, {expl.col}) reads"
+        + (
+            "; a green line marks the image's edge, padding zeros (black) beyond it."
+            if beyond
+            else "."
+        )
+    )
     st.markdown("**Zoom: the taps (orange), image edge (green)**")
-    st.image(picture(rgb, boxes=[edge, *taps]), width="stretch")
+    st.image(picture(rgb, boxes=[edge, *taps]), width="stretch", alt=alt)
     st.caption(
         f"Input rows {t}–{z.bottom}, columns {left}–{z.right}; outside the green edge "
         "are padding zeros (black)."
@@ -281,11 +297,40 @@ def _numbers_figure(expl: lab.CellExplanation, ch: int, label: str) -> dict:
     return fig
 
 
+def tap_rows(expl: lab.CellExplanation) -> dict[str, list]:
+    """One row per tap (and channel) of an output cell: where it reads, the pixel, the
+    weight and their product ("padding" where the tap falls outside the image)."""
+    kh, kw, channels = expl.patch.shape
+    names = ["gray"] if channels == 1 else ["R", "G", "B"][:channels]
+    rows: dict[str, list] = {"tap": [], "channel": [], "input (row, column)": []}
+    rows.update({"pixel": [], "weight": [], "pixel × weight": []})
+    for i in range(kh):
+        for j in range(kw):
+            for c, name in enumerate(names):
+                where = f"({int(expl.rows[i])}, {int(expl.cols[j])})"
+                rows["tap"].append(f"({i}, {j})")
+                rows["channel"].append(name)
+                rows["input (row, column)"].append(where if expl.inside[i, j] else "padding")
+                rows["pixel"].append(f"{expl.patch[i, j, c]:.4f}")
+                rows["weight"].append(f"{expl.kernel[i, j, c]:.4g}")
+                rows["pixel × weight"].append(f"{expl.products[i, j, c]:.4f}")
+    if channels == 1:
+        del rows["channel"]
+    return rows
+
+
 def show_numbers(expl: lab.CellExplanation, channels: int) -> None:
     """Patch, kernel and products, one row of three panels per input channel."""
     names = ["gray"] if channels == 1 else ["R", "G", "B"][:channels]
+    kh, kw = expl.patch.shape[:2]
     for ch, name in enumerate(names):
-        plot(_numbers_figure(expl, ch, "" if channels == 1 else f"{name}: "))
+        alt = (
+            f"Three {kh}×{kw} grids of numbers for output ({expl.row}, {expl.col}), channel "
+            f"{name}: the input patch, the kernel, and their products cell by cell; red cells "
+            "are positive, blue negative, grey shading marks taps on padding zeros."
+        )
+        plot(_numbers_figure(expl, ch, "" if channels == 1 else f"{name}: "), alt=alt)
+    figures.table_view(tap_rows(expl), alt=f"Every tap of output ({expl.row}, {expl.col})")
 
 
 def _panel_title(text: str, suffix: str, y: float) -> dict:
@@ -398,9 +443,15 @@ def show_maps(res: Convolved, shown: tuple, x_shape: tuple, expl) -> None:
     """Input (with the explained cell's box), output, ReLU and the two poolings."""
     out_h, out_w = res.y.shape
     row, col = expl.row, expl.col
+    top, left, bottom, right = expl.box
+    colour = "grayscale" if len(x_shape) == 2 else "RGB"
+    alt = (
+        f"Input image, {colour}: {res.x_text} (0 black, 1 white). An orange box marks rows "
+        f"{top}–{bottom}, columns {left}–{right}: the pixels that feed output ({row}, {col})."
+    )
     c1, c2 = st.columns(2)
     with c1:
-        drawn = show_input(shown, f"Input {shape_text(x_shape)}", expl.box)
+        drawn = show_input(shown, f"Input {shape_text(x_shape)}", expl.box, alt)
         st.caption(
             f"Orange box: the pixels that feed output ({row}, {col}); pick it in *Under the "
             f"hood*.{drawn}"
@@ -409,14 +460,16 @@ def show_maps(res: Convolved, shown: tuple, x_shape: tuple, expl) -> None:
         show_output(res, row, col)
     c1, c2, c3 = st.columns(3)
     with c1:
-        show_thumb(res.relu, f"ReLU: {out_h}×{out_w}", "max(0, x): negatives become 0. ")
+        relu = "ReLU of the output, negatives set to 0"
+        show_thumb(res.relu, f"ReLU: {out_h}×{out_w}", "max(0, x): negatives become 0. ", relu)
     if res.pool_error is not None:
         c2.info(f"Pooling skipped: {res.pool_error}")
         return
     for column, pooled, word in ((c2, res.max_pool, "max"), (c3, res.avg_pool, "average")):
         title = f"2×2 {word} pool: {out_h}×{out_w} → {shape_text(pooled.shape)}"
+        what = f"2×2 {word} pool of the output, each 2×2 block replaced by its {word}"
         with column:
-            show_thumb(pooled, title, f"Each 2×2 block → its {word}. ")
+            show_thumb(pooled, title, f"Each 2×2 block → its {word}. ", what)
 
 
 def show_cell(x: np.ndarray, expl, value: float, g: ConvGeometry, sizes: tuple) -> None:
@@ -457,7 +510,13 @@ def show_grid(grid: lab.SmallGrid, position: int) -> None:
         f"stride {grid.stride}, dilation {grid.dilation} → **{grid.out}×{grid.out} output**. "
         f"Step {position + 1} of {grid.positions}: output ({out_r}, {out_c})."
     )
-    plot(grid_figure(grid, position))
+    alt = (
+        f"Left: the padded {grid.padded}×{grid.padded} input, padding cells grey, the "
+        f"{grid.k * grid.k} cells output ({out_r}, {out_c}) reads in orange and labelled with "
+        f"their kernel weight w. Right: the {grid.out}×{grid.out} output, cells done in blue, "
+        f"output ({out_r}, {out_c}) in orange, the rest not yet computed."
+    )
+    plot(grid_figure(grid, position), alt=alt)
     st.latex(grid.equation(position))
 
 
@@ -481,13 +540,15 @@ def show_bank(
     )
     code, note = lab.keras_layers(f, (kh, kw), (h, w), g)
     st.markdown("The same layer in Keras (weights aside):")
-    st.code(code, language="python")
+    st.code(code, language=None)  # Streamlit's Python colours are too faint on light code
     if note:
         st.info(note, icon=":material/info:")
     for start in range(0, f, 4):
         for column, i in zip(st.columns(4), range(start, min(start + 4, f)), strict=False):
+            what = kernels.PRESETS.get(names[i], (None, "your own kernel"))[1].rstrip(".")
+            what = f"Feature map {i + 1} of {f}, filter {i} ({names[i]}: {what})"
             with column:
-                show_thumb(thumbs[i], f"filter {i}: {names[i]}", "")
+                show_thumb(thumbs[i], f"filter {i}: {names[i]}", "", what)
 
 
 def show_tensorflow_check(result: lab.TensorFlowCheck) -> None:

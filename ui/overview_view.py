@@ -24,8 +24,8 @@ from cnnlib.core.text import safe_text, shape_text
 from cnnlib.inspect import features as F
 from cnnlib.inspect import overview as O
 from cnnlib.inspect.overview_canvas import Canvas, ColumnBox
+from ui import alt_text, figures
 from ui import features_view as fv
-from ui import figures
 
 #: The outline of the chosen map or cell.
 MARK = "#111111"
@@ -221,9 +221,10 @@ def overview_alt(
     scale = "each layer its own range" if per_layer else "one range for the whole network"
     lo, hi = ov.range
     return (
-        f"Network overview of {title}: {len(ov.nodes)} columns from left to right, joined by "
-        f"{len(ov.edges)} edges: " + "; ".join(parts) + f". Colours over {scale}: dark purple "
-        f"= lowest, yellow = highest (the network's values run from {lo:.3g} to {hi:.3g})."
+        f"Network overview of {alt_text.unquote(title)}: {len(ov.nodes)} columns from left to "
+        f"right, joined by {len(ov.edges)} edges: " + "; ".join(parts) + f". Colours over "
+        f"{scale}: dark purple = lowest, yellow = highest (the network's values run from "
+        f"{lo:.3g} to {hi:.3g})."
     )
 
 
@@ -484,7 +485,8 @@ def show_architecture(dot: str, nodes: Sequence[O.GraphNode], title: str) -> Non
     """The model's graph (``architecture_dot``) as boxes and arrows, and what it says."""
     chain = " → ".join(f"{n.name} ({_what(n)}, {shape_text(n.output_shape)})" for n in nodes)
     edges = sum(len(n.inputs) for n in nodes)
-    alt = f"Architecture graph of {title}: {len(nodes)} boxes and {edges} arrows: {chain}."
+    name = alt_text.unquote(title)
+    alt = f"Architecture graph of {name}: {len(nodes)} boxes and {edges} arrows: {chain}."
     st.graphviz_chart(dot, alt=alt)
     st.caption(
         "One box per layer (or block of layers): its name, its type (or how many layers the "

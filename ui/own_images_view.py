@@ -11,7 +11,6 @@ here computes a metric.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,32 +19,27 @@ from PIL import Image
 
 from cnnlib.core.text import safe_text
 from cnnlib.inspect.imagenet import overlay
-from ui import training_view
-from ui.figures import bar_chart
+from ui import alt_text, figures, training_view
+from ui.figures import bar_chart, plain_label
 from ui.image_input import show_image
 
 #: Thumbnails drawn per row in the galleries.
 COLUMNS = 8
 
 
-def plain_label(name: object, max_len: int = 40) -> str:
-    """An uploaded name for a plotly label or a table cell: control characters removed,
-    cut to ``max_len`` characters and HTML-escaped (plotly renders a few tags)."""
-    text = "".join(c if ord(c) >= 32 and ord(c) != 127 else " " for c in str(name))
-    if len(text) > max_len:
-        text = text[: max_len - 1] + "…"
-    return html.escape(text)
-
-
-def gallery(images: Sequence, captions: Sequence[str], *, columns: int = COLUMNS) -> None:
-    """A grid of RGB images (PIL or (H, W, 3) uint8) with (already safe) captions."""
+def gallery(
+    images: Sequence, captions: Sequence[str], alts: Sequence[str], *, columns: int = COLUMNS
+) -> None:
+    """A grid of RGB images (PIL or (H, W, 3) uint8) with (already safe) captions and alt
+    texts (plain text: ``alt_text.plain`` for upload names)."""
     for start in range(0, len(images), columns):
         cols = st.columns(columns)
-        for col, image, caption in zip(
-            cols, images[start : start + columns], captions[start : start + columns], strict=False
+        end = start + columns
+        for col, image, caption, alt in zip(
+            cols, images[start:end], captions[start:end], alts[start:end], strict=False
         ):
             with col:
-                show_image(image, caption=caption)
+                show_image(image, caption=caption, alt=alt)
 
 
 def show_health(report) -> None:
@@ -56,6 +50,7 @@ def show_health(report) -> None:
     st.markdown(
         f"**{sum(counts):,} images in {len(counts)} classes** (the class is the folder's name)."
     )
+    plain = [alt_text.plain(c, 40) for c in report.class_names]
     st.plotly_chart(
         bar_chart(
             names,
@@ -66,6 +61,12 @@ def show_health(report) -> None:
             height=260,
         ),
         key="own_counts",
+        alt="Bar chart of the number of images in each class: "
+        + ", ".join(f"{c} {n:,}" for c, n in zip(plain, counts, strict=True))
+        + ".",
+    )
+    figures.table_view(
+        {"class": list(report.class_names), "images": counts}, alt="Images per class"
     )
     for issue in report.issues:  # markdown whose upload names are code spans (folders)
         st.error(issue, icon=":material/block:")
@@ -89,7 +90,11 @@ def show_health(report) -> None:
     for name in report.class_names:
         samples = report.samples.get(name, [])
         st.caption(f"{safe_text(name)} ({report.counts[name]} images)")
-        gallery(samples, [""] * len(samples))
+        alts = [
+            alt_text.photo(f"Image {i + 1} of class {alt_text.plain(name, 40)}", image)
+            for i, image in enumerate(samples)
+        ]
+        gallery(samples, [""] * len(samples), alts)
 
 
 def show_augmentation_preview(originals: np.ndarray, preview: np.ndarray) -> None:
@@ -100,9 +105,13 @@ def show_augmentation_preview(originals: np.ndarray, preview: np.ndarray) -> Non
         "validation images or predictions."
     )
     copies = preview.shape[1]
-    for original, augmented in zip(originals, preview, strict=True):
+    for row, (original, augmented) in enumerate(zip(originals, preview, strict=True)):
         images = [original, *augmented]
-        gallery(images, ["original"] + [f"copy {i + 1}" for i in range(copies)])
+        alts = [alt_text.photo(f"Training image {row + 1}, original", original)] + [
+            alt_text.photo(f"Training image {row + 1}, augmented copy {i + 1}", a)
+            for i, a in enumerate(augmented)
+        ]
+        gallery(images, ["original"] + [f"copy {i + 1}" for i in range(copies)], alts)
 
 
 def show_extraction(p) -> None:
@@ -152,17 +161,21 @@ def show_progress(p, slot_limit: int) -> None:
 def show_per_class(evaluation, class_names: Sequence[str]) -> None:
     st.markdown("**Validation accuracy per class**")
     values = np.nan_to_num(evaluation.per_class, nan=0.0)
+    what = "validation accuracy"
     st.plotly_chart(
         bar_chart(
             [plain_label(c) for c in class_names],
             values,
             value_range=(0, 1.1),
-            value_title="validation accuracy",
+            value_title=what,
             label_title="class",
             height=280,
         ),
         key="own_per_class",
+        alt=training_view.per_class_alt(evaluation.per_class, class_names, what),
     )
+    rows = training_view.per_class_rows(evaluation.per_class, class_names, what)
+    figures.table_view(rows, alt="Validation accuracy per class")
 
 
 def show_cell(evaluation, cell, images: np.ndarray, class_names: Sequence[str]) -> None:
@@ -174,15 +187,25 @@ def show_cell(evaluation, cell, images: np.ndarray, class_names: Sequence[str]) 
         f"{safe_text(class_names[predicted])}: {len(indices)} image(s)**"
     )
     shown = indices[:24]
+    true_name, answer = (
+        alt_text.plain(class_names[true_class], 40),
+        alt_text.plain(class_names[predicted], 40),
+    )
     gallery(
         [images[i] for i in shown],
         [f"{evaluation.probabilities[i, predicted]:.0%}" for i in shown],
+        [
+            f"Validation image labelled {true_name}, read as {answer} with probability "
+            f"{evaluation.probabilities[i, predicted]:.0%}"
+            for i in shown
+        ],
     )
 
 
 def show_prediction(predictions: Sequence[tuple[str, float]], sentence: str) -> None:
     """The tutorial's sentence and every class's probability (best highlighted)."""
     st.markdown(f"This image most likely belongs to **{safe_text(sentence, 120)}**.")
+    bars = ", ".join(f"{alt_text.plain(n, 40)} {p:.1%}" for n, p in predictions)
     st.plotly_chart(
         bar_chart(
             [plain_label(n) for n, _ in predictions],
@@ -194,7 +217,13 @@ def show_prediction(predictions: Sequence[tuple[str, float]], sentence: str) -> 
             height=60 + 28 * len(predictions),
         ),
         key="own_prediction",
+        alt=f"Bar chart of the probability of each class, highest first: {bars}.",
     )
+    rows = {
+        "class": [n for n, _ in predictions],
+        "probability": [f"{p:.1%}" for _, p in predictions],
+    }
+    figures.table_view(rows, alt="Probability of each class")
 
 
 def show_grad_cam(x: np.ndarray, cam: np.ndarray, label: str) -> None:
@@ -202,9 +231,16 @@ def show_grad_cam(x: np.ndarray, cam: np.ndarray, label: str) -> None:
     h, w = cam.shape
     st.markdown(
         f"**Grad-CAM**: where your model found evidence for “{safe_text(label)}” "
-        f"({w} × {h} input, red = strong)."
+        f"({w} × {h} input, pale yellow = strong, dark = none)."
     )
-    show_image(overlay(Image.fromarray(x), cam, 0.5), width=280)
+    r, c = np.unravel_index(int(np.argmax(cam)), cam.shape)
+    where = f"strongest at row {r}, column {c}" if cam.max() > 0 else "zero everywhere"
+    show_image(
+        overlay(Image.fromarray(x), cam, 0.5),
+        width=280,
+        alt=f"Grad-CAM heatmap for “{alt_text.plain(label, 40)}” over the {w}×{h} model input: "
+        f"bright yellow where your model found evidence, dark where none; {where}.",
+    )
 
 
 def show_comparison(rows: Sequence) -> None:

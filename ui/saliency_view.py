@@ -2,7 +2,7 @@
 Classify and Feature-maps pages (one view for every model: ResNet50, MNIST convnets, uploads).
 
 The maps come from ``cnnlib.inspect.saliency``; the overlays reuse
-``cnnlib.inspect.imagenet.overlay`` (the Grad-CAM overlay's 'jet' colours, blue = 0 to red = 1).
+``cnnlib.inspect.imagenet.overlay`` (Inferno colours: black = 0 to pale yellow = 1).
 Each map is cached per session and per (model, image, class, method, options), so reruns that
 change nothing it depends on do no TensorFlow work, and adding a method computes only that one.
 """
@@ -19,6 +19,7 @@ from PIL import Image
 
 from cnnlib.core.budgets import budgets
 from cnnlib.inspect import imagenet, saliency
+from ui import alt_text
 from ui.image_input import show_image
 from ui.state import KEEP
 
@@ -88,9 +89,12 @@ def choose(
         **extra,
         **KEEP,
     )
-    methods = st.multiselect(
+    # Pills, not a multiselect: its chips are white text on the primary colour, too faint
+    # on the dark theme's (README, Accessibility).
+    methods = st.pills(
         "Methods",
         saliency.METHODS,
+        selection_mode="multi",
         default=DEFAULT_METHODS,
         format_func=lambda m: saliency.METHOD_LABELS[m],
         key=f"{key}_saliency_methods",
@@ -141,6 +145,15 @@ def overlay_base(image: Image.Image) -> Image.Image:
     return img.resize((img.width * factor, img.height * factor), Image.Resampling.NEAREST)
 
 
+def _peak(values: np.ndarray) -> str:
+    """Where a (h, w) map in [0, 1] is strongest, in words."""
+    v = np.asarray(values)
+    if not v.size or v.max() <= 0:
+        return "zero everywhere"
+    r, c = np.unravel_index(int(np.argmax(v)), v.shape)
+    return f"strongest at row {r}, column {c} of {v.shape[0]}×{v.shape[1]}"
+
+
 def show_row(
     base: Image.Image, results: Sequence[saliency.SaliencyResult], *, label: str, opacity: float
 ) -> None:
@@ -157,11 +170,14 @@ def show_row(
                 show_image(
                     imagenet.overlay(img, r.map, opacity),
                     caption=f"{r.label} · {r.seconds:.2f} s",
+                    alt=f"{r.label} map for “{alt_text.plain(label, 60)}” over the "
+                    f"{alt_text.size_text(img)} model input: pale yellow where the evidence is "
+                    f"strongest, dark where there is none; {_peak(r.map)}.",
                 )
     st.caption(
-        f"Where each method finds evidence for “{label}”: red = strongest, blue = none (each map "
-        "scaled to its own maximum). Times are for this image; a method's first use on a model "
-        "also builds its TensorFlow function."
+        f"Where each method finds evidence for “{label}”: pale yellow = strongest, black = none "
+        "(each map scaled to its own maximum). Times are for this image; a method's first use "
+        "on a model also builds its TensorFlow function."
     )
 
 

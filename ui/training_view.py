@@ -21,7 +21,7 @@ from cnnlib.core.budgets import format_bytes
 from cnnlib.inspect.features import activation_grid, filter_grid, to_png
 from cnnlib.training.evaluation import smooth_curve
 from cnnlib.training.trainer import save_model_bytes
-from ui import figures
+from ui import alt_text, figures
 from ui.image_input import show_image
 from ui.stack_editor import summary_table
 
@@ -113,6 +113,42 @@ def curves_figure(p, *, smoothing: float = 0.6) -> go.Figure:
     return fig
 
 
+def curves_alt(p) -> str:
+    """What the live curves show, in words: the last values of each curve."""
+    parts = []
+    if p.batch_loss and p.batch_accuracy:
+        parts.append(
+            f"training loss {p.batch_loss[-1]:.4f} and accuracy {p.batch_accuracy[-1]:.1%} "
+            f"at epoch {p.batch_epoch[-1]:.2f}"
+        )
+    if p.val_loss:
+        parts.append(
+            f"validation loss {p.val_loss[-1]:.4f} and accuracy {p.val_accuracy[-1]:.1%} after "
+            f"epoch {len(p.val_loss)}"
+        )
+    latest = "; ".join(parts) if parts else "no values yet"
+    return (
+        "Two line charts against epochs: loss (left, lower is better) and accuracy (right, "
+        f"higher is better), for the training batches and the validation set. Latest: {latest}."
+    )
+
+
+def epoch_rows(p) -> dict[str, list]:
+    """One row per finished epoch: training and validation loss and accuracy."""
+    n = max(len(p.train_loss), len(p.val_loss))
+
+    def column(values: Sequence[float], fmt: str) -> list[str]:
+        return [format(values[i], fmt) if i < len(values) else "–" for i in range(n)]
+
+    return {
+        "epoch": list(range(1, n + 1)),
+        "training loss": column(p.train_loss, ".4f"),
+        "training accuracy": column(p.train_accuracy, ".2%"),
+        "validation loss": column(p.val_loss, ".4f"),
+        "validation accuracy": column(p.val_accuracy, ".2%"),
+    }
+
+
 def confusion_figure(confusion: np.ndarray, class_names: Sequence[str]) -> go.Figure:
     """Heatmap of counts (row = true, column = predicted) with a clickable point per cell.
 
@@ -150,6 +186,44 @@ def confusion_figure(confusion: np.ndarray, class_names: Sequence[str]) -> go.Fi
     # Plotly's default click and drag modes: Streamlit reports a clicked point as selected.
     fig.update_layout(height=520, margin={"l": 10, "r": 10, "t": 10, "b": 10})
     return fig
+
+
+def confusion_chart(confusion: np.ndarray, class_names: Sequence[str], *, key: str):
+    """The clickable confusion matrix (``confusion_figure``) with its alt text and its table
+    one click away; returns the chart's selection event (``selected_cell`` reads it).
+    ``class_names`` may come from an upload: each view makes them safe for itself."""
+    counts = np.asarray(confusion)
+    correct, total = int(np.trace(counts)), int(counts.sum())
+    off = counts - np.diag(np.diag(counts))
+    worst = ""
+    if off.max() > 0:
+        r, c = np.unravel_index(int(np.argmax(off)), off.shape)
+        worst = (
+            f" The most frequent mistake: true {alt_text.plain(class_names[r], 40)} read as "
+            f"{alt_text.plain(class_names[c], 40)} "
+            f"({int(off[r, c])} times)."
+        )
+    alt = (
+        f"Confusion matrix of {len(class_names)} classes, rows the true class, columns the "
+        f"model's answer, darker blue for more images: {correct:,} of {total:,} on the "
+        f"diagonal (correct).{worst}"
+    )
+    event = st.plotly_chart(
+        confusion_figure(counts, [figures.plain_label(c) for c in class_names]),
+        key=key,
+        on_select="rerun",
+        selection_mode=("points", "box"),
+        config={"displaylogo": False},
+        alt=alt,
+    )
+    rows = {"true class": [str(c) for c in class_names]}
+    rows.update({f"read as {c}": counts[:, j].tolist() for j, c in enumerate(class_names)})
+    # Two upload names can be equal once cut: number the columns then.
+    if len(rows) != len(class_names) + 1:
+        rows = {"true class": rows["true class"]}
+        rows.update({f"read as {j}": counts[:, j].tolist() for j in range(len(class_names))})
+    figures.table_view(rows, alt="Confusion matrix: images per true class and answer")
+    return event
 
 
 def selected_cell(event) -> tuple[int, int] | None:
@@ -200,6 +274,8 @@ def translation_figure(result) -> go.Figure:
     """Accuracy against shift, one line per model."""
     fig = go.Figure()
     palette = [VAL_COLOR, LOSS_COLOR, ACC_COLOR, "#9467bd"]
+    # Each model also has its own marker and dash: the lines differ without colour.
+    symbols, dashes = ["circle", "square", "diamond", "triangle-up"], ["solid", "dash", "dot"]
     for i, (name, accuracies) in enumerate(result.accuracies.items()):
         fig.add_trace(
             go.Scatter(
@@ -207,8 +283,8 @@ def translation_figure(result) -> go.Figure:
                 y=accuracies,
                 mode="lines+markers",
                 name=f"{name} ({result.parameters[name]:,} parameters)",
-                line={"color": palette[i % len(palette)], "width": 3},
-                marker={"size": 8},
+                line={"color": palette[i % len(palette)], "width": 3, "dash": dashes[i % 3]},
+                marker={"size": 8, "symbol": symbols[i % len(symbols)]},
             )
         )
     fig.add_hline(y=0.1, line_dash="dot", line_color="#888", annotation_text="chance (10 %)")
@@ -228,18 +304,24 @@ def upscale(image: np.ndarray, factor: int = 4) -> np.ndarray:
 
 
 def image_gallery(
-    images: np.ndarray, captions: Sequence[str], *, columns: int = 8, factor: int = 3
+    images: np.ndarray,
+    captions: Sequence[str],
+    alts: Sequence[str],
+    *,
+    columns: int = 8,
+    factor: int = 3,
 ) -> None:
-    """A grid of (H, W) images (uint8 or [0, 1]) with captions."""
+    """A grid of (H, W) images (uint8 or [0, 1]) with captions and alt texts."""
     images = np.asarray(images)
     if images.dtype == np.uint8:
         images = images.astype(np.float32) / 255.0
     for start in range(0, len(images), columns):
         cols = st.columns(columns)
-        for col, image, caption in zip(
-            cols, images[start : start + columns], captions[start : start + columns], strict=False
+        end = start + columns
+        for col, image, caption, alt in zip(
+            cols, images[start:end], captions[start:end], alts[start:end], strict=False
         ):
-            col.image(upscale(image, factor), caption=caption, clamp=True)
+            col.image(upscale(image, factor), caption=caption, clamp=True, alt=alt)
 
 
 # --------------------------------------------------------------------------------------------
@@ -343,23 +425,44 @@ def show_watch(watch, digit: np.ndarray | None) -> None:
             "each epoch (for a model with a Conv2D layer)."
         )
         return
-    n = watch.filters.shape[3]
+    kh, kw, _, n = watch.filters.shape
+    w, m = watch.filters, watch.maps
     st.markdown(f"**After epoch {watch.epoch}:** the {n} filters of layer `{watch.layer}`")
     st.image(
         to_png(filter_grid(watch.filters, columns=8, tile_px=28)),
         caption="Filters: blue negative, white 0, red positive weights",
+        alt=f"Grid of the {n} {kh}×{kw} filters of {watch.layer} after epoch {watch.epoch}, "
+        f"weights {alt_text.values_text(w.min(), w.max())}: blue negative, white 0, red "
+        "positive.",
     )
     left, right = st.columns([1, 4])
     if digit is not None:
-        left.image(upscale(np.asarray(digit, np.float32) / 255.0, 2), caption="Watched test image")
+        left.image(
+            upscale(np.asarray(digit, np.float32) / 255.0, 2),
+            caption="Watched test image",
+            alt="The watched test digit, 28×28 pixels, white on black.",
+        )
     maps = activation_grid(watch.maps, range(watch.maps.shape[2]), columns=8, tile_px=28)
-    right.image(to_png(maps), caption="Its feature maps in that layer (yellow = strong)")
+    right.image(
+        to_png(maps),
+        caption="Its feature maps in that layer (yellow = strong)",
+        alt=f"Grid of that digit's {m.shape[2]} feature maps in {watch.layer}, each "
+        f"{m.shape[0]}×{m.shape[1]}, {alt_text.values_text(m.min(), m.max())}: dark purple "
+        "weak, yellow strong (each map on its own scale).",
+    )
 
 
 def show_live(p, *, recipe: str = "", has_model: bool = True) -> None:
     """The live curves and the facts of the run (sizes, device, early stopping)."""
     if p.batch_loss or p.val_loss:
-        st.plotly_chart(curves_figure(p), key="mnist_live_curves", config={"displaylogo": False})
+        st.plotly_chart(
+            curves_figure(p),
+            key="mnist_live_curves",
+            config={"displaylogo": False},
+            alt=curves_alt(p),
+        )
+        if p.train_loss or p.val_loss:
+            figures.table_view(epoch_rows(p), alt="Loss and accuracy after each epoch")
     facts = [recipe] if recipe else []
     if p.train_samples:
         facts.append(
@@ -454,9 +557,34 @@ def show_test_metrics(evaluation) -> None:
     c[3].metric("Mistakes", f"{int((evaluation.predictions != evaluation.labels).sum()):,}")
 
 
+def per_class_alt(per_class: np.ndarray, class_names: Sequence[str], what: str) -> str:
+    """ "Bar chart of the test accuracy of each of 10 classes, from 91.2% (8) to 99.1% (1)."."""
+    acc = np.nan_to_num(per_class, nan=0.0)
+    lo, hi = int(np.argmin(acc)), int(np.argmax(acc))
+    low, high = alt_text.plain(class_names[lo], 40), alt_text.plain(class_names[hi], 40)
+    return (
+        f"Bar chart of the {what} of each of {len(acc)} classes, from {acc[lo]:.1%} ({low}) "
+        f"to {acc[hi]:.1%} ({high})."
+    )
+
+
+def per_class_rows(per_class: np.ndarray, class_names: Sequence[str], what: str) -> dict:
+    """Table columns: class and its accuracy ("–" for a class without images)."""
+    return {
+        "class": [str(c) for c in class_names],
+        what: ["–" if np.isnan(a) else f"{a:.1%}" for a in per_class],
+    }
+
+
 def show_per_class(evaluation, class_names: Sequence[str]) -> None:
     st.subheader("Accuracy per class")
-    st.plotly_chart(per_class_figure(evaluation.per_class, class_names), key="mnist_per_class")
+    st.plotly_chart(
+        per_class_figure(evaluation.per_class, class_names),
+        key="mnist_per_class",
+        alt=per_class_alt(evaluation.per_class, class_names, "test accuracy"),
+    )
+    rows = per_class_rows(evaluation.per_class, class_names, "test accuracy")
+    figures.table_view(rows, alt="Test accuracy per class")
 
 
 def show_mistakes(evaluation, x_test: np.ndarray, class_names: Sequence[str]) -> None:
@@ -472,7 +600,13 @@ def show_mistakes(evaluation, x_test: np.ndarray, class_names: Sequence[str]) ->
         f"({evaluation.probabilities[i, evaluation.predictions[i]]:.0%})"
         for i in worst
     ]
-    image_gallery(x_test[worst], captions)
+    alts = [
+        f"Test image {i}: a {class_names[evaluation.labels[i]]}, read as "
+        f"{class_names[evaluation.predictions[i]]} with probability "
+        f"{evaluation.probabilities[i, evaluation.predictions[i]]:.0%}"
+        for i in worst
+    ]
+    image_gallery(x_test[worst], captions, alts)
 
 
 def show_cell(
@@ -489,19 +623,31 @@ def show_cell(
     )
     if len(shown):
         captions = [f"#{i} · {evaluation.probabilities[i, predicted]:.0%}" for i in shown]
-        image_gallery(x_test[shown], captions)
+        alts = [
+            f"Test image {i}: a {class_names[true_class]}, read as {class_names[predicted]} "
+            f"with probability {evaluation.probabilities[i, predicted]:.0%}"
+            for i in shown
+        ]
+        image_gallery(x_test[shown], captions, alts)
 
 
 def show_prepared_digit(prepared) -> None:
     """A ``cnnlib.data.digits.PreparedDigit``: the 28 × 28 input, and the cropped step below."""
-    show_image(upscale(prepared.digit, 6), width=168, caption="What the model sees: 28 × 28")
+    show_image(
+        upscale(prepared.digit, 6),
+        width=168,
+        caption="What the model sees: 28 × 28",
+        alt="Your digit as the model sees it: 28×28 pixels, white ink on black, centred.",
+    )
+    sh, sw = prepared.scaled.shape
+    inverted = " (inverted: it was dark on light)" if prepared.inverted else ""
     with st.expander("The steps"):
         show_image(
             upscale(prepared.scaled, 4),
-            width=4 * prepared.scaled.shape[1],
-            caption=f"Cropped and scaled to fit 20 × 20: {prepared.scaled.shape[1]} × "
-            f"{prepared.scaled.shape[0]}"
-            + (" (inverted: it was dark on light)" if prepared.inverted else ""),
+            width=4 * sw,
+            caption=f"Cropped and scaled to fit 20 × 20: {sw} × {sh}{inverted}",
+            alt=f"Your digit cropped to its ink and scaled to fit 20×20: {sw}×{sh} pixels"
+            f"{inverted}.",
         )
 
 
@@ -511,7 +657,14 @@ def show_reading(probabilities: np.ndarray, class_names: Sequence[str]) -> None:
     st.markdown(
         f"The model reads **{class_names[best]}** with probability **{probabilities[best]:.1%}**."
     )
-    st.plotly_chart(probabilities_figure(probabilities, class_names), key="mnist_probabilities")
+    bars = ", ".join(f"{c} {v:.1%}" for c, v in zip(class_names, probabilities, strict=True))
+    st.plotly_chart(
+        probabilities_figure(probabilities, class_names),
+        key="mnist_probabilities",
+        alt=f"Bar chart of the probability of each class, {class_names[best]} highest: {bars}.",
+    )
+    rows = {"class": list(class_names), "probability": [f"{v:.1%}" for v in probabilities]}
+    figures.table_view(rows, alt="Probability of each class")
 
 
 def show_experiment_progress(p) -> None:
@@ -531,7 +684,17 @@ def show_experiment_progress(p) -> None:
 
 def show_translation(result, *, size: int, epochs: int) -> None:
     """The experiment's result: accuracy-against-shift chart, table and one sentence."""
-    st.plotly_chart(translation_figure(result), key="mnist_translation")
+    lines = "; ".join(
+        f"{name} from {acc[0]:.0%} at shift {result.shifts[0]} to {acc[-1]:.0%} at shift "
+        f"{result.shifts[-1]}"
+        for name, acc in result.accuracies.items()
+    )
+    st.plotly_chart(
+        translation_figure(result),
+        key="mnist_translation",
+        alt=f"Line chart of test accuracy against the shift of the digits, one line per model: "
+        f"{lines}. The table below lists every point.",
+    )
     names = list(result.accuracies)
     table = {"shift (pixels)": list(result.shifts)}
     table.update({name: [f"{a:.1%}" for a in result.accuracies[name]] for name in names})

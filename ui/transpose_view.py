@@ -20,14 +20,7 @@ from cnnlib.core.errors import CNNLabError
 from ui import figures
 from ui.errors import friendly_errors
 from ui.figures import SIGN, axes, figure, plot, rect, shape_text
-from ui.lab_view import (
-    ORANGE,
-    MapPicture,
-    picture,
-    range_text,
-    scale_note,
-    show_tensorflow_check,
-)
+from ui.lab_view import ORANGE, MapPicture, picture, range_text, show_tensorflow_check
 from ui.state import KEEP
 
 ss = st.session_state
@@ -145,8 +138,14 @@ def show_grid(g: conv.TransposeGrid) -> None:
         if len(rows) and len(cols)
         else f"Input cell ({row}, {col}) writes only into cells the padding crops away."
     )
-    plot(grid_figure(g, row, col))
     lo, hi = int(g.counts.min()), int(g.counts.max())
+    oh, ow = g.counts.shape
+    alt = (
+        f"Left: the {h}×{w} input, cell ({row}, {col}) in orange. Right: the {oh}×{ow} output, "
+        f"each cell showing how many writes add up in it ({lo} to {hi}, darker blue for more); "
+        f"the cells that input ({row}, {col}) writes to are outlined in orange."
+    )
+    plot(grid_figure(g, row, col), alt=alt)
     if g.uneven:
         st.info(
             f"Kernel {k} is not a multiple of stride {g.stride[0]}: output cells receive "
@@ -173,7 +172,7 @@ def upsampled(token: str, shape: tuple, kernel, stride: int, padding, _x) -> Map
     return MapPicture(jpeg, y.shape, range_text(y), f, (SIGN, -m, m))
 
 
-def show_image(token: str, x: np.ndarray, kernel: np.ndarray, s: int, padding) -> None:
+def show_upsampled(token: str, x: np.ndarray, kernel: np.ndarray, s: int, padding) -> None:
     """The lab's image (grayscale, at most IMAGE_SIDE px) and its transposed convolution."""
     res = upsampled(token, x.shape, lab.kernel_tuple(kernel), s, padding, x)
     kh, kw = kernel.shape
@@ -184,11 +183,21 @@ def show_image(token: str, x: np.ndarray, kernel: np.ndarray, s: int, padding) -
         "cells apart."
     )
     c1, c2 = st.columns([1, 2])
-    c1.image(picture(figures.colorize(x, "gray", 0.0, 1.0), min_side=128), width="stretch")
-    c1.caption(f"Input {shape_text(x.shape)}.")
-    c2.image(res.jpeg, width="stretch")
+    legend = figures.legend(*res.scale)
     note = "" if res.f == 1 else f" Drawn with each {res.f}×{res.f} block as one cell."
-    c2.caption(f"Transposed convolution: {res.text}.{note} {scale_note(*res.scale)}")
+    c1.image(
+        picture(figures.colorize(x, "gray", 0.0, 1.0), min_side=128),
+        width="stretch",
+        alt=f"The lab's image, grayscale: {range_text(x)} (0 black, 1 white).",
+    )
+    c1.caption(f"Input {shape_text(x.shape)}.")
+    c2.image(
+        res.jpeg,
+        width="stretch",
+        alt=f"Its transposed convolution with your {kh}×{kw} kernel, stride {s}: "
+        f"{res.text}.{note} {legend}",
+    )
+    c2.caption(f"Transposed convolution: {res.text}.{note} {legend}")
 
 
 @st.fragment
@@ -205,7 +214,7 @@ def transpose_section(token: str, x: np.ndarray, kernel: np.ndarray) -> None:
     try:
         st.latex(lab.transpose_formula_latex(i, k, s, padding))
         show_grid(conv.transpose_grid((i, i), k, stride=s, padding=padding))
-        show_image(token, x, kernel, s, padding)
+        show_upsampled(token, x, kernel, s, padding)
     except CNNLabError as err:
         st.info(str(err), icon=":material/info:")
         return

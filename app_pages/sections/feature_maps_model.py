@@ -32,7 +32,7 @@ def _quick_training() -> None:
     busy = runs.busy_message()
     if busy:
         st.info(busy, icon="⏳")
-    if st.button("Train it now", type="primary", key="fm_quick_start", disabled=bool(busy)):
+    if st.button("Train it now", key="fm_quick_start", disabled=bool(busy)):
         fs.start_quick_training()
         st.rerun()
     runs.rerun_when_free(1.0)

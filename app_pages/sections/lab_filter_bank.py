@@ -16,6 +16,7 @@ from ui.state import KEEP
 
 YOUR_KERNEL = "your kernel (above)"
 BANK_DEFAULT = ["vertical edges", "horizontal edges", "laplacian", "box blur"]
+BANK_MAX = 8  #: filters in the filter bank's layer
 
 
 @dataclass(frozen=True, eq=False)
@@ -29,14 +30,19 @@ class Bank:
 
 def bank_ui(kernel: np.ndarray, channels: int) -> Bank:
     """The filter bank's kernels, as one layer's weights."""
-    names = st.multiselect(
+    # Pills, not a multiselect: its chips are white text on the primary colour, too faint
+    # on the dark theme's (README, Accessibility).
+    names = st.pills(
         "Kernels in the layer (each one is a filter)",
         [*kernels.PRESETS, YOUR_KERNEL],
+        selection_mode="multi",
         default=BANK_DEFAULT,
         key="lab_bank",
-        max_selections=8,
         **KEEP,
     )
+    if len(names) > BANK_MAX:
+        st.caption(f"A layer here has at most {BANK_MAX} filters: the first {BANK_MAX} are used.")
+        names = names[:BANK_MAX]
     if not names:
         st.info("Choose at least one kernel to build a layer.", icon=":material/info:")
         return Bank(names, None)

@@ -11,8 +11,8 @@ from cnnlib.core.text import safe_text
 from cnnlib.data.digits import prepare_digit
 from cnnlib.data.images import read_image
 from cnnlib.training.evaluation import predict_probabilities
+from ui import alt_text, state
 from ui import mnist_session as session
-from ui import state
 from ui import training_view as view
 from ui.image_input import pick_images, show_image
 from ui.state import KEEP
@@ -50,7 +50,12 @@ def digit_ui():
     picked = pick_images("mnist_photo", sources=("Upload", "Camera"))
     if not picked:
         return None
-    show_image(picked[0].image, caption=safe_text(picked[0].label), width=240)
+    show_image(
+        picked[0].image,
+        caption=safe_text(picked[0].label),
+        width=240,
+        alt=alt_text.photo("Your photo of a digit", picked[0].image),
+    )
     return picked[0].image
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import streamlit as st
 
 from cnnlib.core.text import safe_text
+from ui import alt_text, training_view
 from ui import own_images_session as session
 from ui import own_images_view as view
-from ui import training_view
 from ui.image_input import show_image
 
 
@@ -43,12 +43,8 @@ def confusion_ui(tested: session.OwnTested) -> None:
     )
     result = tested.result
     evaluation, names = result.evaluation, result.class_names
-    labels = [view.plain_label(n) for n in names]
-    event = st.plotly_chart(
-        training_view.confusion_figure(evaluation.confusion, labels),
-        key=f"own_confusion_{tested.id}",
-        on_select="rerun",
-        selection_mode=("points", "box"),
+    event = training_view.confusion_chart(
+        evaluation.confusion, names, key=f"own_confusion_{tested.id}"
     )
     cell = training_view.selected_cell(event)
     if cell is not None:
@@ -74,6 +70,9 @@ def mistakes_ui(tested: session.OwnTested, entry: session.OwnData | None) -> Non
                 result.x[i],
                 caption=f"{safe_text(names[true], 20)} → "
                 f"{safe_text(names[pred], 20)} ({evaluation.probabilities[i, pred]:.0%})",
+                alt=f"Validation image labelled {alt_text.plain(names[true], 40)}, read as "
+                f"{alt_text.plain(names[pred], 40)} with probability "
+                f"{evaluation.probabilities[i, pred]:.0%}",
             )
             if not editable or path not in {str(p) for p, _ in entry.folders.files}:
                 continue

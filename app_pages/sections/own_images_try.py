@@ -9,9 +9,9 @@ import streamlit as st
 from cnnlib.core.text import safe_text
 from cnnlib.inspect.saliency import saliency_map
 from cnnlib.training import transfer
+from ui import alt_text, training_view
 from ui import own_images_session as session
 from ui import own_images_view as view
-from ui import training_view
 from ui.image_input import pick_images, show_image
 
 
@@ -28,7 +28,12 @@ def try_ui(tested: session.OwnTested | None) -> None:
     predictions = transfer.predict_image(model, image, names)
     left, right = st.columns(2)
     with left:
-        show_image(image, caption=safe_text(picked[0].label), width=280)
+        show_image(
+            image,
+            caption=safe_text(picked[0].label),
+            width=280,
+            alt=alt_text.photo(f"Your photo {alt_text.plain(picked[0].label)}", image),
+        )
     with right:
         view.show_prediction(predictions, transfer.confidence_sentence(predictions))
     x = transfer.model_input(model, image)  # the pixels the prediction saw

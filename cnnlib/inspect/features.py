@@ -515,7 +515,7 @@ def image_input(
 # --------------------------------------------------------------------------- colour & grids
 
 #: ``colorize``'s colour maps → ``cnnlib.core.colormaps.SCALES`` names (as plotly spells them).
-_CMAPS = {"viridis": "Viridis", "diverging": "RdBu_r"}
+_CMAPS = {"viridis": colormaps.MAGNITUDE, "diverging": colormaps.SIGN}
 
 
 def colorize(
@@ -581,7 +581,7 @@ _WHITE, _INK = _GRID_LEVELS, _GRID_LEVELS + 1
 
 
 def _grid_palette() -> list[int]:
-    viridis = colormaps.table("Viridis")
+    viridis = colormaps.table(colormaps.MAGNITUDE)
     levels = np.rint(np.linspace(0, len(viridis) - 1, _GRID_LEVELS)).astype(np.intp)
     colours = np.vstack([viridis[levels], [[255, 255, 255], [40, 40, 40]]])
     return colours.astype(np.uint8).ravel().tolist()

@@ -345,11 +345,12 @@ def grad_cam(
 
 def heatmap_rgb(cam: np.ndarray, size: tuple[int, int]) -> Image.Image:
     """(h, w) values in [0, 1] → RGB heatmap of ``size`` (w, h), upsampled bilinearly, in the
-    app's "Jet" scale (``cnnlib.core.colormaps``; blue low, red high), as the Grad-CAM figure."""
+    app's heat scale (``cnnlib.core.colormaps.HEAT``: black low, pale yellow high), as the
+    Grad-CAM figure."""
 
     values = Image.fromarray(np.asarray(cam, dtype=np.float32), mode="F")
     v = np.asarray(values.resize(size, Image.Resampling.BILINEAR))
-    return Image.fromarray(colormaps.colorize(v, colormaps.table("Jet"), 0.0, 1.0))
+    return Image.fromarray(colormaps.colorize(v, colormaps.table(colormaps.HEAT), 0.0, 1.0))
 
 
 def overlay(image: Image.Image, cam: np.ndarray, opacity: float = 0.5) -> Image.Image:

@@ -357,9 +357,12 @@ def _conv_forward(index: int, spec: LayerSpec, shape: tuple[int, ...]) -> _Out:
     k, f = spec.kernel_size, spec.filters
     params = (k * k * c + 1) * f
     return _Out(
-        (oh, ow, f), params, f"({k}·{k}·{c} + 1)·{f} = {params:,}", shape_formula,
+        (oh, ow, f),
+        params,
+        f"({k}·{k}·{c} + 1)·{f} = {params:,}",
+        shape_formula,
         oh * ow * k * k * c * f,
-    )  # fmt: skip
+    )
 
 
 def _conv_build(spec: LayerSpec, name: str, seed: int | None, dtype: str | None):
@@ -413,9 +416,12 @@ def _dense_forward(index: int, spec: LayerSpec, shape: tuple[int, ...]) -> _Out:
         )
     params = (shape[0] + 1) * spec.units
     return _Out(
-        (spec.units,), params, f"({shape[0]:,} + 1)·{spec.units} = {params:,}", "",
+        (spec.units,),
+        params,
+        f"({shape[0]:,} + 1)·{spec.units} = {params:,}",
+        "",
         shape[0] * spec.units,
-    )  # fmt: skip
+    )
 
 
 def _dense_build(spec: LayerSpec, name: str, seed: int | None, dtype: str | None):

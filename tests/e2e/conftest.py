@@ -18,6 +18,7 @@ import pytest
 
 from cnnlib.models.pretrained import RESNET50
 from tests.conftest import IN_CI
+from tests.e2e.axe import AXE
 from tests.e2e.harness import (
     CHROMIUM,
     VIEWPORT,
@@ -54,6 +55,17 @@ def local_weights_env():
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(RESNET50.env_var, str(resnet50_weights_file()))
         yield
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    """axe-core's ``axe.min.js`` (``.ci/run`` installs it from npm; fails in CI if missing)."""
+    if not AXE.exists():
+        message = f"axe-core not found at {AXE} (.ci/run installs it: npm install axe-core@4)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return AXE.read_text()
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ import pytest
 from playwright.sync_api import expect
 
 from cnnlib.data import samples
+from tests.e2e.axe import check
 from tests.e2e.conftest import screenshot, wait_idle
 
 
@@ -91,8 +92,9 @@ def test_take_a_photo_with_the_camera(app_url, page, tmp_path):
     _full_screenshot(page, tmp_path, "classify_camera")
 
 
-def test_saliency_side_by_side(app_url, page, tmp_path):
-    """Section 6 opened on the sample photo: the default methods' overlays, each timed."""
+def test_saliency_side_by_side(app_url, page, tmp_path, axe_source):
+    """Section 6 opened on the sample photo: the default methods' overlays, each timed; then
+    the whole results page passes axe-core (WCAG 2.1 AA) in both themes."""
     _open_classify(page, app_url)
     _expect_results(page)
     page.get_by_text("6 · Saliency, side by side", exact=False).click()
@@ -107,3 +109,6 @@ def test_saliency_side_by_side(app_url, page, tmp_path):
         expect(image).to_have_count(1)
         expect(image.locator("img").first).to_have_js_property("naturalWidth", 224)
     _full_screenshot(page, tmp_path, "classify_saliency")
+    problems: list[str] = []
+    check(page, axe_source, "Classify with its results and saliency", problems)
+    assert not problems, "\n".join(problems)

@@ -46,3 +46,11 @@ def values(elements: Iterable[Any]) -> list[Any]:
 def image_captions(at: AppTest) -> list[str]:
     """Every caption of every ``st.image`` on the page, in order."""
     return [c for img in at.get("image") for c in img.captions]
+
+
+def image_alts(at: AppTest) -> list[str]:
+    """The alt text of every ``st.image`` on the page, in order ("" for a decorative image;
+    an image without alt text has none in its proto and is listed as None)."""
+    return [
+        img.alt if img.HasField("alt") else None for el in at.get("image") for img in el.proto.imgs
+    ]

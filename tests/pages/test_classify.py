@@ -239,7 +239,7 @@ def test_saliency_side_by_side_only_while_open(local_weights):
     second = labels[1].rsplit(" (", 1)[0]
     classes = at.radio(key="classify_saliency_class")
     classes.set_value(classes.options[1])
-    at.multiselect(key="classify_saliency_methods").set_value(["gradcam", "occlusion"])
+    at.pills(key="classify_saliency_methods").set_value(["gradcam", "occlusion"])
     _run(at)
     assert any(f"evidence for “{second}" in c.value for c in at.caption)
     assert at.slider(key="classify_occlusion_patch").value == 32

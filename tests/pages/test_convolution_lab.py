@@ -20,7 +20,7 @@ from cnnlib.conv import ops as conv
 from cnnlib.conv.ops import ConvGeometry
 from cnnlib.data import images, samples
 from tests.markdown import outside_code_spans
-from tests.pages.apptest import open_page, run_checked, values
+from tests.pages.apptest import image_alts, open_page, run_checked, values
 from tests.uploads import bad_uploads, encode, odd_but_valid_uploads, photo
 
 SHAPE = re.compile(r"→ output \*\*(\d+)×(\d+)\*\*")
@@ -89,6 +89,61 @@ def test_default_page():
     h, w = _shown(at)
     assert any(f"into **({h}, {w}, 4)**" in m.value for m in at.markdown)
     assert any("Conv2D(4, (3, 3)" in c.value for c in at.code)
+
+
+RANGE = re.compile(r": (\d+)×(\d+), values from (\S+) to (\S+)\.")
+
+
+def _alt_facts(alt: str) -> tuple[tuple[int, int], float, float]:
+    """(shape, lowest, highest) that an alt text states ("…: 168×254, values from a to b.")."""
+    match = RANGE.search(alt)
+    assert match, alt
+    h, w, lo, hi = match.groups()
+    return (int(h), int(w)), float(lo), float(hi)
+
+
+def _assert_states(alt: str, y: np.ndarray) -> None:
+    """``alt`` states ``y``'s shape and value range (to the 4 significant digits shown)."""
+    shape, lo, hi = _alt_facts(alt)
+    assert shape == y.shape, alt
+    np.testing.assert_allclose([lo, hi], [y.min(), y.max()], rtol=1e-3, atol=1e-6, err_msg=alt)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_alt_texts_state_the_computed_shapes_and_ranges(stride):
+    """Every image of the lab has alt text, and the maps' alt texts state the shape and the
+    value range of the result, computed here independently (SciPy's correlate2d, pooling by
+    reshaping): the output, its ReLU and poolings, each filter-bank map."""
+    from scipy.signal import correlate2d
+
+    at = _lab(stride=str(stride))
+    alts = image_alts(at)
+    assert alts and all(alts), alts  # every image has a (non-empty) alt text
+    x = _input_array(lab.DEFAULTS.image).astype(np.float64)
+
+    def conv(kernel):
+        return correlate2d(x, np.asarray(kernel, np.float64), mode="valid")[::stride, ::stride]
+
+    def pool(y, how):
+        h, w = (y.shape[0] // 2) * 2, (y.shape[1] // 2) * 2
+        blocks = y[:h, :w].reshape(h // 2, 2, w // 2, 2)
+        return how(blocks, axis=(1, 3))
+
+    y = conv(kernels.preset(lab.DEFAULTS.kernel_name))
+    by_start = {a.split(":")[0]: a for a in alts}
+    _assert_states(by_start["Output feature map"], y)
+    assert "Colours: blue" in by_start["Output feature map"]
+    _assert_states(by_start["ReLU of the output, negatives set to 0"], np.maximum(y, 0))
+    for word, how in (("max", np.max), ("average", np.mean)):
+        what = f"2×2 {word} pool of the output, each 2×2 block replaced by its {word}"
+        _assert_states(by_start[what], pool(y, how))
+    bank = [a for a in alts if a.startswith("Feature map ")]
+    assert len(bank) == 4
+    names = ["vertical edges", "horizontal edges", "laplacian", "box blur"]
+    for i, (alt, name) in enumerate(zip(bank, names, strict=True)):
+        assert alt.startswith(f"Feature map {i + 1} of 4, filter {i} ({name}: ")
+        _assert_states(alt, conv(kernels.preset(name)))
+    assert _alt_facts(next(a for a in alts if a.startswith("Input image")))[0] == x.shape
 
 
 def test_every_preset():

@@ -470,7 +470,7 @@ def test_saliency_tab_on_the_session_model(tutorial_model, drawn_digit):
     assert at.radio(key="fm_saliency_class").value == expected
     assert _overlay_methods(at) == [saliency.METHOD_LABELS[m] for m in sv.DEFAULT_METHODS]
     _run(at.radio(key="fm_saliency_class").set_value((expected + 1) % 10))
-    _run(at.multiselect(key="fm_saliency_methods").set_value(["occlusion", "gradients"]))
+    _run(at.pills(key="fm_saliency_methods").set_value(["occlusion", "gradients"]))
     assert _overlay_methods(at) == ["Occlusion", "Gradients"]
     assert at.slider(key="fm_occlusion_patch").value == 4  # 28 // 7 pixels
     assert any(f"evidence for “{(expected + 1) % 10}”" in c.value for c in at.caption)
@@ -553,7 +553,7 @@ def test_resnet50_saliency_and_a_grid_of_filters_in_the_background(monkeypatch):
     _run(at.radio(key="fm_model_source").set_value(RESNET))
     box = at.selectbox(key="fm_saliency_class")
     assert len(box.options) == 1000 and box.options[281] == "281 · tabby"
-    _run(at.multiselect(key="fm_saliency_methods").set_value(["gradcam"]))
+    _run(at.pills(key="fm_saliency_methods").set_value(["gradcam"]))
     assert _overlay_methods(at) == ["Grad-CAM"]
     at.session_state["fm_tab"] = WANTS
     _run(at)
