@@ -15,7 +15,17 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from app_pages.sections import own_images_results, own_images_try
+from app_pages.sections import (
+    own_images_camera,
+    own_images_explore,
+    own_images_export,
+    own_images_lr,
+    own_images_project,
+    own_images_results,
+    own_images_shortcut,
+    own_images_test,
+    own_images_try,
+)
 from cnnlib.core.budgets import budgets
 from cnnlib.core.errors import ArchiveError
 from cnnlib.training import transfer
@@ -30,6 +40,7 @@ from ui.state import KEEP
 
 POLL_SECONDS = 1.0
 EXAMPLE, ZIP, FOLDER = "Built-in example", "Upload a .zip", "Upload a folder"
+PROJECT, CAMERA = "Open a saved project", "Webcam"
 EXAMPLE_PER_CLASS = 40
 IMAGE_SIZES = [32, 48, 64, 96, 128, 160, 224]
 LEARNING_RATES = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
@@ -61,7 +72,21 @@ def _uploaded(source: str):
 
 def data_ui() -> session.OwnData | None:
     """Where the images come from; returns the session's data (or None)."""
-    source = st.radio("Images", (EXAMPLE, ZIP, FOLDER), horizontal=True, key="own_source", **KEEP)
+    source = st.radio(
+        "Images",
+        (EXAMPLE, ZIP, FOLDER, CAMERA, PROJECT),
+        horizontal=True,
+        key="own_source",
+        **KEEP,
+    )
+    if source == CAMERA:
+        return own_images_camera.camera_ui()
+    if source == PROJECT:
+        entry, resumed = own_images_project.open_project_ui()
+        if resumed is not None:
+            restore_options(resumed.recipe)
+            st.rerun()  # the resumed model becomes the page's latest run
+        return entry
     if source == EXAMPLE:
         st.caption(
             f"The example: {EXAMPLE_PER_CLASS} real Fashion-MNIST test images of each of four "
@@ -87,7 +112,7 @@ def data_ui() -> session.OwnData | None:
 def options_ui(entry: session.OwnData) -> OwnImagesRecipe:
     """Image size, split, augmentation (with its preview), model and training settings: the
     ``OwnImagesRecipe`` (raises ``InvalidArgumentError``)."""
-    c = st.columns([1, 1, 2])
+    c = st.columns([1, 1, 1, 2])
     image_size = c[0].select_slider(
         "Image size (pixels)", IMAGE_SIZES, value=64, key="own_size", **KEEP
     )
@@ -101,7 +126,18 @@ def options_ui(entry: session.OwnData) -> OwnImagesRecipe:
         help="Stratified: every class keeps this share aside.",
         **KEEP,
     )
-    chosen = c[2].pills(
+    test = c[2].slider(
+        "Test share",
+        0.0,
+        0.3,
+        0.0,
+        0.05,
+        key="own_test",
+        help="Set aside before training, never seen nor used to pick the model: the "
+        "held-out test in tab ③. 0 = none (you can upload a test zip instead).",
+        **KEEP,
+    )
+    chosen = c[3].pills(
         "Augmentation",
         transfer.AUGMENTATIONS,
         selection_mode="multi",
@@ -162,6 +198,7 @@ def options_ui(entry: session.OwnData) -> OwnImagesRecipe:
         backbone=backbone,
         image_size=int(image_size),
         validation_fraction=float(validation),
+        test_fraction=float(test),
         augment=augment,
         augment_copies=int(copies),
         epochs=int(epochs),
@@ -169,6 +206,27 @@ def options_ui(entry: session.OwnData) -> OwnImagesRecipe:
         patience=int(patience),
         fine_tune_epochs=int(fine_tune),
     )
+
+
+def restore_options(recipe: OwnImagesRecipe) -> None:
+    """Set the options' widgets (drawn later in this run) to a resumed project's recipe;
+    a value a widget cannot show is left as it is."""
+    values = {
+        "own_size": (recipe.image_size, recipe.image_size in IMAGE_SIZES),
+        "own_val": (recipe.validation_fraction, 0.1 <= recipe.validation_fraction <= 0.5),
+        "own_test": (recipe.test_fraction, recipe.test_fraction <= 0.3),
+        "own_augment": (list(recipe.augment), True),
+        "own_recipe": (recipe.recipe, recipe.recipe in RECIPES),
+        "own_backbone": (recipe.backbone, recipe.backbone in transfer.BACKBONES),
+        "own_copies": (recipe.augment_copies, recipe.augment_copies <= 5),
+        "own_epochs": (recipe.epochs, 1 <= recipe.epochs <= 100),
+        "own_lr": (recipe.learning_rate, recipe.learning_rate in LEARNING_RATES),
+        "own_patience": (recipe.patience, recipe.patience <= 20),
+        "own_fine_tune": (recipe.fine_tune_epochs, recipe.fine_tune_epochs <= 20),
+    }
+    for key, (value, fits) in values.items():
+        if fits:
+            st.session_state[key] = value
 
 
 @st.cache_data(max_size=CACHE_BYTES, max_entries=8, show_spinner="Augmenting a few samples…")
@@ -237,11 +295,23 @@ def main() -> None:
         "them, then train a small convnet from scratch or reuse a pretrained network (transfer "
         "learning), and see where your model is right, wrong and why."
     )
-    runs.rerun_when_free(POLL_SECONDS, own_pages=(session.PAGE,))
+    runs.rerun_when_free(
+        POLL_SECONDS,
+        own_pages=(session.PAGE, session.EXPORT_PAGE, session.LR_PAGE, session.SHORTCUT_PAGE),
+    )
     tested = entry = recipe = None
     with friendly_errors("The trained model could not be tested: "):
         tested = session.adopt()  # before the data may be replaced
-    tabs = st.tabs(["① Your images", "② Train", "③ Results", "④ Try it & export"])
+    tabs = st.tabs(
+        [
+            "① Your images",
+            "② Train",
+            "③ Results",
+            "④ Try it & export",
+            "⑤ Threshold & data map",
+            "⑥ Shortcut lab",
+        ]
+    )
     with tabs[0], friendly_errors("These images cannot be used: "):
         try:
             entry = data_ui()
@@ -253,12 +323,22 @@ def main() -> None:
         if entry is not None and entry.health.ok:
             with friendly_errors():
                 recipe = options_ui(entry)
+            if recipe is not None:
+                with st.expander("Find a learning rate"), friendly_errors():
+                    own_images_lr.lr_finder_ui(entry, recipe, LEARNING_RATES, "own_lr")
         start_ui(entry, recipe)
     with tabs[2]:
         own_images_results.results_ui(tested, entry)
+        own_images_test.held_out_ui(tested)
     with tabs[3], friendly_errors():
         own_images_try.try_ui(tested)
-        own_images_try.export_ui(tested)
+        own_images_export.export_ui(tested)
+        own_images_project.save_ui(entry, recipe, tested)
+    with tabs[4], friendly_errors():
+        own_images_explore.threshold_ui(tested)
+        own_images_explore.data_map_ui(tested)
+    with tabs[5]:
+        own_images_shortcut.shortcut_ui(entry, recipe)
 
 
 main()

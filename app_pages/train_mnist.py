@@ -12,7 +12,7 @@ import functools
 
 import streamlit as st
 
-from app_pages.sections import mnist_draw, mnist_experiment
+from app_pages.sections import mnist_calibration, mnist_draw, mnist_experiment
 from cnnlib.core.budgets import budgets
 from cnnlib.core.errors import BudgetError, CNNLabError
 from cnnlib.data import mnist as datasets
@@ -208,6 +208,7 @@ def results_ui(tested: session.MnistTested | None) -> None:
         )
     view.show_per_class(evaluation, info.class_names)
     confusion_ui(tested)
+    mnist_calibration.calibration_ui(tested)
     view.show_mistakes(evaluation, info.x_test, info.class_names)
 
 

@@ -4,7 +4,10 @@
 from cnnlib.inspect.calibration import (
     MAX_TEMPERATURE,
     MIN_TEMPERATURE,
+    CalibrationReport,
     Reliability,
+    calibrated_probabilities,
+    calibration_report,
     fit_temperature,
     model_logits,
     nll,
@@ -15,7 +18,10 @@ from cnnlib.inspect.calibration import (
 __all__ = [
     "MAX_TEMPERATURE",
     "MIN_TEMPERATURE",
+    "CalibrationReport",
     "Reliability",
+    "calibrated_probabilities",
+    "calibration_report",
     "fit_temperature",
     "model_logits",
     "nll",

@@ -120,6 +120,41 @@ def test_model_logits_of_a_softmax_model():
     np.testing.assert_allclose(z, x.reshape(5, -1) @ kernel + bias, atol=1e-5)
 
 
+def test_calibration_report_fits_on_validation_and_measures_on_test():
+    """An over-confident softmax model (its kernel scaled up): the report's numbers are the
+    pure functions' on the model's own outputs, T comes from the validation set only, and
+    scaling lowers the test ECE and NLL."""
+    import keras
+
+    rng = np.random.default_rng(4)
+    model = keras.Sequential(
+        [keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(3, "softmax")]
+    )
+    kernel, bias = model.layers[-1].get_weights()
+    model.layers[-1].set_weights([kernel * 6.0, bias])
+    x = rng.normal(size=(600, 4, 4, 1)).astype(np.float32)
+    probs = model(x).numpy()
+    y = np.where(rng.random(600) < 0.6, probs.argmax(1), rng.integers(0, 3, 600))  # 60 % + luck
+    report = cal.calibration_report(model, x[:400], y[:400], x_val=x[400:], y_val=y[400:])
+    assert report.test_count == 400 and report.validation_count == 200
+    expected = cal.reliability(probs[:400], y[:400])
+    assert report.before.ece == pytest.approx(expected.ece, abs=1e-5)
+    np.testing.assert_array_equal(report.before.count, expected.count)
+    z_val = cal.model_logits(model, x[400:])
+    assert report.temperature == pytest.approx(cal.fit_temperature(z_val, y[400:]), rel=1e-6)
+    assert report.temperature > 1.5  # it was over-confident
+    assert report.after.ece < report.before.ece and report.nll_after < report.nll_before
+    softer = cal.calibrated_probabilities(model, x[:5], report.temperature)
+    np.testing.assert_allclose(
+        softer, cal.softmax(cal.model_logits(model, x[:5]), report.temperature)
+    )
+    assert (softer.argmax(1) == probs[:5].argmax(1)).all() and (
+        softer.max(1) < probs[:5].max(1)
+    ).all()
+    plain = cal.calibration_report(model, x[:400], y[:400])
+    assert plain.temperature is None and plain.after is None and plain.validation_count == 0
+
+
 @pytest.mark.parametrize(
     ("call", "match"),
     [

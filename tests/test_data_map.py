@@ -60,3 +60,25 @@ def test_degenerate_inputs():
         pca_2d(np.ones((1, 3)))
     with pytest.raises(InvalidArgumentError):
         pca_2d(np.array([[0.0, np.nan], [1.0, 2.0]]))
+
+
+def test_classifier_features_are_what_the_last_layer_reads():
+    """The features, through the last Dense layer's own weights and a softmax, give the
+    model's probabilities (scratch Sequential with augmentation, and a functional model)."""
+    import keras
+
+    from cnnlib.inspect.data_map import classifier_features
+    from cnnlib.training.transfer import build_scratch_model
+
+    x = np.random.default_rng(3).uniform(0, 255, (5, 24, 24, 3)).astype(np.float32)
+    inputs = keras.Input((24, 24, 3))
+    hidden = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(6, 3)(inputs))
+    functional = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(hidden))
+    for model in (build_scratch_model((24, 24, 3), 4, augment=("flip",), seed=0), functional):
+        features = classifier_features(model, x)
+        w, b = model.layers[-1].get_weights()
+        assert features.shape == (5, w.shape[0])
+        logits = features @ w + b
+        expected = np.exp(logits - logits.max(1, keepdims=True))
+        expected /= expected.sum(1, keepdims=True)
+        np.testing.assert_allclose(expected, model.predict(x, verbose=0), rtol=1e-4, atol=1e-6)

@@ -79,3 +79,26 @@ def test_bad_arguments(pixels):
         lr_range_test(softmax_regression(), x, y, start=1.0, end=0.1)
     with pytest.raises(InvalidArgumentError):
         lr_range_test(softmax_regression(), x, y.astype(float))
+
+
+@pytest.mark.slow
+def test_the_job_runs_the_range_test_of_a_transfer_recipe_on_the_backbones_features(
+    fashion_dir,
+):
+    from cnnlib.training.lr_finder import LrFinderJob
+    from cnnlib.training.transfer import OwnImagesRecipe
+    from cnnlib.uploads.folders import example_archive, open_archive
+
+    with open_archive(example_archive(10)) as folders:
+        data = folders.split(32, validation_fraction=0.2)
+        # random MobileNetV2 weights (weights=None): for tests and timing only
+        recipe = OwnImagesRecipe(recipe="transfer", weights=None, image_size=32)
+        job = LrFinderJob(data, recipe, isolate=False).start()
+        p = job.wait(300)
+        assert p.state == "finished", p.error
+        assert p.stage == "range test" and p.images_total == 40  # 32 train + 8 validation
+        test = job.result()
+        assert test.suggested == pytest.approx(test.minimum_rate / 10)
+        assert 10 <= len(test.losses) <= 100 and np.isfinite(test.losses[0])
+        with pytest.raises(InvalidArgumentError):
+            LrFinderJob(folders.split(32, validation_fraction=0.2), "scratch")

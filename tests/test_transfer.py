@@ -438,3 +438,32 @@ def test_the_time_limit_stops_the_extraction_at_its_next_batch(
     assert p.stage == "features" and p.features_done == 4 < p.features_total == 16
     assert job.model is None and not p.train_loss
     folders.cleanup()
+
+
+def test_the_snippet_answers_not_sure_below_the_chosen_threshold(tmp_path, monkeypatch, capsys):
+    model = transfer.build_scratch_model((24, 24, 3), 3, seed=0)  # untrained: unsure
+    names = ("ant", "bee", "cat")
+    (tmp_path / "model.keras").write_bytes(save_model_bytes(model))
+    (tmp_path / "labels.txt").write_text(transfer.labels_text(names))
+    image = Image.fromarray(raw_pixels(1, 24)[0].astype(np.uint8))
+    image.save(tmp_path / "photo.png")
+    pixels = np.asarray(image.convert("RGB").resize((24, 24)), dtype="float32")[None]
+    p = model.predict(pixels, verbose=0)[0]
+    best, top = names[int(p.argmax())], float(p.max())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["predict.py", "photo.png"])
+    for threshold, expected in (
+        (round(top + 0.01, 4), f"not sure (best guess {best} with {100 * top:.1f}% confidence"),
+        (round(top - 0.01, 4), f"{best} with {100 * top:.1f}% confidence"),
+        (0.0, f"{best} with {100 * top:.1f}% confidence"),
+    ):
+        snippet = transfer.prediction_snippet(model, threshold=threshold)
+        exec(compile(snippet, "predict.py", "exec"), {"__name__": "__main__"})
+        assert capsys.readouterr().out.strip().startswith(expected), threshold
+
+
+def test_the_recipe_sets_a_test_share_aside_only_beside_images_to_train_on():
+    assert OwnImagesRecipe(validation_fraction=0.2, test_fraction=0.2).test_fraction == 0.2
+    for test in (-0.1, 0.8, 0.9):
+        with pytest.raises(InvalidArgumentError, match="test share"):
+            OwnImagesRecipe(validation_fraction=0.2, test_fraction=test)

@@ -24,6 +24,7 @@ import streamlit as st
 from cnnlib.inspect import features as F
 from cnnlib.inspect import visualize
 from cnnlib.training.filter_grid import FilterGridJob, GridProgress
+from ui import patches_view
 from ui.features_session import ModelView
 from ui.features_view import BAR_COLOR, show_png
 from ui.image_input import show_image
@@ -91,7 +92,8 @@ def _layer_ui(view: ModelView, current: F.LayerInfo) -> str | None:
 
 
 def wants_tab(view: ModelView, acts: F.ActivationSet, current: F.LayerInfo) -> None:
-    """The tab: one filter live for this session's models, a background grid for shared ones."""
+    """The tab: one filter live for this session's models, a background grid for shared ones;
+    beside it, the real image patches that excite the filter most."""
     st.markdown(
         "Start from a grey image and change it, step by step, in the direction that raises the "
         "filter's mean response (gradient ascent, with a little jitter and blur so the pattern "
@@ -101,13 +103,17 @@ def wants_tab(view: ModelView, acts: F.ActivationSet, current: F.LayerInfo) -> N
     if layer is None:
         return
     if view.shared is None:
-        one_filter_ui(view, acts, layer)
+        channel = one_filter_ui(view, acts, layer)
     else:
         grid_ui(view, acts, layer)
+        channel = None
+    top = F.top_channel(acts.stats(layer)) if layer in acts else 0
+    patches_view.patches_section(view, layer, channel, default=top)
 
 
-def one_filter_ui(view: ModelView, acts: F.ActivationSet, layer: str) -> None:
-    """One channel, maximised when asked (seconds on a small model), then shown."""
+def one_filter_ui(view: ModelView, acts: F.ActivationSet, layer: str) -> int:
+    """One channel, maximised when asked (seconds on a small model), then shown; returns
+    the channel."""
     n = view.layer(layer).channels
     top = F.top_channel(acts.stats(layer)) if layer in acts else 0
     c1, c2 = st.columns(2)
@@ -121,7 +127,7 @@ def one_filter_ui(view: ModelView, acts: F.ActivationSet, layer: str) -> None:
         asked.add(key)
     if key not in asked:
         st.caption(f"Channel {top} is this layer's top activating channel for the current image.")
-        return
+        return int(channel)
     with st.spinner(f"Maximising filter {channel} of {layer}…"):
         result = visualize.maximize_activation(
             view.runner, layer, int(channel), steps=int(steps), seed=SEED, **maximize_options(view)
@@ -147,6 +153,7 @@ def one_filter_ui(view: ModelView, acts: F.ActivationSet, layer: str) -> None:
             f"from {a[0]:.4g} to {a[-1]:.4g}.",
         )
         st.caption(f"Its mean activation went from {a[0]:.4g} (grey image) to {a[-1]:.4g}.")
+    return int(channel)
 
 
 def grid_ui(view: ModelView, acts: F.ActivationSet, layer: str) -> None:

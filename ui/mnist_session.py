@@ -17,14 +17,15 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from cnnlib.data.training_data import ArrayData
+from cnnlib.data.training_data import ArrayData, as_images
+from cnnlib.inspect.calibration import CalibrationReport, calibration_report
 from cnnlib.models import MNIST_PRESETS, PRESET_TRAINING, build_dense_baseline
 from cnnlib.models.registry import RegisteredModel
 from cnnlib.training.evaluation import Evaluation, evaluate_model
 from cnnlib.training.experiments import TranslationExperiment
 from cnnlib.training.trainer import TrainConfig, TrainingJob
 from ui import runs, state
-from ui.datasets import PageDataset
+from ui.datasets import PageDataset, load_for_page
 from ui.training_view import how_it_ended
 
 # Page-local session keys (what crosses pages is in ui.state).
@@ -185,3 +186,39 @@ def trained_model(run: MnistTested | None) -> RegisteredModel | None:
     if run is None or run.result is None:
         return None
     return state.model_registry().get(run.result.registered)
+
+
+@st.cache_data(scope="session", max_entries=2, show_spinner="Measuring its calibration…")
+def _calibration(run_id: int, _model: Any, _test: tuple, _validation: tuple | None):
+    x_val, y_val = _validation if _validation is not None else (None, None)
+    x_test, y_test = _test
+    return calibration_report(
+        _model,
+        as_images(x_test).astype(np.float32),
+        y_test,
+        x_val=None if x_val is None else as_images(x_val).astype(np.float32),
+        y_val=y_val,
+    )
+
+
+def calibration(run: MnistTested) -> CalibrationReport | None:
+    """The tested model's calibration on the run's test set, with temperature scaling fitted
+    on its validation split (rebuilt from the page's dataset with the run's own split
+    settings and seed, so the very images it was validated on), once per run. None when the
+    registry no longer holds the model."""
+    entry = trained_model(run)
+    if entry is None:
+        return None
+    info, config = run.info, run.job.config
+    validation = None
+    ds = load_for_page(info.dataset)
+    if config.validation_split > 0 and ds.available:
+        data = ArrayData.from_tuple(
+            _data(ds),
+            class_names=ds.class_names,
+            validation_split=config.validation_split,
+            train_size=config.train_size,
+            seed=config.seed,
+        )
+        validation = data.arrays.get("validation")
+    return _calibration(run.id, entry.model, (info.x_test, info.y_test), validation)

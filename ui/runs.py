@@ -39,18 +39,19 @@ _COUNTER = "runs_counter"
 @dataclass(eq=False)
 class Run(Generic[I, R]):
     """One training a page started: its job, the page's ``info`` about it, and once the job
-    is done and tested, ``result`` (None before, or when nothing was learned)."""
+    is done and tested, ``result`` (None before, or when nothing was learned). A run
+    resumed from a saved project (``resume``) has no job."""
 
     id: int
     page: str
-    job: TaskHandle
+    job: TaskHandle | None
     info: I
     result: R | None = None
     adopted: bool = False
 
     @property
     def running(self) -> bool:
-        return not self.job.done
+        return self.job is not None and not self.job.done
 
 
 # --------------------------------------------------------------------------------------------
@@ -150,6 +151,17 @@ def adopt(key: str, test: Callable[[Run[I, R]], R]) -> Run[I, R] | None:
                 st.session_state[last_key] = run
         run.adopted = True
     return st.session_state.get(last_key)
+
+
+def resume(key: str, page: str, info: I, result: R) -> Run[I, R]:
+    """A model trained in an earlier session (a saved project's), kept as the latest tested
+    run of ``key`` with a new id, without a job; the run under ``key`` is dropped."""
+    ss = st.session_state
+    ss[_COUNTER] = ss.get(_COUNTER, 0) + 1
+    run: Run[I, R] = Run(ss[_COUNTER], page, None, info, result, adopted=True)
+    ss.pop(key, None)
+    ss[f"{key}_adopted"] = run
+    return run
 
 
 def forget(key: str) -> None:

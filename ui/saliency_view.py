@@ -19,7 +19,7 @@ from PIL import Image
 
 from cnnlib.core.budgets import budgets
 from cnnlib.inspect import imagenet, saliency
-from ui import alt_text
+from ui import alt_text, sanity_view
 from ui.image_input import show_image
 from ui.state import KEEP
 
@@ -193,10 +193,38 @@ def saliency_section(
     default: int = 0,
     opacity: float = 0.5,
 ) -> None:
-    """The whole side-by-side view: ``choose``, ``compute``, ``show_row``."""
+    """The whole side-by-side view: ``choose``, ``compute``, ``show_row``; which method when;
+    the sanity check (``ui.sanity_view``)."""
     choice = choose(key, classes, side=int(min(np.shape(x)[-3:-1])), default=default)
     results = compute(model, x, choice, model_key=model_key, digest=digest)
-    show_row(base, results, label=dict(classes)[choice.class_index], opacity=opacity)
+    label = dict(classes)[choice.class_index]
+    show_row(base, results, label=label, opacity=opacity)
+    if st.toggle("Which method when?", key=f"{key}_saliency_notes", **KEEP):
+        show_notes(choice.methods or saliency.METHODS)
+    sanity_view.sanity_section(
+        model,
+        x,
+        overlay_base(base),
+        chosen=choice.methods,
+        options=choice.options,
+        class_index=choice.class_index,
+        class_label=label,
+        key=key,
+        model_key=model_key,
+        digest=digest,
+        opacity=opacity,
+    )
+
+
+def show_notes(methods: Sequence[str]) -> None:
+    """When to use each of ``methods``, what it costs, and where it comes from
+    (``saliency.METHOD_NOTES``, drawn from the literature)."""
+    for m in methods:
+        note = saliency.METHOD_NOTES[m]
+        st.markdown(
+            f"**{saliency.METHOD_LABELS[m]}.** {note.use_when} *Cost:* {note.cost} "
+            f"*Source:* {note.source}."
+        )
 
 
 def model_classes(view: Any, acts: Any) -> tuple[list[tuple[int, str]], int] | None:

@@ -10,6 +10,8 @@ from cnnlib.core.errors import InvalidImageError
 from cnnlib.core.text import safe_text
 from cnnlib.data.digits import prepare_digit
 from cnnlib.data.images import read_image
+from cnnlib.data.training_data import as_images
+from cnnlib.inspect.calibration import calibrated_probabilities
 from cnnlib.training.evaluation import predict_probabilities
 from ui import alt_text, state
 from ui import mnist_session as session
@@ -90,4 +92,14 @@ def draw_ui(run: session.MnistTested | None) -> None:
                 st.info("Train a model (tab ② Train) to see what it reads in your digit.", icon="ℹ️")
                 return
             probabilities = predict_probabilities(trained.model, prepared.pixels[None])[0]
+            report = session.calibration(run)
+            t = report.temperature if report is not None else None
+            label = f"Calibrated probabilities (logits divided by T = {t:.3g})" if t else ""
+            if t and st.toggle(label, key="mnist_draw_calibrated", **KEEP):
+                x = as_images(prepared.pixels[None]).astype("float32")
+                probabilities = calibrated_probabilities(trained.model, x, t)[0]
+                st.caption(
+                    "Temperature scaling from tab ③'s calibration: the same answer, with "
+                    "a confidence that matches how often the model is right."
+                )
             view.show_reading(probabilities, trained.class_names)

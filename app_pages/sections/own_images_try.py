@@ -1,6 +1,6 @@
 """Train on your own images, tab ④ "Try it & export": the trained model on a new photo (its
-prediction and the Grad-CAM that explains it, on the same resized pixels), and the model,
-its labels and a prediction script to download."""
+prediction and the Grad-CAM that explains it, on the same resized pixels). The exports are
+``own_images_export``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import streamlit as st
 from cnnlib.core.text import safe_text
 from cnnlib.inspect.saliency import saliency_map
 from cnnlib.training import transfer
-from ui import alt_text, training_view
+from ui import alt_text
+from ui import own_images_explore_view as explore_view
 from ui import own_images_session as session
 from ui import own_images_view as view
 from ui.image_input import pick_images, show_image
@@ -35,38 +36,11 @@ def try_ui(tested: session.OwnTested | None) -> None:
             alt=alt_text.photo(f"Your photo {alt_text.plain(picked[0].label)}", image),
         )
     with right:
+        best, probability = predictions[0]
+        if probability < session.threshold():
+            explore_view.show_not_sure(best, probability, session.threshold())
         view.show_prediction(predictions, transfer.confidence_sentence(predictions))
     x = transfer.model_input(model, image)  # the pixels the prediction saw
     best = names.index(predictions[0][0])
     cam = saliency_map(model, x, best, method="gradcam")
     view.show_grad_cam(x.astype("uint8"), cam, predictions[0][0])
-
-
-def export_ui(tested: session.OwnTested | None) -> None:
-    if tested is None:
-        return
-    st.subheader("Export")
-    st.caption(
-        "The .keras model takes raw pixels (its preprocessing is inside); the labels file "
-        "lists the classes in output order; the script predicts one photo."
-    )
-    model, names = tested.result.model, tested.result.class_names
-    c = st.columns(3)
-    with c[0]:
-        training_view.download_model(
-            model, "own_images_model.keras", key="own_download_model", label="Model (.keras)"
-        )
-    c[1].download_button(
-        "Labels (labels.txt)",
-        transfer.labels_text(names),
-        file_name="labels.txt",
-        on_click="ignore",
-        key="own_download_labels",
-    )
-    c[2].download_button(
-        "Python snippet (predict.py)",
-        transfer.prediction_snippet(model),
-        file_name="predict.py",
-        on_click="ignore",
-        key="own_download_snippet",
-    )

@@ -12,6 +12,9 @@
 - ``softmax(logits, temperature=1)`` and ``nll(logits, labels, temperature=1)``.
 - ``model_logits(model, x)``: a Keras classifier's logits, for a model whose output is a
   softmax (read from the softmax layer's input, as the saliency maps do).
+- ``calibration_report(model, x_test, y_test, x_val=..., y_val=...)``: all of it for one
+  trained model, as a page shows it: the test set's reliability, T fitted on the validation
+  set, and the test set's reliability with T.
 
 NumPy and SciPy only, except ``model_logits`` (Keras, imported lazily).
 """
@@ -29,7 +32,10 @@ from cnnlib.inspect import saliency
 __all__ = [
     "MAX_TEMPERATURE",
     "MIN_TEMPERATURE",
+    "CalibrationReport",
     "Reliability",
+    "calibrated_probabilities",
+    "calibration_report",
     "fit_temperature",
     "model_logits",
     "nll",
@@ -207,3 +213,59 @@ def model_logits(model: Any, x: np.ndarray, *, batch_size: int = 256) -> np.ndar
             out = to_logits(sub(a[i : i + batch_size], training=False))
         parts.append(keras.ops.convert_to_numpy(out).astype(np.float32))
     return np.concatenate(parts) if parts else np.zeros((0, saliency.num_classes(keras_model)))
+
+
+@dataclass(frozen=True)
+class CalibrationReport:
+    """One trained classifier's calibration on a test set, before and after temperature
+    scaling.
+
+    ``before``: the test set's ``Reliability`` of the model's own probabilities (T = 1);
+    ``temperature``: T fitted on the validation set (None without one); ``after``: the test
+    set's ``Reliability`` of softmax(logits / T) (None without T); ``nll_before`` and
+    ``nll_after``: the test set's mean negative log-likelihood (nats) at T = 1 and at T;
+    ``test_count`` and ``validation_count``: the images each set holds.
+    """
+
+    before: Reliability
+    temperature: float | None
+    after: Reliability | None
+    nll_before: float
+    nll_after: float | None
+    test_count: int
+    validation_count: int
+
+
+def calibration_report(
+    model: Any,
+    x_test: np.ndarray,
+    y_test: Any,
+    *,
+    x_val: np.ndarray | None = None,
+    y_val: Any = None,
+    bins: int = 10,
+) -> CalibrationReport:
+    """The test set's reliability diagram and ECE for ``model``, and again after temperature
+    scaling fitted on (``x_val``, ``y_val``) when given (never on the test set).
+
+    ``x_test``, ``x_val``: (N, H, W, C) batches prepared as the model expects (see
+    ``model_logits``); ``y_test``, ``y_val``: (N,) class indices. One pass of the model over
+    each set.
+    """
+    z_test = model_logits(model, x_test)
+    y = _check_labels(y_test, z_test.shape[0], z_test.shape[1])
+    before = reliability(softmax(z_test), y, bins=bins)
+    nll_before = nll(z_test, y)
+    if x_val is None or y_val is None or len(x_val) == 0:
+        return CalibrationReport(before, None, None, nll_before, None, len(y), 0)
+    z_val = model_logits(model, x_val)
+    t = fit_temperature(z_val, y_val)
+    after = reliability(softmax(z_test, t), y, bins=bins)
+    return CalibrationReport(before, t, after, nll_before, nll(z_test, y, t), len(y), len(z_val))
+
+
+def calibrated_probabilities(model: Any, x: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(logits / ``temperature``) of ``model`` for an (N, H, W, C) batch prepared as
+    the model expects: (N, K) float64, the probabilities a temperature-scaled model reports
+    (same predicted class as the model's own)."""
+    return softmax(model_logits(model, x), _check_temperature(temperature))

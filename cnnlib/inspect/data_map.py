@@ -4,21 +4,24 @@
 (principal component analysis) and places each image on them: images the model finds alike
 land close together, and a class that overlaps another on the map is one it confuses.
 
-Pure NumPy. The components come from the eigenvectors of the smaller of the covariance
-(D × D) and Gram (N × N) matrices, so a few hundred images of 1,280 features take
-milliseconds; each component's sign is fixed (its largest entry positive) so the map is the
-same from run to run.
+``classifier_features(model, x)`` gives the vectors a classifier's last layer reads (the
+backbone's pooled features of a transfer model, the last hidden layer of a convnet trained
+from scratch); Keras is imported only there. ``pca_2d`` is pure NumPy: the components come
+from the eigenvectors of the smaller of the covariance (D × D) and Gram (N × N) matrices, so
+a few hundred images of 1,280 features take milliseconds; each component's sign is fixed
+(its largest entry positive) so the map is the same from run to run.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from cnnlib.core.errors import InvalidArgumentError
 
-__all__ = ["FeatureMap", "pca_2d"]
+__all__ = ["FeatureMap", "classifier_features", "pca_2d"]
 
 
 @dataclass(frozen=True)
@@ -82,3 +85,23 @@ def pca_2d(features: np.ndarray) -> FeatureMap:
     return FeatureMap(
         points=centred @ components.T, components=components, mean=mean, explained=explained
     )
+
+
+def classifier_features(model: Any, x: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
+    """(N, D) float32: what ``model``'s last layer (its classifier) reads for the images
+    ``x`` (N, H, W, C) raw pixels, in inference mode (dropout and augmentation off). For a
+    Sequential or functional Keras model whose last layer takes one tensor."""
+    import keras
+
+    last = model.layers[-1]
+    try:
+        source = last.input
+    except (AttributeError, ValueError) as err:
+        raise InvalidArgumentError(
+            f"The model's last layer ({last.name}) has no single input to map."
+        ) from err
+    if isinstance(source, list | tuple):
+        raise InvalidArgumentError(f"The model's last layer ({last.name}) takes several inputs.")
+    reader = keras.Model(model.inputs, source)
+    out = reader.predict(np.asarray(x, np.float32), batch_size=batch_size, verbose=0)
+    return np.asarray(out, np.float32).reshape(len(x), -1)

@@ -21,13 +21,13 @@ magnitude of the input, which no randomisation can change.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from cnnlib.core.errors import InvalidArgumentError
+from cnnlib.core.errors import InvalidArgumentError, WorkStopped
 from cnnlib.inspect import saliency
 from cnnlib.inspect.blocks import group_by_block, leaf_layers
 from cnnlib.models.layers import keras_module as _keras
@@ -35,7 +35,9 @@ from cnnlib.models.layers import keras_module as _keras
 __all__ = [
     "CONTROLS",
     "CONTROL_LABELS",
+    "DECORRELATED",
     "SanityCheck",
+    "check_sanity_question",
     "edge_map",
     "randomisation_steps",
     "rank_correlation",
@@ -43,6 +45,9 @@ __all__ = [
     "structural_similarity",
 ]
 
+#: A map whose rank correlation with the trained model's falls below this by the last step
+#: depends on the weights (the threshold of the issue's proof and of the page's verdict).
+DECORRELATED = 0.5
 #: Maps that ignore the model's weights: the sanity check's control.
 CONTROLS: tuple[str, ...] = ("edges",)
 CONTROL_LABELS: dict[str, str] = {"edges": "Edge detector (ignores the model)"}
@@ -74,6 +79,12 @@ class SanityCheck:
     @property
     def steps(self) -> int:
         return len(self.layers)
+
+    @property
+    def decorrelated(self) -> bool:
+        """Whether the map's rank correlation with the trained model's fell below
+        ``DECORRELATED`` by the last step (the map depends on the weights)."""
+        return bool(self.rank_correlation[-1] < DECORRELATED)
 
 
 def edge_map(x: np.ndarray) -> np.ndarray:
@@ -176,7 +187,7 @@ def _map(model: Any, x: np.ndarray, cls: int, method: str, options: Mapping[str,
     return saliency.saliency_map(model, x, cls, method=method, **options)
 
 
-def sanity_check(
+def check_sanity_question(
     model: Any,
     x: np.ndarray,
     class_index: int,
@@ -185,16 +196,10 @@ def sanity_check(
     steps: int | None = None,
     options: Mapping[str, Any] | None = None,
     seed: int = 0,
-) -> SanityCheck:
-    """Cascading randomisation of a clone of ``model``, ``method``'s map after each step.
-
-    ``model``: a ``keras.Model`` or ``PretrainedModel`` as for ``saliency_map``; ``x``: one
-    (H, W, C) input prepared as the model expects; ``method``: one of
-    ``saliency.METHODS`` or ``CONTROLS``, with ``options`` as for ``saliency_map``;
-    ``steps``: how many blocks to re-initialise, from the top (default: all of
-    ``randomisation_steps(model)``); ``seed``: the new weights' seed. Every argument is
-    checked before the model is cloned. Costs one clone of the weights and ``steps`` + 1 maps.
-    """
+) -> tuple[np.ndarray, int, list[tuple[str, ...]], int]:
+    """Check ``sanity_check``'s arguments without any model work: returns (the (H, W, C)
+    input, the class index, the whole cascade, the number of steps). Raises
+    ``InvalidArgumentError`` for a bad method, option, input, class, step count or seed."""
     options = dict(options or {})
     if method in CONTROLS:
         if options:
@@ -212,17 +217,59 @@ def sanity_check(
     if not cascade:
         raise InvalidArgumentError("This model has no layer with weights to re-initialise.")
     n = len(cascade) if steps is None else saliency._int_option("steps", steps, 1, len(cascade))
-    seed = saliency._int_option("seed", seed, 0, 2**31 - 1)
+    saliency._int_option("seed", seed, 0, 2**31 - 1)
+    return a, cls, cascade, n
 
+
+def sanity_check(
+    model: Any,
+    x: np.ndarray,
+    class_index: int,
+    *,
+    method: str,
+    steps: int | None = None,
+    options: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    should_stop: Callable[[], bool] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> SanityCheck:
+    """Cascading randomisation of a clone of ``model``, ``method``'s map after each step.
+
+    ``model``: a ``keras.Model`` or ``PretrainedModel`` as for ``saliency_map``; ``x``: one
+    (H, W, C) input prepared as the model expects; ``method``: one of
+    ``saliency.METHODS`` or ``CONTROLS``, with ``options`` as for ``saliency_map``;
+    ``steps``: how many blocks to re-initialise, from the top (default: all of
+    ``randomisation_steps(model)``); ``seed``: the new weights' seed. Every argument is
+    checked before the model is cloned (``check_sanity_question``). Costs one clone of the
+    weights and ``steps`` + 1 maps.
+
+    For a background task: ``should_stop()`` is asked before each map, and a true answer
+    raises ``WorkStopped``; ``on_step(done, total)`` is called after each map (``total`` =
+    ``steps`` + 1, the original included).
+    """
+    options = dict(options or {})
+    a, cls, cascade, n = check_sanity_question(
+        model, x, class_index, method=method, steps=steps, options=options, seed=seed
+    )
+
+    def checkpoint(done: int) -> None:
+        if on_step is not None:
+            on_step(done, n + 1)
+        if done <= n and should_stop is not None and should_stop():
+            raise WorkStopped
+
+    checkpoint(0)
     clone = _clone(model)
     layers = {layer.name: layer for layer in leaf_layers(clone)}
-    seeds = np.random.SeedSequence(seed)
+    seeds = np.random.SeedSequence(int(seed))
     original = _map(clone, a, cls, method, options)
+    checkpoint(1)
     maps = []
     for names in cascade[:n]:
         for name in names:
             _reinitialise(layers[name], seeds)
         maps.append(_map(clone, a, cls, method, options))
+        checkpoint(len(maps) + 1)
     return SanityCheck(
         method=method,
         class_index=cls,

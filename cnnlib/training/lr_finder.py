@@ -12,6 +12,11 @@ steepest descent is also reported).
 
 On cached features (``cnnlib.training.transfer.FeatureSet``) the model is the head: each
 batch takes milliseconds. Keras is imported when the test runs.
+
+``LrFinderJob`` runs it for an own-images recipe as a job of the task base (a training slot,
+Stop, time limit, a child process): a transfer recipe's range test trains a fresh head on
+the backbone's features of the training images (extracted once, no augmented copies); a
+scratch recipe's trains a fresh scratch convnet on the training images.
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ from typing import Any
 import numpy as np
 
 from cnnlib.core.errors import InvalidArgumentError
+from cnnlib.training import transfer
+from cnnlib.training.tasks import TaskHandle, TaskProgress, TaskWorker, TrainingSlots
 
-__all__ = ["RangeTest", "lr_range_test", "smoothed_losses"]
+__all__ = ["LrFinderJob", "LrFinderProgress", "RangeTest", "lr_range_test", "smoothed_losses"]
 
 #: Smoothing of the loss curve (fastai's bias-corrected exponential moving average). fastai
 #: uses 0.98; over a 100-batch test that averages about half the curve and lags it, so the
@@ -145,3 +152,95 @@ def lr_range_test(
         steepest_rate=float(rates[steepest]),
         diverged=diverged,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# The range test of an own-images recipe, as a job
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LrFinderProgress(TaskProgress):
+    """``TaskProgress`` plus the stage: "loading" (the backbone), "features"
+    (``images_done`` of ``images_total`` through it) or "range test"."""
+
+    stage: str = "queued"
+    images_done: int = 0
+    images_total: int = 0
+
+
+class _LrFinderWorker(TaskWorker[LrFinderProgress]):
+    thread_name = "cnnlab-lr-finder"
+    process_safe = True
+
+    def __init__(self, data, recipe, *, slots, max_seconds, isolate) -> None:
+        super().__init__(LrFinderProgress(), slots=slots, max_seconds=max_seconds, isolate=isolate)
+        self.data, self.recipe = data, recipe
+        self.result: RangeTest | None = None
+
+    def work(self) -> None:
+        data, r = self.data, self.recipe
+        self.data = None
+        classes = len(data.class_names)
+        if r.transfer:
+            self.update(stage="loading")
+            loaded = transfer.load_backbone(r.backbone, data.input_shape, r.weights)
+            self.update(stage="features")
+            features = transfer.extract_features(
+                transfer.feature_extractor(loaded, r.backbone),
+                data,
+                batch_size=r.batch_size,
+                seed=r.seed,
+                progress=lambda _, n, total: self.update(images_done=n, images_total=total),
+            )
+            x, y = features.train_x, features.train_y
+            model = transfer.build_head(x.shape[1], classes, seed=r.seed)
+        else:
+            x, y, _ = data.arrays("train")
+            model = transfer.build_scratch_model(
+                data.input_shape, classes, augment=r.augment, seed=r.seed
+            )
+        if self.stop_event.is_set():
+            return
+        self.update(stage="range test")
+        self.result = lr_range_test(model, x, y, batch_size=r.batch_size, seed=r.seed)
+
+    def export_result(self) -> RangeTest | None:
+        return self.result
+
+    def import_result(self, result: RangeTest | None) -> None:
+        self.result = result
+
+    def on_exit(self) -> None:
+        self.data = None
+
+
+class LrFinderJob(TaskHandle[LrFinderProgress]):
+    """The range test of ``recipe`` (a ``cnnlib.training.transfer.OwnImagesRecipe``) on the
+    training split of ``data`` (a ``FolderData``) in the background; ``result()`` once
+    finished. Raises ``WeightsUnavailableError`` before anything starts when a transfer
+    recipe's weights are not here."""
+
+    def __init__(
+        self,
+        data,
+        recipe,
+        *,
+        slots: TrainingSlots | None = None,
+        max_seconds: float | None = None,
+        isolate: bool | None = None,
+    ) -> None:
+        if not isinstance(recipe, transfer.OwnImagesRecipe):
+            raise InvalidArgumentError("recipe must be an OwnImagesRecipe.")
+        if recipe.transfer:
+            transfer.require_weights(recipe.backbone, recipe.weights)
+        if data.size("train") < 2:
+            raise InvalidArgumentError("The range test needs at least 2 training images.")
+        worker = _LrFinderWorker(
+            data, recipe, slots=slots, max_seconds=max_seconds, isolate=isolate
+        )
+        super().__init__(worker)
+
+    def result(self) -> RangeTest | None:
+        """The range test once finished (None before, or when stopped or failed)."""
+        return self._worker.result

@@ -507,11 +507,13 @@ class OwnImagesRecipe:
     ImageNet ``weights``: "imagenet" = ``$CNNLAB_<NAME>_WEIGHTS`` or Keras' cache, or a path to
     a weights file, or None = random weights, for tests and timing only). ``image_size``: the
     side the images are resized to (pixels); ``validation_fraction``: share of each class
-    held out for validation. ``augment``: augmentation kinds (``AUGMENTATIONS``; layers in the
-    scratch model, the copies' kinds for transfer); ``augment_copies``: augmented copies per
-    training image whose features are extracted; ``fine_tune_epochs``: epochs with the
-    backbone's top block unfrozen at ``FINE_TUNE_LR``, after the head's ``epochs``. Copies
-    and fine-tuning apply to transfer only (``uses_backbone``): for "scratch" they are 0, and
+    held out for validation; ``test_fraction``: share of each class set aside as a held-out
+    test, never seen in training nor used to pick the model. ``augment``: augmentation
+    kinds (``AUGMENTATIONS``; layers in the scratch model, the copies' kinds for transfer);
+    ``augment_copies``: augmented copies per training image whose features are extracted;
+    ``fine_tune_epochs``: epochs with the backbone's top block unfrozen at ``FINE_TUNE_LR``,
+    after the head's ``epochs``. Copies and fine-tuning apply to transfer only
+    (``uses_backbone``): for "scratch" they are 0, and
     so are the copies without augmentation kinds.
     ``epochs``, ``learning_rate``, ``patience``, ``batch_size`` and ``seed`` as in
     ``cnnlib.training.trainer.TrainConfig`` (``train_config()``).
@@ -522,6 +524,7 @@ class OwnImagesRecipe:
     weights: str | os.PathLike | None = "imagenet"
     image_size: int = 64
     validation_fraction: float = 0.2
+    test_fraction: float = 0.0
     augment: tuple[str, ...] = ()
     augment_copies: int = 0
     epochs: int = 5
@@ -545,6 +548,12 @@ class OwnImagesRecipe:
         if not 0.0 <= self.validation_fraction < 1.0:
             raise InvalidArgumentError(
                 "The validation split must be at least 0 and below 1; got "
+                f"{self.validation_fraction!r}."
+            )
+        if not 0.0 <= self.test_fraction < 1.0 - self.validation_fraction:
+            raise InvalidArgumentError(
+                "The test share must be at least 0 and leave images to train on beside the "
+                f"validation split; got {self.test_fraction!r} with "
                 f"{self.validation_fraction!r}."
             )
         if not is_whole(self.augment_copies, 0, 20) or not is_whole(self.fine_tune_epochs, 0, 100):
@@ -779,13 +788,18 @@ def _uses_caffe(model) -> bool:
 
 
 def prediction_snippet(
-    model, *, model_file: str = "model.keras", labels_file: str = "labels.txt"
+    model,
+    *,
+    model_file: str = "model.keras",
+    labels_file: str = "labels.txt",
+    threshold: float = 0.0,
 ) -> str:
     """A short Python script that loads the exported model and predicts one image.
 
     Usage: ``python predict.py photo.jpg``. It needs keras, pillow and numpy; models with a
     ResNet50/VGG19 backbone also need CNN Lab's ``cnnlib`` importable (its registered
-    ``CaffePreprocess`` layer).
+    ``CaffePreprocess`` layer). With a ``threshold`` above 0 it answers "not sure" when the
+    top probability is below it (``cnnlib.training.thresholds.answer``'s rule).
     """
     h, w = model.input_shape[1:3]
     extra = (
@@ -793,7 +807,18 @@ def prediction_snippet(
         if _uses_caffe(model)
         else ""
     )
-    return f'''import sys
+    answer = 'print(f"{labels[best]} with {100 * probabilities[best]:.1f}% confidence")\n'
+    if threshold > 0:
+        answer = (
+            f"if probabilities[best] >= {float(threshold)!r}:  # your confidence threshold\n"
+            f"    {answer}"
+            "else:\n"
+            '    print(f"not sure (best guess {labels[best]} with '
+            "{100 * probabilities[best]:.1f}% confidence, below the threshold of "
+            f'{100 * float(threshold):g}%)")\n'
+        )
+    return (
+        f'''import sys
 
 import keras
 import numpy as np
@@ -805,8 +830,9 @@ image = Image.open(sys.argv[1]).convert("RGB").resize(({w}, {h}))
 pixels = np.asarray(image, dtype="float32")[None]  # (1, {h}, {w}, 3), raw 0..255
 probabilities = model.predict(pixels, verbose=0)[0]
 best = int(np.argmax(probabilities))
-print(f"{{labels[best]}} with {{100 * probabilities[best]:.1f}}% confidence")
 '''
+        + answer
+    )
 
 
 def model_input(model, image: Image.Image) -> np.ndarray:

@@ -163,7 +163,7 @@ def test_settings_survive_another_page_and_a_shared_link(app_url, page, browser,
         other = fresh.new_page()
         other.goto(link)
         other.get_by_text("Share this setup").first.wait_for(timeout=180_000)
-        wait_idle(other)
+        wait_idle(other, timeout=180_000)  # a new session draws the whole 5200 px page
         _expect_output(other, h, w)
         line = other.locator('[data-testid="stMarkdownContainer"]', has_text="→ output").first
         expect(line).to_contain_text("padding same, stride 2, dilation 2")

@@ -3,7 +3,8 @@ model list under its session-registry name and is shown from there; upload a sma
 convnet saved as ``.keras``,
 see it run on a real test-set digit, pick a layer in the picker and see its grid of maps;
 switch to the other views; upload a file that is not a Keras model and read the message; the
-saliency row and what a filter wants to see on the uploaded convnet; ResNet50 (random weights
+saliency row, its sanity check, and what a filter wants to see beside the real patches that
+excite it most, on the uploaded convnet; ResNet50 (random weights
 from a local file, ``CNNLAB_RESNET50_WEIGHTS``) filling a grid of filters in the background,
 stopped part way; a second tab's grid waiting for the one slot until the first tab is
 closed and its grid stopped.
@@ -180,12 +181,29 @@ def test_saliency_and_what_a_filter_wants_to_see_on_an_uploaded_convnet(
         expect(image).to_have_count(1)
     _no_exception(page)
     _tall_screenshot(page, tmp_path, "feature_maps_saliency")
+    # The sanity check: a job on a copy of the model, polled, then each map step by step.
+    page.set_viewport_size(VIEWPORT)
+    page.get_by_text("Sanity check: do these maps depend", exact=False).click()
+    wait_idle(page)
+    page.get_by_role("button", name=re.compile(r"^Run the sanity check \(24 maps\)")).click()
+    page.get_by_text(re.compile(r"^Finished: 4 of 4 methods tested")).wait_for(timeout=240_000)
+    wait_idle(page)
+    charts = page.locator('[data-testid="stPlotlyChart"]').filter(has_text="rank correlation")
+    expect(charts).to_have_count(1)
+    rows = page.get_by_role("img", name=re.compile(r"randomising each of 5 blocks"))
+    expect(rows).to_have_count(4)  # Grad-CAM, Grad-CAM++, Gradients and the edge control
+    _no_exception(page)
+    _tall_screenshot(page, tmp_path, "feature_maps_sanity_check")
+    page.set_viewport_size(VIEWPORT)
     page.get_by_role("tab", name="What a filter wants to see").click()
     page.get_by_role("button", name="Show what this filter wants to see").click()
     page.get_by_text("after 40 steps", exact=False).wait_for(timeout=120_000)
     wait_idle(page)
     curve = page.locator('[data-testid="stPlotlyChart"]').filter(has_text="mean activation")
     expect(curve).to_have_count(1)
+    # Beside it, the 9 real test-set patches that excite the same filter most.
+    patches = page.get_by_role("img", name=re.compile(r"^The 9 image patches of the first"))
+    expect(patches).to_have_count(1)
     _no_exception(page)
     _tall_screenshot(page, tmp_path, "feature_maps_filter_wants")
 

@@ -19,7 +19,7 @@ from playwright.sync_api import expect
 from tests.e2e.conftest import no_exception, screenshot, wait_idle
 
 #: Per-point data of a plotly figure's trace, read from the drawn chart.
-TRACE_JS = "([el, i]) => el.closest('.js-plotly-plot').data[i].customdata"
+TRACE_JS = "(el, i) => el.closest('.js-plotly-plot').data[i].customdata"
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +66,7 @@ def _click_point(page, chart, trace: int, index: int) -> None:
     """Click point ``index`` of trace ``trace`` where it is drawn (plotly finds the point
     under the pointer, as for a learner's click)."""
     point = chart.locator(".scatterlayer .trace").nth(trace).locator("path.point").nth(index)
+    point.scroll_into_view_if_needed()  # the mouse clicks inside the window only
     box = point.bounding_box()
     assert box is not None
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
@@ -101,11 +102,11 @@ def test_a_learners_convnet_click_a_map_then_a_cell(app_url, page, tmp_path, lea
     expect(overview.get_by_text("layer's highest")).to_have_count(1)  # the colour bar
     # Click the third map of the second Conv2D layer (column 3): its layer opens below.
     channel = _click_map(page, 3, nth=2)
-    picker = page.get_by_role("combobox", name="Layer")
+    picker = page.get_by_role("combobox", name="Layer", exact=True)
     expect(picker).to_have_value(re.compile(r"^conv2d\S* · Conv2D · 11×11×64$"))
     expect(page.get_by_label(re.compile(r"^Channel \(0 to 63\)"))).to_have_value(str(channel))
     expect(page.get_by_text("all 64 maps of 64, each 11×11", exact=False)).to_have_count(1)
-    expect(page.get_by_text(f"Filter {channel} of", exact=False)).to_have_count(1)
+    expect(page.get_by_text(re.compile(f"^Filter {channel} of"))).to_have_count(1)
     # Click cell (2, 7) of that filter's map: its arithmetic, by hand and by the model.
     _click_point(page, _charts(page).nth(1), 0, 2 * 11 + 7)
     expect(page.get_by_label(re.compile(r"^Row \(0 to 10\)"))).to_have_value("2")
@@ -144,7 +145,7 @@ def test_resnet50_by_block(app_url, page, tmp_path):
     _tall_screenshot(page, tmp_path, "network_overview_resnet50_conv1")
     # A residual block (column 10, conv3_block1): its maps and one of its Conv2D layers.
     _click_map(page, 10)
-    picker = page.get_by_role("combobox", name="Layer")
+    picker = page.get_by_role("combobox", name="Layer", exact=True)
     expect(picker).to_have_value("conv3_block1 · 12 layers · 28×28×512")
     expect(page.get_by_text("This block is 12 layers", exact=False)).to_have_count(1)
     convs = page.get_by_role("combobox", name="Conv2D layer of this block")

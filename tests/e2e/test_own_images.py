@@ -117,7 +117,7 @@ def _upload_and_train_checks(page, tmp_path, photos_zip) -> None:
     page.set_viewport_size({"width": 1400, "height": 1000})
 
     _tab(page, "④ Try it & export")
-    page.get_by_text("Upload", exact=True).click()
+    page.get_by_role("radiogroup", name="Image source").get_by_text("Upload", exact=True).click()
     wait_idle(page)
     picture = tmp_path / "my_photo.png"
     picture.write_bytes(encode(photo((120, 90))))

@@ -149,6 +149,18 @@ def test_live_training_stop_results_and_drawing(app_url, page, tmp_path):
     page.set_viewport_size({"width": 1400, "height": 3000})
     page.wait_for_timeout(800)
     screenshot(page, tmp_path, "train_mnist_results")
+    # Calibration: the test set's reliability before and after temperature scaling.
+    section = page.get_by_text("Calibration: is its confidence right?", exact=True)
+    section.scroll_into_view_if_needed()
+    ece = page.locator('[data-testid="stMetric"]', has_text="Expected calibration error")
+    expect(ece).to_have_count(1)
+    diagrams = page.locator('[data-testid="stPlotlyChart"]').filter(has_text="perfectly calibrated")
+    expect(diagrams).to_have_count(2)
+    _no_exception(page)
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": 1400, "height": int(height) + 50})
+    page.wait_for_timeout(800)
+    screenshot(page, tmp_path, "train_mnist_calibration")
     page.set_viewport_size({"width": 1400, "height": 1600})
 
     # Draw a 7 with mouse strokes on the canvas.
@@ -173,7 +185,8 @@ def test_live_training_stop_results_and_drawing(app_url, page, tmp_path):
     reads.wait_for(timeout=30_000)
     wait_idle(page)
     expect(page.get_by_text("What the model sees: 28 × 28")).to_have_count(1)
-    probabilities = page.locator('[data-testid="stPlotlyChart"]').filter(has_text="probability")
+    charts = page.locator('[data-testid="stPlotlyChart"]')  # not the Results tab's diagrams
+    probabilities = charts.filter(has_text="probability", has_not_text="perfectly calibrated")
     expect(probabilities.first).to_be_visible()
     _no_exception(page)
     screenshot(page, tmp_path, "train_mnist_draw")

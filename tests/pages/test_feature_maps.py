@@ -567,3 +567,79 @@ def test_resnet50_saliency_and_a_grid_of_filters_in_the_background(monkeypatch):
     assert snap.state == "finished" and snap.filters_done == 2
     assert any(c.startswith("Finished: 2 of 2 filters") for c in _captions(at))
     assert any(c.startswith("What each filter of conv1_conv wants") for c in _captions(at))
+
+
+@pytest.mark.slow
+def test_saliency_sanity_check_in_the_background(tutorial_model, drawn_digit):
+    """The sanity check under the saliency row: a job on a clone (the registry's model keeps
+    its weights), its numbers are ``sanity_check``'s, the control never changes."""
+    from cnnlib.inspect import sanity
+    from ui import sanity_view
+
+    before = [w.copy() for w in tutorial_model.get_weights()]
+    session = {**_registry(_entry(tutorial_model)), state.DRAWN_DIGIT: drawn_digit}
+    at = _page(**session, fm_tab="Saliency")
+    assert not [b for b in at.button if b.key == "fm_sanity_run"]  # closed until asked
+    _run(at.toggle(key="fm_sanity_open").set_value(True))
+    assert at.pills(key="fm_sanity_methods").value == ["gradcam", "gradcam++", "gradients"]
+    assert at.slider(key="fm_sanity_steps").max == 5  # 3 Conv2D and 2 Dense layers
+    _run(at.pills(key="fm_sanity_methods").set_value(["gradients"]))
+    _run(at.slider(key="fm_sanity_steps").set_value(4))
+    _run(at.button(key="fm_sanity_run").click())
+    job = at.session_state[sanity_view._job_key("fm")][1]
+    assert job.wait(180).state == "finished"
+    _run(at)
+    cls = at.radio(key="fm_saliency_class").value
+    x = drawn_digit[None, :, :, None] * 255.0  # the registry's models take raw pixels
+    direct = sanity.sanity_check(tutorial_model, x, cls, method="gradients", steps=4)
+    table = next(t.value for t in at.table if "step" in t.value.columns)
+    assert list(table["step"]) == ["1. +dense_2", "2. +dense_1", "3. +conv2d_3", "4. +conv2d_2"]
+    np.testing.assert_allclose(table["Gradients: ρ"], direct.rank_correlation, atol=2e-3)
+    np.testing.assert_allclose(table["Gradients: SSIM"], direct.ssim, atol=2e-3)
+    np.testing.assert_allclose(table["Edge detector (ignores the model): ρ"], 1.0)
+    said = [m.value for m in at.markdown if m.value.startswith("**Gradients**:")]
+    assert said and f"rank correlation {direct.rank_correlation[-1]:.2f}" in said[0]
+    alts = [a for image in at.get("image") for a in _alts(image)]
+    # One row of maps per method, the control included.
+    assert len([a for a in alts if "randomising each of 4 blocks" in a]) == 2
+    for a, b in zip(before, tutorial_model.get_weights(), strict=True):
+        assert a.tobytes() == b.tobytes()
+    # Another class is another question: the old check is not shown for it.
+    _run(at.radio(key="fm_saliency_class").set_value((cls + 1) % 10))
+    assert not [t for t in at.table if "step" in t.value.columns]
+    assert sanity_view._job_key("fm") not in at.session_state
+
+
+def _alts(image) -> list[str]:
+    return [img.alt for img in image.proto.imgs]
+
+
+def test_real_examples_beside_what_a_filter_wants_to_see(
+    tutorial_model, drawn_digit, mnist_dir, monkeypatch
+):
+    """The 9 MNIST test patches that excite a filter most, beside the filter's image: the
+    strongest is the filter's highest response over all the digits searched (Keras), and
+    each is cropped to a 3×3 receptive field (the first Conv2D's)."""
+    import keras
+
+    from ui import patches_session
+    from ui.datasets import load_for_page
+
+    monkeypatch.setenv("CNNLAB_DATA_DIR", str(mnist_dir))
+    session = {**_registry(_entry(tutorial_model)), state.DRAWN_DIGIT: drawn_digit}
+    at = _page(**session, fm_tab=WANTS)
+    conv = F.conv_layer_names(tutorial_model)[0]
+    channel = next(n for n in at.number_input if n.key.startswith("fm_wants_channel_"))
+    _run(channel.set_value(3))
+    n = patches_session.DIGITS
+    alts = [a for image in at.get("image") for a in _alts(image)]
+    first = "The 9 image patches of the first 2,000 test images of MNIST"
+    said = [a for a in alts if a.startswith(first)]
+    assert len(said) == 1 and f"filter 3 of {conv} most" in said[0] and "3×3 pixels" in said[0]
+    responses = [float(v) for v in said[0].rsplit(": ", 1)[1].rstrip(".").split(", ")]
+    assert len(responses) == 9 and responses == sorted(responses, reverse=True)
+    digits = load_for_page("mnist").x_test[:n].astype(np.float32)[..., None]  # raw pixels
+    layer = tutorial_model.get_layer(conv)
+    maps = keras.Model(tutorial_model.inputs, layer.output)(digits).numpy()[..., 3]
+    assert responses[0] == pytest.approx(float(maps.max()), rel=1e-3)
+    assert any(f"where filter 3 of {conv} responds most" in c.value for c in at.caption)

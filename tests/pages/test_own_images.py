@@ -177,7 +177,7 @@ def test_transfer_with_a_local_random_file_is_labelled_unverified(
     assert model.name == "mobilenetv2_transfer" and model.input_shape[1:] == (32, 32, 3)
     # Then from scratch on the same images and split: the side-by-side table.
     at, _ = _train(at, "scratch")
-    table = at.dataframe[-1].value
+    table = next(d.value for d in at.dataframe if "Model" in d.value.columns)
     assert sorted(table["Model"]) == ["From scratch", "MobileNetV2"]
     names = at.session_state[state.MODEL_REGISTRY].names()
     assert names[0].startswith("Own images · From scratch") and "MobileNetV2" in names[1]
@@ -231,3 +231,376 @@ def test_start_is_refused_while_another_page_trains_or_the_server_is_full(exampl
     assert "The server is busy" in " ".join(values(at.error))
     assert session.RUN not in at.session_state and not at.button(key="own_start").disabled
     full.release(blocker)
+
+
+# --------------------------------------------------------------------------------------------
+# After one training with a test share: held-out test, exports, save and resume
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained_page(fashion_dir, tmp_path_factory):
+    """The page after one training from scratch (32 × 32, 1 epoch) on the example with a
+    20 % test share: (AppTest, its run)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tasks, "_DEFAULT_SLOTS", training.TrainingSlots(2))
+        mp.setenv("KERAS_HOME", str(tmp_path_factory.mktemp("keras-home")))
+        st.cache_data.clear()
+        at = open_page("own_images")
+        at.slider(key="own_test").set_value(0.2)
+        at, _ = _train(at, "scratch")
+        yield at, at.session_state[session.RUN]
+        st.cache_data.clear()
+
+
+@pytest.mark.slow
+def test_the_held_out_test_share_is_never_trained_on_and_its_gap_is_explained(trained_page):
+    at, run = trained_page
+    split = run.info.split
+    assert run.info.recipe.test_fraction == 0.2
+    # 40 per class: 8 validation, 8 test, 24 train; the three splits never share an image
+    assert split.counts("test") == dict.fromkeys(run.result.class_names, 8)
+    files = {s: set(split.files(s)[0]) for s in ("train", "validation", "test")}
+    assert not files["test"] & (files["train"] | files["validation"])
+    assert run.job.snapshot().train_samples == 96
+    result = at.session_state[session.TESTS][(run.id, "share")]
+    model = run.result.model
+    x, y, _ = split.arrays("test")
+    expected = model.predict(x.astype("float32"), verbose=0).argmax(1)
+    assert np.array_equal(result.test.evaluation.predictions, expected)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Test accuracy"] == f"{np.mean(expected == y):.1%}"
+    assert metrics["Test images"] == "32"
+    assert result.test.explanation in values(at.info)
+    # per-class precision and recall, as the table shows them
+    table = next(d.value for d in at.dataframe if "Precision" in d.value.columns)
+    precision, recall = result.test.precision, result.test.recall
+    assert list(table["Test images"]) == [8, 8, 8, 8]
+    assert list(table["Recall"]) == [f"{r:.1%}" for r in recall]
+    confusion = result.test.evaluation.confusion
+    assert np.allclose(recall, np.diag(confusion) / confusion.sum(1))
+    with np.errstate(invalid="ignore"):
+        assert np.allclose(precision, np.diag(confusion) / confusion.sum(0), equal_nan=True)
+
+
+@pytest.mark.slow
+def test_a_test_zip_is_checked_like_any_upload(trained_page):
+    from cnnlib.uploads.folders import example_archive
+
+    at, run = trained_page
+    at.radio(key="own_test_source").set_value("Upload a test zip")
+    run_checked(at)
+    # unseen Fashion-MNIST images (after the 40 per class of the example), 2 of the 4 classes
+    fresh = example_archive(6, (5, 7), offset=100)
+    at.file_uploader(key="own_test_zip").set_value([("test.zip", fresh, "application/zip")])
+    run_checked(at)
+    key = next(k for k in at.session_state[session.TESTS] if k[0] == run.id and k[1] != "share")
+    result = at.session_state[session.TESTS][key]
+    assert result.source == "your test zip" and len(result.x) == 12
+    names = run.result.class_names
+    assert np.bincount(result.test.evaluation.labels, minlength=4).tolist() == [0, 6, 6, 0]
+    assert names[1] == "Sandal" and names[2] == "Sneaker"
+    assert {m.label: m.value for m in at.metric}["Test images"] == "12"
+    # a class the model does not know: a message, the page keeps working
+    other = example_archive(3, (0, 5))  # T-shirt/top is not one of the model's classes
+    at.file_uploader(key="own_test_zip").set_value([("bad.zip", other, "application/zip")])
+    run_checked(at)
+    assert "not trained on" in " ".join(values(at.error))
+    at.radio(key="own_test_source").set_value("The test share set aside before training")
+    run_checked(at)
+    assert not at.error
+
+
+@pytest.mark.slow
+def test_export_runs_as_a_job_and_each_file_is_checked_by_its_runtime(trained_page):
+    from cnnlib.export import run_exported
+
+    at, run = trained_page
+    at.pills(key="own_export_formats").set_value(["litert", "litert_int8", "onnx"])
+    run_checked(at)
+    at.button(key="own_export_start").click()
+    run_checked(at)
+    export = at.session_state[session.EXPORT]
+    assert export.info == run.id and at.button(key="own_start").disabled  # one task at a time
+    p = export.job.wait(300)
+    assert p.state == "finished", p.error
+    at = run_checked(at)
+    labels = [d.proto.label for d in at.get("download_button")]
+    assert [lab.split(" · ")[0] for lab in labels if "·" in lab] == [
+        "LiteRT float32 (.tflite)",
+        "LiteRT int8 (.tflite)",
+        "ONNX (.onnx)",
+    ]
+    table = next(d.value for d in at.dataframe if "Same answer as Keras" in d.value.columns)
+    assert list(table["Run by"]) == ["ai-edge-litert", "ai-edge-litert", "onnxruntime"]
+    # the agreement shown is measured: run the downloaded ONNX file here, beside Keras
+    files = export.job.files()
+    x = run.result.x
+    onnx = run_exported(files["onnx"], x).argmax(1)
+    keras_top = run.result.model.predict(x.astype("float32"), verbose=0).argmax(1)
+    shown = dict(zip(table["File"], table["Same answer as Keras"], strict=True))
+    assert shown["ONNX (.onnx)"] == f"{np.mean(onnx == keras_top):.1%}"
+    assert np.mean(onnx == keras_top) >= 0.99
+    assert not at.button(key="own_start").disabled  # the export ended: training may start
+
+
+def _resume(project_bytes: bytes):
+    """A fresh page (a new session) that opens ``project_bytes`` as a saved project."""
+    at = open_page("own_images")
+    at.radio(key="own_source").set_value("Open a saved project")
+    run_checked(at)
+    at.file_uploader(key="own_project").set_value(
+        [("cnnlab-project.zip", project_bytes, "application/zip")]
+    )
+    return run_checked(at)
+
+
+@pytest.mark.slow
+def test_save_the_project_and_resume_it_in_a_new_session(trained_page):
+    from pathlib import Path
+
+    from ui import own_images_project as project
+
+    at, run = trained_page
+    at.button(key="own_project_prepare").click()
+    at = run_checked(at)
+    labels = [d.proto.label for d in at.get("download_button")]
+    assert any(lab.startswith("Download the project (.zip") for lab in labels)
+    saved = at.session_state[project.FILE][1]
+    entry = at.session_state[session.DATA]
+    initial = [p for p, _ in entry.initial]
+
+    fresh = _resume(saved)
+    resumed = fresh.session_state[session.DATA]
+    assert resumed.folders.class_names == entry.folders.class_names
+    assert len(resumed.folders) == 160 and resumed.health.ok
+    # the settings came back into the widgets
+    assert fresh.select_slider(key="own_size").value == 32
+    assert fresh.slider(key="own_test").value == 0.2
+    assert fresh.number_input(key="own_epochs").value == 1
+    assert fresh.radio(key="own_recipe").value == "scratch"
+    # the same model, tested again on the same validation images (the same seeded split)
+    back = fresh.session_state[f"{session.RUN}_adopted"]
+    for a, b in zip(back.result.model.get_weights(), run.result.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    before = [initial.index(Path(p)) for p in run.info.split.files("validation")[0]]
+    after = [
+        int(resumed.folders.source(p).rsplit("/", 1)[1].split(".")[0])
+        for p in back.info.split.files("validation")[0]
+    ]
+    assert before == after
+    assert np.array_equal(back.result.y, run.result.y)
+    assert back.result.history["val_accuracy"] == run.result.history["val_accuracy"]
+    assert len(back.result.history["val_accuracy"]) == 1
+    assert "Opened your project" in " ".join(values(fresh.success))
+    metrics = {m.label: m.value for m in fresh.metric}
+    assert metrics["Validation accuracy"] == f"{back.result.evaluation.accuracy:.1%}"
+    # the held-out share is the same images too: the resumed model can be tested on it
+    assert back.info.split.counts("test") == run.info.split.counts("test")
+
+
+@pytest.mark.slow
+def test_relabels_and_exclusions_travel_in_a_project_without_the_old_model(trained_page):
+    from ui import own_images_project as project
+
+    at, _ = trained_page
+    entry = at.session_state[session.DATA]
+    (moved, label), (gone, _) = entry.folders.files[0], entry.folders.files[-1]
+    entry.folders.relabel(moved, (label + 1) % 4)
+    entry.folders.exclude(gone)
+    session.edited(entry)
+    at = run_checked(at)
+    captions = " ".join(values(at.caption))
+    assert "The trained model is not included" in captions
+    at.button(key="own_project_prepare").click()
+    at = run_checked(at)
+    fresh = _resume(at.session_state[project.FILE][1])
+    resumed = fresh.session_state[session.DATA]
+    assert resumed.folders.counts() == entry.folders.counts()
+    assert len(resumed.folders) == 159 and len(resumed.initial) == 160
+    assert f"{session.RUN}_adopted" not in fresh.session_state
+    assert "saved without a model" in " ".join(values(fresh.success))
+    # saved again from the resumed page: the same relabel and exclusion
+    again = project.project_of(resumed, None, None)
+    first = project.project_of(entry, None, None)
+    assert again.relabels == first.relabels and again.exclusions == first.exclusions
+
+
+def test_a_damaged_project_file_shows_its_message(example_env):
+    at = _resume(b"PK\x03\x04 not really a zip")
+    assert "These images cannot be used" in " ".join(values(at.error))
+    at = _resume(_zip({"a/1.png": encode(photo()), "b/1.png": encode(photo())}))
+    assert "not a CNN Lab project" in " ".join(values(at.error))
+
+
+def _chart(at, key: str) -> dict:
+    import json
+
+    chart = next(c for c in at.get("plotly_chart") if key in c.proto.id)
+    return json.loads(chart.proto.spec)
+
+
+def _numbers(values) -> np.ndarray:
+    """A plotly trace's array (a list, or a typed array as plotly sends NumPy arrays)."""
+    import base64
+
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+    return np.asarray(values)
+
+
+@pytest.mark.slow
+def test_the_threshold_says_not_sure_and_the_map_marks_the_mistakes(trained_page):
+    at, run = trained_page
+    evaluation = run.result.evaluation
+    confidence = evaluation.probabilities.max(1)
+    threshold = float(np.round(np.median(confidence), 2))
+    at.slider(key=session.THRESHOLD).set_value(threshold)
+    at = run_checked(at)
+    # by hand: the images whose top probability reaches the threshold are answered
+    answered = confidence >= threshold
+    right = answered & (evaluation.predictions == evaluation.labels)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Answered"] == f"{answered.mean():.1%}"
+    assert metrics["Accuracy of the answers"] == f"{right.sum() / answered.sum():.1%}"
+    assert metrics["“Not sure” (validation images)"] == str(int((~answered).sum()))
+    table = next(d.value for d in at.dataframe if "Not sure" in d.value.columns)
+    for k in range(4):
+        mine = evaluation.labels == k
+        assert table["Right"][k] == int((right & mine).sum())
+        assert table["Not sure"][k] == int((~answered & mine).sum())
+    # the prediction panel uses the same threshold
+    top = max(_probabilities(at))
+    warned = any("Not sure" in w for w in values(at.warning))
+    assert warned == (top < threshold)
+    at.slider(key=session.THRESHOLD).set_value(0.99)
+    at = run_checked(at)
+    assert any("Not sure" in w for w in values(at.warning)) == (max(_probabilities(at)) < 0.99)
+    # the map: one point per validation image, at its PCA coordinates, mistakes as crosses
+    spec = _chart(at, "own_data_map_")
+    feature_map = at.session_state[session.MAPS][run.id]
+    xs = np.concatenate([_numbers(t["x"]) for t in spec["data"]])
+    assert len(xs) == len(evaluation.labels) == 32
+    crosses = sum(len(_numbers(t["x"])) for t in spec["data"] if "(mistake)" in t["name"])
+    assert crosses == int((evaluation.predictions != evaluation.labels).sum())
+    first = spec["data"][0]
+    index = _numbers(first["customdata"]).reshape(-1, 2)[:, 0].astype(int)
+    np.testing.assert_allclose(_numbers(first["x"]), feature_map.points[index, 0], rtol=1e-5)
+    at.slider(key=session.THRESHOLD).set_value(0.0)
+    run_checked(at)
+
+
+def test_webcam_classes_photos_removed_one_by_one_then_checked_like_an_upload(example_env):
+    """The capture flow without a camera (AppTest has none; the browser test takes real
+    photos with Chromium's fake camera): classes made by name, photos kept per class, one
+    removed, then used: the same archive reader and health report as an upload."""
+    from PIL import Image
+
+    from ui import own_images_camera as camera
+
+    at = open_page("own_images")
+    at.radio(key="own_source").set_value("Webcam")
+    run_checked(at)
+    camera_widget = at.get("camera_input")[0]
+    assert camera_widget.proto.disabled  # no class yet
+    for name in ("thumbs up", "[x](evil.example)", "a/b"):
+        at.text_input(key="own_cam_new").set_value(name)
+        at.button(key="own_cam_add").click()
+        run_checked(at)
+    assert at.session_state[camera.CLASSES] == ["thumbs up", "[x](evil.example)"]
+    assert "without / \\ :" in " ".join(values(at.error))  # "a/b" refused
+    assert at.selectbox(key="own_cam_class").value == "[x](evil.example)"
+    assert not at.get("camera_input")[0].proto.disabled
+    rng = np.random.default_rng(0)
+    shots = [
+        camera.Capture(i + 1, name, Image.fromarray(rng.integers(0, 256, (60, 80, 3), np.uint8)))
+        for i, name in enumerate(["thumbs up"] * 6 + ["[x](evil.example)"] * 6)
+    ]
+    at.session_state[camera.CAPTURES] = shots
+    run_checked(at)
+    at.button(key="own_cam_remove_3").click()
+    run_checked(at)
+    assert [c.id for c in at.session_state[camera.CAPTURES]] == [1, 2, 4, *range(5, 13)]
+    at.button(key="own_cam_use").click()
+    run_checked(at)
+    entry = at.session_state[session.DATA]
+    assert entry.key.startswith("camera:")
+    assert entry.folders.counts() == {"[x](evil.example)": 6, "thumbs up": 5}
+    shown = " ".join(values(at.markdown) + values(at.caption))
+    assert "11 images in 2 classes" in shown and "Ready to train" in " ".join(values(at.success))
+    assert "](evil" not in outside_code_spans(shown)
+
+
+@pytest.mark.slow
+def test_the_learning_rate_finder_runs_as_a_job_and_its_suggestion_is_one_click(example_env):
+    from app_pages.sections.own_images_lr import nearest
+
+    at = open_page("own_images")
+    at.select_slider(key="own_size").set_value(32)
+    at.radio(key="own_recipe").set_value("scratch")
+    run_checked(at)
+    at.button(key="own_lr_start").click()
+    run_checked(at)
+    run = at.session_state[session.LR_RUN]
+    assert run.info.recipe == "scratch" and run.info.image_size == 32
+    assert at.button(key="own_start").disabled  # one task at a time
+    p = run.job.wait(300)
+    assert p.state == "finished", p.error
+    at = run_checked(at)
+    test = run.job.result()
+    assert 10 <= len(test.rates) <= 100 and test.rates[0] == pytest.approx(1e-7)
+    assert test.suggested == pytest.approx(test.minimum_rate / 10)
+    spec = _chart(at, "own_lr_curve")
+    np.testing.assert_allclose(_numbers(spec["data"][1]["y"]), test.smoothed, rtol=1e-6)
+    choice = nearest(test.suggested, [1e-4, 3e-4, 1e-3, 3e-3, 1e-2])
+    assert f"The nearest setting is {choice:g}" in " ".join(values(at.caption))
+    current = at.select_slider(key="own_lr").value
+    assert at.button(key="own_lr_apply").disabled == (current == choice)
+    at.select_slider(key="own_lr").set_value(1e-4 if choice != 1e-4 else 1e-2)
+    at = run_checked(at)
+    at.button(key="own_lr_apply").click()
+    at = run_checked(at)
+    assert at.select_slider(key="own_lr").value == choice
+    assert not at.button(key="own_start").disabled
+
+
+@pytest.mark.slow
+def test_the_shortcut_lab_plants_a_cue_trains_and_tests_with_and_without_it(example_env):
+    from cnnlib.data.shortcuts import Cue, stamp_all, stamp_share
+
+    at = open_page("own_images")
+    at.select_slider(key="own_size").set_value(32)
+    at.radio(key="own_recipe").set_value("scratch")
+    at.number_input(key="own_epochs").set_value(3)
+    run_checked(at)
+    assert image_captions(at).count("with the cue") == 1  # the preview of the cue
+    at.selectbox(key="own_sc_class").set_value(0)  # Bag
+    at.slider(key="own_sc_share").set_value(1.0)
+    at = run_checked(at)
+    at.button(key="own_sc_start").click()
+    at = run_checked(at)
+    run = at.session_state[session.SHORTCUT_RUN]
+    assert run.info.cue == Cue("corner", (255, 0, 0)) and run.info.target == 0
+    p = run.job.wait(300)
+    assert p.state == "finished", p.error
+    at = run_checked(at)
+    report = run.result
+    # independently: the model on the validation images stamped, clean, and others stamped
+    model, x, y = run.job.model, run.info.x, run.info.y
+    stamped = stamp_share(x, y, 0, 1.0, run.info.cue, run.info.recipe.seed + 1).images
+    top = model.predict(stamped.astype("float32"), verbose=0).argmax(1)
+    clean = model.predict(x.astype("float32"), verbose=0).argmax(1)
+    others = stamp_all(x[y != 0], run.info.cue)
+    fooled = model.predict(others.astype("float32"), verbose=0).argmax(1)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Validation accuracy (with the cue, as trained)"] == f"{np.mean(top == y):.1%}"
+    assert metrics["Clean validation accuracy"] == f"{np.mean(clean == y):.1%}"
+    assert metrics["Bag recognised without the cue"] == f"{np.mean(clean[y == 0] == 0):.0%}"
+    assert metrics["Other classes read as it once stamped"] == f"{np.mean(fooled == 0):.0%}"
+    assert report.targets == 8 and report.others == 24
+    assert "A validation set with the same bias cannot reveal a shortcut" in " ".join(
+        values(at.info)
+    )
+    captions = image_captions(at)
+    assert "clean" in captions and captions.count("with the cue") == 2  # preview + Grad-CAM
+    assert state.MODEL_REGISTRY not in at.session_state  # a lab model is not registered

@@ -219,6 +219,52 @@ def test_a_tiny_training_from_the_page(mnist_env, monkeypatch):
     assert entry.class_names == tuple(str(d) for d in range(10))
     assert entry.input_shape == (28, 28, 1) and "test accuracy" in entry.description
     assert any(entry.name in t for t in _texts(at.success))
+    # Calibration: the test set's ECE of the model's own probabilities, and T fitted on the
+    # run's validation images (the same seeded split), never on the test set.
+    from cnnlib import calibration as cal
+    from cnnlib.data.training_data import ArrayData
+    from ui.datasets import load_for_page
+
+    info, config = at.session_state[mnist_session.RUN].info, job.config
+    probabilities = model.predict(info.x_test[..., None].astype(np.float32), verbose=0)
+    ece = cal.reliability(probabilities, info.y_test).ece
+    assert metrics["Expected calibration error"] == f"{ece:.2%}"
+    ds = load_for_page("mnist")
+    split = {"validation_split": config.validation_split, "train_size": config.train_size}
+    data = ArrayData.from_tuple(
+        ((ds.x_train, ds.y_train), (ds.x_test, ds.y_test)), seed=config.seed, **split
+    )
+    x_val, y_val = data.arrays["validation"]
+    assert len(y_val) == round(1000 * config.validation_split)
+    t = cal.fit_temperature(cal.model_logits(model, x_val.astype(np.float32)), y_val)
+    assert metrics["Temperature T (fitted on validation)"] == f"{t:.3g}"
+    scaled = cal.softmax(cal.model_logits(model, info.x_test[..., None]), t)
+    assert (
+        metrics["ECE after temperature scaling"]
+        == f"{cal.reliability(scaled, info.y_test).ece:.2%}"
+    )
+    bins = next(t.value for t in at.table if "confidence bin" in t.value.columns)
+    assert bins["images"].sum() == 2000
+    # The draw tab can show the temperature-scaled probabilities of a digit.
+    from PIL import Image
+
+    from cnnlib.data.digits import prepare_digit
+
+    png = _strip_png(120, 160)
+    _run(at.radio(key="mnist_draw_or_upload").set_value("Upload a photo"))
+    _run(at.file_uploader(key="mnist_photo_upload").set_value(("d.png", png, "image/png")))
+    x = prepare_digit(Image.open(io.BytesIO(png))).pixels[None, :, :, None]
+    own = model.predict(x, verbose=0)[0]
+    reads = [m.value for m in at.markdown if m.value.startswith("The model reads")]
+    assert reads == [
+        f"The model reads **{int(own.argmax())}** with probability **{own.max():.1%}**."
+    ]
+    _run(at.toggle(key="mnist_draw_calibrated").set_value(True))
+    scaled = cal.softmax(cal.model_logits(model, x), t)[0]
+    reads = [m.value for m in at.markdown if m.value.startswith("The model reads")]
+    assert reads == [
+        f"The model reads **{int(own.argmax())}** with probability **{scaled.max():.1%}**."
+    ]
 
 
 def test_draw_tab_switches_to_photo_upload_without_errors(mnist_env):

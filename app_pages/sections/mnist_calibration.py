@@ -1,0 +1,30 @@
+"""Tab ③'s calibration section of the Train-on-MNIST page: is the trained model's confidence
+right? The reliability diagram and expected calibration error of the test set, before and after
+temperature scaling fitted on the validation split.
+
+Layout only: the report comes from ``ui.mnist_session.calibration``
+(``cnnlib.inspect.calibration.calibration_report``), the drawing from ``ui.calibration_view``.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui import calibration_view as view
+from ui import mnist_session as session
+
+
+def calibration_ui(tested: session.MnistTested) -> None:
+    st.subheader("Calibration: is its confidence right?")
+    st.markdown(
+        "When the model says it is 90 % sure, is it right 9 times out of 10? Sort the test "
+        "images by the model's confidence (its top probability) into bins, and compare each "
+        "bin's accuracy with its confidence: on the diagonal, the model is **calibrated**. "
+        "The **expected calibration error** (ECE) is the average gap, weighted by how many "
+        "images each bin holds (Guo et al., ICML 2017)."
+    )
+    report = session.calibration(tested)
+    if report is None:
+        st.info("The model is no longer in this session's registry: train it again.")
+        return
+    view.show_calibration(report, key=f"mnist_calibration_{tested.id}")

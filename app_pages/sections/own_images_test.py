@@ -1,0 +1,102 @@
+"""Train on your own images, tab ③'s held-out test: the trained model on images it never
+saw and that never helped pick it (the test share set aside before training, or a test
+zip), beside its validation score, with the gap explained, per-class precision and recall,
+a confusion matrix whose cells open their images, and the most-confused pairs."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from cnnlib.core.errors import ArchiveError
+from ui import own_images_session as session
+from ui import own_images_test_view as test_view
+from ui import own_images_view as view
+from ui import training_view
+from ui.errors import friendly_errors
+
+SHARE, ZIP = "The test share set aside before training", "Upload a test zip"
+
+
+def source_ui(tested: session.OwnTested) -> tuple[str, str, object] | None:
+    """Where the test images come from: ("share", …) or ("zip", upload key, read), or None
+    while a test zip is still to be uploaded."""
+    share = session.test_share_size(tested)
+    choice = st.radio(
+        "Test images",
+        (SHARE, ZIP),
+        index=0 if share else 1,
+        horizontal=True,
+        key="own_test_source",
+    )
+    if choice == SHARE:
+        if not share:
+            st.info(
+                "This model trained without a test share. Set one in tab ② (Test share) and "
+                "train again, or upload a test zip.",
+                icon="ℹ️",
+            )
+            return None
+        st.caption(f"{share} images of your data, set aside before training.")
+        return "share", "share", None
+    file = st.file_uploader(
+        "A .zip of test images, one folder per class (named like the training classes)",
+        type=["zip"],
+        key="own_test_zip",
+    )
+    if file is None:
+        return None
+    return "zip", f"zip:{file.file_id}", file.getvalue
+
+
+def held_out_ui(tested: session.OwnTested | None) -> None:
+    st.subheader("Held-out test")
+    st.caption(
+        "The validation images helped pick this model (early stopping kept its best epoch on "
+        "them, and you compared settings on them). A test set did neither: its score is what "
+        "to expect on new photos."
+    )
+    if tested is None:
+        st.info("Train a model (tab ②) to test it here.", icon="ℹ️")
+        return
+    source = source_ui(tested)
+    if source is None:
+        return
+    kind, key, read = source
+    result = None
+    with friendly_errors("The test could not run: "):
+        try:
+            result = (
+                session.test_on_share(tested)
+                if kind == "share"
+                else session.test_on_zip(tested, key, read)
+            )
+        except ArchiveError as err:  # its message shows the upload's names as code spans
+            st.error(f"These test images cannot be used: {err}", icon="⚠️")
+    if result is None:
+        return
+    names = tested.result.class_names
+    test_view.show_test_summary(result)
+    test_view.show_precision_recall(result, names)
+    test_confusion_ui(tested, result, key)
+    test_view.show_confused_pairs(result, names)
+
+
+@st.fragment
+def test_confusion_ui(tested: session.OwnTested, result: session.OwnTestResult, key: str) -> None:
+    st.markdown(
+        "**Test confusion matrix** (row = true class, column = the model's answer). Click a "
+        "cell to see its images."
+    )
+    evaluation, names = result.test.evaluation, tested.result.class_names
+    labels = [view.plain_label(n) for n in names]
+    event = st.plotly_chart(
+        training_view.confusion_figure(evaluation.confusion, labels),
+        key=f"own_test_confusion_{tested.id}_{key}",
+        on_select="rerun",
+        selection_mode=("points", "box"),
+        alt=f"Confusion matrix of the {len(evaluation.labels)} test images, "
+        f"{len(names)} classes; the table below lists the per-class numbers.",
+    )
+    cell = training_view.selected_cell(event)
+    if cell is not None:
+        view.show_cell(evaluation, cell, result.x, names)
