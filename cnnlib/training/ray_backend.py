@@ -69,6 +69,7 @@ from cnnlib.training.task_process import (
     not_stopped_error,
     over_memory_error,
     process_rss_bytes,
+    refuse_or_warn_unpicklable,
     run_job,
 )
 
@@ -325,17 +326,7 @@ def portable_payload(worker: Any, *, required: bool, max_bytes: int) -> Payload 
     except BudgetError:
         raise
     except Exception as exc:  # whatever a user's builder or callback raises when pickled
-        if required:
-            raise InvalidArgumentError(
-                "This training cannot run on the training cluster because part of it cannot "
-                f"be copied there ({exc}). Pass module-level functions (or functools.partial "
-                "of them) as the model builder and callbacks, or isolate=False."
-            ) from exc
-        _log.warning(
-            "Training in the server's own process: %s does not pickle (%s).",
-            type(worker).__name__,
-            exc,
-        )
+        refuse_or_warn_unpicklable(worker, exc, required=required, where="on the training cluster")
         return None
     payload = Payload(buffer.getvalue(), tuple(pickler.arrays))
     if payload.nbytes > max_bytes:

@@ -105,18 +105,25 @@ def pickled_for_child(worker: Any, *, required: bool) -> bytes | None:
     try:
         return pickle.dumps(worker, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:  # whatever a user's builder or callback raises when pickled
-        if required:
-            raise InvalidArgumentError(
-                "This training cannot run in its own process because part of it cannot be "
-                f"copied there ({exc}). Pass module-level functions (or functools.partial of "
-                "them) as the model builder and callbacks, or isolate=False."
-            ) from exc
-        _log.warning(
-            "Training in the server's own process: %s does not pickle (%s).",
-            type(worker).__name__,
-            exc,
-        )
+        refuse_or_warn_unpicklable(worker, exc, required=required, where="in its own process")
         return None
+
+
+def refuse_or_warn_unpicklable(worker: Any, exc: Exception, *, required: bool, where: str) -> None:
+    """A worker that does not pickle (``exc``): ``InvalidArgumentError`` saying what to
+    change when ``required`` (``where``: "in its own process", "on the training cluster"),
+    else a logged warning (it then runs in the server's own process)."""
+    if required:
+        raise InvalidArgumentError(
+            f"This training cannot run {where} because part of it cannot be copied there "
+            f"({exc}). Pass module-level functions (or functools.partial of them) as the "
+            "model builder and callbacks, or isolate=False."
+        ) from exc
+    _log.warning(
+        "Training in the server's own process: %s does not pickle (%s).",
+        type(worker).__name__,
+        exc,
+    )
 
 
 def process_rss_bytes(pid: int) -> int | None:
