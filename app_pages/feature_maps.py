@@ -15,71 +15,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import streamlit as st
 
 from app_pages.sections import feature_maps_model
 from cnnlib.core.text import shape_text
-from cnnlib.data.mnist import CLASS_NAMES
 from cnnlib.inspect import features as F
-from ui import alt_text, filters_view, keras_runtime, saliency_view, state
+from ui import alt_text, filters_view, keras_runtime, model_input, saliency_view
 from ui import features_session as fs
 from ui import features_view as fv
-from ui.datasets import load_for_page
 from ui.errors import friendly_errors
-from ui.image_input import pick_images, show_image
+from ui.image_input import show_image
 from ui.state import KEEP
 
 WANTS = "What a filter wants to see"
-PHOTO, DRAWN = "Photo (sample, upload or camera)", "Digit drawn on the MNIST page"
-TEST = {
-    "mnist": "Digit from the MNIST test set",
-    "fashion_mnist": "Image from the Fashion-MNIST test set",
-}
 
 ss = st.session_state
-
-
-# ----------------------------------------------------------------------------- input
-
-
-def input_ui(view: fs.ModelView) -> fs.PreparedInput | None:
-    """The image, prepared for ``view``'s model. Raises ``CNNLabError`` (e.g. no digit)."""
-    drawn = ss.get(state.DRAWN_DIGIT)
-    fashion = view.class_names == tuple(CLASS_NAMES["fashion_mnist"])
-    dataset = "fashion_mnist" if fashion else "mnist"  # the test set matching the model
-    options = [PHOTO] + ([DRAWN] if drawn is not None else []) + [TEST[dataset]]
-    default = PHOTO if view.preprocessing != "mnist" else options[min(1, len(options) - 1)]
-    kind = st.radio(
-        "Input",
-        options,
-        index=options.index(default),
-        horizontal=True,
-        key=f"fm_input_{view.preprocessing}" + ("_fashion" if fashion else ""),
-        **KEEP,
-    )
-    if kind == PHOTO:
-        sample = "cat (chelsea)" if view.preprocessing != "mnist" else "coins"
-        picked = pick_images("fm_photo", default_sample=sample)
-        if not picked:
-            return None
-        crop = view.preprocessing == "imagenet" and st.checkbox(
-            "Centre-crop to a square first (keeps the aspect ratio)", key="fm_crop", **KEEP
-        )
-        return fs.prepare_input(view, image=picked[0].image, crop=crop)
-    if kind == DRAWN:
-        return fs.prepare_input(view, digit=drawn)
-    ds = load_for_page(dataset)
-    if not ds.available:
-        st.error(ds.error, icon="⚠️")
-        return None
-    n = len(ds.x_test)
-    index = st.number_input(
-        f"Test image number (0 to {n - 1:,})", 0, n - 1, 0, key=f"fm_test_index_{dataset}", **KEEP
-    )
-    what = "digit" if dataset == "mnist" else "image"
-    st.caption(f"{ds.source}. This {what} is labelled **{ds.class_names[ds.y_test[index]]}**.")
-    return fs.prepare_input(view, digit=ds.x_test[index].astype(np.float32) / 255.0)
 
 
 # ----------------------------------------------------------------------------- layers
@@ -240,7 +190,7 @@ def main() -> None:
     st.subheader("Input")
     left, right = st.columns([1, 2])
     with left, friendly_errors():
-        prepared = input_ui(view)
+        prepared = model_input.input_ui(view, prefix="fm")
     if prepared is None:
         return
     with right, friendly_errors():

@@ -15,35 +15,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import streamlit as st
 
 from cnnlib.core.text import safe_text, shape_text
-from cnnlib.data.mnist import CLASS_NAMES
 from cnnlib.inspect import features as F
 from cnnlib.inspect import overview as O
 from cnnlib.inspect.overview_canvas import canvas
 from ui import features_session as fs
 from ui import features_view as fv
-from ui import keras_runtime, overview_cell, pretrained, state
+from ui import keras_runtime, model_input, overview_cell, pretrained, state
 from ui import overview_session as ovs
 from ui import overview_view as view_ui
-from ui.datasets import load_for_page
 from ui.errors import friendly_errors
-from ui.image_input import pick_images
+from ui.state import KEEP
 
 UPLOAD = "Upload a .keras file"
 RESNET, VGG = "ResNet50 (ImageNet), by block", "VGG19 without its classifier (ImageNet), by block"
 REGISTERED = "model: "  #: prefix of a registry entry's option (the rest is its name)
-PHOTO, DRAWN = "Photo (sample, upload or camera)", "Digit drawn on the MNIST page"
-TEST = {
-    "mnist": "Digit from the MNIST test set",
-    "fashion_mnist": "Image from the Fashion-MNIST test set",
-}
 SCALES = {"Each layer its own range": True, "One range for the whole network": False}
 #: Maps drawn per column → the side of each map's square (canvas px).
 TILES = {4: 48, 8: 40, 16: 24}
-KEEP = {"persist_state": "session"}  #: widget values survive a visit to another page
 
 ss = st.session_state
 
@@ -109,45 +100,6 @@ def model_ui() -> fs.ModelView | None:
         st.caption("A network with random weights is not shown as if it were ImageNet-trained.")
         return None
     return fs.shared_view(loaded.model, key="resnet50" if source == RESNET else "vgg19")
-
-
-def input_ui(view: fs.ModelView) -> fs.PreparedInput | None:
-    """The image, prepared exactly as ``view``'s model expects (the Feature-maps page's
-    choices and ``fs.prepare_input``). Raises ``CNNLabError`` (e.g. no digit in a photo)."""
-    drawn = ss.get(state.DRAWN_DIGIT)
-    fashion = view.class_names == tuple(CLASS_NAMES["fashion_mnist"])
-    dataset = "fashion_mnist" if fashion else "mnist"
-    options = [PHOTO] + ([DRAWN] if drawn is not None else []) + [TEST[dataset]]
-    default = PHOTO if view.preprocessing != "mnist" else options[min(1, len(options) - 1)]
-    kind = st.radio(
-        "Input",
-        options,
-        index=options.index(default),
-        horizontal=True,
-        key=f"ov_input_{view.preprocessing}" + ("_fashion" if fashion else ""),
-        **KEEP,
-    )
-    if kind == PHOTO:
-        sample = "cat (chelsea)" if view.preprocessing != "mnist" else "coins"
-        picked = pick_images("ov_photo", default_sample=sample)
-        if not picked:
-            return None
-        crop = view.preprocessing == "imagenet" and st.checkbox(
-            "Centre-crop to a square first (keeps the aspect ratio)", key="ov_crop", **KEEP
-        )
-        return fs.prepare_input(view, image=picked[0].image, crop=crop)
-    if kind == DRAWN:
-        return fs.prepare_input(view, digit=drawn)
-    ds = load_for_page(dataset)
-    if not ds.available:
-        st.error(ds.error, icon="⚠️")
-        return None
-    n = len(ds.x_test)
-    index = st.number_input(
-        f"Test image number (0 to {n - 1:,})", 0, n - 1, 0, key=f"ov_test_{dataset}", **KEEP
-    )
-    st.caption(f"{ds.source}. This one is labelled **{ds.class_names[ds.y_test[index]]}**.")
-    return fs.prepare_input(view, digit=ds.x_test[index].astype(np.float32) / 255.0)
 
 
 # ----------------------------------------------------------------------------- the overview
@@ -306,7 +258,7 @@ def main() -> None:
     st.subheader("Input")
     left, right = st.columns([1, 2])
     with left, friendly_errors():
-        prepared = input_ui(view)
+        prepared = model_input.input_ui(view, prefix="ov")
     if prepared is None:
         return
     with right, friendly_errors():

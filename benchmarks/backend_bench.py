@@ -15,17 +15,24 @@ each backend. Measured:
   batch end where it runs;
 - progress latency p50/p95: from that timestamp to the moment the server applied the
   batch's progress (the relay's own hook, no polling);
-- Stop → stopped: from ``stop()`` to the task's end, with the model back;
+- Stop → stopped: from ``stop()`` to the task's end, with the model back (saved as
+  ``.keras`` where it trained and loaded in the server: that round trip, timed here, is
+  part of it on every backend); the child or the actor is then killed;
 - this server process's resident memory before and after each backend's trainings (after a
-  garbage collection and ``malloc_trim``), and the Ray processes' memory.
+  garbage collection and ``malloc_trim``), and the Ray processes' memory;
+- the load average before and after each round: the backends run one after the other, so
+  on a shared machine other work can favour either; compare rounds of similar load.
 
 TARGET lines: Ray throughput ≥ 0.85 × process (as process ÷ Ray ≤ 1/0.85) at each N; Ray's
 extra slot → first batch ≤ 2 s; progress p95 ≤ 0.5 s; Stop p95 ≤ 2 s + one batch; the
 server's RSS growth over the Ray runs ≤ 10 %.
 
 ``--two-nodes`` runs the second experiment instead: a cluster of two raylets on this
-machine (``ray.cluster_utils.Cluster``), the head without the training resource and this
-process its driver; N trainings must all finish on the worker node.
+machine, the head without the training resource and this process its driver (on the
+head's node); N trainings must all finish on the worker node. The cluster is started here
+(``ray.cluster_utils.Cluster``), or with ``--address`` is one started by hand: ``ray start
+--head --num-cpus=1`` and ``ray start --address=<head> --num-cpus=2
+--resources='{"cnnlab_training": 2}'``, run from the repository root.
 
 On a GPU machine: ``CNNLAB_MAX_TRAININGS=8 CNNLAB_RAY_GPUS_PER_TRAINING=0.125 python
 benchmarks/backend_bench.py`` (or 1.0 with as many trainings as GPUs); trainings per
@@ -34,7 +41,7 @@ minute per GPU are printed. Run from anywhere (it works in the repository root);
 one).
 
     python benchmarks/backend_bench.py [--n 8 16] [--train-size 2000] [--epochs 2] [--quick]
-    python benchmarks/backend_bench.py --two-nodes [--n 4]
+    python benchmarks/backend_bench.py --two-nodes [--n 4] [--address 127.0.0.1:6379]
 """
 
 from __future__ import annotations
@@ -199,6 +206,7 @@ def run_round(backend: str, n: int, data, args, folder: Path, *, stop_after: int
         validation_split=0.1,
         seed=0,
     )
+    load_before = os.getloadavg()[0]
     jobs, submitted, paths = [], [], []
     for i in range(n):
         path = folder / f"{backend}-{n}-{stop_after}-{i}.stamps"
@@ -212,22 +220,26 @@ def run_round(backend: str, n: int, data, args, folder: Path, *, stop_after: int
         submitted.append(time.time())
         job.start()
     stop_asked: dict[int, float] = {}
-    if stop_after:
-        while len(stop_asked) < n:
-            for i, job in enumerate(jobs):
-                if i not in stop_asked and job.snapshot().step >= stop_after:
-                    stop_asked[i] = time.time()
-                    job.stop()
-                if job.done and i not in stop_asked:
+    ended: dict[int, float] = {}  # when each training's end was seen (polled every 10 ms)
+    while len(ended) < n:
+        for i, job in enumerate(jobs):
+            if i in ended:
+                continue
+            if job.done:
+                ended[i] = time.time()
+                if stop_after and i not in stop_asked:
                     raise SystemExit(f"training {i} ended before its Stop: {job.snapshot()}")
-            time.sleep(0.01)
-    ended = []
+            elif stop_after and i not in stop_asked and job.snapshot().step >= stop_after:
+                stop_asked[i] = time.time()
+                job.stop()
+        if time.time() - t0 > 3600:
+            raise SystemExit(f"{backend}: trainings still running after an hour")
+        time.sleep(0.01)
     for job in jobs:
-        p = job.wait(3600)
-        ended.append(time.time())
+        p = job.snapshot()
         if p.state not in ("finished", "stopped") or job.model is None:
             raise SystemExit(f"{backend}: a training ended {p.state}: {p.error}")
-    makespan = max(ended) - t0
+    makespan = max(ended.values()) - t0
     first_batch, slot_first, latencies, batch_seconds, nodes, devices = [], [], [], [], set(), set()
     for i, (job, path) in enumerate(zip(jobs, paths, strict=True)):
         stamps = _stamps(path)
@@ -256,6 +268,7 @@ def run_round(backend: str, n: int, data, args, folder: Path, *, stop_after: int
         "stop": stop_seconds,
         "nodes": nodes,
         "devices": devices,
+        "load": (load_before, os.getloadavg()[0]),
     }
 
 
@@ -271,7 +284,11 @@ def describe(r: dict) -> None:
     if r["stop"]:
         line += f"  Stop→stopped p50 {pct(r['stop'], 50):.2f} s p95 {pct(r['stop'], 95):.2f} s"
     print(line, flush=True)
-    print(f"        devices {sorted(r['devices'])}  nodes {len(r['nodes'])}", flush=True)
+    print(
+        f"        devices {sorted(r['devices'])}  nodes {len(r['nodes'])}  load average "
+        f"{r['load'][0]:.1f} → {r['load'][1]:.1f} (other work on this machine counts too)",
+        flush=True,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -295,6 +312,16 @@ def warm_up(data, folder: Path) -> None:
     from cnnlib.training.trainer import load_model_bytes, save_model_bytes
 
     load_model_bytes(save_model_bytes(job.model))
+    trips = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        load_model_bytes(save_model_bytes(job.model))
+        trips.append(time.perf_counter() - t0)
+    print(
+        f"the model's way back (save as .keras + load here), part of every Stop→stopped: "
+        f"median {statistics.median(trips):.2f} s",
+        flush=True,
+    )
     del os.environ["CNNLAB_TRAINING_PROCESS"]
 
 
@@ -323,11 +350,14 @@ def main_compare(args) -> int:
     memory: dict[str, tuple[int, int]] = {}
     for backend in ("process", "ray"):
         if backend == "ray":
+            unjoined = rss()
             t0 = time.perf_counter()
             ray = ray_backend.connect(settings)
             started = time.perf_counter() - t0
             print(
-                f"ray local: started in {started:.1f} s; its processes use "
+                f"ray local: started in {started:.1f} s; this server's RSS "
+                f"{unjoined / 1e6:.0f} MB → {rss() / 1e6:.0f} MB for importing Ray and joining; "
+                f"the cluster's processes use "
                 f"{descendants_rss(os.getpid()) / 1e6:.0f} MB; resources "
                 f"{ {k: v for k, v in ray.cluster_resources().items() if 'node' not in k} }",
                 flush=True,
@@ -370,42 +400,63 @@ def main_compare(args) -> int:
     return report_targets(targets, digits=3)
 
 
-def main_two_nodes(args) -> int:
-    """Two raylets on this machine; the head (this driver's node) trains nothing."""
-    from ray.cluster_utils import Cluster
+def _join(address: str):
+    import ray
 
+    ray.init(address=address, namespace=ray_backend.NAMESPACE, log_to_driver=False)
+    return ray
+
+
+def main_two_nodes(args) -> int:
+    """Two raylets on this machine; the head (this driver's node) trains nothing. With
+    ``--address``, the cluster is one started by hand (``ray start --head`` and ``ray start
+    --address``); else ``ray.cluster_utils.Cluster`` starts both here."""
     data = digits(args)
     folder = Path(tempfile.mkdtemp(prefix="cnnlab-bench-"))
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 1, "include_dashboard": False},
-    )
-    worker = cluster.add_node(num_cpus=2, resources={ray_backend.RESOURCE: 2})
-    cluster.wait_for_nodes()
-    try:
-        import ray
+    cluster = None
+    if args.address:
+        address = args.address
+    else:
+        from ray.cluster_utils import Cluster
 
-        ray.init(address=cluster.address, namespace=ray_backend.NAMESPACE, log_to_driver=False)
-        head = ray.get_runtime_context().get_node_id()
-        print(
-            f"head {head[:12]} (this driver; no {ray_backend.RESOURCE}), "
-            f"worker {worker.node_id[:12]}"
+        cluster = Cluster(
+            initialize_head=True,
+            head_node_args={"num_cpus": 1, "include_dashboard": False},
         )
-        os.environ["BENCH_RAY_ADDRESS"] = cluster.address
+        cluster.add_node(num_cpus=2, resources={ray_backend.RESOURCE: 2})
+        cluster.wait_for_nodes()
+        address = cluster.address
+    try:
+        ray = _join(address)
+        head = ray.get_runtime_context().get_node_id()
+        nodes = [n for n in ray.nodes() if n["Alive"]]
+        trainers = {n["NodeID"] for n in nodes if n["Resources"].get(ray_backend.RESOURCE)}
+        for n in nodes:
+            print(
+                f"node {n['NodeID'][:12]} {n['NodeManagerAddress']}:{n['NodeManagerPort']} "
+                f"{'(this driver) ' if n['NodeID'] == head else ''}resources "
+                f"{ {k: v for k, v in n['Resources'].items() if not k.startswith('node')} }",
+                flush=True,
+            )
+        if len(nodes) < 2 or head in trainers or not trainers:
+            raise SystemExit("needs two live nodes, the driver's without cnnlab_training")
+        os.environ["BENCH_RAY_ADDRESS"] = address
         n = args.n[0]
         r = run_round("ray", n, data, args, folder)
         describe(r)
-        on_worker = r["nodes"] == {worker.node_id}
+        on_workers = r["nodes"] <= trainers
         print(
-            f"{n} trainings finished, on {'the worker node only' if on_worker else r['nodes']}; "
-            f"none on the head: {head not in r['nodes']}"
+            f"{n} trainings finished on node(s) {sorted(x[:12] for x in r['nodes'])}; "
+            f"all on the worker node: {on_workers}; none on the head: {head not in r['nodes']}",
+            flush=True,
         )
-        return report_targets([("trainings_not_on_the_worker_node", float(not on_worker), 0)])
+        return report_targets([("trainings_not_on_the_worker_node", float(not on_workers), 0)])
     finally:
         import ray
 
         ray.shutdown()
-        cluster.shutdown()
+        if cluster is not None:
+            cluster.shutdown()
 
 
 def main() -> int:
@@ -417,6 +468,7 @@ def main() -> int:
     parser.add_argument("--stops", type=int, default=4, help="trainings stopped, per backend")
     parser.add_argument("--stop-after", type=int, default=5, help="batches before Stop")
     parser.add_argument("--two-nodes", action="store_true")
+    parser.add_argument("--address", help="--two-nodes on this running cluster (host:port)")
     parser.add_argument("--quick", action="store_true", help="N=2 and 500 digits: a check")
     args = parser.parse_args()
     os.chdir(ROOT)  # Ray's workers import the project from the driver's working directory

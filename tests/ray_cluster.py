@@ -20,6 +20,7 @@ def start(**overrides):
     object store, ``TEST_SLOTS`` training slots. Returns (ray, seconds to start, bytes of
     resident memory of the processes it started)."""
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    os.environ["RAY_ENABLE_AUTO_CONNECT"] = "0"  # no implicit ray.init() after shutdown
     import ray
 
     from cnnlib.training.ray_backend import NAMESPACE, RESOURCE
@@ -28,6 +29,7 @@ def start(**overrides):
     for attempt in (1, 2):  # a raylet whose agents start slowly dies at start (ray#65983)
         try:
             ray.init(
+                address="local",  # a new cluster, never one found in /tmp/ray
                 num_cpus=2,
                 num_gpus=0,
                 include_dashboard=False,

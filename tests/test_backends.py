@@ -143,6 +143,46 @@ def test_ray_is_never_imported_without_the_variable():
     assert done.stdout.strip().endswith("NO RAY"), done.stdout
 
 
+@pytest.mark.parametrize(("ci", "outcome"), [("true", "error"), ("", "skipped")])
+def test_ray_tests_fail_in_ci_without_ray_and_skip_elsewhere(tmp_path, ci, outcome):
+    """The ``ray_cluster`` fixture (every ``ray`` test) without Ray installed: in CI the test
+    errors, naming .ci/run; elsewhere it is skipped. Ray is hidden by a package of that name
+    that cannot be imported, first on the path."""
+    hidden = tmp_path / "hide" / "ray"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ImportError('hidden for this test')\n")
+    module = tmp_path / "test_needs_ray.py"
+    module.write_text("def test_on_the_cluster(ray_cluster):\n    pass\n")
+    env = {**os.environ, "CI": ci, "PYTHONPATH": f"{hidden.parent}{os.pathsep}{ROOT}"}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "tests.conftest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-rEs",
+            "--rootdir",
+            str(tmp_path),
+            str(module),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert f"1 {outcome}" in done.stdout, done.stdout  # a fixture that fails: an error
+    assert "ray is not installed" in done.stdout, done.stdout
+    if ci:
+        assert done.returncode != 0 and "CI must have it" in done.stdout, done.stdout
+    else:
+        assert done.returncode == 0 and "skipped" in done.stdout, done.stdout
+
+
 # --------------------------------------------------------------------------------------------
 # What crosses the wire
 # --------------------------------------------------------------------------------------------

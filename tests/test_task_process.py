@@ -15,6 +15,12 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,7 +31,7 @@ from cnnlib.training.task_process import process_rss_bytes
 from cnnlib.training.tasks import TaskHandle
 from cnnlib.training.trainer import TrainConfig, TrainingJob, TrainingSlots
 from tests.backend_workers import SMALL, Counter, report_pid_model, small_model
-from tests.conftest import wait_for
+from tests.conftest import ROOT, wait_for
 
 keras = pytest.importorskip("keras")
 
@@ -197,6 +203,47 @@ def test_queued_on_the_cluster_then_stop_while_queued_leaves_no_actor(ray_cluste
 
 
 @pytest.mark.ray
+def test_a_local_cluster_is_started_by_the_server_and_ignores_recorded_clusters(ray_cluster):
+    """``CNNLAB_RAY_ADDRESS=local`` in a fresh server process: its own private cluster, with
+    as many training slots as the server's limit, even where a ``ray start`` left another
+    cluster's address recorded in Ray's temporary folder (which a bare ``ray.init()`` joins);
+    started from the first task's thread, it outlives that thread (Ray's processes die with
+    the thread that started them) and runs the next training too."""
+    script = textwrap.dedent(
+        """
+        import ray
+        from cnnlib.training.ray_backend import RESOURCE
+        from cnnlib.training.tasks import TaskHandle
+        from tests.backend_workers import Counter
+        for _ in range(2):  # each task's thread ends before the next starts
+            p = TaskHandle(Counter(3, max_seconds=120)).start().wait(300)
+            assert p.state == "finished" and p.seen == (0, 1, 2) and p.node, p
+        assert ray.cluster_resources()[RESOURCE] == 1, ray.cluster_resources()
+        print("OK")
+        """
+    )
+    ray_tmp = Path(tempfile.mkdtemp(prefix="cnnlab-ray-", dir="/tmp"))  # short: socket paths
+    try:
+        (ray_tmp / "ray").mkdir()
+        (ray_tmp / "ray" / "ray_current_cluster").write_text("127.0.0.1:9")  # nothing there
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_TMPDIR": str(ray_tmp)}
+        env.update(CNNLAB_RAY_ADDRESS="local", CNNLAB_MAX_TRAININGS="1")
+        for name in ("CNNLAB_TRAINING_PROCESS", "RAY_ADDRESS"):
+            env.pop(name, None)
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert done.returncode == 0 and done.stdout.strip().endswith("OK"), done.stdout + done.stderr
+
+
+@pytest.mark.ray
 @pytest.mark.slow
 def test_own_images_train_on_the_cluster_after_the_server_folder_is_gone(
     ray_cluster, monkeypatch, tmp_path, fashion_dir
@@ -204,15 +251,18 @@ def test_own_images_train_on_the_cluster_after_the_server_folder_is_gone(
     """Nothing that crosses to the actor names a server path: the upload's folder on the
     server is deleted while the training waits for a slot, and the training still runs on
     the images it received (their bytes)."""
-    from cnnlib.training.transfer import OwnImagesJob
+    from cnnlib.training.transfer import OwnImagesJob, OwnImagesRecipe
     from cnnlib.uploads.folders import example_archive, open_archive
 
     monkeypatch.setenv("CNNLAB_RAY_ADDRESS", "local")
     folders = open_archive(example_archive(8), workdir=tmp_path)
-    data = folders.split(24, validation_fraction=0.25, seed=3)
+    recipe = OwnImagesRecipe(
+        "scratch", image_size=24, validation_fraction=0.25, epochs=1, batch_size=8, seed=3
+    )
+    data = folders.split(recipe.image_size, validation_fraction=0.25, seed=3)
     slots = TrainingSlots(3)
     blockers = _occupy_the_cluster(slots)
-    job = OwnImagesJob(data, epochs=1, batch_size=8, patience=0, slots=slots, isolate=True)
+    job = OwnImagesJob(data, recipe, slots=slots, isolate=True)
     job.start()
     assert wait_for(lambda: job.snapshot().queued_on_cluster, WAIT), job.snapshot()
     folders.cleanup()  # the server's copy of the upload is gone before the actor starts

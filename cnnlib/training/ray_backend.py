@@ -25,8 +25,9 @@ result is fetched (TensorFlow keeps memory per fitted model; the process gives i
   number of trainings it may run at once;
 - until the actor answers, it waits for a free slot on the cluster: the progress shows
   ``state="queued"``, ``queued_on_cluster=True``; Stop then cancels it (``ray.kill``);
-- the server pulls the progress events the actor buffered every ``DRAIN_SECONDS``,
-  with the actor's resident memory: above ``budgets().training_process_bytes`` the actor
+- the server pulls the progress events the actor buffered every ``DRAIN_SECONDS`` (an
+  event reaches the server within that plus one round trip), with the actor's resident
+  memory: above ``budgets().training_process_bytes`` the actor
   is killed and the task fails with a message;
 - Stop is the actor's ``stop()`` (the training ends at its next batch and its model is
   kept); an actor that has not ended ``STOP_GRACE_SECONDS`` later is killed; Pause, Step
@@ -34,7 +35,9 @@ result is fetched (TensorFlow keeps memory per fitted model; the process gives i
 - the result (the model as ``.keras`` bytes) comes back through the object store; an actor
   that dies (killed, out of memory, its node lost) fails the task with a message.
 
-Usage statistics are off (``RAY_USAGE_STATS_ENABLED=0``).
+Usage statistics are off (``RAY_USAGE_STATS_ENABLED=0``), and so is Ray's implicit
+``ray.init()`` on a first call (``RAY_ENABLE_AUTO_CONNECT=0``): the server joins only the
+cluster ``connect`` names, never one a ``ray start`` left recorded in ``/tmp/ray``.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ from cnnlib.training.task_process import (
     not_stopped_error,
     over_memory_error,
     process_rss_bytes,
+    refuse_or_warn_unpicklable,
     run_job,
 )
 
@@ -170,6 +174,38 @@ class RaySettings:
 
 
 _CONNECT_LOCK = threading.Lock()
+#: Starts of a ``local`` cluster tried (a raylet whose agents start slowly on a busy machine
+#: dies at start, ray-project/ray#65983).
+LOCAL_START_TRIES = 2
+
+
+def _start_local(ray: Any, **init: Any) -> None:
+    """``ray.init(address="local", **init)`` from a thread of its own that lives as long as
+    this process. Ray's processes die with the *thread* that started them (Linux's
+    ``PR_SET_PDEATHSIG``): started from a task's or a page run's thread, the cluster would
+    die when that thread ends, and the server with it at its next call. Raises what
+    ``ray.init`` raised."""
+    started = threading.Event()
+    failure: list[BaseException] = []
+
+    def keep() -> None:
+        for attempt in range(1, LOCAL_START_TRIES + 1):
+            try:
+                ray.init(address="local", **init)  # never a cluster found in /tmp/ray
+                break
+            except Exception as exc:
+                ray.shutdown()
+                if attempt == LOCAL_START_TRIES:
+                    failure.append(exc)
+                    started.set()
+                    return
+        started.set()
+        threading.Event().wait()  # the cluster's processes live while this thread does
+
+    threading.Thread(target=keep, name="cnnlab-ray-local", daemon=True).start()
+    started.wait()
+    if failure:
+        raise failure[0]
 
 
 def connect(settings: RaySettings):
@@ -177,6 +213,7 @@ def connect(settings: RaySettings):
     already called ``ray.init`` keeps its cluster). Raises ``TaskProcessError`` when Ray is
     not installed or the cluster cannot be reached."""
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    os.environ["RAY_ENABLE_AUTO_CONNECT"] = "0"  # read when ray is first imported
     try:
         import ray
     except ImportError as exc:
@@ -190,7 +227,8 @@ def connect(settings: RaySettings):
         common = {"namespace": NAMESPACE, "log_to_driver": False, "logging_level": logging.WARNING}
         try:
             if settings.address == "local":
-                ray.init(
+                _start_local(
+                    ray,
                     num_cpus=os.cpu_count() or 1,
                     resources={RESOURCE: budgets().max_trainings},
                     include_dashboard=False,
@@ -290,17 +328,7 @@ def portable_payload(worker: Any, *, required: bool, max_bytes: int) -> Payload 
     except BudgetError:
         raise
     except Exception as exc:  # whatever a user's builder or callback raises when pickled
-        if required:
-            raise InvalidArgumentError(
-                "This training cannot run on the training cluster because part of it cannot "
-                f"be copied there ({exc}). Pass module-level functions (or functools.partial "
-                "of them) as the model builder and callbacks, or isolate=False."
-            ) from exc
-        _log.warning(
-            "Training in the server's own process: %s does not pickle (%s).",
-            type(worker).__name__,
-            exc,
-        )
+        refuse_or_warn_unpicklable(worker, exc, required=required, where="on the training cluster")
         return None
     payload = Payload(buffer.getvalue(), tuple(pickler.arrays))
     if payload.nbytes > max_bytes:
@@ -581,12 +609,16 @@ class RayBackend:
     def _relay(self, ray: Any, actor: Any, worker: Any, limit: int) -> None:
         """Pull the actor's events until its result is in ``worker`` (see the module doc).
 
-        At most one ``drain`` call is in flight: an actor busy in code that holds Python's
-        lock (importing TensorFlow takes tens of seconds on a loaded node) answers it late,
-        and meanwhile Stop is still forwarded and its grace period still counted."""
+        A ``drain`` call goes out every ``DRAIN_SECONDS`` and is applied as soon as it
+        answers, so an event waits at most ``DRAIN_SECONDS`` plus one round trip. At most
+        one is in flight: an actor busy in code that holds Python's lock (importing
+        TensorFlow takes tens of seconds on a loaded node) answers it late, and meanwhile
+        Stop is still forwarded (checked every ``WAIT_SECONDS``) and its grace period
+        counted."""
         result = actor.run.remote()
         peak = 0
         drain = None
+        next_drain = 0.0
         stop_asked: float | None = None
         control_sent = -1
         while True:
@@ -597,9 +629,13 @@ class RayBackend:
                 state = worker.control.state()
                 control_sent = state["version"]
                 actor.control.remote(state)
-            done = bool(ray.wait([result], timeout=DRAIN_SECONDS)[0])
-            drain = drain or actor.drain.remote()
-            if done or ray.wait([drain], timeout=0)[0]:
+            if drain is None and time.monotonic() >= next_drain:
+                drain = actor.drain.remote()
+                next_drain = time.monotonic() + DRAIN_SECONDS
+            waiting = [result] if drain is None else [result, drain]
+            ray.wait(waiting, num_returns=1, timeout=WAIT_SECONDS)
+            done = bool(ray.wait([result], timeout=0)[0])
+            if drain is not None and (done or ray.wait([drain], timeout=0)[0]):
                 peak = _apply_drained(ray, drain, worker, limit, peak)
                 drain = None
             if done:  # every event of the run is in the actor now: one last pull

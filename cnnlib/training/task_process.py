@@ -22,7 +22,8 @@ connects, sends the pickled worker, and relays what the child reports until it e
   to the child, whose training checks it at every batch; a child whose parent is gone
   stops too (at its next batch, or after ``START_SECONDS`` if it never got its job);
 - at the end the child sends ``worker.export_result()`` (e.g. the model as ``.keras`` bytes)
-  or its failure message, and the parent calls ``worker.import_result(...)``;
+  or its failure message, and the parent calls ``worker.import_result(...)``; the child,
+  with nothing left to do, is then killed rather than waited for (as a Ray actor is);
 - the child's resident memory is read every ``POLL_SECONDS`` from ``/proc`` (Linux only;
   elsewhere there is no memory cap); above
   ``budgets().training_process_bytes`` the child is killed and the task fails with a
@@ -106,18 +107,25 @@ def pickled_for_child(worker: Any, *, required: bool) -> bytes | None:
     try:
         return pickle.dumps(worker, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:  # whatever a user's builder or callback raises when pickled
-        if required:
-            raise InvalidArgumentError(
-                "This training cannot run in its own process because part of it cannot be "
-                f"copied there ({exc}). Pass module-level functions (or functools.partial of "
-                "them) as the model builder and callbacks, or isolate=False."
-            ) from exc
-        _log.warning(
-            "Training in the server's own process: %s does not pickle (%s).",
-            type(worker).__name__,
-            exc,
-        )
+        refuse_or_warn_unpicklable(worker, exc, required=required, where="in its own process")
         return None
+
+
+def refuse_or_warn_unpicklable(worker: Any, exc: Exception, *, required: bool, where: str) -> None:
+    """A worker that does not pickle (``exc``): ``InvalidArgumentError`` saying what to
+    change when ``required`` (``where``: "in its own process", "on the training cluster"),
+    else a logged warning (it then runs in the server's own process)."""
+    if required:
+        raise InvalidArgumentError(
+            f"This training cannot run {where} because part of it cannot be copied there "
+            f"({exc}). Pass module-level functions (or functools.partial of them) as the "
+            "model builder and callbacks, or isolate=False."
+        ) from exc
+    _log.warning(
+        "Training in the server's own process: %s does not pickle (%s).",
+        type(worker).__name__,
+        exc,
+    )
 
 
 def process_rss_bytes(pid: int) -> int | None:
@@ -288,6 +296,7 @@ def run_in_child(worker: Any, *, required: bool = True) -> bool:
     stop_asked: float | None = None
     next_check = 0.0
     control_sent = -1  # send the state once at the start; the child ignores what it has
+    reported = False  # the child sent its result or its failure: nothing is left for it to do
     try:
         try:
             conn.send_bytes(payload)
@@ -315,6 +324,7 @@ def run_in_child(worker: Any, *, required: bool = True) -> bool:
                 ) from exc
             if message is not None:
                 kind, payload = message
+                reported = kind in ("done", "failed")
                 if kind == "done":
                     worker.update(process_peak_bytes=peak)
                     try:
@@ -351,6 +361,10 @@ def run_in_child(worker: Any, *, required: bool = True) -> bool:
         raise _ended_unexpectedly(code)
     finally:
         conn.close()
+        if reported:
+            # Its interpreter's exit (TensorFlow's teardown) takes seconds on a busy machine,
+            # and the slot waits for it: ended now, its memory goes back at once.
+            child.kill()
         try:
             child.wait(EXIT_WAIT_SECONDS)
         except subprocess.TimeoutExpired:
