@@ -251,8 +251,10 @@ def show_comparison(rows: Sequence) -> None:
             "Model": plain_label(r.model),
             "Validation accuracy": f"{r.validation_accuracy:.1%}",
             "Epochs run": r.epochs_run,
-            "Training time (s)": r.training_seconds,
-            "Feature extraction (s)": "—" if r.extraction_seconds is None else r.extraction_seconds,
+            "Training time (s)": f"{r.training_seconds:.1f}",
+            "Feature extraction (s)": (
+                "—" if r.extraction_seconds is None else f"{r.extraction_seconds:.1f}"
+            ),
             "Parameters": f"{r.parameters:,}",
         }
         for r in rows
