@@ -84,16 +84,7 @@ def model_ui() -> fs.ModelView | None:
             st.caption(safe_text(entry.description, 300))
         return fs.registry_view(entry)
     if source == UPLOAD:
-        file = st.file_uploader(
-            "Upload a Keras model (.keras, e.g. saved from the MNIST page)",
-            type=["keras"],
-            key="ov_model_upload",
-        )
-        if file is None:
-            st.info("Upload a `.keras` file saved with `model.save(...)` to see it whole.")
-            return None
-        model, digest = fs.load_uploaded_model(file.getvalue(), file.name)
-        return fs.session_view(model, key=f"upload:{digest}", title=safe_text(file.name))
+        return model_input.uploaded_model_ui(prefix="ov", purpose="see it whole")
     loaded = pretrained.resnet50() if source == RESNET else pretrained.vgg19()
     pretrained.show_weights_note(loaded)
     if loaded.model is None:

@@ -1,4 +1,5 @@
-"""The image a model page runs its model on (Feature maps, Network overview): a photo (sample,
+"""What a model page looks at (Feature maps, Network overview): an uploaded ``.keras`` model,
+and the image it runs the model on: a photo (sample,
 upload or camera), the digit drawn on the MNIST page, or an image of the test set the model
 was trained on; prepared exactly as that model expects (``ui.features_session.prepare_input``).
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from cnnlib.core.text import safe_text
 from cnnlib.data.mnist import CLASS_NAMES
 from ui import features_session as fs
 from ui import state
@@ -67,3 +69,19 @@ def input_ui(view: fs.ModelView, *, prefix: str) -> fs.PreparedInput | None:
     what = "digit" if dataset == "mnist" else "image"
     st.caption(f"{ds.source}. This {what} is labelled **{ds.class_names[ds.y_test[index]]}**.")
     return fs.prepare_input(view, digit=ds.x_test[index].astype(np.float32) / 255.0)
+
+
+def uploaded_model_ui(*, prefix: str, purpose: str) -> fs.ModelView | None:
+    """A ``.keras`` upload (``<prefix>_model_upload``), read in the decoding sandbox and rebuilt
+    from CNN Lab's own spec (``fs.load_uploaded_model``), as a view of this session; None
+    until a file is chosen (the hint names ``purpose``). Raises ``InvalidModelError``."""
+    file = st.file_uploader(
+        "Upload a Keras model (.keras, e.g. saved from the MNIST page)",
+        type=["keras"],
+        key=f"{prefix}_model_upload",
+    )
+    if file is None:
+        st.info(f"Upload a `.keras` file saved with `model.save(...)` to {purpose}.")
+        return None
+    model, digest = fs.load_uploaded_model(file.getvalue(), file.name)
+    return fs.session_view(model, key=f"upload:{digest}", title=safe_text(file.name))

@@ -8,7 +8,7 @@ import streamlit as st
 
 from cnnlib.core.text import safe_text
 from ui import features_session as fs
-from ui import pretrained, runs, state
+from ui import model_input, pretrained, runs, state
 from ui.state import KEEP
 
 QUICK, UPLOAD = "Quick-train a convnet", "Upload a .keras file"
@@ -53,16 +53,7 @@ def _training_progress() -> None:
 
 
 def _uploaded() -> fs.ModelView | None:
-    file = st.file_uploader(
-        "Upload a Keras model (.keras, e.g. saved from the MNIST page)",
-        type=["keras"],
-        key="fm_model_upload",
-    )
-    if file is None:
-        st.info("Upload a `.keras` file saved with `model.save(...)` to look inside it.")
-        return None
-    model, digest = fs.load_uploaded_model(file.getvalue(), file.name)
-    return fs.session_view(model, key=f"upload:{digest}", title=safe_text(file.name))
+    return model_input.uploaded_model_ui(prefix="fm", purpose="look inside it")
 
 
 def _pretrained(which: str) -> fs.ModelView | None:
