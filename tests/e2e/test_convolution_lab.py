@@ -65,7 +65,7 @@ def test_shared_link_as_a_fresh_servers_first_request(app_url, page, tmp_path):
         "&lab_padding=same"
     )
     page.get_by_text("Share this setup").first.wait_for(timeout=180_000)
-    wait_idle(page)
+    wait_idle(page, timeout=180_000)  # a fresh server's first session draws the 5200 px page
     nav = page.locator('[data-testid="stSidebarNav"]')
     expect(nav).to_contain_text("Convolution lab")
     expect(nav).to_contain_text("Classify with ResNet50")
