@@ -18,13 +18,11 @@ from dataclasses import dataclass
 import streamlit as st
 
 from app_pages.sections import feature_maps_model
-from cnnlib.core.text import shape_text
 from cnnlib.inspect import features as F
 from ui import alt_text, filters_view, keras_runtime, model_input, saliency_view
 from ui import features_session as fs
 from ui import features_view as fv
 from ui.errors import friendly_errors
-from ui.image_input import show_image
 from ui.state import KEEP
 
 WANTS = "What a filter wants to see"
@@ -186,21 +184,10 @@ def main() -> None:
         view = feature_maps_model.model_ui()
     if view is None:
         return
-    st.caption(f"{view.title}: {len(view.layers)} layers, input {shape_text(view.input_shape)}.")
-    st.subheader("Input")
-    left, right = st.columns([1, 2])
-    with left, friendly_errors():
-        prepared = model_input.input_ui(view, prefix="fm")
+    prepared, right = model_input.input_section(view, prefix="fm")
     if prepared is None:
         return
     with right, friendly_errors():
-        show_image(
-            prepared.preview,
-            caption="What the model sees",
-            width=160,
-            alt=alt_text.photo("The image as the model sees it", prepared.preview),
-        )
-        st.caption(f"Prepared as the model expects: {prepared.steps}.")
         with st.spinner("Running the image through every layer…"):
             acts = fs.activations(view, prepared)
         scores = F.output_scores(view.model, acts)

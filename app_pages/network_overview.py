@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from cnnlib.core.text import safe_text, shape_text
+from cnnlib.core.text import safe_text
 from cnnlib.inspect import features as F
 from cnnlib.inspect import overview as O
 from cnnlib.inspect.overview_canvas import canvas
@@ -245,19 +245,11 @@ def main() -> None:
         view = model_ui()
     if view is None:
         return
-    st.caption(f"{view.title}: {len(view.layers)} layers, input {shape_text(view.input_shape)}.")
-    st.subheader("Input")
-    left, right = st.columns([1, 2])
-    with left, friendly_errors():
-        prepared = model_input.input_ui(view, prefix="ov")
+    prepared, right = model_input.input_section(view, prefix="ov")
     if prepared is None:
         return
-    with right, friendly_errors():
-        size = f"{prepared.preview.width}×{prepared.preview.height} pixels"
-        st.image(prepared.preview, width=160, alt=f"What the model sees: the input, {size}")
-        st.caption(f"What the model sees, prepared as it expects: {prepared.steps}.")
-        with st.spinner("Running the image through every layer…"):
-            acts = fs.activations(view, prepared)
+    with right, friendly_errors(), st.spinner("Running the image through every layer…"):
+        acts = fs.activations(view, prepared)
     if acts is None:
         return
     tabs = st.tabs(["The whole network", "Architecture graph"], key="ov_tab", on_change="rerun")

@@ -6,15 +6,18 @@ was trained on; prepared exactly as that model expects (``ui.features_session.pr
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import streamlit as st
 
-from cnnlib.core.text import safe_text
+from cnnlib.core.text import safe_text, shape_text
 from cnnlib.data.mnist import CLASS_NAMES
+from ui import alt_text, state
 from ui import features_session as fs
-from ui import state
 from ui.datasets import load_for_page
-from ui.image_input import pick_images
+from ui.errors import friendly_errors
+from ui.image_input import pick_images, show_image
 from ui.state import KEEP
 
 PHOTO, DRAWN = "Photo (sample, upload or camera)", "Digit drawn on the MNIST page"
@@ -85,3 +88,26 @@ def uploaded_model_ui(*, prefix: str, purpose: str) -> fs.ModelView | None:
         return None
     model, digest = fs.load_uploaded_model(file.getvalue(), file.name)
     return fs.session_view(model, key=f"upload:{digest}", title=safe_text(file.name))
+
+
+def input_section(view: fs.ModelView, *, prefix: str) -> tuple[fs.PreparedInput | None, Any]:
+    """The page's "Input" section for ``view``'s model: the model's size, the image picker
+    (``input_ui``) on the left and, on the right, the image as the model sees it with its
+    preparation. Returns (the prepared input or None, the right column, for what the page
+    adds beside it)."""
+    st.caption(f"{view.title}: {len(view.layers)} layers, input {shape_text(view.input_shape)}.")
+    st.subheader("Input")
+    left, right = st.columns([1, 2])
+    prepared = None
+    with left, friendly_errors():
+        prepared = input_ui(view, prefix=prefix)
+    if prepared is not None:
+        with right:
+            show_image(
+                prepared.preview,
+                caption="What the model sees",
+                width=160,
+                alt=alt_text.photo("The image as the model sees it", prepared.preview),
+            )
+            st.caption(f"Prepared as the model expects: {prepared.steps}.")
+    return prepared, right
