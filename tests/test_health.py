@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cnnlib.core.errors import InvalidArgumentError
-from cnnlib.inspect.health import BINS, LayerProbe, histogram
+from cnnlib.inspect.health import BINS, CamProbe, LayerProbe, histogram, spread_over_classes
 
 keras = pytest.importorskip("keras")
 
@@ -66,6 +66,34 @@ def test_histogram_of_equal_values_and_refusals():
         LayerProbe(_regression(), np.zeros((0, 4, 4, 1)), np.zeros(0))
     with pytest.raises(InvalidArgumentError):
         LayerProbe(_regression(), np.zeros((3, 4, 4, 1)), np.zeros(2))
+
+
+def test_only_the_named_layers_are_probed_and_a_head_on_features_is_probed_too():
+    rng = np.random.default_rng(2)
+    x = rng.uniform(0, 1, size=(5, 4, 4, 1)).astype("float32")
+    y = rng.integers(0, 3, size=5)
+    model = _regression()
+    assert LayerProbe.probed(model) == ["hidden", "out"]
+    health = LayerProbe(model, x, y, layers=["out"]).measure(1)
+    assert [row.name for row in health.layers] == ["out"]
+    full = LayerProbe(model, x, y).measure(1)
+    assert health.layers[0].grad_norm == pytest.approx(full.layers[1].grad_norm, rel=1e-6)
+    for bad in (["flatten"], ["no_such_layer"], []):
+        with pytest.raises(InvalidArgumentError):
+            LayerProbe(model, x, y, layers=bad)
+    # A head on (N, D) features: the probe takes the model's own inputs.
+    inputs = keras.Input((16,))
+    head = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="p")(inputs))
+    (row,) = LayerProbe(head, x.reshape(5, 16), y).measure(2).layers
+    assert (row.name, row.dead_share, row.activations[0].sum()) == ("p", None, 15)
+
+
+def test_the_fixed_gradcam_images_are_spread_over_the_classes():
+    assert spread_over_classes(np.array([0, 0, 0, 1, 1, 2]), 4).tolist() == [0, 3, 5, 1]
+    assert spread_over_classes(np.array([2, 2, 2]), 4).tolist() == [0, 1, 2]
+    assert spread_over_classes(np.array([1, 0, 1, 0]), 2).tolist() == [0, 1]
+    with pytest.raises(InvalidArgumentError, match="Conv2D"):
+        CamProbe(_regression(), np.zeros((2, 4, 4, 1)), np.zeros(2))
 
 
 @pytest.mark.slow

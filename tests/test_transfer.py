@@ -27,6 +27,7 @@ from cnnlib.training.tasks import TrainingSlots
 from cnnlib.training.trainer import Phase, TrainConfig, fit_phases, save_model_bytes
 from cnnlib.training.transfer import OwnImagesRecipe
 from cnnlib.uploads.folders import open_archive, train_from_archive
+from tests.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 96
@@ -341,7 +342,7 @@ def test_background_job_extracts_once_then_trains_the_head_and_gives_a_flat_mode
         patience=0,
         fine_tune_epochs=1,
     )
-    job = transfer.OwnImagesJob(data, recipe, slots=TrainingSlots(1))
+    job = transfer.OwnImagesJob(data, recipe, slots=TrainingSlots(1), health=True)
     assert job.model is None
     p = job.start().wait(300)
     assert p.state == "finished", p.error
@@ -358,6 +359,16 @@ def test_background_job_extracts_once_then_trains_the_head_and_gives_a_flat_mode
     assert transfer.unfreeze_top(model, "MobileNetV2") > 0
     trainable = [layer.name for layer in model.layers if layer.trainable and layer.weights]
     assert "Conv_1" in trainable and "predictions" in trainable and "Conv1" not in trainable
+    # Fine-tuning's health: its own stage (one epoch), the layers that learn now (the top
+    # block with its ReLUs, and the head) on the 4 validation images; Grad-CAM at Conv_1.
+    (health,) = p.health
+    probed = [row.name for row in health.layers]
+    assert probed == transfer.top_block_layers(model, "MobileNetV2")
+    assert probed[0].startswith("block_16") and probed[-2:] == ["out_relu", "predictions"]
+    assert (health.epoch, health.images) == (1, 4)
+    assert all(row.name in trainable for row in health.layers if row.kind != "ReLU")
+    assert p.cams.epoch == 1 and p.cams.layer == "Conv_1"
+    assert sorted(p.cams.labels.tolist()) == [0, 0, 1, 1]  # spread over the classes
     folders.cleanup()
 
 
@@ -383,6 +394,143 @@ def test_background_job_from_scratch_and_stopped_before_it_starts(tmp_path):
     with pytest.raises(InvalidArgumentError, match="OwnImagesRecipe"):
         transfer.OwnImagesJob(data, "scratch")
     folders.cleanup()
+
+
+# --------------------------------------------------------------------------------------------
+# Training you can watch closely: Pause, Step, a new learning rate, Resume, health, Grad-CAM
+# --------------------------------------------------------------------------------------------
+
+WAIT = 300  # seconds: a bound for a broken job, not a speed target
+
+
+def _held_after(job, batches: int):
+    """The first snapshot of ``job`` paused after more than ``batches`` batches (or done)."""
+    found = []
+
+    def held():
+        p = job.snapshot()
+        if p.done or (p.paused and p.batches_done > batches):
+            found.append(p)
+        return bool(found)
+
+    assert wait_for(held, WAIT)
+    return found[0]
+
+
+def _optimizer_rate(model) -> float:
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+@pytest.fixture
+def watched(tmp_path):
+    """24 training and 8 validation images of two classes, 32 × 32."""
+    folders = open_archive(noisy_zip(n_per_class=16, size=32), workdir=tmp_path)
+    yield folders.split(32, validation_fraction=0.25, seed=0)
+    folders.cleanup()
+
+
+@pytest.mark.slow
+def test_own_images_pause_step_a_new_rate_and_resume_like_an_uninterrupted_run(watched):
+    """From scratch, in the training's own process: Step trains exactly one batch; a new
+    learning rate is used from the next batch (read back from the optimizer); Resume ends
+    with as many batches as the run nobody paused; health and Grad-CAM at every epoch."""
+    recipe = OwnImagesRecipe(image_size=32, epochs=2, batch_size=8, patience=0)
+    plain = transfer.OwnImagesJob(watched, recipe, slots=TrainingSlots(1)).start().wait(WAIT)
+    assert plain.state == "finished", plain.error
+    assert plain.batches_done == 2 * 3 and plain.lr_changes == () and plain.health == ()
+
+    job = transfer.OwnImagesJob(watched, recipe, slots=TrainingSlots(1), health=True)
+    job.pause()  # held before its first batch
+    job.start()
+    assert wait_for(lambda: job.snapshot().paused, WAIT)
+    assert job.snapshot().batches_done == 0
+    assert job.step()
+    p = _held_after(job, 0)
+    assert (p.paused, p.batches_done, p.stage) == (True, 1, "scratch")  # one batch, held
+    assert job.set_learning_rate(0.0123) == 0.0123
+    assert job.step()
+    p = _held_after(job, 1)
+    assert p.batches_done == 2
+    assert p.lr_changes == ((1, pytest.approx(0.0123, rel=1e-6)),)  # from batch 2 on
+    assert job.step()
+    p = _held_after(job, 2)
+    assert p.batches_done == 3
+    assert [h.epoch for h in p.health] == [1]  # the third batch ended epoch 1
+    job.resume()
+    done = job.wait(WAIT)
+    assert done.state == "finished", done.error
+    assert done.batches_done == plain.batches_done and not done.paused
+    assert len(done.batch_loss) == len(plain.batch_loss) and len(done.val_loss) == 2
+    assert _optimizer_rate(job.model) == pytest.approx(0.0123, rel=1e-6)
+    # Each epoch: every layer with a kernel on the 8 validation images (the tutorial's
+    # three Conv2D and two Dense layers; four of them ReLUs) …
+    assert [h.epoch for h in done.health] == [1, 2]
+    rows = done.health[-1].layers
+    kinds = {layer.name: type(layer).__name__ for layer in job.model.layers}
+    assert [kinds[row.name] for row in rows] == ["Conv2D"] * 3 + ["Dense"] * 2
+    assert [row.dead_share is not None for row in rows] == [True] * 4 + [False]
+    assert done.health[-1].images == 8
+    # … and the Grad-CAM of four of them, two of each class, at the last Conv2D.
+    cams = done.cams
+    assert cams.epoch == 2 and sorted(cams.labels.tolist()) == [0, 0, 1, 1]
+    assert cams.layer == rows[2].name
+
+
+@pytest.mark.slow
+def test_the_heads_stage_steps_takes_a_new_rate_and_its_gradcam_reads_the_heads_weights(
+    mobilenet_file, watched
+):
+    """Transfer learning: while the backbone is frozen, the steps and the new rate are the
+    head's (on cached features), its health is the head's Dense layer on the validation
+    images' features, and the Grad-CAM is the full model's with the head's weights of that
+    epoch (in the training's thread: the model is compared with the one trained)."""
+    from cnnlib.inspect.saliency import class_activation_map
+
+    recipe = OwnImagesRecipe(
+        "transfer", weights=mobilenet_file, image_size=32, epochs=2, batch_size=8, patience=0
+    )
+    job = transfer.OwnImagesJob(watched, recipe, slots=TrainingSlots(1), isolate=False, health=True)
+    job.pause()
+    job.start()
+    p = _held_after(job, -1)
+    assert (p.stage, p.batches_done, p.features_done) == ("head", 0, 32)  # features first
+    assert job.set_learning_rate(0.02) == 0.02
+    assert job.step()
+    p = _held_after(job, 0)
+    assert p.batches_done == 1 and p.lr_changes == ((0, pytest.approx(0.02, rel=1e-6)),)
+    job.resume()
+    done = job.wait(WAIT)
+    assert done.state == "finished", done.error
+    assert done.batches_done == 2 * 3 and done.stage == "head"
+    model = job.model
+    assert _optimizer_rate(model) == pytest.approx(1e-3)  # the assembled model never trained
+    assert [h.epoch for h in done.health] == [1, 2]
+    (row,) = done.health[-1].layers
+    assert (row.name, row.kind, row.dead_share, done.health[-1].images) == (
+        "predictions",
+        "Dense",
+        None,
+        8,
+    )
+    cams = done.cams
+    assert cams.layer == "Conv_1" and sorted(cams.labels.tolist()) == [0, 0, 1, 1]
+    for image, label, cam in zip(cams.images, cams.labels, cams.maps, strict=True):
+        expected = class_activation_map(model, image, int(label), layer="Conv_1")
+        np.testing.assert_allclose(cam, expected, atol=1e-5)
+    np.testing.assert_allclose(
+        cams.confidence, model.predict(cams.images, verbose=0).max(axis=1), rtol=1e-4
+    )
+
+
+def test_a_schedule_refuses_a_new_rate_and_each_stage_starts_at_its_own():
+    cosine = TrainConfig(lr_schedule="cosine")
+    assert "cosine schedule" in cosine.lr_change_refusal()
+    assert TrainConfig().lr_change_refusal() is None
+    recipe = OwnImagesRecipe("transfer", learning_rate=3e-3, fine_tune_epochs=2)
+    assert recipe.train_config().lr_change_refusal() is None
+    assert recipe.stage_learning_rate("head") == 3e-3
+    assert recipe.stage_learning_rate("fine-tune") == transfer.FINE_TUNE_LR
+    assert recipe.fine_tune_phase().learning_rate == transfer.FINE_TUNE_LR
 
 
 def test_the_recipe_checks_its_settings_once_and_keeps_transfer_only_ones_for_transfer():

@@ -6,22 +6,44 @@ the fixed batch through it and returns an ``EpochHealth``: per layer the L2 norm
 gradient with respect to its kernel (sparse categorical cross-entropy of the model's
 softmax, mean over the batch), the share of dead ReLU units (a Conv2D filter or a Dense
 unit whose output is 0 at every position of every image in the batch), and histograms of
-its kernel weights and of its outputs on the batch. Used by a training's callback at each
-epoch end (``cnnlib.training.trainer``); the arrays are small (``BINS`` counts per layer).
+its kernel weights and of its outputs on the batch. ``layers=`` probes only the named layers
+(e.g. those that learn while a pretrained base stays frozen).
+
+``CamProbe(model, x, y)`` draws where the model looks: ``probe.measure(epoch)`` returns a
+``CamSnapshot``, the Grad-CAM of each of a few fixed images (spread over the classes) for
+its true class at the
+model's last Conv2D layer, with what the model answered. Both are used by a training's
+callback at each epoch end (``cnnlib.training.trainer``); the arrays are small (``BINS``
+counts per layer, ``CAM_IMAGES`` maps at the layer's resolution).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from cnnlib.core.errors import InvalidArgumentError
+from cnnlib.inspect.saliency import class_activation_map
 
-__all__ = ["BINS", "EpochHealth", "LayerHealth", "LayerProbe", "histogram"]
+__all__ = [
+    "BINS",
+    "CAM_IMAGES",
+    "CamProbe",
+    "CamSnapshot",
+    "EpochHealth",
+    "LayerHealth",
+    "LayerProbe",
+    "histogram",
+    "last_conv2d",
+    "spread_over_classes",
+]
 
 #: Bins of every histogram.
 BINS = 24
+#: Fixed images whose Grad-CAM is redrawn at each epoch end.
+CAM_IMAGES = 4
 
 
 def histogram(values: np.ndarray, bins: int = BINS) -> tuple[np.ndarray, np.ndarray]:
@@ -69,26 +91,50 @@ def _is_relu(layer) -> bool:
     return type(layer).__name__ == "ReLU" or name == "relu"
 
 
-class LayerProbe:
-    """Measures ``EpochHealth`` of ``model`` on the fixed batch ``x`` (N, H, W, C) raw pixels
-    with labels ``y`` (N,) ints. Raises ``InvalidArgumentError`` for an empty batch or
-    mismatched labels."""
+def _fixed_batch(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(x float32, y (N,) int64); raises ``InvalidArgumentError`` unless x is N ≥ 1 inputs
+    (N, ...) with N labels."""
+    x = np.asarray(x, np.float32)
+    y = np.asarray(y).astype(np.int64).ravel()
+    if x.ndim < 2 or len(x) == 0 or len(x) != len(y):
+        raise InvalidArgumentError(
+            f"The fixed batch must be N inputs with N labels; got {x.shape} and {y.shape}."
+        )
+    return x, y
 
-    def __init__(self, model, x: np.ndarray, y: np.ndarray):
+
+class LayerProbe:
+    """Measures ``EpochHealth`` of ``model`` on the fixed batch ``x`` (N, ...) of the model's
+    inputs (raw pixels (N, H, W, C) for an image model; (N, D) features for a head on cached
+    features) with labels ``y`` (N,) ints. ``layers``: the names of the layers to probe (in
+    the model's order; each must have a kernel or end in a ReLU); None: every such layer.
+    Raises ``InvalidArgumentError`` for an empty batch, mismatched labels or a layer that
+    cannot be probed."""
+
+    def __init__(self, model, x: np.ndarray, y: np.ndarray, *, layers: Sequence[str] | None = None):
         import keras
 
-        x = np.asarray(x, np.float32)
-        y = np.asarray(y).astype(np.int64).ravel()
-        if x.ndim != 4 or len(x) == 0 or len(x) != len(y):
-            raise InvalidArgumentError(
-                f"The health batch must be (N, H, W, C) images with N labels; got {x.shape} "
-                f"and {y.shape}."
-            )
-        self.model, self.x, self.y = model, x, y
-        self.layers = [
-            layer for layer in model.layers if hasattr(layer, "kernel") or _is_relu(layer)
-        ]
+        self.model = model
+        self.x, self.y = _fixed_batch(x, y)
+        probed = [model.get_layer(name) for name in self.probed(model)]
+        if layers is not None:
+            wanted = set(layers)
+            unknown = wanted - {layer.name for layer in probed}
+            if unknown or not wanted:
+                raise InvalidArgumentError(
+                    f"These layers have no kernel nor ReLU to probe: {sorted(unknown)}."
+                    if unknown
+                    else "Name at least one layer to probe."
+                )
+            probed = [layer for layer in probed if layer.name in wanted]
+        self.layers = probed
         self._outputs = keras.Model(model.inputs[0], [layer.output for layer in self.layers])
+
+    @staticmethod
+    def probed(model) -> list[str]:
+        """The names of ``model``'s layers a probe can measure: those with a kernel or ending
+        in a ReLU, in the model's order."""
+        return [layer.name for layer in model.layers if hasattr(layer, "kernel") or _is_relu(layer)]
 
     def measure(self, epoch: int) -> EpochHealth:
         import tensorflow as tf
@@ -130,3 +176,77 @@ class LayerProbe:
                 )
             )
         return EpochHealth(epoch, len(self.x), tuple(rows))
+
+
+@dataclass(frozen=True, eq=False)
+class CamSnapshot:
+    """Grad-CAM of a few fixed images at the end of ``epoch`` (1-based): ``images`` (n, H, W,
+    C) raw pixels, ``labels`` and ``predicted`` (n,) classes, ``confidence`` (n,) the
+    predicted class's probability, ``maps`` (n, h, w) float32 in [0, 1], each for the image's
+    true class, at the Conv2D layer ``layer``'s resolution."""
+
+    epoch: int
+    layer: str
+    images: np.ndarray
+    labels: np.ndarray
+    predicted: np.ndarray
+    confidence: np.ndarray
+    maps: np.ndarray
+
+
+def last_conv2d(model) -> str | None:
+    """The name of ``model``'s last Conv2D layer (where Grad-CAM looks), or None."""
+    names = [layer.name for layer in model.layers if type(layer).__name__ == "Conv2D"]
+    return names[-1] if names else None
+
+
+def spread_over_classes(y: np.ndarray, n: int) -> np.ndarray:
+    """Indices of ``n`` of the labels ``y`` (fewer when there are fewer), taking the first
+    unused image of each class in turn (classes in order of first appearance): (k,) int64,
+    so a few fixed images show as many classes as they can."""
+    y = np.asarray(y).ravel()
+    queues = {int(c): list(np.flatnonzero(y == c)) for c in dict.fromkeys(y.tolist())}
+    chosen: list[int] = []
+    while len(chosen) < min(n, len(y)):
+        for queue in queues.values():
+            if queue and len(chosen) < n:
+                chosen.append(int(queue.pop(0)))
+    return np.array(chosen, np.int64)
+
+
+class CamProbe:
+    """Grad-CAM of ``n`` fixed images for ``model`` (raw pixels → class probabilities) at
+    its last Conv2D layer: ``n`` of ``x`` (N, H, W, C) raw pixels with labels ``y`` (N,),
+    spread over the classes (``spread_over_classes``). The model is read at each
+    ``measure``, so its weights may change between calls (a training, or a head's weights
+    copied in). Raises ``InvalidArgumentError`` for a model without a Conv2D layer, an empty
+    batch or mismatched labels."""
+
+    def __init__(self, model, x: np.ndarray, y: np.ndarray, n: int = CAM_IMAGES):
+        self.model = model
+        x, y = _fixed_batch(x, y)
+        chosen = spread_over_classes(y, n)
+        self.x, self.y = x[chosen], y[chosen]
+        layer = last_conv2d(model)
+        if layer is None:
+            raise InvalidArgumentError(f"{model.name} has no Conv2D layer for Grad-CAM.")
+        self.layer = layer
+
+    def measure(self, epoch: int) -> CamSnapshot:
+        probabilities = np.asarray(self.model(self.x, training=False), np.float32)
+        maps = np.stack(
+            [
+                class_activation_map(self.model, image, int(label), layer=self.layer)
+                for image, label in zip(self.x, self.y, strict=True)
+            ]
+        ).astype(np.float32)
+        predicted = probabilities.argmax(axis=1)
+        return CamSnapshot(
+            epoch,
+            self.layer,
+            self.x.copy(),
+            self.y.copy(),
+            predicted,
+            probabilities[np.arange(len(self.x)), predicted],
+            maps,
+        )

@@ -54,8 +54,14 @@ from cnnlib.core.checks import check_whole, is_whole
 from cnnlib.core.errors import InvalidArgumentError, InvalidModelError
 from cnnlib.data.training_data import ArrayData, TrainingData
 from cnnlib.inspect.features import FeatureExtractor, first_conv_layer, layer_kernel
-from cnnlib.inspect.health import EpochHealth, LayerProbe
-from cnnlib.inspect.saliency import class_activation_map
+from cnnlib.inspect.health import (
+    CAM_IMAGES,
+    CamProbe,
+    CamSnapshot,
+    EpochHealth,
+    LayerProbe,
+    last_conv2d,
+)
 from cnnlib.models.layers import register_layers
 from cnnlib.models.presets import PRESET_TRAINING
 from cnnlib.training.control import TaskControl
@@ -85,10 +91,12 @@ __all__ = [
     "TrainingSlots",
     "TrainingWorker",
     "WatchSnapshot",
+    "cam_probe",
     "choose_strategy",
     "default_slots",
     "fit_phases",
     "health_batch",
+    "health_callback",
     "load_model_bytes",
     "mixed_precision_helps",
     "new_stage",
@@ -192,6 +200,17 @@ class TrainConfig:
         if not all(isinstance(p, Phase) for p in phases):
             raise InvalidArgumentError("Every phase must be a cnnlib.training.trainer.Phase.")
         object.__setattr__(self, "phases", phases)
+
+    def lr_change_refusal(self) -> str | None:
+        """Why the learning rate cannot be changed while this config trains (for the
+        learner), or None when it can: a schedule sets it at every batch."""
+        if self.lr_schedule != "constant":
+            return (
+                f"This training's learning rate follows the {self.lr_schedule} schedule, which "
+                "sets it at every batch; choose the constant schedule to change it while "
+                "training."
+            )
+        return None
 
     def plan(self) -> tuple[Phase, ...]:
         """The phases to run: ``phases``, or one phase of ``epochs`` at ``learning_rate``."""
@@ -313,6 +332,10 @@ STAGE_FIELDS = (
     "epoch_seconds",
     "best_epoch",
     "stopped_early",
+    "batches_done",
+    "lr_changes",
+    "health",
+    "cams",
 )
 
 
@@ -473,71 +496,54 @@ def _callback_classes():
     )
 
 
-#: Fixed validation images whose Grad-CAM is redrawn at each epoch end (with ``health``).
-CAM_IMAGES = 4
-
-
-@dataclass(frozen=True, eq=False)
-class CamSnapshot:
-    """Grad-CAM of ``CAM_IMAGES`` fixed validation images at the end of ``epoch`` (1-based):
-    ``images`` (n, H, W, C) raw pixels, ``labels`` and ``predicted`` (n,) classes,
-    ``confidence`` (n,) the predicted class's probability, ``maps`` (n, h, w) float32 in
-    [0, 1], each for the image's true class, at the last Conv2D layer ``layer``'s
-    resolution."""
-
-    epoch: int
-    layer: str
-    images: np.ndarray
-    labels: np.ndarray
-    predicted: np.ndarray
-    confidence: np.ndarray
-    maps: np.ndarray
-
-
 #: Images of the fixed batch on which each layer's health is measured every epoch.
 HEALTH_IMAGES = 64
 
 
 class _HealthMixin:
     """At each epoch end, each layer's health on one fixed batch (``LayerProbe``), appended
-    to the progress's ``health``."""
+    to the progress's ``health``, then (with a ``CamProbe``) the Grad-CAM of its fixed images
+    as the progress's ``cams``; ``before()`` runs first (e.g. copies a head's weights into
+    the model the Grad-CAM reads)."""
 
-    def setup(self, report: Reporter, probe: LayerProbe) -> None:
-        self.report, self.probe = report, probe
+    def setup(
+        self,
+        report: Reporter,
+        probe: LayerProbe,
+        cams: CamProbe | None = None,
+        before: Callable[[], None] | None = None,
+    ) -> None:
+        self.report, self.probe, self.cams, self.before = report, probe, cams, before
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.before is not None:
+            self.before()
         self.report.append(health=self.probe.measure(epoch + 1))
-        if self.cam_layer is not None:
-            self.report.update(cams=self._cams(epoch + 1))
+        if self.cams is not None:
+            self.report.update(cams=self.cams.measure(epoch + 1))
 
-    @property
-    def cam_layer(self) -> str | None:
-        convs = [
-            layer.name for layer in self.probe.model.layers if type(layer).__name__ == "Conv2D"
-        ]
-        return convs[-1] if convs else None
 
-    def _cams(self, epoch: int) -> CamSnapshot:
-        """Grad-CAM of the batch's first ``CAM_IMAGES`` images for their true classes."""
-        x, y = self.probe.x[:CAM_IMAGES], self.probe.y[:CAM_IMAGES]
-        probabilities = np.asarray(self.probe.model(x, training=False), np.float32)
-        layer = self.cam_layer
-        maps = np.stack(
-            [
-                class_activation_map(self.probe.model, image, int(label), layer=layer)
-                for image, label in zip(x, y, strict=True)
-            ]
-        ).astype(np.float32)
-        predicted = probabilities.argmax(axis=1)
-        return CamSnapshot(
-            epoch,
-            layer,
-            x.copy(),
-            y.copy(),
-            predicted,
-            probabilities[np.arange(len(x)), predicted],
-            maps,
-        )
+def health_callback(
+    report: Reporter,
+    probe: LayerProbe,
+    cams: CamProbe | None = None,
+    *,
+    before: Callable[[], None] | None = None,
+):
+    """A Keras callback that, at each epoch end, runs ``before()`` (when given), appends
+    ``probe.measure(epoch)`` to ``report``'s ``health`` and sets its ``cams`` to
+    ``cams.measure(epoch)`` (when given); epochs 1-based."""
+    callback = _callback_classes()[4]()
+    callback.setup(report, probe, cams, before)
+    return callback
+
+
+def cam_probe(model, x: np.ndarray, y: np.ndarray) -> CamProbe | None:
+    """A ``CamProbe`` of ``CAM_IMAGES`` images of the fixed batch (x, y), spread over the
+    classes, or None for a model without a Conv2D layer."""
+    if last_conv2d(model) is None:
+        return None
+    return CamProbe(model, x, y, CAM_IMAGES)
 
 
 def health_batch(data: TrainingData, size: int = HEALTH_IMAGES) -> tuple[np.ndarray, np.ndarray]:
@@ -1007,9 +1013,8 @@ class _JobWorker(TrainingWorker):
         """[the health callback] when asked for, else []."""
         if not self.health:
             return []
-        probe = _callback_classes()[4]()
-        probe.setup(self, LayerProbe(model, *health_batch(data)))
-        return [probe]
+        x, y = health_batch(data)
+        return [health_callback(self, LayerProbe(model, x, y), cam_probe(model, x, y))]
 
     def _data(self) -> TrainingData:
         data = self.data
@@ -1091,7 +1096,7 @@ class TrainingJob(TaskHandle[TrainingProgress]):
     ``snapshot().watch`` at every epoch end (a ``WatchSnapshot``; nothing for a model
     without a Conv2D layer). ``health``: measure each layer's health on a fixed batch of
     ``HEALTH_IMAGES`` validation images at every epoch end (``snapshot().health``), and the
-    Grad-CAM of the first ``CAM_IMAGES`` of them (``snapshot().cams``).
+    Grad-CAM of ``CAM_IMAGES`` of them, spread over the classes (``snapshot().cams``).
 
     ``isolate``: train in a child process (``cnnlib.training.task_process``), so that TensorFlow's
     memory is returned when it ends; None: yes unless ``$CNNLAB_TRAINING_PROCESS`` is "0".
@@ -1141,12 +1146,10 @@ class TrainingJob(TaskHandle[TrainingProgress]):
     def set_learning_rate(self, value: float) -> float:
         """Train at ``value`` from the next batch on (``TaskHandle.set_learning_rate``).
         Raises ``InvalidArgumentError`` for a bad value, or when the config's learning rate
-        follows a schedule (the schedule sets it at every batch)."""
-        if self.config.lr_schedule != "constant":
-            raise InvalidArgumentError(
-                f"This training's learning rate follows the {self.config.lr_schedule} "
-                "schedule; choose the constant schedule to change it while training."
-            )
+        follows a schedule (``TrainConfig.lr_change_refusal``)."""
+        refusal = self.config.lr_change_refusal()
+        if refusal:
+            raise InvalidArgumentError(refusal)
         return super().set_learning_rate(value)
 
     @property

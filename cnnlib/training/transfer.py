@@ -29,6 +29,7 @@ from PIL import Image
 from cnnlib.core.budgets import budgets, format_bytes
 from cnnlib.core.checks import is_whole
 from cnnlib.core.errors import InvalidArgumentError, WeightsUnavailableError, WorkStopped
+from cnnlib.inspect.health import CamProbe, LayerProbe
 from cnnlib.models.layers import caffe_preprocess_layer
 from cnnlib.models.layers import keras_module as _keras
 from cnnlib.models.pretrained import (
@@ -43,12 +44,17 @@ from cnnlib.models.pretrained import (
 )
 from cnnlib.training.tasks import TaskHandle, TrainingSlots, default_slots
 from cnnlib.training.trainer import (
+    CAM_IMAGES,
+    HEALTH_IMAGES,
     Phase,
     TrainConfig,
     TrainingProgress,
     TrainingWorker,
+    cam_probe,
     choose_strategy,
     fit_phases,
+    health_batch,
+    health_callback,
     mixed_precision_helps,
     new_stage,
 )
@@ -71,6 +77,7 @@ __all__ = [
     "build_head",
     "build_scratch_model",
     "confidence_sentence",
+    "copy_head",
     "extract_features",
     "feature_extractor",
     "labels_text",
@@ -80,6 +87,7 @@ __all__ = [
     "prediction_snippet",
     "preview_augmentation",
     "require_weights",
+    "top_block_layers",
     "unfreeze_top",
     "uses_backbone",
     "weights_status",
@@ -410,9 +418,19 @@ def assemble(backbone: PretrainedModel, head, *, augment: bool | Sequence[str] =
     dense = head.get_layer("predictions")
     outputs = keras.layers.Dense(dense.units, activation="softmax", name="predictions")(x)
     model = keras.Model(inputs, outputs, name=f"{spec.name.lower()}_transfer")
-    model.get_layer("predictions").set_weights(dense.get_weights())
+    copy_head(head, model)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
+
+
+def _top_block_start(model, backbone: str) -> int:
+    """Index in ``model.layers`` of the first layer of ``backbone``'s top block."""
+    spec = _backbone(backbone)
+    names = [layer.name for layer in model.layers]
+    first = next((i for i, n in enumerate(names) if n.startswith(spec.top_block)), None)
+    if first is None:
+        raise InvalidArgumentError(f"The model has no {backbone} top block ({spec.top_block}).")
+    return first
 
 
 def unfreeze_top(model, backbone: str = DEFAULT_BACKBONE) -> int:
@@ -420,14 +438,24 @@ def unfreeze_top(model, backbone: str = DEFAULT_BACKBONE) -> int:
     ``top_block``…) and the head trainable, everything before it and every BatchNorm frozen.
     Returns the number of layers from the top block on."""
     keras = _keras()
-    spec = _backbone(backbone)
-    names = [layer.name for layer in model.layers]
-    first = next((i for i, n in enumerate(names) if n.startswith(spec.top_block)), None)
-    if first is None:
-        raise InvalidArgumentError(f"The model has no {backbone} top block ({spec.top_block}).")
+    first = _top_block_start(model, backbone)
     for i, layer in enumerate(model.layers):
         layer.trainable = i >= first and not isinstance(layer, keras.layers.BatchNormalization)
     return len(model.layers) - first
+
+
+def top_block_layers(model, backbone: str = DEFAULT_BACKBONE) -> list[str]:
+    """The names of an ``assemble``d model's layers from ``backbone``'s top block on that
+    have a kernel or end in a ReLU: what fine-tuning trains (``unfreeze_top``), as a
+    ``LayerProbe`` probes it."""
+    first = _top_block_start(model, backbone)
+    names = set(LayerProbe.probed(model))
+    return [layer.name for layer in model.layers[first:] if layer.name in names]
+
+
+def copy_head(head, model) -> None:
+    """Copy the trained ``head``'s classifier weights into the ``assemble``d ``model``."""
+    model.get_layer("predictions").set_weights(head.get_layer("predictions").get_weights())
 
 
 # --------------------------------------------------------------------------------------------
@@ -584,6 +612,11 @@ class OwnImagesRecipe:
             seed=self.seed,
         )
 
+    def stage_learning_rate(self, stage: str) -> float:
+        """The learning rate a stage starts at: ``FINE_TUNE_LR`` for "fine-tune", else
+        ``learning_rate`` (the head's, or the scratch model's)."""
+        return FINE_TUNE_LR if stage == "fine-tune" else self.learning_rate
+
     def fine_tune_phase(self) -> Phase:
         """The fine-tuning phase: the backbone's top block unfrozen, at ``FINE_TUNE_LR``."""
         unfreeze = functools.partial(unfreeze_top, backbone=self.backbone)
@@ -654,7 +687,9 @@ class _OwnImagesWorker(TrainingWorker):
 
     thread_name = "cnnlab-own-images"
 
-    def __init__(self, data, recipe: OwnImagesRecipe, slots, max_seconds, isolate=None) -> None:
+    def __init__(
+        self, data, recipe: OwnImagesRecipe, slots, max_seconds, isolate=None, health=False
+    ) -> None:
         super().__init__(
             OwnProgress(epochs=recipe.epochs),
             slots=slots,
@@ -663,9 +698,16 @@ class _OwnImagesWorker(TrainingWorker):
         )
         self.data = data
         self.recipe = recipe
+        self.health = health
 
     def on_exit(self) -> None:
         self.data = None  # free the data; the model stays
+
+    def _health(self, model, x, y, *, layers=None, cams: CamProbe | None = None, before=None):
+        """[the health callback of ``model`` on the fixed batch (x, y)] when asked for."""
+        if not self.health:
+            return []
+        return [health_callback(self, LayerProbe(model, x, y, layers=layers), cams, before=before)]
 
     def work(self) -> None:
         images, r = self.data, self.recipe
@@ -683,6 +725,7 @@ class _OwnImagesWorker(TrainingWorker):
             mixed=mixed,
             control=self.control,
         )
+        fixed = health_batch(images) if self.health else None  # first validation images
         if not r.transfer:
             self.update(stage="scratch")
             with strategy.scope():
@@ -690,7 +733,8 @@ class _OwnImagesWorker(TrainingWorker):
                     images.input_shape, n_classes, augment=r.augment, seed=r.seed
                 )
             self.model = model
-            if fit(model, images, config.plan(), config).batches == 0:
+            watch = self._health(model, *fixed, cams=cam_probe(model, *fixed)) if fixed else []
+            if fit(model, images, config.plan(), config, callbacks=watch).batches == 0:
                 self.model = None  # stopped before the first batch: nothing learned
             return
         self.update(stage="loading")
@@ -715,19 +759,41 @@ class _OwnImagesWorker(TrainingWorker):
         except WorkStopped:
             return  # stopped during the extraction: nothing learned yet
         self.update(stage="head", extract_seconds=features.seconds)
+        tune = r.fine_tune_epochs > 0
         with strategy.scope():
             head = build_head(features.train_x.shape[1], n_classes, seed=r.seed)
-        if fit(head, FeatureData(features, images.class_names), config.plan(), config).batches == 0:
-            return
-        tune = r.fine_tune_epochs > 0 and not self.stop_event.is_set()
-        with strategy.scope():  # the fine-tuned model is built where it trains
+            # The full model, built once: the head's weights are copied into it at each
+            # epoch end (its Grad-CAM) and once trained.
             model = assemble(loaded, head, augment=r.augment if tune else False)
+        watch = []
+        if fixed:
+            # The head's health on the cached features of the first validation images (in
+            # the extraction's order: the same images as ``fixed``); Grad-CAM on the images.
+            split = (features.val_x, features.val_y) if len(features.val_y) else None
+            fx, fy = split or (features.train_x, features.train_y)
+            watch = self._health(
+                head,
+                fx[:HEALTH_IMAGES],
+                fy[:HEALTH_IMAGES],
+                cams=CamProbe(model, *fixed, CAM_IMAGES),
+                before=functools.partial(copy_head, head, model),
+            )
+        head_data = FeatureData(features, images.class_names)
+        if fit(head, head_data, config.plan(), config, callbacks=watch).batches == 0:
+            return
+        copy_head(head, model)  # the weights the head ended with (early stopping's best)
         self.model = model
-        if tune:
+        if tune and not self.stop_event.is_set():
             self.update(
                 **new_stage(stage="fine-tune", head_val_accuracy=self.progress.val_accuracy)
             )
-            fit(model, images, (r.fine_tune_phase(),), config)
+            layers = top_block_layers(model, r.backbone)
+            watch = (
+                self._health(model, *fixed, layers=layers, cams=cam_probe(model, *fixed))
+                if fixed
+                else []
+            )
+            fit(model, images, (r.fine_tune_phase(),), config, callbacks=watch)
 
     def _extracted(self, stage: str, done: int, total: int) -> None:
         self.update(features_done=done, features_total=total)
@@ -737,16 +803,25 @@ class _OwnImagesWorker(TrainingWorker):
 
 class OwnImagesJob(TaskHandle[OwnProgress]):
     """One background training on your own images, on the shared task base (slots, Stop,
-    time limit): ``recipe`` (an ``OwnImagesRecipe``) "scratch" trains ``build_scratch_model``;
-    "transfer" loads the frozen backbone, extracts features once per image (and per
-    augmented copy) with progress, trains the new head on them, assembles the full model and,
-    with fine-tuning epochs, fine-tunes the backbone's top block on the images. Each stage is
-    one ``fit_phases`` call.
+    time limit, and Pause / Step / a new learning rate): ``recipe`` (an ``OwnImagesRecipe``)
+    "scratch" trains ``build_scratch_model``; "transfer" loads the frozen backbone, extracts
+    features once per image (and per augmented copy) with progress, trains the new head on
+    them, assembles the full model and, with fine-tuning epochs, fine-tunes the backbone's
+    top block on the images. Each stage is one ``fit_phases`` call: its curves, batches,
+    learning-rate changes and health start afresh (``new_stage``), and it starts at its own
+    learning rate (``OwnImagesRecipe.stage_learning_rate``).
 
     ``data``: a ``TrainingData`` of raw-pixel images (``cnnlib.uploads.folders.FolderData``,
     split with the recipe's ``image_size`` and ``validation_fraction``). ``model`` is the full
     raw-pixels model once done (None while it trains, or when nothing was learned).
     ``isolate``: run in a child process (see ``cnnlib.training.trainer.TrainingJob``).
+    ``health``: at every epoch end, measure the health of the layers that learn on the first
+    ``HEALTH_IMAGES`` validation images (``snapshot().health``; ``cnnlib.inspect.health``)
+    and the Grad-CAM of ``CAM_IMAGES`` of them, spread over the classes
+    (``snapshot().cams``). What learns is the whole convnet from scratch; the new head on
+    the cached features of those images while the backbone is frozen (its Grad-CAM: the
+    full model with the head's weights, at the backbone's last Conv2D); the top block and
+    the head when fine-tuning.
     Raises ``WeightsUnavailableError`` (``require_weights``) before anything starts when a
     transfer recipe's weights are not here; ``start()`` raises ``ServerBusyError`` when the
     server's queue is full.
@@ -760,6 +835,7 @@ class OwnImagesJob(TaskHandle[OwnProgress]):
         slots: TrainingSlots | None = None,
         max_seconds: float | None = None,
         isolate: bool | None = None,
+        health: bool = False,
     ) -> None:
         if not isinstance(recipe, OwnImagesRecipe):
             raise InvalidArgumentError("recipe must be an OwnImagesRecipe.")
@@ -767,9 +843,18 @@ class OwnImagesJob(TaskHandle[OwnProgress]):
             require_weights(recipe.backbone, recipe.weights)
         self.recipe = recipe
         worker = _OwnImagesWorker(
-            data, recipe, slots or default_slots(), max_seconds, isolate=isolate
+            data, recipe, slots or default_slots(), max_seconds, isolate=isolate, health=health
         )
         super().__init__(worker)
+
+    def set_learning_rate(self, value: float) -> float:
+        """Train at ``value`` from the next batch of the current stage on (the next stage
+        starts at its own rate). Raises ``InvalidArgumentError`` for a bad value, or when the
+        recipe's learning rate follows a schedule (``TrainConfig.lr_change_refusal``)."""
+        refusal = self.recipe.train_config().lr_change_refusal()
+        if refusal:
+            raise InvalidArgumentError(refusal)
+        return super().set_learning_rate(value)
 
     @property
     def model(self):
