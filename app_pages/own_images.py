@@ -25,6 +25,7 @@ from app_pages.sections import (
     own_images_shortcut,
     own_images_test,
     own_images_try,
+    training_controls,
 )
 from cnnlib.core.budgets import budgets
 from cnnlib.core.errors import ArchiveError
@@ -32,9 +33,9 @@ from cnnlib.training import transfer
 from cnnlib.training.trainer import default_slots
 from cnnlib.training.transfer import OwnImagesRecipe
 from cnnlib.uploads import folders
+from ui import health_view, runs, training_view
 from ui import own_images_session as session
 from ui import own_images_view as view
-from ui import runs, training_view
 from ui.errors import friendly_errors
 from ui.state import KEEP
 
@@ -273,17 +274,33 @@ def start_ui(entry: session.OwnData | None, recipe: OwnImagesRecipe | None) -> N
 
 
 def live_progress(polling: bool) -> None:
+    """The fragment body: progress, Stop, Pause / Step / a new learning rate, the live
+    curves, and each layer's health with the Grad-CAM of four validation images per epoch
+    (reruns itself every second)."""
     run = runs.current(session.RUN)
     if run is None:
         st.caption("No training yet in this session: choose the options and press Start.")
         return
-    p = run.job.snapshot()
+    p, recipe = run.job.snapshot(), run.info.recipe
     view.show_progress(p, default_slots().limit)
     if not p.done:
         st.button("Stop training", key="own_stop", on_click=run.job.stop, icon=":material/stop:")
+        training_controls.controls_ui(
+            session.RUN,
+            p,
+            prefix="own",
+            learning_rate=recipe.stage_learning_rate(p.stage),
+            refusal=recipe.train_config().lr_change_refusal(),
+            note=view.learning_rate_note(p.stage, recipe),
+        )
     if p.stage != "features":
         has_model = run.job.model is not None
-        training_view.show_live(p, recipe=run.info.recipe.label, has_model=has_model)
+        training_view.show_live(p, recipe=recipe.label, has_model=has_model)
+    if p.stage in view.HEALTH_SCOPES:
+        with st.expander("Layer health and Grad-CAM, each epoch", expanded=bool(p.health)):
+            health_view.show_health(p.health, scope=view.HEALTH_SCOPES[p.stage])
+            names = p.class_names or tuple(run.info.split.class_names)
+            health_view.show_cams(p.cams, names, uploaded=True)
     if polling and p.done:
         st.rerun()  # one full rerun: the results appear and polling stops
 

@@ -186,7 +186,7 @@ def live_progress(polling: bool) -> None:
             p,
             prefix="mnist",
             learning_rate=config.learning_rate,
-            schedule=config.lr_schedule,
+            refusal=config.lr_change_refusal(),
         )
     curves, watch = st.columns([3, 2], gap="medium")
     with curves:

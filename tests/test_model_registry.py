@@ -84,3 +84,17 @@ def test_the_session_holds_one_registry():
     at = AppTest.from_function(script).run()
     assert not at.exception
     assert isinstance(at.session_state[state.MODEL_REGISTRY], ModelRegistry)
+
+
+def test_examples_of_the_learners_data_are_checked_and_read_only():
+    import numpy as np
+
+    x = np.zeros((3, 32, 32, 3), np.uint8)
+    e = entry("own", examples=x, examples_source="the 3 validation images of your own data")
+    assert e.examples.shape == (3, 32, 32, 3) and not e.examples.flags.writeable
+    assert x.flags.writeable  # the page's own array is left as it was
+    assert entry("own", examples=x).examples_source == "3 images of its data"
+    assert entry("plain").examples is None
+    for bad in (x.astype(np.float32), x[:0], x[:, :16], x[0]):
+        with pytest.raises(InvalidArgumentError, match="examples"):
+            entry("own", examples=bad)

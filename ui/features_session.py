@@ -80,6 +80,11 @@ class ModelView:
     raw_pixels: bool = False
     #: The shared ``PretrainedModel`` (ResNet50, VGG19) behind ``model``, else None.
     shared: Any = None
+    #: Images of the learner's data the model was trained for (N, H, W, C) uint8 raw
+    #: pixels, from the session's model registry (``RegisteredModel.examples``), else None;
+    #: ``examples_source`` says what they are.
+    examples: np.ndarray | None = None
+    examples_source: str = ""
     #: Unique per view (so per model): keys what was computed for it. ``id()`` of a freed
     #: model can come back for a new one and show the old model's maps.
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
@@ -115,6 +120,8 @@ def _build_view(
     bgr: bool = False,
     shared: Any = None,
     raw_pixels: bool | None = None,
+    examples: np.ndarray | None = None,
+    examples_source: str = "",
 ) -> ModelView:
     if raw_pixels is None:
         raw_pixels = preprocessing != "imagenet" and takes_raw_pixels(model)
@@ -133,6 +140,8 @@ def _build_view(
         bgr=bgr,
         raw_pixels=bool(raw_pixels),
         shared=shared,
+        examples=examples,
+        examples_source=examples_source,
     )
 
 
@@ -160,9 +169,11 @@ def _session_view(
     class_names: tuple[str, ...] | None,
     raw_pixels: bool | None,
     _model: Any,
+    examples_source: str = "",
+    _examples: np.ndarray | None = None,
 ) -> ModelView:
-    # Keyed by the model object's id: the cached view holds the model, so the id cannot be
-    # reused by another model while the entry lives.
+    # Keyed by the model object's id: the cached view holds the model (and its examples),
+    # so the id cannot be reused by another model while the entry lives.
     shape = F.model_input_shape(_model)
     return _build_view(
         _model,
@@ -171,6 +182,8 @@ def _session_view(
         preprocessing="mnist" if shape == (28, 28, 1) else "generic",
         class_names=class_names,
         raw_pixels=raw_pixels,
+        examples=_examples,
+        examples_source=examples_source,
     )
 
 
@@ -181,26 +194,32 @@ def session_view(
     title: str,
     class_names: tuple[str, ...] | None = None,
     raw_pixels: bool | None = None,
+    examples: np.ndarray | None = None,
+    examples_source: str = "",
 ) -> ModelView:
     """The view of one of this session's models, built once per model object (the last
     ``VIEWS_PER_SESSION`` are kept).
 
     Models taking 28×28×1 images get MNIST's preprocessing; others a plain resize.
     ``raw_pixels``: the model takes pixels 0…255 (None: guessed from its first layers).
+    ``examples``: images of the learner's data for it (``ModelView.examples``).
     """
     names = tuple(class_names) if class_names is not None else None
-    return _session_view(key, id(model), title, names, raw_pixels, model)
+    return _session_view(key, id(model), title, names, raw_pixels, model, examples_source, examples)
 
 
 def registry_view(entry: RegisteredModel) -> ModelView:
-    """The view of a model from the session's registry: its class names, input shape and
-    raw-pixel input (the registry's contract), titled with its (escaped) name."""
+    """The view of a model from the session's registry: its class names, input shape,
+    raw-pixel input (the registry's contract) and examples of the learner's data, titled
+    with its (escaped) name."""
     return session_view(
         entry.model,
         key=f"registry:{id(entry.model)}",
         title=safe_text(entry.name, 80),
         class_names=entry.class_names,
         raw_pixels=True,
+        examples=entry.examples,
+        examples_source=entry.examples_source,
     )
 
 

@@ -13,8 +13,9 @@ import streamlit as st
 from PIL import Image
 from plotly.subplots import make_subplots
 
+from cnnlib.core.text import safe_text
 from cnnlib.inspect.imagenet import overlay
-from ui import figures
+from ui import alt_text, figures
 from ui.image_input import show_image
 
 WEIGHT_COLOR, ACTIVATION_COLOR = "#1f77b4", "#ff7f0e"
@@ -112,8 +113,12 @@ def health_alt(latest) -> str:
     )
 
 
-def show_health(health: Sequence) -> None:
-    """The health records of a training so far (nothing before the first epoch ends)."""
+def show_health(health: Sequence, *, scope: str = "") -> None:
+    """The health records of a training so far (nothing before the first epoch ends).
+    ``scope``: which layers are measured, on what (markdown), when not every layer on the
+    images."""
+    if scope:
+        st.caption(scope)
     if not health:
         st.caption("Each layer's health appears here after each epoch.")
         return
@@ -139,9 +144,10 @@ def show_health(health: Sequence) -> None:
     )
 
 
-def show_cams(cams, class_names: Sequence[str]) -> None:
-    """A ``cnnlib.training.trainer.CamSnapshot``: each fixed image with its Grad-CAM for its
-    true class blended over it, and what the model answered, at the last epoch end."""
+def show_cams(cams, class_names: Sequence[str], *, uploaded: bool = False) -> None:
+    """A ``cnnlib.inspect.health.CamSnapshot``: each fixed image with its Grad-CAM for its
+    true class blended over it, and what the model answered, at the last epoch end.
+    ``uploaded``: the class names come from an upload (quoted as code spans)."""
     if cams is None:
         st.caption("Grad-CAM of four validation images appears here after each epoch.")
         return
@@ -158,10 +164,12 @@ def show_cams(cams, class_names: Sequence[str]) -> None:
             (112, 112), Image.Resampling.NEAREST
         )
         true, said = class_names[int(label)], class_names[int(answer)]
+        shown = (safe_text(true), safe_text(said)) if uploaded else (true, said)
+        true, said = alt_text.plain(true), alt_text.plain(said)
         with column:
             show_image(
                 overlay(photo, cam, 0.45),
-                caption=f"true {true} · said {said} ({p:.0%})",
+                caption=f"true {shown[0]} · said {shown[1]} ({p:.0%})",
                 alt=f"A validation image of a {true} with its Grad-CAM for {true} after epoch "
                 f"{cams.epoch} blended over it: red where the layer's evidence for it is "
                 f"strongest (peak at row {int(cam.argmax() // cam.shape[1]) + 1} of "

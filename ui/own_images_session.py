@@ -164,18 +164,20 @@ def split_of(entry: OwnData, recipe: OwnImagesRecipe) -> FolderData:
 
 
 def start(entry: OwnData, recipe: OwnImagesRecipe) -> None:
-    """Start an ``OwnImagesJob`` of ``recipe`` on the current data. Raises
+    """Start an ``OwnImagesJob`` of ``recipe`` on the current data, measuring each layer's
+    health and the Grad-CAM of four validation images at each epoch end. Raises
     ``SessionBusyError`` / ``ServerBusyError`` / ``ArchiveError`` /
     ``WeightsUnavailableError`` (nothing starts)."""
     entry.health.raise_for_issues()
     split = split_of(entry, recipe)
     info = OwnRun(recipe, split, (entry.key, entry.version, recipe.image_size))
-    runs.start(RUN, PAGE, lambda: OwnImagesJob(split, recipe), info)
+    runs.start(RUN, PAGE, lambda: OwnImagesJob(split, recipe, health=True), info)
 
 
 def _test(run: OwnTested) -> OwnImagesResult:
-    """Evaluate a finished run on its validation images, register its model, and add its
-    row to the comparison table of its data."""
+    """Evaluate a finished run on its validation images, register its model (with those
+    images as its real examples for other pages), and add its row to the comparison table
+    of its data."""
     model, p, info = run.job.model, run.job.snapshot(), run.info
     with st.spinner("Testing the model on the validation images…"):
         x, y, paths = info.split.arrays("validation")
@@ -185,7 +187,13 @@ def _test(run: OwnTested) -> OwnImagesResult:
     description = (
         f"{label} trained on your {len(class_names)} classes, validation accuracy {accuracy:.1%}"
     )
-    name = runs.register(run, f"Own images · {label} · {100 * accuracy:.0f} %", description)
+    name = runs.register(
+        run,
+        f"Own images · {label} · {100 * accuracy:.0f} %",
+        description,
+        examples=x if len(y) else None,  # the real examples other pages search
+        examples_source=f"the {len(y):,} validation images of your own data",
+    )
     table = st.session_state.setdefault(COMPARE, {}).setdefault(info.data, {})
     table[label] = ComparisonRow(
         model=label,

@@ -136,6 +136,34 @@ STAGES = {
 }
 
 
+#: What the health and Grad-CAM show in each training stage (markdown), by stage.
+HEALTH_SCOPES = {
+    "scratch": "Every layer of the convnet learns: the health of each layer with a kernel or "
+    "a ReLU, and the Grad-CAM at its last convolution.",
+    "head": "**The backbone is frozen**: only the new head learns, on the backbone's cached "
+    "features. So the health is the head's (its one Dense layer, measured on the cached "
+    "features of the fixed validation images; its outputs are class probabilities, with no "
+    "ReLU to die), and the Grad-CAM is taken at the backbone's last convolution, whose maps "
+    "never change: what changes from epoch to epoch is only how the head weighs them.",
+    "fine-tune": "**Fine-tuning**: the health of the layers that learn now, the backbone's "
+    "top block and the head, on the fixed validation images; the layers below stay frozen. "
+    "The Grad-CAM is taken at the backbone's last convolution, which now learns too.",
+}
+
+
+def learning_rate_note(stage: str, recipe) -> str:
+    """Which stage a new learning rate applies to, for the learner ("" for a single-stage
+    training)."""
+    if stage == "head" and recipe.fine_tune_epochs:
+        return (
+            "Applies to the new head's epochs; fine-tuning then starts at its own low rate "
+            f"({recipe.stage_learning_rate('fine-tune'):g})."
+        )
+    if stage in ("loading", "features"):
+        return "Applies from the new head's first batch, once the features are computed."
+    return ""
+
+
 def show_progress(p, slot_limit: int) -> None:
     """Queue, extraction or epochs of an ``OwnProgress``, with the device."""
     if p.state not in ("queued", "failed") and p.stage in STAGES:

@@ -6,11 +6,12 @@ Which images (the issue's "the learner's data, the MNIST test set, or the sample
 
 - a model of MNIST's shape (``preprocessing == "mnist"``): the first ``DIGITS`` test images
   of MNIST, or of Fashion-MNIST for a model with Fashion-MNIST's class names;
+- a model trained on the learner's own data (an own-images model): the images of that data
+  its registry entry carries (``RegisteredModel.examples``, e.g. its validation images: the
+  registry is how they cross pages; this page never reaches into another);
 - ResNet50 and VGG19: the built-in sample photos, prepared with ImageNet's
   ``preprocess_input``;
-- any other model (own-images models, uploads): the same sample photos, resized to the model's
-  input. (The learner's own photos live on the own-images page, which this page does not
-  reach into.)
+- any other model (uploads): the same sample photos, resized to the model's input.
 """
 
 from __future__ import annotations
@@ -83,8 +84,17 @@ def _photos(view: ModelView) -> PatchSet:
     return PatchSet(inputs.astype(np.float32), shown, f"the {len(photos)} sample photos")
 
 
+def _learners(view: ModelView) -> PatchSet:
+    x = view.examples  # (N, H, W, C) uint8 raw pixels at the model's input size
+    inputs = x.astype(np.float32) / (1.0 if view.raw_pixels else 255.0)
+    shown = x[..., 0] if x.shape[-1] == 1 else x
+    return PatchSet(inputs, shown, view.examples_source)
+
+
 @st.cache_resource(scope="session", max_entries=2, show_spinner=False)
 def _patch_set(token: str, _view: ModelView) -> PatchSet:
+    if _view.examples is not None:
+        return _learners(_view)
     return _digits(_view) if _view.preprocessing == "mnist" else _photos(_view)
 
 

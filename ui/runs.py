@@ -198,11 +198,19 @@ def forget(key: str) -> None:
     st.session_state.pop(key, None)
 
 
-def register(run: Run, name: str, description: str) -> str:
+def register(
+    run: Run, name: str, description: str, *, examples=None, examples_source: str = ""
+) -> str:
     """Add ``run``'s model to the session's registry (its data's class names, its input
-    shape, ``run.page`` as its source) under ``name`` made unique; returns that name."""
+    shape, ``run.page`` as its source, and ``examples`` of the learner's data: see
+    ``RegisteredModel``) under ``name`` made unique; returns that name."""
     registry = state.model_registry()
     entry = registered_from_job(
-        run.job, registry.unique_name(name), description=description, source_page=run.page
+        run.job,
+        registry.unique_name(name),
+        description=description,
+        source_page=run.page,
+        examples=examples,
+        examples_source=examples_source,
     )
     return registry.add(entry).name

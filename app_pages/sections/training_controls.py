@@ -30,11 +30,19 @@ def current_learning_rate(p, configured: float) -> float:
 
 
 def controls_ui(
-    run_key: str, p, *, prefix: str, learning_rate: float, schedule: str = "constant"
+    run_key: str,
+    p,
+    *,
+    prefix: str,
+    learning_rate: float,
+    refusal: str | None = None,
+    note: str = "",
 ) -> None:
     """Pause / Resume and, while paused, Step one batch and a new learning rate, for the run
     under ``run_key`` whose snapshot is ``p`` (widget keys start with ``prefix``).
-    ``learning_rate``: the configured rate; ``schedule``: "constant" lets it be changed."""
+    ``learning_rate``: the rate the current stage was configured with; ``refusal``: why the
+    learning rate cannot be changed (``TrainConfig.lr_change_refusal``), shown instead of
+    the choice; ``note``: shown under the choice (e.g. which stage it applies to)."""
     if p.done or p.state not in ("queued", "running"):
         return
     held = runs.current(run_key).job.pause_requested
@@ -70,11 +78,8 @@ def controls_ui(
         cols[2].caption(f"Paused after {n:,} batch{'es' * (n != 1)}.")
     if not held:
         return
-    if schedule != "constant":
-        st.caption(
-            f"The learning rate follows the {schedule} schedule; train with the constant "
-            "schedule to change it while paused."
-        )
+    if refusal:
+        st.caption(refusal)
         return
     now = current_learning_rate(p, learning_rate)
     options = sorted(set(LEARNING_RATES) | {now})
@@ -87,6 +92,8 @@ def controls_ui(
         key=f"{prefix}_new_lr",
         help=HELP["lr"],
     )
+    if note:
+        st.caption(note)
     if right.button("Use it", key=f"{prefix}_set_lr", disabled=chosen == now):
         with friendly_errors("The learning rate could not be changed: "):
             runs.set_learning_rate(run_key, chosen)

@@ -1,10 +1,11 @@
 """The models trained in one session, for every page that uses them (e.g. Feature maps).
 
 A page that trains a model ``add``s a ``RegisteredModel`` (the model, its class names and the
-shape of the raw images it takes); other pages list ``entries()`` (newest first) and ``get``
-one by name. The registry is a plain class (no Streamlit); ``ui.state.model_registry()``
-keeps one per browser session. It holds at most ``limit`` models: adding one more drops the
-oldest, so a session cannot pile up models in memory.
+shape of the raw images it takes, and, where the learner's own data is not one another page
+can load, a few of its images as ``examples``); other pages list ``entries()`` (newest
+first) and ``get`` one by name. The registry is a plain class (no Streamlit);
+``ui.state.model_registry()`` keeps one per browser session. It holds at most ``limit``
+models: adding one more drops the oldest, so a session cannot pile up models in memory.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from cnnlib.core.errors import InvalidArgumentError
 
@@ -31,6 +34,10 @@ class RegisteredModel:
     and returning a softmax over ``class_names``; ``input_shape``: (H, W, C);
     ``description``: one line for the learner (dataset, recipe, test accuracy);
     ``source_page``: the page that trained it (e.g. "Train on MNIST"); ``created``: Unix time.
+    ``examples``: images of the learner's data it was trained for, (N, H, W, C) uint8 raw
+    pixels at ``input_shape`` (a read-only view), where other pages look for real examples
+    (e.g. the image patches that excite a filter most), or None; ``examples_source`` says
+    what they are, for the learner ("the 32 validation images of your own data").
     """
 
     name: str
@@ -40,6 +47,8 @@ class RegisteredModel:
     description: str = ""
     source_page: str = ""
     created: float = field(default_factory=time.time)
+    examples: np.ndarray | None = None
+    examples_source: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -49,13 +58,32 @@ class RegisteredModel:
         if len(shape) != 3 or min(shape) < 1:
             raise InvalidArgumentError(f"The input shape must be (H, W, C); got {shape}.")
         object.__setattr__(self, "input_shape", shape)
+        if self.examples is not None:
+            x = np.asarray(self.examples)
+            if x.dtype != np.uint8 or x.ndim != 4 or not len(x) or tuple(x.shape[1:]) != shape:
+                raise InvalidArgumentError(
+                    f"A model's examples must be (N, {', '.join(map(str, shape))}) uint8 images; "
+                    f"got {x.dtype} {x.shape}."
+                )
+            view = x.view()
+            view.flags.writeable = False  # shared by every page that reads it
+            object.__setattr__(self, "examples", view)
+            if not self.examples_source:
+                object.__setattr__(self, "examples_source", f"{len(x):,} images of its data")
 
 
 def registered_from_job(
-    job, name: str, *, description: str = "", source_page: str = ""
+    job,
+    name: str,
+    *,
+    description: str = "",
+    source_page: str = "",
+    examples: np.ndarray | None = None,
+    examples_source: str = "",
 ) -> RegisteredModel:
     """A ``RegisteredModel`` for a finished (or stopped) ``cnnlib.training.trainer.TrainingJob``:
-    its model, the class names of its data and the model's input shape."""
+    its model, the class names of its data and the model's input shape (``examples``: see
+    ``RegisteredModel``)."""
     model = job.model
     if model is None:
         raise InvalidArgumentError("This training has no model to keep (it never trained).")
@@ -66,6 +94,8 @@ def registered_from_job(
         input_shape=tuple(model.input_shape[1:]),
         description=description,
         source_page=source_page,
+        examples=examples,
+        examples_source=examples_source,
     )
 
 

@@ -643,3 +643,44 @@ def test_real_examples_beside_what_a_filter_wants_to_see(
     maps = keras.Model(tutorial_model.inputs, layer.output)(digits).numpy()[..., 3]
     assert responses[0] == pytest.approx(float(maps.max()), rel=1e-3)
     assert any(f"where filter 3 of {conv} responds most" in c.value for c in at.caption)
+
+
+def test_real_examples_of_an_own_images_model_come_from_the_learners_data():
+    """An own-images model's registry entry carries images of the learner's data: the
+    patches are searched in them (their strongest response is Keras' maximum over them),
+    never in the sample photos."""
+    import keras
+
+    rng = np.random.default_rng(4)
+    rgb = keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Conv2D(4, 3, activation="relu", name="own_conv"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
+    examples = rng.integers(0, 256, (12, 32, 32, 3)).astype(np.uint8)
+    source = "the 12 validation images of your own data"
+    own = RegisteredModel(
+        "Own images · From scratch · 50 %",
+        rgb,
+        ("a", "b"),
+        (32, 32, 3),
+        source_page="Train on your own images",
+        examples=examples,
+        examples_source=source,
+    )
+    at = _page(**_registry(own), fm_tab=WANTS)
+    channel = next(n for n in at.number_input if n.key.startswith("fm_wants_channel_"))
+    _run(channel.set_value(2))
+    alts = [a for image in at.get("image") for a in _alts(image)]
+    said = [a for a in alts if a.startswith("The 9 image patches of ")]
+    assert len(said) == 1 and said[0].startswith(f"The 9 image patches of {source} ")
+    assert "sample photos" not in " ".join(alts + values(at.caption))
+    responses = [float(v) for v in said[0].rsplit(": ", 1)[1].rstrip(".").split(", ")]
+    maps = keras.Model(rgb.inputs[0], rgb.get_layer("own_conv").output)(
+        examples.astype(np.float32)
+    ).numpy()[..., 2]
+    assert responses[0] == pytest.approx(float(maps.max()), rel=1e-3)

@@ -12,14 +12,17 @@ small size, labelled unverified.
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 
 import numpy as np
 import pytest
 import streamlit as st
 
+from cnnlib.core.text import safe_text
 from cnnlib.training import tasks
 from cnnlib.training import trainer as training
+from tests.conftest import wait_for
 from tests.markdown import outside_code_spans
 from tests.pages.apptest import image_captions, open_page, run_checked, values
 from tests.uploads import encode, photo
@@ -604,3 +607,86 @@ def test_the_shortcut_lab_plants_a_cue_trains_and_tests_with_and_without_it(exam
     captions = image_captions(at)
     assert "clean" in captions and captions.count("with the cue") == 2  # preview + Grad-CAM
     assert state.MODEL_REGISTRY not in at.session_state  # a lab model is not registered
+
+
+# --------------------------------------------------------------------------------------------
+# Training you can watch closely
+# --------------------------------------------------------------------------------------------
+
+
+def _held(job, batches: int, timeout: float = 300):
+    """The first snapshot of ``job`` paused after more than ``batches`` batches (or done)."""
+    found = []
+
+    def held():
+        p = job.snapshot()
+        if p.done or (p.paused and p.batches_done > batches):
+            found.append(p)
+        return bool(found)
+
+    assert wait_for(held, timeout), f"not held after batch {batches}: {job.snapshot()}"
+    return found[0]
+
+
+@pytest.mark.slow
+def test_pause_step_a_new_learning_rate_resume_health_and_gradcam_from_the_page(example_env):
+    """From scratch on the example (128 training images, batches of 32: 4 per epoch): Pause,
+    Step one batch, a new rate from the next batch marked on the curves, Resume to the
+    uninterrupted run's 4 batches, then each layer's health and the Grad-CAM of four
+    validation images of four classes, their uploaded class names quoted."""
+    at = open_page("own_images")
+    at.select_slider(key="own_size").set_value(32)
+    at.radio(key="own_recipe").set_value("scratch")
+    at.number_input(key="own_epochs").set_value(1)
+    run_checked(at)
+    at.button(key="own_start").click()
+    run_checked(at)
+    job = at.session_state[session.RUN].job
+    run_checked(at.button(key="own_pause").click())  # before its process has loaded TensorFlow
+    assert job.pause_requested and at.button(key="own_resume")
+    p = _held(job, -1)
+    assert (p.state, p.stage, p.batches_done) == ("running", "scratch", 0)
+    run_checked(at)
+    assert any(t.startswith("**Paused**") for t in [g.proto.text for g in at.get("progress")])
+    run_checked(at.button(key="own_step").click())
+    assert _held(job, 0).batches_done == 1  # one batch, then held again
+    run_checked(at)
+    assert "Paused after 1 batch." in values(at.caption)
+    assert at.select_slider(key="own_new_lr").value == 1e-3  # the recipe's rate
+    run_checked(at.select_slider(key="own_new_lr").set_value(0.01))
+    run_checked(at.button(key="own_set_lr").click())
+    run_checked(at.button(key="own_step").click())
+    p = _held(job, 1)
+    assert p.batches_done == 2 and p.lr_changes == ((1, pytest.approx(0.01, rel=1e-6)),)
+    run_checked(at)
+    curves = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    marks = [s for s in curves["layout"].get("shapes", []) if s.get("type") == "line"]
+    assert marks and all(m["x0"] == pytest.approx(1 / 4) for m in marks)
+    table = next(t.value for t in at.table if "`learning rate`" in t.value.columns)
+    assert table["`from batch`"].tolist() == [2]
+    run_checked(at.button(key="own_resume").click())
+    done = job.wait(300)
+    assert done.state == "finished", done.error
+    assert done.batches_done == 4 and not done.paused
+    at = run_checked(at)
+    assert float(np.asarray(job.model.optimizer.learning_rate)) == pytest.approx(0.01, rel=1e-6)
+    # The model's registry entry carries the validation images as its real examples.
+    entry = at.session_state[state.MODEL_REGISTRY].latest("Train on your own images")
+    result = at.session_state[session.RUN].result
+    assert np.array_equal(entry.examples, result.x) and len(entry.examples) == 32
+    assert entry.examples_source == "the 32 validation images of your own data"
+    # Each layer's health after the epoch, and what it covers.
+    (health,) = done.health
+    table = next(t.value for t in at.table if "`gradient norm`" in t.value.columns)
+    assert table["`layer`"].tolist() == [f"`{row.name}`" for row in health.layers]
+    assert [row.kind for row in health.layers] == ["Conv2D"] * 3 + ["Dense"] * 2
+    assert any("Layer health after epoch 1" in m for m in values(at.markdown))
+    assert any("Every layer of the convnet learns" in c for c in values(at.caption))
+    # Grad-CAM of four fixed validation images, one per class, with the model's answers.
+    cams, names = done.cams, done.class_names
+    assert sorted(cams.labels.tolist()) == [0, 1, 2, 3]
+    captions = [c for c in image_captions(at) if c.startswith("true ")]
+    assert captions == [
+        f"true {safe_text(names[t])} · said {safe_text(names[s])} ({c:.0%})"
+        for t, s, c in zip(cams.labels, cams.predicted, cams.confidence, strict=True)
+    ]
