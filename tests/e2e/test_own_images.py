@@ -1,7 +1,9 @@
 """The "Train on your own images" page in a real browser: upload a zip of class folders (real
 Fashion-MNIST images, one file that is not an image), see the health check and the
 augmentation preview, train one epoch from scratch, see the curves, predict a photo,
-download the model. The trained model then opens on Feature maps."""
+download the model. The trained model then opens on Feature maps. A training watched
+closely: paused, stepped one batch at a time, a new learning rate marked on the curves,
+resumed, with each layer's health and the Grad-CAM of four validation images per epoch."""
 
 from __future__ import annotations
 
@@ -150,3 +152,74 @@ def test_the_trained_model_opens_on_feature_maps(app_url, page, tmp_path, photos
     page.wait_for_timeout(2_000)
     assert page.get_by_text(registered, exact=False).count() > 0
     screenshot(page, tmp_path, "own_images_feature_maps")
+
+
+#: The x positions of the learning-rate marks on the live curves (in epochs).
+LR_MARKS = """() => {
+    for (const el of document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')) {
+        if ((el.data || []).some(t => t.name === 'training loss (smoothed)'))
+            return ((el.layout || {}).shapes || []).map(s => s.x0);
+    }
+    return [];
+}"""
+
+
+@pytest.mark.slow
+def test_pause_step_a_new_learning_rate_resume_health_and_gradcam(
+    app_url, page, tmp_path, photos_zip
+):
+    """From scratch, 48 training images in batches of 32 (2 an epoch), 2 epochs: paused
+    before its first batch, two Steps (one batch each) with a new learning rate between
+    them, marked on the curves; epoch 1's health and Grad-CAM while paused; Resume to the
+    end and epoch 2's."""
+    _open(page, app_url)
+    _upload(page, photos_zip)
+    _tab(page, "② Train")
+    page.get_by_role("radiogroup", name="Model").get_by_text("From scratch").click()
+    wait_idle(page)
+    box = page.get_by_label("Epochs", exact=True)
+    box.fill("2")
+    box.press("Enter")
+    wait_idle(page, timeout=120_000)
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_role("button", name="Pause").click()  # while its process loads TensorFlow
+    page.get_by_text("Paused after 0 batches.").wait_for(timeout=180_000)
+    page.get_by_role("button", name="Step one batch").click()
+    page.get_by_text("Paused after 1 batch.").wait_for(timeout=60_000)
+    wait_idle(page)
+    expect(page.get_by_text(re.compile(r"step 1/2"))).to_have_count(1)
+    thumb = page.get_by_role("slider", name="Learning rate from the next batch")
+    thumb.focus()
+    for _ in range(2):  # the recipe's 0.001 → 0.003 → 0.01
+        thumb.press("ArrowRight")
+    wait_idle(page)
+    page.get_by_role("button", name="Use it").click()
+    wait_idle(page)
+    page.get_by_role("button", name="Step one batch").click()
+    page.get_by_text("Paused after 2 batches.").wait_for(timeout=60_000)
+    wait_idle(page)
+    marks = page.evaluate(LR_MARKS)
+    assert marks and all(abs(x - 1 / 2) < 1e-9 for x in marks), marks
+    expect(page.get_by_text("lr 0.01").first).to_be_visible()  # the mark's label
+    # The second batch ended epoch 1: its health and Grad-CAM, while still paused.
+    page.get_by_text("Layer health after epoch 1").wait_for(timeout=60_000)
+    expect(page.get_by_text("Where it looks at the end of epoch 1", exact=False)).to_have_count(1)
+    expect(page.get_by_text("Every layer of the convnet learns", exact=False)).to_have_count(1)
+    no_exception(page)
+    screenshot(page, tmp_path, "own_images_paused")
+    page.get_by_role("button", name="Resume").click()
+    page.get_by_text(re.compile(r"^Finished ·")).wait_for(timeout=180_000)
+    wait_idle(page, timeout=120_000)
+    expect(page.get_by_text(re.compile(r"Epoch 2/2 · step 2/2"))).to_have_count(1)
+    page.get_by_text("Layer health after epoch 2").wait_for(timeout=30_000)
+    health = page.locator('[data-testid="stPlotlyChart"]').filter(has_text="Dead ReLU units")
+    expect(health).to_have_count(1)
+    expect(page.get_by_text("Where it looks at the end of epoch 2", exact=False)).to_have_count(1)
+    cams = page.locator('[data-testid="stImage"]', has_text=re.compile(r"^true \S+ · said \S+"))
+    expect(cams).to_have_count(4)
+    no_exception(page)
+    cams.first.scroll_into_view_if_needed()
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": 1400, "height": int(height) + 50})
+    page.wait_for_timeout(800)
+    screenshot(page, tmp_path, "own_images_resumed")
