@@ -88,6 +88,20 @@ def test_only_the_named_layers_are_probed_and_a_head_on_features_is_probed_too()
     assert (row.name, row.dead_share, row.activations[0].sum()) == ("p", None, 15)
 
 
+def test_the_probed_batch_is_cut_to_the_activation_budget():
+    """The own-images convnet at 224 × 224: its probed outputs are 10.8 MB an image
+    (222²·32 + 109²·64 + 52²·128 + 128 + 4 floats), so 64 MiB keeps 6 of 64 images."""
+    from cnnlib.training.transfer import build_scratch_model
+
+    model = build_scratch_model((224, 224, 3), 4)
+    per_image = 4 * (222 * 222 * 32 + 109 * 109 * 64 + 52 * 52 * 128 + 128 + 4)
+    x, y = np.zeros((64, 224, 224, 3), np.float32), np.arange(64) % 4
+    probe = LayerProbe(model, x, y, max_bytes=64 * 2**20)
+    assert len(probe.x) == len(probe.y) == 64 * 2**20 // per_image == 6
+    assert len(LayerProbe(model, x, y, max_bytes=1).x) == 1  # never empty
+    assert len(LayerProbe(_regression(), np.zeros((9, 4, 4, 1)), np.zeros(9)).x) == 9
+
+
 def test_the_fixed_gradcam_images_are_spread_over_the_classes():
     assert spread_over_classes(np.array([0, 0, 0, 1, 1, 2]), 4).tolist() == [0, 3, 5, 1]
     assert spread_over_classes(np.array([2, 2, 2]), 4).tolist() == [0, 1, 2]

@@ -160,7 +160,11 @@ def learning_rate_note(stage: str, recipe) -> str:
             f"({recipe.stage_learning_rate('fine-tune'):g})."
         )
     if stage in ("loading", "features"):
-        return "Applies from the new head's first batch, once the features are computed."
+        return (
+            "The backbone's features are still being computed (Pause does not stop that): "
+            "the training holds before the new head's first batch, and a new rate applies "
+            "from it."
+        )
     return ""
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cnnlib.core.budgets import budgets
 from cnnlib.core.errors import InvalidArgumentError
 from cnnlib.inspect.saliency import class_activation_map
 
@@ -49,8 +50,12 @@ CAM_IMAGES = 4
 def histogram(values: np.ndarray, bins: int = BINS) -> tuple[np.ndarray, np.ndarray]:
     """(counts (bins,) int64, edges (bins + 1,) float64) of the finite values (equal widths
     between their minimum and maximum; one bin around the value when all are equal)."""
-    v = np.asarray(values, np.float64).ravel()
-    v = v[np.isfinite(v)]
+    v = np.asarray(values).ravel()
+    if v.dtype.kind != "f":
+        v = v.astype(np.float64)
+    finite = np.isfinite(v)
+    if not finite.all():
+        v = v[finite]  # a float32 layer output stays float32: no copy twice its size
     if v.size == 0:
         return np.zeros(bins, np.int64), np.linspace(0.0, 1.0, bins + 1)
     low, high = float(v.min()), float(v.max())
@@ -103,19 +108,38 @@ def _fixed_batch(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+def _output_bytes(layer) -> int:
+    """Bytes of ``layer``'s float32 output for one image (0 when a size is not fixed)."""
+    dims = tuple(layer.output.shape[1:])
+    if any(d is None for d in dims):
+        return 0
+    return int(np.prod(dims, dtype=np.int64)) * 4
+
+
 class LayerProbe:
     """Measures ``EpochHealth`` of ``model`` on the fixed batch ``x`` (N, ...) of the model's
     inputs (raw pixels (N, H, W, C) for an image model; (N, D) features for a head on cached
     features) with labels ``y`` (N,) ints. ``layers``: the names of the layers to probe (in
     the model's order; each must have a kernel or end in a ReLU); None: every such layer.
-    Raises ``InvalidArgumentError`` for an empty batch, mismatched labels or a layer that
-    cannot be probed."""
+    ``max_bytes``: the probed layers' outputs on the batch (float32) must fit in this many
+    bytes (default ``budgets().activation_bytes``): the batch keeps its first images that
+    fit, at least one (``EpochHealth.images`` says how many; e.g. 24 of 64 photos of
+    224 × 224 for the own-images convnet). Raises ``InvalidArgumentError`` for an empty
+    batch, mismatched labels or a layer that cannot be probed."""
 
-    def __init__(self, model, x: np.ndarray, y: np.ndarray, *, layers: Sequence[str] | None = None):
+    def __init__(
+        self,
+        model,
+        x: np.ndarray,
+        y: np.ndarray,
+        *,
+        layers: Sequence[str] | None = None,
+        max_bytes: int | None = None,
+    ):
         import keras
 
         self.model = model
-        self.x, self.y = _fixed_batch(x, y)
+        x, y = _fixed_batch(x, y)
         probed = [model.get_layer(name) for name in self.probed(model)]
         if layers is not None:
             wanted = set(layers)
@@ -128,6 +152,10 @@ class LayerProbe:
                 )
             probed = [layer for layer in probed if layer.name in wanted]
         self.layers = probed
+        per_image = sum(_output_bytes(layer) for layer in probed)
+        budget = max_bytes if max_bytes is not None else budgets().activation_bytes
+        keep = max(1, budget // per_image) if per_image else len(x)
+        self.x, self.y = x[:keep], y[:keep]
         self._outputs = keras.Model(model.inputs[0], [layer.output for layer in self.layers])
 
     @staticmethod
