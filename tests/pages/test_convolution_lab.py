@@ -39,8 +39,9 @@ def _lab(**query: str) -> AppTest:
 
 def _link(at: AppTest) -> dict[str, str]:
     """The link parameters the page shows (what the URL holds; under AppTest no browser
-    writes a changed widget's value to the URL, tests/e2e checks that part)."""
-    shown = at.code[-1].value
+    writes a changed widget's value to the URL, tests/e2e checks that part): the page's first
+    code block, below the settings."""
+    shown = at.code[0].value
     if shown == "(defaults)":
         return {}
     return dict(parse_qsl(shown.removeprefix("?"), strict_parsing=True))
