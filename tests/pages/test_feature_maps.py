@@ -648,6 +648,7 @@ def test_real_examples_beside_what_a_filter_wants_to_see(
     assert any(f"where filter 3 of {conv} responds most" in c.value for c in at.caption)
 
 
+@pytest.mark.slow
 def test_real_examples_of_an_own_images_model_come_from_the_learners_data():
     """An own-images model's registry entry carries images of the learner's data: the
     patches are searched in them (their strongest response is Keras' maximum over them),
@@ -686,4 +687,4 @@ def test_real_examples_of_an_own_images_model_come_from_the_learners_data():
     maps = keras.Model(rgb.inputs[0], rgb.get_layer("own_conv").output)(
         examples.astype(np.float32)
     ).numpy()[..., 2]
-    assert responses[0] == pytest.approx(float(maps.max()), rel=1e-3)
+    assert responses[0] == float(f"{maps.max():.3g}")  # labelled with 3 significant digits
