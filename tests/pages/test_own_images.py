@@ -179,6 +179,11 @@ def test_transfer_with_a_local_random_file_is_labelled_unverified(
     assert "unverified" in " ".join(values(at.warning)).lower()
     model = at.session_state[session.RUN].result.model
     assert model.name == "mobilenetv2_transfer" and model.input_shape[1:] == (32, 32, 3)
+    # The frozen backbone's health is the new head's, and the page says what it shows.
+    table = next(t.value for t in at.table if "`gradient norm`" in t.value.columns)
+    assert table["`layer`"].tolist() == ["`predictions`"]
+    assert any("The backbone is frozen" in c for c in values(at.caption))
+    assert any("Grad-CAM at layer `Conv_1`" in m for m in values(at.markdown))
     # Then from scratch on the same images and split: the side-by-side table.
     at, _ = _train(at, "scratch")
     table = next(d.value for d in at.dataframe if "Model" in d.value.columns)
