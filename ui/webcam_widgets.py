@@ -7,8 +7,9 @@
   list of data URLs), at most ``max_frames`` frames and ``max_bytes`` of them (it stops by
   itself at either cap). Its status line says how many frames it recorded.
 - ``live_widget``: "live prediction". Once started (a toggle button), it sends one frame
-  about every ``interval_ms`` ("frame": {"n": its number, "image": a data URL}) and waits for
-  the page to answer it (``answered``: the last frame number the page predicted, passed
+  about every ``interval_ms`` ("frame": {"n": its number, "image": a data URL}; the page's
+  ``on_frame`` callback reads it with ``sent_frame`` before its fragment reruns) and waits
+  for the page to answer it (``answered``: the last frame number the page predicted, passed
   back in its data) before it sends the next, so a slow server is never flooded.
 
 What they send is untrusted like any upload: the page parses it with
@@ -16,6 +17,8 @@ What they send is untrusted like any upload: the page parses it with
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import streamlit as st
 
@@ -291,11 +294,13 @@ def burst_widget(
     return result.get("burst")
 
 
-def live_widget(*, key: str, side: int, answered: int, interval_ms: int = 1000) -> object | None:
-    """The live prediction's Start / Stop button, camera preview and status line. Returns the
-    frame it sent in this run (untrusted: {"n": number, "image": data URL}) or None;
-    ``answered``: the number of the last frame the page predicted (the widget then sends
-    the next)."""
+def live_widget(
+    *, key: str, side: int, answered: int, on_frame: Callable[[], None], interval_ms: int = 1000
+) -> None:
+    """The live prediction's Start / Stop button, camera preview and status line.
+    ``on_frame``: called when a frame arrives, before the script (or its fragment) reruns;
+    ``sent_frame(key)`` then reads it. ``answered``: the number of the last frame the page
+    predicted (the widget sends the next once it knows)."""
     data = {
         "start_label": "Start live prediction",
         "stop_label": "Stop live prediction",
@@ -304,5 +309,11 @@ def live_widget(*, key: str, side: int, answered: int, interval_ms: int = 1000) 
         "interval_ms": int(interval_ms),
         "answered": int(answered),
     }
-    result = _live(key=key, data=data, on_frame_change=_ignore, height="content")
-    return result.get("frame")
+    _live(key=key, data=data, on_frame_change=on_frame, height="content")
+
+
+def sent_frame(key: str) -> object | None:
+    """In ``live_widget``'s ``on_frame`` callback: the frame it sent (untrusted:
+    {"n": number, "image": data URL}), or None."""
+    state = st.session_state.get(key)
+    return state.get("frame") if state is not None else None

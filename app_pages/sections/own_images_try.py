@@ -5,6 +5,7 @@ webcam (a frame about every second, in a fragment: only this part reruns). The e
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
@@ -21,7 +22,7 @@ from ui import own_images_explore_view as explore_view
 from ui import own_images_session as session
 from ui import own_images_view as view
 from ui.image_input import pick_images, show_image
-from ui.webcam_widgets import live_widget
+from ui.webcam_widgets import live_widget, sent_frame
 
 #: Session key of the live prediction: ``LiveAnswer`` of the latest frame answered.
 LIVE = "own_live"
@@ -77,15 +78,28 @@ def _predict_live(tested: session.OwnTested, payload: object, last: LiveAnswer |
     return LiveAnswer(n, tested.id, tuple(predictions), at=now)
 
 
+#: Key of the live widget.
+LIVE_CAMERA = "own_live_camera"
+
+
+def answer_frame(tested: session.OwnTested) -> None:
+    """The live widget's callback, before its fragment reruns: the model's answer to the
+    frame it sent, kept for the rerun (which tells the widget, so it sends the next)."""
+    payload = sent_frame(LIVE_CAMERA)
+    if payload is not None:
+        st.session_state[LIVE] = _predict_live(tested, payload, st.session_state.get(LIVE))
+
+
 def live_ui(tested: session.OwnTested) -> None:
     """The live widget and the model's answer to its latest frame (a fragment: a frame
     reruns only this)."""
     last: LiveAnswer | None = st.session_state.get(LIVE)
-    side = max(tested.result.model.input_shape[1:3])
-    payload = live_widget(key="own_live_camera", side=side, answered=last.n if last else 0)
-    if payload is not None:
-        st.session_state[LIVE] = _predict_live(tested, payload, last)
-        st.rerun(scope="fragment")  # the widget learns the frame was answered
+    live_widget(
+        key=LIVE_CAMERA,
+        side=max(tested.result.model.input_shape[1:3]),
+        answered=last.n if last else 0,
+        on_frame=functools.partial(answer_frame, tested),
+    )
     if last is None:
         return
     if last.problem:
