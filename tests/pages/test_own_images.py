@@ -408,7 +408,7 @@ def test_save_the_project_and_resume_it_in_a_new_session(trained_page):
     assert entry.class_names == back.result.class_names and entry.input_shape == (32, 32, 3)
     assert entry.source_page == session.PAGE and "project file" in entry.description
     maps = open_page("feature_maps", session={state.MODEL_REGISTRY: registry})
-    assert "model: " + entry.name in maps.radio(key="fm_model_source").options
+    assert any(entry.name in o for o in maps.radio(key="fm_model_source").options)
 
 
 @pytest.mark.slow
@@ -663,7 +663,7 @@ def test_the_live_webcam_prediction_answers_each_frame_with_the_threshold(
     assert told[-1] == (32, 1)  # the rerun told the widget frame 1 was answered
     shown = " ".join(values(at.markdown))
     assert "(frame 1)" in shown and "confidence" in shown
-    bars = [p.proto.text for p in at.get("progress")]
+    bars = [p.proto.text for p in at.get("progress") if p.proto.text.endswith("%")]
     assert len(bars) == min(3, len(run.result.class_names))
     assert bars[0].endswith(f"{answer.predictions[0][1]:.1%}")
     # above every probability: "not sure"
