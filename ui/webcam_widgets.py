@@ -2,10 +2,12 @@
 
 - ``burst_widget``: "hold to record". While the learner holds its button (the mouse, a
   finger, or Space / Enter held on the focused button), it grabs ``fps`` frames a second
-  from ``getUserMedia``, shrinks each in the browser to at most ``side`` pixels, encodes it
-  as a JPEG data URL, and on release sends the whole burst as ONE trigger value ("burst": a
-  list of data URLs), at most ``max_frames`` frames and ``max_bytes`` of them (it stops by
-  itself at either cap). Its status line says how many frames it recorded.
+  from ``getUserMedia`` (the camera opens at the first press and stays on, so until then
+  the page's ``st.camera_input`` has it to itself), shrinks each in the browser to at most
+  ``side`` pixels, encodes it as a JPEG data URL, and on release sends the whole burst as
+  ONE trigger value ("burst": a list of data URLs), at most ``max_frames`` frames and
+  ``max_bytes`` of them (it stops by itself at either cap). Its status line says how many
+  frames it recorded.
 - ``live_widget``: "live prediction". Once started (a toggle button), it sends one frame
   about every ``interval_ms`` ("frame": {"n": its number, "image": a data URL}; the page's
   ``on_frame`` callback reads it with ``sent_frame`` before its fragment reruns) and waits
@@ -117,6 +119,7 @@ function setup(root, data) {
   const start = async () => {
     if (s.recording || s.data.disabled) return;
     s.recording = true;
+    s.hinted = false;
     s.button.setAttribute("aria-pressed", "true");
     if (!(await openCamera(s))) { s.recording = false; return; }
     if (!s.recording) return;  // released while the camera opened
@@ -182,12 +185,11 @@ export default function (component) {
   s.send = setTriggerValue;
   s.button.textContent = data.label;
   s.button.disabled = Boolean(data.disabled);
-  if (data.disabled) {
-    s.stopAll();
+  // The hint shows until the first recording says how many frames it took.
+  if (data.disabled || (!s.recording && (s.hinted || !s.status.textContent))) {
+    if (data.disabled) s.stopAll();
     s.say(data.hint);
-  } else {
-    if (!s.recording && !s.status.textContent) s.say(data.hint);
-    openCamera(s);
+    s.hinted = true;
   }
   return () => { s.stopAll(); INSTANCES.delete(parentElement); };
 }

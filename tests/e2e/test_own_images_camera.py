@@ -120,12 +120,6 @@ def _hold_to_record(page, name: str, *, keyboard: bool, seconds: float = 2.0) ->
     returns how many photos the page says it added."""
     button = page.get_by_role("button", name=f"Hold to record {name}")
     button.wait_for()
-    page.wait_for_function(  # the preview plays: the camera is open
-        """() => [...document.querySelectorAll('[data-testid="stBidiComponentIsolated"]')]
-            .some((h) => h.shadowRoot && [...h.shadowRoot.querySelectorAll('video')]
-            .some((v) => v.videoWidth > 0))""",
-        timeout=30_000,
-    )
     if keyboard:
         button.focus()
         page.keyboard.down(" ")
