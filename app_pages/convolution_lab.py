@@ -1,4 +1,5 @@
-"""Convolution lab: slide a kernel over a real image with padding, stride and dilation; then
+"""Convolution lab: slide a kernel over a real image with padding, stride and dilation (a
+fragment from the geometry down to the filter bank: a geometry click reruns only that); then
 the small grid and the filter bank (sections of their own: ``app_pages/sections/
 lab_small_grid.py``, ``lab_filter_bank.py``), transposed convolution (``ui.transpose_view``) and
 the output-size quiz (``ui.quiz_view``).
@@ -251,19 +252,32 @@ def main() -> None:
         chosen = image_ui()
     with col_kernel:
         kernel = kernel_ui()
-    st.header("2 · Padding, stride, dilation", divider="gray")
-    g = geometry_ui()
     name = lab.link_kernel_name(ss.lab_preset, kernel)
     lab_view.write_kernel_link(name, kernel)
+    geometry_sections(chosen, name, kernel)
     if chosen.picked is not None:
-        lab_sections(chosen, kernel, g)
+        st.header("7 · Transposed convolution: upsampling", divider="gray")
+        side = min(chosen.side, transpose_view.IMAGE_SIDE)
+        small = lab_view.prepared(chosen.picked.token, side, True, chosen.picked.image)
+        transpose_view.transpose_section(chosen.picked.token, small, kernel)
     st.header("8 · Quiz: predict the output size", divider="gray")
     quiz_view.quiz_section()
-    footer(chosen.gray, name, kernel, g)
+
+
+@st.fragment
+def geometry_sections(chosen: ImageChoice, name: str, kernel: np.ndarray) -> None:
+    """Section 2's padding, stride and dilation, the share link, then sections 3–6 on the
+    chosen image. A fragment: a geometry change reruns only these (section 1's editor, the
+    transposed convolution and the quiz stay as they are in the browser)."""
+    st.header("2 · Padding, stride, dilation", divider="gray")
+    g = geometry_ui()
+    share_link(chosen.gray, name, kernel, g)
+    if chosen.picked is not None:
+        lab_sections(chosen, kernel, g)
 
 
 def lab_sections(chosen: ImageChoice, kernel: np.ndarray, g: ConvGeometry) -> None:
-    """Sections 3–7, on the chosen image (stops with a message when the kernel does not fit)."""
+    """Sections 3–6, on the chosen image (stops with a message when the kernel does not fit)."""
     picked = chosen.picked
     key = (picked.token, chosen.side, chosen.gray)
     x = lab_view.prepared(*key, picked.image)
@@ -285,15 +299,11 @@ def lab_sections(chosen: ImageChoice, kernel: np.ndarray, g: ConvGeometry) -> No
     lab_filter_bank.bank_section(key, x, kernel, g, scale)
     with st.expander("Trust, but verify: the same convolution in TensorFlow"):
         st.fragment(lab_view.tensorflow_section)(key, x, kernel, g)
-    st.header("7 · Transposed convolution: upsampling", divider="gray")
-    side = min(chosen.side, transpose_view.IMAGE_SIDE)
-    small = lab_view.prepared(key[0], side, True, picked.image)
-    transpose_view.transpose_section(key[0], small, kernel)
 
 
-def footer(gray: bool, name: str, kernel: np.ndarray, g: ConvGeometry) -> None:
-    """The lab's share link (the quiz shares its question itself)."""
-    st.divider()
+def share_link(gray: bool, name: str, kernel: np.ndarray, g: ConvGeometry) -> None:
+    """The lab's share link, below the settings it holds (the quiz shares its question
+    itself)."""
     image = ss.get("lab_sample", D.image)
     query = lab.settings_to_query(lab.LabSettings(image, gray, name, lab.kernel_tuple(kernel), g))
     st.caption(

@@ -2,7 +2,7 @@
 
 Run from the repository root: ``python benchmarks/interaction_bench.py`` (5–10 minutes,
 depending on the machine's load; ``--clicks N`` per control, ``--page lab|mnist`` for one
-page only).
+page only, ``--control NAME`` for some controls only, ``--no-first-open``).
 
 Two Streamlit servers run side by side: the app (``streamlit run app.py``, started by the
 browser tests' own harness, ``tests/e2e/harness.py``) and the *floor*: a one-radio app whose
@@ -422,9 +422,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clicks", type=int, default=CLICKS)
     parser.add_argument("--page", choices=[LAB, MNIST], action="append")
+    parser.add_argument(
+        "--control", action="append", help="only this control (by name; repeatable)"
+    )
+    parser.add_argument("--no-first-open", action="store_true", help="skip the lab's first open")
     args = parser.parse_args()
     pages = args.page or [LAB, MNIST]
     controls = [c for c in CONTROLS if c.page in pages]
+    if args.control:
+        controls = [c for c in controls if c.name in args.control]
+        pages = [p for p in pages if any(c.page == p for c in controls)]
 
     from playwright.sync_api import sync_playwright
 
@@ -444,7 +451,7 @@ def main() -> int:
             context.add_init_script(OBSERVER_JS)
             run_floor(context, floor_url, floor, args.clicks)
             print(f"  floor: {sorted(round(s.end_ms) for s in floor.samples)} ms", flush=True)
-            if LAB in pages:
+            if LAB in pages and not args.no_first_open:
                 open_page(context, app_url, PAGE_PATHS[LAB]).close()  # warm the server
                 opens = [first_open_ms(context, app_url, PAGE_PATHS[LAB]) for _ in range(3)]
                 print(f"  lab first open: {', '.join(f'{ms:.0f}' for ms in opens)} ms")

@@ -115,6 +115,7 @@ def test_ray_settings_come_from_the_variables():
         RaySettings.from_env({})
 
 
+@pytest.mark.slow
 def test_ray_is_never_imported_without_the_variable():
     script = textwrap.dedent(
         """
@@ -143,6 +144,7 @@ def test_ray_is_never_imported_without_the_variable():
     assert done.stdout.strip().endswith("NO RAY"), done.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("ci", "outcome"), [("true", "error"), ("", "skipped")])
 def test_ray_tests_fail_in_ci_without_ray_and_skip_elsewhere(tmp_path, ci, outcome):
     """The ``ray_cluster`` fixture (every ``ray`` test) without Ray installed: in CI the test
@@ -227,6 +229,7 @@ def test_own_images_travel_as_their_bytes_and_rebuild_the_same_split(folders, tm
     assert not root.exists()
 
 
+@pytest.mark.slow
 def test_a_bundle_over_the_budget_is_refused_before_it_is_read(folders, monkeypatch):
     data = folders.split(32, seed=1)
     total = sum(p.stat().st_size for p, _ in folders.files)
@@ -332,6 +335,7 @@ def _queued_status_app(on_cluster: bool):
     training_view.show_status(p, 2)
 
 
+@pytest.mark.slow
 def test_a_training_waiting_on_the_cluster_says_so():
     from streamlit.testing.v1 import AppTest
 

@@ -112,6 +112,7 @@ def test_photos_are_resized_and_stored_as_jpeg():
         opened.folders.cleanup()
 
 
+@pytest.mark.slow
 def test_the_model_goes_through_the_keras_upload_path():
     import keras
 

@@ -75,6 +75,7 @@ def test_temperature_scaling_lowers_an_overconfident_models_ece():
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [2, 3])
 def test_temperature_minimises_the_nll_on_a_grid(seed):
     logits, y = _overconfident(1500, seed)

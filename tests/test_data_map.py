@@ -62,6 +62,7 @@ def test_degenerate_inputs():
         pca_2d(np.array([[0.0, np.nan], [1.0, 2.0]]))
 
 
+@pytest.mark.slow
 def test_classifier_features_are_what_the_last_layer_reads():
     """The features, through the last Dense layer's own weights and a softmax, give the
     model's probabilities (scratch Sequential with augmentation, and a functional model)."""

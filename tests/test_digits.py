@@ -76,6 +76,7 @@ def tiny_model(mnist):
     return model
 
 
+@pytest.mark.slow
 def test_output_is_a_28x28_field_of_raw_pixels(rendered):
     pages, digits, _ = rendered
     assert digits.shape == (RENDERED, 28, 28) and digits.dtype == np.float32

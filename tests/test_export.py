@@ -128,6 +128,7 @@ def test_a_failing_converter_is_an_error_with_the_format_named(monkeypatch):
         export_models(model, ["keras", "litert"], isolate=False)
 
 
+@pytest.mark.slow
 def test_an_empty_file_is_an_error_not_a_download(monkeypatch):
     model = small_convnet(augment=False)
     monkeypatch.setattr(keras.Model, "export", lambda self, filepath, **kwargs: None)
@@ -135,6 +136,7 @@ def test_an_empty_file_is_an_error_not_a_download(monkeypatch):
         export_models(model, ["onnx"], isolate=False)
 
 
+@pytest.mark.slow
 def test_keras_export_in_the_thread_has_no_augmentation():
     model = small_convnet()
     exported = export_models(model, ["keras"], isolate=False)["keras"]

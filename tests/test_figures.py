@@ -186,6 +186,7 @@ def _starting_status_app(process_id_is_server: bool):
     training_view.show_status(TrainingProgress(state="running", epochs=1, process_id=pid), 1)
 
 
+@pytest.mark.slow
 def test_the_starting_label_names_the_training_process_only_when_there_is_one():
     from streamlit.testing.v1 import AppTest
 

@@ -173,6 +173,7 @@ def test_folder_upload_same_rules(session):
     assert listing(workdir) == [] and listing(systmp) == []
 
 
+@pytest.mark.slow
 def test_health_reports_duplicates_tiny_imbalance_and_few_images(session):
     workdir, _ = session
     entries = {f"a/{i}.png": png(noise_seed=i) for i in range(16)}
@@ -210,6 +211,7 @@ def split_of(n_per_class=(10, 20, 7), seed=0, workdir=None) -> tuple[FolderData,
     return folders.split(12, validation_fraction=0.2, seed=seed), folders
 
 
+@pytest.mark.slow
 def test_split_is_stratified_seeded_and_disjoint(session):
     workdir, _ = session
     data, folders = split_of(workdir=workdir)
@@ -231,6 +233,7 @@ def order(ds) -> list[int]:
     return [int(v) for v in np.concatenate([x.numpy().reshape(len(x), -1)[:, 0] for x, _ in ds])]
 
 
+@pytest.mark.slow
 def test_batches_protocol_pixels_and_per_epoch_orders(session):
     workdir, _ = session
     data, folders = split_of((9, 9), workdir=workdir)

@@ -322,6 +322,7 @@ def _png_of(cls: str, i: int) -> bytes:
     return buf.getvalue()
 
 
+@pytest.mark.slow
 def test_pages_work_with_parsing_forbidden_in_the_server(uploads_never_parsed_here):
     """The lab takes an upload, Classify shows its steps, the own-images page checks a zip:
     all through the sandbox, with the server's own parsers made to fail on the uploads."""

@@ -204,6 +204,7 @@ def test_other_formats_under_a_png_name_are_refused(name, monkeypatch):
     assert name in str(info.value) and "PNG or JPEG" in str(info.value)
 
 
+@pytest.mark.slow
 def test_40_megapixel_16_bit_gray_maps_to_8_bit():
     data = solid_png(8000, 5000, struct.pack(">H", 40000), colour_type=0, depth=16)
     assert len(data) < 200_000
@@ -216,6 +217,7 @@ def test_40_megapixel_16_bit_gray_maps_to_8_bit():
     assert img.getpixel((2529, 1580)) == (round(40000 / 65535 * 255),) * 3  # 156
 
 
+@pytest.mark.slow
 def test_40_megapixel_transparent_rgba_is_composited_on_white():
     # Red at alpha 128 over white: 255·(128/255) + 255·(1 − 128/255) = 255, 0 + 127, 127.
     data = solid_png(8000, 5000, bytes((255, 0, 0, 128)), colour_type=6)
@@ -301,6 +303,7 @@ def _measured_peaks(w: int, h: int) -> dict[str, tuple[int, int]]:
     return out
 
 
+@pytest.mark.slow
 def test_the_peak_estimate_bounds_the_measured_peak():
     """6 megapixels: each decoding path's measured peak is within its header estimate."""
     peaks = _measured_peaks(3000, 2000)
@@ -388,6 +391,7 @@ def test_decompression_bomb_warning_becomes_a_plain_error(monkeypatch):
 @pytest.mark.parametrize(
     "size, limit", [((8000, 5000), 4_000_000), ((3001, 7), 1000), ((641, 479), 99_999)]
 )
+@pytest.mark.slow
 def test_side_for_pixels_is_the_largest_that_fits(size, limit):
     side = images.side_for_pixels(size, limit)
     img = Image.new("L", size)

@@ -5,6 +5,7 @@ top-level modules used by nobody inside the packages."""
 from __future__ import annotations
 
 import ast
+from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,6 +20,7 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+@cache
 def _modules() -> dict[str, Path]:
     return {_module_name(p): p for p in (ROOT / "cnnlib").rglob("*.py")}
 
@@ -51,6 +53,7 @@ def _floor(module: str) -> int:
     return len(FLOORS)
 
 
+@cache  # one read of the source for the whole module (each test only reads the graph)
 def _graph() -> dict[str, list[tuple[str, bool]]]:
     modules = _modules()
     return {m: _imports(p, set(modules)) for m, p in modules.items()}

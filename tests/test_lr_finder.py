@@ -39,6 +39,7 @@ def test_smoothing_is_fastais_bias_corrected_average():
     np.testing.assert_allclose(smoothed_losses(np.full(5, 3.0)), 3.0)
 
 
+@pytest.mark.slow
 def test_range_test_curve_is_flat_then_falls_then_diverges(pixels):
     x, y = pixels
     result = lr_range_test(softmax_regression(), x, y, steps=100, seed=0)

@@ -193,6 +193,7 @@ def test_genuine_model_is_described_like_keras(genuine):
     assert report.keras_version == keras.__version__
 
 
+@pytest.mark.slow
 def test_genuine_model_loads_and_predicts_like_the_original(genuine):
     model, data = genuine
     before = keras_settings()
@@ -242,6 +243,7 @@ def test_keras_deserializer_never_sees_the_file(genuine, monkeypatch):
     assert load_keras_file(data, budgets=BUDGETS).count_params() > 0
 
 
+@pytest.mark.slow
 def test_functional_model_with_branches_counts_like_keras(tmp_path):
     augment = keras.Sequential([keras.layers.RandomFlip("horizontal")], name="augment")
     inputs = keras.Input((32, 32, 3), name="image")
@@ -430,6 +432,7 @@ def test_the_mnist_pages_downloads_load(preset):
     same_predictions(loaded, model, (28, 28, 1))
 
 
+@pytest.mark.slow
 def test_own_images_scratch_model_with_augmentation_loads():
     """The own-images page's scratch convnet, trained (so its file holds the optimizer's
     state, never read) and with its augmentation block as a nested Sequential."""
@@ -451,6 +454,7 @@ def transfer_export(backbone: str, size: int = 32) -> keras.Model:
     return transfer.assemble(loaded, head, augment=True, seed=1)
 
 
+@pytest.mark.slow
 def test_own_images_mobilenet_export_loads():
     model = transfer_export("MobileNetV2")
     data = save_model_bytes(model)

@@ -140,6 +140,7 @@ def test_every_kind_is_tested_here():
     assert set(GRAPH_KINDS) == set(ONE_INPUT) | set(MERGES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", [*ONE_INPUT, *MERGES])
 def test_each_kind_is_summarized_built_and_loaded_like_keras(kind):
     model = model_of(kind)

@@ -43,6 +43,7 @@ def test_bad_entries_are_refused():
         ModelRegistry().add("a model")
 
 
+@pytest.mark.slow
 def test_a_finished_job_registers_with_its_class_names_and_input_shape():
     pytest.importorskip("keras")
     import numpy as np

@@ -14,6 +14,7 @@ from cnnlib.inspect import features, overview
 def _mnist_like():
     import keras
 
+    keras.utils.set_random_seed(0)  # the same weights each run (a box shrink's mean drifts)
     return keras.Sequential(
         [
             keras.Input((28, 28, 1)),
@@ -170,6 +171,7 @@ def _conv_cells_model():
     return model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layer", ["c1", "c2", "c3"])
 def test_conv_cell_equals_the_models_activation(layer):
     model = _conv_cells_model()

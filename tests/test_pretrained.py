@@ -380,6 +380,7 @@ def _held_elsewhere(pm):
         t.join()
 
 
+@pytest.mark.slow
 def test_busy_model_raises_model_busy_error_after_the_wait(monkeypatch):
     from cnnlib.core.errors import CNNLabError, ModelBusyError
 

@@ -60,6 +60,7 @@ def _explicit(padding, kh, kw, dilation):
     return [[0, 0], [ph, ph], [pw, pw], [0, 0]]
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(case=conv_cases())
 def test_conv2d_equals_tensorflow_or_raises_the_documented_error(tf, case):

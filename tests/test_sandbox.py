@@ -92,6 +92,7 @@ def test_memory_limit_ends_the_decoder_with_a_message():
     assert run_in_sandbox("test_allocate", b"", name="f", nbytes=100 * MiB).meta["sum"] > 0
 
 
+@pytest.mark.slow
 def test_cpu_limit_ends_the_decoder_with_a_message():
     limits = SandboxLimits(cpu_seconds=1, wall_seconds=60)
     with pytest.raises(SandboxError, match=r"“slow.jpg” took more than 1 CPU-seconds") as err:
@@ -99,6 +100,7 @@ def test_cpu_limit_ends_the_decoder_with_a_message():
     assert err.value.reason == "cpu"
 
 
+@pytest.mark.slow
 def test_wall_clock_limit_kills_a_decoder_that_waits():
     limits = SandboxLimits(wall_seconds=1)
     with pytest.raises(SandboxError, match=r"“x.tif” took longer than 1 s") as err:
@@ -106,6 +108,7 @@ def test_wall_clock_limit_kills_a_decoder_that_waits():
     assert err.value.reason == "time"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["test_crash", "test_raise"])
 def test_a_crash_or_a_parser_bug_is_a_message_and_the_next_job_works(task):
     with pytest.raises(SandboxError, match=re.escape("“bad.bmp” stopped unexpectedly")) as err:
@@ -186,6 +189,7 @@ def test_the_decoder_runs_limited_in_a_private_folder_without_the_servers_secret
     assert again["pid"] == facts["pid"] and again["heavy"] == []
 
 
+@pytest.mark.slow
 def test_warm_decoders_are_reused_recycled_and_replaced(monkeypatch):
     monkeypatch.setenv("CNNLAB_SANDBOX_WORKERS", "1")
     monkeypatch.setenv("CNNLAB_SANDBOX_JOBS_PER_WORKER", "3")
@@ -200,6 +204,7 @@ def test_warm_decoders_are_reused_recycled_and_replaced(monkeypatch):
     assert after not in pids
 
 
+@pytest.mark.slow
 def test_decoders_work_in_parallel_and_a_full_pool_says_busy(monkeypatch):
     monkeypatch.setenv("CNNLAB_SANDBOX_WORKERS", "2")
     monkeypatch.setenv("CNNLAB_SANDBOX_WAIT_SECONDS", "1")
@@ -224,6 +229,7 @@ def test_decoders_work_in_parallel_and_a_full_pool_says_busy(monkeypatch):
     assert len(results) == 2
 
 
+@pytest.mark.slow
 def test_run_many_keeps_the_order_and_returns_errors_in_place():
     jobs = [sandbox.SandboxJob("test_echo", b"x" * i, name=f"f{i}") for i in range(5)]
     jobs.insert(2, sandbox.SandboxJob("test_refuse", b"", name="“no”"))

@@ -66,6 +66,7 @@ def test_maps_change_once_the_top_layer_is_random_but_edges_do_not(model, x):
     assert edges.label == "Edge detector (ignores the model)"
 
 
+@pytest.mark.slow
 def test_the_same_seed_gives_the_same_cascade(model, x):
     a = sanity.sanity_check(model, x, 0, method="gradients", seed=3)
     b = sanity.sanity_check(model, x, 0, method="gradients", seed=3)

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import pytest
 from streamlit.runtime.state import SafeSessionState, SessionState
 from streamlit.testing.v1 import AppTest
 
@@ -158,6 +159,7 @@ def test_a_failing_close_still_collects(monkeypatch):
     assert janitor.released and errors[0].exc_type is RuntimeError
 
 
+@pytest.mark.slow
 def test_sessions_released_together_share_one_collection():
     frees = []
     reaper = _reaper(frees, settle=0.5, gc_every=2.0)
@@ -171,6 +173,7 @@ def test_sessions_released_together_share_one_collection():
     assert len(frees) == 1 and reaper.collections == 1
 
 
+@pytest.mark.slow
 def test_a_release_inside_the_wait_gets_one_collection_when_it_is_over():
     """The last sessions of a busy spell are collected without waiting for another visitor."""
     frees = []

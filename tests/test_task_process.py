@@ -106,6 +106,7 @@ def test_an_error_where_the_work_runs_comes_back_as_its_message(digits, backend)
     assert "Traceback" not in p.error
 
 
+@pytest.mark.slow
 def test_many_events_arrive_in_order_with_the_result(backend):
     worker = Counter(2000, slots=TrainingSlots(1))
     p = TaskHandle(worker).start().wait(WAIT)
@@ -128,6 +129,7 @@ def test_a_closed_session_stops_its_work(backend):
     assert _gone(pid)
 
 
+@pytest.mark.slow
 def test_work_over_the_memory_budget_is_ended_not_the_server(backend, monkeypatch):
     monkeypatch.setenv("CNNLAB_TRAINING_PROCESS_BYTES", "150MB")
     worker = Counter(until_stopped=True, pause=0.02, hog_bytes=300 * 2**20, slots=TrainingSlots(1))
@@ -138,6 +140,7 @@ def test_work_over_the_memory_budget_is_ended_not_the_server(backend, monkeypatc
     assert _gone(p.process_id)
 
 
+@pytest.mark.slow
 def test_a_killed_process_fails_the_task_with_a_message(backend):
     worker = Counter(kill=True, slots=TrainingSlots(1))
     p = TaskHandle(worker).start().wait(WAIT)
@@ -148,6 +151,7 @@ def test_a_killed_process_fails_the_task_with_a_message(backend):
     assert "Traceback" not in p.error
 
 
+@pytest.mark.slow
 def test_an_error_in_the_work_comes_back_without_tensorflow(backend):
     worker = Counter(fail=True, slots=TrainingSlots(1))
     p = TaskHandle(worker).start().wait(WAIT)
@@ -180,6 +184,7 @@ def _occupy_the_cluster(slots: TrainingSlots) -> list[TaskHandle]:
     return blockers
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 def test_queued_on_the_cluster_then_stop_while_queued_leaves_no_actor(ray_cluster, monkeypatch):
     from tests.ray_cluster import TEST_SLOTS, training_actors
@@ -202,6 +207,7 @@ def test_queued_on_the_cluster_then_stop_while_queued_leaves_no_actor(ray_cluste
     assert wait_for(lambda: not training_actors(ray_cluster), 30)
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 def test_a_local_cluster_is_started_by_the_server_and_ignores_recorded_clusters(ray_cluster):
     """``CNNLAB_RAY_ADDRESS=local`` in a fresh server process: its own private cluster, with
@@ -304,6 +310,7 @@ def test_a_builder_that_does_not_pickle_trains_in_the_thread_or_is_refused(digit
     assert "isolate=False" in p.error
 
 
+@pytest.mark.slow
 def test_in_thread_when_the_variable_says_so(digits, monkeypatch):
     monkeypatch.setenv("CNNLAB_TRAINING_PROCESS", "0")
     (x, y), test = digits

@@ -440,6 +440,7 @@ def test_the_time_limit_stops_the_extraction_at_its_next_batch(
     folders.cleanup()
 
 
+@pytest.mark.slow
 def test_the_snippet_answers_not_sure_below_the_chosen_threshold(tmp_path, monkeypatch, capsys):
     model = transfer.build_scratch_model((24, 24, 3), 3, seed=0)  # untrained: unsure
     names = ("ant", "bee", "cat")

@@ -187,6 +187,7 @@ def test_grid_job_reports_a_failure(model, monkeypatch):
     assert p.state == "failed" and "Could not finish the filter grid: broken on purpose" in p.error
 
 
+@pytest.mark.slow
 def test_grid_job_budgets_are_checked_up_front(model):
     with pytest.raises(InvalidArgumentError, match="1 to 64"):
         FilterGridJob(model, "conv", list(range(65)))

@@ -3,8 +3,8 @@
 Every map (input, output, ReLU, pools, filter bank, the zoom) is a colour-mapped JPEG shown
 with ``st.image`` (``picture``: enlarged with crisp cells, orange/green boxes drawn in), big
 ones block-reduced first (``lab.display_map``): a browser draws an image far faster than a
-plotly heatmap. Plotly (``ui.figures``' fast plain-dict path) is kept where the learner
-reads values: the cell-by-hand numbers and the small grid. Numbers come from
+plotly heatmap. The grids the learner reads numbers from (the cell by hand, the small grid)
+are SVG drawings (``ui.cell_grids``), for the same reason. Numbers come from
 ``cnnlib.conv.ops`` / ``cnnlib.conv.lab``.
 """
 
@@ -24,9 +24,10 @@ from cnnlib.core.budgets import budgets
 from cnnlib.core.errors import InvalidArgumentError
 from cnnlib.core.text import safe_text
 from cnnlib.data import images
-from ui import figures
+from ui import cell_grids, figures
+from ui.cell_grids import GridPanel
 from ui.errors import friendly_errors
-from ui.figures import MAGNITUDE, SIGN, axes, figure, legend, plot, rect, shape_text
+from ui.figures import MAGNITUDE, SIGN, legend, shape_text
 
 #: Longest side drawn for the input and the main output, and for the smaller maps.
 VIEW_MAX, THUMB_MAX = 512, 256
@@ -258,43 +259,20 @@ def show_zoom(x: np.ndarray, expl: lab.CellExplanation, dilation: int) -> None:
     )
 
 
-def _numbers_figure(expl: lab.CellExplanation, ch: int, label: str) -> dict:
-    """Patch, kernel and products of one channel as three annotated heatmaps."""
-    panels = [
-        (expl.patch[:, :, ch], f"{label}patch", ".3f"),
-        (expl.kernel[:, :, ch], f"{label}kernel", ".3g"),
-        (expl.products[:, :, ch], f"{label}patch ⊙ kernel", ".3f"),
-    ]
-    traces, shapes, notes = [], [], []
-    for i, (values, title, fmt) in enumerate(panels):
-        suffix = "" if i == 0 else str(i + 1)
+def numbers_panels(expl: lab.CellExplanation, ch: int, label: str) -> list[GridPanel]:
+    """Patch, kernel and products of one channel: three grids of numbers coloured by sign
+    (taps on padding zeros shaded grey)."""
+    panels = []
+    for values, title, fmt, shade in (
+        (expl.patch[:, :, ch], f"{label}patch", ".3f", ~expl.inside),
+        (expl.kernel[:, :, ch], f"{label}kernel", ".3g", None),
+        (expl.products[:, :, ch], f"{label}patch ⊙ kernel", ".3f", ~expl.inside),
+    ):
         m = lab.symmetric_limit(values)
-        traces.append(
-            {
-                "type": "heatmap",
-                "z": values,
-                "xaxis": f"x{suffix}",
-                "yaxis": f"y{suffix}",
-                "zmin": -m,
-                "zmax": m,
-                "colorscale": figures.colorscale(SIGN),
-                "showscale": False,
-                "texttemplate": f"%{{z:{fmt}}}",
-                "textfont": {"size": 11},
-                "hovertemplate": f"tap (%{{y}}, %{{x}}): %{{z:{fmt}}}<extra></extra>",
-            }
-        )
-        if i != 1:
-            for r, c in zip(*np.nonzero(~expl.inside), strict=True):
-                shapes.append(rect(r, c, r, c, "#999999", 1, "rgba(120,120,120,0.35)", suffix))
-        notes.append(_panel_title(title, suffix, 1.0))
-    layout = axes(3)
-    for key in layout:
-        layout[key]["dtick"] = 1
-    layout["annotations"] = notes
-    fig = figure(traces, "", height=70 + 34 * expl.patch.shape[0], shapes=shapes, **layout)
-    fig["layout"]["margin"]["t"] = 26
-    return fig
+        fill = cell_grids.hex_colors(figures.colorize(values, SIGN, -m, m))
+        text = np.array([[format(float(v), fmt) for v in row] for row in values])
+        panels.append(GridPanel(fill, title, text, shade, font_px=10))
+    return panels
 
 
 def tap_rows(expl: lab.CellExplanation) -> dict[str, list]:
@@ -329,82 +307,32 @@ def show_numbers(expl: lab.CellExplanation, channels: int) -> None:
             f"{name}: the input patch, the kernel, and their products cell by cell; red cells "
             "are positive, blue negative, grey shading marks taps on padding zeros."
         )
-        plot(_numbers_figure(expl, ch, "" if channels == 1 else f"{name}: "), alt=alt)
+        panels = numbers_panels(expl, ch, "" if channels == 1 else f"{name}: ")
+        cell_grids.show_grids(panels, alt=alt, cell=44)
     figures.table_view(tap_rows(expl), alt=f"Every tap of output ({expl.row}, {expl.col})")
 
 
-def _panel_title(text: str, suffix: str, y: float) -> dict:
-    return {
-        "text": text,
-        "xref": f"x{suffix} domain",
-        "yref": f"y{suffix} domain",
-        "x": 0.5,
-        "y": y,
-        "yanchor": "bottom",
-        "showarrow": False,
-    }
-
-
 #: Small-grid colours by ``lab.SmallGrid.cells`` kind (padding, input, fed padding, fed
-#: input) and by progress (to do, done, now), as stepped colour scales.
-GRID_IN_SCALE = [
-    [0.0, "#d9d9d9"],
-    [0.25, "#d9d9d9"],
-    [0.25, "#ffffff"],
-    [0.5, "#ffffff"],
-    [0.5, "#fdd0a2"],
-    [0.75, "#fdd0a2"],
-    [0.75, "#fd8d3c"],
-    [1.0, "#fd8d3c"],
-]
-GRID_OUT_SCALE = [
-    [0.0, "#f4f4f4"],
-    [0.33, "#f4f4f4"],
-    [0.33, "#c6dbef"],
-    [0.66, "#c6dbef"],
-    [0.66, "#fd8d3c"],
-    [1.0, "#fd8d3c"],
-]
+#: input) and by progress (to do, done, now).
+GRID_IN_COLORS = np.array(["#d9d9d9", "#ffffff", "#fdd0a2", "#fd8d3c"])
+GRID_OUT_COLORS = np.array(["#f4f4f4", "#c6dbef", "#fd8d3c"])
 
 
-def grid_figure(g: lab.SmallGrid, position: int) -> dict:
+def grid_panels(g: lab.SmallGrid, position: int) -> list[GridPanel]:
     """Padded input (grey padding, orange taps labelled w_ij) beside the output grid."""
     kinds, labels = g.cells(position)
-    otext = [[f"y{r},{c}" for c in range(g.out)] for r in range(g.out)]
-    common = {"type": "heatmap", "showscale": False, "hoverinfo": "skip", "xgap": 1, "ygap": 1}
-    traces = [
-        {
-            **common,
-            "z": kinds,
-            "zmin": -0.5,
-            "zmax": 3.5,
-            "colorscale": GRID_IN_SCALE,
-            "text": labels.tolist(),
-            "texttemplate": "%{text}",
-            "textfont": {"size": 10},
-        },
-        {
-            **common,
-            "z": g.progress(position),
-            "zmin": -0.5,
-            "zmax": 2.5,
-            "colorscale": GRID_OUT_SCALE,
-            "text": otext,
-            "texttemplate": "%{text}",
-            "textfont": {"size": 11},
-            "xaxis": "x2",
-            "yaxis": "y2",
-        },
+    otext = np.array([[f"y{r},{c}" for c in range(g.out)] for r in range(g.out)])
+    return [
+        GridPanel(
+            GRID_IN_COLORS[np.asarray(kinds, int)],
+            f"padded input {g.padded}×{g.padded} (grey = padding zeros)",
+            np.asarray(labels),
+            font_px=10,
+        ),
+        GridPanel(
+            GRID_OUT_COLORS[np.asarray(g.progress(position), int)], f"output {g.out}×{g.out}", otext
+        ),
     ]
-    layout = axes(2, widths=[g.padded, max(g.out, 2)])
-    for key in layout:
-        layout[key]["showticklabels"] = False
-    layout["plot_bgcolor"] = "#9e9e9e"  # shows through the cell gaps as grid lines
-    layout["annotations"] = [
-        _panel_title(f"padded input {g.padded}×{g.padded} (grey = padding zeros)", "", 1.03),
-        _panel_title(f"output {g.out}×{g.out}", "2", 1.03),
-    ]
-    return figure(traces, "", height=380, **layout)
 
 
 # ------------------------------------------------------------------------ page sections
@@ -516,7 +444,7 @@ def show_grid(grid: lab.SmallGrid, position: int) -> None:
         f"their kernel weight w. Right: the {grid.out}×{grid.out} output, cells done in blue, "
         f"output ({out_r}, {out_c}) in orange, the rest not yet computed."
     )
-    plot(grid_figure(grid, position), alt=alt)
+    cell_grids.show_grids(grid_panels(grid, position), alt=alt)
     st.latex(grid.equation(position))
 
 

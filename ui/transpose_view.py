@@ -17,9 +17,10 @@ from cnnlib.conv import lab
 from cnnlib.conv import ops as conv
 from cnnlib.core.budgets import budgets
 from cnnlib.core.errors import CNNLabError
-from ui import figures
+from ui import cell_grids, figures
+from ui.cell_grids import GridPanel, Outline
 from ui.errors import friendly_errors
-from ui.figures import SIGN, axes, figure, plot, rect, shape_text
+from ui.figures import SIGN, shape_text
 from ui.lab_view import ORANGE, MapPicture, picture, range_text, show_tensorflow_check
 from ui.state import KEEP
 
@@ -63,63 +64,30 @@ def controls_ui() -> TransposeSettings:
     return TransposeSettings(int(i), int(k), int(s), int(min(p, top)))
 
 
-def grid_figure(g: conv.TransposeGrid, row: int, col: int) -> dict:
+def grid_panels(g: conv.TransposeGrid, row: int, col: int) -> list[GridPanel]:
     """The input grid (cell (row, col) in orange) beside the output grid of overlap counts,
     with the cells that input cell writes to outlined in orange."""
     h, w = g.input_shape
     oh, ow = g.output_shape
-    pick = np.zeros((h, w), np.float32)
-    pick[row, col] = 1.0
+    pick = np.full((h, w), "#ffffff", dtype=object)
+    pick[row, col] = ORANGE
     rows, cols = g.feeds(row, col)
-    common = {"type": "heatmap", "showscale": False, "hoverinfo": "skip", "xgap": 1, "ygap": 1}
-    traces = [
-        {
-            **common,
-            "z": pick,
-            "zmin": 0.0,
-            "zmax": 1.0,
-            "colorscale": [[0.0, "#ffffff"], [1.0, ORANGE]],
-            "text": [[f"x{r},{c}" for c in range(w)] for r in range(h)],
-            "texttemplate": "%{text}",
-        },
-        {
-            **common,
-            "z": g.counts.astype(np.float32),
-            "zmin": 0.0,
-            "zmax": float(max(g.counts.max(), 1)),
-            "colorscale": figures.colorscale("Blues"),
-            "texttemplate": "%{z:.0f}",
-            "xaxis": "x2",
-            "yaxis": "y2",
-        },
+    counts = g.counts.astype(np.float32)
+    fill = cell_grids.hex_colors(figures.colorize(counts, "Blues", 0.0, max(counts.max(), 1.0)))
+    writes = [
+        Outline(r, c, r, c, ORANGE, 3) for r in rows for c in cols if 0 <= r < oh and 0 <= c < ow
     ]
-    shapes = [rect(r, c, r, c, ORANGE, 3, ax="2") for r in rows for c in cols]
-    layout = axes(2, widths=[w, ow])
-    for name in layout:
-        layout[name]["showticklabels"] = False
-    layout["plot_bgcolor"] = "#9e9e9e"
-    fig = figure(traces, "", height=360, shapes=shapes, **layout)
-    fig["layout"]["annotations"] = [
-        {
-            "text": f"input {h}×{w}",
-            "xref": "x domain",
-            "yref": "y domain",
-            "x": 0.5,
-            "y": 1.02,
-            "yanchor": "bottom",
-            "showarrow": False,
-        },
-        {
-            "text": f"output {oh}×{ow}: how many writes add up in each cell",
-            "xref": "x2 domain",
-            "yref": "y2 domain",
-            "x": 0.5,
-            "y": 1.02,
-            "yanchor": "bottom",
-            "showarrow": False,
-        },
+    return [
+        GridPanel(
+            pick, f"input {h}×{w}", np.array([[f"x{r},{c}" for c in range(w)] for r in range(h)])
+        ),
+        GridPanel(
+            fill,
+            f"output {oh}×{ow}: how many writes add up in each cell",
+            np.array([[str(int(v)) for v in line] for line in g.counts]),
+            outlines=writes,
+        ),
     ]
-    return fig
 
 
 def show_grid(g: conv.TransposeGrid) -> None:
@@ -145,7 +113,7 @@ def show_grid(g: conv.TransposeGrid) -> None:
         f"each cell showing how many writes add up in it ({lo} to {hi}, darker blue for more); "
         f"the cells that input ({row}, {col}) writes to are outlined in orange."
     )
-    plot(grid_figure(g, row, col), alt=alt)
+    cell_grids.show_grids(grid_panels(g, row, col), alt=alt)
     if g.uneven:
         st.info(
             f"Kernel {k} is not a multiple of stride {g.stride[0]}: output cells receive "

@@ -140,6 +140,7 @@ def test_camera_photo(local_weights):
     assert len(_bar_labels(_charts(at)[0])) == 5
 
 
+@pytest.mark.slow
 def test_missing_weights_message_steps_still_shown(monkeypatch):
     monkeypatch.setenv(RESNET50.env_var, str(missing_weights_file()))
     at = _page()
@@ -194,6 +195,7 @@ def test_an_extreme_upload_is_shown_and_classified(local_weights, size):
     assert len(_bar_labels(_charts(at)[0])) == 5
 
 
+@pytest.mark.slow
 def test_options_survive_a_visit_to_another_page(local_weights):
     """Image source, sample, crop, Grad-CAM class and opacity after Convolution lab → back."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
@@ -253,6 +255,7 @@ def test_saliency_side_by_side_only_while_open(local_weights):
     assert [c for c in _image_captions(at) if " · " in c and c.endswith(" s")] == shown
 
 
+@pytest.mark.slow
 def test_photos_per_run_are_capped_and_names_escaped(monkeypatch):
     """More photos than ``budgets().classify_photos``: only the first N, said plainly; file
     names (from the learner's computer) are shown as text, not as markdown links."""

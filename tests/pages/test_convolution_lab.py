@@ -39,8 +39,9 @@ def _lab(**query: str) -> AppTest:
 
 def _link(at: AppTest) -> dict[str, str]:
     """The link parameters the page shows (what the URL holds; under AppTest no browser
-    writes a changed widget's value to the URL, tests/e2e checks that part)."""
-    shown = at.code[-1].value
+    writes a changed widget's value to the URL, tests/e2e checks that part): the page's first
+    code block, below the settings."""
+    shown = at.code[0].value
     if shown == "(defaults)":
         return {}
     return dict(parse_qsl(shown.removeprefix("?"), strict_parsing=True))
@@ -109,6 +110,7 @@ def _assert_states(alt: str, y: np.ndarray) -> None:
     np.testing.assert_allclose([lo, hi], [y.min(), y.max()], rtol=1e-3, atol=1e-6, err_msg=alt)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stride", [1, 2])
 def test_alt_texts_state_the_computed_shapes_and_ranges(stride):
     """Every image of the lab has alt text, and the maps' alt texts state the shape and the
@@ -146,6 +148,7 @@ def test_alt_texts_state_the_computed_shapes_and_ranges(stride):
     assert _alt_facts(next(a for a in alts if a.startswith("Input image")))[0] == x.shape
 
 
+@pytest.mark.slow
 def test_every_preset():
     at = _lab()
     at.selectbox(key="lab_side").set_value(128)
@@ -214,6 +217,7 @@ def test_bad_uploads_show_a_message(name):
     assert not [m for m in at.markdown if SHAPE.search(m.value)]  # nothing computed
 
 
+@pytest.mark.slow
 def test_odd_but_valid_uploads_are_convolved():
     """CMYK, 16-bit, palette with transparency, animated GIF, EXIF-rotated: each is read as
     RGB (the rotation applied) and convolved; shapes equal output_size."""
@@ -291,6 +295,7 @@ def test_hostile_url_values_are_shown_inert_and_short():
     assert _errors(at) == [] and _shown(at)
 
 
+@pytest.mark.slow
 def test_custom_kernel_from_the_url_and_the_buttons():
     at = _lab(kernel="custom", k="0,0;0,0", padding="same", gray="false", image="rocket")
     assert at.selectbox(key="lab_preset").value == lab.CUSTOM

@@ -476,6 +476,7 @@ def test_saliency_tab_on_the_session_model(tutorial_model, drawn_digit):
     assert any(f"evidence for “{(expected + 1) % 10}”" in c.value for c in at.caption)
 
 
+@pytest.mark.slow
 def test_saliency_maps_are_cached_per_session(tutorial_model, drawn_digit, monkeypatch):
     """A rerun that changes nothing the maps depend on computes nothing (a digit of its own:
     the cache outlives AppTest's sessions in one process)."""
@@ -497,6 +498,7 @@ def test_saliency_maps_are_cached_per_session(tutorial_model, drawn_digit, monke
     assert len(calls) == 4
 
 
+@pytest.mark.slow
 def test_what_a_filter_wants_to_see_on_the_session_model(tutorial_model, drawn_digit):
     from cnnlib.inspect import visualize
 
@@ -614,6 +616,7 @@ def _alts(image) -> list[str]:
     return [img.alt for img in image.proto.imgs]
 
 
+@pytest.mark.slow
 def test_real_examples_beside_what_a_filter_wants_to_see(
     tutorial_model, drawn_digit, mnist_dir, monkeypatch
 ):

@@ -75,6 +75,7 @@ def _keras_cell(model, layer: str, batch: np.ndarray, row: int, col: int, f: int
     return float(out[row, col, f]), inp, kernel, bias
 
 
+@pytest.mark.slow
 def test_a_registry_model_whole_network_a_layer_and_a_cell(
     tutorial_model, drawn_digit, monkeypatch
 ):

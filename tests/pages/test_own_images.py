@@ -148,6 +148,7 @@ def _probabilities(at) -> list[float]:
         (_zip({"a/bomb.png": bytes(30_000_000), "b/1.png": b"x"}), "zip bomb"),
     ],
 )
+@pytest.mark.slow
 def test_bad_zips_show_their_message_and_the_page_keeps_working(example_env, upload, words):
     at = open_page("own_images")
     at.radio(key="own_source").set_value("Upload a .zip")
@@ -184,6 +185,7 @@ def test_transfer_with_a_local_random_file_is_labelled_unverified(
     assert names[0].startswith("Own images · From scratch") and "MobileNetV2" in names[1]
 
 
+@pytest.mark.slow
 def test_a_folder_upload_replaces_the_example_and_its_temporary_folder_goes(example_env):
     at = open_page("own_images")
     example_root = at.session_state[session.DATA].folders.root
@@ -210,6 +212,7 @@ def test_a_folder_upload_replaces_the_example_and_its_temporary_folder_goes(exam
     assert "`[click](evil.example) <b>bold`" in shown
 
 
+@pytest.mark.slow
 def test_start_is_refused_while_another_page_trains_or_the_server_is_full(example_env, monkeypatch):
     class Running:
         done = False
@@ -438,6 +441,7 @@ def test_relabels_and_exclusions_travel_in_a_project_without_the_old_model(train
     assert again.relabels == first.relabels and again.exclusions == first.exclusions
 
 
+@pytest.mark.slow
 def test_a_damaged_project_file_shows_its_message(example_env):
     at = _resume(b"PK\x03\x04 not really a zip")
     assert "These images cannot be used" in " ".join(values(at.error))
@@ -512,6 +516,7 @@ def test_the_threshold_says_not_sure_and_the_map_marks_the_mistakes(trained_page
     run_checked(at)
 
 
+@pytest.mark.slow
 def test_webcam_classes_photos_removed_one_by_one_then_checked_like_an_upload(example_env):
     """The capture flow without a camera (AppTest has none; the browser test takes real
     photos with Chromium's fake camera): classes made by name, photos kept per class, one

@@ -103,6 +103,7 @@ def test_nothing_available_says_what_was_tried_and_the_builder_still_works(tmp_p
     assert [m.value for m in at.metric if m.label == "Total parameters"]  # builder works
 
 
+@pytest.mark.slow
 def test_fashion_mnist_from_debian(mnist_env, fashion_dir):
     at = _page()
     at.radio(key="mnist_dataset").set_value("fashion_mnist")
@@ -125,6 +126,7 @@ def test_the_tutorial_preset_shows_93322_parameters(mnist_env):
     assert at.number_input(key="mnist_epochs").value == 5
 
 
+@pytest.mark.slow
 def test_an_impossible_stack_is_refused_naming_the_layer(mnist_env):
     at = _page()
     layers = list(at.session_state["mnist_stack"])
@@ -267,6 +269,7 @@ def test_a_tiny_training_from_the_page(mnist_env, monkeypatch):
     ]
 
 
+@pytest.mark.slow
 def test_draw_tab_switches_to_photo_upload_without_errors(mnist_env):
     at = _page()
     assert any("Draw a digit in the black square" in t for t in _texts(at.info))
@@ -288,6 +291,7 @@ def _strip_png(width: int, height: int) -> bytes:
     return buf.getvalue()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [(8, 3000), (3000, 8)])
 def test_an_extreme_photo_of_a_digit_is_shown(mnist_env, size):
     """An 8 × 3000 or 3000 × 8 upload is shown letterboxed (``st.image`` used to raise)."""
