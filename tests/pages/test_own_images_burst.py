@@ -14,6 +14,9 @@ from tests.hostile_bursts import BURST_TRICKS, data_url, frame
 from tests.pages.apptest import open_page, run_checked, values
 from ui import own_images_camera as camera
 
+#: Each test opens the whole page (about 20 s here): not for the fast loop.
+pytestmark = pytest.mark.slow
+
 #: Session key of the session's upload count (``ui.image_input``).
 USAGE = "image_input_usage"
 
