@@ -81,7 +81,7 @@ def data_ui() -> session.OwnData | None:
         **KEEP,
     )
     if source == CAMERA:
-        return own_images_camera.camera_ui()
+        return own_images_camera.camera_ui(side=max(IMAGE_SIZES))
     if source == PROJECT:
         entry, resumed = own_images_project.open_project_ui()
         if resumed is not None:

@@ -80,6 +80,12 @@ def _decode(file_id: str, name: str, label: str, _file, _usage: SessionUsage) ->
     return _picked(_file, name, label, f"file:{file_id}")
 
 
+def count_upload(file_bytes: int) -> None:
+    """Count one more upload of ``file_bytes`` against the session's caps (a batch decoded
+    elsewhere, e.g. a webcam burst); ``BudgetError``, nothing counted, past a cap."""
+    _usage().admit(file_bytes, budgets=budgets())
+
+
 def load_uploaded(file, *, name: str | None = None, label: str | None = None) -> PickedImage:
     """Decode one ``UploadedFile`` (or camera photo) in the sandbox. Raises
     ``InvalidImageError`` naming it (``name``: markdown, by default its file name verbatim),
@@ -92,7 +98,7 @@ def load_uploaded(file, *, name: str | None = None, label: str | None = None) ->
     name, label = name or safe_text(file.name), label or file.name
     file_id = getattr(file, "file_id", None)
     if file_id is None:  # not from a Streamlit widget: nothing to key a cache entry on
-        _usage().admit(len(file.getvalue()), budgets=budgets())
+        count_upload(len(file.getvalue()))
         return _picked(file, name, label)
     return _decode(file_id, name, label, file, _usage())
 

@@ -5,7 +5,10 @@ Each photo from ``st.camera_input`` is decoded in the decoding sandbox like any 
 most ``CAPTURE_SIDE`` pixels and kept with the class it was taken for. ``use_captures()``
 turns them into the page's data through the same archive reader, checks and health report
 as an upload (a zip of class folders made here, read in the sandbox). A photo can be
-removed one at a time. Session bookkeeping only; nothing is drawn here.
+removed one at a time. A "hold to record" burst (``add_burst``: the widget's list of data
+URLs) is parsed and decoded by ``cnnlib.uploads.burst`` (the sandbox) and counts as ONE
+upload of its bytes, like a zip of photos; every kept photo together stays within
+``session_image_bytes``. Session bookkeeping only; nothing is drawn here.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from dataclasses import dataclass
 import streamlit as st
 from PIL import Image
 
-from cnnlib.core.budgets import budgets
+from cnnlib.core.budgets import budgets, check_session_images
 from cnnlib.core.errors import InvalidArgumentError
 from cnnlib.data.images import downscale
+from cnnlib.uploads.burst import decode_frames, parse_frames
 from ui import own_images_session as session
-from ui.image_input import load_uploaded
+from ui.image_input import count_upload, load_uploaded
 
 CAPTURES = "own_captures"  #: list[Capture], oldest first
 CLASSES = "own_capture_classes"  #: the class names made so far, in order
@@ -85,12 +89,41 @@ def add_capture(class_name: str, shot) -> Capture | None:
         return None
     picked = load_uploaded(shot, name="The camera photo", label="camera")
     kept.add(shot.file_id)
+    return _keep(class_name, downscale(picked.image.convert("RGB"), CAPTURE_SIDE))
+
+
+def _keep(class_name: str, image: Image.Image) -> Capture:
     ids = [c.id for c in captures()]
-    capture = Capture(
-        max(ids, default=0) + 1, class_name, downscale(picked.image.convert("RGB"), CAPTURE_SIDE)
-    )
+    capture = Capture(max(ids, default=0) + 1, class_name, image)
     captures().append(capture)
     return capture
+
+
+@dataclass(frozen=True)
+class BurstAdded:
+    """What a burst added: the ``photos`` kept for the class, and a learner's message for
+    each frame that was skipped (``problems``)."""
+
+    photos: tuple[Capture, ...]
+    problems: tuple[str, ...]
+
+
+def add_burst(class_name: str, payload: object) -> BurstAdded:
+    """Keep the frames of a "hold to record" burst (the widget's untrusted ``payload``: a
+    list of data URLs) for ``class_name``: parsed (at most ``budgets().burst_frames`` frames
+    and ``burst_bytes``), counted as one upload of the session, decoded in the sandbox and
+    shrunk to ``CAPTURE_SIDE``. Raises ``InvalidImageError`` (a malformed burst, nothing
+    kept) or ``BudgetError`` (over a session cap, nothing kept)."""
+    limits = budgets()
+    frames = parse_frames(payload, max_frames=limits.burst_frames, max_bytes=limits.burst_bytes)
+    kept = [c.image.size for c in captures()]
+    # the most the burst can add, checked before any decoding: frames come back at most
+    # CAPTURE_SIDE × CAPTURE_SIDE
+    check_session_images(kept + [(CAPTURE_SIDE, CAPTURE_SIDE)] * len(frames), budgets=limits)
+    count_upload(sum(len(f) for f in frames))
+    decoded = decode_frames(frames, side=CAPTURE_SIDE, budgets=limits)
+    photos = tuple(_keep(class_name, image) for image in decoded.images)
+    return BurstAdded(photos, decoded.problems)
 
 
 def remove_capture(capture_id: int) -> None:

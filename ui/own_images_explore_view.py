@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from cnnlib.core.text import safe_text
-from ui import alt_text
+from ui import alt_text, figures
 from ui.figures import plain_label
 from ui.image_input import show_image
 
@@ -77,6 +77,53 @@ def lr_figure(test) -> go.Figure:
         legend={"orientation": "h", "y": 1.12},
     )
     return fig
+
+
+def _percent(x: float) -> str:
+    return "—" if np.isnan(x) else f"{x:.1%}"
+
+
+def lr_rows(test) -> dict[str, list]:
+    """The range test's numbers, one row per batch: rate, loss, smoothed loss."""
+    return {
+        "batch": list(range(1, len(test.rates) + 1)),
+        "learning rate": [f"{r:.3g}" for r in test.rates],
+        "loss": [f"{v:.4g}" for v in test.losses],
+        "smoothed loss": [f"{v:.4g}" for v in test.smoothed],
+    }
+
+
+#: Rows of the threshold curve's table: every threshold that is a multiple of this.
+THRESHOLD_STEP = 0.05
+
+
+def threshold_rows(curve) -> dict[str, list]:
+    """The threshold curve's numbers every ``THRESHOLD_STEP``: threshold, images answered,
+    coverage and accuracy (of the answered)."""
+    t = np.asarray(curve.thresholds)
+    keep = np.isclose(t / THRESHOLD_STEP, np.round(t / THRESHOLD_STEP)) | (t == t.max())
+    coverage, accuracy = curve.coverage, curve.accuracy
+    return {
+        "threshold": [f"{x:.2f}" for x in t[keep]],
+        "answered": [f"{int(n)} of {curve.total}" for n in curve.answered[keep]],
+        "coverage": [_percent(x) for x in coverage[keep]],
+        "accuracy": [_percent(x) for x in accuracy[keep]],
+    }
+
+
+def data_map_rows(
+    points: np.ndarray, labels: np.ndarray, predictions: np.ndarray, class_names: Sequence[str]
+) -> dict[str, list]:
+    """One row per image of the map: its number, true class, the model's answer, its two
+    coordinates and whether it is a mistake."""
+    return {
+        "image": list(range(len(labels))),
+        "true class": [str(class_names[int(k)]) for k in labels],
+        "answer": [str(class_names[int(k)]) for k in predictions],
+        "direction 1": [f"{v:.3g}" for v in points[:, 0]],
+        "direction 2": [f"{v:.3g}" for v in points[:, 1]],
+        "mistake": ["yes" if a != b else "" for a, b in zip(labels, predictions, strict=True)],
+    }
 
 
 def threshold_figure(curve, threshold: float) -> go.Figure:
@@ -161,7 +208,7 @@ def show_threshold_effect(effect, class_names: Sequence[str]) -> None:
         key="own_threshold_effect",
         alt=f"Stacked bars per class at threshold {effect.threshold:.2f}: {parts}.",
     )
-    st.dataframe(
+    figures.table_view(
         [
             {
                 "Class": label,
@@ -181,7 +228,7 @@ def show_threshold_effect(effect, class_names: Sequence[str]) -> None:
                 strict=True,
             )
         ],
-        hide_index=True,
+        alt=f"Answers per class at threshold {effect.threshold:.2f}",
     )
 
 

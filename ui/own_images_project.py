@@ -6,7 +6,8 @@ model's recipe when the model is included), the model and its curves. ``resume(k
 opens such a file through the same safe reader as any upload (``read_bundle``: the decoding
 sandbox; the model through the ``.keras`` upload path), makes it the session's data, and,
 when it holds a model, tests that model on the same validation split it had (the same
-images in the same order, so the same seeded split) and keeps it as the page's latest run.
+images in the same order, so the same seeded split), keeps it as the page's latest run and
+adds it to the session's model registry (the other pages open it like a model trained here).
 
 Session bookkeeping only: the page restores its widgets from ``ResumedProject.recipe``.
 """
@@ -175,21 +176,33 @@ def resume(key: str, read) -> tuple[session.OwnData, ResumedProject]:
 
 
 def _adopt(entry: session.OwnData, recipe: OwnImagesRecipe, model, history: dict) -> None:
-    """The project's model as the page's latest run: tested on its validation split."""
+    """The project's model as the page's latest run: tested on its validation split, and
+    added to the session's model registry."""
     split = session.split_of(entry, recipe)
     with st.spinner("Testing the saved model on its validation images…"):
         x, y, paths = split.arrays("validation")
         evaluation = evaluate_model(model, x, y) if len(y) else None
     accuracy = evaluation.accuracy if evaluation is not None else math.nan
     info = session.OwnRun(recipe, split, (entry.key, entry.version, recipe.image_size))
+    class_names = tuple(split.class_names)
+    # in the session's registry like a model trained here: Feature maps, Network overview…
+    registered = runs.register_model(
+        model,
+        class_names,
+        f"Own images · {recipe.label} · {100 * accuracy:.0f} % (from your project file)",
+        f"{recipe.label} trained on your {len(class_names)} classes (opened from a project "
+        f"file), validation accuracy {accuracy:.1%}",
+        session.PAGE,
+        **session.real_examples(x, y),
+    )
     result = session.OwnImagesResult(
         model,
         evaluation,
         x,
         y,
         tuple(paths),
-        tuple(split.class_names),
-        f"Own images · {recipe.label} · {100 * accuracy:.0f} % (from your project file)",
+        class_names,
+        registered,
         recipe.label,
         history={k: tuple(v) for k, v in history.items()},
     )

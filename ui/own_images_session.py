@@ -174,6 +174,18 @@ def start(entry: OwnData, recipe: OwnImagesRecipe) -> None:
     runs.start(RUN, PAGE, lambda: OwnImagesJob(split, recipe, health=True), info)
 
 
+def real_examples(x: np.ndarray, y: np.ndarray) -> dict:
+    """A model's registry ``examples`` (``RegisteredModel``): its validation images ``x``
+    (N, H, W, 3) uint8 with labels ``y``, where other pages search for real examples, and
+    what they are (none without validation images)."""
+    if not len(y):
+        return {}
+    return {
+        "examples": x,
+        "examples_source": f"the {len(y):,} validation images of your own data",
+    }
+
+
 def _test(run: OwnTested) -> OwnImagesResult:
     """Evaluate a finished run on its validation images, register its model (with those
     images as its real examples for other pages), and add its row to the comparison table
@@ -188,11 +200,7 @@ def _test(run: OwnTested) -> OwnImagesResult:
         f"{label} trained on your {len(class_names)} classes, validation accuracy {accuracy:.1%}"
     )
     name = runs.register(
-        run,
-        f"Own images · {label} · {100 * accuracy:.0f} %",
-        description,
-        examples=x if len(y) else None,  # the real examples other pages search
-        examples_source=f"the {len(y):,} validation images of your own data",
+        run, f"Own images · {label} · {100 * accuracy:.0f} %", description, **real_examples(x, y)
     )
     table = st.session_state.setdefault(COMPARE, {}).setdefault(info.data, {})
     table[label] = ComparisonRow(

@@ -16,7 +16,7 @@ import streamlit as st
 
 from cnnlib.core.text import safe_text
 from cnnlib.training.evaluation import most_confused_pairs
-from ui import alt_text
+from ui import alt_text, figures
 from ui.figures import plain_label
 from ui.own_images_view import gallery
 
@@ -107,7 +107,7 @@ def show_precision_recall(result, class_names: Sequence[str]) -> None:
         }
         for c, n, p, r in zip(class_names, counts, t.precision, t.recall, strict=True)
     ]
-    st.dataframe(table, hide_index=True)
+    figures.table_view(table, alt="Test images, precision and recall per class")
 
 
 def show_confused_pairs(result, class_names: Sequence[str], *, top: int = 3) -> None:

@@ -258,6 +258,27 @@ def show_prediction(predictions: Sequence[tuple[str, float]], sentence: str) -> 
     figures.table_view(rows, alt="Probability of each class")
 
 
+#: Classes the live webcam prediction lists.
+LIVE_TOP = 3
+
+
+def show_live_prediction(
+    predictions: Sequence[tuple[str, float]], threshold: float, frame: int
+) -> None:
+    """The live webcam's answer to frame number ``frame``: the best class, or "Not sure"
+    when its probability is below ``threshold``, and the top ``LIVE_TOP`` classes' bars."""
+    best, probability = predictions[0]
+    if probability < threshold:
+        st.markdown(
+            f"**Not sure** (frame {frame}): the best guess, {safe_text(best, 60)}, has "
+            f"{probability:.1%} confidence, below your threshold of {threshold:.0%}."
+        )
+    else:
+        st.markdown(f"**{safe_text(best, 60)}** with {probability:.1%} confidence (frame {frame}).")
+    for name, p in predictions[:LIVE_TOP]:
+        st.progress(min(max(float(p), 0.0), 1.0), text=f"{safe_text(name, 40)}: {p:.1%}")
+
+
 def show_grad_cam(x: np.ndarray, cam: np.ndarray, label: str) -> None:
     """Grad-CAM of the model's input (H, W, 3) uint8 for class ``label``: map (H, W) in [0, 1]."""
     h, w = cam.shape

@@ -24,7 +24,7 @@ from typing import Any, Generic, TypeVar
 
 import streamlit as st
 
-from cnnlib.models.registry import registered_from_job
+from cnnlib.models.registry import RegisteredModel, registered_from_job
 from cnnlib.training.tasks import SessionBusyError, TaskHandle
 from ui import state
 from ui.keras_runtime import freeze_imported_objects
@@ -184,7 +184,8 @@ def adopt(key: str, test: Callable[[Run[I, R]], R]) -> Run[I, R] | None:
 
 def resume(key: str, page: str, info: I, result: R) -> Run[I, R]:
     """A model trained in an earlier session (a saved project's), kept as the latest tested
-    run of ``key`` with a new id, without a job; the run under ``key`` is dropped."""
+    run of ``key`` with a new id, without a job; the run under ``key`` is dropped. Add its
+    model to the registry with ``register_model``."""
     ss = st.session_state
     ss[_COUNTER] = ss.get(_COUNTER, 0) + 1
     run: Run[I, R] = Run(ss[_COUNTER], page, None, info, result, adopted=True)
@@ -210,6 +211,33 @@ def register(
         registry.unique_name(name),
         description=description,
         source_page=run.page,
+        examples=examples,
+        examples_source=examples_source,
+    )
+    return registry.add(entry).name
+
+
+def register_model(
+    model,
+    class_names: tuple[str, ...],
+    name: str,
+    description: str,
+    page: str,
+    *,
+    examples=None,
+    examples_source: str = "",
+) -> str:
+    """Add a model that no job of this session trained (a saved project's) to the session's
+    registry, like ``register``: under ``name`` made unique, ``page`` as its source; returns
+    that name."""
+    registry = state.model_registry()
+    entry = RegisteredModel(
+        name=registry.unique_name(name),
+        model=model,
+        class_names=tuple(class_names),
+        input_shape=tuple(model.input_shape[1:]),
+        description=description,
+        source_page=page,
         examples=examples,
         examples_source=examples_source,
     )

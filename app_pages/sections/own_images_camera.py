@@ -1,6 +1,6 @@
 """Train on your own images, tab ①'s "Webcam": make classes, take photos for the chosen one
-(one per click), remove any, then use them: they are checked like an upload (the health
-report below)."""
+(one per click, or a burst while "Hold to record" is held), remove any, then use them: they
+are checked like an upload (the health report below)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from ui import own_images_camera as camera
 from ui import own_images_session as session
 from ui.errors import friendly_errors
 from ui.image_input import show_image
+from ui.webcam_widgets import burst_widget
 
 #: Thumbnails per row in the capture galleries.
 COLUMNS = 8
@@ -41,6 +42,34 @@ def classes_ui() -> str | None:
     return c[0].selectbox("Photos for class", names, key="own_cam_class")
 
 
+def burst_ui(chosen: str | None, side: int) -> None:
+    """ "Hold to record": the burst's frames (at most ``side`` pixels) go to class ``chosen``."""
+    limits = budgets()
+    payload = burst_widget(
+        key="own_cam_burst",
+        target=chosen or "",
+        side=side,
+        max_frames=limits.burst_frames,
+        max_bytes=limits.burst_bytes,
+        disabled=chosen is None,
+    )
+    if payload is None or chosen is None:
+        return
+    try:
+        added = camera.add_burst(chosen, payload)
+    except (BudgetError, InvalidImageError) as err:
+        st.error(str(err), icon="⚠️")
+        return
+    st.success(
+        f"Added {len(added.photos)} photo(s) from your burst to {safe_text(chosen)}.",
+        icon=":material/burst_mode:",
+    )
+    for problem in added.problems[:5]:
+        st.warning(problem, icon="⚠️")
+    if len(added.problems) > 5:
+        st.warning(f"… and {len(added.problems) - 5} more photo(s) skipped.", icon="⚠️")
+
+
 def gallery_ui() -> None:
     """Each class's photos, each with a Remove button."""
     for name, photos in camera.by_class().items():
@@ -65,24 +94,31 @@ def gallery_ui() -> None:
                     )
 
 
-def camera_ui() -> session.OwnData | None:
-    """Capture photos per class; returns the session's data once the photos are used."""
+def camera_ui(side: int) -> session.OwnData | None:
+    """Capture photos per class (a burst's frames at most ``side`` pixels, the largest
+    training size); returns the session's data once the photos are used."""
     st.caption(
-        "Make a class, point the camera at an example of it and take a photo; take at least "
+        "Make a class, point the camera at an example of it and take a photo, or hold "
+        "*Hold to record* to take about 5 a second while you move it; take at least "
         f"{budgets().min_images_per_class} per class, from different angles and distances, "
         "for 2 classes or more. Then use them: they are checked like any upload."
     )
     chosen = classes_ui()
-    shot = st.camera_input(
-        "Take a photo" if chosen is None else f"Take a photo of {chosen}",
-        key="own_cam_shot",
-        disabled=chosen is None,
-    )
+    left, right = st.columns(2)
+    with left:
+        shot = st.camera_input(
+            "Take a photo" if chosen is None else f"Take a photo of {chosen}",
+            key="own_cam_shot",
+            disabled=chosen is None,
+        )
     if shot is not None and chosen is not None:
         try:
             camera.add_capture(chosen, shot)
         except (BudgetError, InvalidImageError) as err:
             st.error(str(err), icon="⚠️")
+    with right:
+        st.markdown("**Or record a burst**")
+        burst_ui(chosen, side)
     gallery_ui()
     current = session.data()
     using = current is not None and current.key.startswith("camera:")

@@ -9,6 +9,7 @@ import numpy as np
 import streamlit as st
 
 from cnnlib.training.thresholds import threshold_curve, threshold_effect, threshold_for_accuracy
+from ui import figures
 from ui import own_images_explore_view as explore_view
 from ui import own_images_session as session
 from ui.state import KEEP
@@ -50,6 +51,9 @@ def threshold_ui(tested: session.OwnTested | None) -> None:
         key="own_threshold_curve",
         alt=f"Line chart of coverage and accuracy against the confidence threshold on the "
         f"{len(evaluation.labels)} {which}; the chosen threshold {chosen:.2f} is marked.",
+    )
+    figures.table_view(
+        explore_view.threshold_rows(curve), alt=f"Coverage and accuracy by threshold, {which}"
     )
     suggestions = []
     for target in TARGETS:
@@ -101,6 +105,12 @@ def data_map_chart(tested: session.OwnTested) -> None:
         f"directions of the model's features ({feature_map.explained[0]:.0%} and "
         f"{feature_map.explained[1]:.0%} of the variation), coloured by class, mistakes as "
         "crosses.",
+    )
+    figures.table_view(
+        explore_view.data_map_rows(
+            feature_map.points, evaluation.labels, evaluation.predictions, names
+        ),
+        alt="Each validation image's place on the map",
     )
     index = explore_view.selected_image(event)
     if index is not None and 0 <= index < len(evaluation.labels):

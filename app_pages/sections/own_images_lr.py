@@ -10,9 +10,9 @@ from collections.abc import Sequence
 import streamlit as st
 
 from cnnlib.training.transfer import OwnImagesRecipe
+from ui import figures, runs
 from ui import own_images_explore_view as explore_view
 from ui import own_images_session as session
-from ui import runs
 from ui.errors import friendly_errors
 
 POLL_SECONDS = 1.0
@@ -82,6 +82,7 @@ def lr_progress(rates: Sequence[float], key: str, polling: bool) -> None:
             f"{len(test.rates)} batches; lowest smoothed loss at {test.minimum_rate:.2g}, "
             f"suggested rate {test.suggested:.2g}.",
         )
+        figures.table_view(explore_view.lr_rows(test), alt="Loss at each learning rate tried")
         choice = nearest(test.suggested, rates)
         st.caption(
             f"{run.info.label}: lowest smoothed loss at a rate of {test.minimum_rate:.2g}; "

@@ -88,14 +88,8 @@ def test_confusion_ui(tested: session.OwnTested, result: session.OwnTestResult, 
         "cell to see its images."
     )
     evaluation, names = result.test.evaluation, tested.result.class_names
-    labels = [view.plain_label(n) for n in names]
-    event = st.plotly_chart(
-        training_view.confusion_figure(evaluation.confusion, labels),
-        key=f"own_test_confusion_{tested.id}_{key}",
-        on_select="rerun",
-        selection_mode=("points", "box"),
-        alt=f"Confusion matrix of the {len(evaluation.labels)} test images, "
-        f"{len(names)} classes; the table below lists the per-class numbers.",
+    event = training_view.confusion_chart(
+        evaluation.confusion, names, key=f"own_test_confusion_{tested.id}_{key}"
     )
     cell = training_view.selected_cell(event)
     if cell is not None:

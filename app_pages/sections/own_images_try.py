@@ -1,26 +1,115 @@
 """Train on your own images, tab ④ "Try it & export": the trained model on a new photo (its
-prediction and the Grad-CAM that explains it, on the same resized pixels). The exports are
+prediction and the Grad-CAM that explains it, on the same resized pixels), and live on the
+webcam (a frame about every second, in a fragment: only this part reruns). The exports are
 ``own_images_export``."""
 
 from __future__ import annotations
 
+import functools
+import time
+from dataclasses import dataclass
+
 import streamlit as st
 
+from cnnlib.core.budgets import budgets
+from cnnlib.core.errors import InvalidImageError
 from cnnlib.core.text import safe_text
 from cnnlib.inspect.saliency import saliency_map
 from cnnlib.training import transfer
+from cnnlib.uploads.burst import decode_frames, parse_live_frame
 from ui import alt_text
 from ui import own_images_explore_view as explore_view
 from ui import own_images_session as session
 from ui import own_images_view as view
 from ui.image_input import pick_images, show_image
+from ui.webcam_widgets import live_widget, sent_frame
+
+#: Session key of the live prediction: ``LiveAnswer`` of the latest frame answered.
+LIVE = "own_live"
+#: Fewest seconds between two live predictions (frames sent faster are answered unread).
+LIVE_MIN_SECONDS = 0.5
+#: Largest live frame, bytes (the widget sends one JPEG at the model's input size).
+LIVE_FRAME_BYTES = 512 * 1024
+
+
+@dataclass(frozen=True)
+class LiveAnswer:
+    """The latest live frame answered: its number ``n`` (the widget's), the run it was
+    predicted by (``run_id``; None when unread), its ``predictions`` ((class, probability),
+    most likely first), a ``problem`` message for a frame refused, and when (``at``)."""
+
+    n: int
+    run_id: int | None
+    predictions: tuple[tuple[str, float], ...] = ()
+    problem: str = ""
+    at: float = 0.0
 
 
 def try_ui(tested: session.OwnTested | None) -> None:
-    """A new photo: the prediction with its probabilities, and Grad-CAM on it."""
+    """A new photo: the prediction with its probabilities, and Grad-CAM on it; then the
+    live prediction from the webcam."""
     if tested is None:
         st.info("Train a model (tab ②) to try it on a new photo.", icon="ℹ️")
         return
+    photo_ui(tested)
+    st.subheader("Live from the webcam")
+    st.caption(
+        "Start it, then show the camera your classes: about once a second the model reads "
+        "a frame and its top classes appear below. Frames are checked like any upload, "
+        "never kept."
+    )
+    st.fragment(live_ui)(tested)
+
+
+def _predict_live(tested: session.OwnTested, payload: object, last: LiveAnswer | None):
+    """The ``LiveAnswer`` to the widget's ``payload`` (untrusted)."""
+    now = time.monotonic()
+    try:
+        n, raw = parse_live_frame(payload, max_bytes=LIVE_FRAME_BYTES)
+    except InvalidImageError as err:
+        return LiveAnswer(0, None, problem=str(err), at=now)
+    if last is not None and now - last.at < LIVE_MIN_SECONDS:  # too soon: answered, unread
+        return LiveAnswer(n, last.run_id, last.predictions, last.problem, last.at)
+    model, names = tested.result.model, tested.result.class_names
+    decoded = decode_frames([raw], side=max(model.input_shape[1:3]), budgets=budgets())
+    if not decoded.images:
+        return LiveAnswer(n, tested.id, problem=decoded.problems[0], at=now)
+    predictions = transfer.predict_image(model, decoded.images[0], names)
+    return LiveAnswer(n, tested.id, tuple(predictions), at=now)
+
+
+#: Key of the live widget.
+LIVE_CAMERA = "own_live_camera"
+
+
+def answer_frame(tested: session.OwnTested) -> None:
+    """The live widget's callback, before its fragment reruns: the model's answer to the
+    frame it sent, kept for the rerun (which tells the widget, so it sends the next)."""
+    payload = sent_frame(LIVE_CAMERA)
+    if payload is not None:
+        st.session_state[LIVE] = _predict_live(tested, payload, st.session_state.get(LIVE))
+
+
+def live_ui(tested: session.OwnTested) -> None:
+    """The live widget and the model's answer to its latest frame (a fragment: a frame
+    reruns only this)."""
+    last: LiveAnswer | None = st.session_state.get(LIVE)
+    live_widget(
+        key=LIVE_CAMERA,
+        side=max(tested.result.model.input_shape[1:3]),
+        answered=last.n if last else 0,
+        on_frame=functools.partial(answer_frame, tested),
+    )
+    if last is None:
+        return
+    if last.problem:
+        st.warning(last.problem, icon="⚠️")
+    elif last.run_id == tested.id and last.predictions:
+        view.show_live_prediction(last.predictions, session.threshold(), last.n)
+
+
+def photo_ui(tested: session.OwnTested) -> None:
+    """A photo (sample, upload or camera shot): its prediction and Grad-CAM."""
     picked = pick_images("own_photo")
     if not picked:
         return

@@ -15,6 +15,8 @@ server with an environment variable ``CNNLAB_<FIELD NAME IN CAPITALS>``:
 | ``CNNLAB_SESSION_IMAGE_BYTES`` | 256 MiB | decoded-image bytes one session keeps |
 | ``CNNLAB_SESSION_UPLOADS`` | 20 | uploads decoded per session |
 | ``CNNLAB_SESSION_UPLOAD_BYTES`` | 100 MiB | file bytes decoded per session |
+| ``CNNLAB_BURST_FRAMES`` | 60 | frames in one webcam burst (one upload of the session) |
+| ``CNNLAB_BURST_BYTES`` | 8 MiB | encoded bytes of one webcam burst's frames, in all |
 | ``CNNLAB_LAB_PIXELS`` | 4,000,000 | the lab's compute size: uploads come back shrunk to it |
 | ``CNNLAB_ACTIVATION_BYTES`` | 256 MiB | activations kept from one forward pass (Feature maps) |
 | ``CNNLAB_CACHE_BYTES`` | 256 MiB | ``st.cache_data(max_size=...)`` of the big caches |
@@ -105,6 +107,10 @@ class Budgets:
     session_uploads: int = 20
     #: File bytes one session may decode in all.
     session_upload_bytes: int = 100 * _MiB
+    #: Frames one webcam burst ("hold to record") may send; the burst counts as one upload.
+    burst_frames: int = 60
+    #: Encoded bytes of one burst's frames together (its data URLs decoded from base64).
+    burst_bytes: int = 8 * _MiB
     #: Largest image the Convolution lab computes on, pixels; "original size" is offered
     #: only up to this. The largest size any page uses: the decoding sandbox hands uploaded
     #: images back shrunk to it.

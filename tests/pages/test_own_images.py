@@ -18,6 +18,7 @@ import zipfile
 import numpy as np
 import pytest
 import streamlit as st
+from PIL import Image
 
 from cnnlib.core.text import safe_text
 from cnnlib.training import tasks
@@ -284,11 +285,14 @@ def test_the_held_out_test_share_is_never_trained_on_and_its_gap_is_explained(tr
     assert metrics["Test images"] == "32"
     assert result.test.explanation in values(at.info)
     # per-class precision and recall, as the table shows them
-    table = next(d.value for d in at.dataframe if "Precision" in d.value.columns)
+    table = next(t.value for t in at.table if "`Precision`" in t.value.columns)
     precision, recall = result.test.precision, result.test.recall
-    assert list(table["Test images"]) == [8, 8, 8, 8]
-    assert list(table["Recall"]) == [f"{r:.1%}" for r in recall]
+    assert list(table["`Test images`"]) == [8, 8, 8, 8]
+    assert list(table["`Recall`"]) == [f"`{r:.1%}`" for r in recall]
     confusion = result.test.evaluation.confusion
+    # the test confusion matrix's table: one row per true class, its 8 test images
+    shown = [t.value for t in at.table if "`true class`" in t.value.columns]
+    assert any(np.array_equal(t.iloc[:, 1:].to_numpy(), confusion) for t in shown)
     assert np.allclose(recall, np.diag(confusion) / confusion.sum(1))
     with np.errstate(invalid="ignore"):
         assert np.allclose(precision, np.diag(confusion) / confusion.sum(0), equal_nan=True)
@@ -408,6 +412,17 @@ def test_save_the_project_and_resume_it_in_a_new_session(trained_page):
     assert metrics["Validation accuracy"] == f"{back.result.evaluation.accuracy:.1%}"
     # the held-out share is the same images too: the resumed model can be tested on it
     assert back.info.split.counts("test") == run.info.split.counts("test")
+    # in the session's registry like a model trained here: Feature maps opens it
+    registry = fresh.session_state[state.MODEL_REGISTRY]
+    entry = registry.get(back.result.registered)
+    assert entry is not None and entry.model is back.result.model
+    assert entry.class_names == back.result.class_names and entry.input_shape == (32, 32, 3)
+    assert entry.source_page == session.PAGE and "project file" in entry.description
+    # … with its validation images as its real examples, like a model trained here
+    assert np.array_equal(entry.examples, back.result.x)
+    assert entry.examples_source == f"the {len(back.result.y)} validation images of your own data"
+    maps = open_page("feature_maps", session={state.MODEL_REGISTRY: registry})
+    assert any(entry.name in o for o in maps.radio(key="fm_model_source").options)
 
 
 @pytest.mark.slow
@@ -476,11 +491,17 @@ def test_the_threshold_says_not_sure_and_the_map_marks_the_mistakes(trained_page
     assert metrics["Answered"] == f"{answered.mean():.1%}"
     assert metrics["Accuracy of the answers"] == f"{right.sum() / answered.sum():.1%}"
     assert metrics["“Not sure” (validation images)"] == str(int((~answered).sum()))
-    table = next(d.value for d in at.dataframe if "Not sure" in d.value.columns)
+    table = next(t.value for t in at.table if "`Not sure`" in t.value.columns)
     for k in range(4):
         mine = evaluation.labels == k
-        assert table["Right"][k] == int((right & mine).sum())
-        assert table["Not sure"][k] == int((~answered & mine).sum())
+        assert table["`Right`"][k] == int((right & mine).sum())
+        assert table["`Not sure`"][k] == int((~answered & mine).sum())
+    # the curve's table: coverage and accuracy every 0.05, by hand
+    curve = next(t.value for t in at.table if "`coverage`" in t.value.columns)
+    row = list(curve["`threshold`"]).index("`0.50`")
+    half = confidence >= 0.5
+    assert curve["`coverage`"][row] == f"`{half.mean():.1%}`"
+    assert curve["`answered`"][row] == f"`{int(half.sum())} of 32`"
     # the prediction panel uses the same threshold
     top = max(_probabilities(at))
     warned = any("Not sure" in w for w in values(at.warning))
@@ -498,6 +519,10 @@ def test_the_threshold_says_not_sure_and_the_map_marks_the_mistakes(trained_page
     first = spec["data"][0]
     index = _numbers(first["customdata"]).reshape(-1, 2)[:, 0].astype(int)
     np.testing.assert_allclose(_numbers(first["x"]), feature_map.points[index, 0], rtol=1e-5)
+    points = next(t.value for t in at.table if "`direction 1`" in t.value.columns)
+    assert len(points) == 32
+    assert (points["`mistake`"] == "`yes`").sum() == crosses
+    assert points["`direction 2`"][5] == f"`{feature_map.points[5, 1]:.3g}`"
     at.slider(key=session.THRESHOLD).set_value(0.0)
     run_checked(at)
 
@@ -565,6 +590,9 @@ def test_the_learning_rate_finder_runs_as_a_job_and_its_suggestion_is_one_click(
     assert test.suggested == pytest.approx(test.minimum_rate / 10)
     spec = _chart(at, "own_lr_curve")
     np.testing.assert_allclose(_numbers(spec["data"][1]["y"]), test.smoothed, rtol=1e-6)
+    rows = next(t.value for t in at.table if "`smoothed loss`" in t.value.columns)
+    assert len(rows) == len(test.rates)
+    assert rows["`loss`"][0] == f"`{test.losses[0]:.4g}`"
     choice = nearest(test.suggested, [1e-4, 3e-4, 1e-3, 3e-3, 1e-2])
     assert f"The nearest setting is {choice:g}" in " ".join(values(at.caption))
     current = at.select_slider(key="own_lr").value
@@ -617,6 +645,55 @@ def test_the_shortcut_lab_plants_a_cue_trains_and_tests_with_and_without_it(exam
     captions = image_captions(at)
     assert "clean" in captions and captions.count("with the cue") == 2  # preview + Grad-CAM
     assert state.MODEL_REGISTRY not in at.session_state  # a lab model is not registered
+
+
+@pytest.mark.slow
+def test_the_live_webcam_prediction_answers_each_frame_with_the_threshold(
+    trained_page, monkeypatch
+):
+    """The live widget's frames (faked here: AppTest has no browser; the browser test uses
+    Chromium's fake camera) go through the sandbox and the model; the widget is told which
+    frame was answered; "not sure" below the threshold; a hostile frame gets a message."""
+    from app_pages.sections import own_images_try
+    from tests.hostile_bursts import data_url
+
+    at, run = trained_page
+    frames, told = [], []
+
+    def fake_widget(*, key, side, answered, on_frame, interval_ms=1000):
+        told.append((side, answered))
+        on_frame()  # Streamlit calls it before the rerun; the next run shows its answer
+
+    monkeypatch.setattr(own_images_try, "live_widget", fake_widget)
+    monkeypatch.setattr(own_images_try, "sent_frame", lambda key: frames.pop(0) if frames else None)
+    monkeypatch.setattr(own_images_try, "LIVE_MIN_SECONDS", 0.0)
+    x = run.result.x[0]  # a validation image, as the camera would send it
+    frames.append({"n": 1, "image": data_url(encode(Image.fromarray(x), "PNG"), "image/png")})
+    at = run_checked(run_checked(at))
+    answer = at.session_state[own_images_try.LIVE]
+    assert answer.n == 1 and answer.run_id == run.id and not answer.problem
+    expected = run.result.model.predict(x[None].astype("float32"), verbose=0)[0]
+    best = int(expected.argmax())
+    assert answer.predictions[0][0] == run.result.class_names[best]
+    assert answer.predictions[0][1] == pytest.approx(float(expected[best]), abs=1e-5)
+    assert told[-1] == (32, 1)  # the rerun told the widget frame 1 was answered
+    shown = " ".join(values(at.markdown))
+    assert "(frame 1)" in shown and "confidence" in shown
+    bars = [p.proto.text for p in at.get("progress") if p.proto.text.endswith("%")]
+    assert len(bars) == min(3, len(run.result.class_names))
+    assert bars[0].endswith(f"{answer.predictions[0][1]:.1%}")
+    # above every probability: "not sure"
+    at.slider(key=session.THRESHOLD).set_value(0.99)
+    frames.append({"n": 2, "image": data_url(encode(Image.fromarray(x), "JPEG"))})
+    at = run_checked(run_checked(at))
+    assert "**Not sure** (frame 2)" in " ".join(values(at.markdown))
+    # a hostile frame: a message, nothing predicted
+    frames.append({"n": 3, "image": data_url(b"<svg onload=alert(1)>", "image/svg+xml")})
+    at = run_checked(run_checked(at))
+    assert "not a JPEG" in " ".join(values(at.warning))
+    at.slider(key=session.THRESHOLD).set_value(0.0)
+    at.session_state[own_images_try.LIVE] = None
+    run_checked(at)
 
 
 # --------------------------------------------------------------------------------------------
