@@ -103,13 +103,29 @@ function build(root, label) {
   s.say = (text) => { status.textContent = text; };
   return s;
 }
+
+//: The widget's state per mounted element (the module is called again on every new value).
+const INSTANCES = new WeakMap();
+
+//: This element's state (made by setup the first time) with the run's data and sender;
+//: returns [state, made now?] and the cleanup to return.
+function mount(component, setup) {
+  const { data, parentElement, setTriggerValue } = component;
+  let s = INSTANCES.get(parentElement);
+  const fresh = !s;
+  if (fresh) {
+    s = setup(parentElement, data);
+    INSTANCES.set(parentElement, s);
+  }
+  s.data = data;
+  s.send = setTriggerValue;
+  return [s, fresh, () => { s.stopAll(); INSTANCES.delete(parentElement); }];
+}
 """
 
 _BURST_JS = (
     _CAMERA_JS
     + """
-const INSTANCES = new WeakMap();
-
 function setup(root, data) {
   const s = build(root, data.label);
   s.frames = [];
@@ -175,14 +191,8 @@ function setup(root, data) {
 }
 
 export default function (component) {
-  const { data, parentElement, setTriggerValue } = component;
-  let s = INSTANCES.get(parentElement);
-  if (!s) {
-    s = setup(parentElement, data);
-    INSTANCES.set(parentElement, s);
-  }
-  s.data = data;
-  s.send = setTriggerValue;
+  const [s, , cleanup] = mount(component, setup);
+  const data = s.data;
   s.button.textContent = data.label;
   s.button.disabled = Boolean(data.disabled);
   // The hint shows until the first recording says how many frames it took.
@@ -191,7 +201,7 @@ export default function (component) {
     s.say(data.hint);
     s.hinted = true;
   }
-  return () => { s.stopAll(); INSTANCES.delete(parentElement); };
+  return cleanup;
 }
 """
 )
@@ -199,7 +209,6 @@ export default function (component) {
 _LIVE_JS = (
     _CAMERA_JS
     + """
-const INSTANCES = new WeakMap();
 //: Send again after this many milliseconds without an answer (a rerun that never came).
 const PATIENCE_MS = 5000;
 
@@ -239,16 +248,9 @@ function setup(root, data) {
 }
 
 export default function (component) {
-  const { data, parentElement, setTriggerValue } = component;
-  let s = INSTANCES.get(parentElement);
-  if (!s) {
-    s = setup(parentElement, data);
-    INSTANCES.set(parentElement, s);
-    s.say("Camera off.");
-  }
-  s.data = data;
-  s.send = setTriggerValue;
-  return () => { s.stopAll(); INSTANCES.delete(parentElement); };
+  const [s, fresh, cleanup] = mount(component, setup);
+  if (fresh) s.say("Camera off.");
+  return cleanup;
 }
 """
 )
