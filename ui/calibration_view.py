@@ -107,8 +107,23 @@ def _chart(rel: Reliability, title: str, what: str, key: str) -> None:
     )
 
 
-def show_calibration(report: CalibrationReport, *, key: str) -> None:
-    """The report: the numbers in a row, the two reliability diagrams, each bin's numbers."""
+def show_intro(images: str = "test images") -> None:
+    """The section's heading and what calibration and the ECE are, for ``images`` (what the
+    diagrams sort: "test images")."""
+    st.subheader("Calibration: is its confidence right?")
+    st.markdown(
+        f"When the model says it is 90 % sure, is it right 9 times out of 10? Sort the {images} "
+        "by the model's confidence (its top probability) into bins, and compare each "
+        "bin's accuracy with its confidence: on the diagonal, the model is **calibrated**. "
+        "The **expected calibration error** (ECE) is the average gap, weighted by how many "
+        "images each bin holds (Guo et al., ICML 2017)."
+    )
+
+
+def show_calibration(report: CalibrationReport, *, key: str, on_validation: bool = False) -> None:
+    """The report: the numbers in a row, the two reliability diagrams, each bin's numbers.
+    ``on_validation``: the diagrams are of the validation images (no test set), the very
+    images T was fitted on; the caption says so."""
     before, after, t = report.before, report.after, report.temperature
     c = st.columns(4)
     c[0].metric("Expected calibration error", f"{before.ece:.2%}")
@@ -122,7 +137,7 @@ def show_calibration(report: CalibrationReport, *, key: str) -> None:
             delta=f"{100 * (after.ece - before.ece):+.2f} points",
             delta_color="inverse",
         )
-    n = f"{report.test_count:,} test images"
+    n = f"{report.test_count:,} {'validation' if on_validation else 'test'} images"
     left, right = st.columns(2)
     with left:
         _chart(before, f"As trained: ECE {before.ece:.2%}", f"of the {n} as trained", f"{key}_b")
@@ -135,9 +150,15 @@ def show_calibration(report: CalibrationReport, *, key: str) -> None:
                 f"{key}_a",
             )
         nll = (
-            f"The test set's negative log-likelihood goes from {report.nll_before:.4f} to "
+            f"The mean negative log-likelihood of the {n} goes from {report.nll_before:.4f} to "
             f"{report.nll_after:.4f} nats."
         )
+        if on_validation:
+            nll += (
+                " These diagrams use the same validation images T was fitted on (there is no "
+                "test set), so the ECE after scaling flatters it: a held-out test set gives "
+                "the honest figure."
+            )
         st.caption(
             f"Temperature scaling divides the model's logits by one number T before the "
             f"softmax, fitted to the {report.validation_count:,} validation images (never the "

@@ -18,6 +18,7 @@ import streamlit as st
 from cnnlib.core.errors import ArchiveError, InvalidArgumentError
 from cnnlib.core.text import safe_text
 from cnnlib.data.shortcuts import Cue
+from cnnlib.inspect.calibration import CalibrationReport, calibration_report
 from cnnlib.inspect.data_map import FeatureMap, classifier_features, pca_2d
 from cnnlib.training.evaluation import (
     Evaluation,
@@ -315,6 +316,47 @@ def test_on_zip(tested: OwnTested, key: str, read) -> OwnTestResult:
         return _held_out(tested, x, y, "your test zip")
 
     return _remember((tested.id, key), compute)
+
+
+@st.cache_data(scope="session", max_entries=4, show_spinner="Measuring its calibration…")
+def _calibration(
+    run_id: int, source: str, _model, _shown: tuple, _validation: tuple | None
+) -> CalibrationReport:
+    x, y = _shown
+    x_val, y_val = _validation if _validation is not None else (None, None)
+    return calibration_report(
+        _model,
+        x.astype(np.float32),
+        y,
+        x_val=None if x_val is None else x_val.astype(np.float32),
+        y_val=y_val,
+    )
+
+
+def calibration(tested: OwnTested, test: OwnTestResult | None, key: str) -> CalibrationReport:
+    """The run's calibration (computed once per run and test source ``key``): the
+    reliability diagram of ``test``'s held-out images, or of the validation images when
+    ``test`` is None, before and after temperature scaling fitted on the run's validation
+    images (never on a test set; no T without validation images). Raises
+    ``InvalidArgumentError`` when there are neither test nor validation images."""
+    r = tested.result
+    validation = (r.x, r.y) if len(r.y) else None
+    if test is not None:
+        shown, key = (test.x, test.test.evaluation.labels), f"test:{key}"
+    elif validation is not None:
+        shown, key = validation, "validation"
+    else:
+        raise InvalidArgumentError(
+            "This model has neither validation nor test images to measure its calibration on: "
+            "train it with a validation split."
+        )
+    return _calibration(tested.id, key, r.model, shown, validation)
+
+
+def temperature(tested: OwnTested) -> float | None:
+    """T fitted on the run's validation images (``calibration``'s, computed once per run);
+    None without validation images."""
+    return calibration(tested, None, "").temperature if len(tested.result.y) else None
 
 
 def start_lr_finder(entry: OwnData, recipe: OwnImagesRecipe) -> None:

@@ -15,14 +15,7 @@ from ui import mnist_session as session
 
 
 def calibration_ui(tested: session.MnistTested) -> None:
-    st.subheader("Calibration: is its confidence right?")
-    st.markdown(
-        "When the model says it is 90 % sure, is it right 9 times out of 10? Sort the test "
-        "images by the model's confidence (its top probability) into bins, and compare each "
-        "bin's accuracy with its confidence: on the diagonal, the model is **calibrated**. "
-        "The **expected calibration error** (ECE) is the average gap, weighted by how many "
-        "images each bin holds (Guo et al., ICML 2017)."
-    )
+    view.show_intro()
     report = session.calibration(tested)
     if report is None:
         st.info("The model is no longer in this session's registry: train it again.")

@@ -1,17 +1,19 @@
 """Train on your own images, tab ③'s held-out test: the trained model on images it never
 saw and that never helped pick it (the test share set aside before training, or a test
 zip), beside its validation score, with the gap explained, per-class precision and recall,
-a confusion matrix whose cells open their images, and the most-confused pairs."""
+a confusion matrix whose cells open their images, and the most-confused pairs; then the
+model's calibration on those test images (on the validation images while there is no test
+set), before and after temperature scaling fitted on the validation images."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from cnnlib.core.errors import ArchiveError
+from ui import calibration_view, training_view
 from ui import own_images_session as session
 from ui import own_images_test_view as test_view
 from ui import own_images_view as view
-from ui import training_view
 from ui.errors import friendly_errors
 
 SHARE, ZIP = "The test share set aside before training", "Upload a test zip"
@@ -60,6 +62,7 @@ def held_out_ui(tested: session.OwnTested | None) -> None:
         return
     source = source_ui(tested)
     if source is None:
+        calibration_ui(tested, None, "")
         return
     kind, key, read = source
     result = None
@@ -79,6 +82,27 @@ def held_out_ui(tested: session.OwnTested | None) -> None:
     test_view.show_precision_recall(result, names)
     test_confusion_ui(tested, result, key)
     test_view.show_confused_pairs(result, names)
+    calibration_ui(tested, result, key)
+
+
+def calibration_ui(
+    tested: session.OwnTested, result: session.OwnTestResult | None, key: str
+) -> None:
+    """The calibration of ``result``'s test images (of the validation images when None)."""
+    calibration_view.show_intro("test images" if result is not None else "validation images")
+    if result is None and not len(tested.result.y):
+        st.info("With neither test nor validation images, there is nothing to measure.", icon="ℹ️")
+        return
+    if result is None:
+        st.caption(
+            "No test set yet, so these diagrams use the validation images. Choose a test share "
+            "or upload a test zip above for the honest figure."
+        )
+    with friendly_errors("The calibration could not be measured: "):
+        report = session.calibration(tested, result, key)
+        calibration_view.show_calibration(
+            report, key=f"own_calibration_{tested.id}_{key}", on_validation=result is None
+        )
 
 
 @st.fragment

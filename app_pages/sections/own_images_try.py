@@ -14,6 +14,7 @@ import streamlit as st
 from cnnlib.core.budgets import budgets
 from cnnlib.core.errors import InvalidImageError
 from cnnlib.core.text import safe_text
+from cnnlib.inspect.calibration import calibrated_probabilities
 from cnnlib.inspect.saliency import saliency_map
 from cnnlib.training import transfer
 from cnnlib.uploads.burst import decode_frames, parse_live_frame
@@ -22,6 +23,7 @@ from ui import own_images_explore_view as explore_view
 from ui import own_images_session as session
 from ui import own_images_view as view
 from ui.image_input import pick_images, show_image
+from ui.state import KEEP
 from ui.webcam_widgets import live_widget, sent_frame
 
 #: Session key of the live prediction: ``LiveAnswer`` of the latest frame answered.
@@ -116,6 +118,12 @@ def photo_ui(tested: session.OwnTested) -> None:
     model, names = tested.result.model, tested.result.class_names
     image = picked[0].image
     predictions = transfer.predict_image(model, image, names)
+    t = session.temperature(tested)
+    label = f"Calibrated probabilities (logits divided by T = {t:.3g})" if t else ""
+    calibrated = bool(t) and st.toggle(label, key="own_photo_calibrated", **KEEP)
+    if calibrated:
+        x = transfer.model_input(model, image)[None]
+        predictions = transfer.ranked(calibrated_probabilities(model, x, t)[0], names)
     left, right = st.columns(2)
     with left:
         show_image(
@@ -129,6 +137,12 @@ def photo_ui(tested: session.OwnTested) -> None:
         if probability < session.threshold():
             explore_view.show_not_sure(best, probability, session.threshold())
         view.show_prediction(predictions, transfer.confidence_sentence(predictions))
+        if calibrated:
+            st.caption(
+                "Temperature scaling from tab ③'s calibration (T fitted on the validation "
+                "images): the same answer, with a confidence that matches how often the model "
+                "is right."
+            )
     x = transfer.model_input(model, image)  # the pixels the prediction saw
     best = names.index(predictions[0][0])
     cam = saliency_map(model, x, best, method="gradcam")

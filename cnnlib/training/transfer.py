@@ -948,8 +948,14 @@ def predict_image(model, image: Image.Image, class_names: Sequence[str]) -> list
             f"The model has {model.output_shape[-1]} outputs but {len(class_names)} class names."
         )
     probs = np.asarray(model(model_input(model, image)[None], training=False))[0]
-    order = np.argsort(-probs, kind="stable")
-    return [(class_names[i], float(probs[i])) for i in order]
+    return ranked(probs, class_names)
+
+
+def ranked(probabilities: np.ndarray, class_names: Sequence[str]) -> list[tuple[str, float]]:
+    """(class, probability) for every class of (K,) ``probabilities``, most likely first
+    (ties in class order)."""
+    order = np.argsort(-np.asarray(probabilities), kind="stable")
+    return [(class_names[i], float(probabilities[i])) for i in order]
 
 
 def confidence_sentence(predictions: Sequence[tuple[str, float]]) -> str:

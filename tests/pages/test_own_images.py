@@ -298,6 +298,49 @@ def test_the_held_out_test_share_is_never_trained_on_and_its_gap_is_explained(tr
         assert np.allclose(precision, np.diag(confusion) / confusion.sum(0), equal_nan=True)
 
 
+def _metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+@pytest.mark.slow
+def test_calibration_of_the_test_share_with_t_fitted_on_the_validation_images(trained_page):
+    """The ECE shown is ``reliability`` of the model's own probabilities on the test share;
+    T is ``fit_temperature`` of the validation images' logits (log-probabilities: the same
+    logits up to a constant per row); the photo's calibrated probabilities divide them by T."""
+    from cnnlib.inspect.calibration import fit_temperature, reliability, softmax
+
+    at, run = trained_page
+    model, result = run.result.model, run.result
+    x, y, _ = run.info.split.arrays("test")
+    p_test = model.predict(x.astype("float32"), verbose=0).astype(np.float64)
+    p_val = model.predict(result.x.astype("float32"), verbose=0).astype(np.float64)
+    t = fit_temperature(np.log(p_val), result.y)
+    before, after = reliability(p_test, y), reliability(softmax(np.log(p_test), t), y)
+    metrics = _metrics(at)
+    assert metrics["Expected calibration error"] == f"{before.ece:.2%}"
+    assert metrics["Temperature T (fitted on validation)"] == f"{t:.3g}"
+    assert metrics["ECE after temperature scaling"] == f"{after.ece:.2%}"
+    assert any("32 validation images (never the test set)" in c for c in values(at.caption))
+    bins = next(t.value for t in at.table if "confidence bin" in t.value.columns)
+    assert list(bins["images"]) == [int(n) for n in before.count if n]  # the 32 test images
+    # the photo's probabilities: softmax(logits / T), the same answer
+    shown = np.array(_probabilities(at))
+    at.toggle(key="own_photo_calibrated").set_value(True)
+    at = run_checked(at)
+    calibrated = np.array(_probabilities(at))
+    np.testing.assert_allclose(calibrated, softmax(np.log(shown)[None], t)[0], atol=2e-4)
+    assert calibrated.argmax() == shown.argmax()
+    at.toggle(key="own_photo_calibrated").set_value(False)
+    # no test set chosen yet: the diagrams use the validation images, and say so
+    at.radio(key="own_test_source").set_value("Upload a test zip")
+    at = run_checked(at)
+    assert _metrics(at)["Expected calibration error"] == f"{reliability(p_val, result.y).ece:.2%}"
+    assert any("No test set yet" in c for c in values(at.caption))
+    assert any("same validation images T was fitted on" in c for c in values(at.caption))
+    at.radio(key="own_test_source").set_value("The test share set aside before training")
+    run_checked(at)
+
+
 @pytest.mark.slow
 def test_a_test_zip_is_checked_like_any_upload(trained_page):
     from cnnlib.uploads.folders import example_archive
