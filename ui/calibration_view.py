@@ -156,8 +156,8 @@ def show_calibration(report: CalibrationReport, *, key: str, on_validation: bool
         if on_validation:
             nll += (
                 " These diagrams use the same validation images T was fitted on (there is no "
-                "test set), so the ECE after scaling flatters it: a held-out test set gives "
-                "the honest figure."
+                "test set), so the figures after scaling are not an honest test of it: a "
+                "held-out test set gives one."
             )
         st.caption(
             f"Temperature scaling divides the model's logits by one number T before the "

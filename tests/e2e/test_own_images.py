@@ -116,6 +116,15 @@ def _upload_and_train_checks(page, tmp_path, photos_zip) -> None:
     page.set_viewport_size({"width": 1400, "height": 2600})
     page.wait_for_timeout(800)
     screenshot(page, tmp_path, "own_images_results")
+    # No test share: the calibration section uses the validation images and says so.
+    no_test = page.get_by_text("No test set yet", exact=False)
+    expect(no_test).to_have_count(1)
+    page.set_viewport_size({"width": 1400, "height": 1400})
+    page.wait_for_timeout(800)
+    page.get_by_text("Calibration: is its confidence right?").scroll_into_view_if_needed()
+    page.mouse.wheel(0, 300)  # the diagrams under the heading
+    page.wait_for_timeout(800)
+    screenshot(page, tmp_path, "own_images_calibration")
     page.set_viewport_size({"width": 1400, "height": 1000})
 
     _tab(page, "④ Try it & export")
@@ -133,6 +142,12 @@ def _upload_and_train_checks(page, tmp_path, photos_zip) -> None:
     expect(sentence).to_have_count(1)
     sentence.scroll_into_view_if_needed()
     screenshot(page, tmp_path, "own_images_prediction")
+    page.get_by_text("Calibrated probabilities", exact=False).click()
+    page.get_by_text("Temperature scaling from tab", exact=False).wait_for(timeout=60_000)
+    wait_idle(page)
+    no_exception(page)
+    expect(page.get_by_text("% confidence", exact=False)).to_have_count(1)
+    screenshot(page, tmp_path, "own_images_prediction_calibrated")
     with page.expect_download(timeout=120_000) as download:
         page.get_by_role("button", name="Model (.keras)").click()
     saved = tmp_path / "downloaded.keras"
