@@ -103,3 +103,28 @@ def test_the_job_runs_the_range_test_of_a_transfer_recipe_on_the_backbones_featu
         assert 10 <= len(test.losses) <= 100 and np.isfinite(test.losses[0])
         with pytest.raises(InvalidArgumentError):
             LrFinderJob(folders.split(32, validation_fraction=0.2), "scratch")
+
+
+@pytest.mark.slow
+def test_the_job_runs_where_the_backend_says_and_its_curve_comes_back(fashion_dir, backend):
+    """On the child process (the default) and on a Ray actor (``CNNLAB_RAY_ADDRESS``): the
+    range test runs away from the server, and its curve comes back whole: one loss per
+    rate, rising rates, the suggestion a tenth of the rate at the lowest smoothed loss."""
+    import os
+
+    from cnnlib.training.lr_finder import LrFinderJob
+    from cnnlib.training.transfer import OwnImagesRecipe
+    from cnnlib.uploads.folders import example_archive, open_archive
+
+    with open_archive(example_archive(10)) as folders:
+        data = folders.split(32, validation_fraction=0.2)
+        recipe = OwnImagesRecipe(recipe="scratch", image_size=32)
+        job = LrFinderJob(data, recipe).start()
+        p = job.wait(300)
+    assert p.state == "finished", p.error
+    assert p.process_id not in (0, os.getpid())
+    assert bool(p.node) == (backend == "ray")
+    test = job.result()
+    assert len(test.rates) == len(test.losses) >= 10
+    assert np.all(np.diff(test.rates) > 0) and np.isfinite(test.losses[0])
+    assert test.suggested == pytest.approx(test.minimum_rate / 10)
