@@ -187,7 +187,9 @@ def test_features_are_the_backbone_pooled_once_per_image_and_copy(mobilenet_file
         features.train_y[n_train:], np.tile(features.train_y[:n_train], 2)
     )
     plain, copy1 = features.train_x[:n_train], features.train_x[n_train : 2 * n_train]
-    assert np.abs(plain - copy1).mean() > 0.1 * np.abs(plain).mean()  # augmented, not repeated
+    # Augmented, not repeated (a repeat differs by exactly 0; how much a random flip or zoom
+    # moves pooled features varies with the draw: 2.4-10 % of their size was seen).
+    assert np.abs(plain - copy1).mean() > 0.01 * np.abs(plain).mean()
     with pytest.raises(InvalidArgumentError, match="budget"):
         transfer.extract_features(extractor, data, augment_copies=2, max_bytes=1000)
 
