@@ -304,7 +304,9 @@ def _three_students(students, run_dir: Path, ray_address: str, tmp_path: Path, z
     c.page.get_by_text("Finished", exact=False).first.wait_for(timeout=LONG)
     wait_idle(c.page, timeout=LONG)
     curves = c.page.locator('[data-testid="stPlotlyChart"]').filter(has_text="validation loss")
-    expect(curves).to_be_visible()
+    # .first: once, under load, a finished run's curves were briefly drawn twice (the live
+    # fragment's last poll and the full rerun it asks for); what counts is that they are shown.
+    expect(curves.first).to_be_visible()
     screenshot(c.page, tmp_path, "classroom_c_trained")
 
     # Each student downloads the model and opens it on Feature maps.
