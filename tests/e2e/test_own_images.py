@@ -16,6 +16,7 @@ from playwright.sync_api import expect
 
 from cnnlib.uploads.folders import example_archive
 from tests.e2e.conftest import no_exception, screenshot, wait_idle
+from tests.e2e.training_controls import pause_step_and_raise_the_rate
 from tests.uploads import encode, photo
 
 PAGE_TITLE = "Train on your own images"
@@ -169,16 +170,6 @@ def test_the_trained_model_opens_on_feature_maps(app_url, page, tmp_path, photos
     screenshot(page, tmp_path, "own_images_feature_maps")
 
 
-#: The x positions of the learning-rate marks on the live curves (in epochs).
-LR_MARKS = """() => {
-    for (const el of document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')) {
-        if ((el.data || []).some(t => t.name === 'training loss (smoothed)'))
-            return ((el.layout || {}).shapes || []).map(s => s.x0);
-    }
-    return [];
-}"""
-
-
 @pytest.mark.slow
 def test_pause_step_a_new_learning_rate_resume_health_and_gradcam(
     app_url, page, tmp_path, photos_zip
@@ -196,26 +187,7 @@ def test_pause_step_a_new_learning_rate_resume_health_and_gradcam(
     box.fill("2")
     box.press("Enter")
     wait_idle(page, timeout=120_000)
-    page.get_by_role("button", name="Start training").click()
-    page.get_by_role("button", name="Pause").click()  # while its process loads TensorFlow
-    page.get_by_text("Paused after 0 batches.").wait_for(timeout=180_000)
-    page.get_by_role("button", name="Step one batch").click()
-    page.get_by_text("Paused after 1 batch.").wait_for(timeout=60_000)
-    wait_idle(page)
-    expect(page.get_by_text(re.compile(r"step 1/2"))).to_have_count(1)
-    thumb = page.get_by_role("slider", name="Learning rate from the next batch")
-    thumb.focus()
-    for _ in range(2):  # the recipe's 0.001 → 0.003 → 0.01
-        thumb.press("ArrowRight")
-    wait_idle(page)
-    page.get_by_role("button", name="Use it").click()
-    wait_idle(page)
-    page.get_by_role("button", name="Step one batch").click()
-    page.get_by_text("Paused after 2 batches.").wait_for(timeout=60_000)
-    wait_idle(page)
-    marks = page.evaluate(LR_MARKS)
-    assert marks and all(abs(x - 1 / 2) < 1e-9 for x in marks), marks
-    expect(page.get_by_text("lr 0.01").first).to_be_visible()  # the mark's label
+    pause_step_and_raise_the_rate(page, steps_per_epoch=2)
     # The second batch ended epoch 1: its health and Grad-CAM, while still paused.
     page.get_by_text("Layer health after epoch 1").wait_for(timeout=60_000)
     expect(page.get_by_text("Where it looks at the end of epoch 1", exact=False)).to_have_count(1)

@@ -22,6 +22,7 @@ from cnnlib.data.mnist import read_idx
 from tests.conftest import SHARED_MNIST
 from tests.e2e.conftest import no_exception as _no_exception
 from tests.e2e.conftest import screenshot, wait_idle
+from tests.e2e.training_controls import pause_step_and_raise_the_rate
 from tests.uploads import encode
 
 LIVE_POINTS = """() => {
@@ -295,15 +296,6 @@ def test_watching_it_learn_filters_and_maps_beside_the_curves(app_url, page, tmp
     screenshot(page, tmp_path, "train_mnist_watch")
 
 
-LR_MARKS = """() => {
-    for (const el of document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')) {
-        if ((el.data || []).some(t => t.name === 'training loss (smoothed)'))
-            return ((el.layout || {}).shapes || []).map(s => s.x0);
-    }
-    return [];
-}"""
-
-
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_pause_step_a_new_learning_rate_and_resume(app_url, page, tmp_path):
@@ -317,27 +309,8 @@ def test_pause_step_a_new_learning_rate_and_resume(app_url, page, tmp_path):
     page.get_by_role("combobox", name="Learning-rate schedule").click()
     page.get_by_role("option", name="constant").click()
     wait_idle(page)
-    page.get_by_role("button", name="Start training").click()
-    page.get_by_role("button", name="Pause").click()  # while its process loads TensorFlow
-    page.get_by_text("Paused after 0 batches.").wait_for(timeout=180_000)
+    pause_step_and_raise_the_rate(page, steps_per_epoch=4)
     expect(page.get_by_text(re.compile(r"^Paused ·"))).to_have_count(1)
-    page.get_by_role("button", name="Step one batch").click()
-    page.get_by_text("Paused after 1 batch.").wait_for(timeout=60_000)
-    wait_idle(page)
-    expect(page.get_by_text(re.compile(r"step 1/4"))).to_have_count(1)
-    thumb = page.get_by_role("slider", name="Learning rate from the next batch")
-    thumb.focus()
-    for _ in range(2):  # the run's 0.002 → 0.003 → 0.01
-        thumb.press("ArrowRight")
-    wait_idle(page)
-    page.get_by_role("button", name="Use it").click()
-    wait_idle(page)
-    page.get_by_role("button", name="Step one batch").click()
-    page.get_by_text("Paused after 2 batches.").wait_for(timeout=60_000)
-    wait_idle(page)
-    marks = page.evaluate(LR_MARKS)
-    assert marks and all(abs(x - 1 / 4) < 1e-9 for x in marks), marks
-    expect(page.get_by_text("lr 0.01").first).to_be_visible()  # the mark's label
     _no_exception(page)
     screenshot(page, tmp_path, "train_mnist_paused")
     page.get_by_role("button", name="Resume").click()
