@@ -17,12 +17,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 
-from cnnlib.core.errors import ArchiveError, CNNLabError
-from cnnlib.data.images import load_image
+from cnnlib.core.budgets import budgets
+from cnnlib.core.errors import ArchiveError, CNNLabError, SandboxError
+from cnnlib.core.sandbox import SandboxResult
+from cnnlib.data.images import decode_options, decoded_image, load_image
 from cnnlib.training.transfer import OwnImagesRecipe
+from cnnlib.uploads import folders as folders_module
 from cnnlib.uploads.folders import (
+    SAMPLE_SIDE,
+    SAMPLES_PER_CLASS,
     FolderData,
     example_archive,
     open_archive,
@@ -327,9 +332,12 @@ def test_scratch_recipe_learns_real_fashion_mnist(fashion_dir, session):
     assert listing(workdir) == [] and listing(systmp) == []
 
 
-def test_every_stored_file_is_a_png_the_decoder_made_and_reads_as_load_image(session):
-    """JPEGs (EXIF-rotated or not) are decoded once, in the sandbox, and stored as the PNG it
-    wrote: TensorFlow only ever reads files CNN Lab made, and sees what load_image gives."""
+def test_every_stored_file_is_one_the_decoder_made_and_reads_as_load_image(session):
+    """JPEGs (EXIF-rotated or not) are decoded once, in the sandbox, and stored as the JPEG it
+    wrote (quality 95, no chroma subsampling), which TensorFlow reads exactly as Pillow does:
+    within 2.5 grey levels on average of what load_image gives for this sharp-edged image
+    (the source was lossy already); PNGs are stored as the PNG it wrote, read back exactly.
+    TensorFlow only ever reads files CNN Lab made."""
     workdir, _ = session
     rng = np.random.default_rng(3)
     smooth = np.kron(rng.integers(0, 256, (4, 6, 3)), np.ones((4, 4, 1))).astype(np.uint8)
@@ -341,18 +349,108 @@ def test_every_stored_file_is_a_png_the_decoder_made_and_reads_as_load_image(ses
     entries = {"a/plain.jpg": plain.getvalue(), "a/rotated.jpg": rotated.getvalue()}
     entries |= {f"b/{i}.png": png(noise_seed=i, size=(16, 24)) for i in range(2)}
     with open_archive(make_zip(entries), workdir=workdir) as folders:
-        stored = [p for p, label in folders.files]
-        assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in stored)
-        assert all(p.suffix == ".png" for p in stored)
-        paths = [p for p, label in folders.files if label == 0]
-        assert [folders.source(p) for p in paths] == list(entries)[:2]
-        for path, raw in zip(paths, entries.values(), strict=False):
+        jpegs = [p for p, label in folders.files if label == 0]
+        pngs = [p for p, label in folders.files if label == 1]
+        assert [folders.source(p) for p in jpegs + pngs] == list(entries)
+        assert all(p.suffix == ".jpg" and p.read_bytes()[:3] == b"\xff\xd8\xff" for p in jpegs)
+        assert all(p.suffix == ".png" and p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+        for path in jpegs:
+            with Image.open(path) as stored:  # as saved: 4:4:4 (no chroma subsampling)
+                assert stored.format == "JPEG" and stored.layers == 3
+                assert JpegImagePlugin.get_sampling(stored) == 0
+        for path, raw in zip(jpegs + pngs, entries.values(), strict=True):
             expected = np.asarray(load_image(raw), dtype=np.float32)
             data = folders.split(expected.shape[:2], validation_fraction=0.0)
             got = next(x.numpy() for x, _ in data.batches("train", 8, shuffle=False))
             index = data.files("train")[0].index(str(path))
-            np.testing.assert_array_equal(got[index], expected)  # exact: a lossless copy
-        assert folders._sizes[paths[1]] == (16, 24)  # the rotated one, as displayed
+            if path.suffix == ".png":
+                np.testing.assert_array_equal(got[index], expected)  # exact: a lossless copy
+            else:
+                with Image.open(path) as stored:  # TF decodes as Pillow: no fast-DCT error
+                    np.testing.assert_array_equal(got[index], np.asarray(stored.convert("RGB")))
+                difference = np.abs(got[index] - expected)
+                assert difference.mean() <= 2.5 and difference.max() <= 24, difference.mean()
+        assert folders._sizes[jpegs[1]] == (16, 24)  # the rotated one, as displayed
+
+
+def test_a_jpeg_stored_as_png_would_be_refused_by_the_server():
+    """The server checks that a decoder's stored copy starts with the signature of the
+    format it names (a decoder taken over by a crafted file cannot pass off other bytes)."""
+    options = decode_options(budgets(), store_side=64, with_image=False)
+    raw = png(size=(20, 20))
+    meta = {"width": 20, "height": 20, "format": "PNG", "mode": "RGB", "sha1": "0" * 40}
+    meta |= {"file_bytes": len(raw)}
+    stored = np.frombuffer(raw, np.uint8)
+    ok = SandboxResult("x", meta | {"stored_format": "PNG"}, {"stored": stored})
+    assert decoded_image(ok, options).stored_suffix == ".png"
+    lying = SandboxResult("x", meta | {"stored_format": "JPEG"}, {"stored": stored})
+    with pytest.raises(SandboxError, match="sent back something"):
+        decoded_image(lying, options)
+    unknown = SandboxResult("x", meta | {"stored_format": "GIF"}, {"stored": stored})
+    with pytest.raises(SandboxError, match="sent back something"):
+        decoded_image(unknown, options)
+
+
+def _spy_jobs(monkeypatch) -> list[tuple[str, dict]]:
+    """Every (name, options) the upload readers send to the sandbox, in order."""
+    original, sent = folders_module.run_many, []
+
+    def spy(jobs):
+        def recorded():
+            for job in jobs:
+                sent.append((job.name.strip("`"), job.options))
+                yield job
+
+        return original(recorded())
+
+    monkeypatch.setattr(folders_module, "run_many", spy)
+    return sent
+
+
+def test_thumbnails_are_asked_for_the_first_images_of_each_class_only(session, monkeypatch):
+    """Only the first SAMPLES_PER_CLASS images of each class folder (in the upload's order,
+    classes interleaved) are asked for a thumbnail: the others are decoded and stored
+    without one; the health grid gets exactly those."""
+    workdir, _ = session
+    sent = _spy_jobs(monkeypatch)
+    entries = {}
+    for i in range(9):  # a/0, b/0, a/1, b/1, ... : the classes interleaved
+        entries[f"a/{i}.png"] = png(noise_seed=i)
+        if i < 8:
+            entries[f"b/{i}.png"] = png(noise_seed=100 + i)
+    with open_archive(make_zip(entries), workdir=workdir) as folders:
+        report = folders.health()
+    asked = {name: opts["thumbnail_side"] for name, opts in sent}
+    first = {f"{c}/{i}.png" for c in "ab" for i in range(SAMPLES_PER_CLASS)}
+    assert len(sent) == len(entries)  # one job each: no second pass
+    assert {n for n, side in asked.items() if side} == first
+    assert all(asked[n] == SAMPLE_SIDE for n in first)
+    assert {k: len(v) for k, v in report.samples.items()} == {"a": 6, "b": 6}
+    expected = [load_image(entries[f"a/{i}.png"]) for i in range(SAMPLES_PER_CLASS)]
+    for thumb, image in zip(report.samples["a"], expected, strict=True):
+        assert thumb.size == image.size  # 20 × 20: within SAMPLE_SIDE, kept as it is
+        np.testing.assert_array_equal(np.asarray(thumb), np.asarray(image))
+
+
+def test_thumbnails_of_refused_images_are_replaced_by_the_next_ones(session, monkeypatch):
+    """When some of a class's first images are refused, the next stored ones are asked for
+    their thumbnail afterwards (only those), so the grid still shows SAMPLES_PER_CLASS."""
+    workdir, _ = session
+    sent = _spy_jobs(monkeypatch)
+    entries = {f"a/{i}.png": png(noise_seed=i) for i in range(9)}
+    entries["a/1.png"] = entries["a/4.png"] = b"\x89PNG\r\n\x1a\n" + b"x" * 50  # refused
+    entries |= {f"b/{i}.png": png(noise_seed=100 + i) for i in range(3)}
+    with open_archive(make_zip(entries), workdir=workdir) as folders:
+        report = folders.health()
+        assert folders.counts() == {"a": 7, "b": 3}
+    again = [name for name, opts in sent[len(entries) :]]
+    assert again == ["a/6.png", "a/7.png"]  # the 5th and 6th stored images of a
+    assert all(opts["store_side"] == 0 and opts["thumbnail_side"] for _, opts in sent[12:])
+    assert {k: len(v) for k, v in report.samples.items()} == {"a": 6, "b": 3}
+    shown = [0, 2, 3, 5, 6, 7]
+    for thumb, i in zip(report.samples["a"], shown, strict=True):
+        expected = np.asarray(load_image(entries[f"a/{i}.png"]))
+        np.testing.assert_array_equal(np.asarray(thumb), expected)
 
 
 def test_relabel_and_exclude_change_the_next_split_and_arrays_match_the_batches(tmp_path):

@@ -10,14 +10,16 @@ The pipeline the "own images" page runs, usable without Streamlit:
    cannot read (Deflate64: "re-zip with standard compression"), nested archives, too many
    members, zip bombs, and names that collide once case and Unicode normalisation are
    ignored. Then each image is read by its ``ZipInfo`` and decoded in the sandbox, several
-   decoders at once, and stored as a PNG the decoder wrote (shrunk until its shorter side is
-   ``STORE_SIDE``, the largest training size) in a private temporary directory
+   decoders at once, and stored as a file the decoder wrote (a JPEG for a JPEG photo, else a
+   PNG; shrunk until its shorter side is ``STORE_SIDE``, the largest training size) in a
+   private temporary directory
    (``ImageFolders.cleanup()`` removes it; so does garbage collection): TensorFlow later reads
    only files CNN Lab made. The class of an image is its folder: ``cats/1.jpg`` or, with one
    wrapping folder, ``photos/cats/1.jpg``.
 2. ``ImageFolders.health()`` reports per-class counts, skipped files with their reasons,
    duplicates across classes, tiny images, class folders whose names differ only by case or
-   accents' encoding, and a few samples per class (thumbnails the decoder made); blocking
+   accents' encoding, and a few samples per class (thumbnails the decoder made of the
+   first ``SAMPLES_PER_CLASS`` images of each class, and only of those); blocking
    problems
    (fewer than 2 classes, too few images in a class) are listed in ``issues``.
 3. ``ImageFolders.split(image_size)`` gives a ``FolderData`` (the training core's
@@ -478,23 +480,35 @@ class ImageFolders:
 
     # -- ingestion ---------------------------------------------------------------------------
     def _ingest(
-        self, placed: Sequence[tuple[_Member, str]], job: Callable[[_Member], SandboxJob]
+        self, placed: Sequence[tuple[_Member, str]], job: Callable[[_Member, dict], SandboxJob]
     ) -> None:
-        """Decode each (member, class folder) in the sandbox (``job(member)``: its request;
-        several decoders at once) and store what comes back, one image at a time: the PNG
-        the decoder made, its thumbnail for the first few of a class, its facts."""
-        by_folder: dict[str, list[tuple[Path, str]]] = {}
+        """Decode each (member, class folder) in the sandbox (``job(member, options)``: its
+        request with the "image" task's ``options``; several decoders at once) and store what
+        comes back, one image at a time: the file the decoder made (``<n>.jpg`` or
+        ``<n>.png``), its facts, and a thumbnail for the first ``SAMPLES_PER_CLASS`` of a
+        class (only those are asked for one; when some of them are refused, the next stored
+        images of that class are asked for theirs afterwards)."""
+        by_folder: dict[str, list[tuple[Path, _Member]]] = {}
         folder_ids: dict[str, int] = {}
         seen: dict[str, tuple[str, str]] = {}  # sha1 → (class folder, path)
         max_file = budgets().image_file_bytes
-        readable = [(m, folder) for m, folder in placed if m.size <= max_file]
-        answers = run_many(job(m) for m, _ in readable)
-        options = _image_options()
+        plain, with_thumbnail = _image_options(thumbnail=False), _image_options(thumbnail=True)
+        asked: dict[str, int] = {}  # thumbnails asked for, per class folder
+        requests: list[dict | None] = []  # each placed member's options (None: too large)
         for member, folder in placed:
+            if member.size > max_file:
+                requests.append(None)
+                continue
+            asked[folder] = asked.get(folder, 0) + 1
+            requests.append(with_thumbnail if asked[folder] <= SAMPLES_PER_CLASS else plain)
+        answers = run_many(
+            job(m, o) for (m, _), o in zip(placed, requests, strict=True) if o is not None
+        )
+        for (member, folder), options in zip(placed, requests, strict=True):
             folder_ids.setdefault(folder, len(folder_ids))
             by_folder.setdefault(folder, [])
-            if member.size > budgets().image_file_bytes:
-                reason = f"larger than {format_bytes(budgets().image_file_bytes)}"
+            if options is None:
+                reason = f"larger than {format_bytes(max_file)}"
                 self.skipped.append(SkippedFile(member.name, reason))
                 continue
             decoded = _decoded(next(answers), options)
@@ -505,20 +519,43 @@ class ImageFolders:
                 self._duplicates.append((seen[decoded.sha1][1], member.name))
             seen.setdefault(decoded.sha1, (folder, member.name))
             target = self.root / "images" / str(folder_ids[folder])
-            target.mkdir(parents=True, exist_ok=True)
-            path = target / f"{len(by_folder[folder])}.png"
-            path.write_bytes(decoded.png)
-            by_folder[folder].append((path, member.name))
+            if not by_folder[folder]:
+                target.mkdir(parents=True, exist_ok=True)
+            path = target / f"{len(by_folder[folder])}{decoded.stored_suffix}"
+            path.write_bytes(decoded.stored)
+            by_folder[folder].append((path, member))
             self._sizes[path] = decoded.original_size
             self._sources[path] = member.name
             samples = self._samples.setdefault(folder, [])
-            if len(samples) < SAMPLES_PER_CLASS:
+            if decoded.thumbnail is not None and len(samples) < SAMPLES_PER_CLASS:
                 samples.append(decoded.thumbnail)
+        self._fill_samples(by_folder, job)
         self._empty_folders = sorted(f for f, paths in by_folder.items() if not paths)
         self.class_names = tuple(sorted(f for f, paths in by_folder.items() if paths))
         self._samples = {k: self._samples[k] for k in self.class_names}
         for label, name in enumerate(self.class_names):
             self.files += [(p, label) for p, _ in by_folder[name]]
+
+    def _fill_samples(
+        self,
+        by_folder: dict[str, list[tuple[Path, _Member]]],
+        job: Callable[[_Member, dict], SandboxJob],
+    ) -> None:
+        """Thumbnails for classes that got fewer than ``SAMPLES_PER_CLASS`` because some of
+        their first images were refused: the next stored images of the class, decoded
+        again in the sandbox for their thumbnail alone (nothing when no image was refused)."""
+        options = _image_options(thumbnail=True) | {"store_side": 0}
+        wanted: list[tuple[str, _Member]] = []
+        for folder, stored in by_folder.items():
+            have = len(self._samples.get(folder, []))
+            missing = min(SAMPLES_PER_CLASS, len(stored)) - have
+            # the first `have` stored images of the class came with theirs
+            wanted += [(folder, m) for _, m in stored[have : have + max(0, missing)]]
+        answers = run_many(job(m, options) for _, m in wanted)
+        for (folder, _), answer in zip(wanted, answers, strict=True):
+            decoded = _decoded(answer, options)
+            if not isinstance(decoded, CNNLabError):
+                self._samples.setdefault(folder, []).append(decoded.thumbnail)
 
     def _require_images(self, what: str) -> None:
         if not self.files:
@@ -544,12 +581,12 @@ def _look_alike(names: Sequence[str]) -> list[list[str]]:
     return [g for g in groups.values() if len(g) > 1]
 
 
-def _image_options() -> dict:
-    """What the decoder makes of each image of an upload: the facts, a thumbnail and the
-    PNG to store, not the full image (the server does not keep it)."""
-    return decode_options(
-        budgets(), thumbnail_side=SAMPLE_SIDE, store_side=STORE_SIDE, with_image=False
-    )
+def _image_options(*, thumbnail: bool) -> dict:
+    """What the decoder makes of each image of an upload: the facts, the file to store and,
+    with ``thumbnail``, a thumbnail for the health grid; not the full image (the server does
+    not keep it)."""
+    side = SAMPLE_SIDE if thumbnail else 0
+    return decode_options(budgets(), thumbnail_side=side, store_side=STORE_SIDE, with_image=False)
 
 
 def _decoded(answer: SandboxResult | CNNLabError, options: dict) -> DecodedImage | CNNLabError:
@@ -606,14 +643,17 @@ def open_archive(data: bytes, *, workdir: str | os.PathLike | None = None) -> Im
                 SkippedFile(n, "not inside a class folder (the class is the folder's name)")
                 for n in top_level
             ]
-            options = _image_options() | {
+            archive = {
                 "max_members": budgets().max_archive_members,
                 "max_file_bytes": budgets().image_file_bytes,
             }
             folders._ingest(
                 placed,
-                lambda m: SandboxJob(
-                    "zip_member", upload, safe_text(m.name), options | {"index": m.index}
+                lambda m, options: SandboxJob(
+                    "zip_member",
+                    upload,
+                    safe_text(m.name),
+                    options | archive | {"index": m.index},
                 ),
             )
         finally:
@@ -640,14 +680,14 @@ def open_files(
     raws = {m.name: raw for m, (_, raw) in zip(members, files, strict=True)}
     placed, top_level = _class_paths(members)
     folders = ImageFolders(workdir)
-    options = _image_options()
     try:
         folders.skipped += [
             SkippedFile(n, "not inside a class folder (the class is the folder's name)")
             for n in top_level
         ]
         folders._ingest(
-            placed, lambda m: SandboxJob("image", raws[m.name], safe_text(m.name), options)
+            placed,
+            lambda m, options: SandboxJob("image", raws[m.name], safe_text(m.name), options),
         )
         folders._require_images("The upload")
     except BaseException:
@@ -772,8 +812,16 @@ class FolderData:
 
         @tf.autograph.experimental.do_not_convert  # plain TF ops: nothing to convert
         def decode(path, label):
-            # Stored files are 8-bit RGB PNGs the decoding sandbox wrote (``open_archive``).
-            image = tf.io.decode_png(tf.io.read_file(path), channels=3)
+            # Stored files are 8-bit RGB JPEGs or PNGs the decoding sandbox wrote
+            # (``open_archive``). JPEGs with libjpeg's accurate integer DCT, as Pillow
+            # decodes them (and the pages' images): TF's default, the fast one, is off by
+            # ~3 grey levels on average.
+            raw = tf.io.read_file(path)
+            image = tf.cond(
+                tf.io.is_jpeg(raw),
+                lambda: tf.io.decode_jpeg(raw, channels=3, dct_method="INTEGER_ACCURATE"),
+                lambda: tf.io.decode_png(raw, channels=3),
+            )
             image = tf.image.resize(image, (h, w))
             return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8), label
 
