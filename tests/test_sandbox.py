@@ -189,6 +189,23 @@ def test_the_decoder_runs_limited_in_a_private_folder_without_the_servers_secret
     assert again["pid"] == facts["pid"] and again["heavy"] == []
 
 
+def test_a_batch_reads_the_budgets_once(monkeypatch):
+    """run_many reads the budgets (which parse the environment) once for all its jobs, not
+    twice a job: at ~0.1–0.2 ms a read, that was a tenth of a 500-photo upload's server time."""
+    reads = []
+
+    def counted():
+        reads.append(1)
+        return budgets()
+
+    monkeypatch.setattr(sandbox, "budgets", counted)
+    jobs = [sandbox.SandboxJob("test_echo", bytes(i), "f", {"shape": [1, i]}) for i in range(20)]
+    results = list(sandbox.run_many(jobs))
+    assert [r.meta["bytes"] for r in results] == list(range(20))
+    assert [r.arrays["a0"].shape for r in results] == [(1, i) for i in range(20)]
+    assert len(reads) == 1
+
+
 @pytest.mark.slow
 def test_warm_decoders_are_reused_recycled_and_replaced(monkeypatch):
     monkeypatch.setenv("CNNLAB_SANDBOX_WORKERS", "1")

@@ -65,7 +65,7 @@ from typing import Any
 import numpy as np
 
 from cnnlib.core import errors
-from cnnlib.core.budgets import budgets, format_bytes
+from cnnlib.core.budgets import Budgets, budgets, format_bytes
 from cnnlib.core.errors import CNNLabError, InvalidArgumentError, SandboxError
 from cnnlib.core.sandbox import pool as _pool
 from cnnlib.core.sandbox.tasks import TaskOutput, registered, sandbox_task
@@ -106,8 +106,9 @@ class SandboxLimits:
     result_bytes: int | None = None
     header_bytes: int | None = None
 
-    def resolved(self) -> _pool.Limits:
-        b = budgets()
+    def resolved(self, b: Budgets | None = None) -> _pool.Limits:
+        """The limits, ``None`` fields taken from ``b`` (``budgets()`` when not given)."""
+        b = b if b is not None else budgets()
         return _pool.Limits(
             memory_bytes=int(self.memory_bytes or b.sandbox_memory_bytes),
             cpu_seconds=float(self.cpu_seconds or b.sandbox_cpu_seconds),
@@ -322,13 +323,20 @@ def run_in_sandbox(
     (limits, crash, malformed answer, every decoder busy) or the task's own ``CNNLabError``
     subclass.
     """
+    return _run(SandboxJob(task, data, name, options, limits), None)
+
+
+def _run(job: SandboxJob, b: Budgets | None) -> SandboxResult:
+    """``run_in_sandbox`` of ``job`` with the budgets ``b`` (None: ``budgets()`` now; a
+    batch reads them once: they parse the environment, about 0.1 ms a time)."""
+    task, data, name, options = job.task, job.data, job.name, job.options
     where = registered(task)
     if where is None:
         raise InvalidArgumentError(f"No sandbox task is called {task!r} (is its module imported?)")
     if getattr(_local, "in_process", False):
         return _run_here(task, data, name, options)
-    lim = (limits or SandboxLimits()).resolved()
-    b = budgets()
+    b = b if b is not None else budgets()
+    lim = (job.limits or SandboxLimits()).resolved(b)
     module, function = where
     request: dict[str, Any] = {"task": task, "module": module, "function": function}
     request["options"] = {**options, "name": name}
@@ -357,13 +365,12 @@ def run_many(jobs: Iterable[SandboxJob]) -> Iterator[SandboxResult | CNNLabError
     """Run ``jobs`` on every decoder at once; yields each one's result, or the
     ``CNNLabError`` it raised, in the jobs' order. At most twice as many jobs as decoders
     are in flight (their results wait in the server), so memory stays bounded."""
-    workers = max(1, budgets().sandbox_workers)
+    b = budgets()
+    workers = max(1, b.sandbox_workers)
 
     def one(job: SandboxJob) -> SandboxResult | CNNLabError:
         try:
-            return run_in_sandbox(
-                job.task, job.data, name=job.name, limits=job.limits, **job.options
-            )
+            return _run(job, b)
         except CNNLabError as err:
             return err
 
