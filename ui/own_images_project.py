@@ -85,7 +85,7 @@ def project_of(
     current = {path: label for path, label in entry.folders.files}
     images, relabels, exclusions = [], {}, []
     for i, (path, label) in enumerate(entry.initial):
-        name = f"{i:05d}{path.suffix}"  # as stored: .jpg or .png
+        name = f"{i:05d}"  # write_bundle adds the suffix of the format it saves
         with Image.open(path) as stored:
             images.append(ProjectImage(name, label, stored.convert("RGB")))
         key = f"{names[label]}/{name}"
