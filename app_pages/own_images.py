@@ -29,7 +29,7 @@ from app_pages.sections import (
 )
 from cnnlib.core.budgets import budgets
 from cnnlib.core.errors import ArchiveError
-from cnnlib.training import transfer
+from cnnlib.training import backends, transfer
 from cnnlib.training.trainer import default_slots
 from cnnlib.training.transfer import OwnImagesRecipe
 from cnnlib.uploads import folders
@@ -269,6 +269,8 @@ def start_ui(entry: session.OwnData | None, recipe: OwnImagesRecipe | None) -> N
             st.rerun()
     if reason:
         st.warning(reason, icon="⏳" if runs.running_task() else "⚠️")
+    else:
+        backends.get_ready()  # a training process warms up while the learner chooses
     active = session.running()
     st.fragment(live_progress, run_every=POLL_SECONDS if active else None)(active)
 

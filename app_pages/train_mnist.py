@@ -18,6 +18,7 @@ from cnnlib.core.errors import BudgetError, CNNLabError
 from cnnlib.data import mnist as datasets
 from cnnlib.models import build_from_stack, summarize_stack
 from cnnlib.models.stack import SummaryRow
+from cnnlib.training import backends
 from cnnlib.training.cost import check_training
 from cnnlib.training.trainer import LR_SCHEDULES, OPTIMIZERS, TrainConfig, default_slots
 from ui import health_view, runs
@@ -154,6 +155,8 @@ def start_ui(ds: PageDataset, rows, config: TrainConfig) -> None:
     )
     if reason:
         st.warning(reason, icon="⏳" if runs.running_task() else "⚠️")
+    else:
+        backends.get_ready()  # a training process warms up while the learner chooses
     if not clicked:
         return
     with friendly_errors("Training could not start: "):

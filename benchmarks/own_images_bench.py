@@ -32,7 +32,8 @@ Data: real Fashion-MNIST training images (Debian's ``dataset-fashion-mnist``), u
 
 (e) Headline (issue 19) — a 500-photo zip (5 classes × 100 JPEGs of 256 × 256: real
     Fashion-MNIST images upscaled, in colour) becomes a trained transfer classifier through
-    the path the page runs: ``open_archive`` (extract, check every image in the sandbox),
+    the path the page runs, the page open before (its spare training process warm:
+    ``task_process.prewarm``): ``open_archive`` (extract, check every image in the sandbox),
     the seeded split at the image size, then ``OwnImagesJob`` (its own training process):
     MobileNetV2 from a local weights file (``weights=None`` saved: timing only), features
     cached with one augmented copy (the page's default flip, rotation, zoom), 5 epochs of
@@ -373,6 +374,8 @@ def headline(images, labels, tmp: Path) -> list[tuple[str, float, float]]:
     """(e): print each size's breakdown; its TARGET rows."""
     import keras
 
+    from cnnlib.training import task_process
+
     data_zip = headline_zip(images, labels)
     print(
         f"\n(e) headline: {HEADLINE_CLASSES * HEADLINE_PER_CLASS} JPEGs "
@@ -385,6 +388,11 @@ def headline(images, labels, tmp: Path) -> list[tuple[str, float, float]]:
         keras.applications.MobileNetV2(
             weights=None, include_top=False, input_shape=(side, side, 3)
         ).save_weights(weights)
+        # The page keeps a spare training process warm while a learner is on it (the
+        # server's side of opening the page: it is ready before they have chosen a file).
+        t0 = time.perf_counter()
+        warm = task_process.prewarm() and task_process.wait_for_spare()
+        print(f"  spare training process warm: {warm} ({time.perf_counter() - t0:.1f} s)")
         run = headline_run(data_zip, side, weights, tmp / f"headline-{side}")
         print(
             f"  {side} px: {run['total']:.1f} s from the zip to 'finished' "

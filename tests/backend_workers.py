@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +46,8 @@ class Counter(TaskWorker[CountProgress]):
     """Counts to ``target`` (or, with ``until_stopped``, until Stop), one ``update`` and one
     ``append`` per step, ``pause`` seconds apart. ``hog_bytes``: first fill that much
     memory; ``kill``: die by SIGKILL first; ``fail``: raise first, naming the process.
-    Its result: {"count": steps done, "pid": the process that counted}."""
+    Its result: {"count": steps done, "pid": the process that counted, "tensorflow": 1 when
+    TensorFlow was imported there (a spare process's warm-up), else 0}."""
 
     process_safe = True
     thread_name = "cnnlab-test-counter"
@@ -84,7 +86,8 @@ class Counter(TaskWorker[CountProgress]):
         del hog
 
     def export_result(self) -> dict[str, int]:
-        return {"count": self.done_count, "pid": os.getpid()}
+        warm = int("tensorflow" in sys.modules)
+        return {"count": self.done_count, "pid": os.getpid(), "tensorflow": warm}
 
     def import_result(self, result: dict[str, int]) -> None:
         self.result = result

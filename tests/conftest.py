@@ -18,6 +18,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Tests' backbones have random weights, which are converted anew for every job (2–3 s each,
+# never cached): features are computed by TensorFlow unless a test asks for ONNX Runtime
+# (tests/test_onnx_features.py does, for the extractor and for a whole job).
+os.environ.setdefault("CNNLAB_FEATURE_RUNTIME", "tensorflow")
+# No spare training process importing TensorFlow beside every page test (tests that check
+# spares turn them on: tests/test_task_process.py).
+os.environ.setdefault("CNNLAB_SPARE_PROCESS", "0")
 
 from cnnlib.data.mnist import DEBIAN_FASHION_DIR, read_idx  # noqa: E402  (after the path is set)
 

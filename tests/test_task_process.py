@@ -27,6 +27,7 @@ import pytest
 
 from cnnlib.core.errors import InvalidArgumentError
 from cnnlib.models import build_from_stack
+from cnnlib.training import task_process
 from cnnlib.training.task_process import process_rss_bytes
 from cnnlib.training.tasks import TaskHandle
 from cnnlib.training.trainer import TrainConfig, TrainingJob, TrainingSlots
@@ -343,6 +344,69 @@ def test_a_child_started_without_its_parents_key_exits_at_once():
             check=False,
         )
         assert result.returncode == 2 and result.stdout == "" and not result.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# The spare process: TensorFlow imported before anyone waits
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def spares(monkeypatch):
+    """Tasks in child processes, spares on (the suite turns them off: tests/conftest.py)."""
+    monkeypatch.delenv("CNNLAB_RAY_ADDRESS", raising=False)
+    monkeypatch.delenv("CNNLAB_TRAINING_PROCESS", raising=False)
+    monkeypatch.setenv("CNNLAB_SPARE_PROCESS", "1")
+    yield
+    task_process._end_spare()
+
+
+def _imports_tensorflow(pid: int) -> bool:
+    maps = Path(f"/proc/{pid}/maps")
+    return maps.is_file() and "site-packages/tensorflow/" in maps.read_text()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_spare_process_warms_up_takes_one_task_and_is_never_reused(spares):
+    assert task_process.prewarm() and task_process.prewarm()  # one spare, not two
+    spare = task_process._spare.process
+    assert task_process.wait_for_spare() and _imports_tensorflow(spare.pid)  # before any task
+    worker = Counter(3, slots=TrainingSlots(1))
+    p = TaskHandle(worker).start().wait(WAIT)
+    assert p.state == "finished", p.error
+    assert p.process_id == spare.pid == worker.result["pid"] and worker.result["tensorflow"]
+    assert task_process._spare is None and _gone(spare.pid)  # its memory is back
+    fresh = Counter(3, slots=TrainingSlots(1))
+    q = TaskHandle(fresh).start().wait(WAIT)
+    assert q.state == "finished" and q.process_id != spare.pid
+    assert fresh.result["tensorflow"] == 0  # a new child: nothing warmed it
+
+
+def test_no_spare_when_turned_off_or_tasks_run_in_threads(spares, monkeypatch):
+    monkeypatch.setenv("CNNLAB_SPARE_PROCESS", "0")
+    assert not task_process.prewarm() and task_process._spare is None
+    monkeypatch.setenv("CNNLAB_SPARE_PROCESS", "1")
+    monkeypatch.setenv("CNNLAB_TRAINING_PROCESS", "0")
+    assert not task_process.prewarm() and task_process._spare is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_spare_whose_server_is_gone_ends_itself(spares):
+    code = textwrap.dedent(
+        """
+        import os
+        from cnnlib.training import task_process
+        assert task_process.prewarm()
+        print(task_process._spare.process.pid, flush=True)
+        os._exit(0)  # gone without cleaning up, as a killed server would be
+        """
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    pid = int(out.stdout.strip())
+    assert _gone(pid)
 
 
 # --------------------------------------------------------------------------------------------

@@ -187,7 +187,8 @@ def show_progress(p, slot_limit: int) -> None:
             )
         )
     if p.extract_seconds:
-        st.caption(f"Features computed once in {p.extract_seconds:.1f} s.")
+        by = f" by {p.feature_runtime}" if p.feature_runtime else ""
+        st.caption(f"Features computed once in {p.extract_seconds:.1f} s{by}.")
 
 
 def show_per_class(evaluation, class_names: Sequence[str]) -> None:

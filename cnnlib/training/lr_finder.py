@@ -186,8 +186,9 @@ class _LrFinderWorker(TaskWorker[LrFinderProgress]):
             self.update(stage="loading")
             loaded = transfer.load_backbone(r.backbone, data.input_shape, r.weights)
             self.update(stage="features")
+            extractor, _ = transfer.frozen_extractor(loaded, r.backbone)
             features = transfer.extract_features(
-                transfer.feature_extractor(loaded, r.backbone),
+                extractor,
                 data,
                 batch_size=r.batch_size,
                 seed=r.seed,

@@ -30,13 +30,20 @@ connects, sends the pickled worker, and relays what the child reports until it e
   message; a child that dies (killed, crashed) fails the task, never the server;
 - a child that has not ended ``STOP_GRACE_SECONDS`` after a stop request is killed.
 
-The child's first seconds go to importing TensorFlow. ``$CNNLAB_TRAINING_PROCESS=0`` runs
+The child's first seconds go to importing TensorFlow (6–7 s on a 2-core machine, and about
+600 MB). ``prewarm()`` pays them before anyone waits: it starts one spare child that
+imports TensorFlow, Keras and the training code, then waits for a task; the next
+``run_in_child`` takes it instead of starting a fresh one. A spare runs one task, like any
+child, so each task's memory still goes back when it ends; it ends itself when its parent
+is gone or after ``SPARE_SECONDS`` unused. ``$CNNLAB_SPARE_PROCESS=0`` turns spares off.
+``$CNNLAB_TRAINING_PROCESS=0`` runs
 tasks in a thread of the server instead (no isolation; e.g. for a debugger), unless a job
 asks for ``isolate=True``; so does a job that does not pickle (a logged warning).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -47,6 +54,7 @@ import sys
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 from multiprocessing.connection import Client, Listener
 from pathlib import Path
 from typing import Any
@@ -63,10 +71,12 @@ __all__ = [
     "not_stopped_error",
     "over_memory_error",
     "pickled_for_child",
+    "prewarm",
     "process_rss_bytes",
     "run_in_child",
     "run_job",
     "share_gpu_memory",
+    "wait_for_spare",
 ]
 
 _log = logging.getLogger(__name__)
@@ -77,6 +87,8 @@ POLL_SECONDS = 0.1
 STOP_GRACE_SECONDS = 30.0
 #: Seconds a child waits for its parent to connect and send the job before it gives up.
 START_SECONDS = 120.0
+#: Seconds a spare child (``prewarm``) waits for a task before it ends (its memory back).
+SPARE_SECONDS = 600.0
 #: Length of the random key that authenticates the parent's connection to its child.
 AUTHKEY_BYTES = 32
 #: Seconds the parent waits for a child to exit once it has ended its work.
@@ -91,6 +103,11 @@ class TaskProcessError(CNNLabError, RuntimeError):
 def isolation_enabled() -> bool:
     """False only when ``$CNNLAB_TRAINING_PROCESS`` is "0": tasks then run in a thread."""
     return os.environ.get("CNNLAB_TRAINING_PROCESS", "").strip() != "0"
+
+
+def spares_enabled() -> bool:
+    """False only when ``$CNNLAB_SPARE_PROCESS`` is "0" (no spare child is kept ready)."""
+    return os.environ.get("CNNLAB_SPARE_PROCESS", "").strip() != "0"
 
 
 def share_gpu_memory() -> None:
@@ -171,25 +188,57 @@ def run_job(worker: Any) -> tuple[str, Any]:
         return ("failed", worker.failure_message(exc))
 
 
-def child_main() -> None:
-    """The child process: read the authkey from stdin, listen, print the address, take the
-    worker, run ``worker.work()`` and report through the connection. A parent that has not
-    connected and sent the job within ``START_SECONDS`` is gone: the child exits."""
+def _warm_up() -> None:
+    """In a spare child: import what tasks import first (TensorFlow, Keras and its
+    applications, ONNX Runtime and tf2onnx) and let TensorFlow find its devices."""
+    import keras.applications  # noqa: F401
+    import tensorflow as tf
+
+    with contextlib.suppress(ImportError):  # optional: features on a CPU (onnx_features)
+        import onnxruntime  # noqa: F401
+        import tf2onnx  # noqa: F401
+    tf.config.list_logical_devices()
+
+
+def _watch_parent(parent: int, seconds: float, started: threading.Event) -> None:
+    """In the child: exit when the job has not arrived within ``seconds``, or as soon as the
+    process that started it (``parent``) is gone (then nobody can send it a job)."""
+    deadline = time.monotonic() + seconds
+    while not started.wait(1.0):
+        if os.getppid() != parent or time.monotonic() > deadline:
+            os._exit(3)
+
+
+def child_main(spare: bool = False) -> None:
+    """The child process: read the authkey from stdin, listen, print the address, (a
+    ``spare``: import TensorFlow and the training code,) take the worker, run
+    ``worker.work()`` and report through the connection. A parent that has not connected and
+    sent the job within ``START_SECONDS`` (a spare: ``SPARE_SECONDS``) is gone: the child
+    exits; so does a child whose parent ended."""
     try:
         authkey = bytes.fromhex(sys.stdin.readline().strip())
     except ValueError:
         authkey = b""
     if len(authkey) != AUTHKEY_BYTES:
         sys.exit(2)  # started by hand, or the parent died before writing the key
-    watchdog = threading.Timer(START_SECONDS, os._exit, (3,))
-    watchdog.daemon = True
-    watchdog.start()
+    started = threading.Event()
+    threading.Thread(
+        target=_watch_parent,
+        args=(os.getppid(), SPARE_SECONDS if spare else START_SECONDS, started),
+        daemon=True,
+    ).start()
     with Listener(authkey=authkey) as listener:
         print(repr(listener.address), flush=True)
-        os.dup2(2, 1)  # anything printed later goes to stderr, not the closed address pipe
+        address_pipe = os.dup(1)  # (a spare says "warm" there once warmed up)
+        os.dup2(2, 1)  # anything printed later goes to stderr, not the address pipe
+        if spare:
+            _warm_up()
+            with contextlib.suppress(OSError):  # a parent that took it may have closed it
+                os.write(address_pipe, b"warm\n")
+        os.close(address_pipe)
         conn = listener.accept()
     worker = pickle.loads(conn.recv_bytes())
-    watchdog.cancel()
+    started.set()
     stop = threading.Event()
     threading.Thread(
         target=_listen_for_stop, args=(conn, stop, worker.control), daemon=True
@@ -209,16 +258,33 @@ def child_main() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _start_child() -> tuple[subprocess.Popen, Any]:
-    """(the child process, a connection to it), once it listens. Raises
-    ``TaskProcessError`` when it cannot be started or reached (nothing is left running)."""
-    import ast
+@dataclass
+class _Child:
+    """A started child process, its authkey and (once read) the address it listens on."""
 
+    process: subprocess.Popen
+    authkey: bytes
+    address: str | None = None
+
+    def read_address(self) -> str:
+        """The address line the child printed first ("" when it died first)."""
+        if self.address is None:
+            self.address = self.process.stdout.readline().strip()
+        return self.address
+
+
+_SPARE_LOCK = threading.Lock()
+#: The spare child (``prewarm``), until a task takes it.
+_spare: _Child | None = None
+
+
+def _launch(*, spare: bool) -> _Child:
+    """A new child process (a ``spare`` warms up first), its authkey written to it."""
     authkey = secrets.token_bytes(AUTHKEY_BYTES)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     child = subprocess.Popen(
-        [sys.executable, "-m", "cnnlib.training.task_process"],
+        [sys.executable, "-m", "cnnlib.training.task_process", *(["--spare"] if spare else [])],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         env=env,
@@ -227,9 +293,64 @@ def _start_child() -> tuple[subprocess.Popen, Any]:
     try:
         child.stdin.write(authkey.hex() + "\n")
         child.stdin.close()
-        line = child.stdout.readline()  # the address, or "" when the child died first
+    except OSError:
+        pass  # it died at once: reading its address fails in _start_child
+    return _Child(child, authkey)
+
+
+def prewarm() -> bool:
+    """Keep one spare child ready for the next task, TensorFlow imported (see the module).
+    Returns at once (the spare warms up on its own); True when a spare is ready or warming,
+    False when tasks run in threads or ``$CNNLAB_SPARE_PROCESS`` is "0". Call it where a
+    training is likely soon (a page that trains, opened)."""
+    global _spare
+    if not (isolation_enabled() and spares_enabled()):
+        return False
+    with _SPARE_LOCK:
+        if _spare is None or _spare.process.poll() is not None:
+            _spare = _launch(spare=True)
+    return True
+
+
+def wait_for_spare() -> bool:
+    """Block until the spare child has warmed up: True; False when there is none or it
+    died. (For benchmarks and tests: tasks never wait for a spare.)"""
+    with _SPARE_LOCK:
+        if _spare is None:
+            return False
+        _spare.read_address()
+        return _spare.process.stdout.readline().strip() == "warm"
+
+
+def _take_spare() -> _Child | None:
+    """The spare child, when one is alive (it is then no longer the spare)."""
+    global _spare
+    with _SPARE_LOCK:
+        taken, _spare = _spare, None
+    if taken is not None and taken.process.poll() is None:
+        return taken
+    return None
+
+
+@atexit.register
+def _end_spare() -> None:
+    taken = _take_spare()
+    if taken is not None:
+        taken.process.kill()
+
+
+def _start_child() -> tuple[subprocess.Popen, Any]:
+    """(the child process, a connection to it), once it listens: the spare when one is
+    ready (``prewarm``), else a new one. Raises ``TaskProcessError`` when it cannot be
+    started or reached (nothing is left running)."""
+    import ast
+
+    started = _take_spare() or _launch(spare=False)
+    child = started.process
+    try:
+        address = started.read_address()
         child.stdout.close()
-        return child, Client(ast.literal_eval(line.strip()), authkey=authkey)
+        return child, Client(ast.literal_eval(address), authkey=started.authkey)
     except Exception as exc:  # a dead child, a refused or unauthenticated connection, …
         child.kill()
         code = child.wait()
@@ -373,4 +494,4 @@ def run_in_child(worker: Any, *, required: bool = True) -> bool:
 
 
 if __name__ == "__main__":
-    child_main()
+    child_main(spare="--spare" in sys.argv[1:])

@@ -42,6 +42,7 @@ from cnnlib.models.pretrained import (
     how_to_provide,
     keras_cache_dir,
 )
+from cnnlib.training import onnx_features
 from cnnlib.training.tasks import TaskHandle, TrainingSlots, default_slots
 from cnnlib.training.trainer import (
     CAM_IMAGES,
@@ -80,6 +81,7 @@ __all__ = [
     "copy_head",
     "extract_features",
     "feature_extractor",
+    "frozen_extractor",
     "labels_text",
     "load_backbone",
     "model_input",
@@ -287,6 +289,18 @@ def feature_extractor(backbone: PretrainedModel, name: str | None = None):
     return keras.Model(inputs, outputs, name="feature_extractor")
 
 
+def frozen_extractor(backbone: PretrainedModel, name: str | None = None):
+    """(extractor, runtime) for ``extract_features``: ``feature_extractor(backbone, name)``
+    as it is (runtime "TensorFlow") or converted for ONNX Runtime (runtime "ONNX Runtime",
+    with the conversion's seconds), as ``onnx_features.feature_runtime()`` chooses."""
+    extractor = feature_extractor(backbone, name)
+    if onnx_features.feature_runtime() == "tensorflow":
+        return extractor, "TensorFlow"
+    fast = onnx_features.onnx_extractor(extractor, backbone.weights_path)
+    converted = f"converted in {fast.convert_seconds:.1f} s" if fast.convert_seconds else "cached"
+    return fast, f"ONNX Runtime ({converted})"
+
+
 def _backbone_name(backbone: PretrainedModel) -> str:
     for name, b in BACKBONES.items():
         if b.spec == backbone.spec:
@@ -326,7 +340,8 @@ def extract_features(
     """Run the frozen ``extractor`` once over every image (and ``augment_copies`` augmented
     copies of the training images, augmented before extraction).
 
-    ``extractor``: raw pixels (N, H, W, 3) → (N, D) (``feature_extractor``), or a
+    ``extractor``: raw pixels (N, H, W, 3) → (N, D) (``feature_extractor``, or its ONNX
+    Runtime twin from ``frozen_extractor``), or a
     ``PretrainedModel`` from ``load_backbone`` (wrapped by ``feature_extractor``). ``data``: a
     ``TrainingData``. The feature arrays' size is checked against ``max_bytes`` (default
     ``budgets().feature_bytes``, $CNNLAB_FEATURE_BYTES) before any work.
@@ -348,7 +363,13 @@ def extract_features(
             f"over the {format_bytes(budget)} budget. Use fewer augmented copies or images."
         )
     start = time.perf_counter()
-    augmenter = augmentation(seed, kinds=kinds) if augment_copies else None
+    augmenter = None
+    if augment_copies:
+        import tensorflow as tf
+
+        layers = augmentation(seed, kinds=kinds)
+        # Compiled: about half the time of eager calls (32 images at 96 px: 0.03 s vs 0.06 s).
+        augmenter = tf.function(lambda images: layers(images, training=True))
     done = 0
 
     def run(split: str, augmented: bool):
@@ -356,7 +377,7 @@ def extract_features(
         xs, ys = [], []
         for images, labels in data.batches(split, batch_size, shuffle=False):
             if augmented:
-                images = augmenter(images, training=True)
+                images = augmenter(images)
             xs.append(np.asarray(extractor.predict_on_batch(images), dtype=np.float32))
             ys.append(np.asarray(labels, dtype=np.int32))
             done += len(ys[-1])
@@ -667,7 +688,8 @@ class FeatureData:
 class OwnProgress(TrainingProgress):
     """``TrainingProgress`` plus the own-images stages.
 
-    ``stage``: "loading" (the backbone), "features" (the one-off extraction, ``features_done``
+    ``stage``: "loading" (the backbone, converted for ONNX Runtime where that runs the
+    features: ``feature_runtime``), "features" (the one-off extraction, ``features_done``
     of ``features_total`` images), "head" (the new head's epochs on cached features),
     "fine-tune" (the top block unfrozen, on images) or "scratch". The curves are those of
     the current stage; ``head_val_accuracy`` keeps the head's before a fine-tune.
@@ -677,6 +699,8 @@ class OwnProgress(TrainingProgress):
     features_done: int = 0
     features_total: int = 0
     extract_seconds: float = 0.0
+    #: What computed the features: "TensorFlow", or "ONNX Runtime (converted in 2.6 s)".
+    feature_runtime: str | None = None
     weights_source: str | None = None
     weights_verified: bool = False
     head_val_accuracy: tuple[float, ...] = ()
@@ -739,16 +763,18 @@ class _OwnImagesWorker(TrainingWorker):
             return
         self.update(stage="loading")
         loaded = load_backbone(r.backbone, images.input_shape, r.weights)
+        extractor, runtime = frozen_extractor(loaded, r.backbone)
         total = images.size("train") * (1 + r.augment_copies) + images.size("validation")
         self.update(
             stage="features",
             features_total=total,
+            feature_runtime=runtime,
             weights_source=loaded.weights_source,
             weights_verified=loaded.imagenet_verified,
         )
         try:
             features = extract_features(
-                feature_extractor(loaded, r.backbone),
+                extractor,
                 images,
                 augment_copies=r.augment_copies,
                 batch_size=config.batch_size,
