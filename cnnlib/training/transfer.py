@@ -801,7 +801,7 @@ class _OwnImagesWorker(TrainingWorker):
                 head,
                 fx[:HEALTH_IMAGES],
                 fy[:HEALTH_IMAGES],
-                cams=CamProbe(model, *fixed, CAM_IMAGES),
+                cams=CamProbe(model, *fixed, CAM_IMAGES, frozen=True),
                 before=functools.partial(copy_head, head, model),
             )
         head_data = FeatureData(features, images.class_names)
