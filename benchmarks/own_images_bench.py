@@ -34,7 +34,8 @@ Data: real Fashion-MNIST training images (Debian's ``dataset-fashion-mnist``), u
     Fashion-MNIST images upscaled, in colour) becomes a trained transfer classifier through
     the path the page runs, the page open before (its spare training process warm:
     ``task_process.prewarm``): ``open_archive`` (extract, check every image in the sandbox),
-    the seeded split at the image size, then ``OwnImagesJob`` (its own training process):
+    the seeded split at the image size, then ``OwnImagesJob`` as the page starts it (its own
+    training process; per-epoch health and Grad-CAM of four validation images):
     MobileNetV2 from a local weights file (``weights=None`` saved: timing only), features
     cached with one augmented copy (the page's default flip, rotation, zoom), 5 epochs of
     the head, the full model sent back. At 96 and 224 px; the time from the zip's bytes to
@@ -337,7 +338,7 @@ def headline_run(data_zip: bytes, side: int, weights: Path, workdir: Path) -> di
     split = folders.split(side, validation_fraction=recipe.validation_fraction, seed=recipe.seed)
     steps["split at the image size"] = time.perf_counter() - t1
     t2 = time.perf_counter()
-    job = OwnImagesJob(split, recipe)
+    job = OwnImagesJob(split, recipe, health=True)  # as the page starts it
     job.start()
     seen = {"queued": t2}  # the first time each stage was seen
     while True:

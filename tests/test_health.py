@@ -110,6 +110,41 @@ def test_the_fixed_gradcam_images_are_spread_over_the_classes():
         CamProbe(_regression(), np.zeros((2, 4, 4, 1)), np.zeros(2))
 
 
+def _frozen_base_under_a_head(seed: int = 0):
+    """conv → BatchNorm → ReLU (frozen, as a backbone) → GAP → Dense softmax (the head)."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((12, 12, 3))
+    x = keras.layers.Conv2D(4, 3, name="conv_a")(inputs)
+    x = keras.layers.Conv2D(6, 3, name="conv_b")(x)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.ReLU(6.0, name="relu6")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    out = keras.layers.Dense(3, activation="softmax", name="head")(x)
+    model = keras.Model(inputs, out)
+    for layer in model.layers[:-1]:
+        layer.trainable = False
+    bn = model.get_layer("bn")
+    bn.set_weights([w + 0.5 for w in bn.get_weights()])  # not the identity
+    return model
+
+
+def test_a_frozen_base_probe_computes_the_same_gradcam_from_cached_maps():
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0, 255, size=(6, 12, 12, 3)).astype("float32")
+    y = np.array([0, 1, 2, 0, 1, 2])
+    model = _frozen_base_under_a_head()
+    full, fast = CamProbe(model, x, y, 4), CamProbe(model, x, y, 4, frozen=True)
+    for epoch in (1, 2):  # the head changes between epochs; the base does not
+        a, b = full.measure(epoch), fast.measure(epoch)
+        assert a.layer == b.layer == "conv_b" and b.maps.shape == (4, 8, 8)
+        np.testing.assert_allclose(b.maps, a.maps, atol=1e-5)
+        assert b.maps.max() == 1.0  # a real map, not all zeros
+        np.testing.assert_array_equal(b.predicted, a.predicted)
+        np.testing.assert_allclose(b.confidence, a.confidence, rtol=1e-5)
+        head = model.get_layer("head")
+        head.set_weights([rng.normal(size=w.shape).astype("float32") for w in head.weights])
+
+
 @pytest.mark.slow
 def test_a_training_reports_each_layers_health_every_epoch(mnist_test_set):
     from cnnlib.training.trainer import HEALTH_IMAGES, TrainConfig, TrainingJob, TrainingSlots

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 import subprocess
 import sys
 import zipfile
@@ -372,6 +373,41 @@ def test_background_job_extracts_once_then_trains_the_head_and_gives_a_flat_mode
     assert p.cams.epoch == 1 and p.cams.layer == "Conv_1"
     assert sorted(p.cams.labels.tolist()) == [0, 0, 1, 1]  # spread over the classes
     folders.cleanup()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fine_tuned", [False, True])
+def test_a_transfer_model_crosses_processes_as_weights_and_is_rebuilt_the_same(
+    mobilenet_file, fine_tuned
+):
+    recipe = OwnImagesRecipe(
+        "transfer",
+        weights=mobilenet_file,
+        image_size=SIZE,
+        augment=("flip",),
+        fine_tune_epochs=int(fine_tuned),
+    )
+    loaded = transfer.load_backbone("MobileNetV2", (SIZE, SIZE, 3), mobilenet_file)
+    head = transfer.build_head(1280, 3, seed=0)
+    head.set_weights(
+        [np.full(w.shape, 0.01 * (i + 1), "float32") for i, w in enumerate(head.weights)]
+    )
+    child = transfer._OwnImagesWorker(None, recipe, TrainingSlots(1), None)
+    child.model = transfer.assemble(loaded, head, augment=recipe.model_augment)
+    if fine_tuned:
+        transfer.unfreeze_top(child.model, "MobileNetV2")
+        child.fine_tuned = True
+    result = child.export_result()
+    assert "weights" in result and "model" not in result  # no .keras file on the way
+    parent = transfer._OwnImagesWorker(None, recipe, TrainingSlots(1), None)
+    parent.import_result(pickle.loads(pickle.dumps(result)))  # as the connection carries it
+    a, b = child.model, parent.model
+    assert [layer.name for layer in a.layers] == [layer.name for layer in b.layers]
+    assert [layer.trainable for layer in a.layers] == [layer.trainable for layer in b.layers]
+    assert (b.get_layer("Conv_1").trainable, b.get_layer("Conv1").trainable) == (fine_tuned, False)
+    x = raw_pixels(4)
+    np.testing.assert_allclose(b.predict(x, verbose=0), a.predict(x, verbose=0), rtol=1e-5)
+    assert any(layer.name == "augmentation" for layer in b.layers) == fine_tuned
 
 
 @pytest.mark.slow

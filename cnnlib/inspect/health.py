@@ -26,7 +26,11 @@ import numpy as np
 
 from cnnlib.core.budgets import budgets
 from cnnlib.core.errors import InvalidArgumentError
-from cnnlib.inspect.saliency import class_activation_map
+from cnnlib.inspect.saliency import (
+    cam_from_gradients,
+    class_activation_map,
+    frozen_cam_functions,
+)
 
 __all__ = [
     "BINS",
@@ -247,10 +251,15 @@ class CamProbe:
     its last Conv2D layer: ``n`` of ``x`` (N, H, W, C) raw pixels with labels ``y`` (N,),
     spread over the classes (``spread_over_classes``). The model is read at each
     ``measure``, so its weights may change between calls (a training, or a head's weights
-    copied in). Raises ``InvalidArgumentError`` for a model without a Conv2D layer, an empty
-    batch or mismatched labels."""
+    copied in). ``frozen``: the layers up to that Conv2D never change (a frozen backbone
+    under a new head): their feature maps are computed once and each ``measure`` runs only
+    the layers after them (``frozen_cam_functions``: the same maps). Raises
+    ``InvalidArgumentError`` for a model without a Conv2D layer, an empty batch or
+    mismatched labels."""
 
-    def __init__(self, model, x: np.ndarray, y: np.ndarray, n: int = CAM_IMAGES):
+    def __init__(
+        self, model, x: np.ndarray, y: np.ndarray, n: int = CAM_IMAGES, *, frozen: bool = False
+    ):
         self.model = model
         x, y = _fixed_batch(x, y)
         chosen = spread_over_classes(y, n)
@@ -259,15 +268,26 @@ class CamProbe:
         if layer is None:
             raise InvalidArgumentError(f"{model.name} has no Conv2D layer for Grad-CAM.")
         self.layer = layer
+        self._frozen = None
+        if frozen:
+            features, scores = frozen_cam_functions(model, layer)
+            self._frozen = (features(self.x), scores)
 
     def measure(self, epoch: int) -> CamSnapshot:
-        probabilities = np.asarray(self.model(self.x, training=False), np.float32)
-        maps = np.stack(
-            [
-                class_activation_map(self.model, image, int(label), layer=self.layer)
-                for image, label in zip(self.x, self.y, strict=True)
-            ]
-        ).astype(np.float32)
+        if self._frozen is not None:
+            feats, scores = self._frozen
+            out = scores(feats, self.y.astype(np.int32))
+            probabilities, grads = (np.asarray(t, np.float32) for t in out)
+            maps = np.stack([cam_from_gradients(a, g) for a, g in zip(feats, grads, strict=True)])
+        else:
+            probabilities = np.asarray(self.model(self.x, training=False), np.float32)
+            maps = np.stack(
+                [
+                    class_activation_map(self.model, image, int(label), layer=self.layer)
+                    for image, label in zip(self.x, self.y, strict=True)
+                ]
+            )
+        maps = maps.astype(np.float32)
         predicted = probabilities.argmax(axis=1)
         return CamSnapshot(
             epoch,

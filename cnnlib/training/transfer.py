@@ -90,6 +90,7 @@ __all__ = [
     "preview_augmentation",
     "require_weights",
     "top_block_layers",
+    "transfer_model",
     "unfreeze_top",
     "uses_backbone",
     "weights_status",
@@ -411,36 +412,60 @@ def build_head(feature_dim: int, num_classes: int, *, dropout: float = 0.2, seed
     return head
 
 
-def assemble(backbone: PretrainedModel, head, *, augment: bool | Sequence[str] = False, seed=None):
-    """One flat model from raw pixels: [augmentation] → preprocess → backbone layers → GAP →
-    head.
+def transfer_model(
+    backbone: str,
+    input_shape: Sequence[int],
+    classes: int,
+    *,
+    augment: bool | Sequence[str] = False,
+    dropout: float = 0.2,
+    seed=None,
+):
+    """The network ``assemble`` fills, with fresh weights: [augmentation] → preprocess →
+    ``backbone``'s layers (frozen) → GAP → Dropout → Dense softmax, compiled.
 
-    (N, H, W, 3) float32 0..255 → (N, classes). The backbone is rebuilt on the preprocessed
-    input (``input_tensor=``) and its weights copied layer by layer, so its layers are the
-    model's own (Grad-CAM and Feature maps reach its last convolution); they stay frozen
-    (frozen BatchNorm runs in inference mode). The head's trained weights are copied in.
+    (N, H, W, 3) float32 0..255 (``input_shape`` (H, W, 3)) → (N, ``classes``). The backbone
+    is built on the preprocessed input (``input_tensor=``), so its layers are the model's own
+    (Grad-CAM and Feature maps reach its last convolution); frozen BatchNorm runs in
+    inference mode.
     """
     keras = _keras()
-    spec = _backbone(_backbone_name(backbone))
-    inputs = keras.Input(backbone.model.input_shape[1:], name="pixels")
+    spec = _backbone(backbone)
+    inputs = keras.Input(tuple(input_shape), name="pixels")
     x = augmentation(seed, kinds=augment)(inputs) if _kinds(augment) else inputs
     x = _preprocess_layer(spec)(x)
     flat = getattr(keras.applications, spec.constructor)(
         weights=None, include_top=False, input_tensor=x
     )
+    for layer in flat.layers:
+        if layer.weights and layer.name != "augmentation":
+            layer.trainable = False
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(flat.output)
+    x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    outputs = keras.layers.Dense(classes, activation="softmax", name="predictions")(x)
+    model = keras.Model(inputs, outputs, name=f"{spec.name.lower()}_transfer")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def assemble(backbone: PretrainedModel, head, *, augment: bool | Sequence[str] = False, seed=None):
+    """One flat model from raw pixels: ``transfer_model`` with the backbone's weights copied
+    layer by layer and the head's trained weights copied in (``copy_head``).
+
+    (N, H, W, 3) float32 0..255 → (N, classes).
+    """
+    model = transfer_model(
+        _backbone_name(backbone),
+        backbone.model.input_shape[1:],
+        head.get_layer("predictions").units,
+        augment=augment,
+        dropout=head.get_layer("head_dropout").rate,
+        seed=seed,
+    )
     for layer in backbone.model.layers:
         if layer.weights:
-            target = flat.get_layer(layer.name)
-            target.set_weights(layer.get_weights())
-            target.trainable = False
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(flat.output)
-    dropout = head.get_layer("head_dropout")
-    x = keras.layers.Dropout(dropout.rate, name="head_dropout")(x)
-    dense = head.get_layer("predictions")
-    outputs = keras.layers.Dense(dense.units, activation="softmax", name="predictions")(x)
-    model = keras.Model(inputs, outputs, name=f"{spec.name.lower()}_transfer")
+            model.get_layer(layer.name).set_weights(layer.get_weights())
     copy_head(head, model)
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 
 
@@ -633,6 +658,13 @@ class OwnImagesRecipe:
             seed=self.seed,
         )
 
+    @property
+    def model_augment(self) -> tuple[str, ...]:
+        """The augmentation layers inside a transfer model: the recipe's when it fine-tunes
+        (images then pass through the model in training), else none (the head trains on
+        features of augmented copies)."""
+        return self.augment if self.fine_tune_epochs > 0 else ()
+
     def stage_learning_rate(self, stage: str) -> float:
         """The learning rate a stage starts at: ``FINE_TUNE_LR`` for "fine-tune", else
         ``learning_rate`` (the head's, or the scratch model's)."""
@@ -723,9 +755,40 @@ class _OwnImagesWorker(TrainingWorker):
         self.data = data
         self.recipe = recipe
         self.health = health
+        self.fine_tuned = False  # the top block was unfrozen and trained
 
     def on_exit(self) -> None:
         self.data = None  # free the data; the model stays
+
+    def export_result(self) -> dict:
+        """In the child: a transfer model as its weights (``transfer_model`` rebuilds the
+        rest where they arrive: no ``.keras`` file written and parsed, about 2 s less on a
+        2-core machine for MobileNetV2); a scratch model as ``.keras`` bytes."""
+        if not self.recipe.transfer or self.model is None:
+            return super().export_result()
+        return {
+            "weights": self.model.get_weights(),
+            "input_shape": tuple(self.model.input_shape[1:]),
+            "classes": int(self.model.output_shape[-1]),
+            "fine_tuned": self.fine_tuned,
+        }
+
+    def import_result(self, result: dict) -> None:
+        """In the parent: the child's model, rebuilt from its weights (or loaded)."""
+        if "weights" not in result:
+            return super().import_result(result)
+        r = self.recipe
+        model = transfer_model(
+            r.backbone,
+            result["input_shape"],
+            result["classes"],
+            augment=r.model_augment,
+            seed=r.seed,
+        )
+        model.set_weights(result["weights"])
+        if result["fine_tuned"]:
+            unfreeze_top(model, r.backbone)
+        self.model = model
 
     def _health(self, model, x, y, *, layers=None, cams: CamProbe | None = None, before=None):
         """[the health callback of ``model`` on the fixed batch (x, y)] when asked for."""
@@ -790,7 +853,7 @@ class _OwnImagesWorker(TrainingWorker):
             head = build_head(features.train_x.shape[1], n_classes, seed=r.seed)
             # The full model, built once: the head's weights are copied into it at each
             # epoch end (its Grad-CAM) and once trained.
-            model = assemble(loaded, head, augment=r.augment if tune else False)
+            model = assemble(loaded, head, augment=r.model_augment)
         watch = []
         if fixed:
             # The head's health on the cached features of the first validation images (in
@@ -801,7 +864,7 @@ class _OwnImagesWorker(TrainingWorker):
                 head,
                 fx[:HEALTH_IMAGES],
                 fy[:HEALTH_IMAGES],
-                cams=CamProbe(model, *fixed, CAM_IMAGES),
+                cams=CamProbe(model, *fixed, CAM_IMAGES, frozen=True),
                 before=functools.partial(copy_head, head, model),
             )
         head_data = FeatureData(features, images.class_names)
@@ -819,6 +882,7 @@ class _OwnImagesWorker(TrainingWorker):
                 if fixed
                 else []
             )
+            self.fine_tuned = True
             fit(model, images, (r.fine_tune_phase(),), config, callbacks=watch)
 
     def _extracted(self, stage: str, done: int, total: int) -> None:
