@@ -365,6 +365,7 @@ def headline_run(data_zip: bytes, side: int, weights: Path, workdir: Path) -> di
         "steps": steps,
         "total": end - t0,
         "extract_seconds": p.extract_seconds,
+        "feature_runtime": p.feature_runtime,
         "epochs": len(p.train_loss),
         "val_accuracy": p.val_accuracy[-1] if p.val_accuracy else float("nan"),
         "train": split.size("train"),
@@ -403,6 +404,7 @@ def headline(images, labels, tmp: Path) -> list[tuple[str, float, float]]:
             print(f"    {name:<{W}} {seconds:7.2f} s")
         own = "(the job's own extract_seconds)"
         print(f"    {own:<{W}} {run['extract_seconds']:7.2f} s")
+        print(f"    features computed by {run['feature_runtime']}")
         targets.append((f"own_images_headline_seconds_{side}px", run["total"], limit))
     return targets
 

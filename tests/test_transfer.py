@@ -400,8 +400,13 @@ def test_a_transfer_model_crosses_processes_as_weights_and_is_rebuilt_the_same(
     result = child.export_result()
     assert "weights" in result and "model" not in result  # no .keras file on the way
     parent = transfer._OwnImagesWorker(None, recipe, TrainingSlots(1), None)
+    # The server builds the network while the work runs elsewhere (_run_work); the
+    # weights fill that one.
+    parent._network = transfer._Background(parent._new_network, (SIZE, SIZE, 3), 3)
+    ahead = parent._network.result()
     parent.import_result(pickle.loads(pickle.dumps(result)))  # as the connection carries it
     a, b = child.model, parent.model
+    assert b is ahead
     assert [layer.name for layer in a.layers] == [layer.name for layer in b.layers]
     assert [layer.trainable for layer in a.layers] == [layer.trainable for layer in b.layers]
     assert (b.get_layer("Conv_1").trainable, b.get_layer("Conv1").trainable) == (fine_tuned, False)

@@ -17,7 +17,9 @@ Keras and TensorFlow are imported inside the functions.
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,6 +45,7 @@ from cnnlib.models.pretrained import (
     keras_cache_dir,
 )
 from cnnlib.training import onnx_features
+from cnnlib.training.backends import backend_for
 from cnnlib.training.tasks import TaskHandle, TrainingSlots, default_slots
 from cnnlib.training.trainer import (
     CAM_IMAGES,
@@ -95,6 +98,8 @@ __all__ = [
     "uses_backbone",
     "weights_status",
 ]
+
+_log = logging.getLogger(__name__)
 
 #: The augmentations a model can use, in the order its layers apply them.
 AUGMENTATIONS: tuple[str, ...] = ("flip", "rotation", "zoom", "translation", "contrast")
@@ -773,21 +778,45 @@ class _OwnImagesWorker(TrainingWorker):
             "fine_tuned": self.fine_tuned,
         }
 
+    def _run_work(self) -> None:
+        """In the server, when the work leaves this process: build the network its weights
+        will fill (``import_result``) in the meantime, on a core the work's first steps
+        leave idle (loading and converting the backbone run on one)."""
+        self._network = None
+        if self.recipe.transfer and backend_for(self).name != "thread":
+            shape, classes = tuple(self.data.input_shape), len(self.data.class_names)
+            self._network = _Background(self._new_network, shape, classes)
+        super()._run_work()
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state.pop("_network", None)  # the server's own
+        return state
+
+    def _new_network(self, input_shape: tuple, classes: int):
+        """``transfer_model`` for this recipe's result: (H, W, 3) pixels → ``classes``."""
+        r = self.recipe
+        return transfer_model(
+            r.backbone, input_shape, classes, augment=r.model_augment, seed=r.seed
+        )
+
     def import_result(self, result: dict) -> None:
-        """In the parent: the child's model, rebuilt from its weights (or loaded)."""
+        """In the parent: the child's model, rebuilt from its weights (or loaded): into the
+        network built ahead (``_run_work``) when it has the same shapes."""
         if "weights" not in result:
             return super().import_result(result)
-        r = self.recipe
-        model = transfer_model(
-            r.backbone,
-            result["input_shape"],
-            result["classes"],
-            augment=r.model_augment,
-            seed=r.seed,
-        )
+        shape, classes = tuple(result["input_shape"]), int(result["classes"])
+        network = getattr(self, "_network", None)
+        self._network = None
+        model = network.result() if network is not None else None
+        if model is None or (tuple(model.input_shape[1:]), model.output_shape[-1]) != (
+            shape,
+            classes,
+        ):
+            model = self._new_network(shape, classes)
         model.set_weights(result["weights"])
         if result["fine_tuned"]:
-            unfreeze_top(model, r.backbone)
+            unfreeze_top(model, self.recipe.backbone)
         self.model = model
 
     def _health(self, model, x, y, *, layers=None, cams: CamProbe | None = None, before=None):
@@ -889,6 +918,26 @@ class _OwnImagesWorker(TrainingWorker):
         self.update(features_done=done, features_total=total)
         if self.stop_event.is_set():
             raise WorkStopped
+
+
+class _Background:
+    """``fn(*args)`` run in a daemon thread; ``result()`` waits for it: its value, or None
+    when it raised (logged; the caller then does the work itself, raising there)."""
+
+    def __init__(self, fn: Callable, *args) -> None:
+        self._value = None
+        self._thread = threading.Thread(target=self._run, args=(fn, *args), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable, *args) -> None:
+        try:
+            self._value = fn(*args)
+        except Exception:  # built again where it is needed, raising there
+            _log.warning("Building the result's network ahead failed", exc_info=True)
+
+    def result(self):
+        self._thread.join()
+        return self._value
 
 
 class OwnImagesJob(TaskHandle[OwnProgress]):
