@@ -367,7 +367,7 @@ def _imports_tensorflow(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_a_spare_process_warms_up_takes_one_task_and_is_never_reused(spares):
+def test_a_spare_process_warms_up_takes_one_task_and_is_replaced_after_it(spares, monkeypatch):
     assert task_process.prewarm() and task_process.prewarm()  # one spare, not two
     spare = task_process._spare.process
     assert task_process.wait_for_spare() and _imports_tensorflow(spare.pid)  # before any task
@@ -375,11 +375,19 @@ def test_a_spare_process_warms_up_takes_one_task_and_is_never_reused(spares):
     p = TaskHandle(worker).start().wait(WAIT)
     assert p.state == "finished", p.error
     assert p.process_id == spare.pid == worker.result["pid"] and worker.result["tensorflow"]
-    assert task_process._spare is None and _gone(spare.pid)  # its memory is back
+    assert _gone(spare.pid)  # used once: its memory is back
+    # The next learner's spare was started once the task had ended.
+    replacement = task_process._spare.process
+    assert replacement.pid != spare.pid and task_process.wait_for_spare()
+    second = Counter(3, slots=TrainingSlots(1))
+    assert TaskHandle(second).start().wait(WAIT).process_id == replacement.pid
+    assert second.result["tensorflow"]
+    task_process._end_spare()
+    monkeypatch.setenv("CNNLAB_SPARE_PROCESS", "0")
     fresh = Counter(3, slots=TrainingSlots(1))
     q = TaskHandle(fresh).start().wait(WAIT)
-    assert q.state == "finished" and q.process_id != spare.pid
-    assert fresh.result["tensorflow"] == 0  # a new child: nothing warmed it
+    assert q.state == "finished" and q.process_id not in (spare.pid, replacement.pid)
+    assert fresh.result["tensorflow"] == 0 and task_process._spare is None  # nothing warmed
 
 
 def test_no_spare_when_turned_off_or_tasks_run_in_threads(spares, monkeypatch):

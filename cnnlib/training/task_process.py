@@ -33,9 +33,10 @@ connects, sends the pickled worker, and relays what the child reports until it e
 The child's first seconds go to importing TensorFlow (6–7 s on a 2-core machine, and about
 600 MB). ``prewarm()`` pays them before anyone waits: it starts one spare child that
 imports TensorFlow, Keras and the training code, then waits for a task; the next
-``run_in_child`` takes it instead of starting a fresh one. A spare runs one task, like any
-child, so each task's memory still goes back when it ends; it ends itself when its parent
-is gone or after ``SPARE_SECONDS`` unused. ``$CNNLAB_SPARE_PROCESS=0`` turns spares off.
+``run_in_child`` takes it instead of starting a fresh one, and starts the next spare once
+its task has ended (not during it: the two would share the cores). A spare runs one task,
+like any child, so each task's memory still goes back when it ends; it ends itself when its
+parent is gone or after ``SPARE_SECONDS`` unused. ``$CNNLAB_SPARE_PROCESS=0`` turns spares off.
 ``$CNNLAB_TRAINING_PROCESS=0`` runs
 tasks in a thread of the server instead (no isolation; e.g. for a debugger), unless a job
 asks for ``isolate=True``; so does a job that does not pickle (a logged warning).
@@ -411,6 +412,7 @@ def run_in_child(worker: Any, *, required: bool = True) -> bool:
     payload = pickled_for_child(worker, required=required)
     if payload is None:
         return False
+    had_spare = _spare is not None
     child, conn = _start_child()
     worker.update(process_id=child.pid)
     peak = 0
@@ -491,6 +493,8 @@ def run_in_child(worker: Any, *, required: bool = True) -> bool:
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
+        if had_spare:
+            prewarm()  # the next learner's, now that this task's cores are free
 
 
 if __name__ == "__main__":
