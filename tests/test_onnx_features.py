@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import time
 
-import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -20,24 +19,16 @@ from cnnlib.training import onnx_features, transfer
 from cnnlib.training.tasks import TrainingSlots
 from cnnlib.training.transfer import OwnImagesRecipe
 from cnnlib.uploads.folders import open_archive
-from tests.test_transfer import noisy_zip
+from tests.test_transfer import mobilenet_weights, noisy_zip
 
 SIZE = 64
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    """A MobileNetV2 weights file whose features are not vanishingly small (BatchNorm ×3:
+    """MobileNetV2 weights whose features are not vanishingly small (``mobilenet_weights``:
     random weights alone give features of about 1e-11, which any runtime would match)."""
-    model = keras.applications.MobileNetV2(
-        weights=None, include_top=False, input_shape=(SIZE, SIZE, 3)
-    )
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.gamma.assign(layer.gamma * 3.0)
-    path = tmp_path_factory.mktemp("weights") / "mobilenet_v2.weights.h5"
-    model.save_weights(path)
-    return path
+    return mobilenet_weights(tmp_path_factory.mktemp("weights") / "mobilenet_v2.weights.h5", SIZE)
 
 
 def real_photos(size=SIZE) -> np.ndarray:

@@ -34,22 +34,26 @@ ROOT = Path(__file__).resolve().parents[1]
 SIZE = 96
 
 
-@pytest.fixture(scope="module")
-def mobilenet_file(tmp_path_factory) -> Path:
-    """A MobileNetV2 (no top) weights file with random weights (Keras 3 .weights.h5).
+def mobilenet_weights(path: Path, size: int) -> Path:
+    """A MobileNetV2 (no top, ``size`` px) weights file with random weights (Keras 3
+    .weights.h5) at ``path``.
 
     Freshly initialised, its pooled features are ~1e-12 (they vanish through 17 blocks), which
-    would make every comparison below pass trivially; BatchNorm scales ×3 give features ~0.25.
+    would make every comparison pass trivially; BatchNorm scales ×3 give features ~0.25.
     """
     model = keras.applications.MobileNetV2(
-        weights=None, include_top=False, input_shape=(SIZE, SIZE, 3)
+        weights=None, include_top=False, input_shape=(size, size, 3)
     )
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.gamma.assign(layer.gamma * 3.0)
-    path = tmp_path_factory.mktemp("weights") / "mobilenet_v2_random.weights.h5"
     model.save_weights(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def mobilenet_file(tmp_path_factory) -> Path:
+    return mobilenet_weights(tmp_path_factory.mktemp("weights") / "mobilenet_v2.weights.h5", SIZE)
 
 
 def noisy_zip(n_per_class=8, classes=("dark", "light"), size=SIZE) -> bytes:
