@@ -120,3 +120,17 @@ def test_an_own_images_job_extracts_with_onnx_runtime(weights, tmp_path, monkeyp
     probabilities = job.model.predict(x, verbose=0)  # the full model, back in this process
     assert probabilities.shape == (4, 2) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
     folders.cleanup()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(transfer.BACKBONES))
+def test_every_backbone_converts_and_agrees_with_tensorflow(name):
+    side = max(transfer.BACKBONES[name].min_side, 32)
+    loaded = transfer.load_backbone(name, (side, side, 3), None)
+    extractor = transfer.feature_extractor(loaded, name)
+    x = real_photos(side)[:3]
+    expected = extractor.predict_on_batch(x)
+    got = onnx_features.onnx_extractor(extractor, None).predict_on_batch(x)
+    assert got.shape == expected.shape
+    # Random weights: MobileNetV2's features are ~1e-11, ResNet50's ~10; relative to each.
+    np.testing.assert_allclose(got, expected, atol=1e-5 * np.abs(expected).max(), rtol=1e-3)
