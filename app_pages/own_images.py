@@ -39,7 +39,6 @@ from ui import own_images_view as view
 from ui.errors import friendly_errors
 from ui.state import KEEP
 
-POLL_SECONDS = 1.0
 EXAMPLE, ZIP, FOLDER = "Built-in example", "Upload a .zip", "Upload a folder"
 PROJECT, CAMERA = "Open a saved project", "Webcam"
 EXAMPLE_PER_CLASS = 40
@@ -272,7 +271,7 @@ def start_ui(entry: session.OwnData | None, recipe: OwnImagesRecipe | None) -> N
     else:
         backends.get_ready()  # a training process warms up while the learner chooses
     active = session.running()
-    st.fragment(live_progress, run_every=POLL_SECONDS if active else None)(active)
+    runs.poll_progress(active, live_progress, active)
 
 
 def live_progress(polling: bool) -> None:
@@ -315,7 +314,6 @@ def main() -> None:
         "learning), and see where your model is right, wrong and why."
     )
     runs.rerun_when_free(
-        POLL_SECONDS,
         own_pages=(session.PAGE, session.EXPORT_PAGE, session.LR_PAGE, session.SHORTCUT_PAGE),
     )
     tested = entry = recipe = None

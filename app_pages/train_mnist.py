@@ -30,7 +30,6 @@ from ui.stack_editor import current_stack, stack_editor, stack_label
 from ui.state import KEEP
 
 STACK = "mnist"  #: prefix of the stack editor's keys
-POLL_SECONDS = 1.0
 LEARNING_RATES = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1]
 BATCH_SIZES = [16, 32, 64, 128, 256, 512]
 INPUT_SHAPE = (28, 28, 1)
@@ -250,7 +249,7 @@ def main() -> None:
         "against a dense network."
     )
     session.init_settings(STACK)
-    runs.rerun_when_free(POLL_SECONDS, own_pages=(session.PAGE, session.EXPERIMENT_PAGE))
+    runs.rerun_when_free(own_pages=(session.PAGE, session.EXPERIMENT_PAGE))
     dataset = dataset_ui()
     tested = None
     with friendly_errors("The trained model could not be tested: "):
@@ -262,7 +261,7 @@ def main() -> None:
         with friendly_errors():
             start_ui(dataset, rows, hyperparameters_ui(dataset))
         polling = runs.running(session.RUN)
-        st.fragment(live_progress, run_every=POLL_SECONDS if polling else None)(polling)
+        runs.poll_progress(polling, live_progress, polling)
     with tabs[2], friendly_errors():
         results_ui(tested)
     with tabs[3], friendly_errors():

@@ -11,7 +11,8 @@ maps' quick training), and the one-training-per-session guard across pages.
   evaluation, ``register`` to add the model to the session's registry) and what it returns
   is the run's ``result``. A run that failed, or learned nothing, gets no result.
 - ``busy_message()``: the learner's reason why Start is off; ``rerun_when_free`` brings Start
-  back by itself when another page's training ends.
+  back by itself when another page's training ends; ``poll_progress`` redraws a running
+  job's progress every ``POLL_SECONDS``.
 
 Session bookkeeping only: no drawing (the progress and results are drawn by the pages' views).
 """
@@ -34,6 +35,8 @@ R = TypeVar("R")  #: what a page's test of a finished run returns
 
 #: Session key of the number of runs started so far (each run's id).
 _COUNTER = "runs_counter"
+#: Seconds between two redraws of a running job's progress (every page's polling).
+POLL_SECONDS = 1.0
 
 
 @dataclass(eq=False)
@@ -85,7 +88,13 @@ def start_task(page: str, handle: TaskHandle) -> TaskHandle:
     return handle
 
 
-def rerun_when_free(poll_seconds: float, *, own_pages: tuple[str, ...] = ()) -> None:
+def poll_progress(active: bool, body: Callable[..., None], *args: Any) -> None:
+    """Draw ``body(*args)`` as a fragment that redraws itself every ``POLL_SECONDS`` while
+    ``active`` (a job of this page runs), once otherwise."""
+    st.fragment(body, run_every=POLL_SECONDS if active else None)(*args)
+
+
+def rerun_when_free(poll_seconds: float = POLL_SECONDS, *, own_pages: tuple[str, ...] = ()) -> None:
     """While a training from another page (not in ``own_pages``, which poll their own jobs)
     runs, check every ``poll_seconds`` and rerun the page once it has ended, so Start comes
     back by itself. Draws nothing."""

@@ -30,13 +30,13 @@ from cnnlib.inspect.blocks import block_of
 from cnnlib.training.sanity_job import SanityCheckJob, SanityProgress
 from cnnlib.training.tasks import default_max_seconds
 from ui.figures import PlainFigure, plain
+from ui.runs import POLL_SECONDS
 from ui.state import KEEP
 
 #: Side of each map's tile in a method's row (pixels).
 TILE_PX = 96
 #: Tiles per row of a method's maps.
 TILE_COLUMNS = 10
-POLL_SECONDS = 1.0
 #: The longest a sanity check may run (seconds), at most the server's limit per task.
 MAX_SECONDS = 300.0
 #: The control's colour and each method's, in the correlation chart (colour-blind safe:

@@ -35,7 +35,7 @@ def _quick_training() -> None:
     if st.button("Train it now", key="fm_quick_start", disabled=bool(busy)):
         fs.start_quick_training()
         st.rerun()
-    runs.rerun_when_free(1.0)
+    runs.rerun_when_free()
 
 
 @st.fragment(run_every=0.5)

@@ -18,7 +18,6 @@ from ui.errors import friendly_errors
 from ui.stack_editor import current_stack
 from ui.state import KEEP
 
-POLL_SECONDS = 1.0
 YOUR_STACK = "Your stack (tab ① Model)"
 
 
@@ -91,7 +90,7 @@ def experiment_ui(ds: PageDataset, stack_ok: bool, stack_prefix: str, input_shap
             )
             st.rerun()
     active = runs.running(session.EXPERIMENT)
-    st.fragment(experiment_progress, run_every=POLL_SECONDS if active else None)(active)
+    runs.poll_progress(active, experiment_progress, active)
 
 
 def experiment_progress(polling: bool) -> None:

@@ -14,7 +14,6 @@ from ui import own_images_session as session
 from ui import runs, training_view
 from ui.errors import friendly_errors
 
-POLL_SECONDS = 1.0
 DEFAULT_FORMATS = ["litert", "onnx"]
 
 
@@ -58,7 +57,7 @@ def export_ui(tested: session.OwnTested | None) -> None:
     if reason and formats:
         st.caption(reason)
     active = run is not None and run.running
-    st.fragment(export_progress, run_every=POLL_SECONDS if active else None)(tested, active)
+    runs.poll_progress(active, export_progress, tested, active)
     downloads_ui(tested)
 
 

@@ -15,7 +15,6 @@ from ui import own_images_explore_view as explore_view
 from ui import own_images_session as session
 from ui.errors import friendly_errors
 
-POLL_SECONDS = 1.0
 STAGES = {
     "queued": "Waiting for a free slot on the server…",
     "loading": "Loading the backbone…",
@@ -53,7 +52,7 @@ def lr_finder_ui(
             st.rerun()
     run = runs.current(session.LR_RUN)
     active = run is not None and run.running
-    st.fragment(lr_progress, run_every=POLL_SECONDS if active else None)(rates, key, active)
+    runs.poll_progress(active, lr_progress, rates, key, active)
 
 
 def _apply(key: str, rate: float) -> None:

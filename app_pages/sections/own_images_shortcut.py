@@ -17,7 +17,6 @@ from ui import own_images_shortcut_view as shortcut_view
 from ui import runs, training_view
 from ui.errors import friendly_errors
 
-POLL_SECONDS = 1.0
 CUE_LABELS = {"corner": "Coloured corner", "border": "Border", "watermark": "Watermark text"}
 
 
@@ -74,7 +73,7 @@ def shortcut_ui(entry: session.OwnData | None, recipe: OwnImagesRecipe | None) -
             st.rerun()
     run = runs.current(session.SHORTCUT_RUN)
     active = run is not None and run.running
-    st.fragment(shortcut_progress, run_every=POLL_SECONDS if active else None)(active)
+    runs.poll_progress(active, shortcut_progress, active)
     tested = session.shortcut_tested()
     if tested is not None and tested.result is not None:
         with friendly_errors():
