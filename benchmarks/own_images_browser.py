@@ -11,7 +11,8 @@ conversion cache, so the first training at a size converts the backbone. The pag
 spare training process warm while Start is enabled, as it does for any learner.
 
 Runs ``--repeats`` trainings per size on one server, each by a new learner (a new browser
-page); prints each, and keeps the screenshot of the last. Targets as
+page) arriving once the machine is idle again (``wait_until_quiet``: the last run's work
+and the spare process's warm-up done); prints each, and keeps the screenshot of the last. Targets as
 ``own_images_bench --headline``'s, on the median of the runs after the first: ≤ 12 s at
 96 px, ≤ 25 s at 224 px (file → health check, plus Start → Finished).
 
@@ -41,6 +42,26 @@ from tests.e2e.harness import VIEWPORT, launch_chromium, streamlit_server, wait_
 PAGE_TITLE = "Train on your own images"
 SIZES = (32, 48, 64, 96, 128, 160, 224)  # the page's image-size slider, in order
 WAIT_MS = 300_000
+
+
+def wait_until_quiet(idle: float = 0.9, seconds: float = 1.0, limit: float = 90.0) -> float:
+    """Wait until the machine's CPUs are at least ``idle`` idle over ``seconds`` (the server's
+    spare training process warmed up, the last run's work done: a new learner arrives at an
+    idle server, as ``own_images_bench --headline``'s runs start), at most ``limit`` s.
+    Returns the seconds waited."""
+    start = time.perf_counter()
+
+    def times() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        return fields[3] + fields[4], sum(fields)  # idle + iowait, all
+
+    while time.perf_counter() - start < limit:
+        idle0, all0 = times()
+        time.sleep(seconds)
+        idle1, all1 = times()
+        if all1 > all0 and (idle1 - idle0) / (all1 - all0) >= idle:
+            break
+    return time.perf_counter() - start
 
 
 def choose_size(page, side: int) -> None:
@@ -77,6 +98,7 @@ def one_training(page, zip_path: Path, side: int) -> tuple[float, float, str]:
     page.get_by_text("Finished", exact=False).first.wait_for(timeout=WAIT_MS)
     trained = time.perf_counter() - t1
     caption = page.get_by_text("Features computed once in", exact=False).first.inner_text()
+    caption = caption.strip().rstrip(".")
     wait_idle(page, timeout=WAIT_MS)
     return checked, trained, caption
 
@@ -114,6 +136,7 @@ def main() -> int:
             with streamlit_server(log=tmp / f"server-{side}.log", env=env) as url:
                 totals = []
                 for k in range(args.repeats):
+                    waited = wait_until_quiet()
                     page = browser.new_page(viewport=VIEWPORT)  # a new learner each run
                     page.goto(url)
                     wait_idle(page, timeout=WAIT_MS)
@@ -124,7 +147,8 @@ def main() -> int:
                     totals.append(checked + trained)
                     print(
                         f"  {side} px, run {k + 1}: file → health check {checked:.1f} s, Start → "
-                        f"Finished {trained:.1f} s, together {checked + trained:.1f} s ({caption})"
+                        f"Finished {trained:.1f} s, together {checked + trained:.1f} s ({caption}; "
+                        f"waited {waited:.0f} s for an idle machine first)"
                     )
                     shot = shots / f"own_images_browser_{side}.png"
                     page.screenshot(path=str(shot), full_page=True)
