@@ -368,7 +368,6 @@ def headline_run(data_zip: bytes, side: int, weights: Path, workdir: Path) -> di
     return {
         "steps": steps,
         "total": end - t0,
-        "extract_seconds": p.extract_seconds,
         "feature_runtime": p.feature_runtime,
         "epochs": len(p.train_loss),
         "val_accuracy": p.val_accuracy[-1] if p.val_accuracy else float("nan"),

@@ -15,6 +15,7 @@ import pickle
 import subprocess
 import sys
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import keras
@@ -406,7 +407,7 @@ def test_a_transfer_model_crosses_processes_as_weights_and_is_rebuilt_the_same(
     parent = transfer._OwnImagesWorker(None, recipe, TrainingSlots(1), None)
     # The server builds the network while the work runs elsewhere (_run_work); the
     # weights fill that one.
-    parent._network = transfer._Background(parent._new_network, (SIZE, SIZE, 3), 3)
+    parent._network = ThreadPoolExecutor(1).submit(parent._new_network, (SIZE, SIZE, 3), 3)
     ahead = parent._network.result()
     parent.import_result(pickle.loads(pickle.dumps(result)))  # as the connection carries it
     a, b = child.model, parent.model

@@ -94,9 +94,9 @@ def poll_progress(active: bool, body: Callable[..., None], *args: Any) -> None:
     st.fragment(body, run_every=POLL_SECONDS if active else None)(*args)
 
 
-def rerun_when_free(poll_seconds: float = POLL_SECONDS, *, own_pages: tuple[str, ...] = ()) -> None:
+def rerun_when_free(*, own_pages: tuple[str, ...] = ()) -> None:
     """While a training from another page (not in ``own_pages``, which poll their own jobs)
-    runs, check every ``poll_seconds`` and rerun the page once it has ended, so Start comes
+    runs, check every ``POLL_SECONDS`` and rerun the page once it has ended, so Start comes
     back by itself. Draws nothing."""
     running = running_task()
     if running is None or running[0] in own_pages:
@@ -106,7 +106,7 @@ def rerun_when_free(poll_seconds: float = POLL_SECONDS, *, own_pages: tuple[str,
         if running_task() is None:
             st.rerun()
 
-    st.fragment(check, run_every=poll_seconds)()
+    st.fragment(check, run_every=POLL_SECONDS)()
 
 
 # --------------------------------------------------------------------------------------------

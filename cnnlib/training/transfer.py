@@ -17,11 +17,10 @@ Keras and TensorFlow are imported inside the functions.
 from __future__ import annotations
 
 import functools
-import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,8 +97,6 @@ __all__ = [
     "uses_backbone",
     "weights_status",
 ]
-
-_log = logging.getLogger(__name__)
 
 #: The augmentations a model can use, in the order its layers apply them.
 AUGMENTATIONS: tuple[str, ...] = ("flip", "rotation", "zoom", "translation", "contrast")
@@ -785,7 +782,9 @@ class _OwnImagesWorker(TrainingWorker):
         self._network = None
         if self.recipe.transfer and backend_for(self).name != "thread":
             shape, classes = tuple(self.data.input_shape), len(self.data.class_names)
-            self._network = _Background(self._new_network, shape, classes)
+            pool = ThreadPoolExecutor(1, thread_name_prefix="cnnlab-own-network")
+            self._network = pool.submit(self._new_network, shape, classes)
+            pool.shutdown(wait=False)  # the build goes on; nothing else is queued
         super()._run_work()
 
     def __getstate__(self) -> dict:
@@ -918,26 +917,6 @@ class _OwnImagesWorker(TrainingWorker):
         self.update(features_done=done, features_total=total)
         if self.stop_event.is_set():
             raise WorkStopped
-
-
-class _Background:
-    """``fn(*args)`` run in a daemon thread; ``result()`` waits for it: its value, or None
-    when it raised (logged; the caller then does the work itself, raising there)."""
-
-    def __init__(self, fn: Callable, *args) -> None:
-        self._value = None
-        self._thread = threading.Thread(target=self._run, args=(fn, *args), daemon=True)
-        self._thread.start()
-
-    def _run(self, fn: Callable, *args) -> None:
-        try:
-            self._value = fn(*args)
-        except Exception:  # built again where it is needed, raising there
-            _log.warning("Building the result's network ahead failed", exc_info=True)
-
-    def result(self):
-        self._thread.join()
-        return self._value
 
 
 class OwnImagesJob(TaskHandle[OwnProgress]):
