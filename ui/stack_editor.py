@@ -37,13 +37,31 @@ def _keys(prefix: str) -> tuple[str, str, str]:
     return f"{prefix}_stack", f"{prefix}_next_uid", f"{prefix}_preset"
 
 
+def _widget_key(prefix: str, uid: int, param: Param) -> str:
+    return f"{prefix}_layer{uid}_{param.name}"
+
+
 def _load_preset(prefix: str, on_preset: Callable[[str], None] | None = None) -> None:
+    """Replace the stack by the chosen preset's layers. A layer of the same kind at the same
+    position keeps its uid and gets the preset's values, so its widgets are updated in place
+    instead of being removed and drawn anew (a preset click then costs one rerun, not a
+    remount of every layer's widgets)."""
+    ss = st.session_state
     stack_key, uid_key, preset_key = _keys(prefix)
-    start = st.session_state.get(uid_key, 0)
-    specs = preset_stack(st.session_state[preset_key])
-    st.session_state[stack_key] = [[start + i, spec] for i, spec in enumerate(specs)]
-    st.session_state[uid_key] = start + len(specs)
-    st.session_state[f"{prefix}_add_position"] = max(len(specs), 1)
+    old = ss.get(stack_key, [])
+    next_uid = ss.get(uid_key, 0)
+    stack = []
+    for index, spec in enumerate(preset_stack(ss[preset_key])):
+        if index < len(old) and old[index][1].kind == spec.kind:
+            uid = old[index][0]
+            for param in LAYER_REGISTRY[spec.kind].params:
+                ss[_widget_key(prefix, uid, param)] = _widget_value(param, param.value(spec))
+        else:
+            uid, next_uid = next_uid, next_uid + 1
+        stack.append([uid, spec])
+    ss[stack_key] = stack
+    ss[uid_key] = next_uid
+    ss[f"{prefix}_add_position"] = max(len(stack), 1)
     if on_preset is not None:
         on_preset(st.session_state[preset_key])
 
@@ -85,6 +103,13 @@ def current_stack(prefix: str) -> list[LayerSpec]:
         st.session_state.setdefault(preset_key, DEFAULT_PRESET)
         _load_preset(prefix)
     return [spec for _, spec in st.session_state[stack_key]]
+
+
+def _widget_value(param: Param, value):
+    """``value`` as the parameter's widget holds it (int, float, or one of the choices)."""
+    if param.type == "choice":
+        return value
+    return int(value) if param.type == "int" else float(value)
 
 
 def _param_widget(param: Param, key: str, value):
@@ -148,7 +173,7 @@ def _layer_widgets(prefix: str, uid: int, spec: LayerSpec) -> LayerSpec:
     for column, param in zip(columns, entry.params, strict=False):
         with column:
             changes[param.name] = _param_widget(
-                param, f"{prefix}_layer{uid}_{param.name}", param.value(spec)
+                param, _widget_key(prefix, uid, param), param.value(spec)
             )
     return spec.with_changes(**changes)
 

@@ -241,7 +241,7 @@ def _stop(s: Student) -> None:
         with contextlib.suppress(PlaywrightTimeoutError):
             s.page.get_by_text(ended).first.wait_for(timeout=10_000)
             break
-    s.page.get_by_text(re.compile(r"^(Stopped|Finished) ·")).wait_for(timeout=LONG)
+    s.page.get_by_text(re.compile(r"^(Stopped|Finished) ·")).first.wait_for(timeout=LONG)
     wait_idle(s.page, timeout=LONG)
     no_exception(s.page)
 

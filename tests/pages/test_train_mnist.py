@@ -22,6 +22,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from cnnlib.core.text import safe_text
+from cnnlib.models import preset_stack
 from cnnlib.training import task_process, tasks
 from cnnlib.training import trainer as training
 from tests.conftest import ROOT
@@ -124,6 +125,28 @@ def test_the_tutorial_preset_shows_93322_parameters(mnist_env):
     assert at.selectbox(key="mnist_optimizer").value == "rmsprop"
     assert at.selectbox(key="mnist_batch").value == 64
     assert at.number_input(key="mnist_epochs").value == 5
+
+
+def test_a_preset_updates_same_kind_layers_in_place(mnist_env):
+    """Fast → Intro convnet: the first layer is a Conv2D in both, so it keeps its uid (its
+    widgets are updated, not drawn anew) and shows the preset's values, not the edited ones;
+    the second layer changes kind, so it is a new layer with new widgets."""
+    at = _page()
+    _run(at)
+    (first, _), (second, _) = at.session_state["mnist_stack"][:2]
+    at.number_input(key=f"mnist_layer{first}_filters").set_value(17)
+    _run(at)
+    at.selectbox(key="mnist_preset").select("Intro convnet")
+    _run(at)
+    stack = at.session_state["mnist_stack"]
+    assert stack[0][0] == first
+    assert stack[1][0] not in (first, second)  # BatchNormalization → Conv2D: a new layer
+    assert at.number_input(key=f"mnist_layer{first}_filters").value == 64
+    assert at.number_input(key=f"mnist_layer{first}_strides").value == 1  # Fast's was 2
+    assert at.selectbox(key=f"mnist_layer{first}_padding").value == "valid"  # was "same"
+    assert at.number_input(key=f"mnist_layer{stack[1][0]}_filters").value == 32
+    assert [spec for _, spec in stack] == preset_stack("Intro convnet")
+    assert [m.value for m in at.metric if m.label == "Total parameters"] == ["203,434"]  # 640 + 18,464 + 184,330
 
 
 @pytest.mark.slow
