@@ -146,7 +146,8 @@ def test_a_preset_updates_same_kind_layers_in_place(mnist_env):
     assert at.selectbox(key=f"mnist_layer{first}_padding").value == "valid"  # was "same"
     assert at.number_input(key=f"mnist_layer{stack[1][0]}_filters").value == 32
     assert [spec for _, spec in stack] == preset_stack("Intro convnet")
-    assert [m.value for m in at.metric if m.label == "Total parameters"] == ["203,434"]  # 640 + 18,464 + 184,330
+    # 640 + 18,464 + 184,330 (two 3×3 convolutions, then 24·24·32 → 10)
+    assert [m.value for m in at.metric if m.label == "Total parameters"] == ["203,434"]
 
 
 @pytest.mark.slow
