@@ -47,7 +47,8 @@ class Counter(TaskWorker[CountProgress]):
     ``append`` per step, ``pause`` seconds apart. ``hog_bytes``: first fill that much
     memory; ``kill``: die by SIGKILL first; ``fail``: raise first, naming the process.
     Its result: {"count": steps done, "pid": the process that counted, "tensorflow": 1 when
-    TensorFlow was imported there (a spare process's warm-up), else 0}."""
+    TensorFlow was imported there (a spare process's warm-up), else 0, "niceness": that
+    process's CPU niceness (0 where there is none)}."""
 
     process_safe = True
     thread_name = "cnnlab-test-counter"
@@ -87,7 +88,13 @@ class Counter(TaskWorker[CountProgress]):
 
     def export_result(self) -> dict[str, int]:
         warm = int("tensorflow" in sys.modules)
-        return {"count": self.done_count, "pid": os.getpid(), "tensorflow": warm}
+        niceness = os.getpriority(os.PRIO_PROCESS, 0) if hasattr(os, "getpriority") else 0
+        return {
+            "count": self.done_count,
+            "pid": os.getpid(),
+            "tensorflow": warm,
+            "niceness": niceness,
+        }
 
     def import_result(self, result: dict[str, int]) -> None:
         self.result = result

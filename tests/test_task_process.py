@@ -117,6 +117,16 @@ def test_many_events_arrive_in_order_with_the_result(backend):
     assert p.process_id != os.getpid()
 
 
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="POSIX niceness")
+def test_a_child_process_yields_the_cpu_to_its_server():
+    """The work runs ``CHILD_NICENESS`` below the server's priority (capped at 19)."""
+    worker = Counter(3, slots=TrainingSlots(1))
+    p = TaskHandle(worker).start().wait(WAIT)
+    assert p.state == "finished" and p.process_id != os.getpid()
+    server = os.getpriority(os.PRIO_PROCESS, 0)
+    assert worker.result["niceness"] == min(server + task_process.CHILD_NICENESS, 19)
+
+
 def test_a_closed_session_stops_its_work(backend):
     worker = Counter(until_stopped=True, pause=0.02, slots=TrainingSlots(1))
     handle = TaskHandle(worker).start()

@@ -28,7 +28,9 @@ connects, sends the pickled worker, and relays what the child reports until it e
   elsewhere there is no memory cap); above
   ``budgets().training_process_bytes`` the child is killed and the task fails with a
   message; a child that dies (killed, crashed) fails the task, never the server;
-- a child that has not ended ``STOP_GRACE_SECONDS`` after a stop request is killed.
+- a child that has not ended ``STOP_GRACE_SECONDS`` after a stop request is killed;
+- a child runs ``CHILD_NICENESS`` below the server's CPU priority: the pages stay responsive
+  while it trains.
 
 The child's first seconds go to importing TensorFlow (6–7 s on a 2-core machine, and about
 600 MB). ``prewarm()`` pays them before anyone waits: it starts one spare child that
@@ -90,6 +92,10 @@ STOP_GRACE_SECONDS = 30.0
 START_SECONDS = 120.0
 #: Seconds a spare child (``prewarm``) waits for a task before it ends (its memory back).
 SPARE_SECONDS = 600.0
+#: How much lower a child's CPU priority is than its server's (``os.nice``): on a busy machine
+#: the server's reruns, the learners' pages and the upload checks go first, and a training
+#: takes what they leave (all of it when they are idle), so no page freezes while it trains.
+CHILD_NICENESS = 10
 #: Length of the random key that authenticates the parent's connection to its child.
 AUTHKEY_BYTES = 32
 #: Seconds the parent waits for a child to exit once it has ended its work.
@@ -215,7 +221,9 @@ def child_main(spare: bool = False) -> None:
     ``spare``: import TensorFlow and the training code,) take the worker, run
     ``worker.work()`` and report through the connection. A parent that has not connected and
     sent the job within ``START_SECONDS`` (a spare: ``SPARE_SECONDS``) is gone: the child
-    exits; so does a child whose parent ended."""
+    exits; so does a child whose parent ended. It runs ``CHILD_NICENESS`` below the server."""
+    if hasattr(os, "nice"):  # POSIX
+        os.nice(CHILD_NICENESS)
     try:
         authkey = bytes.fromhex(sys.stdin.readline().strip())
     except ValueError:
