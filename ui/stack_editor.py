@@ -112,24 +112,17 @@ def _widget_value(param: Param, value):
     return int(value) if param.type == "int" else float(value)
 
 
-def _param_widget(param: Param, key: str, value):
-    """The widget of one registry parameter (see ``cnnlib.models.stack.Param``)."""
+def _param_widget(param: Param, key: str):
+    """The widget of one registry parameter (see ``cnnlib.models.stack.Param``); its value
+    is in ``st.session_state[key]`` already (``_layer_widgets``), so none is passed here."""
     if param.type == "choice":
-        return st.selectbox(
-            param.label,
-            param.choices,
-            param.choices.index(value),
-            key=key,
-            help=param.help or None,
-            **KEEP,
-        )
+        return st.selectbox(param.label, param.choices, key=key, help=param.help or None, **KEEP)
     if param.type == "int":
         return int(
             st.number_input(
                 param.label,
                 int(param.low),
                 int(param.high),
-                int(value),
                 key=key,
                 help=param.help or None,
                 **KEEP,
@@ -138,22 +131,13 @@ def _param_widget(param: Param, key: str, value):
     if param.step is not None:
         high = param.high - param.step if param.below else param.high
         return float(
-            st.slider(
-                param.label,
-                float(param.low),
-                float(high),
-                float(value),
-                param.step,
-                key=key,
-                **KEEP,
-            )
+            st.slider(param.label, float(param.low), float(high), step=param.step, key=key, **KEEP)
         )
     return float(
         st.number_input(
             param.label,
             float(param.low),
             float(param.high),
-            float(value),
             key=key,
             format="%.5f",
             **KEEP,
@@ -172,9 +156,9 @@ def _layer_widgets(prefix: str, uid: int, spec: LayerSpec) -> LayerSpec:
     changes = {}
     for column, param in zip(columns, entry.params, strict=False):
         with column:
-            changes[param.name] = _param_widget(
-                param, _widget_key(prefix, uid, param), param.value(spec)
-            )
+            key = _widget_key(prefix, uid, param)
+            st.session_state.setdefault(key, _widget_value(param, param.value(spec)))
+            changes[param.name] = _param_widget(param, key)
     return spec.with_changes(**changes)
 
 
