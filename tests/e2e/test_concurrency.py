@@ -10,10 +10,11 @@ are driven from this one thread by interleaving: each is started, then each is p
 The sessions:
 
 - ``closer``: trains the intro convnet on MNIST (7,200 images, 50 epochs in batches of 16:
-  it would run for many minutes), then its browser context is closed mid-training; its
-  slot must go to the queued training within the TTL.
-- ``mnist_a``: trains on MNIST as long, and is stopped by its Stop button once the slot test
-  is done (a stopped training keeps its model: it has finished).
+  it would run for many minutes), and is paused once it trains (a paused training keeps
+  its slot and leaves the cores to the other sessions); then its browser context is closed;
+  its slot must go to the queued training within the TTL.
+- ``mnist_a``: trains on MNIST as long, is paused as well, and is stopped by its Stop button
+  once the slot test is done (a stopped training keeps its model: it has finished).
 - ``mnist_b``: trains on MNIST (500 images, 1 epoch): queued behind the two above first.
 - ``own``: trains on its own images (the own-images page's built-in example, a convnet from
   scratch, 1 epoch); it first meets the full queue ("busy").
@@ -25,11 +26,13 @@ ResNet50 has random weights from a local file (``tests/imagenet_weights.py``).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
 from cnnlib.models.pretrained import RESNET50
@@ -129,6 +132,19 @@ def _wait_status(page, pattern: str, timeout_s: float = LONG / 1000) -> str:
     raise AssertionError(f"status {_status(page)!r} never matched {pattern!r}")
 
 
+def _pause(page) -> None:
+    """Pause the running training (it keeps its slot). The Pause button is redrawn every
+    second with the progress, so on a loaded machine a click may miss it: click until the
+    page says it is paused."""
+    for _ in range(10):
+        with contextlib.suppress(PlaywrightTimeoutError):
+            page.get_by_role("button", name="Pause").click(timeout=10_000)
+        with contextlib.suppress(AssertionError):
+            _wait_status(page, r"^Paused", timeout_s=10)
+            return
+    _wait_status(page, r"^Paused")
+
+
 def _no_exception(pages: dict) -> None:
     for name, page in pages.items():
         assert page.locator(EXCEPTION).count() == 0, f"{name} shows an exception"
@@ -157,9 +173,11 @@ def _seven_sessions(server_url, browser, tmp_path, pages: dict) -> None:
     pages["closer"] = _open(browser, server_url, "Train on MNIST")
     _mnist_start(pages["closer"], epochs=50, images=None, batch=16, preset=SLOW_PRESET)
     _wait_status(pages["closer"], r"^Training")
+    _pause(pages["closer"])
     pages["mnist_a"] = _open(browser, server_url, "Train on MNIST")
     _mnist_start(pages["mnist_a"], epochs=50, images=None, batch=16, preset=SLOW_PRESET)
     _wait_status(pages["mnist_a"], r"^Training")
+    _pause(pages["mnist_a"])
 
     # A third waits in the queue (its place shown); a fourth finds the queue full.
     pages["mnist_b"] = _open(browser, server_url, "Train on MNIST")
@@ -185,14 +203,14 @@ def _seven_sessions(server_url, browser, tmp_path, pages: dict) -> None:
     maps = pages["maps"] = _open(browser, server_url, "Feature maps")
     maps.get_by_text("ResNet50 (ImageNet)", exact=True).click()
 
-    # The closed tab's training stops after the TTL, and the queued one takes its slot
-    # while mnist_a still trains (so the slot came from the closed tab).
+    # The closed tab's (paused) training stops after the TTL, and the queued one takes its
+    # slot while mnist_a still holds its own (so the slot came from the closed tab).
     screenshot(pages["mnist_b"], tmp_path, "concurrency_queued")
     pages.pop("closer").context.close()
     closed_at = time.monotonic()
     _wait_status(pages["mnist_b"], r"^Training|^Finished", timeout_s=TTL_SECONDS + 60)
     freed_after = time.monotonic() - closed_at
-    assert _status(pages["mnist_a"]).startswith("Training"), _status(pages["mnist_a"])
+    assert _status(pages["mnist_a"]).startswith("Paused"), _status(pages["mnist_a"])
     assert freed_after >= TTL_SECONDS - 1  # not before the session's TTL
 
     # The own-images training now gets the free place in the queue, and waits for a slot.
