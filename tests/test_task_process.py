@@ -376,6 +376,7 @@ def _imports_tensorflow(pid: int) -> bool:
     return maps.is_file() and "site-packages/tensorflow/" in maps.read_text()
 
 
+@pytest.mark.slow  # two spares import TensorFlow: about 14 s
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_a_spare_process_warms_up_takes_one_task_and_is_replaced_after_it(spares, monkeypatch):
     assert task_process.prewarm() and task_process.prewarm()  # one spare, not two
