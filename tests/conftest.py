@@ -105,10 +105,11 @@ def ray_cluster(pytestconfig):
     ray.shutdown()
 
 
-@pytest.fixture(params=["process", pytest.param("ray", marks=pytest.mark.ray)])
+@pytest.fixture(params=["process", pytest.param("ray", marks=[pytest.mark.ray, pytest.mark.slow])])
 def backend(request, monkeypatch) -> str:
     """Each backend of ``cnnlib.training.backends`` in turn: "process" (the default, no
-    ``$CNNLAB_RAY_ADDRESS``), then "ray" (``CNNLAB_RAY_ADDRESS=local`` on ``ray_cluster``)."""
+    ``$CNNLAB_RAY_ADDRESS``), then "ray" (``CNNLAB_RAY_ADDRESS=local`` on ``ray_cluster``;
+    also ``slow``: the cluster takes about 6 s to start, so the fast loop leaves it out)."""
     if request.param == "ray":
         request.getfixturevalue("ray_cluster")
         monkeypatch.setenv("CNNLAB_RAY_ADDRESS", "local")
