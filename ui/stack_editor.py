@@ -43,9 +43,9 @@ def _widget_key(prefix: str, uid: int, param: Param) -> str:
 
 def _load_preset(prefix: str, on_preset: Callable[[str], None] | None = None) -> None:
     """Replace the stack by the chosen preset's layers. A layer of the same kind at the same
-    position keeps its uid and gets the preset's values, so its widgets are updated in place
-    instead of being removed and drawn anew (a preset click then costs one rerun, not a
-    remount of every layer's widgets)."""
+    position keeps its uid and gets the preset's values: its widgets are updated in place
+    instead of being removed and drawn anew. (Measured: the click is not faster for it; the
+    layers whose kind changes are still mounted anew, see the README.)"""
     ss = st.session_state
     stack_key, uid_key, preset_key = _keys(prefix)
     old = ss.get(stack_key, [])
