@@ -118,8 +118,10 @@ def test_many_events_arrive_in_order_with_the_result(backend):
 
 
 @pytest.mark.skipif(not hasattr(os, "getpriority"), reason="POSIX niceness")
-def test_a_child_process_yields_the_cpu_to_its_server():
+def test_a_child_process_yields_the_cpu_to_its_server(monkeypatch):
     """The work runs ``CHILD_NICENESS`` below the server's priority (capped at 19)."""
+    monkeypatch.delenv("CNNLAB_RAY_ADDRESS", raising=False)  # a child process, not Ray
+    monkeypatch.delenv("CNNLAB_TRAINING_PROCESS", raising=False)
     worker = Counter(3, slots=TrainingSlots(1))
     p = TaskHandle(worker).start().wait(WAIT)
     assert p.state == "finished" and p.process_id != os.getpid()
