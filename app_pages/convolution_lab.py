@@ -27,6 +27,7 @@ from cnnlib.core.budgets import budgets
 from cnnlib.core.errors import CNNLabError
 from cnnlib.data import samples
 from ui import lab_view, quiz_view, transpose_view
+from ui.code_text import show_code_lines
 from ui.image_input import PickedImage, pick_images
 from ui.state import KEEP
 
@@ -312,7 +313,7 @@ def share_link(gray: bool, name: str, kernel: np.ndarray, g: ConvGeometry) -> No
         "parameters:"
     )
     link = "?" + urlencode(query) if query else "(defaults)"
-    st.code(link, language=None)
+    show_code_lines([link])
 
 
 main()

@@ -26,6 +26,7 @@ from cnnlib.core.text import safe_text
 from cnnlib.data import images
 from ui import cell_grids, figures
 from ui.cell_grids import GridPanel
+from ui.code_text import show_code_lines
 from ui.errors import friendly_errors
 from ui.figures import MAGNITUDE, SIGN, legend, shape_text
 
@@ -468,7 +469,7 @@ def show_bank(
     )
     code, note = lab.keras_layers(f, (kh, kw), (h, w), g)
     st.markdown("The same layer in Keras (weights aside):")
-    st.code(code, language=None)  # Streamlit's Python colours are too faint on light code
+    show_code_lines(code.splitlines())
     if note:
         st.info(note, icon=":material/info:")
     for start in range(0, f, 4):

@@ -9,12 +9,15 @@ quiz or arrived by a shared link, so the address bar always shares the question 
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import numpy as np
 import streamlit as st
 
 from cnnlib.conv import quiz
 from cnnlib.core.errors import CNNLabError
 from cnnlib.core.text import safe_text
+from ui.code_text import show_code_lines
 
 ss = st.session_state
 PREFIX = quiz.QUERY_PREFIX
@@ -99,9 +102,9 @@ def quiz_section() -> None:
     st.markdown(
         f"**Score this session:** {ss.quiz_score.text()} (best streak {ss.quiz_score.best_streak})."
     )
-    link = "&".join(f"{k}={v}" for k, v in quiz.question_to_query(q, PREFIX).items())
+    link = urlencode(quiz.question_to_query(q, PREFIX))
     st.caption(
         ":material/link: Share this question: once you check an answer or ask for a new one, "
         "the address bar holds it. Its link parameters:"
     )
-    st.code(f"?{link}", language=None)
+    show_code_lines([f"?{link}"])

@@ -40,8 +40,11 @@ def _lab(**query: str) -> AppTest:
 def _link(at: AppTest) -> dict[str, str]:
     """The link parameters the page shows (what the URL holds; under AppTest no browser
     writes a changed widget's value to the URL, tests/e2e checks that part): the page's first
-    code block, below the settings."""
-    shown = at.code[0].value
+    line of inline code (``ui.code_text``), below the settings."""
+    shown = next(
+        m.value for m in at.markdown if m.value.startswith("`?") or m.value == "`(defaults)`"
+    )
+    shown = shown.strip("`")
     if shown == "(defaults)":
         return {}
     return dict(parse_qsl(shown.removeprefix("?"), strict_parsing=True))
@@ -89,7 +92,7 @@ def test_default_page():
     # The filter bank: 4 default 3×3 kernels as one (H′, W′, 4) layer.
     h, w = _shown(at)
     assert any(f"into **({h}, {w}, 4)**" in m.value for m in at.markdown)
-    assert any("Conv2D(4, (3, 3)" in c.value for c in at.code)
+    assert any("`keras.layers.Conv2D(4, (3, 3)" in m.value for m in at.markdown)
 
 
 RANGE = re.compile(r": (\d+)×(\d+), values from (\S+) to (\S+)\.")
