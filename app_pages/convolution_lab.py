@@ -1,8 +1,9 @@
 """Convolution lab: slide a kernel over a real image with padding, stride and dilation (a
-fragment from the geometry down to the filter bank: a geometry click reruns only that); then
-the small grid and the filter bank (sections of their own: ``app_pages/sections/
-lab_small_grid.py``, ``lab_filter_bank.py``), transposed convolution (``ui.transpose_view``) and
-the output-size quiz (``ui.quiz_view``).
+fragment from the geometry down: a geometry click reruns only that); then "Go further", four
+stateful tabs of which only the open one runs and is drawn: the small grid and the filter
+bank (``app_pages/sections/lab_small_grid.py``, ``lab_filter_bank.py``), transposed
+convolution (``ui.transpose_view``) and the output-size quiz (``ui.quiz_view``; a shared
+question opens its tab).
 
 Layout and widgets only (``*_ui()`` sections return typed values): numbers come from
 ``cnnlib.conv.ops`` / ``cnnlib.conv.lab``, figures from ``ui.lab_view``; computed on at most
@@ -21,7 +22,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.sections import lab_filter_bank, lab_small_grid
-from cnnlib.conv import kernels, lab
+from cnnlib.conv import kernels, lab, quiz
 from cnnlib.conv.ops import ConvGeometry
 from cnnlib.core.budgets import budgets
 from cnnlib.core.errors import CNNLabError
@@ -37,6 +38,9 @@ SIDES = {128: "128 px", 256: "256 px (fast)", 512: "512 px", 1024: "1024 px (slo
 SIDES[0] = "original size (slow for big photos)"
 SHARE = {**KEEP, "bind": "query-params"}  #: kept for the session and in the share link
 D = lab.DEFAULTS
+#: Sections 5–8, one tab each: only the open tab runs and is sent to the browser.
+FURTHER = ["5 · Small grid", "6 · Filter bank", "7 · Transposed convolution", "8 · Quiz"]
+QUIZ_TAB = FURTHER[3]
 
 
 def _first_visit() -> None:
@@ -49,6 +53,8 @@ def _first_visit() -> None:
     ss.lab_kernel = ss.lab_kernel_now = settings.kernel_array  # editor base, last valid
     ss.lab_editor_v = 0
     ss.lab_kh, ss.lab_kw = settings.kernel_array.shape
+    if any(name.startswith(quiz.QUERY_PREFIX) for name in params):  # a shared question
+        ss.lab_further = QUIZ_TAB
 
 
 def _set_kernel(kernel: np.ndarray, name: str) -> None:
@@ -256,29 +262,33 @@ def main() -> None:
     name = lab.link_kernel_name(ss.lab_preset, kernel)
     lab_view.write_kernel_link(name, kernel)
     geometry_sections(chosen, name, kernel)
-    if chosen.picked is not None:
-        st.header("7 · Transposed convolution: upsampling", divider="gray")
-        side = min(chosen.side, transpose_view.IMAGE_SIDE)
-        small = lab_view.prepared(chosen.picked.token, side, True, chosen.picked.image)
-        transpose_view.transpose_section(chosen.picked.token, small, kernel)
-    st.header("8 · Quiz: predict the output size", divider="gray")
-    quiz_view.quiz_section()
 
 
 @st.fragment
 def geometry_sections(chosen: ImageChoice, name: str, kernel: np.ndarray) -> None:
-    """Section 2's padding, stride and dilation, the share link, then sections 3–6 on the
-    chosen image. A fragment: a geometry change reruns only these (section 1's editor, the
-    transposed convolution and the quiz stay as they are in the browser)."""
+    """Section 2's padding, stride and dilation, the share link, sections 3–4 on the chosen
+    image, then sections 5–8 as tabs. A fragment: a geometry change reruns only these
+    (section 1's editor stays as it is in the browser)."""
     st.header("2 · Padding, stride, dilation", divider="gray")
     g = geometry_ui()
     share_link(chosen.gray, name, kernel, g)
-    if chosen.picked is not None:
-        lab_sections(chosen, kernel, g)
+    conv = lab_sections(chosen, kernel, g) if chosen.picked is not None else None
+    further_sections(chosen, kernel, g, conv)
 
 
-def lab_sections(chosen: ImageChoice, kernel: np.ndarray, g: ConvGeometry) -> None:
-    """Sections 3–6, on the chosen image (stops with a message when the kernel does not fit)."""
+@dataclass(frozen=True)
+class LabConv:
+    """What sections 3–4 computed on, for the filter bank: the image's cache key, the
+    image as (H, W) or (H, W, C) float32 in [0, 1], and the colour scale."""
+
+    key: tuple
+    x: np.ndarray
+    scale: str
+
+
+def lab_sections(chosen: ImageChoice, kernel: np.ndarray, g: ConvGeometry) -> LabConv | None:
+    """Sections 3–4, on the chosen image (None, with a message, when the kernel does not
+    fit)."""
     picked = chosen.picked
     key = (picked.token, chosen.side, chosen.gray)
     x = lab_view.prepared(*key, picked.image)
@@ -286,20 +296,48 @@ def lab_sections(chosen: ImageChoice, kernel: np.ndarray, g: ConvGeometry) -> No
         sizes = lab.output_sizes(x.shape[:2], kernel.shape, g)
     except CNNLabError as err:
         st.error(str(err), icon=":material/warning:")
-        return
+        return None
     lab_view.show_sizes(x.shape, picked.label, kernel.shape, g, sizes)
     st.header("3 · Output feature map", divider="gray")
     scale = scale_ui()
     res = lab_view.convolved(*key, lab.kernel_tuple(kernel), g, scale, x)
     maps_and_cell(key, x, kernel, g, sizes, res, scale)
+    return LabConv(key, x, scale)
 
-    st.header("5 · Small grid: which inputs feed which output", divider="gray")
-    lab_small_grid.small_grid_section(g)
 
-    st.header("6 · Filter bank: one Conv2D layer with F filters", divider="gray")
-    lab_filter_bank.bank_section(key, x, kernel, g, scale)
-    with st.expander("Trust, but verify: the same convolution in TensorFlow"):
-        st.fragment(lab_view.tensorflow_section)(key, x, kernel, g)
+def further_sections(
+    chosen: ImageChoice, kernel: np.ndarray, g: ConvGeometry, conv: LabConv | None
+) -> None:
+    """Sections 5–8 as tabs (stateful: only the open one is computed and drawn, so the page
+    opens with a third of the elements it would have otherwise)."""
+    st.header("Go further", divider="gray")
+    tabs = st.tabs(FURTHER, key="lab_further", on_change="rerun")
+    with tabs[0]:
+        if tabs[0].open:
+            st.subheader("Which inputs feed which output")
+            lab_small_grid.small_grid_section(g)
+    with tabs[1]:
+        if tabs[1].open:
+            st.subheader("One Conv2D layer with F filters")
+            if conv is None:
+                st.info("Choose an image above to see the filter bank.", icon=":material/info:")
+            else:
+                lab_filter_bank.bank_section(conv.key, conv.x, kernel, g, conv.scale)
+                with st.expander("Trust, but verify: the same convolution in TensorFlow"):
+                    st.fragment(lab_view.tensorflow_section)(conv.key, conv.x, kernel, g)
+    with tabs[2]:
+        if tabs[2].open:
+            st.subheader("Upsampling")
+            if chosen.picked is None:
+                st.info("Choose an image above to upsample it.", icon=":material/info:")
+            else:
+                side = min(chosen.side, transpose_view.IMAGE_SIDE)
+                small = lab_view.prepared(chosen.picked.token, side, True, chosen.picked.image)
+                transpose_view.transpose_section(chosen.picked.token, small, kernel)
+    with tabs[3]:
+        if tabs[3].open:
+            st.subheader("Predict the output size")
+            quiz_view.quiz_section()
 
 
 def share_link(gray: bool, name: str, kernel: np.ndarray, g: ConvGeometry) -> None:

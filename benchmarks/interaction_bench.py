@@ -147,6 +147,8 @@ class Control:
 
 LAB = "lab"
 MNIST = "mnist"
+#: The lab's "Go further" tabs that hold controls (only the open tab is drawn).
+GRID_TAB, TRANSPOSED_TAB = "5 · Small grid", "7 · Transposed convolution"
 CONTROLS = [
     Control(LAB, "image_source", "radio", "Image source", ("Sample", "Upload")),
     Control(LAB, "sample_image", "select", "Sample image"),
@@ -162,15 +164,24 @@ CONTROLS = [
     Control(LAB, "colour_scale", "radio", "Colour scale"),
     Control(LAB, "output_row", "slider", "Output row"),
     Control(LAB, "output_column", "slider", "Output column"),
-    Control(LAB, "grid_size", "select", "Grid size n×n"),
-    Control(LAB, "grid_kernel", "select", "Kernel k×k"),
-    Control(LAB, "grid_step_buttons", "buttons", "Step", ("◀ Step", "Step ▶")),
-    Control(LAB, "grid_output_cell", "slider", "Output cell (row by row)"),
-    Control(LAB, "transposed_input", "select", "Transposed: input i×i"),
-    Control(LAB, "transposed_kernel", "select", "Transposed: kernel k×k"),
-    Control(LAB, "transposed_stride", "select", "Transposed: stride s", ("2", "3")),
-    Control(LAB, "transposed_padding", "radio", "Transposed: padding", ("valid", "same")),
-    Control(LAB, "transposed_input_cell", "slider", "Input cell (row by row)"),
+    Control(LAB, "grid_size", "select", "Grid size n×n", tab=GRID_TAB),
+    Control(LAB, "grid_kernel", "select", "Kernel k×k", tab=GRID_TAB),
+    Control(LAB, "grid_step_buttons", "buttons", "Step", ("◀ Step", "Step ▶"), tab=GRID_TAB),
+    Control(LAB, "grid_output_cell", "slider", "Output cell (row by row)", tab=GRID_TAB),
+    Control(LAB, "transposed_input", "select", "Transposed: input i×i", tab=TRANSPOSED_TAB),
+    Control(LAB, "transposed_kernel", "select", "Transposed: kernel k×k", tab=TRANSPOSED_TAB),
+    Control(
+        LAB, "transposed_stride", "select", "Transposed: stride s", ("2", "3"), tab=TRANSPOSED_TAB
+    ),
+    Control(
+        LAB,
+        "transposed_padding",
+        "radio",
+        "Transposed: padding",
+        ("valid", "same"),
+        tab=TRANSPOSED_TAB,
+    ),
+    Control(LAB, "transposed_input_cell", "slider", "Input cell (row by row)", tab=TRANSPOSED_TAB),
     Control(MNIST, "dataset", "radio", "Dataset"),
     Control(MNIST, "preset", "select", "Start from a preset", tab="① Model"),
     Control(MNIST, "optimizer", "select", "Optimizer", tab="② Train"),
@@ -455,6 +466,10 @@ def main() -> int:
                 open_page(context, app_url, PAGE_PATHS[LAB]).close()  # warm the server
                 opens = [first_open_ms(context, app_url, PAGE_PATHS[LAB]) for _ in range(3)]
                 print(f"  lab first open: {', '.join(f'{ms:.0f}' for ms in opens)} ms")
+                floor_opens = [first_open_ms(context, floor_url, "") for _ in range(3)]
+                print(  # the same measure on the floor app: Streamlit's own start in a tab
+                    f"  floor app first open: {', '.join(f'{ms:.0f}' for ms in floor_opens)} ms"
+                )
             for name in pages:
                 page = open_page(context, app_url, PAGE_PATHS[name])
                 for c in (c for c in controls if c.page == name):

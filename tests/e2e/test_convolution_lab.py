@@ -199,10 +199,14 @@ def test_upload_through_the_file_chooser(app_url, page, tmp_path):
 
 
 def test_transposed_convolution_and_the_quiz(app_url, page, tmp_path):
-    """The transposed-convolution section redraws on its own controls; the quiz checks a
-    wrong then a right answer (worked formula, score), and its link, opened in the same
-    browser, shows the same question."""
+    """Sections 5–8 are tabs, and only the open one is drawn. The transposed-convolution
+    section redraws on its own controls; the quiz checks a wrong then a right answer (worked
+    formula, score), and its link, opened in the same browser, opens the quiz's tab on the
+    same question."""
     _open_lab(page, app_url)
+    expect(page.get_by_label("Grid size n×n")).to_be_visible()  # the first tab, open
+    expect(page.get_by_text("Input cell (0, 0) writes")).to_have_count(0)
+    page.get_by_role("tab", name="7 · Transposed convolution").click()
     section = page.get_by_text("Input cell (0, 0) writes").first
     expect(section).to_contain_text("rows 0–2, columns 0–2", timeout=60_000)
     _choose(page, "Transposed: kernel k×k", "4")
@@ -218,6 +222,7 @@ def test_transposed_convolution_and_the_quiz(app_url, page, tmp_path):
     _no_exception(page)
     screenshot(page, tmp_path, "conv_lab_transposed")
 
+    page.get_by_role("tab", name="8 · Quiz").click()
     page.get_by_role("button", name=re.compile("New question")).click()
     wait_idle(page)
     expect(page).to_have_url(re.compile(r"quiz_h=\d+"), timeout=30_000)
@@ -243,6 +248,7 @@ def test_transposed_convolution_and_the_quiz(app_url, page, tmp_path):
 
     page.goto(page.url)  # the shared link: a new session, the same question
     page.get_by_text("Share this setup").first.wait_for(timeout=180_000)
+    expect(page.get_by_role("tab", name="8 · Quiz")).to_have_attribute("aria-selected", "true")
     expect(page.get_by_text(q.text()).first).to_be_visible(timeout=60_000)
     expect(page.get_by_text("0 of 0 right").first).to_be_visible()
 

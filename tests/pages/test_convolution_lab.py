@@ -31,10 +31,21 @@ def _run(target) -> AppTest:
     return run_checked(target, TIMEOUT)
 
 
-def _lab(**query: str) -> AppTest:
-    """The page opened from a link; ``query`` by setting name (``lab.QUERY_KEYS``)."""
+#: Sections 5–8's tabs (the page's ``FURTHER``): only the open one is computed.
+GRID, BANK, TRANSPOSED, QUIZ = (
+    "5 · Small grid",
+    "6 · Filter bank",
+    "7 · Transposed convolution",
+    "8 · Quiz",
+)
+
+
+def _lab(tab: str | None = None, **query: str) -> AppTest:
+    """The page opened from a link with section tab ``tab`` open (the first by default);
+    ``query`` by setting name (``lab.QUERY_KEYS``)."""
     params = {lab.QUERY_KEYS[name]: value for name, value in query.items()}
-    return open_page("convolution_lab", timeout=TIMEOUT, query=params)
+    session = {"lab_further": tab} if tab else None
+    return open_page("convolution_lab", timeout=TIMEOUT, query=params, session=session)
 
 
 def _link(at: AppTest) -> dict[str, str]:
@@ -89,7 +100,14 @@ def test_default_page():
     assert _errors(at) == [] and not at.warning
     assert at.query_params == lab.settings_to_query(lab.DEFAULTS) == _link(at) == {}
     assert any("Sum of the 9 products" in m.value and "equal" in m.value for m in at.markdown)
+    # Sections 5–8 are tabs: the small grid is open, the others are not computed.
+    assert at.session_state["lab_further"] == GRID
+    assert any(e.label == "Grid size n×n" for e in at.selectbox)
+    assert not any("keras.layers.Conv2D" in m.value for m in at.markdown)
+    assert not any(m.value.startswith("**Question:**") for m in at.markdown)
     # The filter bank: 4 default 3×3 kernels as one (H′, W′, 4) layer.
+    at.session_state["lab_further"] = BANK
+    _run(at)
     h, w = _shown(at)
     assert any(f"into **({h}, {w}, 4)**" in m.value for m in at.markdown)
     assert any("`keras.layers.Conv2D(4, (3, 3)" in m.value for m in at.markdown)
@@ -121,7 +139,7 @@ def test_alt_texts_state_the_computed_shapes_and_ranges(stride):
     reshaping): the output, its ReLU and poolings, each filter-bank map."""
     from scipy.signal import correlate2d
 
-    at = _lab(stride=str(stride))
+    at = _lab(BANK, stride=str(stride))
     alts = image_alts(at)
     assert alts and all(alts), alts  # every image has a (non-empty) alt text
     x = _input_array(lab.DEFAULTS.image).astype(np.float64)
@@ -381,7 +399,7 @@ def test_under_the_hood_and_small_grid():
 
 
 def test_tensorflow_check_on_request():
-    at = _lab(kernel="sobel y", stride="2", dilation="2", padding="full")
+    at = _lab(BANK, kernel="sobel y", stride="2", dilation="2", padding="full")
     assert not any(m.label == "max |difference|" for m in at.metric)  # not before asked
     at.button(key="lab_tf").click()
     _run(at)
@@ -435,7 +453,7 @@ def _transposed_line(at: AppTest) -> str:
 
 
 def test_transposed_convolution_section():
-    at = _lab()
+    at = _lab(TRANSPOSED)
     # Defaults: 3×3 input, 3×3 kernel, stride 2, valid: o = 7, a checkerboard.
     assert lab.transpose_formula_latex(3, 3, 2, "valid") in _latex(at)
     assert any("not a multiple of stride 2" in i.value for i in at.info)
@@ -518,7 +536,7 @@ def test_quiz_floor_question_shows_what_is_dropped():
 
 
 def test_quiz_new_question_is_in_the_link_and_the_link_reproduces_it():
-    at = _lab()
+    at = _lab(QUIZ)
     assert not any(k.startswith(quiz.QUERY_PREFIX) for k in at.query_params)  # clean URL
     at.button(key="quiz_new").click()
     _run(at)
@@ -527,6 +545,7 @@ def test_quiz_new_question_is_in_the_link_and_the_link_reproduces_it():
     assert params == _quiz_link(q)
     shown = next(m.value for m in at.markdown if m.value.startswith("**Question:**"))
     fresh = open_page("convolution_lab", timeout=TIMEOUT, query=params)
+    assert fresh.session_state["lab_further"] == QUIZ  # a shared question opens its tab
     assert fresh.session_state["quiz_q"] == q
     assert shown in values(fresh.markdown)
     assert "0 of 0 right" in _score(fresh)  # a new session's own score
@@ -549,7 +568,7 @@ def test_quiz_hostile_link_gets_a_new_question_and_a_short_inert_notice():
 
 
 def test_transposed_tensorflow_check_on_request():
-    at = _lab(kernel="sobel y")
+    at = _lab(TRANSPOSED, kernel="sobel y")
     at.radio(key="lab_tr_pad").set_value("crop p")
     _run(at)
     at.number_input(key="lab_tr_p").set_value(1)
