@@ -3,7 +3,7 @@ fragment from the geometry down: a geometry click reruns only that); then "Go fu
 stateful tabs of which only the open one runs and is drawn: the small grid and the filter
 bank (``app_pages/sections/lab_small_grid.py``, ``lab_filter_bank.py``), transposed
 convolution (``ui.transpose_view``) and the output-size quiz (``ui.quiz_view``; a shared
-question opens its tab).
+question opens its tab). The open tab is kept for the session, across page switches.
 
 Layout and widgets only (``*_ui()`` sections return typed values): numbers come from
 ``cnnlib.conv.ops`` / ``cnnlib.conv.lab``, figures from ``ui.lab_view``; computed on at most
@@ -54,7 +54,7 @@ def _first_visit() -> None:
     ss.lab_editor_v = 0
     ss.lab_kh, ss.lab_kw = settings.kernel_array.shape
     if any(name.startswith(quiz.QUERY_PREFIX) for name in params):  # a shared question
-        ss.lab_further = QUIZ_TAB
+        ss.lab_further = ss.lab_further_kept = QUIZ_TAB
 
 
 def _set_kernel(kernel: np.ndarray, name: str) -> None:
@@ -90,6 +90,12 @@ def _on_normalize() -> None:
 
 def _on_edit() -> None:
     ss.lab_preset = lab.CUSTOM
+
+
+def _keep_tab() -> None:
+    """Remember the open "Go further" tab for this session: tabs have no ``persist_state``,
+    and Streamlit forgets a widget's value while its page is not shown."""
+    ss.lab_further_kept = ss.lab_further
 
 
 @dataclass(frozen=True)
@@ -311,7 +317,9 @@ def further_sections(
     """Sections 5–8 as tabs (stateful: only the open one is computed and drawn, so the page
     opens with a third of the elements it would have otherwise)."""
     st.header("Go further", divider="gray")
-    tabs = st.tabs(FURTHER, key="lab_further", on_change="rerun")
+    if "lab_further" not in ss and "lab_further_kept" in ss:  # back from another page
+        ss.lab_further = ss.lab_further_kept
+    tabs = st.tabs(FURTHER, key="lab_further", on_change=_keep_tab)
     with tabs[0]:
         if tabs[0].open:
             st.subheader("Which inputs feed which output")

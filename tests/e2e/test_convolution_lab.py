@@ -125,8 +125,9 @@ def _expect_settings(page, h: int, w: int) -> None:
 
 
 def test_settings_survive_another_page_and_a_shared_link(app_url, page, browser, tmp_path):
-    """Change settings, visit Home and come back: all still there (``persist_state``). The
-    page's URL, opened in a fresh browser (a new session), shows the same shareable ones."""
+    """Change settings and open a "Go further" tab, visit Home and come back: all still there
+    (``persist_state``; the tab by the page's own key). The page's URL, opened in a fresh
+    browser (a new session), shows the same shareable ones."""
     img = images.downscale(samples.load_sample("moon"), 256)
     h_in, w_in = images.to_array(img, grayscale=True).shape
     h, w = (output_size(n, 3, padding="same", stride=2, dilation=2) for n in (h_in, w_in))
@@ -140,6 +141,9 @@ def test_settings_survive_another_page_and_a_shared_link(app_url, page, browser,
     _expect_settings(page, h, w)
     expect(page).to_have_url(re.compile(r"lab_dilation=2"), timeout=30_000)
     link = page.url
+    page.get_by_role("tab", name="6 · Filter bank").click()
+    page.get_by_text("The same layer in Keras").first.wait_for(timeout=60_000)
+    wait_idle(page)
 
     _nav(page, "Home")
     expect(page.get_by_text("Share this setup")).to_have_count(0)
@@ -147,6 +151,9 @@ def test_settings_survive_another_page_and_a_shared_link(app_url, page, browser,
     page.get_by_text("Share this setup").first.wait_for(timeout=120_000)
     wait_idle(page)
     _expect_settings(page, h, w)
+    filter_bank = page.get_by_role("tab", name="6 · Filter bank")  # the open tab, kept
+    expect(filter_bank).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_text("The same layer in Keras").first).to_be_visible()
     _no_exception(page)
     screenshot(page, tmp_path, "conv_lab_back_from_home")
 
