@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from app_pages.sections import lab_filter_bank, lab_small_grid
@@ -27,7 +26,7 @@ from cnnlib.conv.ops import ConvGeometry
 from cnnlib.core.budgets import budgets
 from cnnlib.core.errors import CNNLabError
 from cnnlib.data import samples
-from ui import lab_view, quiz_view, transpose_view
+from ui import kernel_grid, lab_view, quiz_view, transpose_view
 from ui.code_text import show_code_lines
 from ui.image_input import PickedImage, pick_images
 from ui.state import KEEP
@@ -50,7 +49,7 @@ def _first_visit() -> None:
         return
     params = st.query_params.to_dict()
     settings, ss.lab_notices = lab.settings_from_query(params, samples.sample_names())
-    ss.lab_kernel = ss.lab_kernel_now = settings.kernel_array  # editor base, last valid
+    ss.lab_kernel_now = settings.kernel_array  # the last valid kernel
     ss.lab_editor_v = 0
     ss.lab_kh, ss.lab_kw = settings.kernel_array.shape
     if any(name.startswith(quiz.QUERY_PREFIX) for name in params):  # a shared question
@@ -58,8 +57,8 @@ def _first_visit() -> None:
 
 
 def _set_kernel(kernel: np.ndarray, name: str) -> None:
-    """Replace the editor's kernel (a fresh editor shows it) and the preset label."""
-    ss.lab_kernel = ss.lab_kernel_now = kernel
+    """Replace the editor's kernel (a new version: the editor shows it) and the preset label."""
+    ss.lab_kernel_now = kernel
     ss.lab_kh, ss.lab_kw = kernel.shape
     ss.lab_preset = name
     ss.lab_editor_v += 1
@@ -153,19 +152,8 @@ def kernel_ui() -> np.ndarray:
     c1, c2 = st.columns(2)
     c1.selectbox("Kernel rows", sizes, key="lab_kh", on_change=_on_resize, **KEEP)
     c2.selectbox("Kernel columns", sizes, key="lab_kw", on_change=_on_resize, **KEEP)
-    if f"lab_editor_{ss.lab_editor_v}" not in ss:  # back from another page: the last kernel
-        ss.lab_kernel = ss.lab_kernel_now
-    base = np.asarray(ss.lab_kernel, dtype=np.float64)
-    edited = st.data_editor(
-        pd.DataFrame(base, columns=[str(j) for j in range(base.shape[1])]),
-        key=f"lab_editor_{ss.lab_editor_v}",
-        on_change=_on_edit,
-        hide_index=True,
-        num_rows="fixed",
-        column_config={
-            str(j): st.column_config.NumberColumn(str(j), format="%.4g", width="small")
-            for j in range(base.shape[1])
-        },
+    cells = kernel_grid.kernel_grid(
+        ss.lab_kernel_now, key="lab_kernel_cells", version=ss.lab_editor_v, on_change=_on_edit
     )
     c1, c2 = st.columns(2)
     for column, label, icon, callback, key in (
@@ -175,10 +163,11 @@ def kernel_ui() -> np.ndarray:
         column.button(label, icon=f":material/{icon}:", on_click=callback, key=key, width="stretch")
     if msg := ss.pop("lab_kernel_msg", None):
         st.error(msg, icon=":material/warning:")
-    try:
-        ss.lab_kernel_now = lab.kernel_from_table(edited.to_numpy())
-    except CNNLabError as err:
-        st.error(f"{err} Showing the last valid kernel.", icon=":material/warning:")
+    if cells is not None:
+        try:
+            ss.lab_kernel_now = lab.kernel_from_cells(cells, (ss.lab_kh, ss.lab_kw))
+        except CNNLabError as err:
+            st.error(f"{err} Showing the last valid kernel.", icon=":material/warning:")
     return np.asarray(ss.lab_kernel_now, dtype=np.float32)
 
 

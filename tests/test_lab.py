@@ -13,6 +13,7 @@ from cnnlib.conv import ops as conv
 from cnnlib.conv.ops import ConvGeometry
 from cnnlib.core.errors import InvalidArgumentError
 from cnnlib.data import samples
+from tests.hostile_kernel_cells import HOSTILE_CELLS
 from tests.markdown import outside_code_spans
 
 IMAGES = samples.sample_names()
@@ -146,17 +147,12 @@ def test_link_kernel_name():
     assert lab.link_kernel_name(lab.CUSTOM, kernels.preset("emboss")) == lab.CUSTOM
 
 
-def test_kernel_text_and_table():
+def test_kernel_text():
     k = np.array([[1 / 9, -2.0, 0.0], [3.5, 1e-3, -0.25]], np.float32)
     assert lab.kernel_to_text(np.array([[1, 0], [-2, 0.5]])) == "1,0;-2,0.5"
     np.testing.assert_array_equal(lab.kernel_from_text(lab.kernel_to_text(k)), k)
-    np.testing.assert_array_equal(
-        lab.kernel_from_table([[1.0, None], [np.nan, 2.0]]), np.array([[1, 0], [0, 2]])
-    )
     with pytest.raises(InvalidArgumentError, match="same number"):
         lab.kernel_from_text("1,2;3")
-    with pytest.raises(InvalidArgumentError, match="finite"):
-        lab.kernel_from_table([[np.inf]])
     with pytest.raises(InvalidArgumentError, match="1 to 7"):
         lab.check_kernel(np.ones((1, 8)))
     assert lab.matching_preset(kernels.preset("laplacian")) == "laplacian"
@@ -427,3 +423,20 @@ def test_compute_side_never_exceeds_the_pixel_budget(size, side):
         assert chosen <= side
     if w * h <= cap and side == 0:
         assert chosen == max(size)
+
+
+def test_kernel_cells_are_parsed_as_the_learner_typed_them():
+    cells = [["1", " -2.5 ", ""], ["1e-3", "0", "+4"]]  # spaces trimmed, empty counts as 0
+    np.testing.assert_array_equal(
+        lab.kernel_from_cells(cells, (2, 3)), np.array([[1, -2.5, 0], [1e-3, 0, 4]], np.float32)
+    )
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_CELLS))
+def test_hostile_kernel_cells_get_a_short_plain_message(name):
+    payload, word = HOSTILE_CELLS[name]
+    with pytest.raises(InvalidArgumentError) as err:
+        lab.kernel_from_cells(payload, (3, 3))
+    message = str(err.value)
+    assert word in message and len(message) < 200, message
+    assert "](" not in outside_code_spans(message) and "<b>" not in outside_code_spans(message)

@@ -43,6 +43,8 @@ MAX_WEIGHT = 1e6
 #: Longest kernel text a link may hold: 7 × 7 values of up to 16 characters (the shortest
 #: text of any float32, e.g. "-1.2345678e-38"), their separators, and some slack.
 MAX_KERNEL_TEXT = 1000
+#: Longest text a cell of the kernel editor may send (its inputs stop at this length).
+MAX_CELL_TEXT = 24
 #: Padding choices of the lab's radio: "explicit" means ``p`` zeros on each side.
 PADDING_CHOICES: tuple[str, ...] = (*PADDING_MODES, "explicit")
 #: Relative tolerance of "the hand-made sum equals the output map" (float32 rounding).
@@ -150,17 +152,38 @@ def kernel_from_text(text: str) -> np.ndarray:
     return check_kernel(np.array(values))
 
 
-def kernel_from_table(values) -> np.ndarray:
-    """The editor's table (rows of numbers; empty cells allowed) → (kh, kw) float32.
-
-    Empty cells (None or NaN) count as 0; other problems raise ``InvalidArgumentError``.
-    """
-    try:
-        k = np.array(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError("Every kernel cell must be a number.") from None
-    k = np.where(np.isnan(k), 0.0, k)
-    return check_kernel(k)
+def kernel_from_cells(cells: object, shape: tuple[int, int]) -> np.ndarray:
+    """The kernel editor's cells → (kh, kw) float32. ``cells`` is what the browser sent
+    (untrusted): ``shape`` rows of ``shape[1]`` texts each, every text a number (an empty cell
+    counts as 0) of at most ``MAX_CELL_TEXT`` characters. Raises ``InvalidArgumentError``
+    naming the first problem (cell texts are quoted as plain text)."""
+    kh, kw = shape
+    if not (
+        isinstance(cells, list)
+        and len(cells) == kh
+        and all(isinstance(row, list) and len(row) == kw for row in cells)
+    ):
+        raise InvalidArgumentError(
+            f"The kernel editor did not send {kh}×{kw} cells: reload the page to edit again."
+        )
+    values = []
+    for row in cells:
+        numbers = []
+        for cell in row:
+            if not isinstance(cell, str) or len(cell) > MAX_CELL_TEXT:
+                raise InvalidArgumentError(
+                    f"Each kernel cell must be a number of at most {MAX_CELL_TEXT} characters."
+                )
+            text = cell.strip()
+            try:
+                numbers.append(float(text) if text else 0.0)
+            except ValueError:
+                raise InvalidArgumentError(
+                    f"“{safe_text(text, 20)}” is not a number: type a number in every kernel "
+                    "cell (an empty cell counts as 0)."
+                ) from None
+        values.append(numbers)
+    return check_kernel(np.array(values))
 
 
 def matching_preset(kernel: np.ndarray) -> str | None:

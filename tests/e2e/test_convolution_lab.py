@@ -124,6 +124,34 @@ def _expect_settings(page, h: int, w: int) -> None:
     expect(scale.get_by_role("radio", name=re.compile("magnitude"))).to_be_checked()
 
 
+def test_typing_a_weight_makes_a_custom_kernel(app_url, page, tmp_path):
+    """The kernel editor (``ui.kernel_grid``): one labelled input per weight. Typing a weight
+    and pressing Enter makes the kernel custom, in the page and its link; a cell that is not
+    a number gets a message and the last valid kernel stays; a preset rewrites the cells."""
+    _open_lab(page, app_url)
+    _choose(page, "Kernel", "identity")
+    middle = page.get_by_label("Weight row 1, column 1")
+    expect(middle).to_have_value("1", timeout=60_000)
+    middle.fill("2")
+    middle.press("Enter")
+    kernel = page.get_by_role("combobox", name="Kernel", exact=True)
+    expect(kernel).to_have_value(lab.CUSTOM, timeout=60_000)
+    expect(page).to_have_url(re.compile(r"lab_k=0%2C0%2C0%3B0%2C2%2C0%3B0%2C0%2C0"))
+    sums = page.locator('[data-testid="stMarkdownContainer"]', has_text="Sum of the 9 products")
+    expect(sums.first).to_contain_text("equal")
+    corner = page.get_by_label("Weight row 0, column 0")
+    corner.fill("two")
+    corner.press("Tab")  # leaving the cell commits it too
+    expect(page.get_by_text("is not a number").first).to_be_visible(timeout=60_000)
+    expect(page).to_have_url(re.compile(r"lab_k=0%2C0%2C0%3B0%2C2%2C0%3B0%2C0%2C0"))
+    _no_exception(page)
+    screenshot(page, tmp_path, "conv_lab_kernel_typed")
+    _choose(page, "Kernel", "sharpen")
+    expect(middle).to_have_value("5", timeout=60_000)
+    expect(corner).to_have_value("0")
+    expect(page.get_by_text("is not a number")).to_have_count(0)
+
+
 def test_settings_survive_another_page_and_a_shared_link(app_url, page, browser, tmp_path):
     """Change settings and open a "Go further" tab, visit Home and come back: all still there
     (``persist_state``; the tab by the page's own key). The page's URL, opened in a fresh

@@ -3,6 +3,7 @@ what it shows."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -53,4 +54,14 @@ def image_alts(at: AppTest) -> list[str]:
     an image without alt text has none in its proto and is listed as None)."""
     return [
         img.alt if img.HasField("alt") else None for el in at.get("image") for img in el.proto.imgs
+    ]
+
+
+def component_data(at: AppTest, name: str) -> list[dict]:
+    """The data each Custom Component v2 named ``name`` (e.g. "cnnlab.kernel_grid") was drawn
+    with in the last run, in page order (AppTest has no browser to run its JavaScript)."""
+    return [
+        json.loads(el.proto.json)
+        for el in at.get("bidi_component")
+        if el.proto.component_name == name
     ]

@@ -20,7 +20,7 @@ from cnnlib.conv import ops as conv
 from cnnlib.conv.ops import ConvGeometry
 from cnnlib.data import images, samples
 from tests.markdown import outside_code_spans
-from tests.pages.apptest import image_alts, open_page, run_checked, values
+from tests.pages.apptest import component_data, image_alts, open_page, run_checked, values
 from tests.uploads import bad_uploads, encode, odd_but_valid_uploads, photo
 
 SHAPE = re.compile(r"→ output \*\*(\d+)×(\d+)\*\*")
@@ -87,6 +87,12 @@ def _expected(x: np.ndarray, ksize, padding, stride: int, dilation: int) -> tupl
 
 def _latex(at: AppTest) -> list[str]:
     return [e.value.strip("$\n") for e in at.latex]
+
+
+def _editor(at: AppTest) -> np.ndarray:
+    """The weights the kernel editor shows (as it was drawn in the last run)."""
+    (data,) = component_data(at, "cnnlab.kernel_grid")
+    return np.array(data["values"], dtype=np.float64)
 
 
 def _errors(at: AppTest) -> list[str]:
@@ -180,7 +186,7 @@ def test_every_preset():
         ksize = kernels.preset(name).shape
         assert _shown(at) == _expected(x, ksize, "valid", 1, 1), name
         assert _param(at, "kernel") == (None if name == lab.DEFAULTS.kernel_name else name)
-        assert at.data_editor[0].value.shape == ksize
+        assert _editor(at).shape == ksize
 
 
 @pytest.mark.parametrize(
@@ -290,7 +296,7 @@ def test_url_sets_every_shareable_setting():
     assert at.selectbox(key="lab_sample").value == "moon"
     assert at.toggle(key="lab_gray").value is False
     assert at.number_input(key="lab_p").value == 2
-    np.testing.assert_array_equal(at.data_editor[0].value.to_numpy(), kernels.preset("sobel x"))
+    np.testing.assert_array_equal(_editor(at), kernels.preset("sobel x"))
 
 
 def test_bad_url_parameters_fall_back_with_notices():
@@ -343,20 +349,32 @@ def test_custom_kernel_from_the_url_and_the_buttons():
     assert _param(at, "kernel") == "sharpen" and _param(at, "k") is None
 
 
-def test_editing_a_cell_makes_a_custom_kernel():
-    at = _lab(kernel="identity")
-    editor = f"lab_editor_{at.session_state['lab_editor_v']}"
-    at.session_state[editor] = {
-        "edited_rows": {1: {"1": 2.0}, 0: {"2": None}},
-        "added_rows": [],
-        "deleted_rows": [],
-    }
+def _edit(at: AppTest, cells: list[list[str]], version: int | None = None) -> None:
+    """What the kernel editor sends when the learner commits a cell (``ui.kernel_grid``):
+    every cell's text, with the version it was typed on (the current one by default). The
+    browser test checks the widget itself."""
+    version = at.session_state["lab_editor_v"] if version is None else version
+    at.session_state["lab_kernel_cells"] = {"cells": {"version": version, "values": cells}}
     _run(at)
+
+
+def test_edited_cells_make_the_kernel_and_a_bad_cell_keeps_the_last_valid_one():
+    at = _lab(kernel="identity")
+    _edit(at, [["0", "0", "0"], ["0", " 2 ", ""], ["0", "0", "0"]])  # empty counts as 0
     np.testing.assert_array_equal(
         lab.kernel_from_text(_param(at, "k")), [[0, 0, 0], [0, 2, 0], [0, 0, 0]]
     )
-    assert _param(at, "kernel") == lab.CUSTOM
     assert any("Sum of the 9 products" in m.value and "equal" in m.value for m in at.markdown)
+    assert _errors(at) == []
+    _edit(at, [["0", "0", "0"], ["0", "two", "0"], ["0", "0", "0"]])
+    assert any("is not a number" in e and "last valid kernel" in e for e in _errors(at))
+    assert lab.kernel_from_text(_param(at, "k"))[1, 1] == 2  # the last valid kernel
+    # Cells typed on an older kernel (before a preset replaced it) are ignored.
+    at.selectbox(key="lab_preset").set_value("sharpen")
+    _run(at)
+    _edit(at, [["9", "9", "9"], ["9", "9", "9"], ["9", "9", "9"]], version=0)
+    np.testing.assert_array_equal(_editor(at), kernels.preset("sharpen"))
+    assert _param(at, "kernel") == "sharpen" and _param(at, "k") is None
 
 
 def test_under_the_hood_position_survives_size_changes():
