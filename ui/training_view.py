@@ -371,18 +371,15 @@ def show_dataset(ds) -> None:
 
 
 def show_summary(rows, input_shape: tuple[int, ...]) -> None:
-    """The stack's summary table (``cnnlib.models.SummaryRow`` list) and its total."""
-    st.dataframe(
-        summary_table(rows, input_shape),
-        hide_index=True,
-        width="stretch",
-        column_config={
-            "Layer": st.column_config.TextColumn(width="small"),
-            "Kind": st.column_config.TextColumn(width="medium"),
-            "Parameters": st.column_config.NumberColumn(format="localized", width="small"),
-            "Parameter arithmetic": st.column_config.TextColumn(width="large"),
-        },
-    )
+    """The stack's summary table (``cnnlib.models.SummaryRow`` list) and its total.
+
+    An HTML table (``st.table``): screen readers read it cell by cell, and a preset's new
+    stack redraws it in place (``st.dataframe`` draws on a canvas, mounted anew: about one
+    floor's worth of a preset press). Its text is the project's own (layer kinds, shapes,
+    arithmetic), so it is shown as Markdown."""
+    table = summary_table(rows, input_shape)
+    table["Parameters"] = table["Parameters"].map("{:,}".format)
+    st.table(table, hide_index=True)
     st.metric("Total parameters", f"{sum(r.params for r in rows):,}")
 
 

@@ -66,14 +66,14 @@ def test_renders_with_the_labelled_fallback_and_an_exact_summary(mnist_env):
     assert "Fallback data" in infos and "8,000 for training / 2,000 for testing" in infos
     assert "t10k" not in infos or "missing" in infos
     assert not at.button(key="mnist_start").disabled
-    table = at.dataframe[0].value
+    table = at.table[0].value
     model = MNIST_PRESETS[DEFAULT_PRESET]()
     # Row 0 is the input; then one row per Keras layer, same shapes, same counts.
     assert table["Layer"].tolist()[1:] == [layer.name for layer in model.layers]
     shapes = ["×".join(str(d) for d in layer.output.shape[1:]) for layer in model.layers]
     assert table["Output shape"].tolist()[1:] == shapes
     counts = [layer.count_params() for layer in model.layers]
-    assert table["Parameters"].tolist()[1:] == counts
+    assert [int(p.replace(",", "")) for p in table["Parameters"].tolist()[1:]] == counts
     total = model.count_params()
     assert [m.value for m in at.metric if m.label == "Total parameters"] == [f"{total:,}"]
     assert isinstance(model, keras.Model)
