@@ -13,15 +13,17 @@ def test_each_line_becomes_one_code_span_on_its_own_line():
     assert text == "`?lab_stride=2&lab_k=0.5%2C1`  \n`keras.layers.Conv2D(4, (3, 3))`"
 
 
-def test_a_backtick_inside_is_fenced_with_two_and_padded():
-    """CommonMark: a code span that holds a backtick is opened and closed by two, and one
-    space on each side is stripped, so the span shows the line exactly."""
-    assert code_markdown(["a`b"]) == "`` a`b ``"
+def test_a_backtick_inside_is_fenced_with_one_more():
+    """CommonMark: a code span is fenced with one backtick more than the longest run inside
+    it, so the span shows the line exactly."""
+    assert code_markdown(["a`b"]) == "``a`b``"
+    assert code_markdown(["a``b"]) == "```a``b```"
 
 
 def test_a_code_span_renders_its_text_literally():
     md = MarkdownIt("commonmark")
-    for line in ["?a=1&b=*2*", "x = [1, 2]  # _not_ emphasis", "a`b", "<b>bold</b>"]:
+    lines = ["?a=1&b=*2*", "x = [1, 2]  # _not_ emphasis", "a`b", "a``b", "`x`", "<b>bold</b>"]
+    for line in lines:
         html = md.renderInline(code_markdown([line]))
         assert html.startswith("<code>") and html.endswith("</code>"), html
         inner = html.removeprefix("<code>").removesuffix("</code>")

@@ -13,14 +13,16 @@ from collections.abc import Iterable
 
 import streamlit as st
 
+from cnnlib.core.text import safe_text
+
+#: Longest line shown (a lab link: a 7×7 custom kernel and its settings stay far below).
+MAX_LINE = 2000
+
 
 def code_markdown(lines: Iterable[str]) -> str:
-    """The Markdown for ``lines`` as inline code, one per line (a line holding a backtick is
-    fenced with two, padded with spaces as CommonMark asks)."""
-    out = []
-    for line in lines:
-        out.append(f"`` {line} ``" if "`" in line else f"`{line}`")
-    return "  \n".join(out)
+    """The Markdown for ``lines`` as inline code, one per line (``safe_text``'s code spans:
+    shown verbatim, backticks included)."""
+    return "  \n".join(safe_text(line, MAX_LINE) for line in lines)
 
 
 def show_code_lines(lines: Iterable[str]) -> None:
