@@ -29,7 +29,7 @@ from cnnlib.data import samples
 from ui import kernel_grid, lab_view, quiz_view, transpose_view
 from ui.code_text import show_code_lines
 from ui.image_input import PickedImage, pick_images
-from ui.state import KEEP
+from ui.state import KEEP, kept_tabs, open_tab
 
 ss = st.session_state
 #: Downscale choices: longest side in pixels (0 = keep the original size).
@@ -53,7 +53,7 @@ def _first_visit() -> None:
     ss.lab_editor_v = 0
     ss.lab_kh, ss.lab_kw = settings.kernel_array.shape
     if any(name.startswith(quiz.QUERY_PREFIX) for name in params):  # a shared question
-        ss.lab_further = ss.lab_further_kept = QUIZ_TAB
+        open_tab("lab_further", QUIZ_TAB)
 
 
 def _set_kernel(kernel: np.ndarray, name: str) -> None:
@@ -89,12 +89,6 @@ def _on_normalize() -> None:
 
 def _on_edit() -> None:
     ss.lab_preset = lab.CUSTOM
-
-
-def _keep_tab() -> None:
-    """Remember the open "Go further" tab for this session: tabs have no ``persist_state``,
-    and Streamlit forgets a widget's value while its page is not shown."""
-    ss.lab_further_kept = ss.lab_further
 
 
 @dataclass(frozen=True)
@@ -306,9 +300,7 @@ def further_sections(
     """Sections 5–8 as tabs (stateful: only the open one is computed and drawn, so the page
     opens with a third of the elements it would have otherwise)."""
     st.header("Go further", divider="gray")
-    if "lab_further" not in ss and "lab_further_kept" in ss:  # back from another page
-        ss.lab_further = ss.lab_further_kept
-    tabs = st.tabs(FURTHER, key="lab_further", on_change=_keep_tab)
+    tabs = kept_tabs(FURTHER, "lab_further")
     with tabs[0]:
         if tabs[0].open:
             st.subheader("Which inputs feed which output")

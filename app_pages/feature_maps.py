@@ -23,7 +23,7 @@ from ui import alt_text, filters_view, keras_runtime, model_input, saliency_view
 from ui import features_session as fs
 from ui import features_view as fv
 from ui.errors import friendly_errors
-from ui.state import KEEP
+from ui.state import KEEP, kept_tabs
 
 WANTS = "What a filter wants to see"
 
@@ -199,7 +199,7 @@ def main() -> None:
     info = layer_ui(view)
     # The last two tabs compute (seconds) only while open: stateful tabs know which one is.
     names = ["Activations", "Filters", "Spatial hierarchy", WANTS, "Saliency"]
-    tabs = st.tabs(names, key="fm_tab", on_change="rerun")
+    tabs = kept_tabs(names, "fm_tab")
     with tabs[0], friendly_errors():
         activations_tab(view, acts, info)
     with tabs[1], friendly_errors():

@@ -27,7 +27,7 @@ from ui import keras_runtime, model_input, overview_cell, pretrained, state
 from ui import overview_session as ovs
 from ui import overview_view as view_ui
 from ui.errors import friendly_errors
-from ui.state import KEEP
+from ui.state import KEEP, kept_tabs
 
 UPLOAD = "Upload a .keras file"
 RESNET, VGG = "ResNet50 (ImageNet), by block", "VGG19 without its classifier (ImageNet), by block"
@@ -252,7 +252,7 @@ def main() -> None:
         acts = fs.activations(view, prepared)
     if acts is None:
         return
-    tabs = st.tabs(["The whole network", "Architecture graph"], key="ov_tab", on_change="rerun")
+    tabs = kept_tabs(["The whole network", "Architecture graph"], "ov_tab")
     with tabs[0], friendly_errors():
         if tabs[0].open:
             ov, options = overview_section(view, prepared, acts)

@@ -6,6 +6,7 @@ Pages never reach into each other; what one page leaves for another lives in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TypeVar
 
 import streamlit as st
@@ -17,6 +18,9 @@ T = TypeVar("T")
 #: Keyword arguments that make a widget's value survive a visit to another page (its value
 #: persists for the session): ``st.slider(..., **KEEP)``.
 KEEP = {"persist_state": "session"}
+
+#: Suffix of the key under which ``kept_tabs`` remembers a set of tabs' open tab.
+KEPT = "_kept"
 
 #: ``cnnlib.models.registry.ModelRegistry`` of every model trained in this session (MNIST,
 #: own images…), newest first, with class names and input shape. Use ``model_registry()``.
@@ -43,3 +47,23 @@ def session_object(key: str, kind: type[T]) -> T:
 def model_registry() -> ModelRegistry:
     """This session's ``ModelRegistry`` (created on first use)."""
     return session_object(MODEL_REGISTRY, ModelRegistry)
+
+
+def kept_tabs(labels: Sequence[str], key: str) -> Sequence:
+    """``st.tabs(labels, key=key)``, stateful (only the open tab's ``.open`` is True; a tab
+    change reruns), whose open tab is KEPT for the session like a ``KEEP`` widget: tabs take
+    no ``persist_state``, and Streamlit forgets a widget's value while its page is not shown,
+    so the choice is also kept under ``key + KEPT`` and restored from there."""
+    ss = st.session_state
+    if key not in ss and ss.get(key + KEPT) in labels:
+        ss[key] = ss[key + KEPT]
+
+    def keep() -> None:
+        ss[key + KEPT] = ss[key]
+
+    return st.tabs(labels, key=key, on_change=keep)
+
+
+def open_tab(key: str, label: str) -> None:
+    """Open ``label`` of the ``kept_tabs`` named ``key`` (call it before they are drawn)."""
+    st.session_state[key] = st.session_state[key + KEPT] = label
