@@ -293,6 +293,7 @@ def live_progress(polling: bool) -> None:
             learning_rate=recipe.stage_learning_rate(p.stage),
             refusal=recipe.train_config().lr_change_refusal(),
             note=view.learning_rate_note(p.stage, recipe),
+            held=view.held_caption(p),
         )
     if p.stage != "features":
         has_model = run.job.model is not None

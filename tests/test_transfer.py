@@ -9,11 +9,13 @@ result must say the weights are not verified ImageNet weights.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import pickle
 import subprocess
 import sys
+import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -465,6 +467,11 @@ def _held_after(job, batches: int):
     return found[0]
 
 
+def _held_in_extraction(job, done: int) -> bool:
+    p = job.snapshot()
+    return p.paused and p.stage == "features" and p.features_done == done
+
+
 def _optimizer_rate(model) -> float:
     return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
 
@@ -528,7 +535,8 @@ def test_own_images_pause_step_a_new_rate_and_resume_like_an_uninterrupted_run(w
 def test_the_heads_stage_steps_takes_a_new_rate_and_its_gradcam_reads_the_heads_weights(
     mobilenet_file, watched
 ):
-    """Transfer learning: while the backbone is frozen, the steps and the new rate are the
+    """Transfer learning: Pause holds the feature extraction after its current batch, and
+    Step extracts one more; while the backbone is frozen, the steps and the new rate are the
     head's (on cached features), its health is the head's Dense layer on the validation
     images' features, and the Grad-CAM is the full model's with the head's weights of that
     epoch (in the training's thread: the model is compared with the one trained)."""
@@ -540,8 +548,16 @@ def test_the_heads_stage_steps_takes_a_new_rate_and_its_gradcam_reads_the_heads_
     job = transfer.OwnImagesJob(watched, recipe, slots=TrainingSlots(1), isolate=False, health=True)
     job.pause()
     job.start()
-    p = _held_after(job, -1)
-    assert (p.stage, p.batches_done, p.features_done) == ("head", 0, 32)  # features first
+    # 24 training and 8 validation images, 8 a batch: held after each extraction batch …
+    for done in (8, 16, 24):
+        assert wait_for(functools.partial(_held_in_extraction, job, done), WAIT), job.snapshot()
+        time.sleep(0.2)  # held: nothing more is extracted until Step
+        assert job.snapshot().features_done == done
+        assert job.step()
+    # … and after the last one, before the head's first batch.
+    assert wait_for(lambda: job.snapshot().paused and job.snapshot().stage == "head", WAIT)
+    p = job.snapshot()
+    assert (p.stage, p.batches_done, p.features_done) == ("head", 0, 32)
     assert job.set_learning_rate(0.02) == 0.02
     assert job.step()
     p = _held_after(job, 0)

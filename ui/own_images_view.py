@@ -117,9 +117,10 @@ def show_augmentation_preview(originals: np.ndarray, preview: np.ndarray) -> Non
 def show_extraction(p) -> None:
     """The one-off feature extraction (an ``OwnProgress`` in stage "features")."""
     total = max(p.features_total, 1)
+    doing = "Paused" if p.paused else "Computing the backbone's features once"
     st.progress(
         min(1.0, p.features_done / total),
-        text=f"**Computing the backbone's features once** · {p.features_done:,}/"
+        text=f"**{doing}** · {p.features_done:,}/"
         f"{p.features_total:,} images (each training image, its augmented copies, and the "
         "validation images); then the new head trains on them",
     )
@@ -161,11 +162,17 @@ def learning_rate_note(stage: str, recipe) -> str:
         )
     if stage in ("loading", "features"):
         return (
-            "The backbone's features are still being computed (Pause does not stop that): "
-            "the training holds before the new head's first batch, and a new rate applies "
-            "from it."
+            "The backbone's features are still being computed: Step extracts one more batch "
+            "of images, and a new rate applies from the new head's first batch."
         )
     return ""
+
+
+def held_caption(p) -> str:
+    """Where a paused own-images training holds: in the extraction, the images done."""
+    if p.stage != "features":
+        return ""
+    return f"Paused after {p.features_done:,} of {p.features_total:,} images."
 
 
 def show_progress(p, slot_limit: int) -> None:

@@ -37,17 +37,19 @@ def controls_ui(
     learning_rate: float,
     refusal: str | None = None,
     note: str = "",
+    held: str = "",
 ) -> None:
     """Pause / Resume and, while paused, Step one batch and a new learning rate, for the run
     under ``run_key`` whose snapshot is ``p`` (widget keys start with ``prefix``).
     ``learning_rate``: the rate the current stage was configured with; ``refusal``: why the
     learning rate cannot be changed (``TrainConfig.lr_change_refusal``), shown instead of
-    the choice; ``note``: shown under the choice (e.g. which stage it applies to)."""
+    the choice; ``note``: shown under the choice (e.g. which stage it applies to);
+    ``held``: where the paused work holds, instead of the batches done."""
     if p.done or p.state not in ("queued", "running"):
         return
-    held = runs.current(run_key).job.pause_requested
+    asked = runs.current(run_key).job.pause_requested
     cols = st.columns([1, 1, 2])
-    if held:
+    if asked:
         cols[0].button(
             "Resume",
             key=f"{prefix}_resume",
@@ -69,14 +71,14 @@ def controls_ui(
         key=f"{prefix}_step",
         on_click=runs.step_training,
         args=(run_key,),
-        disabled=not held,
+        disabled=not asked,
         icon=":material/skip_next:",
         help=HELP["step"],
     )
-    if held and p.paused:
+    if asked and p.paused:
         n = p.batches_done
-        cols[2].caption(f"Paused after {n:,} batch{'es' * (n != 1)}.")
-    if not held:
+        cols[2].caption(held or f"Paused after {n:,} batch{'es' * (n != 1)}.")
+    if not asked:
         return
     if refusal:
         st.caption(refusal)

@@ -914,9 +914,17 @@ class _OwnImagesWorker(TrainingWorker):
             fit(model, images, (r.fine_tune_phase(),), config, callbacks=watch)
 
     def _extracted(self, stage: str, done: int, total: int) -> None:
+        """After each extraction batch: report it, then hold there while paused (a Step
+        extracts one more batch). After the last batch the head's first batch holds instead.
+        Raises ``WorkStopped`` once Stop (or the time limit) is set."""
         self.update(features_done=done, features_total=total)
         if self.stop_event.is_set():
             raise WorkStopped
+        if done < total and not self.control.wait_turn(self.stop_event, self._hold):
+            raise WorkStopped
+
+    def _hold(self, paused: bool) -> None:
+        self.update(paused=paused)
 
 
 class OwnImagesJob(TaskHandle[OwnProgress]):

@@ -174,7 +174,24 @@ def test_transfer_with_a_local_random_file_is_labelled_unverified(
     at.radio(key="own_recipe").set_value("transfer")
     run_checked(at)
     assert "CNNLAB_MOBILENETV2_WEIGHTS" in " ".join(values(at.caption))
-    at, p = _train(at, "transfer", own_copies=1)
+    # Paused at once: it holds after its first batch of the feature extraction.
+    at.select_slider(key="own_size").set_value(32)
+    at.number_input(key="own_epochs").set_value(1)
+    at.slider(key="own_copies").set_value(1)
+    run_checked(at)
+    run_checked(at.button(key="own_start").click())
+    job = at.session_state[session.RUN].job
+    run_checked(at.button(key="own_pause").click())
+    assert wait_for(lambda: job.snapshot().paused, 300), job.snapshot()
+    p = job.snapshot()
+    assert (p.stage, p.features_done, p.features_total) == ("features", 32, 128 * 2 + 32)
+    run_checked(at)
+    assert "Paused after 32 of 288 images." in values(at.caption)
+    assert next(g.proto.text for g in at.get("progress")).startswith("**Paused** · 32/288")
+    run_checked(at.button(key="own_resume").click())
+    p = job.wait(300)
+    assert p.state == "finished", p.error
+    run_checked(at)
     assert p.stage == "head" and p.features_done == p.features_total == 128 * 2 + 32
     assert not p.weights_verified
     assert "unverified" in " ".join(values(at.warning)).lower()
