@@ -53,18 +53,47 @@ def try_ui(tested: session.OwnTested | None) -> None:
     if tested is None:
         st.info("Train a model (tab ②) to try it on a new photo.", icon="ℹ️")
         return
-    photo_ui(tested)
+    temperature = calibration_ui(tested)
+    photo_ui(tested, temperature)
     st.subheader("Live from the webcam")
     st.caption(
         "Start it, then show the camera your classes: about once a second the model reads "
         "a frame and its top classes appear below. Frames are checked like any upload, "
         "never kept."
     )
-    st.fragment(live_ui)(tested)
+    st.fragment(live_ui)(tested, temperature)
 
 
-def _predict_live(tested: session.OwnTested, payload: object, last: LiveAnswer | None):
-    """The ``LiveAnswer`` to the widget's ``payload`` (untrusted)."""
+def calibration_ui(tested: session.OwnTested) -> float | None:
+    """T of tab ③'s calibration while the learner asks for calibrated probabilities (for the
+    photo and the live webcam alike); None for the model's own probabilities."""
+    t = session.temperature(tested)
+    if not t:
+        return None
+    label = f"Calibrated probabilities (logits divided by T = {t:.3g})"
+    help_text = "For the photo and the live webcam. Tab ⑤'s threshold then applies to them."
+    on = st.toggle(label, key="own_photo_calibrated", help=help_text, **KEEP)
+    return t if on else None
+
+
+def predict(tested: session.OwnTested, image, temperature: float | None) -> list[tuple[str, float]]:
+    """(class, probability) of every class for ``image``, most likely first: the model's own
+    probabilities, or temperature-scaled ones when ``temperature`` is set."""
+    model, names = tested.result.model, tested.result.class_names
+    if not temperature:
+        return transfer.predict_image(model, image, names)
+    x = transfer.model_input(model, image)[None]
+    return transfer.ranked(calibrated_probabilities(model, x, temperature)[0], names)
+
+
+def predict_live(
+    tested: session.OwnTested,
+    payload: object,
+    last: LiveAnswer | None,
+    temperature: float | None = None,
+):
+    """The ``LiveAnswer`` to the widget's ``payload`` (untrusted), with calibrated
+    probabilities when ``temperature`` is set."""
     now = time.monotonic()
     try:
         n, raw = parse_live_frame(payload, max_bytes=LIVE_FRAME_BYTES)
@@ -72,11 +101,11 @@ def _predict_live(tested: session.OwnTested, payload: object, last: LiveAnswer |
         return LiveAnswer(0, None, problem=str(err), at=now)
     if last is not None and now - last.at < LIVE_MIN_SECONDS:  # too soon: answered, unread
         return LiveAnswer(n, last.run_id, last.predictions, last.problem, last.at)
-    model, names = tested.result.model, tested.result.class_names
-    decoded = decode_frames([raw], side=max(model.input_shape[1:3]), budgets=budgets())
+    side = max(tested.result.model.input_shape[1:3])
+    decoded = decode_frames([raw], side=side, budgets=budgets())
     if not decoded.images:
         return LiveAnswer(n, tested.id, problem=decoded.problems[0], at=now)
-    predictions = transfer.predict_image(model, decoded.images[0], names)
+    predictions = predict(tested, decoded.images[0], temperature)
     return LiveAnswer(n, tested.id, tuple(predictions), at=now)
 
 
@@ -84,23 +113,24 @@ def _predict_live(tested: session.OwnTested, payload: object, last: LiveAnswer |
 LIVE_CAMERA = "own_live_camera"
 
 
-def answer_frame(tested: session.OwnTested) -> None:
+def answer_frame(tested: session.OwnTested, temperature: float | None) -> None:
     """The live widget's callback, before its fragment reruns: the model's answer to the
     frame it sent, kept for the rerun (which tells the widget, so it sends the next)."""
     payload = sent_frame(LIVE_CAMERA)
     if payload is not None:
-        st.session_state[LIVE] = _predict_live(tested, payload, st.session_state.get(LIVE))
+        last = st.session_state.get(LIVE)
+        st.session_state[LIVE] = predict_live(tested, payload, last, temperature)
 
 
-def live_ui(tested: session.OwnTested) -> None:
+def live_ui(tested: session.OwnTested, temperature: float | None) -> None:
     """The live widget and the model's answer to its latest frame (a fragment: a frame
-    reruns only this)."""
+    reruns only this); calibrated probabilities when ``temperature`` is set."""
     last: LiveAnswer | None = st.session_state.get(LIVE)
     live_widget(
         key=LIVE_CAMERA,
         side=max(tested.result.model.input_shape[1:3]),
         answered=last.n if last else 0,
-        on_frame=functools.partial(answer_frame, tested),
+        on_frame=functools.partial(answer_frame, tested, temperature),
     )
     if last is None:
         return
@@ -110,20 +140,15 @@ def live_ui(tested: session.OwnTested) -> None:
         view.show_live_prediction(last.predictions, session.threshold(), last.n)
 
 
-def photo_ui(tested: session.OwnTested) -> None:
-    """A photo (sample, upload or camera shot): its prediction and Grad-CAM."""
+def photo_ui(tested: session.OwnTested, temperature: float | None) -> None:
+    """A photo (sample, upload or camera shot): its prediction (calibrated when
+    ``temperature`` is set) and Grad-CAM."""
     picked = pick_images("own_photo")
     if not picked:
         return
     model, names = tested.result.model, tested.result.class_names
     image = picked[0].image
-    predictions = transfer.predict_image(model, image, names)
-    t = session.temperature(tested)
-    label = f"Calibrated probabilities (logits divided by T = {t:.3g})" if t else ""
-    calibrated = bool(t) and st.toggle(label, key="own_photo_calibrated", **KEEP)
-    if calibrated:
-        x = transfer.model_input(model, image)[None]
-        predictions = transfer.ranked(calibrated_probabilities(model, x, t)[0], names)
+    predictions = predict(tested, image, temperature)
     left, right = st.columns(2)
     with left:
         show_image(
@@ -137,7 +162,7 @@ def photo_ui(tested: session.OwnTested) -> None:
         if probability < session.threshold():
             explore_view.show_not_sure(best, probability, session.threshold())
         view.show_prediction(predictions, transfer.confidence_sentence(predictions))
-        if calibrated:
+        if temperature:
             st.caption(
                 "Temperature scaling from tab ③'s calibration (T fitted on the validation "
                 "images): the same answer, with a confidence that matches how often the model "

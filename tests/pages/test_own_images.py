@@ -715,6 +715,7 @@ def test_the_live_webcam_prediction_answers_each_frame_with_the_threshold(
     Chromium's fake camera) go through the sandbox and the model; the widget is told which
     frame was answered; "not sure" below the threshold; a hostile frame gets a message."""
     from app_pages.sections import own_images_try
+    from cnnlib.inspect.calibration import fit_temperature, softmax
     from tests.hostile_bursts import data_url
 
     at, run = trained_page
@@ -752,6 +753,19 @@ def test_the_live_webcam_prediction_answers_each_frame_with_the_threshold(
     at = run_checked(run_checked(at))
     assert "not a JPEG" in " ".join(values(at.warning))
     at.slider(key=session.THRESHOLD).set_value(0.0)
+    # with calibrated probabilities switched on, the live answer is calibrated too
+    p_val = run.result.model.predict(run.result.x.astype("float32"), verbose=0)
+    t = fit_temperature(np.log(p_val.astype(np.float64)), run.result.y)  # tab ③'s T
+    at.toggle(key="own_photo_calibrated").set_value(True)
+    frames.append({"n": 4, "image": data_url(encode(Image.fromarray(x), "PNG"), "image/png")})
+    at = run_checked(run_checked(at))
+    answer = at.session_state[own_images_try.LIVE]
+    logits = np.log(expected.astype(np.float64))[None]
+    calibrated = dict(zip(run.result.class_names, softmax(logits, t)[0], strict=True))
+    assert answer.n == 4 and answer.predictions[0][0] == run.result.class_names[best]
+    for name, probability in answer.predictions:
+        assert probability == pytest.approx(calibrated[name], abs=2e-4)
+    at.toggle(key="own_photo_calibrated").set_value(False)
     at.session_state[own_images_try.LIVE] = None
     run_checked(at)
 
