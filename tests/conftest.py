@@ -18,6 +18,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# pytest keeps its assertion-rewritten test modules (under __pycache__, ignored by git) only
+# where this process may write bytecode. A machine that sets PYTHONDONTWRITEBYTECODE (the
+# 2-core one does) made every run rewrite about 200 modules again: 8 s of the fast loop's
+# 23 s collection. Child processes still get the variable and write nothing.
+sys.dont_write_bytecode = False
 # Tests' backbones have random weights, which are converted anew for every job (2–3 s each,
 # never cached): features are computed by TensorFlow unless a test asks for ONNX Runtime
 # (tests/test_onnx_features.py does, for the extractor and for a whole job).
