@@ -18,11 +18,6 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# pytest keeps its assertion-rewritten test modules (under __pycache__, ignored by git) only
-# where this process may write bytecode. A machine that sets PYTHONDONTWRITEBYTECODE (the
-# 2-core one does) made every run rewrite about 200 modules again: 8 s of the fast loop's
-# 23 s collection. Child processes still get the variable and write nothing.
-sys.dont_write_bytecode = False
 # Tests' backbones have random weights, which are converted anew for every job (2–3 s each,
 # never cached): features are computed by TensorFlow unless a test asks for ONNX Runtime
 # (tests/test_onnx_features.py does, for the extractor and for a whole job).
@@ -41,6 +36,20 @@ DEBIAN_FASHION = DEBIAN_FASHION_DIR
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 #: Browser tests: every test collected below this folder is marked ``e2e``.
 E2E_DIR = ROOT / "tests" / "e2e"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session):
+    """Collect with bytecode writing on: pytest keeps its assertion-rewritten test modules
+    (under __pycache__, ignored by git) only where the process may write bytecode, and a
+    machine that sets PYTHONDONTWRITEBYTECODE (the 2-core one does) made every run rewrite
+    about 200 modules again: 8 s of the fast loop's 23 s collection. The setting is restored
+    for the tests themselves (TensorFlow's generated modules in /tmp leave no .pyc)."""
+    saved, sys.dont_write_bytecode = sys.dont_write_bytecode, False
+    try:
+        return (yield)
+    finally:
+        sys.dont_write_bytecode = saved
 
 
 def pytest_collection_modifyitems(config, items) -> None:

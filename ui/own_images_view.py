@@ -160,7 +160,12 @@ def learning_rate_note(stage: str, recipe) -> str:
             "Applies to the new head's epochs; fine-tuning then starts at its own low rate "
             f"({recipe.stage_learning_rate('fine-tune'):g})."
         )
-    if stage in ("loading", "features"):
+    if stage == "loading":
+        return (
+            "The backbone is still loading; its features come next. A new rate applies from "
+            "the new head's first batch."
+        )
+    if stage == "features":
         return (
             "The backbone's features are still being computed: Step extracts one more batch "
             "of images, and a new rate applies from the new head's first batch."

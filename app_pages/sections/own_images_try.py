@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import streamlit as st
 
@@ -22,6 +22,7 @@ from ui import alt_text
 from ui import own_images_explore_view as explore_view
 from ui import own_images_session as session
 from ui import own_images_view as view
+from ui.errors import friendly_errors
 from ui.image_input import pick_images, show_image
 from ui.state import KEEP
 from ui.webcam_widgets import live_widget, sent_frame
@@ -38,13 +39,15 @@ LIVE_FRAME_BYTES = 512 * 1024
 class LiveAnswer:
     """The latest live frame answered: its number ``n`` (the widget's), the run it was
     predicted by (``run_id``; None when unread), its ``predictions`` ((class, probability),
-    most likely first), a ``problem`` message for a frame refused, and when (``at``)."""
+    most likely first), the ``temperature`` they were calibrated with (None: the model's
+    own), a ``problem`` message for a frame refused, and when (``at``)."""
 
     n: int
     run_id: int | None
     predictions: tuple[tuple[str, float], ...] = ()
     problem: str = ""
     at: float = 0.0
+    temperature: float | None = None
 
 
 def try_ui(tested: session.OwnTested | None) -> None:
@@ -67,7 +70,9 @@ def try_ui(tested: session.OwnTested | None) -> None:
 def calibration_ui(tested: session.OwnTested) -> float | None:
     """T of tab ③'s calibration while the learner asks for calibrated probabilities (for the
     photo and the live webcam alike); None for the model's own probabilities."""
-    t = session.temperature(tested)
+    t = None
+    with friendly_errors("The calibration could not be measured: "):
+        t = session.temperature(tested)
     if not t:
         return None
     label = f"Calibrated probabilities (logits divided by T = {t:.3g})"
@@ -100,13 +105,13 @@ def predict_live(
     except InvalidImageError as err:
         return LiveAnswer(0, None, problem=str(err), at=now)
     if last is not None and now - last.at < LIVE_MIN_SECONDS:  # too soon: answered, unread
-        return LiveAnswer(n, last.run_id, last.predictions, last.problem, last.at)
+        return replace(last, n=n)
     side = max(tested.result.model.input_shape[1:3])
     decoded = decode_frames([raw], side=side, budgets=budgets())
     if not decoded.images:
         return LiveAnswer(n, tested.id, problem=decoded.problems[0], at=now)
     predictions = predict(tested, decoded.images[0], temperature)
-    return LiveAnswer(n, tested.id, tuple(predictions), at=now)
+    return LiveAnswer(n, tested.id, tuple(predictions), at=now, temperature=temperature)
 
 
 #: Key of the live widget.
@@ -136,7 +141,7 @@ def live_ui(tested: session.OwnTested, temperature: float | None) -> None:
         return
     if last.problem:
         st.warning(last.problem, icon="⚠️")
-    elif last.run_id == tested.id and last.predictions:
+    elif last.run_id == tested.id and last.temperature == temperature and last.predictions:
         view.show_live_prediction(last.predictions, session.threshold(), last.n)
 
 

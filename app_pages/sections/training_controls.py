@@ -17,8 +17,9 @@ from ui.errors import friendly_errors
 LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
 
 HELP = {
-    "pause": "Holds the training before its next batch; Stop and the time limit still work.",
-    "step": "Trains exactly one batch, then holds again: watch the curves move by one batch.",
+    "pause": "Holds the training before its next batch (a feature extraction after its current "
+    "one); Stop and the time limit still work.",
+    "step": "Runs exactly one batch, then holds again: watch the curves move by one batch.",
     "lr": "Used from the next batch on; the curves mark where it changed.",
 }
 
@@ -71,7 +72,7 @@ def controls_ui(
         key=f"{prefix}_step",
         on_click=runs.step_training,
         args=(run_key,),
-        disabled=not asked,
+        disabled=not (asked and p.paused),  # a Step counts once the work holds
         icon=":material/skip_next:",
         help=HELP["step"],
     )
@@ -82,6 +83,8 @@ def controls_ui(
         return
     if refusal:
         st.caption(refusal)
+        if note:
+            st.caption(note)
         return
     now = current_learning_rate(p, learning_rate)
     options = sorted(set(LEARNING_RATES) | {now})

@@ -2,8 +2,9 @@
 
 A ``TaskControl`` is held by a task's worker (``cnnlib.training.tasks.TaskWorker.control``).
 The page's handle changes it (``pause``, ``resume``, ``step``, ``set_learning_rate``); where
-the work runs, the training waits on it before each batch (``wait_turn``) and takes a new
-learning rate from it (``take_learning_rate``). In a thread both sides hold the same object;
+the work runs, the training waits on it before each batch (``wait_turn``; an own-images
+feature extraction after each of its batches) and takes a new learning rate from it
+(``take_learning_rate``). In a thread both sides hold the same object;
 in a child process or a Ray actor the backend sends the handle's ``state()`` down the
 channel that carries Stop whenever its ``version`` changes, and the copy there ``sync``\\s to
 it (older or repeated states are ignored), so nothing is lost or applied twice.

@@ -758,6 +758,7 @@ class _OwnImagesWorker(TrainingWorker):
         self.recipe = recipe
         self.health = health
         self.fine_tuned = False  # the top block was unfrozen and trained
+        self.held_seconds = 0.0  # seconds the feature extraction was held by Pause
 
     def on_exit(self) -> None:
         self.data = None  # free the data; the model stays
@@ -875,7 +876,7 @@ class _OwnImagesWorker(TrainingWorker):
             )
         except WorkStopped:
             return  # stopped during the extraction: nothing learned yet
-        self.update(stage="head", extract_seconds=features.seconds)
+        self.update(stage="head", extract_seconds=features.seconds - self.held_seconds)
         tune = r.fine_tune_epochs > 0
         with strategy.scope():
             head = build_head(features.train_x.shape[1], n_classes, seed=r.seed)
@@ -915,13 +916,18 @@ class _OwnImagesWorker(TrainingWorker):
 
     def _extracted(self, stage: str, done: int, total: int) -> None:
         """After each extraction batch: report it, then hold there while paused (a Step
-        extracts one more batch). After the last batch the head's first batch holds instead.
-        Raises ``WorkStopped`` once Stop (or the time limit) is set."""
+        extracts one more batch), counting the seconds held in ``held_seconds``. After the
+        last batch the head's first batch holds instead. Raises ``WorkStopped`` once Stop (or
+        the time limit) is set."""
         self.update(features_done=done, features_total=total)
         if self.stop_event.is_set():
             raise WorkStopped
-        if done < total and not self.control.wait_turn(self.stop_event, self._hold):
-            raise WorkStopped
+        if done < total:
+            start = time.perf_counter()
+            go_on = self.control.wait_turn(self.stop_event, self._hold)
+            self.held_seconds += time.perf_counter() - start
+            if not go_on:
+                raise WorkStopped
 
     def _hold(self, paused: bool) -> None:
         self.update(paused=paused)
@@ -935,7 +941,9 @@ class OwnImagesJob(TaskHandle[OwnProgress]):
     them, assembles the full model and, with fine-tuning epochs, fine-tunes the backbone's
     top block on the images. Each stage is one ``fit_phases`` call: its curves, batches,
     learning-rate changes and health start afresh (``new_stage``), and it starts at its own
-    learning rate (``OwnImagesRecipe.stage_learning_rate``).
+    learning rate (``OwnImagesRecipe.stage_learning_rate``). Pause also holds the feature
+    extraction after its current batch (Step: one more batch of images), and the time held is
+    not counted in ``extract_seconds``.
 
     ``data``: a ``TrainingData`` of raw-pixel images (``cnnlib.uploads.folders.FolderData``,
     split with the recipe's ``image_size`` and ``validation_fraction``). ``model`` is the full

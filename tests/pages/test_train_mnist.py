@@ -483,6 +483,7 @@ def test_pause_step_a_new_learning_rate_and_resume_from_the_page(mnist_env, monk
     job = at.session_state[mnist_session.RUN].job
     _run(at.button(key="mnist_pause").click())  # before its process has loaded TensorFlow
     assert job.pause_requested and at.button(key="mnist_resume")
+    assert at.button(key="mnist_step").disabled  # not held yet: a Step would count later
     p = _held(job, -1)
     assert (p.state, p.batches_done) == ("running", 0)
     _run(at)
