@@ -103,7 +103,7 @@ class ImageChoice:
 
 def image_ui() -> ImageChoice:
     """Image, grayscale and downscale widgets."""
-    picked = pick_images("lab", **SHARE)
+    picked = pick_images("lab", keep_sample=True, **SHARE)
     c1, c2 = st.columns(2)
     gray = c1.toggle(
         "Grayscale",

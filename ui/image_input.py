@@ -130,13 +130,16 @@ def pick_images(
     sources: tuple[str, ...] = ("Sample", "Upload", "Camera"),
     persist_state: str | None = "session",
     bind: str | None = None,
+    keep_sample: bool = False,
 ) -> list[PickedImage]:
     """Widgets to choose images; returns the decoded ones (bad files are reported, skipped).
 
     ``key`` prefixes the widget keys so several pages (or two pickers) do not collide.
     ``persist_state`` ("session": the choice survives page switches) applies to the source
     and sample widgets, ``bind`` ("query-params": the sample's name is in the URL under
-    ``{key}_sample``) to the sample selectbox; uploads cannot persist.
+    ``{key}_sample``) to the sample selectbox; uploads cannot persist. ``keep_sample``: while
+    no file is uploaded (or no photo taken) yet, the last sample stays chosen, and the page
+    says so, instead of nothing.
     """
     source = st.radio(
         "Image source",
@@ -146,18 +149,19 @@ def pick_images(
         persist_state=persist_state,
     )
     picked: list[PickedImage] = []
+    names = samples.sample_names()
+    sample_key = f"{key}_sample"
     if source == "Sample":
-        names = samples.sample_names()
         index = names.index(default_sample) if default_sample in names else 0
         name = st.selectbox(
             "Sample image",
             names,
             index=index,
-            key=f"{key}_sample",
+            key=sample_key,
             persist_state=persist_state,
             bind=bind,
         )
-        picked.append(PickedImage(_sample(name), name, token=f"sample:{name}"))
+        picked.append(_sample_pick(name))
     elif source == "Upload":
         files = st.file_uploader(
             "Upload " + ("images" if multiple else "an image"),
@@ -167,7 +171,10 @@ def pick_images(
         )
         picked.extend(_load_all(list(files or []) if multiple else ([files] if files else [])))
         if not files:
-            st.info("Upload a JPEG, PNG, WebP, BMP, GIF or TIFF image to continue.")
+            kept = _kept_sample(sample_key, default_sample, names) if keep_sample else None
+            st.info("Upload a JPEG, PNG, WebP, BMP, GIF or TIFF image to continue." + _until(kept))
+            if kept:
+                picked.append(_sample_pick(kept))
     else:
         shot = st.camera_input("Take a photo", key=f"{key}_camera")
         if shot is not None:
@@ -176,8 +183,26 @@ def pick_images(
             except (BudgetError, InvalidImageError) as err:
                 st.error(str(err), icon="⚠️")
         else:
-            st.info("Allow camera access in your browser and take a photo.")
+            kept = _kept_sample(sample_key, default_sample, names) if keep_sample else None
+            st.info("Allow camera access in your browser and take a photo." + _until(kept))
+            if kept:
+                picked.append(_sample_pick(kept))
     return picked
+
+
+def _sample_pick(name: str) -> PickedImage:
+    return PickedImage(_sample(name), name, token=f"sample:{name}")
+
+
+def _kept_sample(sample_key: str, default_sample: str, names: list[str]) -> str | None:
+    """The sample that stays while no file or photo is chosen yet: the last one chosen under
+    ``sample_key``, else ``default_sample``; None when it is not a sample."""
+    name = st.session_state.get(sample_key, default_sample)
+    return name if name in names else None
+
+
+def _until(kept: str | None) -> str:
+    return f" Until then the sample “{kept}” stays below." if kept else ""
 
 
 #: Longest side sent to the browser, and the most one side of a shown image may exceed the other.

@@ -232,6 +232,27 @@ def test_photo_upload_in_rgb():
     assert _param(at, "gray") == "false"
 
 
+def test_upload_or_camera_without_a_file_keeps_the_sample_until_one_is_chosen():
+    """Choosing Upload (or Camera) does not empty the page: the last sample stays computed,
+    and the page says so, until a file is uploaded."""
+    at = _lab(image="coffee cup")
+    shown = _shown(at)
+    assert shown == (169, 254)  # 400 × 600, downscaled to 171 × 256
+    for source in ("Upload", "Camera"):
+        at.radio(key="lab_source").set_value(source)
+        _run(at)
+        assert any("Until then the sample “coffee cup” stays below." in i.value for i in at.info)
+        assert _shown(at) == shown and any("(`coffee cup`)" in m.value for m in at.markdown)
+    at.radio(key="lab_source").set_value("Upload")
+    _run(at)
+    at.file_uploader(key="lab_upload").set_value(
+        ("tall.png", encode(photo((100, 200))), "image/png")
+    )
+    _run(at)
+    assert any("(`tall.png`)" in m.value for m in at.markdown)
+    assert not any("Until then" in i.value for i in at.info)
+
+
 @pytest.mark.parametrize("name", list(bad_uploads()))
 def test_bad_uploads_show_a_message(name):
     data, words = bad_uploads()[name]
