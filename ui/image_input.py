@@ -151,6 +151,7 @@ def pick_images(
     picked: list[PickedImage] = []
     names = samples.sample_names()
     sample_key = f"{key}_sample"
+    waiting = ""  # what to do while no file or photo is chosen
     if source == "Sample":
         index = names.index(default_sample) if default_sample in names else 0
         name = st.selectbox(
@@ -171,10 +172,7 @@ def pick_images(
         )
         picked.extend(_load_all(list(files or []) if multiple else ([files] if files else [])))
         if not files:
-            kept = _kept_sample(sample_key, default_sample, names) if keep_sample else None
-            st.info("Upload a JPEG, PNG, WebP, BMP, GIF or TIFF image to continue." + _until(kept))
-            if kept:
-                picked.append(_sample_pick(kept))
+            waiting = "Upload a JPEG, PNG, WebP, BMP, GIF or TIFF image to continue."
     else:
         shot = st.camera_input("Take a photo", key=f"{key}_camera")
         if shot is not None:
@@ -183,10 +181,12 @@ def pick_images(
             except (BudgetError, InvalidImageError) as err:
                 st.error(str(err), icon="⚠️")
         else:
-            kept = _kept_sample(sample_key, default_sample, names) if keep_sample else None
-            st.info("Allow camera access in your browser and take a photo." + _until(kept))
-            if kept:
-                picked.append(_sample_pick(kept))
+            waiting = "Allow camera access in your browser and take a photo."
+    if waiting:
+        kept = _kept_sample(sample_key, default_sample, names) if keep_sample else None
+        st.info(waiting + (f" Until then the sample “{kept}” stays below." if kept else ""))
+        if kept:
+            picked.append(_sample_pick(kept))
     return picked
 
 
@@ -199,10 +199,6 @@ def _kept_sample(sample_key: str, default_sample: str, names: list[str]) -> str 
     ``sample_key``, else ``default_sample``; None when it is not a sample."""
     name = st.session_state.get(sample_key, default_sample)
     return name if name in names else None
-
-
-def _until(kept: str | None) -> str:
-    return f" Until then the sample “{kept}” stays below." if kept else ""
 
 
 #: Longest side sent to the browser, and the most one side of a shown image may exceed the other.
