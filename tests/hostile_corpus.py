@@ -293,7 +293,7 @@ IMAGE_TRICKS: dict[str, Trick] = {
         progressive_jpeg_many_scans, refused("CPU-seconds", "took longer", costly=True)
     ),
     "RLE8 BMP 36 Mpx.bmp": Trick(
-        rle8_bmp, accepted("decoded in the decoder's own process, within its limits")
+        rle8_bmp, accepted("decoded in the decoder's own process, within its limits", costly=True)
     ),
     "TIFF with 30000 strips.tif": Trick(
         lambda: tiff_strips(1000, 30_000, 30_000), accepted("30 Mpx of strips, in the decoder")
@@ -327,7 +327,8 @@ IMAGE_TRICKS: dict[str, Trick] = {
         accepted("clipped to 16 bits, then mapped to 8"),
     ),
     "1-bit 30000x1333.png": Trick(
-        lambda: _saved(Image.new("1", (30_000, 1333), 1), "PNG"), accepted("40 Mpx of 1 bit")
+        lambda: _saved(Image.new("1", (30_000, 1333), 1), "PNG"),
+        accepted("40 Mpx of 1 bit", costly=True),
     ),
     "EXIF block of garbage.jpg": Trick(_exif_garbage_jpeg, accepted("no usable orientation")),
     "truncated.jpg": Trick(
