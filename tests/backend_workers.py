@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,9 @@ class Counter(TaskWorker[CountProgress]):
     """Counts to ``target`` (or, with ``until_stopped``, until Stop), one ``update`` and one
     ``append`` per step, ``pause`` seconds apart. ``hog_bytes``: first fill that much
     memory; ``kill``: die by SIGKILL first; ``fail``: raise first, naming the process.
+    After Stop: ``linger`` seconds asleep before it ends (no processor time: like a training
+    finishing its batch on a busy machine that gives it none), or ``spin`` seconds of
+    computing that ignore Stop (like a training that does not stop).
     Its result: {"count": steps done, "pid": the process that counted, "tensorflow": 1 when
     TensorFlow was imported there (a spare process's warm-up), else 0, "niceness": that
     process's CPU niceness (0 where there is none)}."""
@@ -62,11 +66,14 @@ class Counter(TaskWorker[CountProgress]):
         hog_bytes: int = 0,
         kill: bool = False,
         fail: bool = False,
+        linger: float = 0.0,
+        spin: float = 0.0,
         **kwargs: Any,
     ):
         super().__init__(CountProgress(), **kwargs)
         self.target, self.until_stopped, self.pause = target, until_stopped, pause
         self.hog_bytes, self.kill, self.fail = hog_bytes, kill, fail
+        self.linger, self.spin = linger, spin
         self.done_count = 0
         self.result: dict[str, int] | None = None
 
@@ -83,6 +90,10 @@ class Counter(TaskWorker[CountProgress]):
             i += 1
             if self.pause:
                 self.stop_event.wait(self.pause)
+        time.sleep(self.linger)
+        end = time.monotonic() + self.spin
+        while time.monotonic() < end:
+            pass
         self.done_count = i
         del hog
 

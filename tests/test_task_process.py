@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -140,6 +141,68 @@ def test_a_closed_session_stops_its_work(backend):
     p = worker.snapshot()
     assert p.state == "stopped" and worker.result["count"] == p.count >= 3  # what it did is kept
     assert _gone(pid)
+
+
+def test_stopping_work_that_computes_slowly_is_waited_for(backend, monkeypatch):
+    """After Stop it sleeps 1 s, using no processor time (a training finishing its batch on
+    a machine that gives it none): with a 0.3 s grace of processor time it is not ended, and
+    what it did is kept."""
+    monkeypatch.setattr(task_process, "STOP_GRACE_SECONDS", 0.3)
+    worker = Counter(until_stopped=True, pause=0.02, linger=1.0, slots=TrainingSlots(1))
+    handle = TaskHandle(worker).start()
+    assert wait_for(lambda: worker.snapshot().count >= 3, WAIT)
+    handle.stop()
+    p = handle.wait(WAIT)
+    assert p.state == "stopped", p.error
+    assert worker.result["count"] == p.count >= 3
+
+
+def test_work_that_computes_on_after_stop_is_ended_with_a_message(backend, monkeypatch):
+    """After Stop it computes for 60 s: once it has spent the grace of processor time
+    (0.5 s here) it is ended, long before, and the learner is told why."""
+    monkeypatch.setattr(task_process, "STOP_GRACE_SECONDS", 0.5)
+    worker = Counter(until_stopped=True, pause=0.02, spin=60.0, slots=TrainingSlots(1))
+    handle = TaskHandle(worker).start()
+    assert wait_for(lambda: worker.snapshot().count >= 3, WAIT)
+    handle.stop()
+    p = handle.wait(50)
+    assert p.state == "failed" and worker.result is None
+    assert p.error == (
+        "The training went on computing after Stop (0.5 s of processor time) and was ended; "
+        "nothing it learned could be kept."
+    )
+    assert _gone(p.process_id)
+
+
+def test_the_stop_clock_counts_processor_time_then_wall_time():
+    """By hand: the grace is processor time since Stop (its first reading when none was
+    known), wall-clock time only where that cannot be read, and a wall-clock bound always."""
+    grace, wait = task_process.STOP_GRACE_SECONDS, task_process.STOP_WAIT_SECONDS
+    clock = task_process.StopClock(10.0, now=0.0)
+    assert clock.overdue(10.0 + grace, now=wait - 1) is None  # slow, but not computing on
+    assert clock.overdue(None, now=wait - 1) is None  # no new reading
+    assert clock.overdue(10.0 + grace + 0.1, now=1.0).startswith("went on computing")
+    assert clock.overdue(10.0, now=wait + 0.1) == "had not ended 5 min after Stop"
+    unknown = task_process.StopClock(None, now=0.0)  # a Ray actor not heard from yet
+    assert unknown.overdue(None, now=grace + 1) is None
+    assert unknown.overdue(100.0, now=grace + 2) is None  # its first reading starts it
+    assert unknown.overdue(100.0 + grace + 0.1, now=grace + 3) is not None
+    blind = task_process.StopClock(None, cpu_readable=False, now=0.0)  # no /proc
+    assert blind.overdue(None, now=grace - 0.1) is None
+    assert blind.overdue(None, now=grace + 0.1) == "had not ended 30 s after Stop"
+
+
+def test_processor_time_is_read_from_proc():
+    """``process_cpu_seconds`` of this process against Python's own clock of it."""
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("no /proc here")
+    before = task_process.process_cpu_seconds(os.getpid())
+    end = time.process_time() + 0.3
+    while time.process_time() < end:
+        pass
+    after = task_process.process_cpu_seconds(os.getpid())
+    assert after - before == pytest.approx(0.3, abs=0.05)
+    assert task_process.process_cpu_seconds(2**22 + 1) is None  # no such process
 
 
 @pytest.mark.slow

@@ -30,7 +30,10 @@ result is fetched (TensorFlow keeps memory per fitted model; the process gives i
   memory: above ``budgets().training_process_bytes`` the actor
   is killed and the task fails with a message;
 - Stop is the actor's ``stop()`` (the training ends at its next batch and its model is
-  kept); an actor that has not ended ``STOP_GRACE_SECONDS`` later is killed; Pause, Step
+  kept); an actor that has not ended is killed once it has spent ``STOP_GRACE_SECONDS`` of
+  processor time since, as each ``drain`` reports it, or ``STOP_WAIT_SECONDS`` have passed
+  (``cnnlib.training.task_process.StopClock``: Ray runs its workers at a low CPU priority,
+  so on a busy node a stopping training may need minutes of wall-clock time); Pause, Step
   and a new learning rate are its ``control(state)`` (``cnnlib.training.control``);
 - the result (the model as ``.keras`` bytes) comes back through the object store; an actor
   that dies (killed, out of memory, its node lost) fails the task with a message.
@@ -65,7 +68,7 @@ from cnnlib.core.budgets import budgets, format_bytes
 from cnnlib.core.errors import BudgetError, InvalidArgumentError
 from cnnlib.training.control import TaskControl
 from cnnlib.training.task_process import (
-    STOP_GRACE_SECONDS,
+    StopClock,
     TaskProcessError,
     apply_message,
     not_stopped_error,
@@ -473,12 +476,13 @@ class TrainingActor:
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
-    def drain(self) -> tuple[list[tuple[str, Any]], int]:
-        """(the progress events since the last call, in order; resident memory, bytes)."""
+    def drain(self) -> tuple[list[tuple[str, Any]], int, float]:
+        """(the progress events since the last call, in order; resident memory, bytes;
+        processor time this process has used, seconds)."""
         with self._lock:
             events = self._events.copy()
             self._events.clear()  # the same list: the relay appends to it
-        return events, process_rss_bytes(os.getpid()) or 0
+        return events, process_rss_bytes(os.getpid()) or 0, time.process_time()
 
     def stop(self) -> None:
         """End the training at its next batch; its model is kept."""
@@ -502,11 +506,12 @@ def _ended_unexpectedly() -> TaskProcessError:
     )
 
 
-def _apply_drained(ray: Any, drain: Any, worker: Any, limit: int, peak: int) -> int:
-    """The events of one ``drain`` call applied to ``worker`` in order, the actor's peak
-    memory so far (returned, also in the progress) checked: ``BudgetError`` above ``limit``."""
+def _apply_drained(ray: Any, drain: Any, worker: Any, limit: int, peak: int) -> tuple[int, float]:
+    """The events of one ``drain`` call applied to ``worker`` in order, the actor's memory
+    checked: ``BudgetError`` above ``limit``. Returns (its peak memory so far, bytes, also
+    in the progress; its processor time, seconds)."""
     try:
-        events, rss = ray.get(drain)
+        events, rss, cpu_seconds = ray.get(drain)
     except ray.exceptions.RayError as exc:
         raise _ended_unexpectedly() from exc
     for kind, fields in events:
@@ -515,7 +520,7 @@ def _apply_drained(ray: Any, drain: Any, worker: Any, limit: int, peak: int) -> 
     worker.update(process_peak_bytes=peak)
     if rss > limit:
         raise over_memory_error(limit, rss)
-    return peak
+    return peak, cpu_seconds
 
 
 class RayBackend:
@@ -613,19 +618,20 @@ class RayBackend:
         answers, so an event waits at most ``DRAIN_SECONDS`` plus one round trip. At most
         one is in flight: an actor busy in code that holds Python's lock (importing
         TensorFlow takes tens of seconds on a loaded node) answers it late, and meanwhile
-        Stop is still forwarded (checked every ``WAIT_SECONDS``) and its grace period
-        counted."""
+        Stop is still forwarded (checked every ``WAIT_SECONDS``) and its wall-clock bound
+        counted; its processor time is counted as the drains report it."""
         result = actor.run.remote()
         peak = 0
+        cpu_seconds: float | None = None  # the actor's, at its latest drain
         drain = None
         next_drain = 0.0
-        stop_asked: float | None = None
+        stop_clock: StopClock | None = None
         control_sent = -1
         while True:
-            if worker.stop_event.is_set() and stop_asked is None:
-                stop_asked = time.monotonic()
+            if worker.stop_event.is_set() and stop_clock is None:
+                stop_clock = StopClock(cpu_seconds)
                 actor.stop.remote()
-            if worker.control.version != control_sent and stop_asked is None:
+            if worker.control.version != control_sent and stop_clock is None:
                 state = worker.control.state()
                 control_sent = state["version"]
                 actor.control.remote(state)
@@ -635,9 +641,10 @@ class RayBackend:
             waiting = [result] if drain is None else [result, drain]
             ray.wait(waiting, num_returns=1, timeout=WAIT_SECONDS)
             done = bool(ray.wait([result], timeout=0)[0])
+            drained: float | None = None
             if drain is not None and (done or ray.wait([drain], timeout=0)[0]):
-                peak = _apply_drained(ray, drain, worker, limit, peak)
-                drain = None
+                peak, drained = _apply_drained(ray, drain, worker, limit, peak)
+                cpu_seconds, drain = drained, None
             if done:  # every event of the run is in the actor now: one last pull
                 _apply_drained(ray, actor.drain.remote(), worker, limit, peak)
                 try:
@@ -654,5 +661,6 @@ class RayBackend:
                         "the server. Try again."
                     ) from exc
                 return
-            if stop_asked is not None and time.monotonic() - stop_asked > STOP_GRACE_SECONDS:
-                raise not_stopped_error()
+            overdue = stop_clock and stop_clock.overdue(drained)
+            if overdue:
+                raise not_stopped_error(overdue)

@@ -28,7 +28,11 @@ connects, sends the pickled worker, and relays what the child reports until it e
   elsewhere there is no memory cap); above
   ``budgets().training_process_bytes`` the child is killed and the task fails with a
   message; a child that dies (killed, crashed) fails the task, never the server;
-- a child that has not ended ``STOP_GRACE_SECONDS`` after a stop request is killed;
+- a child that has not ended after a stop request is killed once it has spent
+  ``STOP_GRACE_SECONDS`` of processor time since (it ignores Stop), or ``STOP_WAIT_SECONDS``
+  have passed (it hangs): ``StopClock``. Processor time, not wall-clock time: on a busy
+  machine a child below the pages' priority gets little of the cores, and finishing its
+  batch and saving its model may take minutes while it computes for a second;
 - a child runs ``CHILD_NICENESS`` below the server's CPU priority: the pages stay responsive
   while it trains.
 
@@ -68,6 +72,8 @@ from cnnlib.core.errors import BudgetError, CNNLabError, InvalidArgumentError
 __all__ = [
     "POLL_SECONDS",
     "STOP_GRACE_SECONDS",
+    "STOP_WAIT_SECONDS",
+    "StopClock",
     "TaskProcessError",
     "apply_message",
     "isolation_enabled",
@@ -75,6 +81,7 @@ __all__ = [
     "over_memory_error",
     "pickled_for_child",
     "prewarm",
+    "process_cpu_seconds",
     "process_rss_bytes",
     "run_in_child",
     "run_job",
@@ -86,8 +93,11 @@ _log = logging.getLogger(__name__)
 
 #: How often the parent reads the connection, forwards Stop and checks the child's memory.
 POLL_SECONDS = 0.1
-#: Seconds a child may take to end after a stop request before it is killed.
+#: Processor time (seconds, all its threads) work may spend after a stop request before it
+#: is ended (``StopClock``); where that time cannot be read, wall-clock seconds instead.
 STOP_GRACE_SECONDS = 30.0
+#: Wall-clock seconds after a stop request after which work is ended in any case.
+STOP_WAIT_SECONDS = 300.0
 #: Seconds a child waits for its parent to connect and send the job before it gives up.
 START_SECONDS = 120.0
 #: Seconds a spare child (``prewarm``) waits for a task before it ends (its memory back).
@@ -150,6 +160,17 @@ def refuse_or_warn_unpicklable(worker: Any, exc: Exception, *, required: bool, w
         type(worker).__name__,
         exc,
     )
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """Processor time process ``pid`` has used (user + system, all its threads), seconds;
+    None where ``/proc`` has no such process (ended, or not Linux)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def process_rss_bytes(pid: int) -> int | None:
@@ -391,11 +412,50 @@ def over_memory_error(limit: int, rss: int) -> BudgetError:
     )
 
 
-def not_stopped_error() -> TaskProcessError:
-    """The learner's message for a training ended ``STOP_GRACE_SECONDS`` after Stop."""
+class StopClock:
+    """Since a stop request: whether the work is overdue (``overdue``), by its processor time.
+
+    ``cpu_readable``: whether the work's processor time can be read where it runs (False:
+    wall-clock time is used instead). ``cpu_seconds``: its processor time when Stop was asked,
+    or None when not known yet (the first reading then counts as the start)."""
+
+    def __init__(
+        self, cpu_seconds: float | None, *, cpu_readable: bool = True, now: float | None = None
+    ):
+        self.asked = time.monotonic() if now is None else now
+        self.cpu_start = cpu_seconds
+        self.cpu_readable = cpu_readable
+
+    def overdue(self, cpu_seconds: float | None, now: float | None = None) -> str | None:
+        """Why the work must now be ended (the end of a sentence starting "The training"),
+        given its processor time now (None: no new reading); None while it may go on."""
+        waited = (time.monotonic() if now is None else now) - self.asked
+        if waited > STOP_WAIT_SECONDS:
+            return f"had not ended {_duration(STOP_WAIT_SECONDS)} after Stop"
+        if not self.cpu_readable:
+            if waited > STOP_GRACE_SECONDS:
+                return f"had not ended {_duration(STOP_GRACE_SECONDS)} after Stop"
+            return None
+        if cpu_seconds is None:
+            return None
+        if self.cpu_start is None:
+            self.cpu_start = cpu_seconds
+        if cpu_seconds - self.cpu_start > STOP_GRACE_SECONDS:
+            return (
+                f"went on computing after Stop ({_duration(STOP_GRACE_SECONDS)} of processor time)"
+            )
+        return None
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:g} min" if seconds >= 120 else f"{seconds:g} s"
+
+
+def not_stopped_error(reason: str) -> TaskProcessError:
+    """The learner's message for a training ended because it did not stop
+    (``StopClock.overdue``'s ``reason``)."""
     return TaskProcessError(
-        f"The training did not stop within {STOP_GRACE_SECONDS:g} s and was ended; "
-        "nothing it learned could be kept."
+        f"The training {reason} and was ended; nothing it learned could be kept."
     )
 
 
@@ -424,7 +484,7 @@ def run_in_child(worker: Any, *, required: bool = True) -> bool:
     child, conn = _start_child()
     worker.update(process_id=child.pid)
     peak = 0
-    stop_asked: float | None = None
+    stop_clock: StopClock | None = None
     next_check = 0.0
     control_sent = -1  # send the state once at the start; the child ignores what it has
     reported = False  # the child sent its result or its failure: nothing is left for it to do
@@ -435,11 +495,12 @@ def run_in_child(worker: Any, *, required: bool = True) -> bool:
             raise _ended_unexpectedly(child.poll()) from None
         del payload  # the child has its copy
         while True:
-            if worker.stop_event.is_set() and stop_asked is None:
-                stop_asked = time.monotonic()
+            if worker.stop_event.is_set() and stop_clock is None:
+                cpu = process_cpu_seconds(child.pid)
+                stop_clock = StopClock(cpu, cpu_readable=cpu is not None)
                 with contextlib.suppress(OSError):  # the child may have just ended
                     conn.send("stop")
-            if worker.control.version != control_sent and stop_asked is None:
+            if worker.control.version != control_sent and stop_clock is None:
                 state = worker.control.state()
                 control_sent = state["version"]
                 with contextlib.suppress(OSError):
@@ -480,10 +541,11 @@ def run_in_child(worker: Any, *, required: bool = True) -> bool:
                 child.kill()
                 worker.update(process_peak_bytes=peak)
                 raise over_memory_error(limit, rss)
-            if stop_asked is not None and now - stop_asked > STOP_GRACE_SECONDS:
+            overdue = stop_clock and stop_clock.overdue(process_cpu_seconds(child.pid), now)
+            if overdue:
                 child.kill()
                 worker.update(process_peak_bytes=peak)
-                raise not_stopped_error()
+                raise not_stopped_error(overdue)
         try:
             code = child.wait(EXIT_WAIT_SECONDS)
         except subprocess.TimeoutExpired:

@@ -286,9 +286,12 @@ def test_three_students_train_through_the_proxy_on_the_cluster(
     students = _students(browser, url)
     try:
         _three_students(students, run_dir, ray_address, tmp_path, photos_zip)
-    except BaseException:
+    except BaseException as exc:
         for name, s in zip("abc", students, strict=True):  # where each one was, for the report
             screenshot(s.page, tmp_path, f"classroom_{name}_at_failure")
+            with contextlib.suppress(Exception):  # and what it said (CI keeps no screenshots)
+                said = s.page.locator('[data-testid="stAlert"], [data-testid="stProgress"]')
+                exc.add_note(f"student {name} saw: {said.all_inner_texts()}")
         raise
 
 
