@@ -30,8 +30,9 @@ result is fetched (TensorFlow keeps memory per fitted model; the process gives i
   memory: above ``budgets().training_process_bytes`` the actor
   is killed and the task fails with a message;
 - Stop is the actor's ``stop()`` (the training ends at its next batch and its model is
-  kept); an actor that has not ended is killed once it has spent ``STOP_GRACE_SECONDS`` of
-  processor time since, as each ``drain`` reports it, or ``STOP_WAIT_SECONDS`` have passed
+  kept); an actor that has not ended is killed once ``STOP_GRACE_SECONDS`` have passed and
+  it has spent that much processor time since (counted from ``stop()``'s answer, as each
+  ``drain`` reports it), or once ``STOP_WAIT_SECONDS`` have passed
   (``cnnlib.training.task_process.StopClock``: Ray runs its workers at a low CPU priority,
   so on a busy node a stopping training may need minutes of wall-clock time); Pause, Step
   and a new learning rate are its ``control(state)`` (``cnnlib.training.control``);
@@ -45,6 +46,7 @@ cluster ``connect`` names, never one a ``ray start`` left recorded in ``/tmp/ray
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -484,9 +486,11 @@ class TrainingActor:
             self._events.clear()  # the same list: the relay appends to it
         return events, process_rss_bytes(os.getpid()) or 0, time.process_time()
 
-    def stop(self) -> None:
-        """End the training at its next batch; its model is kept."""
+    def stop(self) -> float:
+        """End the training at its next batch; its model is kept. Returns the processor
+        time this process had used (seconds), from which ``StopClock`` counts."""
         self._stop.set()
+        return time.process_time()
 
     def control(self, state: dict[str, Any]) -> None:
         """Pause, Step or a new learning rate (``TaskControl.state()`` of the server's)."""
@@ -619,18 +623,23 @@ class RayBackend:
         one is in flight: an actor busy in code that holds Python's lock (importing
         TensorFlow takes tens of seconds on a loaded node) answers it late, and meanwhile
         Stop is still forwarded (checked every ``WAIT_SECONDS``) and its wall-clock bound
-        counted; its processor time is counted as the drains report it."""
+        counted; its processor time is counted as the drains report it, from the actor's
+        answer to ``stop()``."""
         result = actor.run.remote()
         peak = 0
-        cpu_seconds: float | None = None  # the actor's, at its latest drain
         drain = None
         next_drain = 0.0
         stop_clock: StopClock | None = None
+        stopped = None  # the actor's answer to stop(): its processor time then
         control_sent = -1
         while True:
             if worker.stop_event.is_set() and stop_clock is None:
-                stop_clock = StopClock(cpu_seconds)
-                actor.stop.remote()
+                stop_clock = StopClock(None)
+                stopped = actor.stop.remote()
+            if stopped is not None and ray.wait([stopped], timeout=0)[0]:
+                with contextlib.suppress(ray.exceptions.RayError):  # it ended: `result` says
+                    stop_clock.start_cpu(ray.get(stopped))
+                stopped = None
             if worker.control.version != control_sent and stop_clock is None:
                 state = worker.control.state()
                 control_sent = state["version"]
@@ -644,7 +653,7 @@ class RayBackend:
             drained: float | None = None
             if drain is not None and (done or ray.wait([drain], timeout=0)[0]):
                 peak, drained = _apply_drained(ray, drain, worker, limit, peak)
-                cpu_seconds, drain = drained, None
+                drain = None
             if done:  # every event of the run is in the actor now: one last pull
                 _apply_drained(ray, actor.drain.remote(), worker, limit, peak)
                 try:

@@ -28,11 +28,12 @@ connects, sends the pickled worker, and relays what the child reports until it e
   elsewhere there is no memory cap); above
   ``budgets().training_process_bytes`` the child is killed and the task fails with a
   message; a child that dies (killed, crashed) fails the task, never the server;
-- a child that has not ended after a stop request is killed once it has spent
-  ``STOP_GRACE_SECONDS`` of processor time since (it ignores Stop), or ``STOP_WAIT_SECONDS``
-  have passed (it hangs): ``StopClock``. Processor time, not wall-clock time: on a busy
-  machine a child below the pages' priority gets little of the cores, and finishing its
-  batch and saving its model may take minutes while it computes for a second;
+- a child that has not ended after a stop request is killed once ``STOP_GRACE_SECONDS``
+  have passed and it has spent that much processor time since (it ignores Stop), or once
+  ``STOP_WAIT_SECONDS`` have passed (it hangs): ``StopClock``. Processor time, not only
+  wall-clock time: on a busy machine a child below the pages' priority gets little of the
+  cores, and finishing its batch and saving its model may take minutes while it computes
+  for a second;
 - a child runs ``CHILD_NICENESS`` below the server's CPU priority: the pages stay responsive
   while it trains.
 
@@ -413,11 +414,14 @@ def over_memory_error(limit: int, rss: int) -> BudgetError:
 
 
 class StopClock:
-    """Since a stop request: whether the work is overdue (``overdue``), by its processor time.
+    """Since a stop request: whether the work is overdue (``overdue``).
 
-    ``cpu_readable``: whether the work's processor time can be read where it runs (False:
-    wall-clock time is used instead). ``cpu_seconds``: its processor time when Stop was asked,
-    or None when not known yet (the first reading then counts as the start)."""
+    It is once ``STOP_WAIT_SECONDS`` have passed, or once both ``STOP_GRACE_SECONDS`` have
+    passed and it has spent that much processor time (all its threads) since Stop: never
+    sooner than the grace in wall-clock time, also where many cores spend processor time
+    faster. ``cpu_readable``: whether the work's processor time can be read where it runs
+    (False: the grace is wall-clock time alone). ``cpu_seconds``: its processor time when
+    Stop was asked, or None until ``start_cpu`` says it (a Ray actor's answer to Stop)."""
 
     def __init__(
         self, cpu_seconds: float | None, *, cpu_readable: bool = True, now: float | None = None
@@ -426,20 +430,22 @@ class StopClock:
         self.cpu_start = cpu_seconds
         self.cpu_readable = cpu_readable
 
+    def start_cpu(self, cpu_seconds: float) -> None:
+        """The work's processor time when it got the stop request, seconds."""
+        self.cpu_start = cpu_seconds
+
     def overdue(self, cpu_seconds: float | None, now: float | None = None) -> str | None:
         """Why the work must now be ended (the end of a sentence starting "The training"),
         given its processor time now (None: no new reading); None while it may go on."""
         waited = (time.monotonic() if now is None else now) - self.asked
         if waited > STOP_WAIT_SECONDS:
             return f"had not ended {_duration(STOP_WAIT_SECONDS)} after Stop"
+        if waited <= STOP_GRACE_SECONDS:
+            return None
         if not self.cpu_readable:
-            if waited > STOP_GRACE_SECONDS:
-                return f"had not ended {_duration(STOP_GRACE_SECONDS)} after Stop"
+            return f"had not ended {_duration(STOP_GRACE_SECONDS)} after Stop"
+        if cpu_seconds is None or self.cpu_start is None:
             return None
-        if cpu_seconds is None:
-            return None
-        if self.cpu_start is None:
-            self.cpu_start = cpu_seconds
         if cpu_seconds - self.cpu_start > STOP_GRACE_SECONDS:
             return (
                 f"went on computing after Stop ({_duration(STOP_GRACE_SECONDS)} of processor time)"
