@@ -143,16 +143,21 @@ def test_a_closed_session_stops_its_work(backend):
     assert _gone(pid)
 
 
+def _stopped_once_counting(worker: Counter):
+    """Start ``worker``, Stop it once it has counted to 3; its final progress."""
+    handle = TaskHandle(worker).start()
+    assert wait_for(lambda: worker.snapshot().count >= 3, WAIT)
+    handle.stop()
+    return handle.wait(WAIT)
+
+
 def test_stopping_work_that_computes_slowly_is_waited_for(backend, monkeypatch):
     """After Stop it sleeps 1 s, using no processor time (a training finishing its batch on
     a machine that gives it none): with a 0.3 s grace of processor time it is not ended, and
     what it did is kept."""
     monkeypatch.setattr(task_process, "STOP_GRACE_SECONDS", 0.3)
     worker = Counter(until_stopped=True, pause=0.02, linger=1.0, slots=TrainingSlots(1))
-    handle = TaskHandle(worker).start()
-    assert wait_for(lambda: worker.snapshot().count >= 3, WAIT)
-    handle.stop()
-    p = handle.wait(WAIT)
+    p = _stopped_once_counting(worker)
     assert p.state == "stopped", p.error
     assert worker.result["count"] == p.count >= 3
 
@@ -163,10 +168,7 @@ def test_work_that_computes_on_after_stop_is_ended_with_a_message(backend, monke
     why."""
     monkeypatch.setattr(task_process, "STOP_GRACE_SECONDS", 0.5)
     worker = Counter(until_stopped=True, pause=0.02, spin=600.0, slots=TrainingSlots(1))
-    handle = TaskHandle(worker).start()
-    assert wait_for(lambda: worker.snapshot().count >= 3, WAIT)
-    handle.stop()
-    p = handle.wait(WAIT)
+    p = _stopped_once_counting(worker)
     assert p.state == "failed" and worker.result is None
     assert p.error == (
         "The training went on computing after Stop (0.5 s of processor time) and was ended; "
