@@ -94,8 +94,9 @@ _log = logging.getLogger(__name__)
 
 #: How often the parent reads the connection, forwards Stop and checks the child's memory.
 POLL_SECONDS = 0.1
-#: Processor time (seconds, all its threads) work may spend after a stop request before it
-#: is ended (``StopClock``); where that time cannot be read, wall-clock seconds instead.
+#: Work asked to stop is ended once this many seconds have passed and it has spent this much
+#: processor time (all its threads) since (``StopClock``); where that cannot be read, once
+#: they have passed.
 STOP_GRACE_SECONDS = 30.0
 #: Wall-clock seconds after a stop request after which work is ended in any case.
 STOP_WAIT_SECONDS = 300.0
